@@ -1,0 +1,306 @@
+//! Configuration (`DESIGN.md` §7): `$CTRACE_HOME/config.toml` or `--config FILE`.
+//!
+//! Every key is optional with a documented default (see `docs/config.md`). Unknown keys and bad
+//! values are errors that name the key. Sizes accept integers (bytes) or strings with a unit
+//! (`"64MiB"`, `"256 KiB"`, `"1GB"`); durations use humantime (`"1h"`, `"30m"`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::segments::frame::{DEFAULT_FRAME_LIMIT_BYTES, MAX_FRAME_LIMIT_BYTES};
+use crate::segments::segment::DEFAULT_BLOCK_BYTES;
+
+/// Errors loading the configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML is invalid, has an unknown key, or a value of the wrong type.
+    #[error("config {}: {source}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's error, which names the key and line.
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// A value parsed but is out of range.
+    #[error("config {}: key `{key}` = {value}: {reason}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Dotted key, e.g. `storage.zstd_level`.
+        key: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is allowed.
+        reason: &'static str,
+    },
+}
+
+/// When appended records are made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Rely on the OS page cache; a record survives a process crash but maybe not a power cut.
+    #[default]
+    None,
+    /// `fdatasync` after every appended record.
+    Fsync,
+}
+
+/// The `[storage]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Roll to a new segment once the current one holds this many raw bytes (default 64 MiB).
+    #[serde(deserialize_with = "de_bytes")]
+    pub segment_bytes: u64,
+    /// Roll to a new segment once the current one is this old (default 1h).
+    #[serde(with = "humantime_serde_compat")]
+    pub segment_age: Duration,
+    /// Raw bytes per compressed block (default 256 KiB).
+    #[serde(deserialize_with = "de_bytes")]
+    pub block_bytes: u64,
+    /// zstd level for blocks, 1–22 (default 3).
+    pub zstd_level: i32,
+    /// `none` (default) or `fsync` after every appended record.
+    pub durability: Durability,
+    /// Largest frame payload in bytes (default 1 MiB, at most 64 MiB); larger records are
+    /// split across continuation frames, never truncated.
+    #[serde(deserialize_with = "de_bytes")]
+    pub frame_limit: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 64 << 20,
+            segment_age: Duration::from_secs(3600),
+            block_bytes: DEFAULT_BLOCK_BYTES as u64,
+            zstd_level: 3,
+            durability: Durability::None,
+            frame_limit: u64::from(DEFAULT_FRAME_LIMIT_BYTES),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Storage keys.
+    pub storage: StorageConfig,
+}
+
+impl Config {
+    /// Loads `path`; a missing file gives the defaults when `required` is false.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and key.
+    pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Self::default());
+            }
+            Err(source) => {
+                return Err(ConfigError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        };
+        Self::parse(&text, path)
+    }
+
+    /// Parses TOML text; `path` is only used in errors.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] or [`ConfigError::Invalid`].
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let s = &self.storage;
+        let invalid = |key, value: String, reason| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            value,
+            reason,
+        };
+        if !(1..=22).contains(&s.zstd_level) {
+            return Err(invalid(
+                "storage.zstd_level",
+                s.zstd_level.to_string(),
+                "must be 1 to 22",
+            ));
+        }
+        if !(4096..=(64 << 20)).contains(&s.block_bytes) {
+            return Err(invalid(
+                "storage.block_bytes",
+                s.block_bytes.to_string(),
+                "must be 4 KiB to 64 MiB",
+            ));
+        }
+        if s.segment_bytes < s.block_bytes {
+            return Err(invalid(
+                "storage.segment_bytes",
+                s.segment_bytes.to_string(),
+                "must be at least storage.block_bytes",
+            ));
+        }
+        if !(4096..=u64::from(MAX_FRAME_LIMIT_BYTES)).contains(&s.frame_limit) {
+            return Err(invalid(
+                "storage.frame_limit",
+                s.frame_limit.to_string(),
+                "must be 4 KiB to 64 MiB",
+            ));
+        }
+        if s.segment_age.is_zero() {
+            return Err(invalid(
+                "storage.segment_age",
+                "0s".into(),
+                "must be longer than zero",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The frame limit as u32 bytes.
+    pub fn frame_limit(&self) -> u32 {
+        u32::try_from(self.storage.frame_limit).unwrap_or(DEFAULT_FRAME_LIMIT_BYTES)
+    }
+
+    /// The effective configuration as TOML.
+    ///
+    /// # Errors
+    /// Never in practice; serialization errors come from the toml crate.
+    pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
+        toml::to_string_pretty(self)
+    }
+}
+
+/// Parses a byte size: an integer, or a number with a unit `B`, `KB`/`MB`/`GB`/`TB` (powers of
+/// 1000) or `KiB`/`MiB`/`GiB`/`TiB` (powers of 1024), case-insensitive, optional space.
+///
+/// # Errors
+/// A message saying what was wrong with `text`.
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (examples: 4096, \"256KiB\", \"64 MiB\")"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "m" | "mb" => 1000_000,
+        "g" | "gb" => 1000_000_000,
+        "t" | "tb" => 1000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        other => return Err(format!("unknown size unit `{other}` in `{text}`")),
+    };
+    let bytes = number * multiplier as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!("size `{text}` is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+fn de_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Int(u64),
+        Text(String),
+    }
+    match Size::deserialize(deserializer)? {
+        Size::Int(n) => Ok(n),
+        Size::Text(text) => parse_bytes(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(*value).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!("`{text}` is not a duration ({e}); examples: \"1h\", \"30m\""))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_units() {
+        let config = Config::parse("", Path::new("c.toml")).unwrap();
+        assert_eq!(config, Config::default());
+        let config = Config::parse(
+            "[storage]\nsegment_bytes = \"128MiB\"\nblock_bytes = 65536\nsegment_age = \"30m\"\ndurability = \"fsync\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.storage.segment_bytes, 128 << 20);
+        assert_eq!(config.storage.block_bytes, 65536);
+        assert_eq!(config.storage.segment_age, Duration::from_secs(1800));
+        assert_eq!(config.storage.durability, Durability::Fsync);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let err = Config::parse("[storage]\nsegmnet_bytes = 1\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("segmnet_bytes"), "{err}");
+        let err = Config::parse("[storage]\nzstd_level = 99\n", Path::new("c.toml")).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { key: "storage.zstd_level", .. }));
+        let err = Config::parse("[storage]\ndurability = \"sometimes\"\n", Path::new("c.toml"))
+            .unwrap_err();
+        assert!(err.to_string().contains("durability"), "{err}");
+        let err = Config::parse("[storage]\nblock_bytes = \"12 parsecs\"\n", Path::new("c.toml"))
+            .unwrap_err();
+        assert!(err.to_string().contains("block_bytes"), "{err}");
+        let err = Config::parse("[nope]\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    fn parse_bytes_units() {
+        assert_eq!(parse_bytes("5GiB").unwrap(), 5 << 30);
+        assert_eq!(parse_bytes("1.5 KiB").unwrap(), 1536);
+        assert_eq!(parse_bytes("2kb").unwrap(), 2000);
+        assert!(parse_bytes("-1").is_err());
+        assert!(parse_bytes("").is_err());
+    }
+}

@@ -1,0 +1,28 @@
+//! ctrace: a complete, checksummed, append-only record of what Claude Code agents did.
+//!
+//! # Layout
+//!
+//! Modules in data-flow order; dependencies point downward only (`DESIGN.md` §1):
+//!
+//! - [`segments`]: bytes on disk: the frame codec, the sealed segment format, read-only maps.
+//! - [`log`]: the store as a whole: inbox append, sealing, MANIFEST, recovery, reading, verify.
+//! - [`ingest`]: parsers that turn hook payloads and transcript lines into records, and bulk
+//!   ingest of files and directories with per-file cursors.
+//! - [`config`]: `config.toml`.
+//! - [`cli`]: the `ctrace` command line (clap), one file per subcommand.
+//!
+//! `ARCHITECTURE.md` walks the same order.
+
+pub mod cli;
+pub mod config;
+pub mod ingest;
+pub mod log;
+pub mod segments;
+
+/// The current time in ns since the Unix epoch (0 if the clock is before 1970).
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,237 @@
+//! The inbox: multi-writer write-ahead files of framed records, not yet sealed.
+//!
+//! - `inbox/active.wal` is shared by every `ctrace hook` process: each opens it with
+//!   `O_APPEND`, takes a shared `flock`, checks that the inode still matches the path (the
+//!   sealer renames the file aside before sealing it), writes the whole record (all of its
+//!   frames) with one `write()`, optionally `fdatasync`s, and closes.
+//! - `inbox/<producer>-*.wal` belong to one long-running producer (bulk ingest, PTY recorder),
+//!   which holds an exclusive `flock` on it while it writes; the sealer skips locked files.
+//! - `spool/*.wal` hold payloads that could not be appended to the inbox; same framing.
+//!
+//! Invariant: an append that returned `Ok` is in a file the sealer will find, exactly once.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::LogError;
+use crate::config::Durability;
+use crate::segments::frame;
+
+/// Name of the shared inbox file.
+pub const ACTIVE_FILE: &str = "active.wal";
+/// Extension of inbox and spool files.
+pub const WAL_EXTENSION: &str = "wal";
+
+/// Creates `dir` and its parents with mode 0700 if missing.
+///
+/// # Errors
+/// [`LogError::Io`].
+pub fn create_dir_private(dir: &Path) -> Result<(), LogError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| LogError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Appends one encoded record to `inbox/active.wal` as described in the module docs.
+///
+/// # Errors
+/// [`LogError::Io`] when the file cannot be opened, locked or written (disk full, read-only
+/// store); [`LogError::Poisoned`] when `fdatasync` fails. The caller (the hook) spools the
+/// payload elsewhere on error.
+pub fn append_shared(
+    inbox_dir: &Path,
+    record: &[u8],
+    frame_limit: u32,
+    durability: Durability,
+) -> Result<(), LogError> {
+    let mut frames = Vec::with_capacity(record.len() + 64);
+    frame::encode_record(&mut frames, record, frame_limit);
+    let path = inbox_dir.join(ACTIVE_FILE);
+    let io = |source| LogError::Io {
+        path: path.clone(),
+        source,
+    };
+    for attempt in 0.. {
+        let mut file = match open_append(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt == 0 => {
+                create_dir_private(inbox_dir)?;
+                continue;
+            }
+            Err(e) => return Err(io(e)),
+        };
+        file.lock_shared().map_err(io)?;
+        let held = file.metadata().map_err(io)?;
+        match std::fs::metadata(&path) {
+            Ok(current) if current.ino() == held.ino() && current.dev() == held.dev() => {}
+            // The sealer renamed the file aside after we opened it: start over on the new one.
+            _ if attempt < 1000 => continue,
+            _ => {
+                return Err(io(std::io::Error::other(
+                    "inbox file keeps being replaced while appending",
+                )));
+            }
+        }
+        file.write_all(&frames).map_err(io)?;
+        if durability == Durability::Fsync {
+            file.sync_data().map_err(|source| LogError::Poisoned {
+                path: path.clone(),
+                source,
+            })?;
+        }
+        return Ok(());
+    }
+    Err(io(std::io::Error::other("unreachable append loop end")))
+}
+
+/// An inbox file owned by one producer, exclusively locked while open.
+#[derive(Debug)]
+pub struct ProducerInbox {
+    path: PathBuf,
+    file: File,
+    buffer: Vec<u8>,
+    frame_limit: u32,
+    durability: Durability,
+    written_bytes: u64,
+}
+
+impl ProducerInbox {
+    /// Creates `inbox/<prefix>-<pid>-<nanos>.wal` and locks it exclusively.
+    ///
+    /// # Errors
+    /// [`LogError::Io`].
+    pub fn create(
+        inbox_dir: &Path,
+        prefix: &str,
+        frame_limit: u32,
+        durability: Durability,
+    ) -> Result<Self, LogError> {
+        create_dir_private(inbox_dir)?;
+        let nanos = crate::now_ns();
+        let path = inbox_dir.join(format!(
+            "{prefix}-{}-{nanos}.{WAL_EXTENSION}",
+            std::process::id()
+        ));
+        let io = |source| LogError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        Ok(Self {
+            path,
+            file,
+            buffer: Vec::with_capacity(1 << 20),
+            frame_limit,
+            durability,
+            written_bytes: 0,
+        })
+    }
+
+    /// The file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes written to the file plus bytes buffered.
+    pub fn len_bytes(&self) -> u64 {
+        self.written_bytes + self.buffer.len() as u64
+    }
+
+    /// Buffers one encoded record; writes when the buffer passes 1 MiB.
+    ///
+    /// # Errors
+    /// As [`ProducerInbox::flush`].
+    pub fn append(&mut self, record: &[u8]) -> Result<(), LogError> {
+        frame::encode_record(&mut self.buffer, record, self.frame_limit);
+        if self.buffer.len() >= 1 << 20 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes buffered records (whole records per `write()`), and syncs per the durability
+    /// setting.
+    ///
+    /// # Errors
+    /// [`LogError::Io`]; [`LogError::Poisoned`] when the sync fails.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        self.file
+            .write_all(&self.buffer)
+            .map_err(|source| LogError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.written_bytes += self.buffer.len() as u64;
+        self.buffer.clear();
+        if self.durability == Durability::Fsync {
+            self.file
+                .sync_data()
+                .map_err(|source| LogError::Poisoned {
+                    path: self.path.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and closes the file, releasing the lock so a sealer may take it.
+    ///
+    /// # Errors
+    /// As [`ProducerInbox::flush`].
+    pub fn close(mut self) -> Result<PathBuf, LogError> {
+        self.flush()?;
+        Ok(self.path)
+    }
+}
+
+/// Writes `record` as a standalone spool file in `dir` (created 0700), durably.
+///
+/// # Errors
+/// [`LogError::Io`].
+pub fn spool(dir: &Path, record: &[u8], frame_limit: u32) -> Result<PathBuf, LogError> {
+    create_dir_private(dir)?;
+    let mut frames = Vec::with_capacity(record.len() + 64);
+    frame::encode_record(&mut frames, record, frame_limit);
+    let path = dir.join(format!(
+        "spool-{}-{}.{WAL_EXTENSION}",
+        std::process::id(),
+        crate::now_ns()
+    ));
+    let io = |source| LogError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io)?;
+    file.write_all(&frames).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(path)
+}

@@ -1,0 +1,389 @@
+//! The store as a whole: inbox append, sealing under `ctrace.lock`, MANIFEST, recovery and
+//! reading (`DESIGN.md` §3).
+//!
+//! Invariants:
+//! - Offsets are dense and assigned only by the sealer, in arrival order, while it holds the
+//!   exclusive lock on `ctrace.lock`.
+//! - The MANIFEST is the commit point of a seal: segment files it does not name are deleted at
+//!   recovery; inbox files it names as consumed are deleted, never sealed again.
+//! - Readers take no lock: they read the MANIFEST, map the segments it names, read the inbox
+//!   files it has not consumed, and retry if the MANIFEST generation changed meanwhile.
+//! - After an fsync error the lock holder is poisoned and refuses to seal.
+
+pub mod inbox;
+pub mod manifest;
+pub mod read;
+pub mod record;
+mod seal;
+pub mod verify;
+
+use std::fs::File;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub use manifest::{Cursor, Manifest, SegmentEntry};
+pub use read::Snapshot;
+pub use record::{Body, Record, Source, StoredRecord};
+pub use seal::SealReport;
+pub use verify::{Damage, VerifyReport, verify};
+
+use crate::config::Config;
+use crate::segments::{Offset, SegmentError};
+
+/// Errors of the log layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    /// A segment-level error.
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    /// An I/O error on a store file.
+    #[error("i/o on {}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An fsync failed: the store refuses further writes from this process.
+    #[error("fsync failed on {}; the store is poisoned for this process, reopen to recover", path.display())]
+    Poisoned {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The MANIFEST does not decode or check.
+    #[error("MANIFEST is corrupt: bad {what}")]
+    ManifestCorrupt {
+        /// Which part.
+        what: &'static str,
+    },
+    /// A segment named in the MANIFEST is missing.
+    #[error("segment file {} named in MANIFEST is missing", path.display())]
+    SegmentMissing {
+        /// The expected path.
+        path: PathBuf,
+    },
+    /// A sealed record's bytes do not decode as a record.
+    #[error("record at offset {offset} does not decode")]
+    RecordDecode {
+        /// The record's offset.
+        offset: Offset,
+        /// The decoder's error.
+        #[source]
+        source: record::DecodeError,
+    },
+    /// Something could not be encoded.
+    #[error("encoding {what}: {message}")]
+    Encode {
+        /// What was being encoded.
+        what: &'static str,
+        /// The encoder's message.
+        message: String,
+    },
+    /// Readers kept racing with sealers.
+    #[error("store kept changing while taking a snapshot ({attempts} attempts)")]
+    SnapshotRace {
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+/// Paths of a store's files and directories.
+#[derive(Debug, Clone)]
+pub struct StorePaths {
+    /// The store directory (`$CTRACE_HOME`).
+    pub root: PathBuf,
+    /// `inbox/`.
+    pub inbox: PathBuf,
+    /// `segments/`.
+    pub segments: PathBuf,
+    /// `spool/`.
+    pub spool: PathBuf,
+    /// `MANIFEST`.
+    pub manifest: PathBuf,
+    /// `ctrace.lock`.
+    pub lock: PathBuf,
+    /// `logs/`.
+    pub logs: PathBuf,
+}
+
+impl StorePaths {
+    /// Paths under `root`.
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            inbox: root.join("inbox"),
+            segments: root.join("segments"),
+            spool: root.join("spool"),
+            manifest: root.join("MANIFEST"),
+            lock: root.join("ctrace.lock"),
+            logs: root.join("logs"),
+        }
+    }
+
+    /// The fallback spool directory outside the store, for when the store is not writable:
+    /// `$TMPDIR/ctrace-spool-<uid>/<hash of the store path>`.
+    pub fn fallback_spool(&self) -> PathBuf {
+        let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+        let hash = crc32fast::hash(self.root.as_os_str().as_encoded_bytes());
+        std::env::temp_dir()
+            .join(format!("ctrace-spool-{uid}"))
+            .join(format!("{hash:08x}"))
+    }
+}
+
+/// A handle on a store directory. Cheap to create; takes no lock by itself.
+#[derive(Debug, Clone)]
+pub struct Store {
+    paths: StorePaths,
+    config: Config,
+}
+
+impl Store {
+    /// A handle for the store at `root` without touching the file system (the hook path).
+    pub fn at(root: &Path, config: Config) -> Self {
+        Self {
+            paths: StorePaths::new(root),
+            config,
+        }
+    }
+
+    /// Opens the store at `root`, creating its directories (mode 0700) if missing.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] when the directories cannot be created.
+    pub fn open(root: &Path, config: Config) -> Result<Self, LogError> {
+        let store = Self::at(root, config);
+        for dir in [&store.paths.root, &store.paths.inbox, &store.paths.segments] {
+            inbox::create_dir_private(dir)?;
+        }
+        Ok(store)
+    }
+
+    /// The store's paths.
+    pub fn paths(&self) -> &StorePaths {
+        &self.paths
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Appends one record to the shared inbox (`inbox/active.wal`). Safe to call from many
+    /// processes at once; durable per `storage.durability`.
+    ///
+    /// # Errors
+    /// [`LogError::Encode`], [`LogError::Io`] or [`LogError::Poisoned`].
+    pub fn append(&self, record: &Record) -> Result<(), LogError> {
+        let bytes = record.encode().map_err(|e| LogError::Encode {
+            what: "record",
+            message: e.to_string(),
+        })?;
+        inbox::append_shared(
+            &self.paths.inbox,
+            &bytes,
+            self.config.frame_limit(),
+            self.config.storage.durability,
+        )
+    }
+
+    /// Creates a producer-owned inbox file (`inbox/<prefix>-<pid>-<ns>.wal`).
+    ///
+    /// # Errors
+    /// [`LogError::Io`].
+    pub fn producer(&self, prefix: &str) -> Result<inbox::ProducerInbox, LogError> {
+        inbox::ProducerInbox::create(
+            &self.paths.inbox,
+            prefix,
+            self.config.frame_limit(),
+            self.config.storage.durability,
+        )
+    }
+
+    /// Takes the exclusive store lock (waiting for it) and runs recovery.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] or [`LogError::ManifestCorrupt`].
+    pub fn lock(&self) -> Result<StoreLock<'_>, LogError> {
+        StoreLock::acquire(self, true).map(|lock| lock.ok_or(LogError::SnapshotRace { attempts: 0 }))?
+    }
+
+    /// Takes the exclusive store lock if nobody holds it, and runs recovery.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] or [`LogError::ManifestCorrupt`].
+    pub fn try_lock(&self) -> Result<Option<StoreLock<'_>>, LogError> {
+        StoreLock::acquire(self, false)
+    }
+
+    /// Seals pending inbox data if the lock is free (what every reading command does first, so
+    /// no daemon is needed). Returns `None` when another process holds the lock.
+    ///
+    /// # Errors
+    /// As [`StoreLock::seal`].
+    pub fn refresh(&self) -> Result<Option<SealReport>, LogError> {
+        match self.try_lock()? {
+            Some(mut lock) => lock.seal().map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A consistent read view: sealed segments plus unsealed inbox records.
+    ///
+    /// # Errors
+    /// [`LogError`] when the MANIFEST or a segment cannot be read.
+    pub fn snapshot(&self) -> Result<Snapshot, LogError> {
+        Snapshot::take(self)
+    }
+}
+
+/// The exclusive store lock. While held, this process may seal and apply retention.
+#[derive(Debug)]
+pub struct StoreLock<'a> {
+    store: &'a Store,
+    _file: File,
+    manifest: Manifest,
+    poisoned: bool,
+    recovered: RecoveryReport,
+}
+
+/// What recovery found and cleaned up when the lock was taken.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Temp files removed.
+    pub temp_files_removed: u32,
+    /// Segment files not named in the MANIFEST removed (interrupted seals).
+    pub orphan_segments_removed: u32,
+    /// Inbox files already sealed (named in the MANIFEST) removed.
+    pub consumed_inbox_removed: u32,
+}
+
+impl<'a> StoreLock<'a> {
+    fn acquire(store: &'a Store, wait: bool) -> Result<Option<Self>, LogError> {
+        inbox::create_dir_private(&store.paths.root)?;
+        let io = |source| LogError::Io {
+            path: store.paths.lock.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&store.paths.lock)
+            .map_err(io)?;
+        if wait {
+            file.lock().map_err(io)?;
+        } else {
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+            }
+        }
+        for dir in [&store.paths.inbox, &store.paths.segments] {
+            inbox::create_dir_private(dir)?;
+        }
+        let manifest = Manifest::load(&store.paths.manifest)?;
+        let mut lock = Self {
+            store,
+            _file: file,
+            manifest,
+            poisoned: false,
+            recovered: RecoveryReport::default(),
+        };
+        lock.recover()?;
+        Ok(Some(lock))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        self.store
+    }
+
+    /// The MANIFEST as of the last commit.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// What recovery did when the lock was taken.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovered
+    }
+
+    /// Deletes temp files, segments not in the MANIFEST and consumed inbox files.
+    fn recover(&mut self) -> Result<(), LogError> {
+        let paths = &self.store.paths;
+        let live: std::collections::HashSet<&str> =
+            self.manifest.segments.iter().map(|s| s.file.as_str()).collect();
+        let mut report = RecoveryReport::default();
+        for dir in [&paths.root, &paths.segments, &paths.inbox] {
+            for name in list_dir(dir)? {
+                let path = dir.join(&name);
+                if name.ends_with(".tmp") {
+                    remove_file(&path)?;
+                    report.temp_files_removed += 1;
+                } else if dir == &paths.segments && name.ends_with(".seg") && !live.contains(name.as_str()) {
+                    tracing::warn!(file = %path.display(), "removing segment not named in MANIFEST (interrupted seal)");
+                    remove_file(&path)?;
+                    report.orphan_segments_removed += 1;
+                }
+            }
+        }
+        for consumed in &self.manifest.consumed_inbox {
+            let path = paths.root.join(consumed);
+            if path.exists() {
+                remove_file(&path)?;
+                report.consumed_inbox_removed += 1;
+            }
+        }
+        if report != RecoveryReport::default() {
+            tracing::info!(?report, "recovery");
+        }
+        self.recovered = report;
+        Ok(())
+    }
+}
+
+/// Names of the entries of `dir` (empty when it does not exist).
+fn list_dir(dir: &Path) -> Result<Vec<String>, LogError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(LogError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|source| LogError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        if let Some(name) = entry.file_name().to_str() {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn remove_file(path: &Path) -> Result<(), LogError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(LogError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}

@@ -1,0 +1,295 @@
+//! Reading: a [`Snapshot`] is a consistent view of sealed segments (memory-mapped) plus the
+//! records still in the inbox (ordinary reads), taken without any lock.
+//!
+//! Consistency: the snapshot reads the MANIFEST, maps the segments it names, reads the inbox
+//! and spool files it has not consumed, then checks the MANIFEST generation again; if a seal
+//! committed in between, it starts over. Maps of segments stay valid after a later seal
+//! deletes their files.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::manifest::Manifest;
+use super::record::{Record, StoredRecord};
+use super::{LogError, Store, inbox, list_dir};
+use crate::segments::frame::{MAX_FRAME_LIMIT_BYTES, ScanItem, Scanner};
+use crate::segments::segment::SegmentReader;
+use crate::segments::{Offset, SegmentError};
+
+const SNAPSHOT_ATTEMPTS: u32 = 200;
+
+/// A consistent read view of a store.
+#[derive(Debug)]
+pub struct Snapshot {
+    manifest: Manifest,
+    segments: Vec<Arc<SegmentReader>>,
+    unsealed: Vec<Vec<u8>>,
+    unsealed_bytes: u64,
+    unsealed_skipped_bytes: u64,
+}
+
+/// Time bounds of a scan, ns since the epoch, both inclusive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Lower bound.
+    pub since: Option<u64>,
+    /// Upper bound.
+    pub until: Option<u64>,
+}
+
+impl TimeRange {
+    /// Whether `ts` is inside the range.
+    pub fn contains(&self, ts: u64) -> bool {
+        self.since.is_none_or(|s| ts >= s) && self.until.is_none_or(|u| ts <= u)
+    }
+
+    /// Whether `[min, max]` overlaps the range.
+    pub fn overlaps(&self, min: u64, max: u64) -> bool {
+        self.since.is_none_or(|s| max >= s) && self.until.is_none_or(|u| min <= u)
+    }
+}
+
+impl Snapshot {
+    pub(super) fn take(store: &Store) -> Result<Self, LogError> {
+        let paths = store.paths();
+        for _ in 0..SNAPSHOT_ATTEMPTS {
+            let manifest = Manifest::load(&paths.manifest)?;
+            let mut segments = Vec::with_capacity(manifest.segments.len());
+            let mut raced = false;
+            for entry in &manifest.segments {
+                let path = paths.segments.join(&entry.file);
+                match SegmentReader::open(&path, entry.id) {
+                    Ok(reader) => segments.push(Arc::new(reader)),
+                    Err(SegmentError::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        raced = true;
+                        break;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if raced {
+                continue;
+            }
+            let consumed: BTreeSet<&str> =
+                manifest.consumed_inbox.iter().map(String::as_str).collect();
+            let mut files = Vec::new();
+            let mut sealing = Vec::new();
+            let mut producers = Vec::new();
+            for name in list_dir(&paths.inbox)? {
+                let relative = format!("inbox/{name}");
+                if !name.ends_with(".wal") || consumed.contains(relative.as_str()) {
+                    continue;
+                }
+                if name.starts_with("sealing-") {
+                    sealing.push(paths.inbox.join(&name));
+                } else if name != inbox::ACTIVE_FILE {
+                    producers.push(paths.inbox.join(&name));
+                }
+            }
+            files.extend(sealing);
+            files.extend(producers);
+            files.push(paths.inbox.join(inbox::ACTIVE_FILE));
+            for name in list_dir(&paths.spool)? {
+                if name.ends_with(".wal") && !consumed.contains(format!("spool/{name}").as_str()) {
+                    files.push(paths.spool.join(name));
+                }
+            }
+            let fallback = paths.fallback_spool();
+            for name in list_dir(&fallback)? {
+                let path = fallback.join(&name);
+                if name.ends_with(".wal") && !consumed.contains(path.to_string_lossy().as_ref()) {
+                    files.push(path);
+                }
+            }
+            let mut unsealed = Vec::new();
+            let mut unsealed_bytes = 0;
+            let mut unsealed_skipped_bytes = 0;
+            for path in files {
+                let bytes = match std::fs::read(&path) {
+                    Ok(bytes) => bytes,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(source) => return Err(LogError::Io { path, source }),
+                };
+                unsealed_bytes += bytes.len() as u64;
+                for item in Scanner::new(&bytes, MAX_FRAME_LIMIT_BYTES, 0) {
+                    match item {
+                        ScanItem::Record { bytes, .. } => unsealed.push(bytes),
+                        ScanItem::Skipped { len, .. } => unsealed_skipped_bytes += len,
+                    }
+                }
+            }
+            let again = Manifest::load(&paths.manifest)?;
+            if again.generation != manifest.generation {
+                continue;
+            }
+            return Ok(Self {
+                manifest,
+                segments,
+                unsealed,
+                unsealed_bytes,
+                unsealed_skipped_bytes,
+            });
+        }
+        Err(LogError::SnapshotRace {
+            attempts: SNAPSHOT_ATTEMPTS,
+        })
+    }
+
+    /// The MANIFEST this snapshot was taken at.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Open readers of the sealed segments, in offset order.
+    pub fn segments(&self) -> &[Arc<SegmentReader>] {
+        &self.segments
+    }
+
+    /// Number of sealed records.
+    pub fn sealed_records(&self) -> u64 {
+        self.manifest.next_offset.0 - self.manifest.segments.first().map_or(0, |s| s.id.0)
+    }
+
+    /// Number of unsealed records seen in the inbox.
+    pub fn unsealed_records(&self) -> u64 {
+        self.unsealed.len() as u64
+    }
+
+    /// Bytes of inbox and spool files not yet sealed.
+    pub fn unsealed_bytes(&self) -> u64 {
+        self.unsealed_bytes
+    }
+
+    /// Bytes in the inbox that do not form valid frames (damage, or a write in progress).
+    pub fn unsealed_skipped_bytes(&self) -> u64 {
+        self.unsealed_skipped_bytes
+    }
+
+    /// All records: sealed in offset order, then unsealed in arrival order.
+    pub fn iter(&self) -> Records<'_> {
+        self.scan(Offset(0), TimeRange::default(), true)
+    }
+
+    /// Records from `from` on, optionally within a time range (blocks outside it are not
+    /// decompressed), optionally with the unsealed records.
+    pub fn scan(&self, from: Offset, time: TimeRange, unsealed: bool) -> Records<'_> {
+        let segment = self
+            .segments
+            .partition_point(|s| s.footer().base_offset.0 + s.footer().record_count <= from.0);
+        Records {
+            snapshot: self,
+            segment,
+            block: 0,
+            records: Vec::new(),
+            next_in_block: 0,
+            block_first: Offset(0),
+            from,
+            time,
+            unsealed_next: if unsealed { 0 } else { usize::MAX },
+        }
+    }
+
+    /// The record at `offset`, if it is sealed.
+    ///
+    /// # Errors
+    /// [`LogError::Segment`] when its block is damaged; [`LogError::RecordDecode`].
+    pub fn get(&self, offset: Offset) -> Result<Option<Record>, LogError> {
+        let i = self
+            .segments
+            .partition_point(|s| s.footer().base_offset.0 + s.footer().record_count <= offset.0);
+        let Some(segment) = self.segments.get(i) else {
+            return Ok(None);
+        };
+        let Some(block) = segment.block_of(offset) else {
+            return Ok(None);
+        };
+        let meta = segment.blocks()[block];
+        let index = (offset.0 - meta.first_offset.0) as usize;
+        let Some(bytes) = segment.read_record_in_block(block, index)? else {
+            return Ok(None);
+        };
+        Record::decode(&bytes)
+            .map(Some)
+            .map_err(|source| LogError::RecordDecode { offset, source })
+    }
+}
+
+/// Iterator over a snapshot's records. Yields an error for a damaged block or a record that
+/// does not decode, then goes on with the next block.
+#[derive(Debug)]
+pub struct Records<'a> {
+    snapshot: &'a Snapshot,
+    segment: usize,
+    block: usize,
+    records: Vec<Vec<u8>>,
+    next_in_block: usize,
+    block_first: Offset,
+    from: Offset,
+    time: TimeRange,
+    unsealed_next: usize,
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<StoredRecord, LogError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.next_in_block < self.records.len() {
+                let index = self.next_in_block;
+                self.next_in_block += 1;
+                let offset = Offset(self.block_first.0 + index as u64);
+                if offset < self.from {
+                    continue;
+                }
+                let record = match Record::decode(&self.records[index]) {
+                    Ok(record) => record,
+                    Err(source) => return Some(Err(LogError::RecordDecode { offset, source })),
+                };
+                if !self.time.contains(record.ts) {
+                    continue;
+                }
+                return Some(Ok(StoredRecord {
+                    offset: Some(offset),
+                    record,
+                }));
+            }
+            if let Some(segment) = self.snapshot.segments.get(self.segment) {
+                let Some(meta) = segment.blocks().get(self.block).copied() else {
+                    self.segment += 1;
+                    self.block = 0;
+                    continue;
+                };
+                let block = self.block;
+                self.block += 1;
+                if meta.first_offset.0 + u64::from(meta.count) <= self.from.0
+                    || !self.time.overlaps(meta.min_ts, meta.max_ts)
+                {
+                    continue;
+                }
+                self.records.clear();
+                self.next_in_block = 0;
+                self.block_first = meta.first_offset;
+                match segment.read_block(block) {
+                    Ok(records) => self.records = records,
+                    Err(e) => return Some(Err(e.into())),
+                }
+                continue;
+            }
+            // Unsealed records.
+            let bytes = self.snapshot.unsealed.get(self.unsealed_next)?;
+            self.unsealed_next += 1;
+            match Record::decode(bytes) {
+                Ok(record) if self.time.contains(record.ts) => {
+                    return Some(Ok(StoredRecord {
+                        offset: None,
+                        record,
+                    }));
+                }
+                Ok(_) => continue,
+                Err(_) => continue,
+            }
+        }
+    }
+}

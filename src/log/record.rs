@@ -1,0 +1,463 @@
+//! The record model (`DESIGN.md` §2): one event, encoded with rmp-serde's named (map) encoding
+//! so fields can be added later without breaking old readers.
+//!
+//! Invariants: the raw bytes of a hook payload or transcript line are kept exactly as received;
+//! extracted fields are conveniences and may be absent. Decoding never panics.
+
+use serde::{Deserialize, Serialize};
+
+use crate::segments::Offset;
+
+/// Where a record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// A Claude Code hook payload (`ctrace hook`, or a logged payload ingested in bulk).
+    Hook,
+    /// One line of a Claude Code transcript (`~/.claude/projects/**.jsonl`).
+    Transcript,
+    /// A terminal stream event from a PTY recording.
+    Pty,
+    /// An OpenTelemetry record.
+    Otlp,
+    /// A record imported from an archive.
+    Import,
+    /// ctrace's own bookkeeping.
+    Internal,
+}
+
+impl Source {
+    /// All sources, in declaration order.
+    pub const ALL: [Source; 6] = [
+        Source::Hook,
+        Source::Transcript,
+        Source::Pty,
+        Source::Otlp,
+        Source::Import,
+        Source::Internal,
+    ];
+
+    /// The lowercase name used on the command line and in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Hook => "hook",
+            Source::Transcript => "transcript",
+            Source::Pty => "pty",
+            Source::Otlp => "otlp",
+            Source::Import => "import",
+            Source::Internal => "internal",
+        }
+    }
+}
+
+impl std::str::FromStr for Source {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Source::ALL
+            .into_iter()
+            .find(|source| source.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown source `{s}` (expected hook, transcript, pty, otlp, import or internal)")
+            })
+    }
+}
+
+/// Why a payload or line could not be fully understood. The raw bytes are stored anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Malformed {
+    /// Zero bytes, or only whitespace.
+    Empty,
+    /// Not valid UTF-8.
+    NotUtf8,
+    /// Not valid JSON.
+    InvalidJson,
+    /// JSON with `\uD800`–`\uDFFF` escapes that do not form pairs; fields were extracted after
+    /// replacing them with U+FFFD.
+    LoneSurrogate,
+    /// Valid JSON, but not an object.
+    NotObject,
+}
+
+impl Malformed {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Malformed::Empty => "empty",
+            Malformed::NotUtf8 => "not_utf8",
+            Malformed::InvalidJson => "invalid_json",
+            Malformed::LoneSurrogate => "lone_surrogate",
+            Malformed::NotObject => "not_object",
+        }
+    }
+}
+
+/// The file and byte range a record was read from during bulk ingest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// Absolute path of the source file.
+    pub file: String,
+    /// Byte position of the first byte of the line or element in the file.
+    pub position: u64,
+    /// Length in bytes of the line or element (without the line terminator).
+    pub len: u64,
+}
+
+/// Token usage of one API response (`message.usage` in a transcript line).
+///
+/// Field names follow the Anthropic Messages API `usage` object; the 5-minute / 1-hour split
+/// comes from its `cache_creation` object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Input tokens not read from or written to the cache.
+    #[serde(default)]
+    pub input_tokens: u64,
+    /// Output tokens.
+    #[serde(default)]
+    pub output_tokens: u64,
+    /// Tokens written to the prompt cache (all TTLs).
+    #[serde(default)]
+    pub cache_creation_input_tokens: u64,
+    /// Tokens read from the prompt cache.
+    #[serde(default)]
+    pub cache_read_input_tokens: u64,
+    /// Of the cache writes, those with the 5-minute TTL.
+    #[serde(default)]
+    pub ephemeral_5m_input_tokens: u64,
+    /// Of the cache writes, those with the 1-hour TTL.
+    #[serde(default)]
+    pub ephemeral_1h_input_tokens: u64,
+}
+
+impl Usage {
+    /// Sum of all token counts (input, output, cache write, cache read).
+    pub fn total(&self) -> u64 {
+        self.input_tokens
+            + self.output_tokens
+            + self.cache_creation_input_tokens
+            + self.cache_read_input_tokens
+    }
+}
+
+/// A hook payload (`source = hook`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookBody {
+    /// `hook_event_name`, any string (unknown events are kept as they are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// `tool_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_name: Option<String>,
+    /// `tool_use_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_use_id: Option<String>,
+    /// `agent_id` (set when the hook fires inside a subagent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// `agent_type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_type: Option<String>,
+    /// `prompt_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_id: Option<String>,
+    /// `cwd`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// `transcript_path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transcript_path: Option<String>,
+    /// `agent_transcript_path` (SubagentStop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_transcript_path: Option<String>,
+    /// `CTRACE_PTY_SESSION` from the hook's environment, when it ran inside `ctrace record`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pty_session: Option<String>,
+    /// Set when the payload is not a well-formed JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malformed: Option<Malformed>,
+    /// Source file and position when the payload was ingested from a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+    /// The payload bytes exactly as received.
+    #[serde(with = "serde_bytes")]
+    pub raw: Vec<u8>,
+}
+
+/// One transcript line (`source = transcript`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptBody {
+    /// The line's `type` (`user`, `assistant`, `system`, `progress`, `summary`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_type: Option<String>,
+    /// `subtype` of `system` lines, or `data.type` of `progress` lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtype: Option<String>,
+    /// `uuid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
+    /// `parentUuid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_uuid: Option<String>,
+    /// `requestId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// `message.id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// `message.model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `message.usage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// `isSidechain`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_sidechain: Option<bool>,
+    /// `agentId`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// Set when the line is not a well-formed JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub malformed: Option<Malformed>,
+    /// Source file and byte position of the line.
+    pub origin: Origin,
+    /// The line's bytes exactly as in the file (without the line terminator).
+    #[serde(with = "serde_bytes")]
+    pub raw: Vec<u8>,
+}
+
+/// Kind of a terminal stream event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PtyKind {
+    /// Bytes the program wrote to the terminal.
+    Output,
+    /// Bytes typed by the user.
+    Input,
+    /// The window size changed.
+    Resize,
+    /// A named point in time.
+    Marker,
+    /// The program exited.
+    Exit,
+    /// The recording started.
+    Start,
+}
+
+/// A terminal stream event (`source = pty`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PtyBody {
+    /// What happened.
+    pub kind: PtyKind,
+    /// Output or input bytes, marker label; not necessarily UTF-8.
+    #[serde(with = "serde_bytes", default)]
+    pub data: Vec<u8>,
+    /// Command line (`start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// Working directory (`start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// `TERM` (`start`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<String>,
+    /// Columns (`start`, `resize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u16>,
+    /// Rows (`start`, `resize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u16>,
+    /// Exit status (`exit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<i32>,
+}
+
+/// ctrace's own bookkeeping event (`source = internal`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InternalBody {
+    /// What happened (for example `inbox_damage`).
+    pub event: String,
+    /// Details, human-readable.
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// The source-specific part of a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Body {
+    /// A hook payload.
+    Hook(HookBody),
+    /// A transcript line.
+    Transcript(TranscriptBody),
+    /// A terminal stream event.
+    Pty(PtyBody),
+    /// A bookkeeping event.
+    Internal(InternalBody),
+}
+
+/// One event of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Capture time, UTC, ns since the Unix epoch. For transcript lines, the line's own
+    /// `timestamp` when it has one (see `docs/format.md`).
+    pub ts: u64,
+    /// Where the record came from.
+    pub source: Source,
+    /// Claude Code `session_id`, or a PTY recording's id; absent when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// The source-specific part.
+    pub body: Body,
+}
+
+/// Error decoding a record's bytes.
+#[derive(Debug, thiserror::Error)]
+#[error("record bytes do not decode")]
+pub struct DecodeError(#[from] rmp_serde::decode::Error);
+
+impl Record {
+    /// Encodes the record with rmp-serde's named encoding.
+    ///
+    /// # Errors
+    /// Never for records built by ctrace; an error would come from rmp-serde itself.
+    pub fn encode(&self) -> Result<Vec<u8>, rmp_serde::encode::Error> {
+        rmp_serde::to_vec_named(self)
+    }
+
+    /// Decodes a record from its bytes.
+    ///
+    /// # Errors
+    /// [`DecodeError`] when the bytes are not a record.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Ok(rmp_serde::from_slice(bytes)?)
+    }
+
+    /// The raw payload bytes (hook payload, transcript line, PTY data).
+    pub fn raw(&self) -> &[u8] {
+        match &self.body {
+            Body::Hook(hook) => &hook.raw,
+            Body::Transcript(line) => &line.raw,
+            Body::Pty(pty) => &pty.data,
+            Body::Internal(internal) => internal.detail.as_bytes(),
+        }
+    }
+}
+
+/// Just the fields the sealer needs, decoded without copying payloads.
+#[derive(Debug, Deserialize)]
+pub struct RecordHead {
+    /// Capture time, ns.
+    pub ts: u64,
+    /// Session id.
+    #[serde(default)]
+    pub session: Option<String>,
+    /// Source.
+    pub source: Source,
+    /// Body summary.
+    pub body: BodyHead,
+}
+
+/// Body summary used by the sealer to find transcripts to tail.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyHead {
+    /// A hook payload's event and transcript paths.
+    Hook(HookHead),
+    /// A transcript line's origin.
+    Transcript(TranscriptHead),
+    /// Ignored.
+    Pty(serde::de::IgnoredAny),
+    /// Ignored.
+    Internal(serde::de::IgnoredAny),
+}
+
+/// The hook fields the sealer looks at.
+#[derive(Debug, Deserialize)]
+pub struct HookHead {
+    /// `hook_event_name`.
+    #[serde(default)]
+    pub event: Option<String>,
+    /// `transcript_path`.
+    #[serde(default)]
+    pub transcript_path: Option<String>,
+    /// `agent_transcript_path`.
+    #[serde(default)]
+    pub agent_transcript_path: Option<String>,
+    /// Source file position, for bulk-ingested payloads.
+    #[serde(default)]
+    pub origin: Option<Origin>,
+}
+
+/// The transcript fields the sealer looks at.
+#[derive(Debug, Deserialize)]
+pub struct TranscriptHead {
+    /// Source file position.
+    #[serde(default)]
+    pub origin: Option<Origin>,
+}
+
+impl BodyHead {
+    /// The bulk-ingest origin, if the record has one.
+    pub fn origin(&self) -> Option<&Origin> {
+        match self {
+            BodyHead::Hook(hook) => hook.origin.as_ref(),
+            BodyHead::Transcript(line) => line.origin.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+impl RecordHead {
+    /// Decodes the head of a record.
+    ///
+    /// # Errors
+    /// [`DecodeError`] when the bytes are not a record.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Ok(rmp_serde::from_slice(bytes)?)
+    }
+}
+
+/// A record as read back from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    /// Its offset; `None` while it is still in the inbox (not yet sealed).
+    pub offset: Option<Offset>,
+    /// The record.
+    pub record: Record,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_encoding_round_trip() {
+        let record = Record {
+            ts: 1_700_000_000_123_456_789,
+            source: Source::Hook,
+            session: Some("abc".into()),
+            body: Body::Hook(HookBody {
+                event: Some("PreToolUse".into()),
+                tool_name: Some("Bash".into()),
+                raw: b"{\"x\":1}".to_vec(),
+                ..HookBody::default()
+            }),
+        };
+        let bytes = record.encode().unwrap();
+        assert_eq!(Record::decode(&bytes).unwrap(), record);
+        let head = RecordHead::decode(&bytes).unwrap();
+        assert_eq!(head.ts, record.ts);
+        assert!(matches!(head.body, BodyHead::Hook(HookHead { event: Some(ref e), .. }) if e == "PreToolUse"));
+        // Field names are in the encoding (named, not positional).
+        assert!(bytes.windows(4).any(|w| w == b"body"));
+    }
+
+    #[test]
+    fn garbage_does_not_decode() {
+        for bytes in [&b""[..], b"\xc1", b"\x81\xa2ts\xc0", &[0x92, 0x01, 0x02]] {
+            assert!(Record::decode(bytes).is_err());
+        }
+    }
+}

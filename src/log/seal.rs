@@ -1,0 +1,437 @@
+//! Sealing: inbox files → sealed segments with dense offsets, committed by a new MANIFEST.
+//!
+//! Steps (all under the exclusive store lock):
+//! 1. gather inbox files: leftovers of an interrupted seal (`sealing-*.wal`), producer files
+//!    whose producer has finished (their `flock` is free), `active.wal` (renamed aside to
+//!    `sealing-<generation>.wal`, then locked exclusively to wait out in-flight writers), and
+//!    spool files;
+//! 2. scan them with resynchronisation, counting damaged and torn bytes;
+//! 3. write segments: extend the tail segment while it is below `segment_bytes` and younger
+//!    than `segment_age` (its full blocks are copied, its last block re-packed), otherwise
+//!    start new ones; roll whenever a segment reaches `segment_bytes`;
+//! 4. sync segment files and the directory, commit the MANIFEST (new segments, next offset,
+//!    consumed inbox files, ingest cursors);
+//! 5. delete the consumed files and the replaced tail segment.
+//!
+//! A crash before step 4 leaves unlisted segments (deleted at recovery) and the inbox files
+//! (sealed again); after step 4, the consumed files are deleted at recovery. Either way every
+//! record is sealed exactly once.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::manifest::{Cursor, SegmentEntry, sync_dir};
+use super::record::{BodyHead, RecordHead};
+use super::{LogError, StoreLock, inbox, list_dir, remove_file};
+use crate::segments::frame::{MAX_FRAME_LIMIT_BYTES, ScanItem, Scanner};
+use crate::segments::segment::{SegmentReader, SegmentWriter};
+use crate::segments::{Offset, SegmentId};
+
+/// Hook events after which the session's transcript is tailed (`transcript_path`,
+/// `agent_transcript_path`).
+pub const TAIL_EVENTS: [&str; 4] = ["Stop", "SubagentStop", "SessionEnd", "PreCompact"];
+
+/// What one seal did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SealReport {
+    /// Inbox and spool files consumed.
+    pub files: u32,
+    /// Records sealed.
+    pub records: u64,
+    /// Raw record bytes sealed (framed, before compression).
+    pub raw_bytes: u64,
+    /// Bytes skipped because they did not form valid frames (logged with position).
+    pub skipped_bytes: u64,
+    /// Bytes of incomplete frames at the end of files whose writer died mid-write.
+    pub torn_bytes: u64,
+    /// Records whose bytes did not decode (sealed anyway, timestamped at seal time).
+    pub undecodable: u64,
+    /// First offset assigned.
+    pub first_offset: Offset,
+    /// One past the last offset assigned.
+    pub next_offset: Offset,
+    /// Transcripts named by Stop / SubagentStop / SessionEnd / PreCompact hooks in this seal.
+    pub transcripts_to_tail: BTreeSet<PathBuf>,
+    /// Wall time of the seal in ns.
+    pub elapsed_ns: u64,
+}
+
+struct InboxFile {
+    /// Name recorded in `consumed_inbox` (relative to the store root, or absolute).
+    name: String,
+    path: PathBuf,
+    _file: File,
+    bytes: Vec<u8>,
+}
+
+struct Pending {
+    bytes: Vec<u8>,
+    ts: u64,
+}
+
+impl StoreLock<'_> {
+    /// Seals every finished inbox file into segments and commits a new MANIFEST.
+    ///
+    /// # Errors
+    /// [`LogError::Poisoned`] after a failed sync (this handle then refuses to seal again);
+    /// [`LogError::Io`] / [`LogError::Segment`] on other failures, which leave the store as it
+    /// was (recovery removes partial output).
+    pub fn seal(&mut self) -> Result<SealReport, LogError> {
+        if self.poisoned {
+            return Err(LogError::Poisoned {
+                path: self.store.paths.manifest.clone(),
+                source: std::io::Error::other("an earlier sync failed"),
+            });
+        }
+        let started = Instant::now();
+        let generation = self.manifest.generation + 1;
+        let files = self.gather(generation)?;
+        let mut report = SealReport {
+            first_offset: self.manifest.next_offset,
+            next_offset: self.manifest.next_offset,
+            ..SealReport::default()
+        };
+        if files.is_empty() {
+            return Ok(report);
+        }
+        let mut pending = Vec::new();
+        let mut cursors = self.manifest.cursors.clone();
+        let now = crate::now_ns();
+        for file in &files {
+            let mut scanner = Scanner::new(&file.bytes, MAX_FRAME_LIMIT_BYTES, 0);
+            for item in scanner.by_ref() {
+                match item {
+                    ScanItem::Record { bytes, .. } => {
+                        let ts = match RecordHead::decode(&bytes) {
+                            Ok(head) => {
+                                note_head(&head, &mut report, &mut cursors);
+                                head.ts
+                            }
+                            Err(_) => {
+                                report.undecodable += 1;
+                                tracing::warn!(file = %file.path.display(), "sealing a record that does not decode");
+                                now
+                            }
+                        };
+                        pending.push(Pending { bytes, ts });
+                    }
+                    ScanItem::Skipped {
+                        position,
+                        len,
+                        error,
+                    } => {
+                        report.skipped_bytes += len;
+                        tracing::warn!(file = %file.path.display(), position, len, %error, "skipped damaged inbox bytes");
+                    }
+                }
+            }
+            if scanner.tail_bytes() > 0 {
+                report.torn_bytes += scanner.tail_bytes() as u64;
+                tracing::info!(file = %file.path.display(), bytes = scanner.tail_bytes(), "torn tail (writer died mid-write)");
+            }
+        }
+        report.files = files.len() as u32;
+        report.records = pending.len() as u64;
+        report.raw_bytes = pending.iter().map(|p| p.bytes.len() as u64).sum();
+        let (segments, replaced) = self.write_segments(&pending)?;
+        let mut manifest = self.manifest.clone();
+        manifest.version = 1;
+        manifest.generation = generation;
+        manifest.consumed_inbox = files.iter().map(|f| f.name.clone()).collect();
+        manifest.cursors = cursors;
+        manifest.segments = segments;
+        manifest.next_offset = Offset(self.manifest.next_offset.0 + pending.len() as u64);
+        if let Err(e) = manifest.commit(&self.store.paths.manifest) {
+            self.poisoned = true;
+            return Err(e);
+        }
+        self.manifest = manifest;
+        report.next_offset = self.manifest.next_offset;
+        for file in &files {
+            remove_file(&file.path)?;
+        }
+        if let Some(old) = replaced {
+            remove_file(&self.store.paths.segments.join(old))?;
+        }
+        report.elapsed_ns = started.elapsed().as_nanos() as u64;
+        tracing::info!(
+            records = report.records,
+            raw_bytes = report.raw_bytes,
+            files = report.files,
+            first = report.first_offset.0,
+            next = report.next_offset.0,
+            elapsed_ms = report.elapsed_ns / 1_000_000,
+            "sealed"
+        );
+        Ok(report)
+    }
+
+    /// Collects and locks the inbox and spool files to seal, in arrival order.
+    fn gather(&mut self, generation: u64) -> Result<Vec<InboxFile>, LogError> {
+        let paths = self.store.paths.clone();
+        let consumed: BTreeSet<&str> =
+            self.manifest.consumed_inbox.iter().map(String::as_str).collect();
+        let mut sealing = Vec::new();
+        let mut producers = Vec::new();
+        for name in list_dir(&paths.inbox)? {
+            if !name.ends_with(".wal") || name == inbox::ACTIVE_FILE {
+                continue;
+            }
+            let relative = format!("inbox/{name}");
+            if consumed.contains(relative.as_str()) {
+                continue;
+            }
+            if name.starts_with("sealing-") {
+                sealing.push((relative, paths.inbox.join(&name)));
+            } else {
+                producers.push((relative, paths.inbox.join(&name)));
+            }
+        }
+        // Producer files in creation order (their names end in the creation time, ns).
+        producers.sort_by_key(|(name, _)| creation_key(name));
+        let mut files = Vec::new();
+        for (name, path) in sealing.into_iter().chain(producers) {
+            if let Some(file) = take_file(name, &path, false)? {
+                files.push(file);
+            }
+        }
+        let active = paths.inbox.join(inbox::ACTIVE_FILE);
+        let active_len = std::fs::metadata(&active).map(|m| m.len()).unwrap_or(0);
+        if active_len > 0 {
+            let name = format!("sealing-{generation:020}.wal");
+            let aside = paths.inbox.join(&name);
+            std::fs::rename(&active, &aside).map_err(|source| LogError::Io {
+                path: active.clone(),
+                source,
+            })?;
+            if let Some(file) = take_file(format!("inbox/{name}"), &aside, true)? {
+                files.push(file);
+            }
+        }
+        for (dir, absolute) in [(paths.spool.clone(), false), (paths.fallback_spool(), true)] {
+            for name in list_dir(&dir)? {
+                if !name.ends_with(".wal") {
+                    continue;
+                }
+                let path = dir.join(&name);
+                let recorded = if absolute {
+                    path.to_string_lossy().into_owned()
+                } else {
+                    format!("spool/{name}")
+                };
+                if consumed.contains(recorded.as_str()) {
+                    continue;
+                }
+                if let Some(file) = take_file(recorded, &path, false)? {
+                    files.push(file);
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// Writes `pending` after the current last offset; returns the new segment list and the file
+    /// name of a tail segment that the new MANIFEST replaces.
+    fn write_segments(
+        &mut self,
+        pending: &[Pending],
+    ) -> Result<(Vec<SegmentEntry>, Option<String>), LogError> {
+        let storage = &self.store.config.storage;
+        let paths = &self.store.paths;
+        let mut segments = self.manifest.segments.clone();
+        let now = crate::now_ns();
+        let mut replaced = None;
+        let mut open: Option<OpenSegment> = None;
+        if let Some(tail) = segments.last().cloned() {
+            let age_ns = now.saturating_sub(tail.created_ns);
+            if tail.raw_bytes < storage.segment_bytes
+                && u128::from(age_ns) < storage.segment_age.as_nanos()
+                && !pending.is_empty()
+            {
+                open = Some(self.reopen_tail(&tail)?);
+                segments.pop();
+                replaced = Some(tail.file);
+            }
+        }
+        let mut next = self.manifest.next_offset;
+        for item in pending {
+            let segment = match open.as_mut() {
+                Some(segment) => segment,
+                None => open.insert(OpenSegment::create(self, next, now)?),
+            };
+            segment.writer.add(&item.bytes, item.ts)?;
+            next = Offset(next.0 + 1);
+            if segment.writer.raw_bytes() >= storage.segment_bytes {
+                if let Some(full) = open.take() {
+                    segments.push(full.finish(paths)?);
+                }
+            }
+        }
+        if let Some(last) = open.take() {
+            segments.push(last.finish(paths)?);
+        }
+        if let Err(e) = sync_dir(&paths.segments) {
+            self.poisoned = true;
+            return Err(e);
+        }
+        Ok((segments, replaced))
+    }
+
+    /// Starts a new segment with the tail segment's full blocks copied and its last block's
+    /// records re-added.
+    fn reopen_tail(&self, tail: &SegmentEntry) -> Result<OpenSegment, LogError> {
+        let path = self.store.paths.segments.join(&tail.file);
+        let reader = SegmentReader::open(&path, tail.id)?;
+        let mut segment = OpenSegment::create(self, Offset(tail.id.0), tail.created_ns)?;
+        let blocks = reader.blocks();
+        let block_target = self.store.config.storage.block_bytes;
+        for (i, meta) in blocks.iter().enumerate() {
+            let last = i + 1 == blocks.len();
+            if last && u64::from(meta.raw_len) < block_target {
+                for bytes in reader.read_block(i)? {
+                    let ts = RecordHead::decode(&bytes).map(|h| h.ts).unwrap_or(meta.min_ts);
+                    segment.writer.add(&bytes, ts)?;
+                }
+            } else {
+                let start = meta.position as usize;
+                let compressed = &reader.bytes()[start..start + meta.compressed_len as usize];
+                segment.writer.copy_block(meta, compressed)?;
+            }
+        }
+        Ok(segment)
+    }
+}
+
+struct OpenSegment {
+    writer: SegmentWriter,
+    temp: PathBuf,
+    base: Offset,
+    created_ns: u64,
+}
+
+impl OpenSegment {
+    fn create(lock: &StoreLock<'_>, base: Offset, created_ns: u64) -> Result<Self, LogError> {
+        let storage = &lock.store.config.storage;
+        let temp = lock
+            .store
+            .paths
+            .segments
+            .join(format!("{:020}.seg.{}.tmp", base.0, std::process::id()));
+        remove_file(&temp)?;
+        let writer = SegmentWriter::create(
+            &temp,
+            base,
+            usize::try_from(storage.block_bytes).unwrap_or(usize::MAX),
+            storage.zstd_level,
+            lock.store.config.frame_limit(),
+        )?;
+        Ok(Self {
+            writer,
+            temp,
+            base,
+            created_ns,
+        })
+    }
+
+    fn finish(self, paths: &super::StorePaths) -> Result<SegmentEntry, LogError> {
+        let end = self.writer.next_offset();
+        let finished = self.writer.finish()?;
+        let file = segment_file_name(SegmentId(self.base.0), end);
+        let path = paths.segments.join(&file);
+        std::fs::rename(&self.temp, &path).map_err(|source| LogError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(SegmentEntry {
+            id: SegmentId(self.base.0),
+            file,
+            record_count: finished.footer.record_count,
+            min_ts: finished.footer.min_ts,
+            max_ts: finished.footer.max_ts,
+            raw_bytes: finished.footer.raw_bytes,
+            file_bytes: finished.file_bytes,
+            crc32: finished.crc32,
+            created_ns: self.created_ns,
+        })
+    }
+}
+
+/// A segment's file name: `<base:020>-<end:020>.seg`, where `end` is one past its last offset.
+/// The end is part of the name so that extending the tail segment writes a new file and the
+/// MANIFEST commit switches to it atomically.
+pub fn segment_file_name(base: SegmentId, end: Offset) -> String {
+    format!("{:020}-{:020}.seg", base.0, end.0)
+}
+
+fn creation_key(name: &str) -> (u128, String) {
+    let stem = name.trim_end_matches(".wal");
+    let nanos = stem
+        .rsplit('-')
+        .next()
+        .and_then(|n| n.parse::<u128>().ok())
+        .unwrap_or(0);
+    (nanos, name.to_owned())
+}
+
+fn note_head(
+    head: &RecordHead,
+    report: &mut SealReport,
+    cursors: &mut std::collections::BTreeMap<String, Cursor>,
+) {
+    if let Some(origin) = head.body.origin() {
+        let end = origin.position + origin.len;
+        let cursor = cursors.entry(origin.file.clone()).or_default();
+        cursor.end = cursor.end.max(end);
+    }
+    if let BodyHead::Hook(hook) = &head.body {
+        if hook.origin.is_none()
+            && hook
+                .event
+                .as_deref()
+                .is_some_and(|event| TAIL_EVENTS.contains(&event))
+        {
+            for path in [&hook.transcript_path, &hook.agent_transcript_path]
+                .into_iter()
+                .flatten()
+            {
+                if !path.is_empty() {
+                    report.transcripts_to_tail.insert(PathBuf::from(path));
+                }
+            }
+        }
+    }
+}
+
+/// Opens and exclusively locks an inbox file and reads it whole. With `wait`, waits for the
+/// lock (in-flight hook writers hold it shared); without, a busy file is skipped (`None`).
+fn take_file(name: String, path: &Path, wait: bool) -> Result<Option<InboxFile>, LogError> {
+    let io = |source| LogError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    if wait {
+        file.lock().map_err(io)?;
+    } else {
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io)?;
+    Ok(Some(InboxFile {
+        name,
+        path: path.to_path_buf(),
+        _file: file,
+        bytes,
+    }))
+}

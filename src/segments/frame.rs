@@ -1,0 +1,446 @@
+//! Frame codec: the on-disk envelope of one record (or one piece of a large record).
+//!
+//! Layout, little-endian (see `docs/format.md`):
+//!
+//! ```text
+//! 0        4        8        12     13         16
+//! | magic  |  len   | crc32  | flags| reserved |  payload[len] ...
+//! ```
+//!
+//! - `magic` is [`FRAME_MAGIC`].
+//! - `len` is the payload length in bytes, at most the configured frame limit
+//!   (checked before anything is allocated).
+//! - `crc32` is CRC-32 (IEEE, `crc32fast`) over the `len` bytes, the `flags` byte, the three
+//!   reserved bytes and the payload.
+//! - `flags` bit 0 ([`FLAG_CONTINUES`]) says the record continues in the next frame: a record
+//!   larger than the frame limit is split into a chain of frames, all written with one `write()`.
+//!
+//! Invariants: a frame is valid iff magic, bound and CRC all hold. A decoder never panics and
+//! never allocates more than the frame limit for any input. A partial frame at the end of the
+//! input is [`Decoded::Incomplete`] (a torn tail), not an error.
+
+use super::SegmentError;
+
+/// First four bytes of every frame (`"CTF1"` read as a little-endian u32).
+pub const FRAME_MAGIC: u32 = u32::from_le_bytes(*b"CTF1");
+/// Size of the frame header in bytes.
+pub const HEADER_BYTES: usize = 16;
+/// Default upper bound of a frame payload in bytes (1 MiB); larger records are chained.
+pub const DEFAULT_FRAME_LIMIT_BYTES: u32 = 1 << 20;
+/// Hard ceiling for the configurable frame limit in bytes (64 MiB).
+pub const MAX_FRAME_LIMIT_BYTES: u32 = 64 << 20;
+/// Flag bit: the record continues in the next frame.
+pub const FLAG_CONTINUES: u8 = 0x01;
+/// Flag bits a valid frame may carry.
+const KNOWN_FLAGS: u8 = FLAG_CONTINUES;
+
+/// One decoded frame, borrowing its payload from the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// The flags byte.
+    pub flags: u8,
+    /// The payload bytes.
+    pub payload: &'a [u8],
+}
+
+impl Frame<'_> {
+    /// Whether the record continues in the next frame.
+    pub fn continues(&self) -> bool {
+        self.flags & FLAG_CONTINUES != 0
+    }
+}
+
+/// Result of decoding one frame at the start of a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// A valid frame and its total size in bytes (header + payload).
+    Frame(Frame<'a>, usize),
+    /// The buffer ends inside a frame whose header is plausible: a torn tail.
+    Incomplete,
+}
+
+/// Computes the frame CRC over `len`, `flags`, reserved bytes and payload.
+fn frame_crc(len_bytes: [u8; 4], flags: u8, payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len_bytes);
+    hasher.update(&[flags, 0, 0, 0]);
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+/// Appends one frame carrying `payload` with `flags` to `out`.
+///
+/// # Errors
+/// [`SegmentError::FrameTooLarge`] when `payload` is longer than `limit_bytes`.
+pub fn encode_frame(
+    out: &mut Vec<u8>,
+    flags: u8,
+    payload: &[u8],
+    limit_bytes: u32,
+) -> Result<(), SegmentError> {
+    let len = u32::try_from(payload.len())
+        .ok()
+        .filter(|len| *len <= limit_bytes)
+        .ok_or(SegmentError::FrameTooLarge {
+            len: payload.len() as u64,
+            limit: u64::from(limit_bytes),
+        })?;
+    let len_bytes = len.to_le_bytes();
+    out.reserve(HEADER_BYTES + payload.len());
+    out.extend_from_slice(&FRAME_MAGIC.to_le_bytes());
+    out.extend_from_slice(&len_bytes);
+    out.extend_from_slice(&frame_crc(len_bytes, flags, payload).to_le_bytes());
+    out.extend_from_slice(&[flags, 0, 0, 0]);
+    out.extend_from_slice(payload);
+    Ok(())
+}
+
+/// Appends a whole record to `out` as one frame, or as a chain of frames when it is longer than
+/// `limit_bytes`. Never truncates: every byte of `record` is written.
+///
+/// # Panics
+/// Never: `limit_bytes` of 0 is treated as 1.
+pub fn encode_record(out: &mut Vec<u8>, record: &[u8], limit_bytes: u32) {
+    let limit = limit_bytes.max(1);
+    let chunk = limit as usize;
+    if record.len() <= chunk {
+        push_frame_unchecked(out, 0, record);
+        return;
+    }
+    let mut pieces = record.chunks(chunk).peekable();
+    while let Some(piece) = pieces.next() {
+        let flags = if pieces.peek().is_some() {
+            FLAG_CONTINUES
+        } else {
+            0
+        };
+        push_frame_unchecked(out, flags, piece);
+    }
+}
+
+fn push_frame_unchecked(out: &mut Vec<u8>, flags: u8, payload: &[u8]) {
+    // Callers bound `payload` by the frame limit, which is at most u32::MAX.
+    let len_bytes = u32::try_from(payload.len()).unwrap_or(u32::MAX).to_le_bytes();
+    out.extend_from_slice(&FRAME_MAGIC.to_le_bytes());
+    out.extend_from_slice(&len_bytes);
+    out.extend_from_slice(&frame_crc(len_bytes, flags, payload).to_le_bytes());
+    out.extend_from_slice(&[flags, 0, 0, 0]);
+    out.extend_from_slice(payload);
+}
+
+fn read_u32(buf: &[u8], at: usize) -> Option<u32> {
+    let bytes: [u8; 4] = buf.get(at..at + 4)?.try_into().ok()?;
+    Some(u32::from_le_bytes(bytes))
+}
+
+/// Decodes the frame at the start of `buf`.
+///
+/// # Errors
+/// - [`SegmentError::BadMagic`] when the first four bytes are not [`FRAME_MAGIC`];
+/// - [`SegmentError::FrameTooLarge`] when the length field exceeds `limit_bytes`;
+/// - [`SegmentError::FrameChecksum`] when the CRC does not match;
+/// - [`SegmentError::BadFlags`] when unknown flag or reserved bits are set.
+///
+/// `position` is only used to name the place in errors.
+pub fn decode_frame(
+    buf: &[u8],
+    limit_bytes: u32,
+    position: u64,
+) -> Result<Decoded<'_>, SegmentError> {
+    if buf.len() < 4 {
+        return if FRAME_MAGIC.to_le_bytes().starts_with(buf) {
+            Ok(Decoded::Incomplete)
+        } else {
+            Err(SegmentError::BadMagic { position })
+        };
+    }
+    if read_u32(buf, 0) != Some(FRAME_MAGIC) {
+        return Err(SegmentError::BadMagic { position });
+    }
+    let Some(len) = read_u32(buf, 4) else {
+        return Ok(Decoded::Incomplete);
+    };
+    if len > limit_bytes {
+        return Err(SegmentError::FrameTooLarge {
+            len: u64::from(len),
+            limit: u64::from(limit_bytes),
+        });
+    }
+    if buf.len() < HEADER_BYTES {
+        return Ok(Decoded::Incomplete);
+    }
+    let stored = read_u32(buf, 8).unwrap_or(0);
+    let flags = buf[12];
+    let total = HEADER_BYTES + len as usize;
+    let Some(payload) = buf.get(HEADER_BYTES..total) else {
+        return Ok(Decoded::Incomplete);
+    };
+    let computed = frame_crc(len.to_le_bytes(), flags, payload);
+    if stored != computed {
+        return Err(SegmentError::FrameChecksum {
+            position,
+            stored,
+            computed,
+        });
+    }
+    if flags & !KNOWN_FLAGS != 0 || buf[13..16] != [0, 0, 0] {
+        return Err(SegmentError::BadFlags { position, flags });
+    }
+    Ok(Decoded::Frame(Frame { flags, payload }, total))
+}
+
+/// What a [`Scanner`] yields.
+#[derive(Debug)]
+pub enum ScanItem {
+    /// A whole record (reassembled from its frame chain) and the byte range it occupied.
+    Record {
+        /// Byte position of the record's first frame.
+        position: u64,
+        /// Bytes the record's frames occupy.
+        len: u64,
+        /// The record bytes.
+        bytes: Vec<u8>,
+    },
+    /// Bytes skipped because they did not form valid frames (damage), with the first error.
+    Skipped {
+        /// Byte position where the damage starts.
+        position: u64,
+        /// Bytes skipped.
+        len: u64,
+        /// What was wrong at `position`.
+        error: SegmentError,
+    },
+}
+
+/// Scans a buffer of frames with resynchronisation: after damage it searches forward for the
+/// next position where a valid frame decodes, and reports what it skipped.
+///
+/// Stops at the end of the buffer or at a torn tail; [`Scanner::valid_len`] then tells the
+/// length of the prefix that holds whole records (where a writer may truncate to).
+#[derive(Debug)]
+pub struct Scanner<'a> {
+    buf: &'a [u8],
+    at: usize,
+    limit_bytes: u32,
+    base_position: u64,
+    valid_len: usize,
+    torn: bool,
+}
+
+impl<'a> Scanner<'a> {
+    /// A scanner over `buf`, whose first byte is at file byte `base_position`.
+    pub fn new(buf: &'a [u8], limit_bytes: u32, base_position: u64) -> Self {
+        Self {
+            buf,
+            at: 0,
+            limit_bytes,
+            base_position,
+            valid_len: 0,
+            torn: false,
+        }
+    }
+
+    /// Length in bytes of the prefix that ends after the last whole record seen so far.
+    pub fn valid_len(&self) -> usize {
+        self.valid_len
+    }
+
+    /// Whether the scan stopped at a torn tail (an incomplete frame at the end).
+    pub fn torn_tail(&self) -> bool {
+        self.torn
+    }
+
+    /// Bytes after [`Scanner::valid_len`] that are not part of a whole record.
+    pub fn tail_bytes(&self) -> usize {
+        self.buf.len() - self.valid_len
+    }
+
+    /// Tries to decode a whole record (frame chain) at `at`. Returns the record and its end,
+    /// `Ok(None)` on a torn tail, or the error at the first bad frame.
+    fn record_at(&self, at: usize) -> Result<Option<(Vec<u8>, usize)>, SegmentError> {
+        let mut cursor = at;
+        let mut bytes = Vec::new();
+        loop {
+            let position = self.base_position + cursor as u64;
+            match decode_frame(&self.buf[cursor..], self.limit_bytes, position)? {
+                Decoded::Incomplete => return Ok(None),
+                Decoded::Frame(frame, size) => {
+                    bytes.extend_from_slice(frame.payload);
+                    cursor += size;
+                    if !frame.continues() {
+                        return Ok(Some((bytes, cursor)));
+                    }
+                    if cursor >= self.buf.len() {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Finds the next position after `from` where a whole valid record starts, if any.
+    fn resync(&self, from: usize) -> Option<usize> {
+        let magic = FRAME_MAGIC.to_le_bytes();
+        let mut search = from;
+        while let Some(found) = find(&self.buf[search..], &magic) {
+            let candidate = search + found;
+            match self.record_at(candidate) {
+                Ok(Some(_)) => return Some(candidate),
+                // A plausible frame cut by the end of the buffer: a torn tail after damage.
+                Ok(None) => return Some(candidate),
+                Err(_) => search = candidate + 1,
+            }
+        }
+        None
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8; 4]) -> Option<usize> {
+    haystack.windows(4).position(|window| window == needle)
+}
+
+impl Iterator for Scanner<'_> {
+    type Item = ScanItem;
+
+    fn next(&mut self) -> Option<ScanItem> {
+        if self.at >= self.buf.len() || self.torn {
+            return None;
+        }
+        let position = self.base_position + self.at as u64;
+        match self.record_at(self.at) {
+            Ok(Some((bytes, end))) => {
+                let len = (end - self.at) as u64;
+                self.at = end;
+                self.valid_len = end;
+                Some(ScanItem::Record {
+                    position,
+                    len,
+                    bytes,
+                })
+            }
+            Ok(None) => {
+                self.torn = true;
+                None
+            }
+            Err(error) => {
+                let next = self.resync(self.at + 1).unwrap_or(self.buf.len());
+                let len = (next - self.at) as u64;
+                self.at = next;
+                Some(ScanItem::Skipped {
+                    position,
+                    len,
+                    error,
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn framed(records: &[&[u8]], limit: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        for record in records {
+            encode_record(&mut out, record, limit);
+        }
+        out
+    }
+
+    fn records(buf: &[u8], limit: u32) -> (Vec<Vec<u8>>, u64) {
+        let mut found = Vec::new();
+        let mut skipped = 0;
+        for item in Scanner::new(buf, limit, 0) {
+            match item {
+                ScanItem::Record { bytes, .. } => found.push(bytes),
+                ScanItem::Skipped { len, .. } => skipped += len,
+            }
+        }
+        (found, skipped)
+    }
+
+    #[test]
+    fn round_trip_including_chained_records() {
+        let big = vec![7u8; 10_000];
+        let buf = framed(&[b"one", b"", &big, b"four"], 4096);
+        let (found, skipped) = records(&buf, 4096);
+        assert_eq!(skipped, 0);
+        assert_eq!(found, vec![b"one".to_vec(), vec![], big, b"four".to_vec()]);
+    }
+
+    #[test]
+    fn every_cut_yields_whole_records_before_it() {
+        let inputs: Vec<Vec<u8>> = (0..6).map(|i| vec![i as u8; i * 7]).collect();
+        let refs: Vec<&[u8]> = inputs.iter().map(Vec::as_slice).collect();
+        let buf = framed(&refs, 16);
+        let mut ends = Vec::new();
+        let mut pos = 0;
+        for record in &refs {
+            let mut one = Vec::new();
+            encode_record(&mut one, record, 16);
+            pos += one.len();
+            ends.push(pos);
+        }
+        for cut in 0..=buf.len() {
+            let (found, skipped) = records(&buf[..cut], 16);
+            let whole = ends.iter().filter(|end| **end <= cut).count();
+            assert_eq!(skipped, 0, "cut {cut}");
+            assert_eq!(found.len(), whole, "cut {cut}");
+            assert_eq!(found[..], inputs[..whole]);
+        }
+    }
+
+    #[test]
+    fn every_byte_flip_is_detected() {
+        let buf = framed(&[b"hello", b"world!"], 1024);
+        for at in 0..buf.len() {
+            for bit in 0..8 {
+                let mut damaged = buf.clone();
+                damaged[at] ^= 1 << bit;
+                let (found, skipped) = records(&damaged, 1024);
+                let intact = skipped == 0 && found == vec![b"hello".to_vec(), b"world!".to_vec()];
+                assert!(!intact, "flip at {at} bit {bit} undetected");
+            }
+        }
+    }
+
+    #[test]
+    fn resync_skips_garbage_and_keeps_later_records() {
+        let mut buf = framed(&[b"first"], 1024);
+        buf.extend_from_slice(b"garbage CTF1 garbage");
+        buf.extend_from_slice(&framed(&[b"second"], 1024));
+        let (found, skipped) = records(&buf, 1024);
+        assert_eq!(found, vec![b"first".to_vec(), b"second".to_vec()]);
+        assert_eq!(skipped, 20);
+    }
+
+    #[test]
+    fn length_over_limit_is_rejected_before_allocation() {
+        let mut buf = Vec::new();
+        buf.extend_from_slice(&FRAME_MAGIC.to_le_bytes());
+        buf.extend_from_slice(&u32::MAX.to_le_bytes());
+        buf.extend_from_slice(&[0; 8]);
+        assert!(matches!(
+            decode_frame(&buf, 1024, 0),
+            Err(SegmentError::FrameTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn checksum_and_flag_variants() {
+        let buf = framed(&[b"abc"], 1024);
+        let mut bad_crc = buf.clone();
+        bad_crc[HEADER_BYTES] ^= 1;
+        assert!(matches!(
+            decode_frame(&bad_crc, 1024, 0),
+            Err(SegmentError::FrameChecksum { .. })
+        ));
+        let mut bad_magic = buf.clone();
+        bad_magic[0] ^= 1;
+        assert!(matches!(
+            decode_frame(&bad_magic, 1024, 0),
+            Err(SegmentError::BadMagic { .. })
+        ));
+    }
+}

@@ -1,0 +1,902 @@
+//! Sealed segment file format: a valid multi-frame zstd stream.
+//!
+//! ```text
+//! +------------------------+  skippable zstd frame 0x184D2A50: segment header (32 bytes)
+//! | header                 |
+//! +------------------------+
+//! | block 0 (zstd frame)   |  raw content = frames of records (see `frame`), ~256 KiB raw
+//! | block 1 (zstd frame)   |
+//! | ...                    |
+//! +------------------------+  skippable zstd frame 0x184D2A51: block index (48 bytes/block + crc)
+//! | block index            |
+//! +------------------------+  skippable zstd frame 0x184D2A52: footer (64 bytes), last 72 bytes
+//! | footer                 |
+//! +------------------------+
+//! ```
+//!
+//! Because header, index and footer are zstd *skippable frames*, `zstd -dc FILE.seg` prints the
+//! raw framed records. All integers are little-endian. Every byte of the file is covered by a
+//! check: the header, index and footer carry their own CRC-32; each block's compressed bytes have
+//! a CRC-32 in the index; block positions must tile the file exactly. Byte layouts are drawn in
+//! `docs/format.md`.
+//!
+//! Invariants: a sealed segment is immutable; a reader validates footer, index and header
+//! before it hands out blocks; a decoder never panics and never allocates more than
+//! [`MAX_BLOCK_RAW_BYTES`] for a block whatever the file says.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::frame::{self, ScanItem, Scanner};
+use super::mmap::ReadOnlyMap;
+use super::{Offset, SegmentError, SegmentId};
+
+/// Skippable-frame magic of the segment header.
+pub const HEADER_FRAME_MAGIC: u32 = 0x184D_2A50;
+/// Skippable-frame magic of the block index.
+pub const INDEX_FRAME_MAGIC: u32 = 0x184D_2A51;
+/// Skippable-frame magic of the footer.
+pub const FOOTER_FRAME_MAGIC: u32 = 0x184D_2A52;
+/// Magic at the start of the header content.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"CTRACSEG";
+/// Magic near the end of the footer content (`"CTSF"`).
+pub const FOOTER_MAGIC: u32 = u32::from_le_bytes(*b"CTSF");
+/// Format version written into the header.
+pub const FORMAT_VERSION: u32 = 1;
+/// Header content size in bytes.
+pub const HEADER_CONTENT_BYTES: usize = 32;
+/// Index entry size in bytes.
+pub const INDEX_ENTRY_BYTES: usize = 48;
+/// Footer content size in bytes.
+pub const FOOTER_CONTENT_BYTES: usize = 64;
+/// Whole footer frame size in bytes (skippable-frame header + content).
+pub const FOOTER_FRAME_BYTES: usize = 8 + FOOTER_CONTENT_BYTES;
+/// Upper bound for one block's raw size in bytes that any reader accepts (64 MiB + slack for a
+/// single large record chained across frames).
+pub const MAX_BLOCK_RAW_BYTES: u32 = 256 << 20;
+/// Default raw block target in bytes (256 KiB).
+pub const DEFAULT_BLOCK_BYTES: usize = 256 << 10;
+
+/// Location and summary of one compressed block, as stored in the block index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockMeta {
+    /// Byte position of the block's zstd frame in the segment file.
+    pub position: u64,
+    /// Compressed length in bytes.
+    pub compressed_len: u32,
+    /// Raw (decompressed) length in bytes.
+    pub raw_len: u32,
+    /// Offset of the first record in the block.
+    pub first_offset: Offset,
+    /// Number of records in the block.
+    pub count: u32,
+    /// CRC-32 of the compressed bytes.
+    pub crc32: u32,
+    /// Smallest record timestamp in the block, ns since the Unix epoch.
+    pub min_ts: u64,
+    /// Largest record timestamp in the block, ns since the Unix epoch.
+    pub max_ts: u64,
+}
+
+impl BlockMeta {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.position.to_le_bytes());
+        out.extend_from_slice(&self.compressed_len.to_le_bytes());
+        out.extend_from_slice(&self.raw_len.to_le_bytes());
+        out.extend_from_slice(&self.first_offset.0.to_le_bytes());
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(&self.crc32.to_le_bytes());
+        out.extend_from_slice(&self.min_ts.to_le_bytes());
+        out.extend_from_slice(&self.max_ts.to_le_bytes());
+    }
+
+    fn decode(buf: &[u8]) -> Self {
+        let mut r = LeReader(buf);
+        Self {
+            position: r.u64(),
+            compressed_len: r.u32(),
+            raw_len: r.u32(),
+            first_offset: Offset(r.u64()),
+            count: r.u32(),
+            crc32: r.u32(),
+            min_ts: r.u64(),
+            max_ts: r.u64(),
+        }
+    }
+}
+
+/// The footer: a summary of the whole segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footer {
+    /// Byte position of the block index frame.
+    pub index_position: u64,
+    /// Length of the block index frame in bytes.
+    pub index_len: u32,
+    /// Number of blocks.
+    pub block_count: u32,
+    /// Offset of the first record (the segment id).
+    pub base_offset: Offset,
+    /// Number of records.
+    pub record_count: u64,
+    /// Smallest record timestamp, ns since the Unix epoch (0 when empty).
+    pub min_ts: u64,
+    /// Largest record timestamp, ns since the Unix epoch (0 when empty).
+    pub max_ts: u64,
+    /// Sum of raw block sizes in bytes.
+    pub raw_bytes: u64,
+}
+
+/// Reads little-endian integers from a slice whose length the caller has checked.
+struct LeReader<'a>(&'a [u8]);
+
+impl LeReader<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        let n = N.min(self.0.len());
+        out[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        out
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.take())
+    }
+    fn u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.take())
+    }
+}
+
+fn skippable_header(magic: u32, len: usize) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&magic.to_le_bytes());
+    out[4..].copy_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
+    out
+}
+
+/// Writes one sealed segment. Records are added in offset order; blocks are cut at the target
+/// raw size. Durable after [`SegmentWriter::finish`] returns.
+pub struct SegmentWriter {
+    path: PathBuf,
+    file: File,
+    base_offset: Offset,
+    next_offset: Offset,
+    position: u64,
+    block: Vec<u8>,
+    block_first: Offset,
+    block_count: u32,
+    block_min_ts: u64,
+    block_max_ts: u64,
+    blocks: Vec<BlockMeta>,
+    block_bytes: usize,
+    frame_limit: u32,
+    raw_bytes: u64,
+    file_crc: crc32fast::Hasher,
+    compressor: zstd::bulk::Compressor<'static>,
+}
+
+impl SegmentWriter {
+    /// Creates the segment file at `path` (which must not exist) for records starting at
+    /// `base_offset`.
+    ///
+    /// # Errors
+    /// [`SegmentError::Io`] when the file cannot be created or written; [`SegmentError::Zstd`]
+    /// when the compressor cannot be set up for `level`.
+    pub fn create(
+        path: &Path,
+        base_offset: Offset,
+        block_bytes: usize,
+        level: i32,
+        frame_limit: u32,
+    ) -> Result<Self, SegmentError> {
+        let io = |source| SegmentError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = create_private(path).map_err(io)?;
+        let mut header = Vec::with_capacity(8 + HEADER_CONTENT_BYTES);
+        header.extend_from_slice(&skippable_header(HEADER_FRAME_MAGIC, HEADER_CONTENT_BYTES));
+        let content_start = header.len();
+        header.extend_from_slice(&SEGMENT_MAGIC);
+        header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        header.extend_from_slice(&base_offset.0.to_le_bytes());
+        let crc = crc32fast::hash(&header[content_start..]);
+        header.extend_from_slice(&crc.to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        file.write_all(&header).map_err(io)?;
+        let mut file_crc = crc32fast::Hasher::new();
+        file_crc.update(&header);
+        let compressor =
+            zstd::bulk::Compressor::new(level).map_err(|source| SegmentError::Zstd {
+                segment: SegmentId(base_offset.0),
+                source,
+            })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            base_offset,
+            next_offset: base_offset,
+            position: header.len() as u64,
+            block: Vec::with_capacity(block_bytes + 4096),
+            block_first: base_offset,
+            block_count: 0,
+            block_min_ts: u64::MAX,
+            block_max_ts: 0,
+            blocks: Vec::new(),
+            block_bytes: block_bytes.max(1),
+            frame_limit,
+            raw_bytes: 0,
+            file_crc,
+            compressor,
+        })
+    }
+
+    /// The offset the next added record gets.
+    pub fn next_offset(&self) -> Offset {
+        self.next_offset
+    }
+
+    /// Bytes written to the file so far (compressed blocks and header).
+    pub fn file_bytes(&self) -> u64 {
+        self.position
+    }
+
+    /// Raw record bytes added so far (framed, before compression).
+    pub fn raw_bytes(&self) -> u64 {
+        self.raw_bytes + self.block.len() as u64
+    }
+
+    /// Appends one encoded record with timestamp `ts` (ns) and returns its offset.
+    ///
+    /// # Errors
+    /// [`SegmentError::Io`] / [`SegmentError::Zstd`] when a full block cannot be written.
+    pub fn add(&mut self, record: &[u8], ts: u64) -> Result<Offset, SegmentError> {
+        if self.block_count == 0 {
+            self.block_first = self.next_offset;
+        }
+        frame::encode_record(&mut self.block, record, self.frame_limit);
+        self.block_count += 1;
+        self.block_min_ts = self.block_min_ts.min(ts);
+        self.block_max_ts = self.block_max_ts.max(ts);
+        let offset = self.next_offset;
+        self.next_offset = Offset(offset.0 + 1);
+        if self.block.len() >= self.block_bytes {
+            self.flush_block()?;
+        }
+        Ok(offset)
+    }
+
+    fn flush_block(&mut self) -> Result<(), SegmentError> {
+        if self.block_count == 0 {
+            return Ok(());
+        }
+        let segment = SegmentId(self.base_offset.0);
+        let compressed = self
+            .compressor
+            .compress(&self.block)
+            .map_err(|source| SegmentError::Zstd { segment, source })?;
+        self.file
+            .write_all(&compressed)
+            .map_err(|source| SegmentError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.file_crc.update(&compressed);
+        let too_big = |len: usize| SegmentError::BlockTooLarge {
+            segment,
+            len: len as u64,
+        };
+        self.blocks.push(BlockMeta {
+            position: self.position,
+            compressed_len: u32::try_from(compressed.len()).map_err(|_| too_big(compressed.len()))?,
+            raw_len: u32::try_from(self.block.len()).map_err(|_| too_big(self.block.len()))?,
+            first_offset: self.block_first,
+            count: self.block_count,
+            crc32: crc32fast::hash(&compressed),
+            min_ts: self.block_min_ts,
+            max_ts: self.block_max_ts,
+        });
+        self.position += compressed.len() as u64;
+        self.raw_bytes += self.block.len() as u64;
+        self.block.clear();
+        self.block_count = 0;
+        self.block_min_ts = u64::MAX;
+        self.block_max_ts = 0;
+        Ok(())
+    }
+
+    /// Writes the last block, the block index and the footer, and syncs the file.
+    ///
+    /// Returns the footer, the file length in bytes and the CRC-32 of the whole file.
+    ///
+    /// # Errors
+    /// [`SegmentError::Io`] on write or sync failure.
+    pub fn finish(mut self) -> Result<Finished, SegmentError> {
+        self.flush_block()?;
+        let io = |path: &Path, source| SegmentError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut index = Vec::with_capacity(8 + self.blocks.len() * INDEX_ENTRY_BYTES + 4);
+        index.extend_from_slice(&skippable_header(
+            INDEX_FRAME_MAGIC,
+            self.blocks.len() * INDEX_ENTRY_BYTES + 4,
+        ));
+        for block in &self.blocks {
+            block.encode(&mut index);
+        }
+        let crc = crc32fast::hash(&index[8..]);
+        index.extend_from_slice(&crc.to_le_bytes());
+        let footer = Footer {
+            index_position: self.position,
+            index_len: u32::try_from(index.len()).unwrap_or(u32::MAX),
+            block_count: u32::try_from(self.blocks.len()).unwrap_or(u32::MAX),
+            base_offset: self.base_offset,
+            record_count: self.next_offset.0 - self.base_offset.0,
+            min_ts: self.blocks.iter().map(|b| b.min_ts).min().unwrap_or(0),
+            max_ts: self.blocks.iter().map(|b| b.max_ts).max().unwrap_or(0),
+            raw_bytes: self.raw_bytes,
+        };
+        let mut tail = index;
+        tail.extend_from_slice(&encode_footer(&footer));
+        self.file.write_all(&tail).map_err(|e| io(&self.path, e))?;
+        self.file.sync_all().map_err(|e| io(&self.path, e))?;
+        self.file_crc.update(&tail);
+        Ok(Finished {
+            footer,
+            file_bytes: self.position + tail.len() as u64,
+            crc32: self.file_crc.finalize(),
+        })
+    }
+
+    /// Copies an already compressed block (from another segment with the same offsets) without
+    /// recompressing it. Flushes the pending block first.
+    ///
+    /// # Errors
+    /// [`SegmentError::Corrupt`] when `meta.first_offset` is not the next offset or the bytes
+    /// fail their CRC; [`SegmentError::Io`] on write failure.
+    pub fn copy_block(&mut self, meta: &BlockMeta, compressed: &[u8]) -> Result<(), SegmentError> {
+        self.flush_block()?;
+        let segment = SegmentId(self.base_offset.0);
+        if meta.first_offset != self.next_offset
+            || compressed.len() != meta.compressed_len as usize
+            || crc32fast::hash(compressed) != meta.crc32
+        {
+            return Err(SegmentError::Corrupt {
+                segment,
+                position: meta.position,
+                what: "copied block",
+            });
+        }
+        self.file
+            .write_all(compressed)
+            .map_err(|source| SegmentError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        self.file_crc.update(compressed);
+        self.blocks.push(BlockMeta {
+            position: self.position,
+            ..*meta
+        });
+        self.position += compressed.len() as u64;
+        self.raw_bytes += u64::from(meta.raw_len);
+        self.next_offset = Offset(self.next_offset.0 + u64::from(meta.count));
+        Ok(())
+    }
+}
+
+/// What [`SegmentWriter::finish`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    /// The footer written.
+    pub footer: Footer,
+    /// File length in bytes.
+    pub file_bytes: u64,
+    /// CRC-32 of the whole file.
+    pub crc32: u32,
+}
+
+impl std::fmt::Debug for SegmentWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentWriter")
+            .field("path", &self.path)
+            .field("base_offset", &self.base_offset)
+            .field("next_offset", &self.next_offset)
+            .field("blocks", &self.blocks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates a new file with mode 0600 that must not exist yet.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+fn encode_footer(footer: &Footer) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FOOTER_FRAME_BYTES);
+    out.extend_from_slice(&skippable_header(FOOTER_FRAME_MAGIC, FOOTER_CONTENT_BYTES));
+    out.extend_from_slice(&footer.index_position.to_le_bytes());
+    out.extend_from_slice(&footer.index_len.to_le_bytes());
+    out.extend_from_slice(&footer.block_count.to_le_bytes());
+    out.extend_from_slice(&footer.base_offset.0.to_le_bytes());
+    out.extend_from_slice(&footer.record_count.to_le_bytes());
+    out.extend_from_slice(&footer.min_ts.to_le_bytes());
+    out.extend_from_slice(&footer.max_ts.to_le_bytes());
+    out.extend_from_slice(&footer.raw_bytes.to_le_bytes());
+    out.extend_from_slice(&FOOTER_MAGIC.to_le_bytes());
+    let crc = crc32fast::hash(&out[8..]);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Decodes and checks the footer at the end of `file` (the whole segment's bytes).
+///
+/// # Errors
+/// [`SegmentError::Truncated`] when the file is too short; [`SegmentError::Corrupt`] naming
+/// the footer when magic or CRC fail.
+pub fn decode_footer(segment: SegmentId, file: &[u8]) -> Result<Footer, SegmentError> {
+    let len = file.len();
+    let min = 8 + HEADER_CONTENT_BYTES + FOOTER_FRAME_BYTES;
+    if len < min {
+        return Err(SegmentError::Truncated {
+            segment,
+            len: len as u64,
+        });
+    }
+    let at = len - FOOTER_FRAME_BYTES;
+    let buf = &file[at..];
+    let corrupt = |what: &'static str| SegmentError::Corrupt {
+        segment,
+        position: at as u64,
+        what,
+    };
+    if buf[..8] != skippable_header(FOOTER_FRAME_MAGIC, FOOTER_CONTENT_BYTES) {
+        return Err(corrupt("footer frame header"));
+    }
+    let content = &buf[8..];
+    let mut r = LeReader(content);
+    let footer = Footer {
+        index_position: r.u64(),
+        index_len: r.u32(),
+        block_count: r.u32(),
+        base_offset: Offset(r.u64()),
+        record_count: r.u64(),
+        min_ts: r.u64(),
+        max_ts: r.u64(),
+        raw_bytes: r.u64(),
+    };
+    if r.u32() != FOOTER_MAGIC {
+        return Err(corrupt("footer magic"));
+    }
+    let stored = r.u32();
+    let computed = crc32fast::hash(&content[..FOOTER_CONTENT_BYTES - 4]);
+    if stored != computed {
+        return Err(SegmentError::ChecksumMismatch {
+            segment,
+            position: at as u64,
+            what: "footer",
+            stored,
+            computed,
+        });
+    }
+    Ok(footer)
+}
+
+/// An open sealed segment: validated header, index and footer over a read-only map.
+#[derive(Debug)]
+pub struct SegmentReader {
+    id: SegmentId,
+    path: PathBuf,
+    map: ReadOnlyMap,
+    footer: Footer,
+    blocks: Vec<BlockMeta>,
+}
+
+impl SegmentReader {
+    /// Opens and validates the segment at `path`.
+    ///
+    /// # Errors
+    /// [`SegmentError::Io`] when the file cannot be opened or mapped; [`SegmentError::Corrupt`],
+    /// [`SegmentError::ChecksumMismatch`] or [`SegmentError::Truncated`] when the header, index
+    /// or footer are damaged (naming the byte position).
+    pub fn open(path: &Path, id: SegmentId) -> Result<Self, SegmentError> {
+        let map = ReadOnlyMap::open(path).map_err(|source| SegmentError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let (footer, blocks) = parse_segment(id, map.bytes())?;
+        Ok(Self {
+            id,
+            path: path.to_path_buf(),
+            map,
+            footer,
+            blocks,
+        })
+    }
+
+    /// The segment id (its base offset).
+    pub fn id(&self) -> SegmentId {
+        self.id
+    }
+
+    /// The file path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The footer.
+    pub fn footer(&self) -> &Footer {
+        &self.footer
+    }
+
+    /// The block index.
+    pub fn blocks(&self) -> &[BlockMeta] {
+        &self.blocks
+    }
+
+    /// The whole file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.map.bytes()
+    }
+
+    /// Decompresses block `index` and returns its records' bytes in offset order.
+    ///
+    /// # Errors
+    /// [`SegmentError::ChecksumMismatch`] when the compressed bytes fail their CRC;
+    /// [`SegmentError::Zstd`] when they do not decompress; [`SegmentError::Corrupt`] when the
+    /// raw content is not exactly `count` whole frames.
+    pub fn read_block(&self, index: usize) -> Result<Vec<Vec<u8>>, SegmentError> {
+        let Some(meta) = self.blocks.get(index) else {
+            return Err(SegmentError::Corrupt {
+                segment: self.id,
+                position: 0,
+                what: "block number out of range",
+            });
+        };
+        read_block(self.id, self.map.bytes(), meta)
+    }
+
+    /// Decompresses block `block` only as far as needed to return its `index`-th record
+    /// (streaming zstd, so on average half a block is decompressed).
+    ///
+    /// # Errors
+    /// As [`SegmentReader::read_block`].
+    pub fn read_record_in_block(
+        &self,
+        block: usize,
+        index: usize,
+    ) -> Result<Option<Vec<u8>>, SegmentError> {
+        use std::io::Read;
+        let segment = self.id;
+        let Some(meta) = self.blocks.get(block) else {
+            return Ok(None);
+        };
+        let compressed = checked_block(segment, self.map.bytes(), meta)?;
+        let corrupt = |what| SegmentError::Corrupt {
+            segment,
+            position: meta.position,
+            what,
+        };
+        let mut decoder = zstd::stream::read::Decoder::with_buffer(compressed)
+            .map_err(|source| SegmentError::Zstd { segment, source })?;
+        let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
+        let mut parsed = 0usize;
+        let mut seen = 0usize;
+        let mut chunk = vec![0u8; 32 << 10];
+        let mut eof = false;
+        loop {
+            let mut scanner = Scanner::new(&buf[parsed..], MAX_BLOCK_RAW_BYTES, 0);
+            match scanner.next() {
+                Some(ScanItem::Record { bytes, len, .. }) => {
+                    if seen == index {
+                        return Ok(Some(bytes));
+                    }
+                    seen += 1;
+                    parsed += len as usize;
+                    continue;
+                }
+                Some(ScanItem::Skipped { .. }) => return Err(corrupt("frame inside block")),
+                None if eof => {
+                    return if parsed == buf.len() {
+                        Ok(None)
+                    } else {
+                        Err(corrupt("frame inside block"))
+                    };
+                }
+                None => {}
+            }
+            if buf.len() > MAX_BLOCK_RAW_BYTES as usize {
+                return Err(corrupt("block raw length"));
+            }
+            let n = decoder
+                .read(&mut chunk)
+                .map_err(|source| SegmentError::Zstd { segment, source })?;
+            if n == 0 {
+                eof = true;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Index of the block that holds `offset`, if any.
+    pub fn block_of(&self, offset: Offset) -> Option<usize> {
+        let i = self
+            .blocks
+            .partition_point(|b| b.first_offset.0 + u64::from(b.count) <= offset.0);
+        self.blocks
+            .get(i)
+            .filter(|b| b.first_offset.0 <= offset.0)
+            .map(|_| i)
+    }
+}
+
+/// Reads and checks one block of a segment held in `file`.
+///
+/// # Errors
+/// As [`SegmentReader::read_block`].
+pub fn read_block(
+    segment: SegmentId,
+    file: &[u8],
+    meta: &BlockMeta,
+) -> Result<Vec<Vec<u8>>, SegmentError> {
+    let compressed = checked_block(segment, file, meta)?;
+    let raw = zstd::bulk::decompress(compressed, meta.raw_len as usize)
+        .map_err(|source| SegmentError::Zstd { segment, source })?;
+    if raw.len() != meta.raw_len as usize {
+        return Err(SegmentError::Corrupt {
+            segment,
+            position: meta.position,
+            what: "block raw length",
+        });
+    }
+    let mut records = Vec::with_capacity(meta.count as usize);
+    let mut scanner = Scanner::new(&raw, MAX_BLOCK_RAW_BYTES, 0);
+    for item in scanner.by_ref() {
+        match item {
+            ScanItem::Record { bytes, .. } => records.push(bytes),
+            ScanItem::Skipped { .. } => {
+                return Err(SegmentError::Corrupt {
+                    segment,
+                    position: meta.position,
+                    what: "frame inside block",
+                });
+            }
+        }
+    }
+    if scanner.tail_bytes() != 0 || records.len() != meta.count as usize {
+        return Err(SegmentError::Corrupt {
+            segment,
+            position: meta.position,
+            what: "block record count",
+        });
+    }
+    Ok(records)
+}
+
+/// The compressed bytes of a block after checking position, CRC and size bound.
+fn checked_block<'a>(
+    segment: SegmentId,
+    file: &'a [u8],
+    meta: &BlockMeta,
+) -> Result<&'a [u8], SegmentError> {
+    let start = meta.position as usize;
+    let end = start.saturating_add(meta.compressed_len as usize);
+    let Some(compressed) = file.get(start..end) else {
+        return Err(SegmentError::Corrupt {
+            segment,
+            position: meta.position,
+            what: "block outside file",
+        });
+    };
+    let computed = crc32fast::hash(compressed);
+    if computed != meta.crc32 {
+        return Err(SegmentError::ChecksumMismatch {
+            segment,
+            position: meta.position,
+            what: "block",
+            stored: meta.crc32,
+            computed,
+        });
+    }
+    if meta.raw_len > MAX_BLOCK_RAW_BYTES {
+        return Err(SegmentError::BlockTooLarge {
+            segment,
+            len: u64::from(meta.raw_len),
+        });
+    }
+    Ok(compressed)
+}
+
+/// Validates header, index and footer of a whole segment file and returns footer and index.
+///
+/// # Errors
+/// As [`SegmentReader::open`].
+pub fn parse_segment(
+    segment: SegmentId,
+    file: &[u8],
+) -> Result<(Footer, Vec<BlockMeta>), SegmentError> {
+    let footer = decode_footer(segment, file)?;
+    let corrupt = |position: u64, what: &'static str| SegmentError::Corrupt {
+        segment,
+        position,
+        what,
+    };
+    // Header.
+    let header = &file[..8 + HEADER_CONTENT_BYTES];
+    if header[..8] != skippable_header(HEADER_FRAME_MAGIC, HEADER_CONTENT_BYTES) {
+        return Err(corrupt(0, "header frame header"));
+    }
+    let content = &header[8..];
+    if content[..8] != SEGMENT_MAGIC {
+        return Err(corrupt(8, "segment magic"));
+    }
+    let mut r = LeReader(&content[8..]);
+    let version = r.u32();
+    let reserved = r.u32();
+    let base = r.u64();
+    let stored = r.u32();
+    let pad = r.u32();
+    let computed = crc32fast::hash(&content[..24]);
+    if stored != computed {
+        return Err(SegmentError::ChecksumMismatch {
+            segment,
+            position: 8,
+            what: "header",
+            stored,
+            computed,
+        });
+    }
+    if version != FORMAT_VERSION {
+        return Err(SegmentError::UnsupportedVersion { segment, version });
+    }
+    if reserved != 0 || pad != 0 {
+        return Err(corrupt(8, "header reserved bytes"));
+    }
+    if base != footer.base_offset.0 || (segment.0 != base && segment.0 != u64::MAX) {
+        return Err(corrupt(24, "base offset"));
+    }
+    // Index.
+    let footer_at = (file.len() - FOOTER_FRAME_BYTES) as u64;
+    let index_end = footer
+        .index_position
+        .checked_add(u64::from(footer.index_len));
+    if index_end != Some(footer_at) {
+        return Err(corrupt(footer_at, "index position"));
+    }
+    let expected_len = 8 + footer.block_count as usize * INDEX_ENTRY_BYTES + 4;
+    if footer.index_len as usize != expected_len {
+        return Err(corrupt(footer_at, "index length"));
+    }
+    let index = &file[footer.index_position as usize..footer_at as usize];
+    if index[..8] != skippable_header(INDEX_FRAME_MAGIC, expected_len - 8) {
+        return Err(corrupt(footer.index_position, "index frame header"));
+    }
+    let entries = &index[8..expected_len - 4];
+    let stored = u32::from_le_bytes([
+        index[expected_len - 4],
+        index[expected_len - 3],
+        index[expected_len - 2],
+        index[expected_len - 1],
+    ]);
+    let computed = crc32fast::hash(entries);
+    if stored != computed {
+        return Err(SegmentError::ChecksumMismatch {
+            segment,
+            position: footer.index_position,
+            what: "block index",
+            stored,
+            computed,
+        });
+    }
+    let blocks: Vec<BlockMeta> = entries
+        .chunks_exact(INDEX_ENTRY_BYTES)
+        .map(BlockMeta::decode)
+        .collect();
+    // Blocks must tile the file between header and index, with dense offsets.
+    let mut position = (8 + HEADER_CONTENT_BYTES) as u64;
+    let mut offset = footer.base_offset.0;
+    let mut raw = 0u64;
+    for block in &blocks {
+        if block.position != position || block.first_offset.0 != offset || block.count == 0 {
+            return Err(corrupt(block.position, "block index entry"));
+        }
+        position += u64::from(block.compressed_len);
+        offset += u64::from(block.count);
+        raw += u64::from(block.raw_len);
+    }
+    if position != footer.index_position
+        || offset - footer.base_offset.0 != footer.record_count
+        || raw != footer.raw_bytes
+    {
+        return Err(corrupt(footer.index_position, "block index totals"));
+    }
+    Ok((footer, blocks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, records: &[(Vec<u8>, u64)], block_bytes: usize) -> PathBuf {
+        let path = dir.join("00000000000000000010.seg");
+        let mut writer = SegmentWriter::create(&path, Offset(10), block_bytes, 3, 1 << 20).unwrap();
+        for (bytes, ts) in records {
+            writer.add(bytes, *ts).unwrap();
+        }
+        writer.finish().unwrap();
+        path
+    }
+
+    fn sample() -> Vec<(Vec<u8>, u64)> {
+        (0..200u64)
+            .map(|i| (format!("record number {i} {}", "x".repeat(i as usize)).into_bytes(), 1000 + i))
+            .collect()
+    }
+
+    #[test]
+    fn round_trip_across_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = sample();
+        let path = write(dir.path(), &records, 1024);
+        let reader = SegmentReader::open(&path, SegmentId(10)).unwrap();
+        assert!(reader.blocks().len() > 5);
+        assert_eq!(reader.footer().record_count, 200);
+        assert_eq!(reader.footer().min_ts, 1000);
+        assert_eq!(reader.footer().max_ts, 1199);
+        let mut all = Vec::new();
+        for i in 0..reader.blocks().len() {
+            all.extend(reader.read_block(i).unwrap());
+        }
+        let expected: Vec<Vec<u8>> = records.into_iter().map(|(b, _)| b).collect();
+        assert_eq!(all, expected);
+        assert_eq!(reader.block_of(Offset(10)), Some(0));
+        assert_eq!(reader.block_of(Offset(209)), Some(reader.blocks().len() - 1));
+        assert_eq!(reader.block_of(Offset(210)), None);
+        assert_eq!(reader.block_of(Offset(9)), None);
+    }
+
+    #[test]
+    fn segment_is_valid_zstd() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), &sample(), 1024);
+        let bytes = std::fs::read(&path).unwrap();
+        let raw = zstd::stream::decode_all(&bytes[..]).unwrap();
+        let records: Vec<_> = Scanner::new(&raw, 1 << 20, 0).collect();
+        assert_eq!(records.len(), 200);
+    }
+
+    #[test]
+    fn every_byte_flip_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let records: Vec<_> = sample().into_iter().take(20).collect();
+        let path = write(dir.path(), &records, 256);
+        let bytes = std::fs::read(&path).unwrap();
+        for at in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x5a;
+            let detected = match parse_segment(SegmentId(10), &damaged) {
+                Err(_) => true,
+                Ok((_, blocks)) => blocks
+                    .iter()
+                    .any(|meta| read_block(SegmentId(10), &damaged, meta).is_err()),
+            };
+            assert!(detected, "flip at byte {at} undetected");
+        }
+    }
+
+    #[test]
+    fn truncation_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), &sample(), 1024);
+        let bytes = std::fs::read(&path).unwrap();
+        for cut in [0, 10, 40, bytes.len() / 2, bytes.len() - 1] {
+            assert!(parse_segment(SegmentId(10), &bytes[..cut]).is_err());
+        }
+    }
+}
