@@ -1,1 +1,9 @@
-//! ingest
+//! Parsers that turn Claude Code hook payloads and transcript lines into records, and bulk
+//! ingest of files and directories.
+
+pub mod bulk;
+pub mod json_array;
+pub mod payload;
+
+pub use bulk::{FileKind, IngestError, IngestSummary, Ingester, SkippedFile};
+pub use payload::{hook_record, transcript_record};

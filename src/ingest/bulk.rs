@@ -1,0 +1,564 @@
+//! Bulk ingest of files and directories, and tailing of transcripts named by hooks.
+//!
+//! Input kinds, decided per file:
+//! - `*.jsonl` / `*.ndjson`: one JSON value per line; a file whose first lines carry
+//!   `hook_event_name` holds hook payloads, otherwise transcript lines;
+//! - `*.json`: one hook payload (an object), or a JSON array of hook payloads (as hook loggers
+//!   write them);
+//! - directories: walked recursively (a whole `~/.claude/projects` tree with `subagents/`);
+//!   there, `*.json` files are taken only when they look like payloads (an object, or an array
+//!   of objects, with `session_id` or `hook_event_name`).
+//!
+//! Idempotence: each record carries its source file and byte position; the sealer keeps, per
+//! file, the end of what is sealed (MANIFEST cursors). Ingest reads each file from its cursor,
+//! so re-ingesting adds nothing and a grown file adds only the new lines. A last line without a
+//! newline is taken when it is valid JSON or the file has not changed for
+//! [`SETTLED_AFTER`]; otherwise it waits for the next ingest.
+//!
+//! The caller holds the store lock for the whole run: records go to a producer inbox file that
+//! is sealed every [`ROLL_BYTES`] and at the end.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use super::json_array::split_array;
+use super::payload::{hook_record, transcript_record};
+use crate::log::inbox::ProducerInbox;
+use crate::log::record::{Body, Origin, Record};
+use crate::log::{LogError, SealReport, StoreLock};
+
+/// Producer inbox size in bytes after which ingest seals and starts a new one (32 MiB).
+pub const ROLL_BYTES: u64 = 32 << 20;
+/// An unterminated last line is taken once the file is this old.
+pub const SETTLED_AFTER: Duration = Duration::from_secs(5);
+
+/// Errors of bulk ingest.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// A log error (append, seal).
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A source file or directory could not be read.
+    #[error("reading {}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A file that was not ingested, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub reason: String,
+}
+
+/// What an ingest run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestSummary {
+    /// Files read (including those with nothing new).
+    pub files: u64,
+    /// Files with nothing new since the last ingest.
+    pub unchanged_files: u64,
+    /// Records added.
+    pub records: u64,
+    /// Hook records added.
+    pub hook_records: u64,
+    /// Transcript records added.
+    pub transcript_records: u64,
+    /// Source bytes consumed.
+    pub bytes: u64,
+    /// Records flagged malformed, by kind (they are stored raw all the same).
+    pub malformed: BTreeMap<String, u64>,
+    /// Files not ingested, with the reason.
+    pub skipped: Vec<SkippedFile>,
+    /// Bytes of unterminated last lines left for the next ingest.
+    pub pending_tail_bytes: u64,
+    /// Wall time in ns.
+    pub elapsed_ns: u64,
+}
+
+impl IngestSummary {
+    /// Total malformed records.
+    pub fn malformed_total(&self) -> u64 {
+        self.malformed.values().sum()
+    }
+}
+
+/// How a file's content is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// Transcript lines (JSONL).
+    TranscriptLines,
+    /// Hook payloads, one per line (NDJSON).
+    HookLines,
+    /// A JSON array of hook payloads.
+    HookArray,
+    /// One hook payload.
+    HookObject,
+}
+
+/// Runs one ingest over a store lock.
+pub struct Ingester<'l, 's> {
+    lock: &'l mut StoreLock<'s>,
+    producer: Option<ProducerInbox>,
+    cursors: BTreeMap<String, u64>,
+    summary: IngestSummary,
+    progress: Box<dyn FnMut(u64) + 'l>,
+    seals: Vec<SealReport>,
+    started: Instant,
+}
+
+impl<'l, 's> Ingester<'l, 's> {
+    /// Starts an ingest. Seals pending inbox data first so cursors are current.
+    ///
+    /// # Errors
+    /// [`IngestError::Log`] when sealing fails.
+    pub fn new(lock: &'l mut StoreLock<'s>) -> Result<Self, IngestError> {
+        lock.seal()?;
+        Ok(Self {
+            lock,
+            producer: None,
+            cursors: BTreeMap::new(),
+            summary: IngestSummary::default(),
+            progress: Box::new(|_| {}),
+            seals: Vec::new(),
+            started: Instant::now(),
+        })
+    }
+
+    /// Sets a callback told the number of source bytes consumed after each file.
+    pub fn on_progress(&mut self, progress: impl FnMut(u64) + 'l) {
+        self.progress = Box::new(progress);
+    }
+
+    fn cursor(&self, key: &str) -> u64 {
+        self.cursors
+            .get(key)
+            .copied()
+            .or_else(|| self.lock.manifest().cursors.get(key).map(|c| c.end))
+            .unwrap_or(0)
+    }
+
+    fn push(&mut self, record: &Record) -> Result<(), IngestError> {
+        let malformed = match &record.body {
+            Body::Hook(hook) => {
+                self.summary.hook_records += 1;
+                hook.malformed
+            }
+            Body::Transcript(line) => {
+                self.summary.transcript_records += 1;
+                line.malformed
+            }
+            _ => None,
+        };
+        if let Some(kind) = malformed {
+            *self
+                .summary
+                .malformed
+                .entry(kind.as_str().to_owned())
+                .or_default() += 1;
+        }
+        self.summary.records += 1;
+        let bytes = record.encode().map_err(|e| LogError::Encode {
+            what: "record",
+            message: e.to_string(),
+        })?;
+        let producer = match self.producer.as_mut() {
+            Some(producer) => producer,
+            None => self.producer.insert(self.lock.store().producer("ingest")?),
+        };
+        producer.append(&bytes)?;
+        if producer.len_bytes() >= ROLL_BYTES {
+            self.seal()?;
+        }
+        Ok(())
+    }
+
+    fn seal(&mut self) -> Result<(), IngestError> {
+        if let Some(producer) = self.producer.take() {
+            producer.close()?;
+            let report = self.lock.seal()?;
+            self.seals.push(report);
+        }
+        Ok(())
+    }
+
+    /// Ingests files and directories.
+    ///
+    /// # Errors
+    /// [`IngestError::Io`] when a named path cannot be read; [`IngestError::Log`] when the store
+    /// fails. Files that are unsupported are listed in the summary, not errors.
+    pub fn ingest_paths(&mut self, paths: &[PathBuf]) -> Result<(), IngestError> {
+        let mut files: Vec<(PathBuf, Option<FileKind>)> = Vec::new();
+        // Directory entries are detected; named files too, but always taken.
+        let mut seen = BTreeSet::new();
+        for path in paths {
+            let meta = std::fs::metadata(path).map_err(|source| IngestError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            if meta.is_dir() {
+                for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
+                    let entry = entry.map_err(|e| IngestError::Io {
+                        path: e.path().map_or_else(|| path.clone(), Path::to_path_buf),
+                        source: e.into_io_error().unwrap_or_else(|| {
+                            std::io::Error::other("directory loop")
+                        }),
+                    })?;
+                    if !entry.file_type().is_file() {
+                        continue;
+                    }
+                    let file = entry.path().to_path_buf();
+                    match extension(&file).as_deref() {
+                        Some("jsonl" | "ndjson" | "json") => {
+                            if seen.insert(canonical(&file)) {
+                                files.push((file, None));
+                            }
+                        }
+                        Some("cast") => self.summary.skipped.push(SkippedFile {
+                            path: file,
+                            reason: "asciicast files are not supported by this version".into(),
+                        }),
+                        _ => {}
+                    }
+                }
+            } else if seen.insert(canonical(path)) {
+                if extension(path).as_deref() == Some("cast") {
+                    self.summary.skipped.push(SkippedFile {
+                        path: path.clone(),
+                        reason: "asciicast files are not supported by this version".into(),
+                    });
+                } else {
+                    // Named files of any other extension are read as JSON lines or JSON.
+                    files.push((path.clone(), None));
+                }
+            }
+        }
+        let explicit: BTreeSet<PathBuf> = paths.iter().map(|p| canonical(p)).collect();
+        for (file, _) in files {
+            let named = explicit.contains(&canonical(&file));
+            self.ingest_file(&file, None, named)?;
+        }
+        Ok(())
+    }
+
+    /// Ingests the transcripts hooks pointed at (missing files are logged and skipped).
+    ///
+    /// # Errors
+    /// As [`Ingester::ingest_paths`].
+    pub fn tail_transcripts(&mut self, paths: &BTreeSet<PathBuf>) -> Result<(), IngestError> {
+        for path in paths {
+            if !path.is_file() {
+                tracing::debug!(path = %path.display(), "transcript named by a hook is not here");
+                continue;
+            }
+            self.ingest_file(path, Some(FileKind::TranscriptLines), true)?;
+        }
+        Ok(())
+    }
+
+    /// Ingests one file from its cursor. `kind` overrides detection; `named` means the user
+    /// named this file (so `.json` files that do not look like payloads are still taken).
+    ///
+    /// # Errors
+    /// As [`Ingester::ingest_paths`].
+    pub fn ingest_file(
+        &mut self,
+        path: &Path,
+        kind: Option<FileKind>,
+        named: bool,
+    ) -> Result<(), IngestError> {
+        let canon = canonical(path);
+        let key = canon.to_string_lossy().into_owned();
+        let io = |source| IngestError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        let len = meta.len();
+        let mtime = meta.modified().unwrap_or(SystemTime::now());
+        let settled = mtime.elapsed().map(|age| age >= SETTLED_AFTER).unwrap_or(false);
+        let mtime_ns = mtime
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(0))
+            .unwrap_or(0);
+        let cursor = self.cursor(&key);
+        self.summary.files += 1;
+        if len < cursor {
+            self.summary.skipped.push(SkippedFile {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "file is {len} bytes, shorter than the {cursor} bytes ingested before (replaced or truncated); not re-read"
+                ),
+            });
+            return Ok(());
+        }
+        let kind = match kind {
+            Some(kind) => kind,
+            None => {
+                let mut head = vec![0u8; 64 << 10];
+                let n = read_up_to(&mut file, &mut head).map_err(io)?;
+                head.truncate(n);
+                match detect(path, &head, named) {
+                    Some(kind) => kind,
+                    None => {
+                        self.summary.files -= 1;
+                        self.summary.skipped.push(SkippedFile {
+                            path: path.to_path_buf(),
+                            reason: "not a hook payload or transcript".into(),
+                        });
+                        return Ok(());
+                    }
+                }
+            }
+        };
+        let whole = matches!(kind, FileKind::HookArray | FileKind::HookObject);
+        let start = if whole { 0 } else { cursor };
+        file.seek(SeekFrom::Start(start)).map_err(io)?;
+        let mut bytes = Vec::with_capacity((len - start) as usize);
+        file.read_to_end(&mut bytes).map_err(io)?;
+        let before = self.summary.records;
+        let end = match kind {
+            FileKind::TranscriptLines | FileKind::HookLines => {
+                self.lines(&key, &bytes, start, kind, settled, mtime_ns, path)?
+            }
+            FileKind::HookArray => self.array(&key, &bytes, cursor, mtime_ns)?,
+            FileKind::HookObject => self.object(&key, &bytes, cursor, mtime_ns)?,
+        };
+        self.cursors.insert(key, end.max(cursor));
+        if self.summary.records == before {
+            self.summary.unchanged_files += 1;
+        }
+        let consumed = end.saturating_sub(start);
+        self.summary.bytes += consumed;
+        (self.progress)(len.saturating_sub(cursor));
+        Ok(())
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "internal helper with one caller")]
+    fn lines(
+        &mut self,
+        key: &str,
+        bytes: &[u8],
+        start: u64,
+        kind: FileKind,
+        settled: bool,
+        mtime_ns: u64,
+        path: &Path,
+    ) -> Result<u64, IngestError> {
+        let session = session_from_path(path);
+        let mut at = 0usize;
+        let mut end = start;
+        while at < bytes.len() {
+            let newline = bytes[at..].iter().position(|&b| b == b'\n');
+            let line_end = newline.map_or(bytes.len(), |n| at + n);
+            let line = &bytes[at..line_end];
+            let next = newline.map_or(bytes.len(), |_| line_end + 1);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                at = next;
+                continue;
+            }
+            if newline.is_none()
+                && !settled
+                && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_err()
+            {
+                self.summary.pending_tail_bytes += line.len() as u64;
+                break;
+            }
+            let origin = Origin {
+                file: key.to_owned(),
+                position: start + at as u64,
+                len: line.len() as u64,
+            };
+            end = origin.position + origin.len;
+            let record = match kind {
+                FileKind::HookLines => hook_record(line.to_vec(), mtime_ns, None, Some(origin)),
+                _ => transcript_record(line.to_vec(), origin, mtime_ns, session.as_deref()),
+            };
+            self.push(&record)?;
+            at = next;
+        }
+        Ok(end)
+    }
+
+    fn array(
+        &mut self,
+        key: &str,
+        bytes: &[u8],
+        cursor: u64,
+        mtime_ns: u64,
+    ) -> Result<u64, IngestError> {
+        let split = split_array(bytes);
+        let mut end = cursor;
+        for &(s, e) in &split.elements {
+            if (s as u64) < cursor {
+                continue;
+            }
+            let origin = Origin {
+                file: key.to_owned(),
+                position: s as u64,
+                len: (e - s) as u64,
+            };
+            end = e as u64;
+            self.push(&hook_record(bytes[s..e].to_vec(), mtime_ns, None, Some(origin)))?;
+        }
+        if let Some(broken) = split.broken_at {
+            // Keep what could not be split, raw, as one malformed payload.
+            let tail = &bytes[broken.min(bytes.len())..];
+            let lead = tail.iter().take_while(|b| b.is_ascii_whitespace()).count();
+            let rest = trim_ws(tail);
+            let position = (broken + lead) as u64;
+            if !rest.is_empty() && position >= cursor {
+                let origin = Origin {
+                    file: key.to_owned(),
+                    position,
+                    len: rest.len() as u64,
+                };
+                end = position + rest.len() as u64;
+                self.push(&hook_record(rest.to_vec(), mtime_ns, None, Some(origin)))?;
+            }
+        }
+        Ok(end)
+    }
+
+    fn object(
+        &mut self,
+        key: &str,
+        bytes: &[u8],
+        cursor: u64,
+        mtime_ns: u64,
+    ) -> Result<u64, IngestError> {
+        let lead = bytes.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let body = trim_ws(&bytes[lead..]);
+        let end = (lead + body.len()) as u64;
+        if body.is_empty() || end <= cursor {
+            return Ok(cursor);
+        }
+        let origin = Origin {
+            file: key.to_owned(),
+            position: lead as u64,
+            len: body.len() as u64,
+        };
+        self.push(&hook_record(body.to_vec(), mtime_ns, None, Some(origin)))?;
+        Ok(end)
+    }
+
+    /// Seals what was ingested and returns the summary and the seals done.
+    ///
+    /// # Errors
+    /// [`IngestError::Log`] when the final seal fails.
+    pub fn finish(mut self) -> Result<(IngestSummary, Vec<SealReport>), IngestError> {
+        self.seal()?;
+        self.summary.elapsed_ns = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(0);
+        Ok((self.summary, self.seals))
+    }
+}
+
+fn trim_ws(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &bytes[start..end.max(start)]
+}
+
+fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    file.seek(SeekFrom::Start(0))?;
+    Ok(filled)
+}
+
+fn extension(path: &Path) -> Option<String> {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+}
+
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The session a transcript file belongs to when its lines do not say: the session directory
+/// for `<session>/subagents/agent-*.jsonl`, else the file stem.
+pub fn session_from_path(path: &Path) -> Option<String> {
+    let parent = path.parent()?;
+    if parent.file_name().and_then(|n| n.to_str()) == Some("subagents") {
+        return parent
+            .parent()?
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned);
+    }
+    path.file_stem().and_then(|s| s.to_str()).map(str::to_owned)
+}
+
+fn looks_like_payload(value: &serde_json::Value) -> bool {
+    value
+        .as_object()
+        .is_some_and(|map| map.contains_key("hook_event_name") || map.contains_key("session_id"))
+}
+
+/// Decides a file's kind from its extension and first bytes. `None`: not something to ingest.
+fn detect(path: &Path, head: &[u8], named: bool) -> Option<FileKind> {
+    let first = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
+    if extension(path).as_deref() == Some("json") {
+        return match first {
+            Some(b'[') => {
+                let split = split_array(head);
+                let payload = split.elements.first().is_some_and(|&(s, e)| {
+                    serde_json::from_slice::<serde_json::Value>(&head[s..e])
+                        .map(|v| looks_like_payload(&v))
+                        .unwrap_or(true)
+                });
+                (named || payload).then_some(FileKind::HookArray)
+            }
+            Some(b'{') => {
+                let payload = serde_json::from_slice::<serde_json::Value>(head)
+                    .map(|v| looks_like_payload(&v))
+                    .unwrap_or(head.windows(10).any(|w| w == b"session_id"));
+                (named || payload).then_some(FileKind::HookObject)
+            }
+            _ => named.then_some(FileKind::HookObject),
+        };
+    }
+    let mut hooks = 0;
+    let mut lines = 0;
+    for line in head.split(|&b| b == b'\n').take(20) {
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) {
+            lines += 1;
+            if value
+                .as_object()
+                .is_some_and(|m| m.contains_key("hook_event_name"))
+            {
+                hooks += 1;
+            }
+        }
+    }
+    Some(if lines > 0 && hooks * 2 > lines {
+        FileKind::HookLines
+    } else {
+        FileKind::TranscriptLines
+    })
+}
