@@ -255,7 +255,9 @@ mod humantime_serde_compat {
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(deserializer)?;
         humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!("`{text}` is not a duration ({e}); examples: \"1h\", \"30m\""))
+            serde::de::Error::custom(format!(
+                "`{text}` is not a duration ({e}); examples: \"1h\", \"30m\""
+            ))
         })
     }
 }
@@ -284,12 +286,24 @@ mod tests {
         let err = Config::parse("[storage]\nsegmnet_bytes = 1\n", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("segmnet_bytes"), "{err}");
         let err = Config::parse("[storage]\nzstd_level = 99\n", Path::new("c.toml")).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { key: "storage.zstd_level", .. }));
-        let err = Config::parse("[storage]\ndurability = \"sometimes\"\n", Path::new("c.toml"))
-            .unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                key: "storage.zstd_level",
+                ..
+            }
+        ));
+        let err = Config::parse(
+            "[storage]\ndurability = \"sometimes\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("durability"), "{err}");
-        let err = Config::parse("[storage]\nblock_bytes = \"12 parsecs\"\n", Path::new("c.toml"))
-            .unwrap_err();
+        let err = Config::parse(
+            "[storage]\nblock_bytes = \"12 parsecs\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("block_bytes"), "{err}");
         let err = Config::parse("[nope]\n", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");

@@ -1,1 +1,5 @@
-fn main(){}
+//! The `ctrace` binary: parses arguments and dispatches to the library (`ctrace::cli`).
+
+fn main() {
+    std::process::exit(ctrace::cli::main());
+}

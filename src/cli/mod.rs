@@ -1,1 +1,210 @@
-//! cli
+//! The `ctrace` command line: clap derive, one file per subcommand, each with a `run`.
+//!
+//! Exit codes: 0 success; 1 failure (including damage found by `verify`); 2 bad usage or bad
+//! input named on the command line. A closed stdout (`ctrace cat | head`) exits 0. `ctrace hook`
+//! always exits 0.
+
+pub mod cat;
+pub mod config_cmd;
+pub mod demo;
+pub mod hook;
+pub mod ingest;
+pub mod install;
+pub mod output;
+pub mod sessions;
+pub mod show;
+pub mod stats;
+pub mod time;
+pub mod timeline;
+pub mod verify;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::ingest::Ingester;
+use crate::log::Store;
+
+/// Command-line arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ctrace",
+    version,
+    about = "A complete, checksummed record of what your Claude Code agents did",
+    long_about = "ctrace records every Claude Code hook event, every transcript line and (later) the \
+raw terminal stream into a checksummed, segmented, zstd-compressed append-only log, and lets you \
+list sessions, read their timelines, and verify the store.\n\nStart with `ctrace demo`."
+)]
+pub struct Cli {
+    /// Store directory [default: $CTRACE_HOME, else $XDG_DATA_HOME/ctrace, else ~/.local/share/ctrace]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Configuration file [default: <store>/config.toml]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Record one hook payload from stdin (what Claude Code runs; always exits 0, prints nothing)
+    Hook,
+    /// Add ctrace to Claude Code's settings.json for every hook event
+    Install(install::InstallArgs),
+    /// Remove ctrace from Claude Code's settings.json
+    Uninstall(install::InstallArgs),
+    /// Ingest transcripts and hook payloads from files or directories (e.g. ~/.claude/projects)
+    Ingest(ingest::IngestArgs),
+    /// List sessions
+    Sessions(sessions::SessionsArgs),
+    /// Show one session's timeline
+    Show(show::ShowArgs),
+    /// Replay a session (the timeline, for sessions without terminal data)
+    Replay(show::ShowArgs),
+    /// Print records (JSON Lines with --json)
+    Cat(cat::CatArgs),
+    /// Check every frame, block, index, footer and the MANIFEST; exit 1 on damage
+    Verify(verify::VerifyArgs),
+    /// Store size and counts
+    Stats(stats::StatsArgs),
+    /// Print the effective configuration
+    Config,
+    /// Run a self-contained demo: record real commands through the hook path and show them
+    Demo(demo::DemoArgs),
+}
+
+/// Parses arguments and runs the command; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    if matches!(cli.command, Command::Hook) {
+        return hook::run(cli.store.as_deref(), cli.config.as_deref());
+    }
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            if is_broken_pipe(&error) {
+                return 0;
+            }
+            eprintln!("ctrace: {error:#}");
+            if error.downcast_ref::<UsageError>().is_some() {
+                2
+            } else {
+                1
+            }
+        }
+    }
+}
+
+/// An error in what the user asked for (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    let root = store_dir(cli.store.as_deref())?;
+    let _guard = init_logging(&root);
+    let config = load_config(&root, cli.config.as_deref())?;
+    match cli.command {
+        Command::Hook => Ok(0),
+        Command::Install(args) => install::run(&args, false, cli.store.as_deref()),
+        Command::Uninstall(args) => install::run(&args, true, cli.store.as_deref()),
+        Command::Ingest(args) => ingest::run(&open(&root, config)?, &args),
+        Command::Sessions(args) => sessions::run(&open(&root, config)?, &args),
+        Command::Show(args) => show::run(&open(&root, config)?, &args),
+        Command::Replay(args) => show::run(&open(&root, config)?, &args),
+        Command::Cat(args) => cat::run(&open(&root, config)?, &args),
+        Command::Verify(args) => verify::run(&open(&root, config)?, &args),
+        Command::Stats(args) => stats::run(&open(&root, config)?, &args),
+        Command::Config => config_cmd::run(&config),
+        Command::Demo(args) => demo::run(&root, config, &args),
+    }
+}
+
+/// The store directory: `--store`, else `$CTRACE_HOME`, else `$XDG_DATA_HOME/ctrace`, else
+/// `~/.local/share/ctrace`.
+///
+/// # Errors
+/// When none of them can be determined (no `HOME`).
+pub fn store_dir(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = flag {
+        return Ok(dir.to_path_buf());
+    }
+    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(home) = env("CTRACE_HOME") {
+        return Ok(PathBuf::from(home));
+    }
+    if let Some(data) = env("XDG_DATA_HOME") {
+        return Ok(PathBuf::from(data).join("ctrace"));
+    }
+    let home = env("HOME").context("cannot find the store: set --store, CTRACE_HOME or HOME")?;
+    Ok(PathBuf::from(home).join(".local/share/ctrace"))
+}
+
+/// Loads `--config FILE` (must exist) or `<store>/config.toml` (optional).
+///
+/// # Errors
+/// A [`crate::config::ConfigError`] naming the key.
+pub fn load_config(root: &Path, flag: Option<&Path>) -> anyhow::Result<Config> {
+    Ok(match flag {
+        Some(path) => Config::load(path, true)?,
+        None => Config::load(&root.join("config.toml"), false)?,
+    })
+}
+
+fn open(root: &Path, config: Config) -> anyhow::Result<Store> {
+    Store::open(root, config).with_context(|| format!("opening store at {}", root.display()))
+}
+
+/// Starts the runtime log: `<store>/logs/ctrace.log.YYYY-MM-DD`, filter from `CTRACE_LOG`
+/// (EnvFilter syntax, default `info`). Returns `None` (and logs nothing) when the directory
+/// cannot be created.
+pub fn init_logging(root: &Path) -> Option<()> {
+    use tracing_subscriber::EnvFilter;
+    let dir = root.join("logs");
+    crate::log::inbox::create_dir_private(&dir).ok()?;
+    let appender = tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("ctrace.log")
+        .build(&dir)
+        .ok()?;
+    let filter = EnvFilter::try_from_env("CTRACE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_writer(appender)
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .try_init()
+        .ok()
+}
+
+/// Seals pending inbox data if nobody else holds the lock, tails the transcripts that Stop,
+/// SubagentStop, SessionEnd and PreCompact hooks named, and seals those too. What every
+/// reading command does first, so no daemon is needed.
+///
+/// # Errors
+/// When sealing or tailing fails.
+pub fn refresh(store: &Store) -> anyhow::Result<()> {
+    let Some(mut lock) = store.try_lock()? else {
+        tracing::debug!("store lock busy; reading sealed and unsealed records as they are");
+        return Ok(());
+    };
+    let report = lock.seal()?;
+    if !report.transcripts_to_tail.is_empty() {
+        let mut ingester = Ingester::new(&mut lock)?;
+        ingester.tail_transcripts(&report.transcripts_to_tail)?;
+        ingester.finish()?;
+    }
+    Ok(())
+}

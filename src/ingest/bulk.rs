@@ -212,9 +212,9 @@ impl<'l, 's> Ingester<'l, 's> {
                 for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
                     let entry = entry.map_err(|e| IngestError::Io {
                         path: e.path().map_or_else(|| path.clone(), Path::to_path_buf),
-                        source: e.into_io_error().unwrap_or_else(|| {
-                            std::io::Error::other("directory loop")
-                        }),
+                        source: e
+                            .into_io_error()
+                            .unwrap_or_else(|| std::io::Error::other("directory loop")),
                     })?;
                     if !entry.file_type().is_file() {
                         continue;
@@ -289,7 +289,10 @@ impl<'l, 's> Ingester<'l, 's> {
         let meta = file.metadata().map_err(io)?;
         let len = meta.len();
         let mtime = meta.modified().unwrap_or(SystemTime::now());
-        let settled = mtime.elapsed().map(|age| age >= SETTLED_AFTER).unwrap_or(false);
+        let settled = mtime
+            .elapsed()
+            .map(|age| age >= SETTLED_AFTER)
+            .unwrap_or(false);
         let mtime_ns = mtime
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_nanos()).unwrap_or(0))
@@ -359,6 +362,9 @@ impl<'l, 's> Ingester<'l, 's> {
         path: &Path,
     ) -> Result<u64, IngestError> {
         let session = session_from_path(path);
+        // Lines without a `timestamp` (snapshots, summaries) take the time of the line before
+        // them, or of the first timestamped line, or the file's mtime.
+        let mut fallback_ts = first_timestamp(bytes).unwrap_or(mtime_ns);
         let mut at = 0usize;
         let mut end = start;
         while at < bytes.len() {
@@ -385,8 +391,9 @@ impl<'l, 's> Ingester<'l, 's> {
             end = origin.position + origin.len;
             let record = match kind {
                 FileKind::HookLines => hook_record(line.to_vec(), mtime_ns, None, Some(origin)),
-                _ => transcript_record(line.to_vec(), origin, mtime_ns, session.as_deref()),
+                _ => transcript_record(line.to_vec(), origin, fallback_ts, session.as_deref()),
             };
+            fallback_ts = record.ts;
             self.push(&record)?;
             at = next;
         }
@@ -412,7 +419,12 @@ impl<'l, 's> Ingester<'l, 's> {
                 len: (e - s) as u64,
             };
             end = e as u64;
-            self.push(&hook_record(bytes[s..e].to_vec(), mtime_ns, None, Some(origin)))?;
+            self.push(&hook_record(
+                bytes[s..e].to_vec(),
+                mtime_ns,
+                None,
+                Some(origin),
+            ))?;
         }
         if let Some(broken) = split.broken_at {
             // Keep what could not be split, raw, as one malformed payload.
@@ -464,6 +476,30 @@ impl<'l, 's> Ingester<'l, 's> {
         self.summary.elapsed_ns = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(0);
         Ok((self.summary, self.seals))
     }
+}
+
+/// The first `"timestamp":"..."` value in `bytes` that parses, in ns.
+fn first_timestamp(bytes: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"timestamp\":\"";
+    let mut from = 0;
+    while let Some(found) = bytes[from..].windows(KEY.len()).position(|w| w == KEY) {
+        let start = from + found + KEY.len();
+        let end = bytes[start..]
+            .iter()
+            .take(40)
+            .position(|&b| b == b'"')
+            .map(|e| start + e);
+        if let Some(end) = end {
+            if let Some(ts) = std::str::from_utf8(&bytes[start..end])
+                .ok()
+                .and_then(super::payload::parse_timestamp)
+            {
+                return Some(ts);
+            }
+        }
+        from = start;
+    }
+    None
 }
 
 fn trim_ws(bytes: &[u8]) -> &[u8] {

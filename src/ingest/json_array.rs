@@ -129,8 +129,14 @@ mod tests {
     #[test]
     fn splits_elements() {
         assert_eq!(parts("[]"), (vec![], None));
-        assert_eq!(parts(" [ {\"a\":\"]}\"} , [1,2], 3 ,\"x\\\"\" ]\n"), (vec!["{\"a\":\"]}\"}", "[1,2]", "3", "\"x\\\"\""], None));
-        assert_eq!(parts("[{\"a\":\"\\udc8f\"}]"), (vec!["{\"a\":\"\\udc8f\"}"], None));
+        assert_eq!(
+            parts(" [ {\"a\":\"]}\"} , [1,2], 3 ,\"x\\\"\" ]\n"),
+            (vec!["{\"a\":\"]}\"}", "[1,2]", "3", "\"x\\\"\""], None)
+        );
+        assert_eq!(
+            parts("[{\"a\":\"\\udc8f\"}]"),
+            (vec!["{\"a\":\"\\udc8f\"}"], None)
+        );
     }
 
     #[test]

@@ -49,7 +49,10 @@ fn parse_lenient(raw: &[u8]) -> Parsed {
         Err(_) => {
             if let Some(fixed) = replace_lone_surrogates(&text) {
                 if let Ok(value) = serde_json::from_str::<Value>(&fixed) {
-                    return classify(value, Some(not_utf8_flag.unwrap_or(Malformed::LoneSurrogate)));
+                    return classify(
+                        value,
+                        Some(not_utf8_flag.unwrap_or(Malformed::LoneSurrogate)),
+                    );
                 }
             }
             Parsed {
@@ -136,6 +139,19 @@ pub fn hook_record(
 ) -> Record {
     let parsed = parse_lenient(&raw);
     let map = parsed.object.unwrap_or_default();
+    // Payloads read from hook logs may carry the logger's time; live hooks use capture time.
+    let ts = if origin.is_some() {
+        ["timestamp", "logged_at"]
+            .iter()
+            .find_map(|k| {
+                map.get(*k)
+                    .and_then(Value::as_str)
+                    .and_then(parse_timestamp)
+            })
+            .unwrap_or(ts)
+    } else {
+        ts
+    };
     let body = HookBody {
         event: string(&map, "hook_event_name"),
         tool_name: string(&map, "tool_name"),
@@ -267,7 +283,10 @@ mod tests {
         assert_eq!(hook(b"{not json").malformed, Some(Malformed::InvalidJson));
         assert_eq!(hook(b"[1,2]").malformed, Some(Malformed::NotObject));
         assert_eq!(hook(b"\"x\"").malformed, Some(Malformed::NotObject));
-        assert_eq!(hook(b"{\"a\":\"\xff\"}").malformed, Some(Malformed::NotUtf8));
+        assert_eq!(
+            hook(b"{\"a\":\"\xff\"}").malformed,
+            Some(Malformed::NotUtf8)
+        );
         let lone = hook(br#"{"hook_event_name":"Stop","x":"\udc8f and \ud83d"}"#);
         assert_eq!(lone.malformed, Some(Malformed::LoneSurrogate));
         assert_eq!(lone.event.as_deref(), Some("Stop"));
@@ -295,7 +314,14 @@ mod tests {
         assert_eq!(body.message_id.as_deref(), Some("m1"));
         assert_eq!(body.model.as_deref(), Some("claude-opus-4-6"));
         let usage = body.usage.unwrap();
-        assert_eq!((usage.input_tokens, usage.output_tokens, usage.ephemeral_5m_input_tokens), (3, 10, 5));
+        assert_eq!(
+            (
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.ephemeral_5m_input_tokens
+            ),
+            (3, 10, 5)
+        );
         assert_eq!(usage.total(), 25);
     }
 }

@@ -188,12 +188,10 @@ impl ProducerInbox {
         self.written_bytes += self.buffer.len() as u64;
         self.buffer.clear();
         if self.durability == Durability::Fsync {
-            self.file
-                .sync_data()
-                .map_err(|source| LogError::Poisoned {
-                    path: self.path.clone(),
-                    source,
-                })?;
+            self.file.sync_data().map_err(|source| LogError::Poisoned {
+                path: self.path.clone(),
+                source,
+            })?;
         }
         Ok(())
     }

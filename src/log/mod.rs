@@ -128,7 +128,9 @@ impl StorePaths {
     /// The fallback spool directory outside the store, for when the store is not writable:
     /// `$TMPDIR/ctrace-spool-<uid>/<hash of the store path>`.
     pub fn fallback_spool(&self) -> PathBuf {
-        let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+        let uid = std::fs::metadata("/proc/self")
+            .map(|m| m.uid())
+            .unwrap_or(0);
         let hash = crc32fast::hash(self.root.as_os_str().as_encoded_bytes());
         std::env::temp_dir()
             .join(format!("ctrace-spool-{uid}"))
@@ -210,7 +212,8 @@ impl Store {
     /// # Errors
     /// [`LogError::Io`] or [`LogError::ManifestCorrupt`].
     pub fn lock(&self) -> Result<StoreLock<'_>, LogError> {
-        StoreLock::acquire(self, true).map(|lock| lock.ok_or(LogError::SnapshotRace { attempts: 0 }))?
+        StoreLock::acquire(self, true)
+            .map(|lock| lock.ok_or(LogError::SnapshotRace { attempts: 0 }))?
     }
 
     /// Takes the exclusive store lock if nobody holds it, and runs recovery.
@@ -320,8 +323,12 @@ impl<'a> StoreLock<'a> {
     /// Deletes temp files, segments not in the MANIFEST and consumed inbox files.
     fn recover(&mut self) -> Result<(), LogError> {
         let paths = &self.store.paths;
-        let live: std::collections::HashSet<&str> =
-            self.manifest.segments.iter().map(|s| s.file.as_str()).collect();
+        let live: std::collections::HashSet<&str> = self
+            .manifest
+            .segments
+            .iter()
+            .map(|s| s.file.as_str())
+            .collect();
         let mut report = RecoveryReport::default();
         for dir in [&paths.root, &paths.segments, &paths.inbox] {
             for name in list_dir(dir)? {
@@ -329,7 +336,10 @@ impl<'a> StoreLock<'a> {
                 if name.ends_with(".tmp") {
                     remove_file(&path)?;
                     report.temp_files_removed += 1;
-                } else if dir == &paths.segments && name.ends_with(".seg") && !live.contains(name.as_str()) {
+                } else if dir == &paths.segments
+                    && name.ends_with(".seg")
+                    && !live.contains(name.as_str())
+                {
                     tracing::warn!(file = %path.display(), "removing segment not named in MANIFEST (interrupted seal)");
                     remove_file(&path)?;
                     report.orphan_segments_removed += 1;

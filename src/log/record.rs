@@ -449,7 +449,9 @@ mod tests {
         assert_eq!(Record::decode(&bytes).unwrap(), record);
         let head = RecordHead::decode(&bytes).unwrap();
         assert_eq!(head.ts, record.ts);
-        assert!(matches!(head.body, BodyHead::Hook(HookHead { event: Some(ref e), .. }) if e == "PreToolUse"));
+        assert!(
+            matches!(head.body, BodyHead::Hook(HookHead { event: Some(ref e), .. }) if e == "PreToolUse")
+        );
         // Field names are in the encoding (named, not positional).
         assert!(bytes.windows(4).any(|w| w == b"body"));
     }

@@ -172,8 +172,12 @@ impl StoreLock<'_> {
     /// Collects and locks the inbox and spool files to seal, in arrival order.
     fn gather(&mut self, generation: u64) -> Result<Vec<InboxFile>, LogError> {
         let paths = self.store.paths.clone();
-        let consumed: BTreeSet<&str> =
-            self.manifest.consumed_inbox.iter().map(String::as_str).collect();
+        let consumed: BTreeSet<&str> = self
+            .manifest
+            .consumed_inbox
+            .iter()
+            .map(String::as_str)
+            .collect();
         let mut sealing = Vec::new();
         let mut producers = Vec::new();
         for name in list_dir(&paths.inbox)? {
@@ -292,7 +296,9 @@ impl StoreLock<'_> {
             let last = i + 1 == blocks.len();
             if last && u64::from(meta.raw_len) < block_target {
                 for bytes in reader.read_block(i)? {
-                    let ts = RecordHead::decode(&bytes).map(|h| h.ts).unwrap_or(meta.min_ts);
+                    let ts = RecordHead::decode(&bytes)
+                        .map(|h| h.ts)
+                        .unwrap_or(meta.min_ts);
                     segment.writer.add(&bytes, ts)?;
                 }
             } else {
@@ -315,11 +321,11 @@ struct OpenSegment {
 impl OpenSegment {
     fn create(lock: &StoreLock<'_>, base: Offset, created_ns: u64) -> Result<Self, LogError> {
         let storage = &lock.store.config.storage;
-        let temp = lock
-            .store
-            .paths
-            .segments
-            .join(format!("{:020}.seg.{}.tmp", base.0, std::process::id()));
+        let temp = lock.store.paths.segments.join(format!(
+            "{:020}.seg.{}.tmp",
+            base.0,
+            std::process::id()
+        ));
         remove_file(&temp)?;
         let writer = SegmentWriter::create(
             &temp,

@@ -110,7 +110,9 @@ pub fn verify(store: &Store) -> VerifyReport {
         let (footer, blocks) = match parse_segment(entry.id, &bytes) {
             Ok(parsed) => parsed,
             Err(e) => {
-                report.damage.push(damage(&path, position_of(&e), e.to_string()));
+                report
+                    .damage
+                    .push(damage(&path, position_of(&e), e.to_string()));
                 continue;
             }
         };

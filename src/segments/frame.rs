@@ -120,7 +120,9 @@ pub fn encode_record(out: &mut Vec<u8>, record: &[u8], limit_bytes: u32) {
 
 fn push_frame_unchecked(out: &mut Vec<u8>, flags: u8, payload: &[u8]) {
     // Callers bound `payload` by the frame limit, which is at most u32::MAX.
-    let len_bytes = u32::try_from(payload.len()).unwrap_or(u32::MAX).to_le_bytes();
+    let len_bytes = u32::try_from(payload.len())
+        .unwrap_or(u32::MAX)
+        .to_le_bytes();
     out.extend_from_slice(&FRAME_MAGIC.to_le_bytes());
     out.extend_from_slice(&len_bytes);
     out.extend_from_slice(&frame_crc(len_bytes, flags, payload).to_le_bytes());

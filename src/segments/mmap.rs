@@ -23,7 +23,10 @@ impl ReadOnlyMap {
         if file.metadata()?.len() == 0 {
             return Ok(Self { map: None });
         }
-        #[expect(unsafe_code, reason = "memmap2 maps are unsafe by API; see SAFETY below")]
+        #[expect(
+            unsafe_code,
+            reason = "memmap2 maps are unsafe by API; see SAFETY below"
+        )]
         // SAFETY: sealed segments are immutable: ctrace never modifies a file after sealing it
         // and only ever replaces it by unlink + new name, so the mapped bytes do not change
         // under the map. Another program truncating the file would be outside ctrace's contract.

@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// A dense logical record number in the log (never a byte position).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Offset(pub u64);
 
@@ -60,7 +62,9 @@ pub enum SegmentError {
         limit: u64,
     },
     /// A frame's CRC does not match its content.
-    #[error("frame crc mismatch at byte {position}: stored {stored:#010x}, computed {computed:#010x}")]
+    #[error(
+        "frame crc mismatch at byte {position}: stored {stored:#010x}, computed {computed:#010x}"
+    )]
     FrameChecksum {
         /// Byte position of the frame.
         position: u64,
@@ -78,7 +82,9 @@ pub enum SegmentError {
         flags: u8,
     },
     /// A checksum over a part of a sealed segment does not match.
-    #[error("crc mismatch in segment {segment} {what} at byte {position}: stored {stored:#010x}, computed {computed:#010x}")]
+    #[error(
+        "crc mismatch in segment {segment} {what} at byte {position}: stored {stored:#010x}, computed {computed:#010x}"
+    )]
     ChecksumMismatch {
         /// The segment.
         segment: SegmentId,

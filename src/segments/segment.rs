@@ -288,7 +288,8 @@ impl SegmentWriter {
         };
         self.blocks.push(BlockMeta {
             position: self.position,
-            compressed_len: u32::try_from(compressed.len()).map_err(|_| too_big(compressed.len()))?,
+            compressed_len: u32::try_from(compressed.len())
+                .map_err(|_| too_big(compressed.len()))?,
             raw_len: u32::try_from(self.block.len()).map_err(|_| too_big(self.block.len()))?,
             first_offset: self.block_first,
             count: self.block_count,
@@ -835,7 +836,12 @@ mod tests {
 
     fn sample() -> Vec<(Vec<u8>, u64)> {
         (0..200u64)
-            .map(|i| (format!("record number {i} {}", "x".repeat(i as usize)).into_bytes(), 1000 + i))
+            .map(|i| {
+                (
+                    format!("record number {i} {}", "x".repeat(i as usize)).into_bytes(),
+                    1000 + i,
+                )
+            })
             .collect()
     }
 
@@ -856,7 +862,10 @@ mod tests {
         let expected: Vec<Vec<u8>> = records.into_iter().map(|(b, _)| b).collect();
         assert_eq!(all, expected);
         assert_eq!(reader.block_of(Offset(10)), Some(0));
-        assert_eq!(reader.block_of(Offset(209)), Some(reader.blocks().len() - 1));
+        assert_eq!(
+            reader.block_of(Offset(209)),
+            Some(reader.blocks().len() - 1)
+        );
         assert_eq!(reader.block_of(Offset(210)), None);
         assert_eq!(reader.block_of(Offset(9)), None);
     }

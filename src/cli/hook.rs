@@ -1,0 +1,118 @@
+//! `ctrace hook`: one payload on stdin → the inbox. The hot path Claude Code runs for every
+//! hook event.
+//!
+//! Contract (`DESIGN.md` §8): exits 0 and prints nothing on stdout whatever happens (empty
+//! stdin, invalid JSON, non-UTF-8, full disk, read-only store, bad config, a panic). Touches only
+//! the inbox: no lock, no MANIFEST, no transcript parsing. When the inbox append fails, the
+//! record goes to `<store>/spool/`, then to a spool directory under `$TMPDIR`, which the next
+//! seal picks up; failures are written to the runtime log.
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::config::Config;
+use crate::ingest::hook_record;
+use crate::log::{Store, StorePaths, inbox};
+
+/// Environment variable naming the PTY recording a hook runs inside.
+pub const PTY_SESSION_ENV: &str = "CTRACE_PTY_SESSION";
+
+/// Runs the hook command; always returns exit code 0.
+pub fn run(store_flag: Option<&Path>, config_flag: Option<&Path>) -> i32 {
+    // Read stdin before anything can fail, so the payload is in hand.
+    let mut raw = Vec::new();
+    let read_error = std::io::stdin().lock().read_to_end(&mut raw).err();
+    let ts = crate::now_ns();
+    let outcome = std::panic::catch_unwind(|| record(store_flag, config_flag, &raw, ts));
+    let problems = match outcome {
+        Ok(problems) => problems,
+        Err(_) => vec!["panic while recording the hook payload".to_owned()],
+    };
+    if read_error.is_some() || !problems.is_empty() {
+        report(store_flag, read_error, &problems);
+    }
+    0
+}
+
+/// Appends the payload; returns the problems met (empty when it went straight to the inbox).
+fn record(
+    store_flag: Option<&Path>,
+    config_flag: Option<&Path>,
+    raw: &[u8],
+    ts: u64,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let root = match super::store_dir(store_flag) {
+        Ok(root) => root,
+        Err(e) => {
+            problems.push(format!("{e:#}"));
+            std::env::temp_dir().join("ctrace-unknown-store")
+        }
+    };
+    let config = match super::load_config(&root, config_flag) {
+        Ok(config) => config,
+        Err(e) => {
+            problems.push(format!(
+                "config ignored for this hook, defaults used: {e:#}"
+            ));
+            Config::default()
+        }
+    };
+    let pty = std::env::var(PTY_SESSION_ENV)
+        .ok()
+        .filter(|s| !s.is_empty());
+    let record = hook_record(raw.to_vec(), ts, pty, None);
+    let bytes = match record.encode() {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            problems.push(format!("cannot encode record: {e}"));
+            return problems;
+        }
+    };
+    let store = Store::at(&root, config);
+    let frame_limit = store.config().frame_limit();
+    let appended = inbox::append_shared(
+        &store.paths().inbox,
+        &bytes,
+        frame_limit,
+        store.config().storage.durability,
+    );
+    let Err(first) = appended else {
+        return problems;
+    };
+    problems.push(format!(
+        "inbox append failed: {:#}",
+        anyhow::Error::from(first)
+    ));
+    let paths = StorePaths::new(&root);
+    for dir in [paths.spool.clone(), paths.fallback_spool()] {
+        match inbox::spool(&dir, &bytes, frame_limit) {
+            Ok(path) => {
+                problems.push(format!("payload spooled to {}", path.display()));
+                return problems;
+            }
+            Err(e) => problems.push(format!("spool failed: {:#}", anyhow::Error::from(e))),
+        }
+    }
+    problems.push("payload could not be stored anywhere".to_owned());
+    problems
+}
+
+/// Writes problems to the runtime log; falls back to stderr (never stdout) if there is none.
+fn report(store_flag: Option<&Path>, read_error: Option<std::io::Error>, problems: &[String]) {
+    let logged = super::store_dir(store_flag)
+        .ok()
+        .and_then(|root| super::init_logging(&root))
+        .is_some();
+    if let Some(e) = &read_error {
+        tracing::error!(error = %e, "reading hook stdin failed; stored what was read");
+    }
+    for problem in problems {
+        tracing::error!("{problem}");
+    }
+    if !logged {
+        for problem in problems {
+            eprintln!("ctrace hook: {problem}");
+        }
+    }
+}

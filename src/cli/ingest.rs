@@ -1,0 +1,126 @@
+//! `ctrace ingest PATH...`: bulk ingest of transcripts and hook payloads.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::ingest::Ingester;
+use crate::log::Store;
+
+/// Arguments of `ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files or directories: a ~/.claude/projects tree, transcripts (.jsonl), hook payloads
+    /// (.json object or array, .ndjson)
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs `ingest`.
+///
+/// # Errors
+/// When a path cannot be read or the store fails.
+pub fn run(store: &Store, args: &IngestArgs) -> anyhow::Result<i32> {
+    for path in &args.paths {
+        if !path.exists() {
+            return Err(super::UsageError(format!(
+                "{}: no such file or directory",
+                path.display()
+            ))
+            .into());
+        }
+    }
+    let total: u64 = args
+        .paths
+        .iter()
+        .map(|p| {
+            walkdir::WalkDir::new(p)
+                .into_iter()
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_file())
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum::<u64>()
+        })
+        .sum();
+    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} ingesting [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar
+    });
+    let mut lock = store.lock()?;
+    let mut ingester = Ingester::new(&mut lock)?;
+    if let Some(bar) = bar.clone() {
+        ingester.on_progress(move |bytes| bar.inc(bytes));
+    }
+    ingester.ingest_paths(&args.paths)?;
+    let (summary, _) = ingester.finish()?;
+    drop(lock);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        super::output::json_line(&mut out, &summary)?;
+        return Ok(0);
+    }
+    let secs = summary.elapsed_ns as f64 / 1e9;
+    writeln!(
+        out,
+        "ingested {} files ({} unchanged): {} records ({} transcript lines, {} hook payloads), {:.1} MB in {:.2}s ({:.1} MB/s)",
+        summary.files,
+        summary.unchanged_files,
+        summary.records,
+        summary.transcript_records,
+        summary.hook_records,
+        summary.bytes as f64 / 1e6,
+        secs,
+        if secs > 0.0 {
+            summary.bytes as f64 / 1e6 / secs
+        } else {
+            0.0
+        },
+    )?;
+    if summary.malformed_total() > 0 {
+        let kinds: Vec<String> = summary
+            .malformed
+            .iter()
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        writeln!(
+            out,
+            "malformed (stored raw, flagged): {} ({})",
+            summary.malformed_total(),
+            kinds.join(", ")
+        )?;
+    }
+    if summary.pending_tail_bytes > 0 {
+        writeln!(
+            out,
+            "waiting: {} bytes of unterminated last lines (taken at the next ingest once complete)",
+            summary.pending_tail_bytes
+        )?;
+    }
+    for skipped in &summary.skipped {
+        writeln!(
+            out,
+            "skipped {}: {}",
+            skipped.path.display(),
+            skipped.reason
+        )?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,262 @@
+//! Output helpers shared by subcommands: record JSON, payload embedding, one-line summaries.
+
+use std::io::Write;
+
+use base64::Engine;
+use serde::Serialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::log::record::{Body, Record, StoredRecord};
+
+/// Writes `value` as one JSON line.
+///
+/// # Errors
+/// I/O errors (a closed pipe included).
+pub fn json_line(out: &mut impl Write, value: &impl serde::Serialize) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, value).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
+}
+
+/// Raw payload bytes embedded in JSON losslessly; exactly one field is set:
+/// - `payload`: the JSON itself, byte for byte, when it is valid single-line JSON;
+/// - `payload_text`: a JSON string holding the bytes, when they are UTF-8 but not single-line
+///   valid JSON (pretty-printed payloads, broken JSON, lone surrogate escapes);
+/// - `payload_base64`: standard base64, when they are not UTF-8.
+#[derive(Debug, Serialize)]
+pub struct Payload<'a> {
+    /// Verbatim JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<&'a RawValue>,
+    /// The bytes as a string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_text: Option<&'a str>,
+    /// The bytes in base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload_base64: Option<String>,
+}
+
+impl<'a> Payload<'a> {
+    /// Chooses the representation for `raw`.
+    pub fn new(raw: &'a [u8]) -> Self {
+        let mut out = Self {
+            payload: None,
+            payload_text: None,
+            payload_base64: None,
+        };
+        match std::str::from_utf8(raw) {
+            Ok(text) => {
+                let single_line = !raw.contains(&b'\n') && !raw.contains(&b'\r');
+                match serde_json::from_str::<&RawValue>(text) {
+                    Ok(value) if single_line && value.get().len() == text.len() => {
+                        out.payload = Some(value);
+                    }
+                    _ => out.payload_text = Some(text),
+                }
+            }
+            Err(_) => {
+                out.payload_base64 = Some(base64::engine::general_purpose::STANDARD.encode(raw));
+            }
+        }
+        out
+    }
+}
+
+#[derive(Serialize)]
+struct BodyOut<'a> {
+    kind: &'static str,
+    #[serde(flatten)]
+    fields: serde_json::Map<String, Value>,
+    #[serde(flatten)]
+    payload: Payload<'a>,
+}
+
+#[derive(Serialize)]
+struct RecordOut<'a> {
+    offset: Option<u64>,
+    ts: u64,
+    time: String,
+    source: &'static str,
+    session: Option<&'a str>,
+    body: BodyOut<'a>,
+}
+
+/// Writes the record as one JSON line: `offset` (null while unsealed), `ts` (ns), `time`
+/// (RFC 3339), `source`, `session`, `body` (`kind`, the extracted fields, and the payload
+/// embedded losslessly as in [`Payload`]).
+///
+/// # Errors
+/// I/O errors (a closed pipe included).
+pub fn write_record_json(out: &mut impl Write, stored: &StoredRecord) -> std::io::Result<()> {
+    let record = &stored.record;
+    let (kind, fields) = match &record.body {
+        Body::Hook(b) => ("hook", serde_json::to_value(b)),
+        Body::Transcript(b) => ("transcript", serde_json::to_value(b)),
+        Body::Pty(b) => ("pty", serde_json::to_value(b)),
+        Body::Internal(b) => ("internal", serde_json::to_value(b)),
+    };
+    let mut fields = match fields {
+        Ok(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    fields.remove("raw");
+    fields.remove("data");
+    let raw: &[u8] = match &record.body {
+        Body::Internal(_) => &[],
+        _ => record.raw(),
+    };
+    let value = RecordOut {
+        offset: stored.offset.map(|o| o.0),
+        ts: record.ts,
+        time: super::time::format_ts(record.ts),
+        source: record.source.as_str(),
+        session: record.session.as_deref(),
+        body: BodyOut {
+            kind,
+            fields,
+            payload: Payload::new(raw),
+        },
+    };
+    serde_json::to_writer(&mut *out, &value).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
+}
+
+/// A one-line human summary of a record: event or line type, tool, and what it was about.
+pub fn summary(record: &Record) -> (String, String) {
+    match &record.body {
+        Body::Hook(hook) => {
+            let event = hook.event.clone().unwrap_or_else(|| match hook.malformed {
+                Some(m) => format!("<{}>", m.as_str()),
+                None => "<no event>".into(),
+            });
+            let detail = hook_detail(&hook.raw, hook.tool_name.as_deref());
+            (event, detail)
+        }
+        Body::Transcript(line) => {
+            let kind = match (&line.line_type, &line.subtype) {
+                (Some(t), Some(s)) => format!("{t}/{s}"),
+                (Some(t), None) => t.clone(),
+                (None, _) => match line.malformed {
+                    Some(m) => format!("<{}>", m.as_str()),
+                    None => "<no type>".into(),
+                },
+            };
+            (kind, transcript_detail(&line.raw))
+        }
+        Body::Pty(pty) => (format!("pty/{:?}", pty.kind).to_lowercase(), String::new()),
+        Body::Internal(internal) => (internal.event.clone(), internal.detail.clone()),
+    }
+}
+
+/// First line of `text`, cut to `max` characters.
+pub fn one_line(text: &str, max: usize) -> String {
+    let line = text.trim().lines().next().unwrap_or("");
+    let mut out: String = line.chars().take(max).collect();
+    if line.chars().count() > max || text.trim().lines().nth(1).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+fn hook_detail(raw: &[u8], tool: Option<&str>) -> String {
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(raw) else {
+        return String::new();
+    };
+    let input = map.get("tool_input").and_then(Value::as_object);
+    if let Some(tool) = tool {
+        return format!("{tool} {}", tool_input_summary(tool, input));
+    }
+    if let Some(agent) = map.get("agent_id").and_then(Value::as_str) {
+        let kind = map.get("agent_type").and_then(Value::as_str).unwrap_or("");
+        return format!("agent {agent} {kind}").trim_end().to_owned();
+    }
+    for key in [
+        "prompt",
+        "message",
+        "reason",
+        "source",
+        "trigger",
+        "last_assistant_message",
+    ] {
+        if let Some(text) = map.get(key).and_then(Value::as_str) {
+            return one_line(text, 100);
+        }
+    }
+    String::new()
+}
+
+/// What a tool call was about: the command, file path, pattern or description.
+pub fn tool_input_summary(tool: &str, input: Option<&serde_json::Map<String, Value>>) -> String {
+    let Some(input) = input else {
+        return String::new();
+    };
+    let keys: &[&str] = match tool {
+        "Bash" => &["command"],
+        "Read" | "Write" | "Edit" | "MultiEdit" | "NotebookEdit" => &["file_path", "notebook_path"],
+        "Grep" | "Glob" => &["pattern"],
+        "WebFetch" => &["url"],
+        "WebSearch" => &["query"],
+        "Task" | "Agent" => &["description", "subagent_type"],
+        _ => &[
+            "description",
+            "command",
+            "file_path",
+            "pattern",
+            "url",
+            "query",
+            "prompt",
+        ],
+    };
+    keys.iter()
+        .find_map(|k| input.get(*k).and_then(Value::as_str))
+        .map(|s| one_line(s, 100))
+        .unwrap_or_default()
+}
+
+fn transcript_detail(raw: &[u8]) -> String {
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(raw) else {
+        return String::new();
+    };
+    if let Some(summary) = map.get("summary").and_then(Value::as_str) {
+        return one_line(summary, 100);
+    }
+    let Some(content) = map.get("message").and_then(|m| m.get("content")) else {
+        return map
+            .get("content")
+            .and_then(Value::as_str)
+            .map(|s| one_line(s, 100))
+            .unwrap_or_default();
+    };
+    if let Some(text) = content.as_str() {
+        return one_line(text, 100);
+    }
+    let Some(blocks) = content.as_array() else {
+        return String::new();
+    };
+    for block in blocks {
+        match block.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                if let Some(text) = block.get("text").and_then(Value::as_str) {
+                    return one_line(text, 100);
+                }
+            }
+            Some("tool_use") => {
+                let name = block.get("name").and_then(Value::as_str).unwrap_or("?");
+                let input = block.get("input").and_then(Value::as_object);
+                return format!("{name} {}", tool_input_summary(name, input));
+            }
+            Some("tool_result") => {
+                let error = block.get("is_error").and_then(Value::as_bool) == Some(true);
+                return if error {
+                    "tool result (error)"
+                } else {
+                    "tool result"
+                }
+                .into();
+            }
+            Some("thinking") => return "(thinking)".into(),
+            _ => {}
+        }
+    }
+    String::new()
+}

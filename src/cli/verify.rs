@@ -1,0 +1,79 @@
+//! `ctrace verify`: check every byte of the store; exit 1 on damage.
+
+use std::io::Write;
+
+use clap::Args;
+
+use crate::log::{Store, verify};
+
+/// Arguments of `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `verify`. Does not seal or change anything.
+///
+/// # Errors
+/// I/O errors writing stdout.
+pub fn run(store: &Store, args: &VerifyArgs) -> anyhow::Result<i32> {
+    let report = verify(store);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let damage: Vec<serde_json::Value> = report
+            .damage
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "file": d.file.display().to_string(),
+                    "position": d.position,
+                    "kind": d.kind,
+                })
+            })
+            .collect();
+        super::output::json_line(
+            &mut out,
+            &serde_json::json!({
+                "clean": report.is_clean(),
+                "segments": report.segments,
+                "blocks": report.blocks,
+                "records": report.records,
+                "inbox_files": report.inbox_files,
+                "inbox_records": report.inbox_records,
+                "damage": damage,
+                "notes": report.notes,
+            }),
+        )?;
+    } else {
+        writeln!(
+            out,
+            "checked {} segments, {} blocks, {} sealed records; {} inbox files with {} unsealed records",
+            report.segments,
+            report.blocks,
+            report.records,
+            report.inbox_files,
+            report.inbox_records
+        )?;
+        for note in &report.notes {
+            writeln!(out, "note: {note}")?;
+        }
+        for d in &report.damage {
+            match d.position {
+                Some(p) => writeln!(out, "DAMAGE {} at byte {p}: {}", d.file.display(), d.kind)?,
+                None => writeln!(out, "DAMAGE {}: {}", d.file.display(), d.kind)?,
+            }
+        }
+        writeln!(
+            out,
+            "{}",
+            if report.is_clean() {
+                "clean"
+            } else {
+                "damaged"
+            }
+        )?;
+    }
+    Ok(if report.is_clean() { 0 } else { 1 })
+}
