@@ -390,7 +390,7 @@ fn dry_run_writes_nothing_and_prints_a_diff() {
     let path = sandbox.project_settings();
     let original = write_json(&path, &json!({"model": "opus"}));
     let diff = stdout(&sandbox.install_project(&["--dry-run"]));
-    assert!(diff.contains("   \"model\": \"opus\""), "{diff}");
+    assert!(diff.contains("\"model\": \"opus\""), "{diff}");
     assert_eq!(fs::read_to_string(&path).unwrap(), original);
     assert!(backups(&sandbox.path("project/.claude")).is_empty());
 
