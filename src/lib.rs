@@ -8,7 +8,7 @@
 //! - [`log`]: the store as a whole: inbox append, sealing, MANIFEST, recovery, reading, verify.
 //! - [`ingest`]: parsers that turn hook payloads and transcript lines into records, and bulk
 //!   ingest of files and directories with per-file cursors.
-//! - [`config`]: `config.toml`.
+//! - [`config`]: the configuration file (`config.toml`).
 //! - [`cli`]: the `ctrace` command line (clap), one file per subcommand.
 //!
 //! `ARCHITECTURE.md` walks the same order.

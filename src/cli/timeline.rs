@@ -126,10 +126,10 @@ pub fn summarize<'a>(
                 if line.malformed.is_some() {
                     s.malformed += 1;
                 }
-                if let Some(model) = &line.model {
-                    if !model.starts_with('<') {
-                        s.models.insert(model.clone());
-                    }
+                if let Some(model) = &line.model
+                    && !model.starts_with('<')
+                {
+                    s.models.insert(model.clone());
                 }
                 let kind = line.line_type.as_deref();
                 if !matches!(kind, Some("assistant" | "user" | "system")) {
@@ -162,15 +162,11 @@ pub fn summarize<'a>(
                             s.turn_finished = true;
                         }
                     }
-                    Some("user") => {
-                        if !line.is_sidechain.unwrap_or(false) {
-                            s.turn_finished = false;
-                        }
+                    Some("user") if !line.is_sidechain.unwrap_or(false) => {
+                        s.turn_finished = false;
                     }
-                    Some("system") => {
-                        if line.subtype.as_deref() == Some("turn_duration") {
-                            s.turn_finished = true;
-                        }
+                    Some("system") if line.subtype.as_deref() == Some("turn_duration") => {
+                        s.turn_finished = true;
                     }
                     _ => {}
                 }
@@ -384,12 +380,11 @@ pub fn build(records: &[StoredRecord]) -> Vec<Item> {
                     if let (Some(data), Some(parent)) = (
                         map.get("data"),
                         map.get("parentToolUseID").and_then(Value::as_str),
-                    ) {
-                        if let Some(agent) = data.get("agentId").and_then(Value::as_str) {
-                            agent_parent
-                                .entry(agent.to_owned())
-                                .or_insert_with(|| parent.to_owned());
-                        }
+                    ) && let Some(agent) = data.get("agentId").and_then(Value::as_str)
+                    {
+                        agent_parent
+                            .entry(agent.to_owned())
+                            .or_insert_with(|| parent.to_owned());
                     }
                     continue;
                 }
@@ -469,13 +464,14 @@ pub fn build(records: &[StoredRecord]) -> Vec<Item> {
                             }
                         }
                         let meta = map.get("isMeta").and_then(Value::as_bool) == Some(true);
-                        if let Some(prompt) = prompt {
-                            if !meta && (agent.is_some() || !has_prompt_hooks) {
-                                let mut item =
-                                    Item::new(stored, "prompt".into(), one_line(&prompt, 100));
-                                item.agent_id = agent.clone();
-                                items.push(item);
-                            }
+                        if let Some(prompt) = prompt
+                            && !meta
+                            && (agent.is_some() || !has_prompt_hooks)
+                        {
+                            let mut item =
+                                Item::new(stored, "prompt".into(), one_line(&prompt, 100));
+                            item.agent_id = agent.clone();
+                            items.push(item);
                         }
                     }
                     Some("system") | Some("summary") | None => {

@@ -221,10 +221,8 @@ impl<'l, 's> Ingester<'l, 's> {
                     }
                     let file = entry.path().to_path_buf();
                     match extension(&file).as_deref() {
-                        Some("jsonl" | "ndjson" | "json") => {
-                            if seen.insert(canonical(&file)) {
-                                files.push((file, None));
-                            }
+                        Some("jsonl" | "ndjson" | "json") if seen.insert(canonical(&file)) => {
+                            files.push((file, None));
                         }
                         Some("cast") => self.summary.skipped.push(SkippedFile {
                             path: file,
@@ -489,13 +487,12 @@ fn first_timestamp(bytes: &[u8]) -> Option<u64> {
             .take(40)
             .position(|&b| b == b'"')
             .map(|e| start + e);
-        if let Some(end) = end {
-            if let Some(ts) = std::str::from_utf8(&bytes[start..end])
+        if let Some(end) = end
+            && let Some(ts) = std::str::from_utf8(&bytes[start..end])
                 .ok()
                 .and_then(super::payload::parse_timestamp)
-            {
-                return Some(ts);
-            }
+        {
+            return Some(ts);
         }
         from = start;
     }

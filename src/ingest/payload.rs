@@ -47,13 +47,13 @@ fn parse_lenient(raw: &[u8]) -> Parsed {
     match serde_json::from_str::<Value>(&text) {
         Ok(value) => classify(value, not_utf8_flag),
         Err(_) => {
-            if let Some(fixed) = replace_lone_surrogates(&text) {
-                if let Ok(value) = serde_json::from_str::<Value>(&fixed) {
-                    return classify(
-                        value,
-                        Some(not_utf8_flag.unwrap_or(Malformed::LoneSurrogate)),
-                    );
-                }
+            if let Some(fixed) = replace_lone_surrogates(&text)
+                && let Ok(value) = serde_json::from_str::<Value>(&fixed)
+            {
+                return classify(
+                    value,
+                    Some(not_utf8_flag.unwrap_or(Malformed::LoneSurrogate)),
+                );
             }
             Parsed {
                 object: None,

@@ -268,10 +268,10 @@ impl StoreLock<'_> {
             };
             segment.writer.add(&item.bytes, item.ts)?;
             next = Offset(next.0 + 1);
-            if segment.writer.raw_bytes() >= storage.segment_bytes {
-                if let Some(full) = open.take() {
-                    segments.push(full.finish(paths)?);
-                }
+            if segment.writer.raw_bytes() >= storage.segment_bytes
+                && let Some(full) = open.take()
+            {
+                segments.push(full.finish(paths)?);
             }
         }
         if let Some(last) = open.take() {
@@ -392,20 +392,19 @@ fn note_head(
         let cursor = cursors.entry(origin.file.clone()).or_default();
         cursor.end = cursor.end.max(end);
     }
-    if let BodyHead::Hook(hook) = &head.body {
-        if hook.origin.is_none()
-            && hook
-                .event
-                .as_deref()
-                .is_some_and(|event| TAIL_EVENTS.contains(&event))
+    if let BodyHead::Hook(hook) = &head.body
+        && hook.origin.is_none()
+        && hook
+            .event
+            .as_deref()
+            .is_some_and(|event| TAIL_EVENTS.contains(&event))
+    {
+        for path in [&hook.transcript_path, &hook.agent_transcript_path]
+            .into_iter()
+            .flatten()
         {
-            for path in [&hook.transcript_path, &hook.agent_transcript_path]
-                .into_iter()
-                .flatten()
-            {
-                if !path.is_empty() {
-                    report.transcripts_to_tail.insert(PathBuf::from(path));
-                }
+            if !path.is_empty() {
+                report.transcripts_to_tail.insert(PathBuf::from(path));
             }
         }
     }
