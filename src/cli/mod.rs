@@ -41,7 +41,7 @@ pub struct Cli {
     /// Store directory [default: $CTRACE_HOME, else $XDG_DATA_HOME/ctrace, else ~/.local/share/ctrace]
     #[arg(long, global = true, value_name = "DIR")]
     pub store: Option<PathBuf>,
-    /// Configuration file [default: <store>/config.toml]
+    /// Configuration file [default: STORE/config.toml]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The subcommand.
