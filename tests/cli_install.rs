@@ -1,6 +1,11 @@
 //! `ctrace install` / `ctrace uninstall` against real settings files, run as a subprocess with
 //! `HOME`, `CLAUDE_CONFIG_DIR` and `CTRACE_HOME` inside a temporary directory. `PATH` points at an
 //! empty directory (or at a fake `claude`) so the result does not depend on the machine.
+#![expect(
+    clippy::unwrap_used,
+    reason = "clippy's allow-unwrap-in-tests covers #[test] functions only, not these helpers; \
+              a failed setup step should fail the test"
+)]
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -143,9 +148,12 @@ fn ctrace_commands(groups: &Value) -> Vec<String> {
 
 /// Asserts `command` is `<this test's ctrace binary> hook`.
 fn assert_runs_this_binary(command: &str) {
-    let program = command
-        .strip_suffix(" hook")
-        .expect("command ends with ` hook`");
+    let program = command.strip_suffix(" hook");
+    assert!(
+        program.is_some(),
+        "command {command:?} does not end with ` hook`"
+    );
+    let program = program.unwrap_or_default();
     let program = program.trim_matches('\'');
     let expected = fs::canonicalize(env!("CARGO_BIN_EXE_ctrace")).unwrap();
     assert_eq!(

@@ -147,7 +147,8 @@ pub fn accepted_since(event: &str) -> Option<ClaudeVersion> {
 /// Arguments of `install` and `uninstall`.
 #[derive(Debug, Args)]
 pub struct InstallArgs {
-    /// Edit the user settings ($CLAUDE_CONFIG_DIR/settings.json, else ~/.claude/settings.json) [default]
+    /// Edit the user settings, the default: $CLAUDE_CONFIG_DIR/settings.json, else
+    /// ~/.claude/settings.json
     #[arg(long, conflicts_with = "project")]
     pub user: bool,
     /// Edit the project settings (DIR/.claude/settings.json)
