@@ -191,6 +191,19 @@ impl Snapshot {
         }
     }
 
+    /// The records of one session, sealed then unsealed, within `time`. Sessions are not indexed
+    /// at this layer: this is a filtered scan that skips blocks outside `time`.
+    pub fn session<'s>(
+        &'s self,
+        session: &'s str,
+        time: TimeRange,
+    ) -> impl Iterator<Item = Result<StoredRecord, LogError>> + 's {
+        self.scan(Offset(0), time, true).filter(move |r| match r {
+            Ok(stored) => stored.record.session.as_deref() == Some(session),
+            Err(_) => true,
+        })
+    }
+
     /// The record at `offset`, if it is sealed.
     ///
     /// # Errors
