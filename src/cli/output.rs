@@ -14,7 +14,7 @@ use crate::log::record::{Body, Record, StoredRecord};
 /// # Errors
 /// I/O errors (a closed pipe included).
 pub fn json_line(out: &mut impl Write, value: &impl serde::Serialize) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, value).map_err(std::io::Error::other)?;
+    serde_json::to_writer(&mut *out, value).map_err(std::io::Error::from)?;
     out.write_all(b"\n")
 }
 
@@ -48,7 +48,11 @@ impl<'a> Payload<'a> {
             Ok(text) => {
                 let single_line = !raw.contains(&b'\n') && !raw.contains(&b'\r');
                 match serde_json::from_str::<&RawValue>(text) {
-                    Ok(value) if single_line && value.get().len() == text.len() => {
+                    Ok(value)
+                        if single_line
+                            && value.get().len() == text.len()
+                            && crate::ingest::payload::replace_lone_surrogates(text).is_none() =>
+                    {
                         out.payload = Some(value);
                     }
                     _ => out.payload_text = Some(text),
@@ -117,7 +121,7 @@ pub fn write_record_json(out: &mut impl Write, stored: &StoredRecord) -> std::io
             payload: Payload::new(raw),
         },
     };
-    serde_json::to_writer(&mut *out, &value).map_err(std::io::Error::other)?;
+    serde_json::to_writer(&mut *out, &value).map_err(std::io::Error::from)?;
     out.write_all(b"\n")
 }
 

@@ -67,7 +67,7 @@ pub fn run(store: &Store, args: &ShowArgs) -> anyhow::Result<i32> {
     let items = build(&mine);
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &items)?;
+        serde_json::to_writer_pretty(&mut out, &items).map_err(std::io::Error::from)?;
         writeln!(out)?;
         return Ok(0);
     }

@@ -342,7 +342,7 @@ impl<'l, 's> Ingester<'l, 's> {
         if self.summary.records == before {
             self.summary.unchanged_files += 1;
         }
-        let consumed = end.saturating_sub(start);
+        let consumed = end.saturating_sub(start.max(cursor));
         self.summary.bytes += consumed;
         (self.progress)(len.saturating_sub(cursor));
         Ok(())

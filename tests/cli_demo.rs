@@ -1,0 +1,158 @@
+//! `ctrace demo`: plays one agent session through the real hook path into a store of its own
+//! under `$TMPDIR`, then prints `sessions`, the timeline and `verify`.
+#![expect(
+    clippy::unwrap_used,
+    reason = "clippy's allow-unwrap-in-tests covers #[test] functions only, not these helpers; \
+              a failed setup step should fail the test"
+)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use common::Sandbox;
+use serde_json::Value;
+
+/// What one demo run printed and where its store is.
+struct Demo {
+    stdout: String,
+    store: PathBuf,
+    session: String,
+}
+
+fn check_output(output: &Output) -> Demo {
+    common::assert_success(&["demo"], output);
+    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
+    let store = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("store:"))
+        .map(|s| PathBuf::from(s.trim()))
+        .unwrap_or_else(|| panic!("no store line:\n{stdout}"));
+    let lines: Vec<&str> = stdout.lines().collect();
+    // The sessions table: a header, then the demo session's row.
+    let header = lines
+        .iter()
+        .position(|l| l.starts_with("SESSION") && l.contains("STATUS"))
+        .unwrap_or_else(|| panic!("no sessions table:\n{stdout}"));
+    let session = lines[header + 1]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(session.starts_with("demo-"), "{stdout}");
+    assert!(lines[header + 1].contains("ended"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("$ ctrace show {session}")),
+        "{stdout}"
+    );
+    let timeline: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("PreToolUse") && l.contains("Bash"))
+        .collect();
+    assert!(timeline.len() >= 4, "{stdout}");
+    assert!(timeline.iter().any(|l| l.contains(" ok]")), "{stdout}");
+    assert!(timeline.iter().any(|l| l.contains(" error]")), "{stdout}");
+    assert!(
+        lines.iter().any(|l| l.contains("Z    SubagentStart")),
+        "subagent items are indented under the Task call:\n{stdout}"
+    );
+    assert!(lines.contains(&"clean"), "{stdout}");
+    assert!(stdout.contains("Try next"), "{stdout}");
+    Demo {
+        stdout,
+        store,
+        session,
+    }
+}
+
+/// Reads the demo's store with the CLI and checks what the demo claims.
+fn check_store(sandbox: &Sandbox, demo: &Demo) {
+    let run = |args: &[&str]| {
+        let output = sandbox.command_in(&demo.store, args).output().unwrap();
+        common::assert_success(args, &output);
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let sessions = run(&["sessions", "--json"]);
+    let sessions: Vec<Value> = sessions
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    let s = &sessions[0];
+    assert_eq!(s["session"], demo.session.as_str());
+    let hooks = s["records"]["hook"].as_u64().unwrap();
+    assert!(
+        demo.stdout
+            .contains(&format!("recorded {hooks} hook payloads")),
+        "{}",
+        demo.stdout
+    );
+    assert!(s["records"]["transcript"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["status"], "ended");
+    assert_eq!(s["malformed"], 0);
+
+    let items: Vec<Value> = serde_json::from_str(&run(&["show", &demo.session, "--json"])).unwrap();
+    let Some(task) = items.iter().find(|i| i["tool"] == "Task") else {
+        panic!("no Task call in the demo timeline: {items:#?}");
+    };
+    assert_eq!(task["status"], "ok");
+    let children = task["children"].as_array().unwrap();
+    assert!(children.iter().any(|c| c["event"] == "SubagentStart"));
+    assert!(
+        children
+            .iter()
+            .any(|c| c["event"] == "PreToolUse" && c["status"] == "ok")
+    );
+    let verify = run(&["verify"]);
+    assert!(verify.lines().any(|l| l == "clean"), "{verify}");
+}
+
+#[test]
+fn demo_records_shows_and_verifies_a_session() {
+    let sandbox = Sandbox::new();
+    let demo = check_output(&sandbox.run(&["demo"]));
+    assert!(
+        demo.store.starts_with(sandbox.tmp()),
+        "the demo store goes under $TMPDIR: {}",
+        demo.store.display()
+    );
+    check_store(&sandbox, &demo);
+    // Without --into-store, the configured store is left alone.
+    assert!(sandbox.sessions().is_empty());
+}
+
+#[test]
+fn two_demos_at_once_do_not_collide() {
+    let sandbox = Sandbox::new();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            sandbox
+                .command(&["demo"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let demos: Vec<Demo> = children
+        .into_iter()
+        .map(|c| check_output(&c.wait_with_output().unwrap()))
+        .collect();
+    assert_ne!(demos[0].store, demos[1].store);
+    assert_ne!(demos[0].session, demos[1].session);
+    for demo in &demos {
+        check_store(&sandbox, demo);
+    }
+}
+
+#[test]
+fn demo_into_store_records_into_the_given_store() {
+    let sandbox = Sandbox::new();
+    let demo = check_output(&sandbox.run(&["demo", "--into-store"]));
+    assert_eq!(demo.store, sandbox.store());
+    let sessions = sandbox.sessions();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0]["session"], demo.session.as_str());
+    check_store(&sandbox, &demo);
+}
