@@ -78,9 +78,49 @@ pub enum Command {
     Demo(demo::DemoArgs),
 }
 
+/// Recognises `ctrace [--store DIR] [--config FILE] hook` without building the clap command
+/// tree, which costs more than the rest of the hook path. Returns `(store, config)` when the
+/// arguments are exactly that; anything else goes through clap.
+fn hook_fast_path(args: &[std::ffi::OsString]) -> Option<(Option<PathBuf>, Option<PathBuf>)> {
+    let mut store = None;
+    let mut config = None;
+    let mut saw_hook = false;
+    let mut i = 1;
+    while i < args.len() {
+        let arg = args[i].to_str()?;
+        match arg {
+            "hook" if !saw_hook => saw_hook = true,
+            "--store" | "--config" => {
+                let value = PathBuf::from(args.get(i + 1)?);
+                if arg == "--store" {
+                    store = Some(value);
+                } else {
+                    config = Some(value);
+                }
+                i += 1;
+            }
+            _ => {
+                if let Some(value) = arg.strip_prefix("--store=") {
+                    store = Some(PathBuf::from(value));
+                } else if let Some(value) = arg.strip_prefix("--config=") {
+                    config = Some(PathBuf::from(value));
+                } else {
+                    return None;
+                }
+            }
+        }
+        i += 1;
+    }
+    saw_hook.then_some((store, config))
+}
+
 /// Parses arguments and runs the command; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some((store, config)) = hook_fast_path(&args) {
+        return hook::run(store.as_deref(), config.as_deref());
+    }
+    let cli = Cli::parse_from(args);
     if matches!(cli.command, Command::Hook) {
         return hook::run(cli.store.as_deref(), cli.config.as_deref());
     }
@@ -104,6 +144,30 @@ pub fn main() -> i32 {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<std::ffi::OsString> {
+        list.iter().map(Into::into).collect()
+    }
+
+    #[test]
+    fn hook_fast_path_matches_only_the_hook_command() {
+        assert_eq!(hook_fast_path(&args(&["ctrace", "hook"])), Some((None, None)));
+        assert_eq!(
+            hook_fast_path(&args(&["ctrace", "--store", "/s", "hook", "--config=/c"])),
+            Some((Some("/s".into()), Some("/c".into())))
+        );
+        assert_eq!(hook_fast_path(&args(&["ctrace", "--store=/s", "hook"])), Some((Some("/s".into()), None)));
+        assert_eq!(hook_fast_path(&args(&["ctrace", "hook", "--help"])), None);
+        assert_eq!(hook_fast_path(&args(&["ctrace", "sessions"])), None);
+        assert_eq!(hook_fast_path(&args(&["ctrace", "hook", "hook"])), None);
+        assert_eq!(hook_fast_path(&args(&["ctrace", "--store"])), None);
+        assert_eq!(hook_fast_path(&args(&["ctrace"])), None);
+    }
+}
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
