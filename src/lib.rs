@@ -6,8 +6,9 @@
 //!
 //! - [`segments`]: bytes on disk: the frame codec, the sealed segment format, read-only maps.
 //! - [`log`]: the store as a whole: inbox append, sealing, MANIFEST, recovery, reading, verify.
-//! - [`ingest`]: parsers that turn hook payloads and transcript lines into records, and bulk
-//!   ingest of files and directories with per-file cursors.
+//! - [`ingest`]: parsers that turn hook payloads, transcript lines and asciicast files into
+//!   records, and bulk ingest of files and directories with per-file cursors.
+//! - [`record`]: the PTY recorder (portable-pty); it only uses the log's append API.
 //! - [`config`]: the configuration file (`config.toml`).
 //! - [`cli`]: the `ctrace` command line (clap), one file per subcommand.
 //!
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod ingest;
 pub mod log;
+pub mod record;
 pub mod segments;
 
 /// The current time in ns since the Unix epoch (0 if the clock is before 1970).

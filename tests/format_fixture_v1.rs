@@ -1,6 +1,8 @@
 //! Format version 1 fixture: a store written by ctrace 0.1.0 must stay readable byte for byte
 //! (STYLE.md §4: a format change needs a version bump and a new fixture).
 
+#![expect(clippy::unwrap_used, reason = "test helpers panic on setup failure")]
+
 use std::path::Path;
 
 use ctrace::config::Config;

@@ -7,10 +7,13 @@
 pub mod cat;
 pub mod config_cmd;
 pub mod demo;
+pub mod export;
 pub mod hook;
 pub mod ingest;
 pub mod install;
 pub mod output;
+pub mod record;
+pub mod replay;
 pub mod sessions;
 pub mod show;
 pub mod stats;
@@ -64,8 +67,12 @@ pub enum Command {
     Sessions(sessions::SessionsArgs),
     /// Show one session's timeline
     Show(show::ShowArgs),
-    /// Replay a session (the timeline, for sessions without terminal data)
-    Replay(show::ShowArgs),
+    /// Run a command under a pseudo-terminal and record its terminal stream
+    Record(record::RecordArgs),
+    /// Replay a session's terminal with its timing (the timeline, for sessions without terminal data)
+    Replay(replay::ReplayArgs),
+    /// Export a session (asciicast v2, or v3 with --v3)
+    Export(export::ExportArgs),
     /// Print records (JSON Lines with --json)
     Cat(cat::CatArgs),
     /// Check every frame, block, index, footer and the MANIFEST; exit 1 on damage
@@ -145,30 +152,6 @@ pub fn main() -> i32 {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(list: &[&str]) -> Vec<std::ffi::OsString> {
-        list.iter().map(Into::into).collect()
-    }
-
-    #[test]
-    fn hook_fast_path_matches_only_the_hook_command() {
-        assert_eq!(hook_fast_path(&args(&["ctrace", "hook"])), Some((None, None)));
-        assert_eq!(
-            hook_fast_path(&args(&["ctrace", "--store", "/s", "hook", "--config=/c"])),
-            Some((Some("/s".into()), Some("/c".into())))
-        );
-        assert_eq!(hook_fast_path(&args(&["ctrace", "--store=/s", "hook"])), Some((Some("/s".into()), None)));
-        assert_eq!(hook_fast_path(&args(&["ctrace", "hook", "--help"])), None);
-        assert_eq!(hook_fast_path(&args(&["ctrace", "sessions"])), None);
-        assert_eq!(hook_fast_path(&args(&["ctrace", "hook", "hook"])), None);
-        assert_eq!(hook_fast_path(&args(&["ctrace", "--store"])), None);
-        assert_eq!(hook_fast_path(&args(&["ctrace"])), None);
-    }
-}
-
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause
@@ -188,7 +171,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Ingest(args) => ingest::run(&open(&root, config)?, &args),
         Command::Sessions(args) => sessions::run(&open(&root, config)?, &args),
         Command::Show(args) => show::run(&open(&root, config)?, &args),
-        Command::Replay(args) => show::run(&open(&root, config)?, &args),
+        Command::Record(args) => record::run(&open(&root, config)?, &args),
+        Command::Replay(args) => replay::run(&open(&root, config)?, &args),
+        Command::Export(args) => export::run(&open(&root, config)?, &args),
         Command::Cat(args) => cat::run(&open(&root, config)?, &args),
         Command::Verify(args) => verify::run(&open(&root, config)?, &args),
         Command::Stats(args) => stats::run(&open(&root, config)?, &args),
@@ -271,4 +256,34 @@ pub fn refresh(store: &Store) -> anyhow::Result<()> {
         ingester.finish()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<std::ffi::OsString> {
+        list.iter().map(Into::into).collect()
+    }
+
+    #[test]
+    fn hook_fast_path_matches_only_the_hook_command() {
+        assert_eq!(
+            hook_fast_path(&args(&["ctrace", "hook"])),
+            Some((None, None))
+        );
+        assert_eq!(
+            hook_fast_path(&args(&["ctrace", "--store", "/s", "hook", "--config=/c"])),
+            Some((Some("/s".into()), Some("/c".into())))
+        );
+        assert_eq!(
+            hook_fast_path(&args(&["ctrace", "--store=/s", "hook"])),
+            Some((Some("/s".into()), None))
+        );
+        assert_eq!(hook_fast_path(&args(&["ctrace", "hook", "--help"])), None);
+        assert_eq!(hook_fast_path(&args(&["ctrace", "sessions"])), None);
+        assert_eq!(hook_fast_path(&args(&["ctrace", "hook", "hook"])), None);
+        assert_eq!(hook_fast_path(&args(&["ctrace", "--store"])), None);
+        assert_eq!(hook_fast_path(&args(&["ctrace"])), None);
+    }
 }

@@ -68,7 +68,6 @@ impl<'a> Payload<'a> {
 
 #[derive(Serialize)]
 struct BodyOut<'a> {
-    kind: &'static str,
     #[serde(flatten)]
     fields: serde_json::Map<String, Value>,
     #[serde(flatten)]
@@ -86,18 +85,19 @@ struct RecordOut<'a> {
 }
 
 /// Writes the record as one JSON line: `offset` (null while unsealed), `ts` (ns), `time`
-/// (RFC 3339), `source`, `session`, `body` (`kind`, the extracted fields, and the payload
+/// (RFC 3339), `source`, `session`, `body` (the extracted fields, and the payload
 /// embedded losslessly as in [`Payload`]).
 ///
 /// # Errors
 /// I/O errors (a closed pipe included).
 pub fn write_record_json(out: &mut impl Write, stored: &StoredRecord) -> std::io::Result<()> {
     let record = &stored.record;
-    let (kind, fields) = match &record.body {
-        Body::Hook(b) => ("hook", serde_json::to_value(b)),
-        Body::Transcript(b) => ("transcript", serde_json::to_value(b)),
-        Body::Pty(b) => ("pty", serde_json::to_value(b)),
-        Body::Internal(b) => ("internal", serde_json::to_value(b)),
+    // The body's variant is the record's `source`; its fields follow directly.
+    let fields = match &record.body {
+        Body::Hook(b) => serde_json::to_value(b),
+        Body::Transcript(b) => serde_json::to_value(b),
+        Body::Pty(b) => serde_json::to_value(b),
+        Body::Internal(b) => serde_json::to_value(b),
     };
     let mut fields = match fields {
         Ok(Value::Object(map)) => map,
@@ -116,7 +116,6 @@ pub fn write_record_json(out: &mut impl Write, stored: &StoredRecord) -> std::io
         source: record.source.as_str(),
         session: record.session.as_deref(),
         body: BodyOut {
-            kind,
             fields,
             payload: Payload::new(raw),
         },

@@ -50,7 +50,8 @@ pub struct SessionSummary {
     /// Records flagged malformed.
     pub malformed: u64,
     /// `ended` (SessionEnd seen, or idle after a finished turn), `active` (records in the last
-    /// 10 minutes), or `interrupted` (idle in the middle of a turn).
+    /// 10 minutes), or `interrupted` (idle in the middle of a turn); for PTY recordings without
+    /// an `exit` record, `recording` (its recorder still holds its inbox file) or `unfinished`.
     pub status: &'static str,
     #[serde(skip)]
     tool_ids: HashSet<String>,
@@ -60,6 +61,15 @@ pub struct SessionSummary {
     session_end: bool,
     #[serde(skip)]
     turn_finished: bool,
+    #[serde(skip)]
+    pty: Option<PtyState>,
+}
+
+/// What a session's PTY records say about its recorder.
+#[derive(Debug, Clone, Copy, Default)]
+struct PtyState {
+    exited: bool,
+    unsealed: bool,
 }
 
 fn parse(raw: &[u8]) -> Option<serde_json::Map<String, Value>> {
@@ -171,6 +181,14 @@ pub fn summarize<'a>(
                     _ => {}
                 }
             }
+            Body::Pty(pty) => {
+                let state = s.pty.get_or_insert_default();
+                state.exited |= pty.kind == crate::log::record::PtyKind::Exit;
+                state.unsealed |= stored.offset.is_none();
+                if s.project.is_none() {
+                    s.project = pty.cwd.clone();
+                }
+            }
             _ => {}
         }
     }
@@ -181,7 +199,22 @@ pub fn summarize<'a>(
             s.duration_ns = s.last_ns.saturating_sub(s.first_ns);
             s.first = format_ts(s.first_ns);
             s.last = format_ts(s.last_ns);
-            s.status = if s.session_end {
+            // A PTY recording without an `exit` record is still being recorded while its
+            // recorder holds its inbox file (records not sealed yet); once every record is
+            // sealed, the recorder is gone: `unfinished` (see `crate::record`). Ingested casts
+            // were complete files: `ended`.
+            let cast = s
+                .session
+                .starts_with(crate::ingest::asciicast::SESSION_PREFIX);
+            let pty_running = s.pty.filter(|p| !p.exited && !s.session_end && !cast);
+            let pty_ended = s.pty.is_some_and(|p| p.exited) || (cast && s.pty.is_some());
+            s.status = if let Some(pty) = pty_running {
+                if pty.unsealed {
+                    "recording"
+                } else {
+                    "unfinished"
+                }
+            } else if s.session_end || pty_ended {
                 "ended"
             } else if now_ns.saturating_sub(s.last_ns) < ACTIVE_WINDOW_NS {
                 "active"

@@ -5,6 +5,8 @@
 //!   `hook_event_name` holds hook payloads, otherwise transcript lines;
 //! - `*.json`: one hook payload (an object), or a JSON array of hook payloads (as hook loggers
 //!   write them);
+//! - `*.cast`: an asciicast v2/v3 recording, ingested whole as a PTY session
+//!   ([`Ingester::ingest_cast`]);
 //! - directories: walked recursively (a whole `~/.claude/projects` tree with `subagents/`);
 //!   there, `*.json` files are taken only when they look like payloads (an object, or an array
 //!   of objects, with `session_id` or `hook_event_name`).
@@ -76,6 +78,8 @@ pub struct IngestSummary {
     pub hook_records: u64,
     /// Transcript records added.
     pub transcript_records: u64,
+    /// PTY records added (from asciicast files).
+    pub pty_records: u64,
     /// Source bytes consumed.
     pub bytes: u64,
     /// Records flagged malformed, by kind (they are stored raw all the same).
@@ -117,6 +121,7 @@ pub struct Ingester<'l, 's> {
     progress: Box<dyn FnMut(u64) + 'l>,
     seals: Vec<SealReport>,
     started: Instant,
+    pty_sessions: Option<BTreeSet<String>>,
 }
 
 impl<'l, 's> Ingester<'l, 's> {
@@ -134,6 +139,7 @@ impl<'l, 's> Ingester<'l, 's> {
             progress: Box::new(|_| {}),
             seals: Vec::new(),
             started: Instant::now(),
+            pty_sessions: None,
         })
     }
 
@@ -201,6 +207,7 @@ impl<'l, 's> Ingester<'l, 's> {
     /// fails. Files that are unsupported are listed in the summary, not errors.
     pub fn ingest_paths(&mut self, paths: &[PathBuf]) -> Result<(), IngestError> {
         let mut files: Vec<(PathBuf, Option<FileKind>)> = Vec::new();
+        let mut casts: Vec<PathBuf> = Vec::new();
         // Directory entries are detected; named files too, but always taken.
         let mut seen = BTreeSet::new();
         for path in paths {
@@ -224,19 +231,15 @@ impl<'l, 's> Ingester<'l, 's> {
                         Some("jsonl" | "ndjson" | "json") if seen.insert(canonical(&file)) => {
                             files.push((file, None));
                         }
-                        Some("cast") => self.summary.skipped.push(SkippedFile {
-                            path: file,
-                            reason: "asciicast files are not supported by this version".into(),
-                        }),
+                        Some("cast") if seen.insert(canonical(&file)) => {
+                            casts.push(file);
+                        }
                         _ => {}
                     }
                 }
             } else if seen.insert(canonical(path)) {
                 if extension(path).as_deref() == Some("cast") {
-                    self.summary.skipped.push(SkippedFile {
-                        path: path.clone(),
-                        reason: "asciicast files are not supported by this version".into(),
-                    });
+                    casts.push(path.clone());
                 } else {
                     // Named files of any other extension are read as JSON lines or JSON.
                     files.push((path.clone(), None));
@@ -248,7 +251,80 @@ impl<'l, 's> Ingester<'l, 's> {
             let named = explicit.contains(&canonical(&file));
             self.ingest_file(&file, None, named)?;
         }
+        for cast in casts {
+            self.ingest_cast(&cast)?;
+        }
         Ok(())
+    }
+
+    /// Ingests one asciicast v2/v3 file as a PTY session (`super::asciicast`). An invalid cast
+    /// adds nothing and is listed in the summary as skipped, with its line and the reason; a cast
+    /// whose session is already in the store adds nothing (the session id is derived from the
+    /// file's bytes).
+    ///
+    /// # Errors
+    /// [`IngestError::Io`] when the file cannot be read; [`IngestError::Log`] when the store
+    /// fails.
+    pub fn ingest_cast(&mut self, path: &Path) -> Result<(), IngestError> {
+        let bytes = std::fs::read(path).map_err(|source| IngestError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        self.summary.files += 1;
+        let cast = match super::asciicast::parse(&bytes) {
+            Ok(cast) => cast,
+            Err(error) => {
+                self.summary.files -= 1;
+                self.summary.skipped.push(SkippedFile {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "invalid asciicast at {}:{}: {error}",
+                        path.display(),
+                        error.line()
+                    ),
+                });
+                return Ok(());
+            }
+        };
+        let session = super::asciicast::session_id(&bytes);
+        if self.pty_sessions()?.contains(&session) {
+            self.summary.unchanged_files += 1;
+            return Ok(());
+        }
+        let mtime_ns = std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .map_or_else(crate::now_ns, |d| u64::try_from(d.as_nanos()).unwrap_or(0));
+        for record in super::asciicast::records(&cast, &session, mtime_ns) {
+            self.push(&record)?;
+        }
+        self.summary.pty_records += cast.events.len() as u64 + 1;
+        self.summary.bytes += bytes.len() as u64;
+        if let Some(sessions) = self.pty_sessions.as_mut() {
+            sessions.insert(session);
+        }
+        (self.progress)(bytes.len() as u64);
+        Ok(())
+    }
+
+    /// Sessions that have a PTY `start` record, read once per ingest run.
+    fn pty_sessions(&mut self) -> Result<&BTreeSet<String>, IngestError> {
+        if self.pty_sessions.is_none() {
+            let mut sessions = BTreeSet::new();
+            let snapshot = self.lock.store().snapshot()?;
+            for stored in snapshot.iter() {
+                let stored = stored?;
+                if let (Some(session), Body::Pty(pty)) =
+                    (&stored.record.session, &stored.record.body)
+                    && pty.kind == crate::log::record::PtyKind::Start
+                {
+                    sessions.insert(session.clone());
+                }
+            }
+            self.pty_sessions = Some(sessions);
+        }
+        Ok(self.pty_sessions.get_or_insert_default())
     }
 
     /// Ingests the transcripts hooks pointed at (missing files are logged and skipped).

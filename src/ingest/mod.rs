@@ -1,6 +1,7 @@
-//! Parsers that turn Claude Code hook payloads and transcript lines into records, and bulk
-//! ingest of files and directories.
+//! Parsers that turn Claude Code hook payloads, transcript lines and asciicast files into
+//! records, and bulk ingest of files and directories.
 
+pub mod asciicast;
 pub mod bulk;
 pub mod json_array;
 pub mod payload;

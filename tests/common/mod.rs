@@ -251,7 +251,6 @@ struct Line {
 /// `payload` stays the exact JSON text ctrace printed.
 #[derive(Deserialize)]
 struct BodyFields {
-    kind: String,
     event: Option<String>,
     tool_name: Option<String>,
     tool_use_id: Option<String>,
@@ -325,9 +324,9 @@ fn parse_cat_line(line: &str) -> CatRecord {
         offset: parsed.offset,
         ts: parsed.ts,
         time: parsed.time,
-        source: parsed.source,
+        source: parsed.source.clone(),
         session: parsed.session,
-        kind: body.kind,
+        kind: parsed.source,
         event: body.event,
         tool_name: body.tool_name,
         tool_use_id: body.tool_use_id,
