@@ -2,9 +2,14 @@
 //! timing; sessions without terminal data get the timeline (`show`).
 //!
 //! Keys while playing (when stdin is a terminal): space pauses and resumes, `.` writes the next
-//! chunk while paused, `q` quits.
+//! chunk while paused, `]` jumps to the next marker, `q` quits.
+//!
+//! Markers are the session's own `marker` records (asciicast `m` events) and, with `--events`,
+//! the hook events of the Claude sessions linked to it (hooks whose `pty_session` is this
+//! session's id), merged in time order. A marker is shown in a status line on the last row
+//! when stdout is a terminal, else written to stderr.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{IsTerminal, Read, Write};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
@@ -14,7 +19,8 @@ use clap::Args;
 use super::UsageError;
 use super::show::ShowArgs;
 use crate::log::Store;
-use crate::log::record::{Body, PtyKind, Source};
+use crate::log::record::{Body, PtyKind, Source, StoredRecord};
+use crate::segments::Offset;
 
 /// Arguments of `replay`.
 #[derive(Debug, Args)]
@@ -30,6 +36,20 @@ pub struct ReplayArgs {
     /// Write the terminal output straight out, without timing
     #[arg(long)]
     pub no_timing: bool,
+    /// Start here: a time into the session (`90`, `1m30s`, `2.5s`) or a marker label; the
+    /// output before it is written at once
+    #[arg(long, value_name = "T", conflicts_with = "at")]
+    pub from: Option<String>,
+    /// Stop here: a time into the session or a marker label
+    #[arg(long, value_name = "T")]
+    pub to: Option<String>,
+    /// Start at the first record at or after this log offset; the output before it is written
+    /// at once
+    #[arg(long, value_name = "OFFSET")]
+    pub at: Option<u64>,
+    /// Show the linked Claude session's hook events as markers
+    #[arg(long)]
+    pub events: bool,
     /// For sessions without terminal data: the timeline as JSON (as `show --json`)
     #[arg(long)]
     pub json: bool,
@@ -72,21 +92,133 @@ pub fn resolve<'a, V>(
 /// # Errors
 /// When the store cannot be read.
 pub fn session_ids(store: &Store) -> anyhow::Result<BTreeMap<String, bool>> {
+    Ok(catalog(store)?.ids)
+}
+
+/// The length of the shortest full session id (`cast-` + 24 hex digits; UUIDs are 36).
+const FULL_ID_LEN: usize = 29;
+
+/// A hook event of a Claude session linked to a PTY session, shown as a marker.
+#[derive(Debug, Clone)]
+struct Marker {
+    ts: u64,
+    label: String,
+}
+
+/// What one pass over the store says about sessions: ids (with whether they have PTY records)
+/// and the hook events carrying a `pty_session`, by that PTY session.
+struct Catalog {
+    ids: BTreeMap<String, bool>,
+    linked_events: BTreeMap<String, Vec<Marker>>,
+}
+
+fn catalog(store: &Store) -> anyhow::Result<Catalog> {
     super::refresh(store)?;
     let snapshot = store.snapshot()?;
     let mut ids: BTreeMap<String, bool> = BTreeMap::new();
+    let mut linked_events: BTreeMap<String, Vec<Marker>> = BTreeMap::new();
     for stored in snapshot.iter() {
         let stored = stored?;
+        if let Body::Hook(hook) = &stored.record.body
+            && let Some(pty) = &hook.pty_session
+        {
+            let mut label = hook.event.clone().unwrap_or_else(|| "hook".into());
+            if let Some(tool) = &hook.tool_name {
+                label.push(' ');
+                label.push_str(tool);
+            }
+            linked_events.entry(pty.clone()).or_default().push(Marker {
+                ts: stored.record.ts,
+                label,
+            });
+        }
         if let Some(session) = stored.record.session {
             *ids.entry(session).or_default() |= stored.record.source == Source::Pty;
         }
     }
-    Ok(ids)
+    for events in linked_events.values_mut() {
+        events.sort_by_key(|m| m.ts);
+    }
+    Ok(Catalog { ids, linked_events })
+}
+
+/// A `--from` / `--to` argument.
+#[derive(Debug, Clone, PartialEq)]
+enum Bound {
+    /// ns since the start of the session.
+    Time(u64),
+    /// The first marker with this label.
+    Marker(String),
+}
+
+/// Parses `90`, `2.5` (seconds), `1m30s`, `500ms` (humantime); anything else is a marker label.
+fn parse_bound(text: &str) -> Bound {
+    let trimmed = text.trim();
+    if let Ok(secs) = trimmed.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Bound::Time((secs * 1e9) as u64);
+    }
+    match humantime::parse_duration(trimmed) {
+        Ok(d) => Bound::Time(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        Err(_) => Bound::Marker(trimmed.to_owned()),
+    }
+}
+
+/// One step of playback: a PTY record or a linked hook event.
+enum Item {
+    Pty(Box<StoredRecord>),
+    Event(Marker),
+}
+
+impl Item {
+    fn ts(&self) -> u64 {
+        match self {
+            Item::Pty(stored) => stored.record.ts,
+            Item::Event(marker) => marker.ts,
+        }
+    }
+}
+
+/// The session's PTY records with the linked hook events merged in by time (an event goes
+/// before a record with the same or a later time).
+struct Merged<I> {
+    records: I,
+    events: VecDeque<Marker>,
+    pending: Option<StoredRecord>,
+}
+
+impl<I, E> Iterator for Merged<I>
+where
+    I: Iterator<Item = Result<StoredRecord, E>>,
+{
+    type Item = Result<Item, E>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.pending.is_none() {
+            match self.records.next() {
+                Some(Ok(stored)) => self.pending = Some(stored),
+                Some(Err(error)) => return Some(Err(error)),
+                None => {}
+            }
+        }
+        let event_first = match (&self.pending, self.events.front()) {
+            (Some(stored), Some(event)) => event.ts <= stored.record.ts,
+            (None, Some(_)) => true,
+            (_, None) => false,
+        };
+        if event_first {
+            return self.events.pop_front().map(|e| Ok(Item::Event(e)));
+        }
+        self.pending.take().map(|s| Ok(Item::Pty(Box::new(s))))
+    }
 }
 
 enum Key {
     Pause,
     Step,
+    NextMarker,
     Quit,
 }
 
@@ -104,6 +236,7 @@ fn key_events() -> Option<Receiver<Key>> {
                 let key = match byte[0] {
                     b' ' => Key::Pause,
                     b'.' => Key::Step,
+                    b']' => Key::NextMarker,
                     b'q' | 3 => Key::Quit,
                     _ => continue,
                 };
@@ -114,6 +247,38 @@ fn key_events() -> Option<Receiver<Key>> {
         })
         .ok()?;
     Some(receive)
+}
+
+/// Where markers go: a status line on the terminal's last row, or stderr.
+enum MarkerSink {
+    StatusLine,
+    Stderr,
+}
+
+fn show_marker(
+    out: &mut impl Write,
+    sink: &MarkerSink,
+    since_start_ns: u64,
+    label: &str,
+) -> std::io::Result<()> {
+    let at = format!("{:.3}s", since_start_ns as f64 / 1e9);
+    let label: String = label.chars().filter(|c| !c.is_control()).collect();
+    match sink {
+        MarkerSink::StatusLine => {
+            let (width, height) = crate::record::terminal_size().unwrap_or((80, 24));
+            let text: String = format!(" [{at}] {label} ")
+                .chars()
+                .take(usize::from(width.max(1)))
+                .collect();
+            // Save the cursor, last row, clear it, reverse video, restore.
+            write!(out, "\x1b7\x1b[{height};1H\x1b[2K\x1b[7m{text}\x1b[0m\x1b8")
+        }
+        MarkerSink::Stderr => {
+            out.flush()?;
+            let mut err = std::io::stderr().lock();
+            writeln!(err, "ctrace: marker at {at}: {label}")
+        }
+    }
 }
 
 /// Runs `replay`.
@@ -136,104 +301,254 @@ pub fn run(store: &Store, args: &ReplayArgs) -> anyhow::Result<i32> {
             UsageError("--idle-limit must be a non-negative number of seconds".into()).into(),
         );
     }
-    let ids = session_ids(store)?;
-    let (session, has_pty) = resolve(&ids, &args.session)?;
+    // A full id (not a prefix) of a PTY session, without `--events`, needs no pass over the
+    // whole store first: the session's first record says it is a recording.
+    let full_id = !args.events && args.session.len() >= FULL_ID_LEN && {
+        super::refresh(store)?;
+        let snapshot = store.snapshot()?;
+        let first = snapshot
+            .scan(Offset(0), crate::log::read::TimeRange::default(), true)
+            .find(|r| {
+                r.as_ref()
+                    .map_or(true, |s| s.record.session.as_deref() == Some(&args.session))
+            })
+            .transpose()?;
+        first.is_some_and(|s| s.record.source == Source::Pty)
+    };
+    let (session, has_pty, mut linked_events) = if full_id {
+        (args.session.clone(), true, BTreeMap::new())
+    } else {
+        let catalog = catalog(store)?;
+        let (session, has_pty) = resolve(&catalog.ids, &args.session)?;
+        (session.to_owned(), *has_pty, catalog.linked_events)
+    };
     if !has_pty {
         let show = ShowArgs {
-            session: session.to_owned(),
+            session,
             json: args.json,
         };
         return super::show::run(store, &show);
     }
+    let events: VecDeque<Marker> = if args.events {
+        linked_events.remove(&session).unwrap_or_default().into()
+    } else {
+        VecDeque::new()
+    };
     let snapshot = store.snapshot()?;
-    let records = snapshot
-        .session(session, crate::log::read::TimeRange::default())
-        .filter(|r| r.as_ref().map_or(true, |s| s.record.source == Source::Pty));
-    let stdout = std::io::stdout();
-    if args.no_timing {
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-        for stored in records {
+    let pty_records = || {
+        snapshot
+            .session(&session, crate::log::read::TimeRange::default())
+            .filter(|r| r.as_ref().map_or(true, |s| s.record.source == Source::Pty))
+    };
+    let from = args.from.as_deref().map(parse_bound);
+    let to = args.to.as_deref().map(parse_bound);
+    // Marker labels need a first pass to find their time.
+    let (from_ts, to_ts) = if matches!(from, Some(Bound::Marker(_)))
+        || matches!(to, Some(Bound::Marker(_)))
+    {
+        let mut start = None;
+        let mut markers: Vec<Marker> = events.iter().cloned().collect();
+        for stored in pty_records() {
             let stored = stored?;
+            start.get_or_insert(stored.record.ts);
             if let Body::Pty(pty) = &stored.record.body
-                && pty.kind == PtyKind::Output
+                && pty.kind == PtyKind::Marker
             {
-                out.write_all(&pty.data)?;
+                markers.push(Marker {
+                    ts: stored.record.ts,
+                    label: String::from_utf8_lossy(&pty.data).into_owned(),
+                });
             }
         }
-        out.flush()?;
-        return Ok(0);
-    }
-    let keys = key_events();
+        markers.sort_by_key(|m| m.ts);
+        let start = start.unwrap_or(0);
+        let absolute = |bound: &Option<Bound>, flag: &str| -> Result<Option<u64>, UsageError> {
+            match bound {
+                None => Ok(None),
+                Some(Bound::Time(ns)) => Ok(Some(start.saturating_add(*ns))),
+                Some(Bound::Marker(label)) => markers
+                    .iter()
+                    .find(|m| m.label == *label)
+                    .map(|m| Some(m.ts))
+                    .ok_or_else(|| {
+                        let known: Vec<&str> =
+                            markers.iter().take(10).map(|m| m.label.as_str()).collect();
+                        UsageError(format!(
+                            "{flag} `{label}` is neither a time (90, 1m30s) nor a marker of this session{}",
+                            if known.is_empty() {
+                                String::from(" (it has none; --events adds the linked hook events)")
+                            } else {
+                                format!(" (markers: {})", known.join(", "))
+                            }
+                        ))
+                    }),
+            }
+        };
+        (absolute(&from, "--from")?, absolute(&to, "--to")?)
+    } else {
+        (None, None)
+    };
+    let stdout = std::io::stdout();
+    let is_terminal = stdout.is_terminal();
+    let sink = if is_terminal {
+        MarkerSink::StatusLine
+    } else {
+        MarkerSink::Stderr
+    };
+    let keys = if args.no_timing { None } else { key_events() };
     let raw = if keys.is_some() {
         crate::record::raw_mode_guard()?
     } else {
         None
     };
     let idle_limit_ns = args.idle_limit.map(|l| (l * 1e9) as u64);
-    let mut out = stdout.lock();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     let mut anchor = Instant::now();
     let mut virtual_ns: f64 = 0.0;
     let mut emitted_ns: f64 = 0.0;
     let mut previous_ts: Option<u64> = None;
+    let mut start_ts: Option<u64> = None;
     let mut paused = false;
+    // Before the start point (`--from`, `--at`) and while jumping to the next marker, items
+    // are written at once.
+    let mut seeking = from.is_some() || args.at.is_some();
+    let mut skipping_to_marker = false;
+    let mut starting = false;
     let mut largest = (0u16, 0u16);
-    'records: for stored in records {
-        let stored = stored?;
-        let Body::Pty(pty) = &stored.record.body else {
-            continue;
+    let merged = Merged {
+        records: pty_records(),
+        events,
+        pending: None,
+    };
+    'items: for item in merged {
+        let item = item?;
+        let ts = item.ts();
+        let start = *start_ts.get_or_insert(ts);
+        let since_start = ts.saturating_sub(start);
+        let to_reached = match (&to, to_ts) {
+            (_, Some(limit)) => ts > limit,
+            (Some(Bound::Time(ns)), None) => since_start > *ns,
+            _ => false,
         };
-        if let (Some(w), Some(h)) = (pty.width, pty.height) {
-            largest = (largest.0.max(w), largest.1.max(h));
+        if to_reached {
+            break;
         }
-        let mut gap = previous_ts.map_or(0, |p| stored.record.ts.saturating_sub(p));
-        previous_ts = Some(stored.record.ts);
+        let marker_label = match &item {
+            Item::Event(marker) => Some(marker.label.clone()),
+            Item::Pty(stored) => match &stored.record.body {
+                Body::Pty(pty) if pty.kind == PtyKind::Marker => {
+                    Some(String::from_utf8_lossy(&pty.data).into_owned())
+                }
+                _ => None,
+            },
+        };
+        if seeking {
+            let reached = match (&item, args.at) {
+                (Item::Pty(stored), Some(at)) => stored.offset.is_none_or(|o| o >= Offset(at)),
+                (Item::Event(_), Some(_)) => false,
+                (_, None) => match (&from, from_ts) {
+                    (_, Some(limit)) => ts >= limit,
+                    (Some(Bound::Time(ns)), None) => since_start >= *ns,
+                    _ => true,
+                },
+            };
+            if reached {
+                seeking = false;
+                starting = true;
+            }
+        }
+        let mut gap = previous_ts.map_or(0, |p| ts.saturating_sub(p));
+        previous_ts = Some(ts);
         if let Some(limit) = idle_limit_ns {
             gap = gap.min(limit);
         }
         virtual_ns += gap as f64 / args.speed;
-        if pty.kind != PtyKind::Output {
+        if skipping_to_marker && marker_label.is_some() {
+            skipping_to_marker = false;
+            // Resume the clock from this marker.
+            anchor = Instant::now() - Duration::from_nanos(virtual_ns as u64);
+            emitted_ns = virtual_ns;
+        }
+        let data = match &item {
+            Item::Pty(stored) => match &stored.record.body {
+                Body::Pty(pty) => {
+                    if let (Some(w), Some(h)) = (pty.width, pty.height) {
+                        largest = (largest.0.max(w), largest.1.max(h));
+                    }
+                    (pty.kind == PtyKind::Output).then_some(&pty.data)
+                }
+                _ => None,
+            },
+            Item::Event(_) => None,
+        };
+        if data.is_none() && marker_label.is_none() {
             continue;
         }
-        loop {
-            if paused {
-                let Some(keys) = &keys else { break };
-                match keys.recv() {
-                    Ok(Key::Pause) => {
-                        paused = false;
-                        anchor = Instant::now() - Duration::from_nanos(emitted_ns as u64);
+        // The start point itself plays at once, and the clock runs from it.
+        if seeking || starting || skipping_to_marker || args.no_timing {
+            starting = false;
+            anchor = Instant::now() - Duration::from_nanos(virtual_ns as u64);
+            emitted_ns = virtual_ns;
+        } else {
+            out.flush()?;
+            loop {
+                if paused {
+                    let Some(keys) = &keys else { break };
+                    match keys.recv() {
+                        Ok(Key::Pause) => {
+                            paused = false;
+                            anchor = Instant::now() - Duration::from_nanos(emitted_ns as u64);
+                        }
+                        Ok(Key::Step) => break,
+                        Ok(Key::NextMarker) => {
+                            skipping_to_marker = marker_label.is_none();
+                            break;
+                        }
+                        Ok(Key::Quit) | Err(_) => break 'items,
                     }
-                    Ok(Key::Step) => break,
-                    Ok(Key::Quit) | Err(_) => break 'records,
+                    continue;
                 }
-                continue;
+                let due = anchor + Duration::from_nanos(virtual_ns as u64);
+                let now = Instant::now();
+                if now >= due {
+                    break;
+                }
+                match &keys {
+                    Some(keys) => match keys.recv_timeout(due - now) {
+                        Ok(Key::Pause) => paused = true,
+                        Ok(Key::Step) => {}
+                        Ok(Key::NextMarker) => {
+                            skipping_to_marker = marker_label.is_none();
+                            break;
+                        }
+                        Ok(Key::Quit) => break 'items,
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => std::thread::sleep(due - now),
+                    },
+                    None => std::thread::sleep(due - now),
+                }
             }
-            let due = anchor + Duration::from_nanos(virtual_ns as u64);
-            let now = Instant::now();
-            if now >= due {
-                break;
-            }
-            match &keys {
-                Some(keys) => match keys.recv_timeout(due - now) {
-                    Ok(Key::Pause) => paused = true,
-                    Ok(Key::Step) => {}
-                    Ok(Key::Quit) => break 'records,
-                    Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => std::thread::sleep(due - now),
-                },
-                None => std::thread::sleep(due - now),
+            emitted_ns = virtual_ns;
+            if paused || skipping_to_marker {
+                // A step or a jump: the clock restarts from this item.
+                anchor = Instant::now() - Duration::from_nanos(emitted_ns as u64);
             }
         }
-        emitted_ns = virtual_ns;
-        if paused {
-            // A step: the clock restarts from this chunk on resume.
-            anchor = Instant::now() - Duration::from_nanos(emitted_ns as u64);
+        if let Some(data) = data {
+            out.write_all(data)?;
         }
-        out.write_all(&pty.data)?;
-        out.flush()?;
+        if let Some(label) = marker_label
+            && !seeking
+            && (args.events || !args.no_timing)
+        {
+            show_marker(&mut out, &sink, since_start, &label)?;
+        }
     }
+    out.flush()?;
+    drop(out);
     drop(raw);
     if let Some((width, height)) = crate::record::terminal_size()
-        && std::io::stdout().is_terminal()
+        && is_terminal
         && (width < largest.0 || height < largest.1)
     {
         eprintln!(
@@ -242,4 +557,22 @@ pub fn run(store: &Store, args: &ReplayArgs) -> anyhow::Result<i32> {
         );
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_times_or_marker_labels() {
+        assert_eq!(parse_bound("90"), Bound::Time(90_000_000_000));
+        assert_eq!(parse_bound("2.5"), Bound::Time(2_500_000_000));
+        assert_eq!(parse_bound("1m30s"), Bound::Time(90_000_000_000));
+        assert_eq!(parse_bound("500ms"), Bound::Time(500_000_000));
+        assert_eq!(
+            parse_bound("PreToolUse Bash"),
+            Bound::Marker("PreToolUse Bash".into())
+        );
+        assert_eq!(parse_bound("chapter 2"), Bound::Marker("chapter 2".into()));
+    }
 }

@@ -54,8 +54,8 @@ pub fn run(store: &Store, args: &SessionsArgs) -> anyhow::Result<i32> {
     }
     writeln!(
         out,
-        "{:<36}  {:<24}  {:>8}  {:>6}  {:>6}  {:>5}  {:<11}  {:<30}  MODELS",
-        "SESSION", "LAST", "DURATION", "HOOKS", "LINES", "TOOLS", "STATUS", "PROJECT"
+        "{:<36}  {:<24}  {:>8}  {:>6}  {:>6}  {:>5}  {:<11}  {:<11}  {:<30}  MODELS",
+        "SESSION", "LAST", "DURATION", "HOOKS", "LINES", "TOOLS", "STATUS", "LINKED", "PROJECT"
     )?;
     for s in &sessions {
         let project = s.project.clone().unwrap_or_default();
@@ -72,9 +72,20 @@ pub fn run(store: &Store, args: &SessionsArgs) -> anyhow::Result<i32> {
         } else {
             project
         };
+        // The first linked session's id prefix (enough for `show` and `replay`), `+N` more.
+        let linked = match s.linked_sessions.iter().next() {
+            Some(first) => {
+                let prefix: String = first.chars().take(8).collect();
+                match s.linked_sessions.len() {
+                    1 => prefix,
+                    n => format!("{prefix}+{}", n - 1),
+                }
+            }
+            None => String::new(),
+        };
         writeln!(
             out,
-            "{:<36}  {:<24}  {:>8}  {:>6}  {:>6}  {:>5}  {:<11}  {:<30}  {}",
+            "{:<36}  {:<24}  {:>8}  {:>6}  {:>6}  {:>5}  {:<11}  {:<11}  {:<30}  {}",
             s.session,
             s.last,
             format_duration(s.duration_ns),
@@ -82,6 +93,7 @@ pub fn run(store: &Store, args: &SessionsArgs) -> anyhow::Result<i32> {
             s.records.get("transcript").copied().unwrap_or(0),
             s.tool_calls,
             s.status,
+            linked,
             project,
             s.models.iter().cloned().collect::<Vec<_>>().join(",")
         )?;

@@ -9,7 +9,7 @@ use super::UsageError;
 use super::time::format_duration;
 use super::timeline::{Item, build, in_timeline};
 use crate::log::Store;
-use crate::log::record::StoredRecord;
+use crate::log::record::{Body, StoredRecord};
 
 /// Arguments of `show` and `replay`.
 #[derive(Debug, Args)]
@@ -60,6 +60,7 @@ pub fn resolve_session(records: &[StoredRecord], wanted: &str) -> Result<String,
 pub fn run(store: &Store, args: &ShowArgs) -> anyhow::Result<i32> {
     let records = super::sessions::all_records(store)?;
     let session = resolve_session(&records, &args.session)?;
+    let links = linked(&records, &session);
     let mine: Vec<StoredRecord> = records
         .into_iter()
         .filter(|r| r.record.session.as_deref() == Some(session.as_str()) && in_timeline(&r.record))
@@ -77,10 +78,38 @@ pub fn run(store: &Store, args: &ShowArgs) -> anyhow::Result<i32> {
         mine.len(),
         items.len()
     )?;
+    for line in &links {
+        writeln!(out, "{line}")?;
+    }
     for item in &items {
         print_item(&mut out, item, 0)?;
     }
     Ok(0)
+}
+
+/// Lines naming the sessions joined to `session` through `CTRACE_PTY_SESSION` (hooks carrying
+/// a `pty_session`): `terminal recording: <id>` for a Claude session, `Claude session: <id>`
+/// for a PTY recording.
+fn linked(records: &[StoredRecord], session: &str) -> Vec<String> {
+    let mut lines = std::collections::BTreeSet::new();
+    for stored in records {
+        let Body::Hook(hook) = &stored.record.body else {
+            continue;
+        };
+        let (Some(claude), Some(pty)) = (stored.record.session.as_deref(), &hook.pty_session)
+        else {
+            continue;
+        };
+        if claude == pty {
+            continue;
+        }
+        if claude == session {
+            lines.insert(format!("terminal recording: {pty}"));
+        } else if pty == session {
+            lines.insert(format!("Claude session: {claude}"));
+        }
+    }
+    lines.into_iter().collect()
 }
 
 fn print_item(out: &mut impl Write, item: &Item, depth: usize) -> std::io::Result<()> {

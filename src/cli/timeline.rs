@@ -53,6 +53,10 @@ pub struct SessionSummary {
     /// 10 minutes), or `interrupted` (idle in the middle of a turn); for PTY recordings without
     /// an `exit` record, `recording` (its recorder still holds its inbox file) or `unfinished`.
     pub status: &'static str,
+    /// Sessions joined to this one through `CTRACE_PTY_SESSION`: for a PTY recording, the
+    /// Claude sessions whose hooks ran inside it; for a Claude session, the recording(s) its
+    /// hooks ran in.
+    pub linked_sessions: BTreeSet<String>,
     #[serde(skip)]
     tool_ids: HashSet<String>,
     #[serde(skip)]
@@ -93,6 +97,7 @@ pub fn summarize<'a>(
     now_ns: u64,
 ) -> Vec<SessionSummary> {
     let mut sessions: HashMap<String, SessionSummary> = HashMap::new();
+    let mut links: BTreeSet<(String, String)> = BTreeSet::new();
     for stored in records {
         let record = &stored.record;
         let Some(id) = &record.session else { continue };
@@ -115,6 +120,11 @@ pub fn summarize<'a>(
                 }
                 if s.project.is_none() {
                     s.project = hook.cwd.clone();
+                }
+                if let Some(pty) = &hook.pty_session
+                    && pty != id
+                {
+                    links.insert((id.clone(), pty.clone()));
                 }
                 match hook.event.as_deref() {
                     Some("PreToolUse") => {
@@ -190,6 +200,14 @@ pub fn summarize<'a>(
                 }
             }
             _ => {}
+        }
+    }
+    for (claude, pty) in links {
+        if let Some(s) = sessions.get_mut(&pty) {
+            s.linked_sessions.insert(claude.clone());
+        }
+        if let Some(s) = sessions.get_mut(&claude) {
+            s.linked_sessions.insert(pty);
         }
     }
     let mut out: Vec<SessionSummary> = sessions

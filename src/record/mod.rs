@@ -644,7 +644,13 @@ pub fn record(store: &Store, options: &RecordOptions) -> Result<Recording, Recor
             .name("ctrace-record-output".into())
             .spawn(move || {
                 let mut buffer = vec![0u8; CHUNK_BYTES];
-                let mut stdout = std::io::stdout();
+                // Unbuffered: std's stdout is line-buffered, which would write a chunk holding
+                // a newline in two system calls (up to the last newline, then the rest).
+                let mut stdout: Box<dyn Write + Send> =
+                    match std::io::stdout().as_fd().try_clone_to_owned() {
+                        Ok(fd) => Box::new(std::fs::File::from(fd)),
+                        Err(_) => Box::new(std::io::stdout()),
+                    };
                 loop {
                     let n = match reader.read(&mut buffer) {
                         Ok(0) => break,
