@@ -47,9 +47,10 @@ pub struct SegmentEntry {
 }
 
 impl SegmentEntry {
-    /// One past the last offset in the segment.
+    /// One past the last offset in the segment (saturating; [`Manifest::decode`] rejects
+    /// entries where it would overflow).
     pub fn end(&self) -> Offset {
-        Offset(self.id.0 + self.record_count)
+        Offset(self.id.0.saturating_add(self.record_count))
     }
 }
 
@@ -123,6 +124,9 @@ impl Manifest {
         for segment in &manifest.segments {
             if segment.id.0 != expected {
                 return Err(corrupt("segment offsets are not dense"));
+            }
+            if segment.id.0.checked_add(segment.record_count).is_none() {
+                return Err(corrupt("segment offsets overflow"));
             }
             expected = segment.end().0;
         }

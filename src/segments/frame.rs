@@ -31,8 +31,11 @@ pub const DEFAULT_FRAME_LIMIT_BYTES: u32 = 1 << 20;
 pub const MAX_FRAME_LIMIT_BYTES: u32 = 64 << 20;
 /// Flag bit: the record continues in the next frame.
 pub const FLAG_CONTINUES: u8 = 0x01;
+/// Flag bit: this frame continues the record of the previous frame (set on every frame of a
+/// chain but the first), so a chain cut short can never absorb the next record's frame.
+pub const FLAG_CONTINUED: u8 = 0x02;
 /// Flag bits a valid frame may carry.
-const KNOWN_FLAGS: u8 = FLAG_CONTINUES;
+const KNOWN_FLAGS: u8 = FLAG_CONTINUES | FLAG_CONTINUED;
 
 /// One decoded frame, borrowing its payload from the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +50,11 @@ impl Frame<'_> {
     /// Whether the record continues in the next frame.
     pub fn continues(&self) -> bool {
         self.flags & FLAG_CONTINUES != 0
+    }
+
+    /// Whether this frame continues the previous frame's record.
+    pub fn continued(&self) -> bool {
+        self.flags & FLAG_CONTINUED != 0
     }
 }
 
@@ -108,12 +116,17 @@ pub fn encode_record(out: &mut Vec<u8>, record: &[u8], limit_bytes: u32) {
         return;
     }
     let mut pieces = record.chunks(chunk).peekable();
+    let mut first = true;
     while let Some(piece) = pieces.next() {
-        let flags = if pieces.peek().is_some() {
+        let mut flags = if pieces.peek().is_some() {
             FLAG_CONTINUES
         } else {
             0
         };
+        if !first {
+            flags |= FLAG_CONTINUED;
+        }
+        first = false;
         push_frame_unchecked(out, flags, piece);
     }
 }
@@ -267,6 +280,11 @@ impl<'a> Scanner<'a> {
             match decode_frame(&self.buf[cursor..], self.limit_bytes, position)? {
                 Decoded::Incomplete => return Ok(None),
                 Decoded::Frame(frame, size) => {
+                    // A chain starts with a frame that is not a continuation, and every later
+                    // frame of it is one.
+                    if frame.continued() != (cursor != at) {
+                        return Err(SegmentError::BrokenChain { position });
+                    }
                     bytes.extend_from_slice(frame.payload);
                     cursor += size;
                     if !frame.continues() {
@@ -278,6 +296,20 @@ impl<'a> Scanner<'a> {
                 }
             }
         }
+    }
+
+    /// The first position at or after `from` where a whole, valid record starts.
+    fn next_whole_record(&self, from: usize) -> Option<usize> {
+        let magic = FRAME_MAGIC.to_le_bytes();
+        let mut search = from;
+        while search < self.buf.len() {
+            let candidate = search + find(&self.buf[search..], &magic)?;
+            if let Ok(Some(_)) = self.record_at(candidate) {
+                return Some(candidate);
+            }
+            search = candidate + 1;
+        }
+        None
     }
 
     /// Finds the next position after `from` where a whole valid record starts, if any.
@@ -321,8 +353,23 @@ impl Iterator for Scanner<'_> {
                 })
             }
             Ok(None) => {
-                self.torn = true;
-                None
+                // An incomplete frame is a torn tail only if no whole record follows it; a frame
+                // cut short in the middle of a file (damage) must not hide the records after it.
+                match self.next_whole_record(self.at + 1) {
+                    Some(next) => {
+                        let len = (next - self.at) as u64;
+                        self.at = next;
+                        Some(ScanItem::Skipped {
+                            position,
+                            len,
+                            error: SegmentError::FrameCutShort { position },
+                        })
+                    }
+                    None => {
+                        self.torn = true;
+                        None
+                    }
+                }
             }
             Err(error) => {
                 let next = self.resync(self.at + 1).unwrap_or(self.buf.len());

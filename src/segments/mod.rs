@@ -73,6 +73,18 @@ pub enum SegmentError {
         /// CRC computed over the frame.
         computed: u32,
     },
+    /// A frame runs past whole records that follow it (damage, not a torn tail).
+    #[error("frame at byte {position} is cut short: whole records follow it")]
+    FrameCutShort {
+        /// Byte position of the frame.
+        position: u64,
+    },
+    /// A continuation frame without its start, or a chain interrupted by a new record.
+    #[error("frame at byte {position} breaks a continuation chain")]
+    BrokenChain {
+        /// Byte position of the frame.
+        position: u64,
+    },
     /// A frame sets unknown flag or reserved bits.
     #[error("frame at byte {position} has unknown flags {flags:#04x} or reserved bits set")]
     BadFlags {

@@ -55,6 +55,8 @@ pub const FOOTER_FRAME_BYTES: usize = 8 + FOOTER_CONTENT_BYTES;
 /// Upper bound for one block's raw size in bytes that any reader accepts (64 MiB + slack for a
 /// single large record chained across frames).
 pub const MAX_BLOCK_RAW_BYTES: u32 = 256 << 20;
+/// Smallest encoded frame in bytes (header only), used to bound allocations.
+const HEADER_BYTES_MIN: usize = super::frame::HEADER_BYTES;
 /// Default raw block target in bytes (256 KiB).
 pub const DEFAULT_BLOCK_BYTES: usize = 256 << 10;
 
@@ -656,7 +658,9 @@ pub fn read_block(
             what: "block raw length",
         });
     }
-    let mut records = Vec::with_capacity(meta.count as usize);
+    // The count is checked against the frames below; do not trust it for allocation.
+    let mut records =
+        Vec::with_capacity((meta.count as usize).min(raw.len() / HEADER_BYTES_MIN + 1));
     let mut scanner = Scanner::new(&raw, MAX_BLOCK_RAW_BYTES, 0);
     for item in scanner.by_ref() {
         match item {
@@ -808,11 +812,13 @@ pub fn parse_segment(
             return Err(corrupt(block.position, "block index entry"));
         }
         position += u64::from(block.compressed_len);
-        offset += u64::from(block.count);
+        offset = offset
+            .checked_add(u64::from(block.count))
+            .ok_or(corrupt(block.position, "block offsets overflow"))?;
         raw += u64::from(block.raw_len);
     }
     if position != footer.index_position
-        || offset - footer.base_offset.0 != footer.record_count
+        || offset.checked_sub(footer.base_offset.0) != Some(footer.record_count)
         || raw != footer.raw_bytes
     {
         return Err(corrupt(footer.index_position, "block index totals"));
