@@ -74,7 +74,10 @@ impl Snapshot {
             }
             let consumed: BTreeSet<&str> =
                 manifest.consumed_inbox.iter().map(String::as_str).collect();
-            let mut files = Vec::new();
+            // Read active.wal first and remember its inode: if the sealer renames it aside
+            // while we list the directory, its `sealing-*` name is the file already read.
+            let active_path = paths.inbox.join(inbox::ACTIVE_FILE);
+            let (active_bytes, active_inode) = read_with_inode(&active_path)?;
             let mut sealing = Vec::new();
             let mut producers = Vec::new();
             for name in list_dir(&paths.inbox)? {
@@ -88,30 +91,35 @@ impl Snapshot {
                     producers.push(paths.inbox.join(&name));
                 }
             }
-            files.extend(sealing);
-            files.extend(producers);
-            files.push(paths.inbox.join(inbox::ACTIVE_FILE));
+            let mut spooled = Vec::new();
             for name in list_dir(&paths.spool)? {
                 if name.ends_with(".wal") && !consumed.contains(format!("spool/{name}").as_str()) {
-                    files.push(paths.spool.join(name));
+                    spooled.push(paths.spool.join(name));
                 }
             }
             let fallback = paths.fallback_spool();
             for name in list_dir(&fallback)? {
                 let path = fallback.join(&name);
                 if name.ends_with(".wal") && !consumed.contains(path.to_string_lossy().as_ref()) {
-                    files.push(path);
+                    spooled.push(path);
                 }
+            }
+            let mut contents = Vec::new();
+            for path in sealing.into_iter().chain(producers) {
+                let (bytes, inode) = read_with_inode(&path)?;
+                if inode.is_some() && inode == active_inode {
+                    continue;
+                }
+                contents.push(bytes);
+            }
+            contents.push(active_bytes);
+            for path in spooled {
+                contents.push(read_with_inode(&path)?.0);
             }
             let mut unsealed = Vec::new();
             let mut unsealed_bytes = 0;
             let mut unsealed_skipped_bytes = 0;
-            for path in files {
-                let bytes = match std::fs::read(&path) {
-                    Ok(bytes) => bytes,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(source) => return Err(LogError::Io { path, source }),
-                };
+            for bytes in contents {
                 unsealed_bytes += bytes.len() as u64;
                 for item in Scanner::new(&bytes, MAX_FRAME_LIMIT_BYTES, 0) {
                     match item {
@@ -227,6 +235,28 @@ impl Snapshot {
             .map(Some)
             .map_err(|source| LogError::RecordDecode { offset, source })
     }
+}
+
+/// A file's identity: (device, inode).
+type FileId = (u64, u64);
+
+/// Reads a whole file and returns its bytes and identity; a missing file is empty.
+fn read_with_inode(path: &std::path::Path) -> Result<(Vec<u8>, Option<FileId>), LogError> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let io = |source| LogError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
+        Err(e) => return Err(io(e)),
+    };
+    let meta = file.metadata().map_err(io)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io)?;
+    Ok((bytes, Some((meta.dev(), meta.ino()))))
 }
 
 /// Iterator over a snapshot's records. Yields an error for a damaged block or a record that

@@ -205,7 +205,13 @@ impl StoreLock<'_> {
         let active = paths.inbox.join(inbox::ACTIVE_FILE);
         let active_len = std::fs::metadata(&active).map(|m| m.len()).unwrap_or(0);
         if active_len > 0 {
-            let name = format!("sealing-{generation:020}.wal");
+            // Unique even if an earlier seal at this generation died after its rename: a rename
+            // must never replace a file that still holds unsealed records.
+            let name = format!(
+                "sealing-{generation:020}-{:020}-{}.wal",
+                crate::now_ns(),
+                std::process::id()
+            );
             let aside = paths.inbox.join(&name);
             std::fs::rename(&active, &aside).map_err(|source| LogError::Io {
                 path: active.clone(),
