@@ -32,6 +32,24 @@ fn corpus_casts() -> Option<PathBuf> {
     None
 }
 
+/// Runs `ingest --json` on a path that holds invalid casts: it must exit 1 (refused files).
+fn ingest_refusing(store: &Path, path: &Path) -> Output {
+    let output = Command::new(BIN)
+        .arg("--store")
+        .arg(store)
+        .args(["ingest", "--json"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 fn ctrace(store: &Path, args: &[&str]) -> Output {
     let output = Command::new(BIN)
         .arg("--store")
@@ -92,7 +110,19 @@ fn every_valid_corpus_cast_round_trips_and_invalid_ones_are_rejected() {
         files.len()
     );
 
-    let summary = ctrace(&store, &["ingest", "--json", casts.to_str().unwrap()]);
+    // Invalid casts are refused: the run ingests the valid ones and exits 1.
+    let summary = Command::new(BIN)
+        .arg("--store")
+        .arg(&store)
+        .args(["ingest", "--json", casts.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        summary.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&summary.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_slice(&summary.stdout).unwrap();
     let skipped = summary["skipped"].as_array().unwrap();
     let sessions = ctrace(&store, &["sessions", "--json"]);
@@ -199,7 +229,7 @@ fn every_valid_corpus_cast_round_trips_and_invalid_ones_are_rejected() {
     assert!(String::from_utf8_lossy(&verify.stdout).contains("clean"));
 
     // Ingesting again adds nothing.
-    let again = ctrace(&store, &["ingest", "--json", casts.to_str().unwrap()]);
+    let again = ingest_refusing(&store, &casts);
     let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(again["records"], 0, "{again}");
 }
@@ -214,7 +244,7 @@ fn a_rejected_cast_leaves_the_store_unchanged() {
         "{\"version\": 2, \"width\": 80, \"height\": 24}\n[0.5, \"o\", \"fine\"]\n[1.0, \"o\"]\n",
     )
     .unwrap();
-    let output = ctrace(&store, &["ingest", "--json", bad.to_str().unwrap()]);
+    let output = ingest_refusing(&store, &bad);
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["records"], 0, "{summary}");
     let reason = summary["skipped"][0]["reason"].as_str().unwrap();

@@ -23,7 +23,8 @@ pub struct IngestArgs {
     pub quiet: bool,
 }
 
-/// Runs `ingest`.
+/// Runs `ingest`. Exits 1 when a file was refused as invalid (an asciicast that does not
+/// parse); everything valid is ingested all the same.
 ///
 /// # Errors
 /// When a path cannot be read or the store fails.
@@ -73,9 +74,14 @@ pub fn run(store: &Store, args: &IngestArgs) -> anyhow::Result<i32> {
         bar.finish_and_clear();
     }
     let mut out = std::io::stdout().lock();
+    let rejected: Vec<_> = summary.skipped.iter().filter(|s| s.rejected).collect();
+    let code = if rejected.is_empty() { 0 } else { 1 };
+    for file in &rejected {
+        eprintln!("ctrace: refused {}", file.reason);
+    }
     if args.json {
         super::output::json_line(&mut out, &summary)?;
-        return Ok(0);
+        return Ok(code);
     }
     let secs = summary.elapsed_ns as f64 / 1e9;
     writeln!(

@@ -63,6 +63,10 @@ pub struct SkippedFile {
     pub path: PathBuf,
     /// Why.
     pub reason: String,
+    /// Whether the file was refused as invalid (as opposed to not being something to ingest);
+    /// `ctrace ingest` exits 1 when any file was refused.
+    #[serde(default)]
+    pub rejected: bool,
 }
 
 /// What an ingest run did.
@@ -276,6 +280,7 @@ impl<'l, 's> Ingester<'l, 's> {
             Err(error) => {
                 self.summary.files -= 1;
                 self.summary.skipped.push(SkippedFile {
+                    rejected: true,
                     path: path.to_path_buf(),
                     reason: format!(
                         "invalid asciicast at {}:{}: {error}",
@@ -375,6 +380,7 @@ impl<'l, 's> Ingester<'l, 's> {
         self.summary.files += 1;
         if len < cursor {
             self.summary.skipped.push(SkippedFile {
+                rejected: false,
                 path: path.to_path_buf(),
                 reason: format!(
                     "file is {len} bytes, shorter than the {cursor} bytes ingested before (replaced or truncated); not re-read"
@@ -393,6 +399,7 @@ impl<'l, 's> Ingester<'l, 's> {
                     None => {
                         self.summary.files -= 1;
                         self.summary.skipped.push(SkippedFile {
+                            rejected: false,
                             path: path.to_path_buf(),
                             reason: "not a hook payload or transcript".into(),
                         });
