@@ -576,6 +576,8 @@ impl SegmentReader {
         index: usize,
     ) -> Result<Option<Vec<u8>>, SegmentError> {
         use std::io::Read;
+
+        use super::frame::{Decoded, decode_frame};
         let segment = self.id;
         let Some(meta) = self.blocks.get(block) else {
             return Ok(None);
@@ -589,30 +591,42 @@ impl SegmentReader {
         let mut decoder = zstd::stream::read::Decoder::with_buffer(compressed)
             .map_err(|source| SegmentError::Zstd { segment, source })?;
         let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
-        let mut parsed = 0usize;
-        let mut seen = 0usize;
         let mut chunk = vec![0u8; 32 << 10];
         let mut eof = false;
+        // Frames are decoded incrementally: `cursor` is the next frame to decode, `payload` the
+        // record assembled so far (frames already checked are never decoded twice).
+        let mut cursor = 0usize;
+        let mut seen = 0usize;
+        let mut in_chain = false;
+        let mut payload: Vec<u8> = Vec::new();
         loop {
-            let mut scanner = Scanner::new(&buf[parsed..], MAX_BLOCK_RAW_BYTES, 0);
-            match scanner.next() {
-                Some(ScanItem::Record { bytes, len, .. }) => {
-                    if seen == index {
-                        return Ok(Some(bytes));
+            match decode_frame(&buf[cursor..], MAX_BLOCK_RAW_BYTES, cursor as u64) {
+                Ok(Decoded::Frame(frame, size)) => {
+                    if frame.continued() != in_chain {
+                        return Err(corrupt("frame chain inside block"));
                     }
-                    seen += 1;
-                    parsed += len as usize;
+                    if seen == index {
+                        payload.extend_from_slice(frame.payload);
+                    }
+                    cursor += size;
+                    in_chain = frame.continues();
+                    if !in_chain {
+                        if seen == index {
+                            return Ok(Some(payload));
+                        }
+                        seen += 1;
+                    }
                     continue;
                 }
-                Some(ScanItem::Skipped { .. }) => return Err(corrupt("frame inside block")),
-                None if eof => {
-                    return if parsed == buf.len() {
-                        Ok(None)
-                    } else {
-                        Err(corrupt("frame inside block"))
-                    };
-                }
-                None => {}
+                Ok(Decoded::Incomplete) => {}
+                Err(_) => return Err(corrupt("frame inside block")),
+            }
+            if eof {
+                return if cursor == buf.len() && !in_chain {
+                    Ok(None)
+                } else {
+                    Err(corrupt("frame inside block"))
+                };
             }
             if buf.len() > MAX_BLOCK_RAW_BYTES as usize {
                 return Err(corrupt("block raw length"));
@@ -874,6 +888,30 @@ mod tests {
         );
         assert_eq!(reader.block_of(Offset(210)), None);
         assert_eq!(reader.block_of(Offset(9)), None);
+    }
+
+    #[test]
+    fn read_record_in_block_handles_chained_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chained.seg");
+        let records: Vec<Vec<u8>> = (0..12u8)
+            .map(|i| vec![i; 1000 + usize::from(i) * 3000])
+            .collect();
+        let mut writer = SegmentWriter::create(&path, Offset(0), 1 << 20, 3, 4096).unwrap();
+        for record in &records {
+            writer.add(record, 1).unwrap();
+        }
+        writer.finish().unwrap();
+        let reader = SegmentReader::open(&path, SegmentId(0)).unwrap();
+        let mut found = Vec::new();
+        for block in 0..reader.blocks().len() {
+            for index in 0..reader.blocks()[block].count as usize {
+                found.push(reader.read_record_in_block(block, index).unwrap().unwrap());
+            }
+            let past = reader.blocks()[block].count as usize;
+            assert_eq!(reader.read_record_in_block(block, past).unwrap(), None);
+        }
+        assert_eq!(found, records);
     }
 
     #[test]
