@@ -329,8 +329,10 @@ impl<'a> Scanner<'a> {
     }
 }
 
+/// Position of the first occurrence of `needle` (a frame magic) in `haystack`; SIMD search, so
+/// resynchronisation over damaged bytes runs at memory speed.
 fn find(haystack: &[u8], needle: &[u8; 4]) -> Option<usize> {
-    haystack.windows(4).position(|window| window == needle)
+    memchr::memmem::find(haystack, needle)
 }
 
 impl Iterator for Scanner<'_> {
