@@ -9,6 +9,8 @@
 //! - [`ingest`]: parsers that turn hook payloads, transcript lines and asciicast files into
 //!   records, and bulk ingest of files and directories with per-file cursors.
 //! - [`record`]: the PTY recorder (portable-pty); it only uses the log's append API.
+//! - [`views`]: the compactor's SQLite views (sessions, turns, spans, tasks, usage) and cost.
+//! - [`index`]: the tantivy full-text index and its indexer.
 //! - [`config`]: the configuration file (`config.toml`).
 //! - [`cli`]: the `ctrace` command line (clap), one file per subcommand.
 //!
@@ -16,10 +18,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod index;
 pub mod ingest;
 pub mod log;
 pub mod record;
 pub mod segments;
+pub mod views;
 
 /// The current time in ns since the Unix epoch (0 if the clock is before 1970).
 pub fn now_ns() -> u64 {

@@ -5,20 +5,31 @@
 //! always exits 0.
 
 pub mod cat;
+pub mod compact;
 pub mod config_cmd;
+pub mod cost;
 pub mod demo;
 pub mod export;
+pub mod forget;
+pub mod gc;
+pub mod grep;
 pub mod hook;
+pub mod import;
 pub mod ingest;
 pub mod install;
 pub mod output;
+pub mod pin;
 pub mod record;
+pub mod reindex;
 pub mod replay;
+pub mod search;
 pub mod sessions;
 pub mod show;
 pub mod stats;
+pub mod tasks;
 pub mod time;
 pub mod timeline;
+pub mod tree;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -81,6 +92,30 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// Print the effective configuration
     Config,
+    /// Search every record (tantivy query syntax: words, "phrases", AND/OR/NOT, field:value)
+    Search(search::SearchArgs),
+    /// Regex scan over the decompressed log, for what the index cannot express
+    Grep(grep::GrepArgs),
+    /// Rebuild the full-text index from the log
+    Reindex(reindex::ReindexArgs),
+    /// Run the compactor once: seal, update views and index, apply retention
+    Compact(compact::CompactArgs),
+    /// Tokens and cost (USD) by session, day, model, project, agent, tool, task or 5-hour block
+    Cost(cost::CostArgs),
+    /// One session as a tree: turns, tool calls, subagents, with status, duration and cost
+    Tree(tree::TreeArgs),
+    /// To-dos and Beads issues as a tree with status, time and cost
+    Tasks(tasks::TasksArgs),
+    /// Apply the retention policy (--dry-run shows what would go)
+    Gc(gc::GcArgs),
+    /// Keep a session whatever the retention policy
+    Pin(pin::PinArgs),
+    /// Undo `ctrace pin`
+    Unpin(pin::PinArgs),
+    /// Remove one session from the log, the views and the index
+    Forget(forget::ForgetArgs),
+    /// Add the records of an export archive to this store (checksums verified first)
+    Import(import::ImportArgs),
     /// Run a self-contained demo: record real commands through the hook path and show them
     Demo(demo::DemoArgs),
 }
@@ -178,6 +213,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Verify(args) => verify::run(&open(&root, config)?, &args),
         Command::Stats(args) => stats::run(&open(&root, config)?, &args),
         Command::Config => config_cmd::run(&config),
+        Command::Search(args) => search::run(&open(&root, config)?, &args),
+        Command::Grep(args) => grep::run(&open(&root, config)?, &args),
+        Command::Reindex(args) => reindex::run(&open(&root, config)?, &args),
+        Command::Compact(args) => compact::run(&open(&root, config)?, &args),
+        Command::Cost(args) => cost::run(&open(&root, config)?, &args),
+        Command::Tree(args) => tree::run(&open(&root, config)?, &args),
+        Command::Tasks(args) => tasks::run(&open(&root, config)?, &args),
+        Command::Gc(args) => gc::run(&open(&root, config)?, &args),
+        Command::Pin(args) => pin::run(&open(&root, config)?, &args, false),
+        Command::Unpin(args) => pin::run(&open(&root, config)?, &args, true),
+        Command::Forget(args) => forget::run(&open(&root, config)?, &args),
+        Command::Import(args) => import::run(&open(&root, config)?, &args),
         Command::Demo(args) => demo::run(&root, config, &args),
     }
 }

@@ -531,6 +531,7 @@ pub fn records(cast: &Cast, session: &str, fallback_start_ns: u64) -> Vec<Record
         source: Source::Pty,
         session: Some(session.to_owned()),
         body: Body::Pty(body),
+        redactions: 0,
     };
     let mut out = Vec::with_capacity(cast.events.len() + 1);
     out.push(record(

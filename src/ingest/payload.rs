@@ -172,6 +172,7 @@ pub fn hook_record(
         source: Source::Hook,
         session: string(&map, "session_id"),
         body: Body::Hook(body),
+        redactions: 0,
     }
 }
 
@@ -246,6 +247,7 @@ pub fn transcript_record(
         source: Source::Transcript,
         session: string(&map, "sessionId").or_else(|| fallback_session.map(str::to_owned)),
         body: Body::Transcript(body),
+        redactions: 0,
     }
 }
 

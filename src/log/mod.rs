@@ -14,6 +14,7 @@ pub mod inbox;
 pub mod manifest;
 pub mod read;
 pub mod record;
+pub mod retention;
 mod seal;
 pub mod verify;
 

@@ -310,6 +310,14 @@ pub struct Record {
     pub session: Option<String>,
     /// The source-specific part.
     pub body: Body,
+    /// How many secrets redaction replaced in this record before it was written (0 when none;
+    /// omitted from the encoding then, so records without redactions encode as in format v1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redactions: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Error decoding a record's bytes.
@@ -444,6 +452,7 @@ mod tests {
                 raw: b"{\"x\":1}".to_vec(),
                 ..HookBody::default()
             }),
+            redactions: 0,
         };
         let bytes = record.encode().unwrap();
         assert_eq!(Record::decode(&bytes).unwrap(), record);

@@ -342,6 +342,7 @@ fn pty_record(session: &str, ts: u64, body: PtyBody) -> Record {
         source: Source::Pty,
         session: Some(session.to_owned()),
         body: Body::Pty(body),
+        redactions: 0,
     }
 }
 

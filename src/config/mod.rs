@@ -4,6 +4,10 @@
 //! values are errors that name the key. Sizes accept integers (bytes) or strings with a unit
 //! (`"64MiB"`, `"256 KiB"`, `"1GB"`); durations use humantime (`"1h"`, `"30m"`).
 
+pub mod pricing;
+pub mod redaction;
+pub mod retention;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -101,6 +105,12 @@ impl Default for StorageConfig {
 pub struct Config {
     /// Storage keys.
     pub storage: StorageConfig,
+    /// Retention policy.
+    pub retention: retention::RetentionConfig,
+    /// Redaction rules.
+    pub redaction: redaction::RedactionConfig,
+    /// Price overrides.
+    pub pricing: pricing::PricingConfig,
 }
 
 impl Config {
@@ -138,6 +148,9 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        self.retention.validate(path)?;
+        self.redaction.validate(path)?;
+        self.pricing.validate(path)?;
         let s = &self.storage;
         let invalid = |key, value: String, reason| ConfigError::Invalid {
             path: path.to_path_buf(),
