@@ -572,12 +572,14 @@ impl<R: Read> Read for Counting<R> {
 }
 
 /// Reads every member of the archive at `path` in order and calls `visit(name, content)`.
-/// `progress` is told the compressed bytes read so far.
+/// `progress` is told the compressed bytes read so far. Returns the error of the end of the
+/// compressed stream (its checksum), if any, for the caller to report after its own checks, so a
+/// damaged member is named by its checksum rather than by the stream's.
 fn read_members(
     path: &Path,
     progress: Box<dyn FnMut(u64)>,
     mut visit: impl FnMut(&str, &[u8]) -> Result<(), ArchiveError>,
-) -> Result<(), ArchiveError> {
+) -> Result<Option<ArchiveError>, ArchiveError> {
     let io = |source| ArchiveError::Io {
         path: path.to_path_buf(),
         source,
@@ -639,24 +641,52 @@ fn read_members(
         visit(&name, &content)?;
         last = name;
     }
+    // Read the compressed stream to its end so zstd checks its frame checksum, which also
+    // covers the tar padding after the last member.
+    let mut decoder = archive.into_inner();
+    let trailer = std::io::copy(&mut decoder, &mut std::io::sink())
+        .err()
+        .map(|source| damaged(&format!("after {last}"), source));
     if !seen_any {
         return Err(ArchiveError::NotArchive {
             path: path.to_path_buf(),
             what: "no tar members",
         });
     }
-    Ok(())
+    Ok(trailer)
 }
 
+/// The first tar header does not read: damage to a ctrace archive when the zstd stream does not
+/// decode or starts with the header member's name, else a foreign file.
 fn not_tar(path: &Path, source: std::io::Error) -> ArchiveError {
     if source.kind() == std::io::ErrorKind::UnexpectedEof {
         return ArchiveError::Truncated {
             member: HEADER_MEMBER.to_owned(),
         };
     }
-    ArchiveError::NotArchive {
-        path: path.to_path_buf(),
-        what: "not a tar stream",
+    // A zstd stream that does not decode is a damaged archive (the magic was checked).
+    // The whole stream is decoded (this is the error path only) so that its checksum is
+    // checked: damage to the header's name is damage, not a foreign file.
+    let mut start = Vec::new();
+    let ours = File::open(path)
+        .and_then(zstd::stream::read::Decoder::new)
+        .and_then(|mut decoder| {
+            (&mut decoder)
+                .take(HEADER_MEMBER.len() as u64)
+                .read_to_end(&mut start)?;
+            std::io::copy(&mut decoder, &mut std::io::sink())
+        })
+        .map_or(true, |_| start == HEADER_MEMBER.as_bytes());
+    if ours {
+        ArchiveError::Damaged {
+            member: HEADER_MEMBER.to_owned(),
+            source,
+        }
+    } else {
+        ArchiveError::NotArchive {
+            path: path.to_path_buf(),
+            what: "not a tar stream",
+        }
     }
 }
 
@@ -735,11 +765,20 @@ pub fn verify(path: &Path, progress: Box<dyn FnMut(u64)>) -> Result<ArchiveManif
         bytes: u64,
         sha256: String,
         records: Option<u64>,
+        framing: Option<ArchiveError>,
     }
     let mut seen: Vec<Seen> = Vec::new();
     let mut manifest_bytes: Option<Vec<u8>> = None;
     let mut manifest_sum: Option<Vec<u8>> = None;
-    read_members(path, progress, |name, content| {
+    // A newer format is refused once the stream is known to be intact (so damage that happens
+    // to turn the version digit into a larger one is reported as damage); a header that does not
+    // parse is reported after the checksums have named the damaged member.
+    let mut newer: Option<ArchiveError> = None;
+    let mut header_error: Option<ArchiveError> = None;
+    let trailer = read_members(path, progress, |name, content| {
+        if newer.is_some() {
+            return Ok(());
+        }
         if seen.is_empty() && manifest_bytes.is_none() {
             if name != HEADER_MEMBER {
                 return Err(ArchiveError::NotArchive {
@@ -747,7 +786,14 @@ pub fn verify(path: &Path, progress: Box<dyn FnMut(u64)>) -> Result<ArchiveManif
                     what: "first member is not a ctrace archive header",
                 });
             }
-            check_header(path, content)?;
+            match check_header(path, content) {
+                Ok(_) => {}
+                Err(e @ ArchiveError::NewerFormat { .. }) => {
+                    newer = Some(e);
+                    return Ok(());
+                }
+                Err(e) => header_error = Some(e),
+            }
         } else if manifest_sum.is_some() {
             return Err(ArchiveError::UnexpectedMember {
                 member: name.to_owned(),
@@ -769,19 +815,28 @@ pub fn verify(path: &Path, progress: Box<dyn FnMut(u64)>) -> Result<ArchiveManif
                 member: name.to_owned(),
             });
         }
-        let records = if name.starts_with(CHUNK_DIR) {
-            Some(split_chunk(name, content)?.len() as u64)
+        // A framing error is reported after the checksums: a damaged chunk is a checksum
+        // mismatch first.
+        let (records, framing) = if name.starts_with(CHUNK_DIR) {
+            match split_chunk(name, content) {
+                Ok(records) => (Some(records.len() as u64), None),
+                Err(e) => (None, Some(e)),
+            }
         } else {
-            None
+            (None, None)
         };
         seen.push(Seen {
             name: name.to_owned(),
             bytes: content.len() as u64,
             sha256: sha256_hex(content),
             records,
+            framing,
         });
         Ok(())
     })?;
+    if let Some(newer) = newer {
+        return Err(trailer.unwrap_or(newer));
+    }
     let Some(manifest_bytes) = manifest_bytes else {
         return Err(ArchiveError::MissingMember {
             member: MANIFEST_MEMBER.to_owned(),
@@ -794,6 +849,12 @@ pub fn verify(path: &Path, progress: Box<dyn FnMut(u64)>) -> Result<ArchiveManif
     };
     let computed = sha256_hex(&manifest_bytes);
     let expected = String::from_utf8_lossy(&manifest_sum).trim().to_owned();
+    if expected.len() != 64 || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ArchiveError::BadMember {
+            member: MANIFEST_SUM_MEMBER.to_owned(),
+            what: "not a SHA-256 in hex",
+        });
+    }
     if computed != expected {
         return Err(ArchiveError::ChecksumMismatch {
             member: MANIFEST_MEMBER.to_owned(),
@@ -813,7 +874,7 @@ pub fn verify(path: &Path, progress: Box<dyn FnMut(u64)>) -> Result<ArchiveManif
         });
     }
     for (i, entry) in manifest.members.iter().enumerate() {
-        let Some(member) = seen.get(i) else {
+        let Some(member) = seen.get_mut(i) else {
             return Err(ArchiveError::MissingMember {
                 member: entry.name.clone(),
             });
@@ -830,6 +891,9 @@ pub fn verify(path: &Path, progress: Box<dyn FnMut(u64)>) -> Result<ArchiveManif
                 computed: member.sha256.clone(),
             });
         }
+        if let Some(error) = member.framing.take() {
+            return Err(error);
+        }
         if member.records != entry.records {
             return Err(ArchiveError::BadMember {
                 member: entry.name.clone(),
@@ -841,6 +905,9 @@ pub fn verify(path: &Path, progress: Box<dyn FnMut(u64)>) -> Result<ArchiveManif
         return Err(ArchiveError::UnexpectedMember {
             member: extra.name.clone(),
         });
+    }
+    if let Some(error) = header_error.or(trailer) {
+        return Err(error);
     }
     let total: u64 = seen.iter().filter_map(|m| m.records).sum();
     if total != manifest.records {
@@ -925,7 +992,7 @@ pub fn import(
     };
     let mut producer = None;
     let mut seals: Vec<SealReport> = Vec::new();
-    read_members(path, progress, |name, content| {
+    let trailer = read_members(path, progress, |name, content| {
         if !name.starts_with(CHUNK_DIR) {
             return Ok(());
         }
@@ -970,6 +1037,9 @@ pub fn import(
     if let Some(inbox) = producer.take() {
         inbox.close()?;
         seals.push(lock.seal()?);
+    }
+    if let Some(error) = trailer {
+        return Err(error);
     }
     let assigned: Vec<&SealReport> = seals.iter().filter(|s| s.records > 0).collect();
     summary.first_offset = assigned.first().map(|s| s.first_offset.0);
