@@ -44,12 +44,16 @@ fn hook(ts: u64, session: &str, raw: &[u8]) -> Record {
 /// count, and two records that are identical byte for byte.
 fn build_store(store: &Path) {
     let store = Store::open(store, Config::default()).unwrap();
+    let mut first = hook(
+        T0,
+        "s1",
+        br#"{"hook_event_name":"PreToolUse","session_id":"s1"}"#,
+    );
+    if let Body::Hook(body) = &mut first.body {
+        body.cwd = Some("/srv/app".into());
+    }
     let mut records = vec![
-        hook(
-            T0,
-            "s1",
-            br#"{"hook_event_name":"PreToolUse","session_id":"s1"}"#,
-        ),
+        first,
         hook(T0 + 1, "s1", b"\xff\xfe not utf-8 \x00"),
         Record {
             ts: T0 + 2,
@@ -63,7 +67,7 @@ fn build_store(store: &Path) {
                     position: 0,
                     len: 20,
                 },
-                raw: br#"{"type":"assistant","sessionId":"s2"}"#.to_vec(),
+                raw: br#"{"type":"assistant","sessionId":"s2","cwd":"/srv/other"}"#.to_vec(),
                 ..TranscriptBody::default()
             }),
             redactions: 2,
@@ -275,6 +279,52 @@ fn filters_select_sessions_and_time() {
             .iter()
             .all(|r| (T0 + 10_000_000_000..=T0 + 19_000_000_000).contains(&r.ts))
     );
+}
+
+#[test]
+fn project_filter_selects_sessions_below_a_directory() {
+    let sandbox = Sandbox::new();
+    let a = sandbox.path("a");
+    build_store(&a);
+    let count = |project: &str| {
+        let stdout = ok_in(
+            &sandbox,
+            &a,
+            &["export", "--format", "jsonl", "--project", project],
+        )
+        .stdout;
+        let records = common::parse_cat(&stdout);
+        let mut sessions: Vec<String> =
+            records.iter().map(|r| r.session.clone().unwrap()).collect();
+        sessions.sort();
+        sessions.dedup();
+        (records.len(), sessions)
+    };
+    assert_eq!(count("/srv/app"), (22, vec!["s1".to_owned()]));
+    assert_eq!(count("/srv/app/").0, 22);
+    assert_eq!(count("/srv/other"), (23, vec!["s2".to_owned()]));
+    assert_eq!(count("/srv").0, 45);
+    assert_eq!(
+        count("/sr").0,
+        0,
+        "a prefix that is not a directory matches nothing"
+    );
+    // Combined with --session: the intersection.
+    let stdout = ok_in(
+        &sandbox,
+        &a,
+        &[
+            "export",
+            "--format",
+            "jsonl",
+            "--project",
+            "/srv",
+            "--session",
+            "s2",
+        ],
+    )
+    .stdout;
+    assert_eq!(common::parse_cat(&stdout).len(), 23);
 }
 
 #[test]

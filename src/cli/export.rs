@@ -92,8 +92,7 @@ pub fn run(store: &Store, args: &ExportArgs) -> anyhow::Result<i32> {
             .transpose()?,
     };
     let output = args.output.as_deref().filter(|p| p.as_os_str() != "-");
-    let needs_ids = !args.session.is_empty() || args.format == Some(ExportFormat::OtlpJson);
-    let ids = if needs_ids {
+    let ids = if !args.session.is_empty() {
         super::replay::session_ids(store)?
     } else {
         super::refresh(store)?;
