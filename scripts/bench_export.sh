@@ -25,7 +25,9 @@ fi
 cargo build --release --quiet
 bin="$PWD/target/release/ctrace"
 
-rm -rf "$bench"
+# A tree generated earlier for the same record count (`$bench/tree-N`) is reused.
+tree="$bench/tree-$records"
+find "$bench" -mindepth 1 -maxdepth 1 ! -name "tree-$records" -exec rm -rf {} + 2>/dev/null || true
 mkdir -p "$bench"
 cleanup() { [ "${KEEP:-0}" = 1 ] || rm -rf "$bench"; }
 trap cleanup EXIT
@@ -35,14 +37,17 @@ mbps() { python3 -c "import sys; b,s=float(sys.argv[1]),float(sys.argv[2]); prin
 secs() { python3 -c "import sys; print(f'{float(sys.argv[2])-float(sys.argv[1]):.2f}')" "$1" "$2"; }
 size() { du -sb "$1" | cut -f1; }
 
-echo "== generating $records records"
-python3 "$gen" "$bench/tree" --records "$records"
+if [ ! -d "$tree" ]; then
+  echo "== generating $records records"
+  python3 "$gen" "$bench/tree.tmp" --records "$records"
+  mv "$bench/tree.tmp" "$tree"
+fi
 echo "== ingesting"
 t0=$(now)
-"$bin" --store "$bench/store" ingest --quiet "$bench/tree" >/dev/null
+"$bin" --store "$bench/store" ingest --quiet "$tree" >/dev/null
 t1=$(now)
 echo "ingest: $(secs "$t0" "$t1") s"
-rm -rf "$bench/tree"
+rm -rf "$tree"
 
 raw=$("$bin" --store "$bench/store" stats | awk '/^bytes/ {print $2}')
 stored=$(size "$bench/store/segments")
