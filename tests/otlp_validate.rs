@@ -96,17 +96,21 @@ with open(sys.argv[1], encoding="utf-8") as f:
                 fail(number, f"span {span.name} has a parent outside its trace")
         def attributes(span):
             return {a.key: a.value for a in span.attributes}
-        tool_ids, operations = [], {}
+        tool_ids, operations, node_kinds = [], {}, {}
         for span in spans:
             attrs = attributes(span)
+            kind = attrs["ctrace.node.kind"].string_value if "ctrace.node.kind" in attrs else ""
+            node_kinds[kind] = node_kinds.get(kind, 0) + 1
             if attrs.get("gen_ai.provider.name", None) is None or attrs["gen_ai.provider.name"].string_value != "anthropic":
                 fail(number, f"span {span.name} lacks gen_ai.provider.name")
             op = attrs["gen_ai.operation.name"].string_value if "gen_ai.operation.name" in attrs else ""
             operations[op] = operations.get(op, 0) + 1
             if op == "execute_tool":
-                if "gen_ai.tool.name" not in attrs or "gen_ai.tool.call.id" not in attrs:
-                    fail(number, f"tool span {span.name} lacks gen_ai.tool.name / gen_ai.tool.call.id")
-                tool_ids.append(attrs["gen_ai.tool.call.id"].string_value)
+                if "gen_ai.tool.name" not in attrs:
+                    fail(number, f"tool span {span.name} lacks gen_ai.tool.name")
+                # Calls of old hooks without tool_use_id have no gen_ai.tool.call.id.
+                if "gen_ai.tool.call.id" in attrs:
+                    tool_ids.append(attrs["gen_ai.tool.call.id"].string_value)
         root = attributes(roots[0])
         out.append({
             "trace_id": trace_id.hex(),
@@ -114,6 +118,7 @@ with open(sys.argv[1], encoding="utf-8") as f:
             "root_operation": root["gen_ai.operation.name"].string_value,
             "spans": len(spans),
             "operations": operations,
+            "node_kinds": node_kinds,
             "tool_call_ids": tool_ids,
         })
 print(json.dumps(out))
@@ -127,6 +132,7 @@ struct Checked {
     root_operation: String,
     spans: u64,
     operations: BTreeMap<String, u64>,
+    node_kinds: BTreeMap<String, u64>,
     tool_call_ids: Vec<String>,
 }
 
@@ -200,6 +206,8 @@ fn trees() -> Vec<(String, Node)> {
     sub.children = vec![
         node(NodeKind::Tool, "toolu_r", "Read", T + 21, Some(T + 22)),
         node(NodeKind::Tool, "toolu_g", "Grep", T + 23, None),
+        // A call of an old hook without tool_use_id: no gen_ai.tool.call.id.
+        node(NodeKind::Tool, "o1234", "Glob", T + 24, Some(T + 25)),
     ];
     let mut task = node(NodeKind::Tool, "toolu_t", "Task", T + 15, Some(T + 95));
     task.children = vec![sub];
@@ -265,13 +273,29 @@ fn hand_built_trees_pass_the_reference_parser() {
         assert_eq!(&line.conversation_id, session);
         assert_eq!(line.root_operation, "invoke_agent");
     }
-    assert_eq!(checked[0].spans, 9);
-    assert_eq!(checked[0].operations.get("execute_tool"), Some(&4));
+    assert_eq!(checked[0].spans, 10);
+    assert_eq!(checked[0].operations.get("execute_tool"), Some(&5));
     assert_eq!(checked[0].operations.get("invoke_agent"), Some(&2));
     assert_eq!(
         checked[0].tool_call_ids,
         ["toolu_t", "toolu_r", "toolu_g", "toolu_b"]
     );
+}
+
+/// Every string under an `id` or `tool_use_id` key, at any depth.
+fn collect_ids(value: &serde_json::Value, into: &mut BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, inner) in map {
+                if let ("id" | "tool_use_id", Some(id)) = (key.as_str(), inner.as_str()) {
+                    into.insert(id.to_owned());
+                }
+                collect_ids(inner, into);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| collect_ids(i, into)),
+        _ => {}
+    }
 }
 
 fn ctrace_hex(bytes: &[u8]) -> String {
@@ -304,7 +328,6 @@ fn corpus_sessions_export_as_valid_otlp() {
     // One line per Claude session (sessions with hook or transcript records).
     let records = sandbox.cat(&[]);
     let mut claude: BTreeSet<String> = BTreeSet::new();
-    let mut hooked_tools: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut known_tools: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for record in &records {
         let Some(session) = &record.session else {
@@ -314,28 +337,12 @@ fn corpus_sessions_export_as_valid_otlp() {
             continue;
         }
         claude.insert(session.clone());
+        let known = known_tools.entry(session.clone()).or_default();
         if let Some(id) = &record.tool_use_id {
-            known_tools
-                .entry(session.clone())
-                .or_default()
-                .insert(id.clone());
-            if record.event.as_deref() == Some("PreToolUse") {
-                hooked_tools
-                    .entry(session.clone())
-                    .or_default()
-                    .insert(id.clone());
-            }
+            known.insert(id.clone());
         }
-        if record.source == "transcript" {
-            let text = String::from_utf8_lossy(&record.raw);
-            for part in text.split("\"id\":\"").skip(1) {
-                if let Some(id) = part.split('"').next() {
-                    known_tools
-                        .entry(session.clone())
-                        .or_default()
-                        .insert(id.to_owned());
-                }
-            }
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&record.raw) {
+            collect_ids(&value, known);
         }
     }
     let exported: BTreeSet<String> = checked.iter().map(|c| c.conversation_id.clone()).collect();
@@ -345,20 +352,41 @@ fn corpus_sessions_export_as_valid_otlp() {
     for line in &checked {
         let session = &line.conversation_id;
         assert_eq!(line.trace_id, ctrace_hex(&otlp::trace_id(session)));
+        // Span counts: one span per node of the session's tree, kind by kind.
+        let args = ["tree", session.as_str(), "--json"];
+        let output = sandbox.run(&args);
+        assert_success(&args, &output);
+        let tree: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let mut nodes: BTreeMap<String, u64> = BTreeMap::new();
+        let mut tree_tools: BTreeSet<String> = BTreeSet::new();
+        let mut stack = vec![&tree];
+        while let Some(node) = stack.pop() {
+            let kind = node["kind"].as_str().unwrap().to_owned();
+            if kind == "tool" {
+                tree_tools.insert(node["id"].as_str().unwrap().to_owned());
+            }
+            *nodes.entry(kind).or_default() += 1;
+            stack.extend(node["children"].as_array().unwrap());
+        }
+        assert_eq!(
+            line.node_kinds, nodes,
+            "{session}: spans by kind vs tree nodes"
+        );
+        assert_eq!(line.spans, nodes.values().sum::<u64>(), "{session}");
+        // Tool call ids are the tree's (less the made-up ones), and real ids of the session.
         let ids: BTreeSet<String> = line.tool_call_ids.iter().cloned().collect();
+        let real: BTreeSet<String> = tree_tools
+            .into_iter()
+            .filter(|id| !(id.starts_with('o') && id[1..].bytes().all(|b| b.is_ascii_digit())))
+            .collect();
+        assert_eq!(ids, real, "{session}: gen_ai.tool.call.id vs tree tool ids");
         let known = known_tools.get(session).cloned().unwrap_or_default();
         let invented: Vec<&String> = ids.difference(&known).collect();
         assert!(
-            invented.iter().all(|id| id.is_empty()),
+            invented.is_empty(),
             "{session}: tool spans with ids not in the session's records: {invented:?}"
         );
-        let hooked = hooked_tools.get(session).cloned().unwrap_or_default();
-        let missing: Vec<&String> = hooked.difference(&ids).collect();
-        assert!(
-            missing.is_empty(),
-            "{session}: PreToolUse calls without a tool span: {missing:?}"
-        );
-        total_tools += line.tool_call_ids.len();
+        total_tools += line.operations.get("execute_tool").copied().unwrap_or(0);
     }
     assert!(total_tools > 0, "no tool spans in the whole corpus");
 }

@@ -77,6 +77,13 @@ fn kind_name(kind: NodeKind) -> &'static str {
     }
 }
 
+/// Whether a node id was made up by the views rather than taken from the data: `o<offset>`, for
+/// tool calls of old hook payloads without `tool_use_id`. Such an id is no `gen_ai.tool.call.id`.
+fn is_synthetic_id(id: &str) -> bool {
+    id.strip_prefix('o')
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Number of spans [`request`] makes of `tree` (one per node).
 pub fn span_count(tree: &Node) -> u64 {
     1 + tree.children.iter().map(span_count).sum::<u64>()
@@ -143,7 +150,9 @@ impl<'a> Builder<'a> {
             NodeKind::Tool => {
                 attributes.push(string_attr("gen_ai.operation.name", "execute_tool"));
                 attributes.push(string_attr("gen_ai.tool.name", &node.name));
-                attributes.push(string_attr("gen_ai.tool.call.id", &node.id));
+                if !is_synthetic_id(&node.id) {
+                    attributes.push(string_attr("gen_ai.tool.call.id", &node.id));
+                }
                 format!("execute_tool {}", node.name)
             }
             NodeKind::Turn => {
@@ -304,6 +313,9 @@ mod tests {
         turn.tokens.input = 5;
         turn.tokens.output = 6;
         turn.children = vec![task, failing];
+        // A tool call without tool_use_id (old hooks): the views make up `o<offset>`.
+        turn.children
+            .push(node(NodeKind::Tool, "o77", "Read", 50, Some(51)));
         // The same node id twice (a repeated turn id) still gets distinct span ids.
         let again = node(NodeKind::Turn, "p1", "again", 110, Some(120));
         let mut root = node(NodeKind::Session, "sess-1", "session", 0, Some(130));
@@ -328,7 +340,7 @@ mod tests {
             .as_array()
             .unwrap();
         assert_eq!(spans.len() as u64, span_count(&tree));
-        assert_eq!(spans.len(), 7);
+        assert_eq!(spans.len(), 8);
         let trace = spans[0]["traceId"].as_str().unwrap();
         assert_eq!(trace.len(), 32);
         assert_eq!(trace, hex(&trace_id("sess-1")));
@@ -374,8 +386,14 @@ mod tests {
                 "invoke_agent Explore",
                 "execute_tool Read",
                 "execute_tool Bash",
+                "execute_tool Read",
                 "turn"
             ]
+        );
+        assert!(attr(&spans[6], "gen_ai.tool.call.id").is_none());
+        assert_eq!(
+            attr(&spans[6], "ctrace.node.id").unwrap()["stringValue"],
+            "o77"
         );
         assert_eq!(spans[3]["parentSpanId"], spans[2]["spanId"]);
         assert_eq!(spans[4]["parentSpanId"], spans[3]["spanId"]);
