@@ -62,6 +62,50 @@ fn same_answer(sandbox: &Sandbox, a: &Path, b: &Path, args: &[&str]) -> bool {
     true
 }
 
+/// `ctrace search --json -n 1000000 QUERY` in both stores, when it works in the original: the
+/// same matching records. Compared as sorted sets without scores: records with equal rank may
+/// come in another order from an index built in another order.
+fn same_search(sandbox: &Sandbox, a: &Path, b: &Path, query: &str) {
+    let args = ["search", "--json", "-n", "1000000", query];
+    let original = run_in(sandbox, a, &args);
+    if !original.status.success() {
+        eprintln!(
+            "SKIP: `ctrace {}` does not work in this build yet (exit {:?}): {}",
+            args.join(" "),
+            original.status.code(),
+            String::from_utf8_lossy(&original.stderr).trim()
+        );
+        return;
+    }
+    let imported = ok_in(sandbox, b, &args);
+    let hits = |stdout: &[u8]| {
+        let mut hits: Vec<String> = String::from_utf8_lossy(stdout)
+            .lines()
+            .map(
+                |line| match serde_json::from_str::<serde_json::Value>(line) {
+                    Ok(mut value) => {
+                        if let Some(map) = value.as_object_mut() {
+                            map.remove("score");
+                        }
+                        value.to_string()
+                    }
+                    Err(_) => line.to_owned(),
+                },
+            )
+            .collect();
+        hits.sort();
+        hits
+    };
+    let (x, y) = (hits(&original.stdout), hits(&imported.stdout));
+    assert!(!x.is_empty(), "`ctrace {}` found nothing", args.join(" "));
+    assert_eq!(
+        y,
+        x,
+        "`ctrace {}` differs after the round trip",
+        args.join(" ")
+    );
+}
+
 #[test]
 fn corpus_store_round_trips_through_an_archive() {
     let Some(corpus) = corpus() else { return };
@@ -104,8 +148,8 @@ fn corpus_store_round_trips_through_an_archive() {
     assert!(same_answer(&sandbox, &a, &b, &["sessions", "--json"]));
     // Cost and search come with the views and index (issue 4/5): compared when they work.
     same_answer(&sandbox, &a, &b, &["cost"]);
-    same_answer(&sandbox, &a, &b, &["search", "error"]);
-    same_answer(&sandbox, &a, &b, &["search", "Bash"]);
+    same_search(&sandbox, &a, &b, "error");
+    same_search(&sandbox, &a, &b, "tool:Bash");
 
     // Re-import adds nothing, and the store's records stay the same.
     let output = ok_in(
