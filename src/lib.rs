@@ -18,6 +18,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod export;
 pub mod index;
 pub mod ingest;
 pub mod log;

@@ -1,49 +1,421 @@
-//! `ctrace export --format asciicast [--v3] --session S [-o FILE]`: writes a PTY session as an
-//! asciicast v2 (default) or v3 file (`crate::ingest::asciicast::write`).
+//! `ctrace export [--format F] [--session S]... [--project P] [--since T] [--until T] [-o FILE]`:
+//! writes records out of the store.
+//!
+//! Formats (`docs/export.md`):
+//! - `archive` (default): a `.tar.zst` archive with a manifest and a SHA-256 of every member,
+//!   that `ctrace import` restores (`crate::ingest::archive`);
+//! - `jsonl`: one record per line, exactly as `ctrace cat --json` prints it;
+//! - `asciicast`: one PTY session as asciicast v2, or v3 with `--v3`;
+//! - `otlp-json`: each Claude session as one OTLP/JSON `ExportTraceServiceRequest` per line, the
+//!   layout of the OpenTelemetry Collector's file exporter (`crate::export::otlp`).
+//!
+//! Without `--format`, the format comes from `--v3` (asciicast), else from the output's extension
+//! (`.tar.zst`/`.tzst`, `.jsonl`/`.ndjson`, `.cast`), else a single `--session` naming a PTY
+//! recording is exported as asciicast (what `ctrace export --session S` did before the other
+//! formats existed), else the archive.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use super::UsageError;
+use super::time::{now_ns, parse_time};
+use crate::ingest::archive::{self, ArchiveWriter, Selection};
 use crate::ingest::asciicast;
 use crate::log::Store;
-use crate::log::record::{Record, Source};
+use crate::log::read::TimeRange;
+use crate::log::record::{Body, Record, Source};
+use crate::segments::Offset;
 
 /// Export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
-    /// asciicast (asciinema's terminal recording format), v2 or with --v3 v3
+    /// A .tar.zst archive with a manifest and checksums, for `ctrace import`
+    Archive,
+    /// One record per line, as `ctrace cat --json`
+    Jsonl,
+    /// asciicast (asciinema's terminal recording format) of one PTY session, v2 or with --v3 v3
     Asciicast,
+    /// OpenTelemetry OTLP/JSON traces, one ExportTraceServiceRequest per Claude session per line
+    OtlpJson,
 }
 
 /// Arguments of `export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Output format
-    #[arg(long, value_enum, default_value_t = ExportFormat::Asciicast)]
-    pub format: ExportFormat,
+    /// Output format [default: archive; see `docs/export.md` for how it is inferred]
+    #[arg(long, value_enum)]
+    pub format: Option<ExportFormat>,
     /// asciicast v3 instead of v2
     #[arg(long)]
     pub v3: bool,
-    /// Session id, or a unique prefix of one
+    /// Only this session: id or unique prefix (repeatable)
     #[arg(long)]
-    pub session: String,
-    /// Output file (written atomically) [default: stdout]
+    pub session: Vec<String>,
+    /// Only sessions whose project (first working directory) is this directory or below it
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Only records at or after this time (2h, yesterday, 2026-01-31, RFC 3339)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only records at or before this time
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Output file (written atomically) [default: stdout; `-` is stdout]
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// No progress bar
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Runs `export`.
 ///
 /// # Errors
-/// When the session is unknown or has no terminal data, the store cannot be read, or the file
-/// cannot be written.
+/// Bad arguments (exit 2): unknown or ambiguous sessions, bad times, an archive to a terminal,
+/// asciicast of a session without terminal data; store read errors; output errors.
 pub fn run(store: &Store, args: &ExportArgs) -> anyhow::Result<i32> {
-    let ids = super::replay::session_ids(store)?;
-    let (session, has_pty) = super::replay::resolve(&ids, &args.session)?;
+    let now = now_ns();
+    let time = TimeRange {
+        since: args
+            .since
+            .as_deref()
+            .map(|t| parse_time(t, now, "--since"))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|t| parse_time(t, now, "--until"))
+            .transpose()?,
+    };
+    let output = args.output.as_deref().filter(|p| p.as_os_str() != "-");
+    let ids = if !args.session.is_empty() {
+        super::replay::session_ids(store)?
+    } else {
+        super::refresh(store)?;
+        BTreeMap::new()
+    };
+    let mut sessions: Vec<(String, bool)> = Vec::new();
+    for wanted in &args.session {
+        let (id, has_pty) = super::replay::resolve(&ids, wanted)?;
+        if !sessions.iter().any(|(s, _)| s == id) {
+            sessions.push((id.to_owned(), *has_pty));
+        }
+    }
+    let format = match args.format {
+        Some(format) => format,
+        None => infer_format(args, output, &sessions),
+    };
+    if args.v3 && format != ExportFormat::Asciicast {
+        return Err(UsageError("--v3 applies to --format asciicast only".into()).into());
+    }
+    let mut selected: Option<BTreeSet<String>> =
+        (!sessions.is_empty()).then(|| sessions.iter().map(|(s, _)| s.clone()).collect());
+    if let Some(project) = &args.project {
+        let in_project = sessions_in_project(store, project)?;
+        selected = Some(match selected {
+            Some(given) => given.intersection(&in_project).cloned().collect(),
+            None => in_project,
+        });
+    }
+    match format {
+        ExportFormat::Asciicast => asciicast_export(store, args, output, &sessions),
+        ExportFormat::Archive => {
+            if output.is_none() && std::io::stdout().is_terminal() {
+                return Err(UsageError(
+                    "the archive is binary: give -o FILE (or redirect stdout)".into(),
+                )
+                .into());
+            }
+            let selection = Selection {
+                sessions: selected.as_ref().map(|s| s.iter().cloned().collect()),
+                project: args.project.clone(),
+                since_ns: time.since,
+                until_ns: time.until,
+            };
+            archive_export(store, args, output, time, selected.as_ref(), selection)
+        }
+        ExportFormat::Jsonl => {
+            let (records, _) = write_output(output, |out| {
+                jsonl_export(store, out, time, selected.as_ref())
+            })?;
+            if let Some(path) = output {
+                eprintln!(
+                    "ctrace: wrote {records} records to {} (jsonl)",
+                    path.display()
+                );
+            }
+            Ok(0)
+        }
+        ExportFormat::OtlpJson => {
+            let claude: Vec<String> = match &selected {
+                Some(selected) => selected.iter().cloned().collect(),
+                None => claude_sessions(store)?,
+            };
+            let ((traces, spans), _) = write_output(output, |out| {
+                let mut totals = (0u64, 0u64);
+                for session in &claude {
+                    let tree = crate::views::tree::session_tree(store, session)
+                        .with_context(|| format!("building the span tree of session {session}"))?;
+                    let Some(tree) = tree else { continue };
+                    let line = crate::export::otlp::request(&tree, session);
+                    totals.0 += 1;
+                    totals.1 += crate::export::otlp::span_count(&tree);
+                    serde_json::to_writer(&mut *out, &line)?;
+                    out.write_all(b"\n")?;
+                }
+                Ok(totals)
+            })?;
+            if let Some(path) = output {
+                eprintln!(
+                    "ctrace: wrote {traces} traces ({spans} spans) to {} (otlp-json)",
+                    path.display()
+                );
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn infer_format(
+    args: &ExportArgs,
+    output: Option<&Path>,
+    sessions: &[(String, bool)],
+) -> ExportFormat {
+    if args.v3 {
+        return ExportFormat::Asciicast;
+    }
+    let name = output
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    if name.ends_with(".tar.zst") || name.ends_with(".tzst") {
+        return ExportFormat::Archive;
+    }
+    if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
+        return ExportFormat::Jsonl;
+    }
+    if name.ends_with(".cast") {
+        return ExportFormat::Asciicast;
+    }
+    let filtered = args.project.is_some() || args.since.is_some() || args.until.is_some();
+    match sessions {
+        [(_, true)] if !filtered => ExportFormat::Asciicast,
+        _ => ExportFormat::Archive,
+    }
+}
+
+/// Writes through `write` to `path` atomically (temp file in the same directory, then rename),
+/// or to stdout when `path` is `None`. Returns what `write` returned.
+fn write_output<T>(
+    path: Option<&Path>,
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<T>,
+) -> anyhow::Result<(T, u64)> {
+    let Some(path) = path else {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        let value = write(&mut out)?;
+        out.flush()?;
+        return Ok((value, 0));
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, temp);
+    let value = write(&mut out).with_context(|| format!("writing {}", path.display()))?;
+    let temp = out
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", path.display()))?;
+    temp.as_file()
+        .sync_all()
+        .with_context(|| format!("writing {}", path.display()))?;
+    let bytes = temp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+    temp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok((value, bytes))
+}
+
+fn progress_bar(args: &ExportArgs, total: u64, what: &str) -> Option<indicatif::ProgressBar> {
+    (!args.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(&format!(
+                "{{spinner}} {what} [{{bar:30}}] {{bytes}}/{{total_bytes}} {{bytes_per_sec}} {{eta}}"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar
+    })
+}
+
+fn archive_export(
+    store: &Store,
+    args: &ExportArgs,
+    output: Option<&Path>,
+    time: TimeRange,
+    selected: Option<&BTreeSet<String>>,
+    selection: Selection,
+) -> anyhow::Result<i32> {
+    let snapshot = store.snapshot()?;
+    let total: u64 = snapshot
+        .manifest()
+        .segments
+        .iter()
+        .map(|s| s.raw_bytes)
+        .sum::<u64>()
+        + snapshot.unsealed_bytes();
+    let bar = progress_bar(args, total, "exporting");
+    let name = output.map_or_else(|| PathBuf::from("<stdout>"), Path::to_path_buf);
+    let (manifest, archive_bytes) = write_output(output, |out| {
+        let mut writer = ArchiveWriter::new(out, &name, selection)?;
+        archive::export(
+            &snapshot,
+            time,
+            |head| match (selected, head) {
+                (None, _) => true,
+                (Some(selected), Some(head)) => head
+                    .session
+                    .as_deref()
+                    .is_some_and(|s| selected.contains(s)),
+                (Some(_), None) => false,
+            },
+            &mut writer,
+            |bytes| {
+                if let Some(bar) = &bar {
+                    bar.inc(bytes);
+                }
+            },
+        )?;
+        let (manifest, _) = writer.finish()?;
+        Ok(manifest)
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if let Some(path) = output {
+        eprintln!(
+            "ctrace: wrote {} records of {} sessions ({} bytes of records) to {} ({} bytes, archive format {})",
+            manifest.records,
+            manifest.sessions,
+            manifest.record_bytes,
+            path.display(),
+            archive_bytes,
+            manifest.format_version
+        );
+    }
+    Ok(0)
+}
+
+fn jsonl_export(
+    store: &Store,
+    out: &mut dyn Write,
+    time: TimeRange,
+    selected: Option<&BTreeSet<String>>,
+) -> anyhow::Result<u64> {
+    let snapshot = store.snapshot()?;
+    let mut records = 0;
+    for stored in snapshot.scan(Offset(0), time, true) {
+        let stored = stored?;
+        if let Some(selected) = selected
+            && !stored
+                .record
+                .session
+                .as_deref()
+                .is_some_and(|s| selected.contains(s))
+        {
+            continue;
+        }
+        super::output::write_record_json(&mut &mut *out, &stored)?;
+        records += 1;
+    }
+    Ok(records)
+}
+
+/// Sessions whose project (first `cwd` seen: hook payload, transcript line, PTY start) is
+/// `project` or a directory below it.
+fn sessions_in_project(store: &Store, project: &str) -> anyhow::Result<BTreeSet<String>> {
+    let wanted = std::fs::canonicalize(project)
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| project.to_owned());
+    let wanted = wanted.trim_end_matches('/');
+    let snapshot = store.snapshot()?;
+    let mut first_cwd: BTreeMap<String, String> = BTreeMap::new();
+    for stored in snapshot.iter() {
+        let record = stored?.record;
+        let Some(session) = record.session.as_deref() else {
+            continue;
+        };
+        if first_cwd.contains_key(session) {
+            continue;
+        }
+        if let Some(cwd) = record_cwd(&record) {
+            first_cwd.insert(session.to_owned(), cwd);
+        }
+    }
+    Ok(first_cwd
+        .into_iter()
+        .filter(|(_, cwd)| {
+            let cwd = cwd.trim_end_matches('/');
+            cwd == wanted
+                || cwd
+                    .strip_prefix(wanted)
+                    .is_some_and(|rest| rest.starts_with('/'))
+                || wanted.is_empty()
+        })
+        .map(|(session, _)| session)
+        .collect())
+}
+
+fn record_cwd(record: &Record) -> Option<String> {
+    match &record.body {
+        Body::Hook(hook) => hook.cwd.clone(),
+        Body::Pty(pty) => pty.cwd.clone(),
+        Body::Transcript(line) => {
+            #[derive(serde::Deserialize)]
+            struct Cwd {
+                cwd: Option<String>,
+            }
+            serde_json::from_slice::<Cwd>(&line.raw).ok()?.cwd
+        }
+        Body::Internal(_) => None,
+    }
+}
+
+/// Sessions with hook or transcript records (Claude Code sessions, as opposed to PTY
+/// recordings), in id order.
+fn claude_sessions(store: &Store) -> anyhow::Result<Vec<String>> {
+    let snapshot = store.snapshot()?;
+    let mut ids = HashSet::new();
+    for stored in snapshot.iter() {
+        let record = stored?.record;
+        if matches!(record.source, Source::Hook | Source::Transcript)
+            && let Some(session) = record.session
+        {
+            ids.insert(session);
+        }
+    }
+    let mut ids: Vec<String> = ids.into_iter().collect();
+    ids.sort();
+    Ok(ids)
+}
+
+fn asciicast_export(
+    store: &Store,
+    args: &ExportArgs,
+    output: Option<&Path>,
+    sessions: &[(String, bool)],
+) -> anyhow::Result<i32> {
+    let [(session, has_pty)] = sessions else {
+        return Err(UsageError("asciicast export takes exactly one --session".into()).into());
+    };
     if !has_pty {
         return Err(UsageError(format!(
             "session {session} has no terminal data (record one with `ctrace record`)"
@@ -52,52 +424,27 @@ pub fn run(store: &Store, args: &ExportArgs) -> anyhow::Result<i32> {
     }
     let snapshot = store.snapshot()?;
     let mut records: Vec<Record> = Vec::new();
-    for stored in snapshot.session(session, crate::log::read::TimeRange::default()) {
+    for stored in snapshot.session(session, TimeRange::default()) {
         let stored = stored?;
         if stored.record.source == Source::Pty {
             records.push(stored.record);
         }
     }
     let version = if args.v3 { 3 } else { 2 };
-    match args.output.as_deref() {
-        None => {
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            asciicast::write(&mut out, &records, version)?;
-            out.flush()?;
-        }
-        Some(path) if path.as_os_str() == "-" => {
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            asciicast::write(&mut out, &records, version)?;
-            out.flush()?;
-        }
-        Some(path) => {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(std::path::Path::new("."));
-            let temp = tempfile::NamedTempFile::new_in(dir)
-                .with_context(|| format!("creating a file in {}", dir.display()))?;
-            let mut out = std::io::BufWriter::new(temp);
-            let summary = asciicast::write(&mut out, &records, version)
-                .with_context(|| format!("writing {}", path.display()))?;
-            let temp = out
-                .into_inner()
-                .map_err(|e| e.into_error())
-                .with_context(|| format!("writing {}", path.display()))?;
-            temp.persist(path)
-                .map_err(|e| e.error)
-                .with_context(|| format!("writing {}", path.display()))?;
-            eprintln!(
-                "ctrace: wrote session {session} to {} (asciicast v{version}, {} events{})",
-                path.display(),
-                summary.events,
-                if summary.dropped > 0 {
-                    format!(", {} records not representable left out", summary.dropped)
-                } else {
-                    String::new()
-                }
-            );
-        }
+    let (summary, _) = write_output(output, |out| {
+        Ok(asciicast::write(&mut &mut *out, &records, version)?)
+    })?;
+    if let Some(path) = output {
+        eprintln!(
+            "ctrace: wrote session {session} to {} (asciicast v{version}, {} events{})",
+            path.display(),
+            summary.events,
+            if summary.dropped > 0 {
+                format!(", {} records not representable left out", summary.dropped)
+            } else {
+                String::new()
+            }
+        );
     }
     Ok(0)
 }

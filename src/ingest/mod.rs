@@ -1,6 +1,7 @@
 //! Parsers that turn Claude Code hook payloads, transcript lines and asciicast files into
 //! records, and bulk ingest of files and directories.
 
+pub mod archive;
 pub mod asciicast;
 pub mod bulk;
 pub mod json_array;

@@ -1,0 +1,5 @@
+//! Conversions from the store's views to formats other tools read.
+//!
+//! - [`otlp`]: a session's span tree as an OTLP/JSON `ExportTraceServiceRequest`.
+
+pub mod otlp;
