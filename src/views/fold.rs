@@ -40,6 +40,7 @@ struct AgentAgg {
     stop_ns: Option<u64>,
     agent_type: Option<String>,
     parent: Option<String>,
+    prompt_key: Option<String>,
     offset: u64,
     from_hook: bool,
 }
@@ -61,6 +62,7 @@ struct SpanUpdate<'a> {
     error: bool,
     error_text: Option<String>,
     detail: Option<String>,
+    prompt_key: Option<String>,
     offset: u64,
 }
 
@@ -469,8 +471,8 @@ impl<'t> Folder<'t> {
             upsert_span: prep(
                 "INSERT INTO spans (session, span_id, kind, name, agent_id, agent_type,
                     parent_tool_use_id, hook_start_ns, hook_end_ns, tx_start_ns, tx_end_ns, error,
-                    error_text, detail, offset)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                    error_text, detail, prompt_key, offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?16, ?15)
                  ON CONFLICT (session, span_id) DO UPDATE SET
                     name = coalesce(spans.name, excluded.name),
                     agent_id = coalesce(spans.agent_id, excluded.agent_id),
@@ -488,6 +490,7 @@ impl<'t> Folder<'t> {
                     error = max(spans.error, excluded.error),
                     error_text = coalesce(spans.error_text, excluded.error_text),
                     detail = coalesce(spans.detail, excluded.detail),
+                    prompt_key = coalesce(spans.prompt_key, excluded.prompt_key),
                     offset = min(spans.offset, excluded.offset)",
             )?,
             upsert_usage: prep(
@@ -631,6 +634,7 @@ impl<'t> Folder<'t> {
                 u.error_text,
                 u.detail,
                 to_i64(u.offset),
+                u.prompt_key,
             ])
             .sql(self.path, "writing a span")
             .map(|_| ())
@@ -857,6 +861,7 @@ impl<'t> Folder<'t> {
                         update.hook_start = Some(ts);
                         update.detail = name.and_then(|n| input_detail(n, input));
                         update.agent_type = subagent_type;
+                        update.prompt_key = prompt_key(input);
                     }
                     "PostToolUse" => update.hook_end = Some(ts),
                     _ => {
@@ -1046,6 +1051,7 @@ impl<'t> Folder<'t> {
                     agent_type: input.get("subagent_type").and_then(Value::as_str),
                     tx_start: Some(ts),
                     detail: input_detail(name, &input),
+                    prompt_key: prompt_key(&input),
                     offset,
                     ..SpanUpdate::default()
                 })?;
@@ -1132,6 +1138,23 @@ impl<'t> Folder<'t> {
             return Ok(());
         };
         let sidechain = line.is_sidechain == Some(true);
+        if sidechain
+            && line.parent_uuid.is_none()
+            && let Some(agent) = agent_id
+        {
+            let text = if content.get().starts_with('"') {
+                serde_json::from_str::<String>(content.get()).unwrap_or_default()
+            } else {
+                serde_json::from_str::<Vec<Block<'_>>>(content.get())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|b| b.text)
+                    .collect()
+            };
+            let key = text_key(&text);
+            let agg = self.agent(session, agent, ts, offset);
+            agg.prompt_key.get_or_insert(key);
+        }
         if content.get().starts_with('"') {
             if !sidechain && parsed.is_meta != Some(true) && parsed.is_compact_summary != Some(true)
             {
@@ -1268,7 +1291,7 @@ impl<'t> Folder<'t> {
             .sql(self.path, "writing a session")?;
         }
         drop(stmt);
-        let agents: Vec<_> = self.agents.drain().collect();
+        let agents: Vec<((String, String), AgentAgg)> = self.agents.drain().collect();
         for ((session, agent_id), a) in agents {
             let (hook_start, hook_end, tx_start, tx_end) = if a.from_hook {
                 (Some(a.first_ns), a.stop_ns.or(Some(a.last_ns)), None, None)
@@ -1281,6 +1304,7 @@ impl<'t> Folder<'t> {
                 kind: "subagent",
                 agent_type: a.agent_type.as_deref(),
                 parent: a.parent.as_deref(),
+                prompt_key: a.prompt_key,
                 hook_start,
                 hook_end,
                 tx_start,
@@ -1291,6 +1315,16 @@ impl<'t> Folder<'t> {
         }
         Ok(())
     }
+}
+
+/// The key that links a Task/Agent call to the sidechain it started (old transcripts): the
+/// first 200 characters of the prompt, whitespace-trimmed.
+fn text_key(text: &str) -> String {
+    text.trim().chars().take(200).collect()
+}
+
+fn prompt_key(input: &Value) -> Option<String> {
+    input.get("prompt").and_then(Value::as_str).map(text_key)
 }
 
 fn blocks(message: Option<&RawValue>) -> Vec<Block<'_>> {

@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS spans (
     error              INTEGER NOT NULL DEFAULT 0,
     error_text         TEXT,
     detail             TEXT,
+    prompt_key         TEXT,
     offset             INTEGER NOT NULL,
     PRIMARY KEY (session, span_id)
 ) WITHOUT ROWID;

@@ -135,6 +135,7 @@ struct SpanRow {
     error: bool,
     error_text: Option<String>,
     detail: Option<String>,
+    prompt_key: Option<String>,
     offset: u64,
 }
 
@@ -222,7 +223,7 @@ pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<
         .prepare(
             "SELECT span_id, kind, name, agent_id, agent_type, parent_tool_use_id,
                 coalesce(hook_start_ns, tx_start_ns), coalesce(hook_end_ns, tx_end_ns), error,
-                error_text, detail, offset
+                error_text, detail, offset, prompt_key
              FROM spans WHERE session = ?1",
         )
         .sql(path, "reading spans")?;
@@ -241,6 +242,7 @@ pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<
                 error_text: row.get(9)?,
                 detail: row.get(10)?,
                 offset: u(row.get(11)?).unwrap_or(0),
+                prompt_key: row.get(12)?,
             })
         })
         .sql(path, "reading spans")?
@@ -330,6 +332,13 @@ pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<
     for s in &spans {
         let place = if s.kind == "subagent" {
             let linked = s.parent.as_ref().and_then(|p| tools.get(p)).copied();
+            let by_prompt = || {
+                let key = s.prompt_key.as_ref()?;
+                main_agent_calls
+                    .iter()
+                    .copied()
+                    .find(|&i| spans[i].prompt_key.as_ref() == Some(key))
+            };
             let contained = || {
                 let start = s.start?;
                 main_agent_calls
@@ -341,7 +350,7 @@ pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<
                     })
                     .max_by_key(|&i| spans[i].start)
             };
-            match linked.or_else(contained) {
+            match linked.or_else(by_prompt).or_else(contained) {
                 Some(i) => Place::Span(i),
                 None => by_time(s.start),
             }
@@ -368,6 +377,7 @@ pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<
     let mut make = |i: usize| {
         span_node(
             i,
+            None,
             &spans,
             &span_children,
             &agent_usage,
@@ -448,6 +458,7 @@ pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<
 
 fn span_node(
     i: usize,
+    parent: Option<usize>,
     spans: &[SpanRow],
     span_children: &[Vec<usize>],
     agent_usage: &HashMap<usize, Own>,
@@ -461,14 +472,23 @@ fn span_node(
     let s = &spans[i];
     let mut kids: Vec<Node> = span_children[i]
         .iter()
-        .filter_map(|&c| span_node(c, spans, span_children, agent_usage, prices, visiting))
+        .filter_map(|&c| {
+            span_node(
+                c,
+                Some(i),
+                spans,
+                span_children,
+                agent_usage,
+                prices,
+                visiting,
+            )
+        })
         .collect();
     kids.sort_by_key(|n| n.start_ns);
     let (kind, name) = if s.kind == "subagent" {
-        let parent_type = s
-            .parent
-            .as_ref()
-            .and_then(|p| spans.iter().find(|x| &x.id == p))
+        let parent_type = parent
+            .map(|p| &spans[p])
+            .filter(|p| p.kind == "tool")
             .and_then(|p| p.agent_type.clone());
         let name = s.agent_type.clone().or(parent_type).unwrap_or_else(|| {
             if s.id.starts_with("acompact") {
