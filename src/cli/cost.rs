@@ -292,7 +292,11 @@ fn write_table(
     let mut priced = 0.0;
     let mut any_unpriced = false;
     for m in merge(&report.rows) {
-        let models = m.models.join(", ");
+        let models = match m.models.as_slice() {
+            [one] => one.clone(),
+            [first, rest @ ..] => format!("{first} +{}", rest.len()),
+            [] => String::new(),
+        };
         writeln!(
             out,
             "{:<width$}  {:<28}  {:>12}  {:>12}  {:>14}  {:>14}  {:>10}",

@@ -255,6 +255,17 @@ fn shell_words(command: &str) -> Vec<String> {
     words
 }
 
+/// Whether `word` looks like a Beads issue id (`bd-12`, `spotter-dov.1`): letters, digits,
+/// `.`, `_` and `-`, with a `-` after the first character.
+fn is_issue_id(word: &str) -> bool {
+    word.len() > 2
+        && word.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && word[1..].contains('-')
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// Beads commands in a Bash command line: `bd update ID --status S`, `bd close ID...`,
 /// `bd reopen ID...`, `bd start ID`. (`bd create` gets its id from the output, see
 /// [`beads_created`].)
@@ -311,7 +322,7 @@ pub(crate) fn beads_changes(command: &str) -> Vec<TaskChange> {
                 {
                     j += 1;
                 }
-            } else {
+            } else if is_issue_id(w) {
                 ids.push(w.clone());
             }
             j += 1;
@@ -1377,6 +1388,7 @@ mod tests {
         assert_eq!(created.title.as_deref(), Some("Fix the parser"));
         assert_eq!(created.parent.as_deref(), Some("bd-1"));
         assert!(beads_changes("echo bd is great").is_empty());
+        assert_eq!(beads_changes("bd close x-1 2>&1").len(), 1);
     }
 
     #[test]
