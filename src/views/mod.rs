@@ -28,8 +28,16 @@ use crate::log::read::TimeRange;
 use crate::log::{LogError, Store, StorePaths};
 use crate::segments::Offset;
 
-/// Records folded per transaction.
+/// Records folded per transaction (`CTRACE_VIEWS_BATCH_RECORDS` overrides it, for tests).
 const BATCH_RECORDS: usize = 50_000;
+
+fn batch_records() -> usize {
+    std::env::var("CTRACE_VIEWS_BATCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(BATCH_RECORDS)
+}
 
 /// Errors of the views layer.
 #[derive(Debug, thiserror::Error)]
@@ -273,6 +281,7 @@ pub fn catch_up_db(store: &Store, db: &mut ViewsDb) -> Result<ViewsReport, Views
     }
     let mut records = snapshot.scan(report.applied, TimeRange::default(), false);
     let path = db.path.clone();
+    let batch = batch_records();
     loop {
         let tx = db
             .conn
@@ -310,11 +319,11 @@ pub fn catch_up_db(store: &Store, db: &mut ViewsDb) -> Result<ViewsReport, Views
                 }
             }
             count += 1;
-            if count >= BATCH_RECORDS {
+            if count >= batch {
                 break;
             }
         }
-        let done = count < BATCH_RECORDS;
+        let done = count < batch;
         if done {
             last = end;
         }
