@@ -14,8 +14,96 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::{SqlContext, ViewsError};
-use crate::log::record::{Body, HookBody, Record, TranscriptBody};
+use crate::log::record::{Malformed, Usage};
 use crate::segments::Offset;
+
+/// A record decoded for the views: only the fields they use, strings and payloads borrowed
+/// from the block (no copies). Field names follow `log::record::Record`'s named encoding.
+#[derive(Debug, Deserialize)]
+pub(super) struct ViewRecord<'a> {
+    ts: u64,
+    #[serde(default, borrow)]
+    session: Option<&'a str>,
+    #[serde(borrow)]
+    body: ViewBody<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ViewBody<'a> {
+    #[serde(borrow)]
+    Hook(HookView<'a>),
+    #[serde(borrow)]
+    Transcript(TranscriptView<'a>),
+    Pty(serde::de::IgnoredAny),
+    Internal(serde::de::IgnoredAny),
+}
+
+#[derive(Debug, Deserialize)]
+struct HookView<'a> {
+    #[serde(default, borrow)]
+    event: Option<&'a str>,
+    #[serde(default, borrow)]
+    tool_name: Option<&'a str>,
+    #[serde(default, borrow)]
+    tool_use_id: Option<&'a str>,
+    #[serde(default, borrow)]
+    agent_id: Option<&'a str>,
+    #[serde(default, borrow)]
+    agent_type: Option<&'a str>,
+    #[serde(default, borrow)]
+    prompt_id: Option<&'a str>,
+    #[serde(default, borrow)]
+    cwd: Option<&'a str>,
+    #[serde(default)]
+    malformed: Option<Malformed>,
+    #[serde(borrow, with = "serde_bytes")]
+    raw: &'a [u8],
+}
+
+#[derive(Debug, Deserialize)]
+struct OriginView<'a> {
+    #[serde(borrow)]
+    file: &'a str,
+}
+
+#[derive(Debug, Deserialize)]
+struct TranscriptView<'a> {
+    #[serde(default, borrow)]
+    line_type: Option<&'a str>,
+    #[serde(default, borrow)]
+    subtype: Option<&'a str>,
+    #[serde(default, borrow)]
+    uuid: Option<&'a str>,
+    #[serde(default, borrow)]
+    parent_uuid: Option<&'a str>,
+    #[serde(default, borrow)]
+    request_id: Option<&'a str>,
+    #[serde(default, borrow)]
+    message_id: Option<&'a str>,
+    #[serde(default, borrow)]
+    model: Option<&'a str>,
+    #[serde(default)]
+    usage: Option<Usage>,
+    #[serde(default)]
+    is_sidechain: Option<bool>,
+    #[serde(default, borrow)]
+    agent_id: Option<&'a str>,
+    #[serde(default)]
+    malformed: Option<Malformed>,
+    #[serde(borrow)]
+    origin: OriginView<'a>,
+    #[serde(borrow, with = "serde_bytes")]
+    raw: &'a [u8],
+}
+
+/// Decodes the views' part of a record's bytes.
+///
+/// # Errors
+/// The decoder's error when the bytes are not a record.
+pub(super) fn decode(bytes: &[u8]) -> Result<ViewRecord<'_>, rmp_serde::decode::Error> {
+    rmp_serde::from_slice(bytes)
+}
 
 /// Longest text kept in `prompt`, `detail` and `error_text` columns, in characters.
 const TEXT_CHARS: usize = 300;
@@ -45,6 +133,58 @@ struct AgentAgg {
     from_hook: bool,
 }
 
+/// A span's updates merged within a batch (same rules as the SQL upsert).
+#[derive(Debug, Default, Clone)]
+struct SpanAgg {
+    kind: &'static str,
+    name: Option<String>,
+    agent_id: Option<String>,
+    agent_type: Option<String>,
+    parent: Option<String>,
+    hook_start: Option<u64>,
+    hook_end: Option<u64>,
+    tx_start: Option<u64>,
+    tx_end: Option<u64>,
+    error: bool,
+    error_text: Option<String>,
+    detail: Option<String>,
+    prompt_key: Option<String>,
+    offset: u64,
+}
+
+fn keep<T>(slot: &mut Option<T>, value: Option<T>) {
+    if slot.is_none() {
+        *slot = value;
+    }
+}
+
+fn merge_min(slot: &mut Option<u64>, value: Option<u64>) {
+    *slot = match (*slot, value) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+}
+
+fn merge_max(slot: &mut Option<u64>, value: Option<u64>) {
+    *slot = match (*slot, value) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+}
+
+/// One API response's usage, the best line of the batch so far.
+#[derive(Debug, Clone)]
+struct UsageRow {
+    session: String,
+    ts: u64,
+    model: String,
+    usage: Usage,
+    sidechain: bool,
+    agent_id: Option<String>,
+    tool_name: Option<String>,
+    offset: u64,
+}
+
 /// One tool-span update (any field may be absent).
 #[derive(Debug, Default)]
 struct SpanUpdate<'a> {
@@ -72,6 +212,8 @@ pub(super) struct Folder<'t> {
     tx: &'t Transaction<'t>,
     sessions: HashMap<String, SessionAgg>,
     agents: HashMap<(String, String), AgentAgg>,
+    spans: HashMap<(String, String), SpanAgg>,
+    usage: HashMap<(String, String), UsageRow>,
     upsert_span: Statement<'t>,
     upsert_usage: Statement<'t>,
     usage_tool: Statement<'t>,
@@ -479,6 +621,8 @@ impl<'t> Folder<'t> {
             tx,
             sessions: HashMap::new(),
             agents: HashMap::new(),
+            spans: HashMap::new(),
+            usage: HashMap::new(),
             upsert_span: prep(
                 "INSERT INTO spans (session, span_id, kind, name, agent_id, agent_type,
                     parent_tool_use_id, hook_start_ns, hook_end_ns, tx_start_ns, tx_end_ns, error,
@@ -564,7 +708,9 @@ impl<'t> Folder<'t> {
                     created_ns = min(tasks.created_ns, excluded.created_ns),
                     updated_ns = max(tasks.updated_ns, excluded.updated_ns)",
             )?,
-            span_detail: prep("SELECT detail FROM spans WHERE session = ?1 AND span_id = ?2")?,
+            span_detail: prep(
+                "SELECT name, detail FROM spans WHERE session = ?1 AND span_id = ?2",
+            )?,
         })
     }
 
@@ -583,8 +729,12 @@ impl<'t> Folder<'t> {
     }
 
     /// Folds one record.
-    pub(super) fn apply(&mut self, offset: Offset, record: &Record) -> Result<(), ViewsError> {
-        let Some(session) = record.session.as_deref() else {
+    pub(super) fn apply(
+        &mut self,
+        offset: Offset,
+        record: &ViewRecord<'_>,
+    ) -> Result<(), ViewsError> {
+        let Some(session) = record.session else {
             return Ok(());
         };
         let agg = self
@@ -598,57 +748,96 @@ impl<'t> Folder<'t> {
         agg.last_ns = agg.last_ns.max(record.ts);
         agg.records += 1;
         match &record.body {
-            Body::Hook(hook) => {
+            ViewBody::Hook(hook) => {
                 agg.hook_records += 1;
                 if hook.malformed.is_some() {
                     agg.malformed += 1;
                 }
                 if agg.project.is_none() {
-                    agg.project.clone_from(&hook.cwd);
+                    agg.project = hook.cwd.map(str::to_owned);
                 }
                 if hook.malformed.is_none() {
                     self.hook(offset.0, record.ts, session, hook)?;
                 }
             }
-            Body::Transcript(line) => {
+            ViewBody::Transcript(line) => {
                 agg.transcript_records += 1;
                 if line.malformed.is_some() {
                     agg.malformed += 1;
                 }
                 if agg.transcript_dir.is_none() {
-                    agg.transcript_dir = transcript_dir(&line.origin.file);
+                    agg.transcript_dir = transcript_dir(line.origin.file);
                 }
                 if line.malformed.is_none() {
                     self.transcript(offset.0, record.ts, session, line)?;
                 }
             }
-            Body::Pty(_) | Body::Internal(_) => {}
+            ViewBody::Pty(_) | ViewBody::Internal(_) => {}
         }
         Ok(())
     }
 
     fn span(&mut self, u: &SpanUpdate<'_>) -> Result<(), ViewsError> {
+        let agg = self
+            .spans
+            .entry((u.session.to_owned(), u.span_id.to_owned()))
+            .or_insert_with(|| SpanAgg {
+                kind: u.kind,
+                offset: u.offset,
+                ..SpanAgg::default()
+            });
+        keep(&mut agg.name, u.name.map(str::to_owned));
+        keep(&mut agg.agent_id, u.agent_id.map(str::to_owned));
+        keep(&mut agg.agent_type, u.agent_type.map(str::to_owned));
+        keep(&mut agg.parent, u.parent.map(str::to_owned));
+        merge_min(&mut agg.hook_start, u.hook_start);
+        merge_max(&mut agg.hook_end, u.hook_end);
+        merge_min(&mut agg.tx_start, u.tx_start);
+        merge_max(&mut agg.tx_end, u.tx_end);
+        agg.error |= u.error;
+        keep(&mut agg.error_text, u.error_text.clone());
+        keep(&mut agg.detail, u.detail.clone());
+        keep(&mut agg.prompt_key, u.prompt_key.clone());
+        agg.offset = agg.offset.min(u.offset);
+        Ok(())
+    }
+
+    fn flush_span(&mut self, session: &str, span_id: &str, a: &SpanAgg) -> Result<(), ViewsError> {
         self.upsert_span
             .execute(params![
-                u.session,
-                u.span_id,
-                u.kind,
-                u.name,
-                u.agent_id,
-                u.agent_type,
-                u.parent,
-                opt_i64(u.hook_start),
-                opt_i64(u.hook_end),
-                opt_i64(u.tx_start),
-                opt_i64(u.tx_end),
-                i64::from(u.error),
-                u.error_text,
-                u.detail,
-                to_i64(u.offset),
-                u.prompt_key,
+                session,
+                span_id,
+                a.kind,
+                a.name,
+                a.agent_id,
+                a.agent_type,
+                a.parent,
+                opt_i64(a.hook_start),
+                opt_i64(a.hook_end),
+                opt_i64(a.tx_start),
+                opt_i64(a.tx_end),
+                i64::from(a.error),
+                a.error_text,
+                a.detail,
+                to_i64(a.offset),
+                a.prompt_key,
             ])
             .sql(self.path, "writing a span")
             .map(|_| ())
+    }
+
+    /// A span's `(name, detail)`: from this batch, else from the database.
+    fn span_facts(&mut self, session: &str, span_id: &str) -> (Option<String>, Option<String>) {
+        if let Some(a) = self.spans.get(&(session.to_owned(), span_id.to_owned()))
+            && (a.name.is_some() || a.detail.is_some())
+        {
+            return (a.name.clone(), a.detail.clone());
+        }
+        self.span_detail
+            .query_row(params![session, span_id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .unwrap_or((None, None))
     }
 
     fn agent(&mut self, session: &str, agent_id: &str, ts: u64, offset: u64) -> &mut AgentAgg {
@@ -742,42 +931,25 @@ impl<'t> Folder<'t> {
         ts: u64,
         offset: u64,
     ) -> Result<(), ViewsError> {
-        let name = match name {
-            Some(name) => Some(name.to_owned()),
-            None => self
-                .tx
-                .query_row(
-                    "SELECT name FROM spans WHERE session = ?1 AND span_id = ?2",
-                    params![session, tool_use_id],
-                    |row| row.get::<_, Option<String>>(0),
-                )
-                .ok()
-                .flatten(),
+        let maybe_task = text.contains("Task #")
+            || result.is_some_and(|r| r.get("task").is_some())
+            || text.contains("Created issue:");
+        if !maybe_task {
+            return Ok(());
+        }
+        let (stored_name, detail) = self.span_facts(session, tool_use_id);
+        let Some(name) = name.map(str::to_owned).or(stored_name) else {
+            return Ok(());
         };
-        let Some(name) = name else { return Ok(()) };
         let change = match name.as_str() {
-            "TaskCreate" => task_created_id(result, text).map(|id| {
-                let title: Option<String> = self
-                    .span_detail
-                    .query_row(params![session, tool_use_id], |row| row.get(0))
-                    .ok()
-                    .flatten();
-                TaskChange {
-                    kind: "task",
-                    task_id: id,
-                    title,
-                    status: "pending".to_owned(),
-                    parent: None,
-                }
+            "TaskCreate" => task_created_id(result, text).map(|id| TaskChange {
+                kind: "task",
+                task_id: id,
+                title: detail,
+                status: "pending".to_owned(),
+                parent: None,
             }),
-            "Bash" if text.contains("Created issue:") => {
-                let command: Option<String> = self
-                    .span_detail
-                    .query_row(params![session, tool_use_id], |row| row.get(0))
-                    .ok()
-                    .flatten();
-                command.and_then(|c| beads_created(&c, text))
-            }
+            "Bash" => detail.and_then(|c| beads_created(&c, text)),
             _ => None,
         };
         if let Some(change) = change {
@@ -791,14 +963,14 @@ impl<'t> Folder<'t> {
         offset: u64,
         ts: u64,
         session: &str,
-        hook: &HookBody,
+        hook: &HookView<'_>,
     ) -> Result<(), ViewsError> {
-        let event = hook.event.as_deref().unwrap_or("");
-        if let Some(agent_id) = hook.agent_id.as_deref() {
+        let event = hook.event.unwrap_or("");
+        if let Some(agent_id) = hook.agent_id {
             let agg = self.agent(session, agent_id, ts, offset);
             agg.from_hook = true;
             if agg.agent_type.is_none() {
-                agg.agent_type.clone_from(&hook.agent_type);
+                agg.agent_type = hook.agent_type.map(str::to_owned);
             }
             if event == "SubagentStop" {
                 agg.stop_ns = Some(ts);
@@ -809,7 +981,7 @@ impl<'t> Folder<'t> {
             "UserPromptSubmit" | "PreToolUse" | "PostToolUse" | "PostToolUseFailure"
         );
         let payload = if needs_payload {
-            match serde_json::from_slice::<Value>(&hook.raw) {
+            match serde_json::from_slice::<Value>(hook.raw) {
                 Ok(value) => value,
                 Err(_) => return Ok(()),
             }
@@ -820,8 +992,7 @@ impl<'t> Folder<'t> {
             "UserPromptSubmit" => {
                 let turn_id = hook
                     .prompt_id
-                    .clone()
-                    .unwrap_or_else(|| format!("o{offset}"));
+                    .map_or_else(|| format!("o{offset}"), str::to_owned);
                 let prompt = payload
                     .get("prompt")
                     .and_then(Value::as_str)
@@ -848,8 +1019,8 @@ impl<'t> Folder<'t> {
                 }
             }
             "PreToolUse" | "PostToolUse" | "PostToolUseFailure" => {
-                let name = hook.tool_name.as_deref();
-                let span_id = match hook.tool_use_id.clone() {
+                let name = hook.tool_name;
+                let span_id = match hook.tool_use_id.map(str::to_owned) {
                     Some(id) => id,
                     None => match self.open_call_without_id(session, event, name, offset)? {
                         Some(id) => id,
@@ -862,7 +1033,7 @@ impl<'t> Folder<'t> {
                     span_id: &span_id,
                     kind: "tool",
                     name,
-                    agent_id: hook.agent_id.as_deref(),
+                    agent_id: hook.agent_id,
                     offset,
                     ..SpanUpdate::default()
                 };
@@ -946,14 +1117,14 @@ impl<'t> Folder<'t> {
         offset: u64,
         ts: u64,
         session: &str,
-        line: &TranscriptBody,
+        line: &TranscriptView<'_>,
     ) -> Result<(), ViewsError> {
-        let line_type = line.line_type.as_deref().unwrap_or("");
+        let line_type = line.line_type.unwrap_or("");
         let sidechain = line.is_sidechain == Some(true);
         // The agent this line belongs to: its agentId, or for old inline sidechains the root
         // of its parentUuid chain.
-        let agent_id: Option<String> = match (&line.agent_id, sidechain) {
-            (Some(id), true) => Some(id.clone()),
+        let agent_id: Option<String> = match (line.agent_id, sidechain) {
+            (Some(id), true) => Some(id.to_owned()),
             (None, true) => self.sidechain_root(session, line)?,
             _ => None,
         };
@@ -964,8 +1135,8 @@ impl<'t> Folder<'t> {
             "assistant" => self.assistant(offset, ts, session, line, agent_id.as_deref()),
             "user" => self.user(offset, ts, session, line, agent_id.as_deref()),
             "progress" => {
-                if line.subtype.as_deref() == Some("agent_progress") {
-                    let Ok(parsed) = serde_json::from_slice::<Line<'_>>(&line.raw) else {
+                if line.subtype == Some("agent_progress") {
+                    let Ok(parsed) = serde_json::from_slice::<Line<'_>>(line.raw) else {
                         return Ok(());
                     };
                     let data: ProgressData = parsed
@@ -982,7 +1153,7 @@ impl<'t> Folder<'t> {
                 Ok(())
             }
             "system" => {
-                if line.subtype.as_deref() == Some("turn_duration") && !sidechain {
+                if line.subtype == Some("turn_duration") && !sidechain {
                     self.end_turn
                         .execute(params![session, to_i64(ts), to_i64(ts)])
                         .sql(self.path, "ending a turn")?;
@@ -1009,12 +1180,12 @@ impl<'t> Folder<'t> {
     fn sidechain_root(
         &mut self,
         session: &str,
-        line: &TranscriptBody,
+        line: &TranscriptView<'_>,
     ) -> Result<Option<String>, ViewsError> {
-        let Some(uuid) = line.uuid.as_deref() else {
+        let Some(uuid) = line.uuid else {
             return Ok(None);
         };
-        let parent_root: Option<String> = match line.parent_uuid.as_deref() {
+        let parent_root: Option<String> = match line.parent_uuid {
             Some(parent) => self
                 .chain_get
                 .query_row(params![session, parent], |row| row.get(0))
@@ -1033,14 +1204,14 @@ impl<'t> Folder<'t> {
         offset: u64,
         ts: u64,
         session: &str,
-        line: &TranscriptBody,
+        line: &TranscriptView<'_>,
         agent_id: Option<&str>,
     ) -> Result<(), ViewsError> {
         let sidechain = line.is_sidechain == Some(true);
         // Tool calls in this line (only parse when the bytes mention one).
         let mut first_tool: Option<String> = None;
-        if memchr::memmem::find(&line.raw, b"\"tool_use\"").is_some()
-            && let Ok(parsed) = serde_json::from_slice::<Line<'_>>(&line.raw)
+        if memchr::memmem::find(line.raw, b"\"tool_use\"").is_some()
+            && let Ok(parsed) = serde_json::from_slice::<Line<'_>>(line.raw)
         {
             for block in blocks(parsed.message) {
                 if block.kind != "tool_use" {
@@ -1081,7 +1252,7 @@ impl<'t> Folder<'t> {
             }
             return Ok(());
         };
-        let Some(model) = line.model.as_deref() else {
+        let Some(model) = line.model else {
             return self.problem(
                 Some(offset),
                 Some(session),
@@ -1094,32 +1265,33 @@ impl<'t> Folder<'t> {
         };
         let message_id = line
             .message_id
-            .clone()
-            .unwrap_or_else(|| format!("offset:{offset}"));
-        let request_id = line.request_id.clone().unwrap_or_default();
-        self.upsert_usage
-            .execute(params![
-                message_id,
-                request_id,
-                session,
-                to_i64(ts),
-                model,
-                to_i64(usage.input_tokens),
-                to_i64(usage.output_tokens),
-                to_i64(usage.cache_creation_input_tokens),
-                to_i64(usage.ephemeral_1h_input_tokens),
-                to_i64(usage.cache_read_input_tokens),
-                to_i64(usage.total()),
-                i64::from(sidechain),
-                agent_id,
-                first_tool,
-                to_i64(offset),
-            ])
-            .sql(self.path, "writing usage")?;
-        if let Some(tool) = first_tool {
-            self.usage_tool
-                .execute(params![message_id, request_id, tool])
-                .sql(self.path, "writing usage")?;
+            .map_or_else(|| format!("offset:{offset}"), str::to_owned);
+        let request_id = line.request_id.unwrap_or_default().to_owned();
+        let row = UsageRow {
+            session: session.to_owned(),
+            ts,
+            model: model.to_owned(),
+            usage: usage.clone(),
+            sidechain,
+            agent_id: agent_id.map(str::to_owned),
+            tool_name: first_tool,
+            offset,
+        };
+        match self.usage.entry((message_id, request_id)) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(row);
+            }
+            std::collections::hash_map::Entry::Occupied(mut slot) => {
+                let old = slot.get_mut();
+                let (new_total, old_total) = (row.usage.total(), old.usage.total());
+                let better = new_total > old_total
+                    || (new_total == old_total && old.sidechain && !sidechain);
+                let tool = old.tool_name.take().or(row.tool_name.clone());
+                if better {
+                    *old = row;
+                }
+                old.tool_name = tool;
+            }
         }
         Ok(())
     }
@@ -1129,10 +1301,10 @@ impl<'t> Folder<'t> {
         offset: u64,
         ts: u64,
         session: &str,
-        line: &TranscriptBody,
+        line: &TranscriptView<'_>,
         agent_id: Option<&str>,
     ) -> Result<(), ViewsError> {
-        let Ok(parsed) = serde_json::from_slice::<Line<'_>>(&line.raw) else {
+        let Ok(parsed) = serde_json::from_slice::<Line<'_>>(line.raw) else {
             return Ok(());
         };
         if let Some(cwd) = &parsed.cwd
@@ -1302,6 +1474,33 @@ impl<'t> Folder<'t> {
             .sql(self.path, "writing a session")?;
         }
         drop(stmt);
+        let usage: Vec<((String, String), UsageRow)> = self.usage.drain().collect();
+        for ((message_id, request_id), u) in usage {
+            self.upsert_usage
+                .execute(params![
+                    message_id,
+                    request_id,
+                    u.session,
+                    to_i64(u.ts),
+                    u.model,
+                    to_i64(u.usage.input_tokens),
+                    to_i64(u.usage.output_tokens),
+                    to_i64(u.usage.cache_creation_input_tokens),
+                    to_i64(u.usage.ephemeral_1h_input_tokens),
+                    to_i64(u.usage.cache_read_input_tokens),
+                    to_i64(u.usage.total()),
+                    i64::from(u.sidechain),
+                    u.agent_id,
+                    u.tool_name,
+                    to_i64(u.offset),
+                ])
+                .sql(self.path, "writing usage")?;
+            if let Some(tool) = &u.tool_name {
+                self.usage_tool
+                    .execute(params![message_id, request_id, tool])
+                    .sql(self.path, "writing usage")?;
+            }
+        }
         let agents: Vec<((String, String), AgentAgg)> = self.agents.drain().collect();
         for ((session, agent_id), a) in agents {
             let (hook_start, hook_end, tx_start, tx_end) = if a.from_hook {
@@ -1323,6 +1522,10 @@ impl<'t> Folder<'t> {
                 offset: a.offset,
                 ..SpanUpdate::default()
             })?;
+        }
+        let spans: Vec<((String, String), SpanAgg)> = self.spans.drain().collect();
+        for ((session, span_id), a) in &spans {
+            self.flush_span(session, span_id, a)?;
         }
         Ok(())
     }

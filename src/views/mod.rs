@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use crate::log::read::TimeRange;
 use crate::log::{LogError, Store, StorePaths};
 use crate::segments::Offset;
 
@@ -279,69 +278,88 @@ pub fn catch_up_db(store: &Store, db: &mut ViewsDb) -> Result<ViewsReport, Views
         report.elapsed = started.elapsed();
         return Ok(report);
     }
-    let mut records = snapshot.scan(report.applied, TimeRange::default(), false);
+    let segments = snapshot.segments();
     let path = db.path.clone();
     let batch = batch_records();
+    let mut pos = report.applied;
     loop {
         let tx = db
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .sql(&path, "starting a transaction")?;
-        // Another process may have applied records since we looked: start where it left off.
-        let from = read_checkpoint(&tx, &path)?;
-        if from > report.applied {
-            report.applied = from;
-            records = snapshot.scan(from, TimeRange::default(), false);
-        }
-        if from >= end {
+        // Another process may have applied records since we looked: go on from its checkpoint.
+        pos = pos.max(read_checkpoint(&tx, &path)?);
+        if pos >= end {
             break;
         }
         let mut folder = fold::Folder::new(&tx, &path)?;
         let mut count = 0usize;
-        let mut last = from;
-        for item in records.by_ref() {
-            match item {
-                Ok(stored) => {
-                    let Some(offset) = stored.offset else { break };
-                    folder.apply(offset, &stored.record)?;
-                    last = Offset(offset.0 + 1);
+        while count < batch && pos < end {
+            let i = segments
+                .partition_point(|s| s.footer().base_offset.0 + s.footer().record_count <= pos.0);
+            let Some(segment) = segments.get(i) else {
+                pos = end;
+                break;
+            };
+            // Records below the first live segment were removed by retention.
+            pos = pos.max(segment.footer().base_offset);
+            let Some(block) = segment.block_of(pos) else {
+                pos = Offset(segment.footer().base_offset.0 + segment.footer().record_count);
+                continue;
+            };
+            let meta = segment.blocks()[block];
+            let block_end = Offset(meta.first_offset.0 + u64::from(meta.count));
+            match segment.read_block(block) {
+                Ok(records) => {
+                    for (k, bytes) in records.iter().enumerate() {
+                        let offset = Offset(meta.first_offset.0 + k as u64);
+                        if offset < pos {
+                            continue;
+                        }
+                        count += 1;
+                        match fold::decode(bytes) {
+                            Ok(record) => folder.apply(offset, &record)?,
+                            Err(error) => {
+                                report.unreadable_records += 1;
+                                folder.problem(
+                                    Some(offset.0),
+                                    None,
+                                    "unreadable_record",
+                                    &format!("record {offset} does not decode: {error}"),
+                                )?;
+                            }
+                        }
+                    }
                 }
                 Err(error) => {
-                    report.unreadable_records += 1;
-                    let offset = match &error {
-                        LogError::RecordDecode { offset, .. } => {
-                            last = last.max(Offset(offset.0 + 1));
-                            Some(offset.0)
-                        }
-                        _ => None,
-                    };
-                    folder.problem(offset, None, "unreadable_record", &format!("{error:#}"))?;
+                    let skipped = block_end.0 - pos.0;
+                    report.unreadable_records += skipped;
+                    count += skipped as usize;
+                    folder.problem(
+                        Some(pos.0),
+                        None,
+                        "unreadable_record",
+                        &format!(
+                            "{skipped} records from offset {pos} in a damaged block: {error:#}"
+                        ),
+                    )?;
                 }
             }
-            count += 1;
-            if count >= batch {
-                break;
-            }
-        }
-        let done = count < batch;
-        if done {
-            last = end;
+            pos = block_end;
         }
         folder.finish()?;
         drop(folder);
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('applied_offset', ?1)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [last.0.to_string()],
+            [pos.0.to_string()],
         )
         .sql(&path, "writing the checkpoint")?;
         tx.commit().sql(&path, "committing")?;
         report.applied_records += count as u64;
-        report.applied = last;
-        if done {
-            break;
-        }
+        report.applied = pos;
     }
+    report.applied = pos;
     report.elapsed = started.elapsed();
     Ok(report)
 }
