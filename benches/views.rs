@@ -69,7 +69,7 @@ fn make_store(dir: &std::path::Path, records: usize) -> Store {
                         "cache_creation_input_tokens": 1000, "cache_read_input_tokens": 20000}}}),
             json!({"type": "user", "uuid": format!("r{i}"), "sessionId": session,
                 "timestamp": stamp, "message": {"role": "user", "content": [
-                    {"type": "tool_result", "tool_use_id": tool, "content": "ok", "is_error": i % 13 == 0}]}}),
+                    {"type": "tool_result", "tool_use_id": tool, "content": "ok", "is_error": i.is_multiple_of(13)}]}}),
             json!({"type": "progress", "uuid": format!("p{i}"), "sessionId": session,
                 "timestamp": stamp, "data": {"type": "hook_progress"}}),
         ];

@@ -2,6 +2,11 @@
 //! every tool call with its result, marks tool errors, and puts every subagent under the call
 //! that started it. Expected counts come straight from the raw transcript lines.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed step should fail the test"
+)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -122,6 +122,9 @@ pub fn resolve_session(db: &ViewsDb, prefix: &str) -> Result<Vec<String>, ViewsE
     Ok(found)
 }
 
+/// A `turns` row: id, start, end, prompt, offset.
+type TurnRow = (String, u64, Option<u64>, Option<String>, u64);
+
 #[derive(Debug)]
 struct SpanRow {
     id: String,
@@ -190,7 +193,7 @@ pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<
              WHERE session = ?1 ORDER BY start_ns",
         )
         .sql(path, "reading turns")?;
-    let raw_turns: Vec<(String, u64, Option<u64>, Option<String>, u64)> = stmt
+    let raw_turns: Vec<TurnRow> = stmt
         .query_map([session], |row| {
             Ok((
                 row.get(0)?,
@@ -203,7 +206,7 @@ pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<
         .sql(path, "reading turns")?
         .collect::<Result<_, _>>()
         .sql(path, "reading turns")?;
-    let mut turns: Vec<(String, u64, Option<u64>, Option<String>, u64)> = Vec::new();
+    let mut turns: Vec<TurnRow> = Vec::new();
     for t in raw_turns {
         if let Some(last) = turns.last_mut()
             && t.1.saturating_sub(last.1) <= SAME_TURN_NS
