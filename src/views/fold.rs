@@ -306,6 +306,98 @@ struct ProgressData {
     agent_id: Option<String>,
 }
 
+/// The input keys the views read; other keys are skipped without building values.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct InputKeys {
+    command: Option<Value>,
+    file_path: Option<Value>,
+    notebook_path: Option<Value>,
+    pattern: Option<Value>,
+    description: Option<Value>,
+    prompt: Option<Value>,
+    url: Option<Value>,
+    query: Option<Value>,
+    path: Option<Value>,
+    subagent_type: Option<Value>,
+}
+
+/// A tool call's input as a JSON object with only the keys the views read (the whole input
+/// for the to-do tools, whose lists they need).
+fn input_value(name: &str, raw: Option<&RawValue>) -> Value {
+    let Some(raw) = raw else {
+        return Value::Null;
+    };
+    if matches!(name, "TodoWrite" | "TaskUpdate" | "TaskCreate") {
+        return serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+    }
+    let Ok(keys) = serde_json::from_str::<InputKeys>(raw.get()) else {
+        return Value::Null;
+    };
+    let mut map = serde_json::Map::new();
+    for (key, value) in [
+        ("command", keys.command),
+        ("file_path", keys.file_path),
+        ("notebook_path", keys.notebook_path),
+        ("pattern", keys.pattern),
+        ("description", keys.description),
+        ("prompt", keys.prompt),
+        ("url", keys.url),
+        ("query", keys.query),
+        ("path", keys.path),
+        ("subagent_type", keys.subagent_type),
+    ] {
+        if let Some(value) = value {
+            map.insert(key.to_owned(), value);
+        }
+    }
+    Value::Object(map)
+}
+
+/// The hook payload keys the views read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct HookPayload<'a> {
+    prompt: Option<Value>,
+    #[serde(borrow)]
+    tool_input: Option<&'a RawValue>,
+    #[serde(borrow)]
+    tool_response: Option<&'a RawValue>,
+    error: Option<Value>,
+}
+
+impl HookPayload<'_> {
+    /// A small JSON object with `prompt`, `tool_input` (see [`input_value`]), `error`, and
+    /// `tool_response` only when it can matter (Task/Agent results, task and issue creation).
+    fn into_value(self, tool: &str) -> Value {
+        let mut map = serde_json::Map::new();
+        if let Some(prompt) = self.prompt {
+            map.insert("prompt".to_owned(), prompt);
+        }
+        if let Some(error) = self.error {
+            map.insert("error".to_owned(), error);
+        }
+        let input = input_value(tool, self.tool_input);
+        if !input.is_null() {
+            map.insert("tool_input".to_owned(), input);
+        }
+        if let Some(raw) = self.tool_response {
+            let text = raw.get();
+            if matches!(tool, "Task" | "Agent" | "TaskCreate")
+                || text.contains("Created issue:")
+                || text.contains("Task #")
+            {
+                if let Ok(value) = serde_json::from_str(text) {
+                    map.insert("tool_response".to_owned(), value);
+                }
+            } else {
+                map.insert("tool_response".to_owned(), Value::Null);
+            }
+        }
+        Value::Object(map)
+    }
+}
+
 /// The text of a `tool_result` content (a string or an array of text blocks).
 fn result_text(content: Option<&RawValue>) -> String {
     let Some(raw) = content else {
@@ -737,13 +829,18 @@ impl<'t> Folder<'t> {
         let Some(session) = record.session else {
             return Ok(());
         };
-        let agg = self
-            .sessions
-            .entry(session.to_owned())
-            .or_insert_with(|| SessionAgg {
-                first_ns: u64::MAX,
-                ..SessionAgg::default()
-            });
+        if !self.sessions.contains_key(session) {
+            self.sessions.insert(
+                session.to_owned(),
+                SessionAgg {
+                    first_ns: u64::MAX,
+                    ..SessionAgg::default()
+                },
+            );
+        }
+        let Some(agg) = self.sessions.get_mut(session) else {
+            return Ok(());
+        };
         agg.first_ns = agg.first_ns.min(record.ts);
         agg.last_ns = agg.last_ns.max(record.ts);
         agg.records += 1;
@@ -981,8 +1078,8 @@ impl<'t> Folder<'t> {
             "UserPromptSubmit" | "PreToolUse" | "PostToolUse" | "PostToolUseFailure"
         );
         let payload = if needs_payload {
-            match serde_json::from_slice::<Value>(hook.raw) {
-                Ok(value) => value,
+            match serde_json::from_slice::<HookPayload<'_>>(hook.raw) {
+                Ok(parsed) => parsed.into_value(hook.tool_name.unwrap_or("")),
                 Err(_) => return Ok(()),
             }
         } else {
@@ -1220,10 +1317,7 @@ impl<'t> Folder<'t> {
                 let (Some(id), Some(name)) = (block.id.as_deref(), block.name.as_deref()) else {
                     continue;
                 };
-                let input: Value = block
-                    .input
-                    .and_then(|raw| serde_json::from_str(raw.get()).ok())
-                    .unwrap_or(Value::Null);
+                let input = input_value(name, block.input);
                 self.span(&SpanUpdate {
                     session,
                     span_id: id,
