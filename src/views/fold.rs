@@ -1568,7 +1568,9 @@ impl<'t> Folder<'t> {
             .sql(self.path, "writing a session")?;
         }
         drop(stmt);
-        let usage: Vec<((String, String), UsageRow)> = self.usage.drain().collect();
+        // Key order: B-tree inserts in order touch each page once.
+        let mut usage: Vec<((String, String), UsageRow)> = self.usage.drain().collect();
+        usage.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for ((message_id, request_id), u) in usage {
             self.upsert_usage
                 .execute(params![
@@ -1617,7 +1619,8 @@ impl<'t> Folder<'t> {
                 ..SpanUpdate::default()
             })?;
         }
-        let spans: Vec<((String, String), SpanAgg)> = self.spans.drain().collect();
+        let mut spans: Vec<((String, String), SpanAgg)> = self.spans.drain().collect();
+        spans.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for ((session, span_id), a) in &spans {
             self.flush_span(session, span_id, a)?;
         }
