@@ -102,7 +102,7 @@ const BLOCK_NS: u64 = 5 * HOUR_NS;
 fn sql_key(by: GroupBy) -> &'static str {
     match by {
         GroupBy::Session => "coalesce(u.session, '(none)')",
-        GroupBy::Day => "date(u.ts_ns / 1000000000, 'unixepoch')",
+        GroupBy::Day => "date(u.day * 86400, 'unixepoch')",
         GroupBy::Week => "date(u.ts_ns / 1000000000, 'unixepoch', 'weekday 0', '-6 days')",
         GroupBy::Month => "strftime('%Y-%m', u.ts_ns / 1000000000, 'unixepoch')",
         GroupBy::Model => "u.model",
@@ -143,10 +143,16 @@ pub fn query(db: &ViewsDb, prices: &PriceTable, q: &CostQuery) -> Result<CostRep
     } else {
         format!("WHERE {}", filters.join(" AND "))
     };
-    let joins = "LEFT JOIN sessions s ON s.session = u.session
-         LEFT JOIN spans a ON a.session = u.session AND a.span_id = u.agent_id
-            AND a.kind = 'subagent'
-         LEFT JOIN spans t ON t.session = u.session AND t.span_id = a.parent_tool_use_id";
+    // Join only what the key needs.
+    let joins = match q.by {
+        GroupBy::Project => "LEFT JOIN sessions s ON s.session = u.session",
+        GroupBy::Agent => {
+            "LEFT JOIN spans a ON a.session = u.session AND a.span_id = u.agent_id
+                AND a.kind = 'subagent'
+             LEFT JOIN spans t ON t.session = u.session AND t.span_id = a.parent_tool_use_id"
+        }
+        _ => "",
+    };
     let per_response = matches!(q.by, GroupBy::Task | GroupBy::Block);
     let sql = if per_response {
         format!(
@@ -160,8 +166,13 @@ pub fn query(db: &ViewsDb, prices: &PriceTable, q: &CostQuery) -> Result<CostRep
             "SELECT {key} AS k, u.model, sum(u.input_tokens), sum(u.output_tokens),
                 sum(u.cache_creation_tokens), sum(u.cache_creation_1h_tokens),
                 sum(u.cache_read_tokens), count(*), min(u.ts_ns), max(u.ts_ns)
-             FROM usage u {joins} {filter} GROUP BY k, u.model",
-            key = sql_key(q.by)
+             FROM usage u {joins} {filter} GROUP BY {group}, u.model",
+            key = sql_key(q.by),
+            group = match q.by {
+                GroupBy::Day => "u.day",
+                GroupBy::Session => "u.session",
+                _ => "k",
+            }
         )
     };
     let mut stmt = db

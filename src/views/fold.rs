@@ -741,12 +741,14 @@ impl<'t> Folder<'t> {
                     offset = min(spans.offset, excluded.offset)",
             )?,
             upsert_usage: prep(
-                "INSERT INTO usage (message_id, request_id, session, ts_ns, model, input_tokens,
-                    output_tokens, cache_creation_tokens, cache_creation_1h_tokens,
+                "INSERT INTO usage (message_id, request_id, session, ts_ns, day, model,
+                    input_tokens, output_tokens, cache_creation_tokens, cache_creation_1h_tokens,
                     cache_read_tokens, total_tokens, sidechain, agent_id, tool_name, offset)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                 VALUES (?1, ?2, ?3, ?4, ?4 / 86400000000000, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,
+                    ?13, ?14, ?15)
                  ON CONFLICT (message_id, request_id) DO UPDATE SET
-                    session = excluded.session, ts_ns = excluded.ts_ns, model = excluded.model,
+                    session = excluded.session, ts_ns = excluded.ts_ns, day = excluded.day,
+                    model = excluded.model,
                     input_tokens = excluded.input_tokens,
                     output_tokens = excluded.output_tokens,
                     cache_creation_tokens = excluded.cache_creation_tokens,
