@@ -30,6 +30,9 @@ use crate::segments::Offset;
 /// Records folded per transaction (`CTRACE_VIEWS_BATCH_RECORDS` overrides it, for tests).
 const BATCH_RECORDS: usize = 50_000;
 
+/// Folds into empty views of at least this many records drop and re-create the covering indexes.
+const BULK_RECORDS: u64 = 100_000;
+
 fn batch_records() -> usize {
     std::env::var("CTRACE_VIEWS_BATCH_RECORDS")
         .ok()
@@ -282,6 +285,14 @@ pub fn catch_up_db(store: &Store, db: &mut ViewsDb) -> Result<ViewsReport, Views
     let path = db.path.clone();
     let batch = batch_records();
     let mut pos = report.applied;
+    // A large fold into empty views builds the covering indexes once at the end instead of
+    // maintaining them row by row (`ViewsDb::open` re-creates them if a crash intervenes).
+    let bulk = pos == Offset(0) && end.0 >= BULK_RECORDS;
+    if bulk {
+        db.conn
+            .execute_batch(schema::DROP_COVERING_INDEXES)
+            .sql(&path, "dropping indexes for a bulk fold")?;
+    }
     loop {
         let tx = db
             .conn
@@ -360,6 +371,11 @@ pub fn catch_up_db(store: &Store, db: &mut ViewsDb) -> Result<ViewsReport, Views
         report.applied = pos;
     }
     report.applied = pos;
+    if bulk {
+        db.conn
+            .execute_batch(schema::DDL)
+            .sql(&path, "re-creating indexes")?;
+    }
     report.elapsed = started.elapsed();
     Ok(report)
 }

@@ -122,6 +122,12 @@ CREATE TABLE IF NOT EXISTS problems (
 );
 ";
 
+/// The covering indexes a bulk fold drops and re-creates (with [`DDL`]).
+pub const DROP_COVERING_INDEXES: &str = "
+DROP INDEX IF EXISTS usage_by_day;
+DROP INDEX IF EXISTS usage_by_session;
+";
+
 /// Every table that holds rows of a session (for `forget`), with its session column.
 pub const SESSION_TABLES: &[&str] = &[
     "sessions",
