@@ -1,18 +1,373 @@
-//! `ctrace cost`: tokens and USD by session, day, model, ... from the views.
+//! `ctrace cost`: tokens and USD by session, day, week, month, model, project, agent, tool,
+//! task or 5-hour block, from the views (brought up to date first).
 
-use clap::Args;
+use std::collections::BTreeMap;
+use std::io::Write;
 
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::UsageError;
+use super::time::{now_ns, parse_time};
 use crate::log::Store;
+use crate::views::cost::{CostQuery, CostReport, CostRow, GroupBy};
+use crate::views::pricing::{PriceTable, TokenCounts};
+
+/// Grouping of `ctrace cost`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum By {
+    /// Claude Code session
+    Session,
+    /// UTC day
+    Day,
+    /// UTC week (named by its Monday)
+    Week,
+    /// UTC month
+    Month,
+    /// Model
+    Model,
+    /// Project (working directory)
+    Project,
+    /// Agent type (`main` or the subagent type)
+    Agent,
+    /// First tool called by the response
+    Tool,
+    /// To-do or Beads issue in progress
+    Task,
+    /// 5-hour billing window
+    Block,
+}
+
+impl From<By> for GroupBy {
+    fn from(by: By) -> Self {
+        match by {
+            By::Session => GroupBy::Session,
+            By::Day => GroupBy::Day,
+            By::Week => GroupBy::Week,
+            By::Month => GroupBy::Month,
+            By::Model => GroupBy::Model,
+            By::Project => GroupBy::Project,
+            By::Agent => GroupBy::Agent,
+            By::Tool => GroupBy::Tool,
+            By::Task => GroupBy::Task,
+            By::Block => GroupBy::Block,
+        }
+    }
+}
 
 /// Arguments of `ctrace cost`.
 #[derive(Debug, Args)]
-pub struct CostArgs {}
+pub struct CostArgs {
+    /// Group rows by this key
+    #[arg(long, value_enum, default_value = "session")]
+    pub by: By,
+    /// Only API responses at or after this time (2h, yesterday, 2026-01-31, RFC 3339)
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only API responses at or before this time
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    /// Only this session (id or unique prefix)
+    #[arg(long, value_name = "S")]
+    pub session: Option<String>,
+    /// One row per model within each group
+    #[arg(long)]
+    pub breakdown: bool,
+    /// Print a JSON array of rows
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One JSON row.
+#[derive(Debug, Serialize)]
+struct JsonRow {
+    #[serde(flatten)]
+    key: BTreeMap<&'static str, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    models: Option<Vec<String>>,
+    input_tokens: u64,
+    output_tokens: u64,
+    cache_creation_tokens: u64,
+    cache_creation_1h_tokens: u64,
+    cache_read_tokens: u64,
+    total_tokens: u64,
+    responses: u64,
+    cost_usd: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unpriced_models: Vec<String>,
+    first: String,
+    last: String,
+    price_table: String,
+}
+
+/// A group's rows merged (all models).
+struct Merged {
+    key: String,
+    models: Vec<String>,
+    tokens: TokenCounts,
+    responses: u64,
+    cost: Option<f64>,
+    unpriced: Vec<String>,
+    first_ns: u64,
+    last_ns: u64,
+}
+
+fn merge(rows: &[CostRow]) -> Vec<Merged> {
+    let mut out: Vec<Merged> = Vec::new();
+    for row in rows {
+        if out.last().is_none_or(|m| m.key != row.key) {
+            out.push(Merged {
+                key: row.key.clone(),
+                models: Vec::new(),
+                tokens: TokenCounts::default(),
+                responses: 0,
+                cost: Some(0.0),
+                unpriced: Vec::new(),
+                first_ns: u64::MAX,
+                last_ns: 0,
+            });
+        }
+        if let Some(m) = out.last_mut() {
+            m.models.push(row.model.clone());
+            m.tokens.add(&row.tokens);
+            m.responses += row.responses;
+            m.first_ns = m.first_ns.min(row.first_ns);
+            m.last_ns = m.last_ns.max(row.last_ns);
+            match row.cost_usd {
+                Some(c) => m.cost = m.cost.map(|x| x + c),
+                None => {
+                    m.cost = None;
+                    m.unpriced.push(row.model.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn usd(cost: Option<f64>) -> String {
+    cost.map_or_else(|| "unpriced".to_owned(), |c| format!("${c:.2}"))
+}
 
 /// Runs `ctrace cost`; returns the exit code.
 ///
 /// # Errors
-/// Not built yet.
+/// [`UsageError`] for a bad `--since`/`--until`; when the views cannot be updated or read.
 pub fn run(store: &Store, args: &CostArgs) -> anyhow::Result<i32> {
-    let _ = (store, args);
-    anyhow::bail!("`ctrace cost` is not built yet")
+    let now = now_ns();
+    let since = args
+        .since
+        .as_deref()
+        .map(|t| parse_time(t, now, "--since"))
+        .transpose()?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|t| parse_time(t, now, "--until"))
+        .transpose()?;
+    super::refresh(store)?;
+    let db = crate::views::open_current(store).context("updating the views")?;
+    let session = match &args.session {
+        Some(prefix) => {
+            let found = crate::views::tree::resolve_session(&db, prefix)?;
+            match found.as_slice() {
+                [one] => Some(one.clone()),
+                [] => return Err(UsageError(format!("no session matches `{prefix}`")).into()),
+                _ => {
+                    return Err(UsageError(format!(
+                        "`{prefix}` matches several sessions: {}",
+                        found.join(", ")
+                    ))
+                    .into());
+                }
+            }
+        }
+        None => None,
+    };
+    let prices = PriceTable::new(&store.config().pricing);
+    let by = GroupBy::from(args.by);
+    let report = crate::views::cost::query(
+        &db,
+        &prices,
+        &CostQuery {
+            by,
+            since,
+            until,
+            session,
+        },
+    )?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        write_json(&mut out, by, &report, args.breakdown)?;
+    } else {
+        write_table(&mut out, by, &report, args.breakdown)?;
+    }
+    Ok(0)
+}
+
+fn write_json(
+    out: &mut impl Write,
+    by: GroupBy,
+    report: &CostReport,
+    breakdown: bool,
+) -> anyhow::Result<()> {
+    let ts = super::time::format_ts;
+    let key = |k: &str| BTreeMap::from([(by.key_name(), k.to_owned())]);
+    let rows: Vec<JsonRow> = if breakdown {
+        report
+            .rows
+            .iter()
+            .map(|r| JsonRow {
+                key: key(&r.key),
+                model: Some(r.model.clone()),
+                models: None,
+                input_tokens: r.tokens.input,
+                output_tokens: r.tokens.output,
+                cache_creation_tokens: r.tokens.cache_creation,
+                cache_creation_1h_tokens: r.tokens.cache_creation_1h,
+                cache_read_tokens: r.tokens.cache_read,
+                total_tokens: r.tokens.total(),
+                responses: r.responses,
+                cost_usd: r.cost_usd,
+                unpriced_models: if r.cost_usd.is_none() {
+                    vec![r.model.clone()]
+                } else {
+                    Vec::new()
+                },
+                first: ts(r.first_ns),
+                last: ts(r.last_ns),
+                price_table: report.price_table.clone(),
+            })
+            .collect()
+    } else {
+        merge(&report.rows)
+            .into_iter()
+            .map(|m| JsonRow {
+                key: key(&m.key),
+                model: None,
+                models: Some(m.models),
+                input_tokens: m.tokens.input,
+                output_tokens: m.tokens.output,
+                cache_creation_tokens: m.tokens.cache_creation,
+                cache_creation_1h_tokens: m.tokens.cache_creation_1h,
+                cache_read_tokens: m.tokens.cache_read,
+                total_tokens: m.tokens.total(),
+                responses: m.responses,
+                cost_usd: m.cost,
+                unpriced_models: m.unpriced,
+                first: ts(m.first_ns),
+                last: ts(m.last_ns),
+                price_table: report.price_table.clone(),
+            })
+            .collect()
+    };
+    serde_json::to_writer_pretty(&mut *out, &rows)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn write_table(
+    out: &mut impl Write,
+    by: GroupBy,
+    report: &CostReport,
+    breakdown: bool,
+) -> anyhow::Result<()> {
+    let header = by.key_name().to_uppercase();
+    let width = report
+        .rows
+        .iter()
+        .map(|r| r.key.chars().count())
+        .max()
+        .unwrap_or(0)
+        .clamp(header.len(), 60);
+    writeln!(
+        out,
+        "{header:<width$}  {:<28}  {:>12}  {:>12}  {:>14}  {:>14}  {:>10}",
+        "MODEL", "INPUT", "OUTPUT", "CACHE WRITE", "CACHE READ", "USD"
+    )?;
+    let mut total = TokenCounts::default();
+    let mut priced = 0.0;
+    let mut any_unpriced = false;
+    for m in merge(&report.rows) {
+        let models = match m.models.as_slice() {
+            [one] => one.clone(),
+            [first, rest @ ..] => format!("{first} +{}", rest.len()),
+            [] => String::new(),
+        };
+        writeln!(
+            out,
+            "{:<width$}  {:<28}  {:>12}  {:>12}  {:>14}  {:>14}  {:>10}",
+            m.key,
+            if breakdown { "" } else { models.as_str() },
+            m.tokens.input,
+            m.tokens.output,
+            m.tokens.cache_creation,
+            m.tokens.cache_read,
+            usd(m.cost)
+        )?;
+        if breakdown {
+            for r in report.rows.iter().filter(|r| r.key == m.key) {
+                writeln!(
+                    out,
+                    "{:<width$}  {:<28}  {:>12}  {:>12}  {:>14}  {:>14}  {:>10}",
+                    "",
+                    r.model,
+                    r.tokens.input,
+                    r.tokens.output,
+                    r.tokens.cache_creation,
+                    r.tokens.cache_read,
+                    usd(r.cost_usd)
+                )?;
+            }
+        }
+        total.add(&m.tokens);
+        match m.cost {
+            Some(c) => priced += c,
+            None => any_unpriced = true,
+        }
+    }
+    writeln!(
+        out,
+        "{:<width$}  {:<28}  {:>12}  {:>12}  {:>14}  {:>14}  {:>10}",
+        "TOTAL",
+        "",
+        total.input,
+        total.output,
+        total.cache_creation,
+        total.cache_read,
+        if any_unpriced {
+            format!("${priced:.2}+unpriced")
+        } else {
+            usd(Some(priced))
+        }
+    )?;
+    writeln!(out, "prices: {}", report.price_table)?;
+    if !report.unpriced.is_empty() {
+        let list: Vec<String> = report
+            .unpriced
+            .iter()
+            .map(|(model, tokens)| format!("{model} ({tokens} tokens)"))
+            .collect();
+        writeln!(
+            out,
+            "unpriced models (not counted in USD; add them under [pricing.models] in config.toml): {}",
+            list.join(", ")
+        )?;
+    }
+    if !report.problems.is_empty() {
+        let list: Vec<String> = report
+            .problems
+            .iter()
+            .map(|(kind, n)| format!("{n} {kind}"))
+            .collect();
+        writeln!(
+            out,
+            "input problems (rows kept in the views' problems table): {}",
+            list.join(", ")
+        )?;
+    }
+    Ok(())
 }

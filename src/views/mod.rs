@@ -1,13 +1,45 @@
 //! Materialized views (`DESIGN.md` §4): `<store>/views/views.sqlite` (rusqlite, bundled SQLite)
 //! with sessions, turns, spans, tasks and usage, and the applied log offset written in the same
 //! transaction as the rows. Cost is computed at query time from the price table.
+//!
+//! Invariants:
+//! - `meta.applied_offset` = N means every sealed record with an offset below N is folded in,
+//!   and no record at or above N is. It is written in the same transaction as the rows, so a
+//!   crash at any point leaves the views consistent with their checkpoint.
+//! - Folding is idempotent per record only through the checkpoint: a record is applied once.
+//! - Only sealed records are folded; inbox records wait for the next seal.
+//! - The hook path never opens the database.
+//!
+//! The schema is in [`schema`] and documented for users in `docs/views.md`.
 
+pub mod cost;
+mod fold;
+pub mod pricing;
+pub mod schema;
+pub mod tasks;
 pub mod tree;
 
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use crate::log::{Store, StorePaths};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use crate::log::{LogError, Store, StorePaths};
 use crate::segments::Offset;
+
+/// Records folded per transaction (`CTRACE_VIEWS_BATCH_RECORDS` overrides it, for tests).
+const BATCH_RECORDS: usize = 50_000;
+
+/// Folds into empty views of at least this many records drop and re-create the covering indexes.
+const BULK_RECORDS: u64 = 100_000;
+
+fn batch_records() -> usize {
+    std::env::var("CTRACE_VIEWS_BATCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(BATCH_RECORDS)
+}
 
 /// Errors of the views layer.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +48,53 @@ pub enum ViewsError {
     /// The views are not built yet.
     #[error("the views are not built yet")]
     NotBuilt,
+    /// SQLite failed on the views database.
+    #[error("views database {}: {what}", path.display())]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// File-system operation on the views directory failed.
+    #[error("i/o on {}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading the log failed.
+    #[error("reading the log for the views")]
+    Log(#[from] LogError),
+    /// The stored checkpoint is not a number.
+    #[error("views database {}: applied_offset {value:?} is not a number", path.display())]
+    BadCheckpoint {
+        /// The database file.
+        path: PathBuf,
+        /// The stored text.
+        value: String,
+    },
+}
+
+/// Attaches the database path and an action to a rusqlite error.
+pub(crate) trait SqlContext<T> {
+    /// Maps the error to [`ViewsError::Sqlite`].
+    fn sql(self, path: &Path, what: &'static str) -> Result<T, ViewsError>;
+}
+
+impl<T> SqlContext<T> for Result<T, rusqlite::Error> {
+    fn sql(self, path: &Path, what: &'static str) -> Result<T, ViewsError> {
+        self.map_err(|source| ViewsError::Sqlite {
+            path: path.to_path_buf(),
+            what,
+            source,
+        })
+    }
 }
 
 /// What one compaction pass did.
@@ -27,6 +106,141 @@ pub struct ViewsReport {
     pub applied: Offset,
     /// Wall time of the pass.
     pub elapsed: Duration,
+    /// Records that could not be read or decoded (their blocks are damaged); skipped and listed
+    /// in the `problems` table.
+    pub unreadable_records: u64,
+}
+
+/// The views database file: `<store>/views/views.sqlite`.
+pub fn db_path(paths: &StorePaths) -> PathBuf {
+    paths.root.join("views").join("views.sqlite")
+}
+
+/// An open views database.
+#[derive(Debug)]
+pub struct ViewsDb {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl ViewsDb {
+    /// Opens (creating if missing) the views database of `paths` and its schema.
+    ///
+    /// # Errors
+    /// [`ViewsError::Io`] when the directory cannot be created; [`ViewsError::Sqlite`].
+    pub fn open(paths: &StorePaths) -> Result<Self, ViewsError> {
+        let path = db_path(paths);
+        if let Some(dir) = path.parent() {
+            crate::log::inbox::create_dir_private(dir).map_err(|e| match e {
+                LogError::Io { path, source } => ViewsError::Io { path, source },
+                other => ViewsError::Log(other),
+            })?;
+        }
+        let conn = Connection::open(&path).sql(&path, "opening")?;
+        conn.busy_timeout(Duration::from_secs(30))
+            .sql(&path, "setting the busy timeout")?;
+        conn.execute_batch(schema::PRAGMAS)
+            .sql(&path, "setting pragmas")?;
+        conn.execute_batch(schema::DDL)
+            .sql(&path, "creating the schema")?;
+        let db = Self { conn, path };
+        match db.meta("schema_version")? {
+            Some(version) if version == schema::SCHEMA_VERSION => {}
+            Some(_) => {
+                drop(db);
+                remove_db(paths)?;
+                return Self::open(paths);
+            }
+            None => db.set_meta("schema_version", schema::SCHEMA_VERSION)?,
+        }
+        Ok(db)
+    }
+
+    /// Opens the database only if it exists.
+    ///
+    /// # Errors
+    /// As [`ViewsDb::open`].
+    pub fn open_existing(paths: &StorePaths) -> Result<Option<Self>, ViewsError> {
+        if db_path(paths).exists() {
+            Self::open(paths).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The SQLite connection (read queries).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, ViewsError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .optional()
+            .sql(&self.path, "reading meta")
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> Result<(), ViewsError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [key, value],
+            )
+            .sql(&self.path, "writing meta")
+            .map(|_| ())
+    }
+
+    /// The checkpoint stored in the database (0 when nothing is applied yet).
+    ///
+    /// # Errors
+    /// [`ViewsError::Sqlite`] or [`ViewsError::BadCheckpoint`].
+    pub fn applied(&self) -> Result<Offset, ViewsError> {
+        read_checkpoint(&self.conn, &self.path)
+    }
+}
+
+fn read_checkpoint(conn: &Connection, path: &Path) -> Result<Offset, ViewsError> {
+    let value: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'applied_offset'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .sql(path, "reading the checkpoint")?;
+    match value {
+        None => Ok(Offset(0)),
+        Some(text) => text
+            .parse()
+            .map(Offset)
+            .map_err(|_| ViewsError::BadCheckpoint {
+                path: path.to_path_buf(),
+                value: text,
+            }),
+    }
+}
+
+fn remove_db(paths: &StorePaths) -> Result<(), ViewsError> {
+    let path = db_path(paths);
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.clone().into_os_string();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(ViewsError::Io { path: file, source }),
+        }
+    }
+    Ok(())
 }
 
 /// The views checkpoint: every record with an offset below it is applied. `None` when the
@@ -35,17 +249,135 @@ pub struct ViewsReport {
 /// # Errors
 /// [`ViewsError`] when the database cannot be opened.
 pub fn applied_offset(paths: &StorePaths) -> Result<Option<Offset>, ViewsError> {
-    let _ = paths;
-    Ok(None)
+    match ViewsDb::open_existing(paths)? {
+        Some(db) => db.applied().map(Some),
+        None => Ok(None),
+    }
 }
 
 /// Folds the sealed records after the checkpoint into the views, creating them if missing.
+/// Work is proportional to the new records (plus the sessions they touch).
 ///
 /// # Errors
 /// [`ViewsError`].
 pub fn catch_up(store: &Store) -> Result<ViewsReport, ViewsError> {
-    let _ = store;
-    Err(ViewsError::NotBuilt)
+    let mut db = ViewsDb::open(store.paths())?;
+    catch_up_db(store, &mut db)
+}
+
+/// [`catch_up`] on an already open database.
+///
+/// # Errors
+/// [`ViewsError`].
+pub fn catch_up_db(store: &Store, db: &mut ViewsDb) -> Result<ViewsReport, ViewsError> {
+    let started = Instant::now();
+    let snapshot = store.snapshot()?;
+    let end = snapshot.manifest().next_offset;
+    let mut report = ViewsReport {
+        applied: db.applied()?,
+        ..ViewsReport::default()
+    };
+    if report.applied >= end {
+        report.elapsed = started.elapsed();
+        return Ok(report);
+    }
+    let segments = snapshot.segments();
+    let path = db.path.clone();
+    let batch = batch_records();
+    let mut pos = report.applied;
+    // A large fold into empty views builds the covering indexes once at the end instead of
+    // maintaining them row by row (`ViewsDb::open` re-creates them if a crash intervenes).
+    let bulk = pos == Offset(0) && end.0 >= BULK_RECORDS;
+    if bulk {
+        db.conn
+            .execute_batch(schema::DROP_COVERING_INDEXES)
+            .sql(&path, "dropping indexes for a bulk fold")?;
+    }
+    loop {
+        let tx = db
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .sql(&path, "starting a transaction")?;
+        // Another process may have applied records since we looked: go on from its checkpoint.
+        pos = pos.max(read_checkpoint(&tx, &path)?);
+        if pos >= end {
+            break;
+        }
+        let mut folder = fold::Folder::new(&tx, &path)?;
+        let mut count = 0usize;
+        while count < batch && pos < end {
+            let i = segments
+                .partition_point(|s| s.footer().base_offset.0 + s.footer().record_count <= pos.0);
+            let Some(segment) = segments.get(i) else {
+                pos = end;
+                break;
+            };
+            // Records below the first live segment were removed by retention.
+            pos = pos.max(segment.footer().base_offset);
+            let Some(block) = segment.block_of(pos) else {
+                pos = Offset(segment.footer().base_offset.0 + segment.footer().record_count);
+                continue;
+            };
+            let meta = segment.blocks()[block];
+            let block_end = Offset(meta.first_offset.0 + u64::from(meta.count));
+            match segment.read_block(block) {
+                Ok(records) => {
+                    for (k, bytes) in records.iter().enumerate() {
+                        let offset = Offset(meta.first_offset.0 + k as u64);
+                        if offset < pos {
+                            continue;
+                        }
+                        count += 1;
+                        match fold::decode(bytes) {
+                            Ok(record) => folder.apply(offset, &record)?,
+                            Err(error) => {
+                                report.unreadable_records += 1;
+                                folder.problem(
+                                    Some(offset.0),
+                                    None,
+                                    "unreadable_record",
+                                    &format!("record {offset} does not decode: {error}"),
+                                )?;
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    let skipped = block_end.0 - pos.0;
+                    report.unreadable_records += skipped;
+                    count += skipped as usize;
+                    folder.problem(
+                        Some(pos.0),
+                        None,
+                        "unreadable_record",
+                        &format!(
+                            "{skipped} records from offset {pos} in a damaged block: {error:#}"
+                        ),
+                    )?;
+                }
+            }
+            pos = block_end;
+        }
+        folder.finish()?;
+        drop(folder);
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('applied_offset', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [pos.0.to_string()],
+        )
+        .sql(&path, "writing the checkpoint")?;
+        tx.commit().sql(&path, "committing")?;
+        report.applied_records += count as u64;
+        report.applied = pos;
+    }
+    report.applied = pos;
+    if bulk {
+        db.conn
+            .execute_batch(schema::DDL)
+            .sql(&path, "re-creating indexes")?;
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
 }
 
 /// Drops and rebuilds the views from the log (`ctrace compact --rebuild`).
@@ -53,8 +385,8 @@ pub fn catch_up(store: &Store) -> Result<ViewsReport, ViewsError> {
 /// # Errors
 /// [`ViewsError`].
 pub fn rebuild(store: &Store) -> Result<ViewsReport, ViewsError> {
-    let _ = store;
-    Err(ViewsError::NotBuilt)
+    remove_db(store.paths())?;
+    catch_up(store)
 }
 
 /// Deletes one session's rows from every view (`ctrace forget`). Returns rows deleted.
@@ -62,6 +394,34 @@ pub fn rebuild(store: &Store) -> Result<ViewsReport, ViewsError> {
 /// # Errors
 /// [`ViewsError`].
 pub fn forget_session(paths: &StorePaths, session: &str) -> Result<u64, ViewsError> {
-    let _ = (paths, session);
-    Ok(0)
+    let Some(mut db) = ViewsDb::open_existing(paths)? else {
+        return Ok(0);
+    };
+    let path = db.path.clone();
+    let tx = db
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .sql(&path, "starting a transaction")?;
+    let mut deleted = 0u64;
+    for table in schema::SESSION_TABLES {
+        deleted += tx
+            .execute(
+                &format!("DELETE FROM {table} WHERE session = ?1"),
+                [session],
+            )
+            .sql(&path, "forgetting a session")? as u64;
+    }
+    tx.commit().sql(&path, "committing")?;
+    Ok(deleted)
+}
+
+/// Brings the views up to date and opens them for a query: seals nothing itself (callers run
+/// `cli::refresh` first), then folds new sealed records.
+///
+/// # Errors
+/// [`ViewsError`].
+pub fn open_current(store: &Store) -> Result<ViewsDb, ViewsError> {
+    let mut db = ViewsDb::open(store.paths())?;
+    catch_up_db(store, &mut db)?;
+    Ok(db)
 }

@@ -1,9 +1,13 @@
 //! A session as a tree: session → turns → tool calls → subagents → their tool calls. Shared by
 //! `ctrace tree` and the OTLP/JSON export.
 
-use crate::log::Store;
+use std::collections::HashMap;
 
-use super::ViewsError;
+use rusqlite::OptionalExtension;
+
+use super::pricing::{PriceTable, TokenCounts};
+use super::{SqlContext, ViewsDb, ViewsError};
+use crate::log::Store;
 
 /// What a node stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -73,12 +77,494 @@ pub struct Node {
     pub children: Vec<Node>,
 }
 
+/// Turns whose prompts are equal and start within this long of each other are one turn seen
+/// through both the hook and the transcript.
+const SAME_TURN_NS: u64 = 30_000_000_000;
+
 /// Builds the tree of one session from the views (bringing them up to date first). `None` when
-/// the session is unknown.
+/// the session is unknown. `session` may be a unique prefix of the id.
 ///
 /// # Errors
 /// [`ViewsError`].
 pub fn session_tree(store: &Store, session: &str) -> Result<Option<Node>, ViewsError> {
-    let _ = (store, session);
-    Err(ViewsError::NotBuilt)
+    let db = super::open_current(store)?;
+    let prices = PriceTable::new(&store.config().pricing);
+    build(&db, &prices, session)
+}
+
+/// The session id `prefix` names: itself when known, else the only session starting with it.
+///
+/// # Errors
+/// [`ViewsError::Sqlite`].
+pub fn resolve_session(db: &ViewsDb, prefix: &str) -> Result<Vec<String>, ViewsError> {
+    let path = db.path();
+    let exact: Option<String> = db
+        .conn()
+        .query_row(
+            "SELECT session FROM sessions WHERE session = ?1",
+            [prefix],
+            |row| row.get(0),
+        )
+        .optional()
+        .sql(path, "finding the session")?;
+    if let Some(exact) = exact {
+        return Ok(vec![exact]);
+    }
+    let mut stmt = db
+        .conn()
+        .prepare("SELECT session FROM sessions WHERE substr(session, 1, length(?1)) = ?1 LIMIT 5")
+        .sql(path, "finding the session")?;
+    let found = stmt
+        .query_map([prefix], |row| row.get(0))
+        .sql(path, "finding the session")?
+        .collect::<Result<Vec<String>, _>>()
+        .sql(path, "finding the session")?;
+    Ok(found)
+}
+
+/// A `turns` row: id, start, end, prompt, offset.
+type TurnRow = (String, u64, Option<u64>, Option<String>, u64);
+
+#[derive(Debug)]
+struct SpanRow {
+    id: String,
+    kind: String,
+    name: Option<String>,
+    agent_id: Option<String>,
+    agent_type: Option<String>,
+    parent: Option<String>,
+    start: Option<u64>,
+    end: Option<u64>,
+    error: bool,
+    error_text: Option<String>,
+    detail: Option<String>,
+    prompt_key: Option<String>,
+    offset: u64,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Own {
+    tokens: TokenCounts,
+    by_model: HashMap<String, (TokenCounts, u64)>,
+}
+
+impl Own {
+    fn add(&mut self, model: &str, tokens: &TokenCounts) {
+        self.tokens.add(tokens);
+        let entry = self.by_model.entry(model.to_owned()).or_default();
+        entry.0.add(tokens);
+        entry.1 += tokens.total();
+    }
+}
+
+fn u(n: Option<i64>) -> Option<u64> {
+    n.map(|v| u64::try_from(v).unwrap_or(0))
+}
+
+/// Builds the tree of `session` from an up-to-date database.
+///
+/// # Errors
+/// [`ViewsError::Sqlite`].
+pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<Node>, ViewsError> {
+    let path = db.path();
+    let found = resolve_session(db, session)?;
+    let [session] = found.as_slice() else {
+        return Ok(None);
+    };
+    let (first_ns, last_ns, ended_ns): (u64, u64, Option<u64>) = db
+        .conn()
+        .query_row(
+            "SELECT first_ns, last_ns, ended_ns FROM sessions WHERE session = ?1",
+            [session],
+            |row| {
+                Ok((
+                    u(row.get(0)?).unwrap_or(0),
+                    u(row.get(1)?).unwrap_or(0),
+                    u(row.get(2)?),
+                ))
+            },
+        )
+        .sql(path, "reading the session")?;
+    // Turns, merged across sources.
+    let mut stmt = db
+        .conn()
+        .prepare(
+            "SELECT turn_id, start_ns, end_ns, prompt, offset FROM turns
+             WHERE session = ?1 ORDER BY start_ns",
+        )
+        .sql(path, "reading turns")?;
+    let raw_turns: Vec<TurnRow> = stmt
+        .query_map([session], |row| {
+            Ok((
+                row.get(0)?,
+                u(row.get(1)?).unwrap_or(0),
+                u(row.get(2)?),
+                row.get(3)?,
+                u(row.get(4)?).unwrap_or(0),
+            ))
+        })
+        .sql(path, "reading turns")?
+        .collect::<Result<_, _>>()
+        .sql(path, "reading turns")?;
+    let mut turns: Vec<TurnRow> = Vec::new();
+    for t in raw_turns {
+        if let Some(last) = turns.last_mut()
+            && t.1.saturating_sub(last.1) <= SAME_TURN_NS
+            && t.3 == last.3
+        {
+            last.2 = match (last.2, t.2) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            continue;
+        }
+        turns.push(t);
+    }
+    // Spans.
+    let mut stmt = db
+        .conn()
+        .prepare(
+            "SELECT span_id, kind, name, agent_id, agent_type, parent_tool_use_id,
+                coalesce(hook_start_ns, tx_start_ns), coalesce(hook_end_ns, tx_end_ns), error,
+                error_text, detail, offset, prompt_key
+             FROM spans WHERE session = ?1",
+        )
+        .sql(path, "reading spans")?;
+    let mut spans: Vec<SpanRow> = stmt
+        .query_map([session], |row| {
+            Ok(SpanRow {
+                id: row.get(0)?,
+                kind: row.get(1)?,
+                name: row.get(2)?,
+                agent_id: row.get(3)?,
+                agent_type: row.get(4)?,
+                parent: row.get(5)?,
+                start: u(row.get(6)?),
+                end: u(row.get(7)?),
+                error: row.get::<_, i64>(8)? != 0,
+                error_text: row.get(9)?,
+                detail: row.get(10)?,
+                offset: u(row.get(11)?).unwrap_or(0),
+                prompt_key: row.get(12)?,
+            })
+        })
+        .sql(path, "reading spans")?
+        .collect::<Result<_, _>>()
+        .sql(path, "reading spans")?;
+    spans.sort_by_key(|s| (s.start.unwrap_or(u64::MAX), s.offset));
+    let subagents: HashMap<String, usize> = spans
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.kind == "subagent")
+        .map(|(i, s)| (s.id.clone(), i))
+        .collect();
+    let tools: HashMap<String, usize> = spans
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.kind == "tool")
+        .map(|(i, s)| (s.id.clone(), i))
+        .collect();
+    // Usage.
+    let mut stmt = db
+        .conn()
+        .prepare(
+            "SELECT agent_id, ts_ns, model, input_tokens, output_tokens, cache_creation_tokens,
+                cache_creation_1h_tokens, cache_read_tokens
+             FROM usage WHERE session = ?1 ORDER BY ts_ns",
+        )
+        .sql(path, "reading usage")?;
+    let usage: Vec<(Option<String>, u64, String, TokenCounts)> = stmt
+        .query_map([session], |row| {
+            let n = |i: usize| u(row.get(i).ok()).unwrap_or(0);
+            Ok((
+                row.get(0)?,
+                u(row.get(1)?).unwrap_or(0),
+                row.get(2)?,
+                TokenCounts {
+                    input: n(3),
+                    output: n(4),
+                    cache_creation: n(5),
+                    cache_creation_1h: n(6),
+                    cache_read: n(7),
+                },
+            ))
+        })
+        .sql(path, "reading usage")?
+        .collect::<Result<_, _>>()
+        .sql(path, "reading usage")?;
+
+    let turn_of = |ts: u64| -> Option<usize> {
+        let i = turns.partition_point(|t| t.1 <= ts);
+        i.checked_sub(1)
+    };
+    // Own usage per node: turns by index, subagents by span index, session for the rest.
+    let mut turn_usage: Vec<Own> = vec![Own::default(); turns.len()];
+    let mut agent_usage: HashMap<usize, Own> = HashMap::new();
+    let mut session_usage = Own::default();
+    for (agent, ts, model, tokens) in &usage {
+        match agent.as_ref().and_then(|a| subagents.get(a)) {
+            Some(i) => agent_usage.entry(*i).or_default().add(model, tokens),
+            None => match turn_of(*ts) {
+                Some(t) => turn_usage[t].add(model, tokens),
+                None => session_usage.add(model, tokens),
+            },
+        }
+    }
+    // Where each span goes: under a subagent, a tool call (subagents), a turn, or the session.
+    #[derive(Clone, Copy)]
+    enum Place {
+        Span(usize),
+        Turn(usize),
+        Root,
+    }
+    let main_agent_calls: Vec<usize> = spans
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            s.kind == "tool"
+                && s.agent_id.is_none()
+                && matches!(s.name.as_deref(), Some("Task" | "Agent"))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let by_time = |start: Option<u64>| match start.and_then(turn_of) {
+        Some(t) => Place::Turn(t),
+        None => Place::Root,
+    };
+    let mut places: Vec<Place> = Vec::with_capacity(spans.len());
+    for s in &spans {
+        let place = if s.kind == "subagent" {
+            let linked = s.parent.as_ref().and_then(|p| tools.get(p)).copied();
+            let by_prompt = || {
+                let key = s.prompt_key.as_ref()?;
+                main_agent_calls
+                    .iter()
+                    .copied()
+                    .find(|&i| spans[i].prompt_key.as_ref() == Some(key))
+            };
+            let contained = || {
+                let start = s.start?;
+                main_agent_calls
+                    .iter()
+                    .copied()
+                    .filter(|&i| {
+                        let c = &spans[i];
+                        c.start.is_some_and(|cs| cs <= start) && c.end.is_none_or(|ce| start <= ce)
+                    })
+                    .max_by_key(|&i| spans[i].start)
+            };
+            match linked.or_else(by_prompt).or_else(contained) {
+                Some(i) => Place::Span(i),
+                None => by_time(s.start),
+            }
+        } else {
+            match s.agent_id.as_ref().and_then(|a| subagents.get(a)) {
+                Some(i) => Place::Span(*i),
+                None => by_time(s.start),
+            }
+        };
+        places.push(place);
+    }
+    // Build nodes bottom-up: children lists by parent.
+    let mut span_children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
+    let mut turn_children: Vec<Vec<usize>> = vec![Vec::new(); turns.len()];
+    let mut root_children: Vec<usize> = Vec::new();
+    for (i, place) in places.iter().enumerate() {
+        match *place {
+            Place::Span(p) if p != i => span_children[p].push(i),
+            Place::Span(_) | Place::Root => root_children.push(i),
+            Place::Turn(t) => turn_children[t].push(i),
+        }
+    }
+    let mut visiting = vec![false; spans.len()];
+    let mut make = |i: usize| {
+        span_node(
+            i,
+            None,
+            &spans,
+            &span_children,
+            &agent_usage,
+            prices,
+            &mut visiting,
+        )
+    };
+    let mut children: Vec<Node> = Vec::new();
+    for (t, turn) in turns.iter().enumerate() {
+        let next_start = turns.get(t + 1).map(|n| n.1);
+        let kids: Vec<Node> = turn_children[t].iter().filter_map(|&i| make(i)).collect();
+        let activity_end = kids
+            .iter()
+            .filter_map(|k| k.end_ns)
+            .chain(
+                usage
+                    .iter()
+                    .filter(|x| turn_of(x.1) == Some(t))
+                    .map(|x| x.1),
+            )
+            .max();
+        let end = turn.2.or(activity_end.or(next_start));
+        let status = if turn.2.is_some() || next_start.is_some() {
+            Status::Ok
+        } else {
+            Status::Unfinished
+        };
+        children.push(finish(
+            Node {
+                kind: NodeKind::Turn,
+                id: turn.0.clone(),
+                name: turn.3.clone().unwrap_or_default(),
+                start_ns: turn.1,
+                end_ns: end,
+                status,
+                error: None,
+                models: Vec::new(),
+                tokens: Tokens::default(),
+                cost_usd: None,
+                offset: Some(turn.4),
+                children: kids,
+            },
+            &turn_usage[t],
+            prices,
+        ));
+    }
+    for &i in &root_children {
+        if let Some(n) = make(i) {
+            children.push(n);
+        }
+    }
+    children.sort_by_key(|n| n.start_ns);
+    let status = if ended_ns.is_some() || children.last().is_some_and(|c| c.status == Status::Ok) {
+        Status::Ok
+    } else {
+        Status::Unfinished
+    };
+    let root = finish(
+        Node {
+            kind: NodeKind::Session,
+            id: session.clone(),
+            name: session.clone(),
+            start_ns: first_ns,
+            end_ns: Some(ended_ns.unwrap_or(last_ns)),
+            status,
+            error: None,
+            models: Vec::new(),
+            tokens: Tokens::default(),
+            cost_usd: None,
+            offset: None,
+            children,
+        },
+        &session_usage,
+        prices,
+    );
+    Ok(Some(root))
+}
+
+fn span_node(
+    i: usize,
+    parent: Option<usize>,
+    spans: &[SpanRow],
+    span_children: &[Vec<usize>],
+    agent_usage: &HashMap<usize, Own>,
+    prices: &PriceTable,
+    visiting: &mut [bool],
+) -> Option<Node> {
+    if visiting[i] {
+        return None;
+    }
+    visiting[i] = true;
+    let s = &spans[i];
+    let mut kids: Vec<Node> = span_children[i]
+        .iter()
+        .filter_map(|&c| {
+            span_node(
+                c,
+                Some(i),
+                spans,
+                span_children,
+                agent_usage,
+                prices,
+                visiting,
+            )
+        })
+        .collect();
+    kids.sort_by_key(|n| n.start_ns);
+    let (kind, name) = if s.kind == "subagent" {
+        let parent_type = parent
+            .map(|p| &spans[p])
+            .filter(|p| p.kind == "tool")
+            .and_then(|p| p.agent_type.clone());
+        let name = s.agent_type.clone().or(parent_type).unwrap_or_else(|| {
+            if s.id.starts_with("acompact") {
+                "compact".to_owned()
+            } else {
+                "subagent".to_owned()
+            }
+        });
+        (NodeKind::Subagent, name)
+    } else {
+        let name = s.name.clone().unwrap_or_else(|| "tool".to_owned());
+        let name = match &s.detail {
+            Some(d) if !d.is_empty() => format!("{name}: {d}"),
+            _ => name,
+        };
+        (NodeKind::Tool, name)
+    };
+    let status = if s.error {
+        Status::Error
+    } else if s.end.is_some() {
+        Status::Ok
+    } else {
+        Status::Unfinished
+    };
+    let start = s
+        .start
+        .or_else(|| kids.iter().map(|k| k.start_ns).min())
+        .unwrap_or(0);
+    let empty = Own::default();
+    Some(finish(
+        Node {
+            kind,
+            id: s.id.clone(),
+            name,
+            start_ns: start,
+            end_ns: s.end,
+            status,
+            error: s.error_text.clone().filter(|_| s.error),
+            models: Vec::new(),
+            tokens: Tokens::default(),
+            cost_usd: None,
+            offset: Some(s.offset),
+            children: kids,
+        },
+        agent_usage.get(&i).unwrap_or(&empty),
+        prices,
+    ))
+}
+
+/// Sets a node's own tokens and models, and its cost with its children's.
+fn finish(mut node: Node, own: &Own, prices: &PriceTable) -> Node {
+    node.tokens = Tokens {
+        input: own.tokens.input,
+        output: own.tokens.output,
+        cache_creation: own.tokens.cache_creation,
+        cache_read: own.tokens.cache_read,
+    };
+    let mut models: Vec<(&String, &(TokenCounts, u64))> = own.by_model.iter().collect();
+    models.sort_by(|a, b| b.1.1.cmp(&a.1.1).then(a.0.cmp(b.0)));
+    node.models = models.iter().map(|(m, _)| (*m).clone()).collect();
+    let mut cost = Some(0.0);
+    for (model, (tokens, _)) in &own.by_model {
+        cost = match (cost, prices.cost(model, tokens)) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+    }
+    for child in &node.children {
+        cost = match (cost, child.cost_usd) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+    }
+    node.cost_usd = cost;
+    node
 }

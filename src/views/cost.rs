@@ -1,0 +1,290 @@
+//! Cost queries over the `usage` view: tokens grouped by a key and priced at query time.
+
+use std::collections::BTreeMap;
+
+use rusqlite::params_from_iter;
+use rusqlite::types::Value as SqlValue;
+
+use super::pricing::{PriceTable, TokenCounts};
+use super::{SqlContext, ViewsDb, ViewsError};
+
+/// How rows are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// Claude Code session id.
+    Session,
+    /// UTC day (`YYYY-MM-DD`).
+    Day,
+    /// UTC week, named by its Monday (`YYYY-MM-DD`).
+    Week,
+    /// UTC month (`YYYY-MM`).
+    Month,
+    /// Model name as written in the transcript.
+    Model,
+    /// Project: the session's working directory, else its `projects/<dir>` name.
+    Project,
+    /// Agent type: `main` for the main thread, else the subagent type.
+    Agent,
+    /// The first tool the response called (`(no tool)` when none).
+    Tool,
+    /// The to-do or Beads issue in progress when the response came (`(no task)` when none).
+    Task,
+    /// 5-hour billing window (like ccusage `blocks`), named by its start.
+    Block,
+}
+
+impl GroupBy {
+    /// The key's name in JSON rows.
+    pub fn key_name(self) -> &'static str {
+        match self {
+            GroupBy::Session => "session",
+            GroupBy::Day => "day",
+            GroupBy::Week => "week",
+            GroupBy::Month => "month",
+            GroupBy::Model => "model",
+            GroupBy::Project => "project",
+            GroupBy::Agent => "agent",
+            GroupBy::Tool => "tool",
+            GroupBy::Task => "task",
+            GroupBy::Block => "block",
+        }
+    }
+}
+
+/// A cost query.
+#[derive(Debug, Clone)]
+pub struct CostQuery {
+    /// Grouping.
+    pub by: GroupBy,
+    /// Only responses at or after this time, ns since the epoch.
+    pub since: Option<u64>,
+    /// Only responses at or before this time, ns since the epoch.
+    pub until: Option<u64>,
+    /// Only this session (an exact id or a unique prefix).
+    pub session: Option<String>,
+}
+
+/// One row: a group and (with breakdown) one model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostRow {
+    /// The group's key.
+    pub key: String,
+    /// Model (always set; rows are per key and model, merge them for a per-key total).
+    pub model: String,
+    /// Token counts.
+    pub tokens: TokenCounts,
+    /// Deduplicated API responses counted.
+    pub responses: u64,
+    /// USD; `None` when the model is unpriced.
+    pub cost_usd: Option<f64>,
+    /// Earliest response, ns since the epoch.
+    pub first_ns: u64,
+    /// Latest response, ns since the epoch.
+    pub last_ns: u64,
+}
+
+/// The result of a cost query.
+#[derive(Debug, Clone)]
+pub struct CostReport {
+    /// Rows in key order, then by cost descending within a key.
+    pub rows: Vec<CostRow>,
+    /// Models without a price, with their token totals.
+    pub unpriced: BTreeMap<String, u64>,
+    /// Price table version.
+    pub price_table: String,
+    /// Input problems recorded while folding (kind → count), over the whole store.
+    pub problems: BTreeMap<String, u64>,
+}
+
+const HOUR_NS: u64 = 3_600_000_000_000;
+const BLOCK_NS: u64 = 5 * HOUR_NS;
+
+fn sql_key(by: GroupBy) -> &'static str {
+    match by {
+        GroupBy::Session => "coalesce(u.session, '(none)')",
+        GroupBy::Day => "date(u.day * 86400, 'unixepoch')",
+        GroupBy::Week => "date(u.ts_ns / 1000000000, 'unixepoch', 'weekday 0', '-6 days')",
+        GroupBy::Month => "strftime('%Y-%m', u.ts_ns / 1000000000, 'unixepoch')",
+        GroupBy::Model => "u.model",
+        GroupBy::Project => "coalesce(s.project, s.transcript_dir, '(unknown)')",
+        GroupBy::Agent => {
+            "CASE WHEN u.agent_id IS NULL THEN 'main' ELSE coalesce(a.agent_type, t.agent_type,
+                CASE WHEN u.agent_id LIKE 'acompact%' THEN 'compact' ELSE 'subagent' END) END"
+        }
+        GroupBy::Tool => "coalesce(u.tool_name, '(no tool)')",
+        // Computed in Rust from the time of each response.
+        GroupBy::Task | GroupBy::Block => "u.session",
+    }
+}
+
+/// Runs a cost query.
+///
+/// # Errors
+/// [`ViewsError::Sqlite`].
+pub fn query(db: &ViewsDb, prices: &PriceTable, q: &CostQuery) -> Result<CostReport, ViewsError> {
+    let path = db.path();
+    let mut filters = Vec::new();
+    let mut args: Vec<SqlValue> = Vec::new();
+    if let Some(since) = q.since {
+        filters.push("u.ts_ns >= ?");
+        args.push(SqlValue::Integer(i64::try_from(since).unwrap_or(i64::MAX)));
+    }
+    if let Some(until) = q.until {
+        filters.push("u.ts_ns <= ?");
+        args.push(SqlValue::Integer(i64::try_from(until).unwrap_or(i64::MAX)));
+    }
+    if let Some(session) = &q.session {
+        filters.push("(u.session = ? OR u.session LIKE ? || '%')");
+        args.push(SqlValue::Text(session.clone()));
+        args.push(SqlValue::Text(session.replace(['%', '_'], "")));
+    }
+    let filter = if filters.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", filters.join(" AND "))
+    };
+    // Join only what the key needs.
+    let joins = match q.by {
+        GroupBy::Project => "LEFT JOIN sessions s ON s.session = u.session",
+        GroupBy::Agent => {
+            "LEFT JOIN spans a ON a.session = u.session AND a.span_id = u.agent_id
+                AND a.kind = 'subagent'
+             LEFT JOIN spans t ON t.session = u.session AND t.span_id = a.parent_tool_use_id"
+        }
+        _ => "",
+    };
+    let per_response = matches!(q.by, GroupBy::Task | GroupBy::Block);
+    let sql = if per_response {
+        format!(
+            "SELECT u.session, u.model, u.input_tokens, u.output_tokens,
+                u.cache_creation_tokens, u.cache_creation_1h_tokens, u.cache_read_tokens, 1,
+                u.ts_ns, u.ts_ns
+             FROM usage u {filter} ORDER BY u.ts_ns"
+        )
+    } else {
+        format!(
+            "SELECT {key} AS k, u.model, sum(u.input_tokens), sum(u.output_tokens),
+                sum(u.cache_creation_tokens), sum(u.cache_creation_1h_tokens),
+                sum(u.cache_read_tokens), count(*), min(u.ts_ns), max(u.ts_ns)
+             FROM usage u {joins} {filter} GROUP BY {group}, u.model",
+            key = sql_key(q.by),
+            group = match q.by {
+                GroupBy::Day => "u.day",
+                GroupBy::Session => "u.session",
+                _ => "k",
+            }
+        )
+    };
+    let mut stmt = db
+        .conn()
+        .prepare(&sql)
+        .sql(path, "preparing the cost query")?;
+    let raw: Vec<(String, String, TokenCounts, u64, u64, u64)> = stmt
+        .query_map(params_from_iter(args), |row| {
+            let n = |i: usize| row.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
+            Ok((
+                row.get::<_, Option<String>>(0)?
+                    .unwrap_or_else(|| "(none)".to_owned()),
+                row.get::<_, String>(1)?,
+                TokenCounts {
+                    input: n(2)?,
+                    output: n(3)?,
+                    cache_creation: n(4)?,
+                    cache_creation_1h: n(5)?,
+                    cache_read: n(6)?,
+                },
+                n(7)?,
+                n(8)?,
+                n(9)?,
+            ))
+        })
+        .sql(path, "running the cost query")?
+        .collect::<Result<_, _>>()
+        .sql(path, "reading the cost query")?;
+    let keyed: Vec<(String, String, TokenCounts, u64, u64, u64)> = match q.by {
+        GroupBy::Block => {
+            let mut block_start: Option<u64> = None;
+            let mut last = 0u64;
+            raw.into_iter()
+                .map(|(_, model, tokens, n, first, end)| {
+                    let start = match block_start {
+                        Some(start) if first < start + BLOCK_NS && first - last < BLOCK_NS => start,
+                        _ => first - first % HOUR_NS,
+                    };
+                    block_start = Some(start);
+                    last = first;
+                    let key = crate::views::tasks::format_ts_minutes(start);
+                    (key, model, tokens, n, first, end)
+                })
+                .collect()
+        }
+        GroupBy::Task => {
+            let intervals = super::tasks::in_progress_intervals(db)?;
+            raw.into_iter()
+                .map(|(session, model, tokens, n, first, end)| {
+                    let key = intervals
+                        .task_at(&session, first)
+                        .unwrap_or_else(|| "(no task)".to_owned());
+                    (key, model, tokens, n, first, end)
+                })
+                .collect()
+        }
+        _ => raw,
+    };
+    let mut merged: BTreeMap<(String, String), CostRow> = BTreeMap::new();
+    for (key, model, tokens, n, first, last) in keyed {
+        let row = merged
+            .entry((key.clone(), model.clone()))
+            .or_insert_with(|| CostRow {
+                key,
+                model,
+                tokens: TokenCounts::default(),
+                responses: 0,
+                cost_usd: None,
+                first_ns: u64::MAX,
+                last_ns: 0,
+            });
+        row.tokens.add(&tokens);
+        row.responses += n;
+        row.first_ns = row.first_ns.min(first);
+        row.last_ns = row.last_ns.max(last);
+    }
+    let mut unpriced = BTreeMap::new();
+    let mut rows: Vec<CostRow> = merged
+        .into_values()
+        .map(|mut row| {
+            row.cost_usd = prices.cost(&row.model, &row.tokens);
+            if row.cost_usd.is_none() {
+                *unpriced.entry(row.model.clone()).or_insert(0) += row.tokens.total();
+            }
+            row
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        a.key.cmp(&b.key).then(
+            b.cost_usd
+                .unwrap_or(f64::MAX)
+                .total_cmp(&a.cost_usd.unwrap_or(f64::MAX)),
+        )
+    });
+    let mut problems = BTreeMap::new();
+    let mut stmt = db
+        .conn()
+        .prepare("SELECT kind, count(*) FROM problems GROUP BY kind")
+        .sql(path, "reading problems")?;
+    for item in stmt
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })
+        .sql(path, "reading problems")?
+    {
+        let (kind, n) = item.sql(path, "reading problems")?;
+        problems.insert(kind, u64::try_from(n).unwrap_or(0));
+    }
+    Ok(CostReport {
+        rows,
+        unpriced,
+        price_table: prices.version(),
+        problems,
+    })
+}
