@@ -1,0 +1,473 @@
+//! Redaction: secrets are replaced before anything is written (hook payloads, transcript
+//! lines, the PTY stream). Rules are the built-in set ([`DEFAULT_RULES`]) minus the disabled
+//! ones, then the user's `[[redaction.rules]]`, applied in that order.
+//!
+//! Cost: a [`Redactor`] is cheap to build (no regex is compiled). One ASCII case-insensitive
+//! Aho-Corasick pass over the input looks for the rules' required literals; a rule's regex is
+//! compiled (once per `Redactor`) and run only when one of its literals occurs. Input without
+//! any literal is returned untouched, without copying.
+//!
+//! Invariants:
+//! - Valid JSON stays valid JSON: built-in patterns never consume `"` or `\`, replacements
+//!   contain neither; if a user pattern breaks the JSON anyway, the payload is parsed and every
+//!   string value is redacted on its own, then the JSON is serialized again.
+//! - In a stream ([`StreamRedactor`]) a secret split across chunks is still found: each chunk's
+//!   tail that could be the start of a secret is held back, at most [`MAX_HOLD_BYTES`], until
+//!   the next chunk or [`StreamRedactor::finish`].
+
+use std::sync::OnceLock;
+
+use aho_corasick::AhoCorasick;
+use regex::bytes::Regex;
+
+pub use crate::config::redaction::DEFAULT_RULES;
+use crate::config::redaction::RedactionConfig;
+use crate::log::record::{Body, PtyKind, Record};
+
+/// Largest tail of a stream held back as a possible start of a secret (8 KiB: a PEM private
+/// key of an 8192-bit RSA key fits).
+pub const MAX_HOLD_BYTES: usize = 8 << 10;
+
+/// The name of the built-in rule whose matches run until an end marker, possibly over many
+/// lines.
+const BLOCK_RULE: &str = "private_key_block";
+
+/// One rule ready to run.
+#[derive(Debug)]
+struct Rule {
+    name: String,
+    pattern: String,
+    replacement: String,
+    /// Has literals in the prefilter (else runs on every input).
+    filtered: bool,
+    /// Matches may span lines (held back until `end_marker`).
+    end_marker: Option<&'static [u8]>,
+    regex: OnceLock<Option<Regex>>,
+}
+
+impl Rule {
+    fn regex(&self) -> Option<&Regex> {
+        self.regex
+            .get_or_init(|| match Regex::new(&self.pattern) {
+                Ok(regex) => Some(regex),
+                Err(e) => {
+                    // Unreachable for validated configurations (patterns are compiled there).
+                    tracing::error!(rule = %self.name, error = %e, "redaction pattern does not compile");
+                    None
+                }
+            })
+            .as_ref()
+    }
+}
+
+/// A compiled set of redaction rules.
+#[derive(Debug)]
+pub struct Redactor {
+    rules: Vec<Rule>,
+    prefilter: Option<AhoCorasick>,
+    /// Rule index of each prefilter pattern.
+    literal_rule: Vec<usize>,
+    /// Length in bytes of each prefilter pattern.
+    literal_len: Vec<usize>,
+    /// Lowercased literals, for partial matches at a chunk's end.
+    literals_lower: Vec<Vec<u8>>,
+}
+
+impl Redactor {
+    /// Builds the rules of `config` (no regex is compiled yet).
+    pub fn new(config: &RedactionConfig) -> Self {
+        let mut rules = Vec::new();
+        let mut literals: Vec<(usize, String)> = Vec::new();
+        if config.defaults {
+            for rule in DEFAULT_RULES {
+                if config.disable.iter().any(|name| name == rule.name) {
+                    continue;
+                }
+                let index = rules.len();
+                literals.extend(rule.literals.iter().map(|l| (index, (*l).to_owned())));
+                rules.push(Rule {
+                    name: rule.name.to_owned(),
+                    pattern: rule.pattern.to_owned(),
+                    replacement: rule.replacement.to_owned(),
+                    filtered: !rule.literals.is_empty(),
+                    end_marker: (rule.name == BLOCK_RULE).then_some(b"-----END".as_slice()),
+                    regex: OnceLock::new(),
+                });
+            }
+        }
+        for rule in &config.rules {
+            let index = rules.len();
+            literals.extend(rule.literals.iter().map(|l| (index, l.clone())));
+            rules.push(Rule {
+                name: rule.name.clone(),
+                pattern: rule.pattern.clone(),
+                replacement: rule.replacement(),
+                filtered: !rule.literals.is_empty(),
+                end_marker: None,
+                regex: OnceLock::new(),
+            });
+        }
+        let prefilter = if literals.is_empty() {
+            None
+        } else {
+            AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(literals.iter().map(|(_, l)| l.as_bytes()))
+                .map_err(|e| tracing::error!(error = %e, "redaction prefilter does not build"))
+                .ok()
+        };
+        // Without a prefilter every rule must run.
+        if prefilter.is_none() {
+            for rule in &mut rules {
+                rule.filtered = false;
+            }
+        }
+        Self {
+            rules,
+            prefilter,
+            literal_rule: literals.iter().map(|(i, _)| *i).collect(),
+            literal_len: literals.iter().map(|(_, l)| l.len()).collect(),
+            literals_lower: literals
+                .iter()
+                .map(|(_, l)| l.to_ascii_lowercase().into_bytes())
+                .collect(),
+        }
+    }
+
+    /// Whether there is no rule at all.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Rules that may match `input`: unfiltered ones, and those whose literal occurs.
+    fn triggered(&self, input: &[u8]) -> Vec<bool> {
+        let mut hit: Vec<bool> = self.rules.iter().map(|r| !r.filtered).collect();
+        if let Some(prefilter) = &self.prefilter
+            && hit.iter().any(|h| !h)
+        {
+            for m in prefilter.find_overlapping_iter(input) {
+                hit[self.literal_rule[m.pattern().as_usize()]] = true;
+            }
+        }
+        hit
+    }
+
+    /// Redacts `input`. Returns `None` when nothing matched (the common case, no copy), else
+    /// the redacted bytes and the number of replacements.
+    pub fn redact(&self, input: &[u8]) -> Option<(Vec<u8>, u32)> {
+        let hit = self.triggered(input);
+        let mut current: Option<Vec<u8>> = None;
+        let mut count = 0u32;
+        for (rule, _) in self.rules.iter().zip(&hit).filter(|(_, hit)| **hit) {
+            let Some(regex) = rule.regex() else {
+                continue;
+            };
+            let text = current.as_deref().unwrap_or(input);
+            let mut out = Vec::new();
+            let mut last = 0;
+            let mut n = 0u32;
+            for caps in regex.captures_iter(text) {
+                let Some(whole) = caps.get(0) else {
+                    continue;
+                };
+                if whole.is_empty() {
+                    continue;
+                }
+                out.extend_from_slice(&text[last..whole.start()]);
+                caps.expand(rule.replacement.as_bytes(), &mut out);
+                last = whole.end();
+                n += 1;
+            }
+            if n > 0 {
+                out.extend_from_slice(&text[last..]);
+                current = Some(out);
+                count = count.saturating_add(n);
+            }
+        }
+        current.map(|bytes| (bytes, count))
+    }
+
+    /// Redacts a payload that may be JSON (a hook payload, a transcript line), keeping valid
+    /// JSON valid. Returns the bytes to store and the number of replacements.
+    pub fn redact_json(&self, input: Vec<u8>) -> (Vec<u8>, u32) {
+        let Some((out, count)) = self.redact(&input) else {
+            return (input, 0);
+        };
+        let was_json = serde_json::from_slice::<serde::de::IgnoredAny>(&input).is_ok();
+        if !was_json || serde_json::from_slice::<serde::de::IgnoredAny>(&out).is_ok() {
+            return (out, count);
+        }
+        // A match crossed JSON structure: redact each string value on its own.
+        let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&input) else {
+            return (out, count);
+        };
+        let count = self.redact_value(&mut value);
+        match serde_json::to_vec(&value) {
+            Ok(bytes) => (bytes, count),
+            Err(_) => (out, count),
+        }
+    }
+
+    fn redact_value(&self, value: &mut serde_json::Value) -> u32 {
+        use serde_json::Value;
+        match value {
+            Value::String(text) => match self.redact(text.as_bytes()) {
+                Some((bytes, n)) => {
+                    *text = String::from_utf8_lossy(&bytes).into_owned();
+                    n
+                }
+                None => 0,
+            },
+            Value::Array(items) => items.iter_mut().map(|v| self.redact_value(v)).sum(),
+            Value::Object(map) => map.values_mut().map(|v| self.redact_value(v)).sum(),
+            _ => 0,
+        }
+    }
+
+    /// Where the held-back tail of `buf` starts: the earliest position from which a secret
+    /// could still continue into the next chunk (`buf.len()` when nothing needs holding).
+    fn hold_point(&self, buf: &[u8]) -> usize {
+        let window = buf.len().saturating_sub(MAX_HOLD_BYTES);
+        let mut hold = buf.len();
+        // A suffix that is the beginning of a literal (`...sk-a` | `nt-api03...`).
+        for literal in &self.literals_lower {
+            for len in (1..literal.len()).rev() {
+                if buf.len() >= len && buf[buf.len() - len..].eq_ignore_ascii_case(&literal[..len])
+                {
+                    hold = hold.min(buf.len() - len);
+                    break;
+                }
+            }
+        }
+        // A literal whose secret may not be complete: no line end after it yet (or, for a
+        // private key block, no end marker).
+        if let Some(prefilter) = &self.prefilter {
+            for m in prefilter.find_overlapping_iter(&buf[window..]) {
+                let start = window + m.start();
+                let rule = &self.rules[self.literal_rule[m.pattern().as_usize()]];
+                let rest = &buf[start + self.literal_len[m.pattern().as_usize()]..];
+                let complete = match rule.end_marker {
+                    Some(marker) => memchr::memmem::find(rest, marker)
+                        .is_some_and(|at| memchr::memchr(b'\n', &rest[at..]).is_some()),
+                    None => memchr::memchr2(b'\n', b'\r', rest).is_some(),
+                };
+                if !complete {
+                    // Two bytes of context: the rules' leading separator or escape.
+                    hold = hold.min(start.saturating_sub(2));
+                }
+            }
+        }
+        // Unfiltered rules: a match that reaches the end may continue.
+        for rule in self.rules.iter().filter(|r| !r.filtered) {
+            if let Some(regex) = rule.regex() {
+                for m in regex.find_iter(&buf[window..]) {
+                    if window + m.end() == buf.len() {
+                        hold = hold.min(window + m.start());
+                    }
+                }
+            }
+        }
+        // Never cut through a match: move the hold point to the start of one that spans it.
+        if hold < buf.len() {
+            let hit = self.triggered(buf);
+            for (rule, _) in self.rules.iter().zip(&hit).filter(|(_, hit)| **hit) {
+                if let Some(regex) = rule.regex() {
+                    for m in regex.find_iter(buf) {
+                        if m.start() < hold && hold < m.end() {
+                            hold = m.start();
+                        }
+                    }
+                }
+            }
+        }
+        hold.max(window)
+    }
+}
+
+/// Redaction of a byte stream delivered in chunks (a PTY's output or input): the state
+/// between chunks, used with the stream's [`Redactor`].
+#[derive(Debug, Default)]
+pub struct StreamRedactor {
+    pending: Vec<u8>,
+}
+
+impl StreamRedactor {
+    /// Bytes currently held back.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Takes the next chunk; returns the redacted bytes that can be written now (possibly
+    /// empty) and the number of replacements in them.
+    pub fn push(&mut self, redactor: &Redactor, chunk: &[u8]) -> (Vec<u8>, u32) {
+        if redactor.is_empty() {
+            return (chunk.to_vec(), 0);
+        }
+        let mut buf = std::mem::take(&mut self.pending);
+        buf.extend_from_slice(chunk);
+        let hold = redactor.hold_point(&buf);
+        self.pending = buf.split_off(hold);
+        match redactor.redact(&buf) {
+            Some(redacted) => redacted,
+            None => (buf, 0),
+        }
+    }
+
+    /// Ends the stream: returns the held-back tail, redacted.
+    pub fn finish(&mut self, redactor: &Redactor) -> (Vec<u8>, u32) {
+        let buf = std::mem::take(&mut self.pending);
+        match redactor.redact(&buf) {
+            Some(redacted) => redacted,
+            None => (buf, 0),
+        }
+    }
+}
+
+impl Redactor {
+    /// Redacts every text a record carries (raw payload or line, extracted fields, PTY data
+    /// and start fields) and adds the number of replacements in the raw bytes to
+    /// `record.redactions`. Returns that number.
+    pub fn redact_record(&self, record: &mut Record) -> u32 {
+        if self.is_empty() {
+            return 0;
+        }
+        let field = |value: &mut Option<String>| {
+            if let Some(text) = value.as_mut()
+                && let Some((bytes, _)) = self.redact(text.as_bytes())
+            {
+                *text = String::from_utf8_lossy(&bytes).into_owned();
+            }
+        };
+        let count = match &mut record.body {
+            Body::Hook(hook) => {
+                let (raw, n) = self.redact_json(std::mem::take(&mut hook.raw));
+                hook.raw = raw;
+                if n > 0 {
+                    for value in [
+                        &mut hook.event,
+                        &mut hook.tool_name,
+                        &mut hook.tool_use_id,
+                        &mut hook.agent_id,
+                        &mut hook.agent_type,
+                        &mut hook.prompt_id,
+                        &mut hook.cwd,
+                        &mut hook.transcript_path,
+                        &mut hook.agent_transcript_path,
+                    ] {
+                        field(value);
+                    }
+                }
+                n
+            }
+            Body::Transcript(line) => {
+                let (raw, n) = self.redact_json(std::mem::take(&mut line.raw));
+                line.raw = raw;
+                if n > 0 {
+                    for value in [
+                        &mut line.line_type,
+                        &mut line.subtype,
+                        &mut line.uuid,
+                        &mut line.parent_uuid,
+                        &mut line.request_id,
+                        &mut line.message_id,
+                        &mut line.model,
+                        &mut line.agent_id,
+                    ] {
+                        field(value);
+                    }
+                }
+                n
+            }
+            Body::Pty(pty) => {
+                let mut n = 0;
+                if pty.kind == PtyKind::Start {
+                    // The start record's data is the asciicast header (JSON).
+                    let (data, k) = self.redact_json(std::mem::take(&mut pty.data));
+                    pty.data = data;
+                    n += k;
+                } else if let Some((data, k)) = self.redact(&pty.data) {
+                    pty.data = data;
+                    n += k;
+                }
+                for value in [&mut pty.command, &mut pty.cwd] {
+                    // Counted in `data` (the start header repeats the command).
+                    field(value);
+                }
+                n
+            }
+            Body::Internal(internal) => match self.redact(internal.detail.as_bytes()) {
+                Some((bytes, n)) => {
+                    internal.detail = String::from_utf8_lossy(&bytes).into_owned();
+                    n
+                }
+                None => 0,
+            },
+        };
+        record.redactions = record.redactions.saturating_add(count);
+        count
+    }
+
+    /// Redacts a sequence of PTY records (an imported recording): output and input events
+    /// are treated as two streams, so a secret split across events is found; other records
+    /// are redacted on their own. Held-back bytes move to the next event of their stream.
+    pub fn redact_pty_records(&self, records: &mut [Record]) {
+        if self.is_empty() {
+            return;
+        }
+        let mut output = (StreamRedactor::default(), None::<usize>);
+        let mut input = (StreamRedactor::default(), None::<usize>);
+        for (i, record) in records.iter_mut().enumerate() {
+            let stream = match &record.body {
+                Body::Pty(pty) if pty.kind == PtyKind::Output => &mut output,
+                Body::Pty(pty) if pty.kind == PtyKind::Input => &mut input,
+                _ => {
+                    self.redact_record(record);
+                    continue;
+                }
+            };
+            if let Body::Pty(pty) = &mut record.body {
+                let (data, n) = stream.0.push(self, &pty.data);
+                pty.data = data;
+                record.redactions = record.redactions.saturating_add(n);
+                stream.1 = Some(i);
+            }
+        }
+        for (mut stream, last) in [output, input] {
+            if let Some(record) = last.and_then(|i| records.get_mut(i))
+                && let Body::Pty(pty) = &mut record.body
+            {
+                let (tail, n) = stream.finish(self);
+                pty.data.extend_from_slice(&tail);
+                record.redactions = record.redactions.saturating_add(n);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redactor() -> Redactor {
+        Redactor::new(&RedactionConfig::default())
+    }
+
+    #[test]
+    fn clean_input_is_not_copied() {
+        assert!(redactor().redact(b"{\"hello\":\"world\"}").is_none());
+    }
+
+    #[test]
+    fn stream_holds_a_split_key() {
+        let r = redactor();
+        let mut stream = StreamRedactor::default();
+        let key = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789";
+        let (a, _) = stream.push(&r, format!("$ echo {}", &key[..12]).as_bytes());
+        let (b, _) = stream.push(&r, format!("{}\r\n$ ", &key[12..]).as_bytes());
+        let (c, _) = stream.finish(&r);
+        let all = [a, b, c].concat();
+        let text = String::from_utf8(all).unwrap();
+        assert!(!text.contains("abcdefghij"), "{text}");
+        assert!(text.contains("[REDACTED:anthropic_api_key]"), "{text}");
+    }
+}
