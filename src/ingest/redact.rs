@@ -193,14 +193,15 @@ impl Redactor {
         let Some((out, count)) = self.redact(&input) else {
             return (input, 0);
         };
-        let was_json = serde_json::from_slice::<serde::de::IgnoredAny>(&input).is_ok();
-        if !was_json || serde_json::from_slice::<serde::de::IgnoredAny>(&out).is_ok() {
-            return (out, count);
-        }
-        // A match crossed JSON structure: redact each string value on its own.
         let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&input) else {
             return (out, count);
         };
+        if serde_json::from_slice::<serde_json::Value>(&out)
+            .is_ok_and(|redacted| same_shape(&value, &redacted))
+        {
+            return (out, count);
+        }
+        // A match crossed JSON structure: redact each string value on its own.
         let count = self.redact_value(&mut value);
         match serde_json::to_vec(&value) {
             Ok(bytes) => (bytes, count),
@@ -281,6 +282,25 @@ impl Redactor {
             }
         }
         hold.max(window)
+    }
+}
+
+/// Whether two JSON values have the same structure: types, keys and array lengths (strings
+/// may differ).
+fn same_shape(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::String(_), Value::String(_)) => true,
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_shape(a, b))
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|((ka, va), (kb, vb))| ka == kb && same_shape(va, vb))
+        }
+        (a, b) => a == b,
     }
 }
 
