@@ -28,19 +28,38 @@ fn positives() -> Vec<(&'static str, String, String)> {
     let gh = format!("ghp_{}", alnum(36));
     let pat = format!("github_pat_{}", alnum(40));
     let body = alnum(64);
-    let key = format!(
-        "-----BEGIN RSA PRIVATE KEY-----\n{body}\n{body}\n-----END RSA PRIVATE KEY-----"
-    );
+    let key =
+        format!("-----BEGIN RSA PRIVATE KEY-----\n{body}\n{body}\n-----END RSA PRIVATE KEY-----");
     let bearer = alnum(32);
     vec![
-        ("anthropic_api_key", format!("export ANTHROPIC_API_KEY={ant}\n"), ant.clone()),
+        (
+            "anthropic_api_key",
+            format!("export ANTHROPIC_API_KEY={ant}\n"),
+            ant.clone(),
+        ),
         ("anthropic_api_key", format!("key:\\n{ant} done\n"), ant),
-        ("openai_api_key", format!("OPENAI_API_KEY={oai}\n"), oai.clone()),
+        (
+            "openai_api_key",
+            format!("OPENAI_API_KEY={oai}\n"),
+            oai.clone(),
+        ),
         ("openai_api_key", format!("\"{oai}\"\n"), oai),
-        ("aws_access_key_id", format!("aws_access_key_id = {aws}\n"), aws.clone()),
-        ("github_token", format!("git clone https://{gh}@github.com/x/y\n"), gh),
+        (
+            "aws_access_key_id",
+            format!("aws_access_key_id = {aws}\n"),
+            aws.clone(),
+        ),
+        (
+            "github_token",
+            format!("git clone https://{gh}@github.com/x/y\n"),
+            gh,
+        ),
         ("github_token", format!("GH={pat}\n"), pat),
-        ("private_key_block", format!("cat id_rsa\n{key}\n$ "), body.clone()),
+        (
+            "private_key_block",
+            format!("cat id_rsa\n{key}\n$ "),
+            body.clone(),
+        ),
         (
             "bearer_token",
             format!("curl -H 'Authorization: Bearer {bearer}' x\n"),
@@ -68,10 +87,19 @@ fn positives() -> Vec<(&'static str, String, String)> {
 fn negatives() -> Vec<(&'static str, String)> {
     vec![
         ("anthropic_api_key", "sk-ant-short is not a key\n".into()),
-        ("openai_api_key", "the task-abcdefghijklmnopqrstuvwxyz0123 ran\n".into()),
+        (
+            "openai_api_key",
+            "the task-abcdefghijklmnopqrstuvwxyz0123 ran\n".into(),
+        ),
         ("openai_api_key", "sk-short\n".into()),
-        ("aws_access_key_id", "AKIAIOSFODNN7EXAMPLEXYZ is too long\n".into()),
-        ("aws_access_key_id", "akiaiosfodnn7example lowercase\n".into()),
+        (
+            "aws_access_key_id",
+            "AKIAIOSFODNN7EXAMPLEXYZ is too long\n".into(),
+        ),
+        (
+            "aws_access_key_id",
+            "akiaiosfodnn7example lowercase\n".into(),
+        ),
         ("github_token", "ghp_tooShort and gho_\n".into()),
         (
             "private_key_block",
@@ -79,7 +107,10 @@ fn negatives() -> Vec<(&'static str, String)> {
         ),
         ("bearer_token", "the bearer of bad news\n".into()),
         ("password_assignment", "a password is required\n".into()),
-        ("token_assignment", "{\"max_tokens\": 1000, \"input_tokens\": 5}\n".into()),
+        (
+            "token_assignment",
+            "{\"max_tokens\": 1000, \"input_tokens\": 5}\n".into(),
+        ),
     ]
 }
 
@@ -136,10 +167,7 @@ fn negatives_are_left_alone() {
 fn streamed(redactor: &Redactor, text: &[u8], at: usize) -> (Vec<u8>, u32) {
     let mut stream = StreamRedactor::default();
     let (mut out, mut count) = stream.push(redactor, &text[..at]);
-    for part in [
-        stream.push(redactor, &text[at..]),
-        stream.finish(redactor),
-    ] {
+    for part in [stream.push(redactor, &text[at..]), stream.finish(redactor)] {
         out.extend_from_slice(&part.0);
         count += part.1;
     }

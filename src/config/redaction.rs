@@ -73,7 +73,9 @@ impl RedactionRule {
 
 /// Whether `text` can stand inside a JSON string unescaped: no `"`, `\` or control characters.
 pub fn json_safe(text: &str) -> bool {
-    !text.chars().any(|c| c == '"' || c == '\\' || c.is_control())
+    !text
+        .chars()
+        .any(|c| c == '"' || c == '\\' || c.is_control())
 }
 
 impl RedactionConfig {
@@ -244,7 +246,9 @@ pub const DEFAULT_RULES: &[DefaultRule] = &[
             "+"
         ),
         replacement: "${1}[REDACTED:password_assignment]",
-        literals: &["password", "passwd", "pwd", "secret", "apikey", "api_key", "api-key"],
+        literals: &[
+            "password", "passwd", "pwd", "secret", "apikey", "api_key", "api-key",
+        ],
     },
     DefaultRule {
         name: "token_assignment",

@@ -97,7 +97,8 @@ impl Policy {
 
     /// The age cutoff (ns) for records of `source` at `now_ns`: records with `ts` below go.
     fn cutoff(&self, source: Source, now_ns: u64) -> Option<u64> {
-        let age = |d: Duration| now_ns.saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let age =
+            |d: Duration| now_ns.saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         let global = self.max_age.map(age);
         let own = self.sources.get(&source).and_then(|l| l.max_age).map(age);
         match (global, own) {
@@ -322,7 +323,11 @@ fn read_heads(paths: &StorePaths, entry: &SegmentEntry) -> Result<Vec<Head>, Log
 /// Estimated file bytes of `entry` after removing the records marked in `heads`.
 fn estimate_after(entry: &SegmentEntry, heads: &[Head]) -> u64 {
     let total: u64 = heads.iter().map(|h| h.raw_bytes).sum();
-    let kept: u64 = heads.iter().filter(|h| !h.remove).map(|h| h.raw_bytes).sum();
+    let kept: u64 = heads
+        .iter()
+        .filter(|h| !h.remove)
+        .map(|h| h.raw_bytes)
+        .sum();
     if kept == 0 || total == 0 {
         return if kept == 0 && !heads.is_empty() {
             0
@@ -382,13 +387,7 @@ impl StoreLock<'_> {
                 now_ns,
                 pins,
             } => plan_policy(
-                &paths,
-                &segments,
-                &eligible,
-                &mut heads,
-                policy,
-                now_ns,
-                pins,
+                &paths, &segments, &eligible, &mut heads, policy, now_ns, pins,
             )?,
         }
         let mut bytes_after = report.bytes_before;
@@ -620,7 +619,10 @@ fn plan_policy(
         let mut total: u64 = segments
             .iter()
             .zip(heads.iter())
-            .map(|(entry, list)| list.as_ref().map_or(entry.file_bytes, |l| estimate_after(entry, l)))
+            .map(|(entry, list)| {
+                list.as_ref()
+                    .map_or(entry.file_bytes, |l| estimate_after(entry, l))
+            })
             .sum();
         for (i, entry) in segments.iter().enumerate() {
             if total <= limit {

@@ -917,7 +917,9 @@ pub fn parse_segment(
         raw += u64::from(block.raw_len);
         records += u64::from(block.count);
     }
-    if position != footer.index_position || records != footer.record_count || raw != footer.raw_bytes
+    if position != footer.index_position
+        || records != footer.record_count
+        || raw != footer.raw_bytes
     {
         return Err(corrupt(footer.index_position, "block index totals"));
     }
