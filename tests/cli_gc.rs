@@ -97,7 +97,10 @@ fn gc_dry_run_then_apply_with_pins() {
     assert_eq!(dry["segments_rewritten"].as_array().unwrap().len(), 2);
     assert_eq!(records(&sandbox), before, "a dry run changes nothing");
     let text = sandbox.ok_stdout(&[&["gc", "--dry-run"][..], &now].concat());
-    assert!(text.starts_with("would remove 40 records of 2 sessions"), "{text}");
+    assert!(
+        text.starts_with("would remove 40 records of 2 sessions"),
+        "{text}"
+    );
     let applied = gc_json(&sandbox, &now);
     assert_eq!(applied["applied"], true);
     assert_eq!(applied["records"], 40);
@@ -255,7 +258,10 @@ fn gc_aborted_at_each_fail_point_leaves_a_consistent_store() {
             .env("CTRACE_FAILPOINT", point)
             .output()
             .unwrap();
-        assert!(!out.status.success(), "{point}: the fail point must abort gc");
+        assert!(
+            !out.status.success(),
+            "{point}: the fail point must abort gc"
+        );
         let got = records_in(&sandbox, &store);
         let expected = if point == "retention-rewritten" {
             &template.before
@@ -287,7 +293,12 @@ fn gc_killed_at_arbitrary_moments_leaves_a_consistent_store() {
         let status = child.wait().unwrap();
         let got = records_in(&sandbox, &store);
         outcomes.insert((status.success(), got == template.after));
-        check_consistent(&sandbox, &store, &template, &format!("killed after {delay_ms} ms"));
+        check_consistent(
+            &sandbox,
+            &store,
+            &template,
+            &format!("killed after {delay_ms} ms"),
+        );
     }
     eprintln!("outcomes (exited normally, records already removed): {outcomes:?}");
 }

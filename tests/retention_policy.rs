@@ -131,13 +131,19 @@ fn age_deletes_whole_segments_oldest_first() {
     assert_eq!(after, expected);
     // Offsets are kept: `get` finds the same records, removed offsets are gone.
     let snapshot = store.snapshot().unwrap();
-    assert_eq!(snapshot.get(Offset(45)).unwrap(), Some(before[45].1.clone()));
+    assert_eq!(
+        snapshot.get(Offset(45)).unwrap(),
+        Some(before[45].1.clone())
+    );
     assert_eq!(snapshot.get(Offset(5)).unwrap(), None);
     assert_eq!(snapshot.sealed_records(), 60);
     assert_clean(&store);
     // Running again removes nothing more; new records get the next offsets.
     let mut lock = store.lock().unwrap();
-    assert_eq!(lock.apply_retention(&removal, next, false).unwrap().records, 0);
+    assert_eq!(
+        lock.apply_retention(&removal, next, false).unwrap().records,
+        0
+    );
     drop(lock);
     seal(&store, &[record(6, Source::Hook, "s6", 0)]);
     assert_eq!(sealed(&store).last().unwrap().0, Offset(100));
@@ -159,11 +165,17 @@ fn nothing_past_the_consumers_bound_is_touched() {
         let dir = tempfile::tempdir().unwrap();
         let copy = five_days(dir.path());
         let mut lock = copy.lock().unwrap();
-        let report = lock.apply_retention(&removal, Offset(bound), false).unwrap();
+        let report = lock
+            .apply_retention(&removal, Offset(bound), false)
+            .unwrap();
         assert_eq!(report.records, kept_from, "bound {bound}");
         drop(lock);
         let first = sealed(&copy).first().map(|(o, _)| o.0);
-        assert_eq!(first, (kept_from < 100).then_some(kept_from), "bound {bound}");
+        assert_eq!(
+            first,
+            (kept_from < 100).then_some(kept_from),
+            "bound {bound}"
+        );
         assert_clean(&copy);
     }
     drop(store);
@@ -202,7 +214,11 @@ fn per_source_age_rewrites_segments_keeping_offsets() {
     for day in 0..3 {
         let records: Vec<Record> = (0..60)
             .map(|n| {
-                let source = if n % 3 == 0 { Source::Hook } else { Source::Pty };
+                let source = if n % 3 == 0 {
+                    Source::Hook
+                } else {
+                    Source::Pty
+                };
                 record(day, source, &format!("d{day}"), n)
             })
             .collect();
@@ -223,9 +239,8 @@ fn per_source_age_rewrites_segments_keeping_offsets() {
     assert_eq!(report.rewritten_segments(), 2);
     assert_eq!(report.deleted_segments(), 0);
     drop(lock);
-    let keep = |(offset, record): &(Offset, Record)| {
-        record.source == Source::Hook || offset.0 >= 120
-    };
+    let keep =
+        |(offset, record): &(Offset, Record)| record.source == Source::Hook || offset.0 >= 120;
     let expected: Vec<_> = before.iter().filter(|r| keep(r)).cloned().collect();
     assert_eq!(sealed(&store), expected);
     let snapshot = store.snapshot().unwrap();
@@ -277,7 +292,11 @@ fn per_source_size_removes_oldest_records_of_that_source() {
     for day in 0..3 {
         let records: Vec<Record> = (0..30)
             .map(|n| {
-                let source = if n % 2 == 0 { Source::Hook } else { Source::Pty };
+                let source = if n % 2 == 0 {
+                    Source::Hook
+                } else {
+                    Source::Pty
+                };
                 record(day, source, "s", n)
             })
             .collect();
@@ -316,7 +335,10 @@ fn per_source_size_removes_oldest_records_of_that_source() {
     let kept_pty = after.iter().filter(|(_, r)| r.source == Source::Pty);
     assert!(kept_pty.clone().all(|(o, _)| o > removed.last().unwrap()));
     assert_eq!(
-        after.iter().filter(|(_, r)| r.source == Source::Hook).count(),
+        after
+            .iter()
+            .filter(|(_, r)| r.source == Source::Hook)
+            .count(),
         45
     );
     assert_clean(&store);
@@ -328,7 +350,14 @@ fn pinned_sessions_are_kept_and_forget_removes_one_session() {
     let store = Store::open(dir.path(), config()).unwrap();
     for day in 0..2 {
         let records: Vec<Record> = (0..40)
-            .map(|n| record(day, Source::Hook, if n % 4 == 0 { "keep" } else { "other" }, n))
+            .map(|n| {
+                record(
+                    day,
+                    Source::Hook,
+                    if n % 4 == 0 { "keep" } else { "other" },
+                    n,
+                )
+            })
             .collect();
         seal(&store, &records);
     }
@@ -351,7 +380,10 @@ fn pinned_sessions_are_kept_and_forget_removes_one_session() {
     drop(lock);
     let left = sealed(&store);
     assert_eq!(left.len(), 20);
-    assert!(left.iter().all(|(_, r)| r.session.as_deref() == Some("keep")));
+    assert!(
+        left.iter()
+            .all(|(_, r)| r.session.as_deref() == Some("keep"))
+    );
     assert_clean(&store);
     // forget ignores pins at this level (the CLI refuses pinned sessions).
     let mut lock = store.lock().unwrap();
@@ -414,8 +446,14 @@ fn bad_retention_values_name_the_key() {
         invalid_key("[retention]\nmax_bytes = \"5 GiBs\"\n"),
         "retention.max_bytes"
     );
-    assert_eq!(invalid_key("[retention]\nmax_age = \"0s\"\n"), "retention.max_age");
-    assert_eq!(invalid_key("[retention]\nmax_bytes = 0\n"), "retention.max_bytes");
+    assert_eq!(
+        invalid_key("[retention]\nmax_age = \"0s\"\n"),
+        "retention.max_age"
+    );
+    assert_eq!(
+        invalid_key("[retention]\nmax_bytes = 0\n"),
+        "retention.max_bytes"
+    );
     assert_eq!(
         invalid_key("[retention.pty]\nmax_age = \"soon\"\n"),
         "retention.pty.max_age"
@@ -431,7 +469,10 @@ fn bad_retention_values_name_the_key() {
         "[retention]\nmax_age = 30\n",
     ] {
         let err = Config::parse(unknown, Path::new("c.toml")).unwrap_err();
-        assert!(matches!(err, ConfigError::Parse { .. }), "{unknown}: {err:?}");
+        assert!(
+            matches!(err, ConfigError::Parse { .. }),
+            "{unknown}: {err:?}"
+        );
     }
     let config = Config::parse(
         "[retention]\nmax_age = \"30d\"\nmax_bytes = \"5GiB\"\n[retention.pty]\nmax_age = \"7d\"\n",
