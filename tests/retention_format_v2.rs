@@ -61,7 +61,10 @@ fn v2_sparse_store_reads_back_exactly() {
     let (footer, blocks) = parse_segment(entry.id, &bytes).unwrap();
     assert_eq!(footer.record_count, 2);
     assert_eq!(
-        blocks.iter().map(|b| (b.first_offset.0, b.count)).collect::<Vec<_>>(),
+        blocks
+            .iter()
+            .map(|b| (b.first_offset.0, b.count))
+            .collect::<Vec<_>>(),
         [(0, 1), (2, 1)]
     );
     for (offset, present) in [(0, true), (1, false), (2, true), (3, false), (4, false)] {

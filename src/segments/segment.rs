@@ -1038,4 +1038,72 @@ mod tests {
             assert!(parse_segment(SegmentId(10), &bytes[..cut]).is_err());
         }
     }
+
+    /// A sparse segment (version 2) with offsets 10..40 minus every third one and the last five.
+    fn write_sparse(dir: &Path) -> (PathBuf, Vec<(Offset, Vec<u8>)>) {
+        let path = dir.join("sparse.seg");
+        let mut writer = SegmentWriter::create_sparse(&path, Offset(10), 256, 3, 1 << 20).unwrap();
+        let mut kept = Vec::new();
+        for (i, (bytes, ts)) in sample().into_iter().take(25).enumerate() {
+            let offset = Offset(10 + i as u64);
+            if i % 3 == 0 {
+                continue;
+            }
+            writer.add_at(offset, &bytes, ts).unwrap();
+            kept.push((offset, bytes));
+        }
+        writer.finish().unwrap();
+        (path, kept)
+    }
+
+    #[test]
+    fn sparse_round_trip_keeps_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, kept) = write_sparse(dir.path());
+        let reader = SegmentReader::open(&path, SegmentId(10)).unwrap();
+        assert_eq!(reader.footer().record_count, kept.len() as u64);
+        assert_eq!(reader.end_offset(), Offset(34));
+        let mut found = Vec::new();
+        for (i, meta) in reader.blocks().iter().enumerate() {
+            for (j, bytes) in reader.read_block(i).unwrap().into_iter().enumerate() {
+                found.push((Offset(meta.first_offset.0 + j as u64), bytes));
+            }
+        }
+        assert_eq!(found, kept);
+        for offset in 0..40 {
+            let expected = kept
+                .iter()
+                .find(|(o, _)| o.0 == offset)
+                .map(|(_, b)| b.clone());
+            let got = reader.block_of(Offset(offset)).and_then(|block| {
+                let first = reader.blocks()[block].first_offset.0;
+                reader
+                    .read_record_in_block(block, (offset - first) as usize)
+                    .unwrap()
+            });
+            assert_eq!(got, expected, "offset {offset}");
+        }
+        // A dense (version 1) writer refuses to skip.
+        let mut dense =
+            SegmentWriter::create(&dir.path().join("d.seg"), Offset(0), 256, 3, 1 << 20).unwrap();
+        assert!(dense.add_at(Offset(1), b"x", 1).is_err());
+    }
+
+    #[test]
+    fn sparse_every_byte_flip_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = write_sparse(dir.path());
+        let bytes = std::fs::read(&path).unwrap();
+        for at in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x5a;
+            let detected = match parse_segment(SegmentId(10), &damaged) {
+                Err(_) => true,
+                Ok((_, blocks)) => blocks
+                    .iter()
+                    .any(|meta| read_block(SegmentId(10), &damaged, meta).is_err()),
+            };
+            assert!(detected, "flip at byte {at} undetected");
+        }
+    }
 }
