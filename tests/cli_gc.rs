@@ -85,42 +85,43 @@ fn gc_dry_run_then_apply_with_pins() {
     assert_eq!(sandbox.ok_stdout(&["pin", "p"]).trim(), "p: pinned");
     assert_eq!(sandbox.ok_stdout(&["pin", "p"]).trim(), "p: already pinned");
     assert_eq!(sandbox.ok_stdout(&["pin"]).trim(), "p");
-    // As of Jan 3 18:00 with a 36 h age limit, days 0 and 1 before 06:00 have expired,
-    // except the pinned session's lines.
+    // As of Jan 3 18:00 with a 36 h age limit (cutoff Jan 2 06:00), the segment of day 0 has
+    // expired whole: it goes, except the pinned session's line. Day 1's segment has a line
+    // from 12:00: it stays whole (the store-wide age takes whole segments only).
     let now = ["--now", "2026-01-03T18:00:00Z"];
     let dry = gc_json(&sandbox, &[&["--dry-run"][..], &now].concat());
     assert_eq!(dry["applied"], false);
-    assert_eq!(dry["records"], 40);
-    assert_eq!(dry["sessions"]["a"], 20);
-    assert_eq!(dry["sessions"]["b"], 20);
+    assert_eq!(dry["records"], 20);
+    assert_eq!(dry["sessions"]["a"], 10);
+    assert_eq!(dry["sessions"]["b"], 10);
     assert!(dry["sessions"].get("p").is_none());
-    assert_eq!(dry["segments_rewritten"].as_array().unwrap().len(), 2);
+    assert_eq!(dry["segments_rewritten"].as_array().unwrap().len(), 1);
+    assert_eq!(dry["segments_deleted"].as_array().unwrap().len(), 0);
     assert_eq!(records(&sandbox), before, "a dry run changes nothing");
     let text = sandbox.ok_stdout(&[&["gc", "--dry-run"][..], &now].concat());
     assert!(
-        text.starts_with("would remove 40 records of 2 sessions"),
+        text.starts_with("would remove 20 records of 2 sessions"),
         "{text}"
     );
     let applied = gc_json(&sandbox, &now);
     assert_eq!(applied["applied"], true);
-    assert_eq!(applied["records"], 40);
+    assert_eq!(applied["records"], 20);
     assert!(applied["freed_bytes"].as_u64().unwrap() > 0);
     let after = records(&sandbox);
     let expected: BTreeSet<_> = before
         .iter()
-        .filter(|(offset, session)| session == "p" || *offset >= 42)
+        .filter(|(offset, session)| session == "p" || *offset >= 21)
         .cloned()
         .collect();
     assert_eq!(after, expected);
     assert_verifies(&sandbox);
-    // Unpinned, the pinned line of day 0 goes at the next run (day 1's, at 12:00, is young
-    // enough).
+    // Unpinned, the pinned line of day 0 goes at the next run (its segment is deleted).
     assert_eq!(sandbox.ok_stdout(&["unpin", "p"]).trim(), "p: unpinned");
     assert_eq!(gc_json(&sandbox, &now)["records"], 1);
     assert_verifies(&sandbox);
     let stats = sandbox.ok_stdout(&["stats", "--json"]);
     let stats: serde_json::Value = serde_json::from_str(stats.trim()).unwrap();
-    assert_eq!(stats["records"], 22);
+    assert_eq!(stats["records"], 42);
     assert_eq!(stats["pinned_sessions"], 0);
 }
 
@@ -195,9 +196,10 @@ struct Template {
     after: BTreeSet<(u64, String)>,
 }
 
-/// Day 0 expires whole (segment deleted), day 1 in part (segment rewritten), day 2 stays.
+/// A per-source age rule: day 0 expires whole (segment deleted), day 1 in part (segment
+/// rewritten), day 2 stays.
 const CRASH_CONFIG: &str = "[storage]\nsegment_age = \"1ns\"\nblock_bytes = 4096\n\
-                            [retention]\nmax_age = \"36h\"\n";
+                            [retention.transcript]\nmax_age = \"36h\"\n";
 const CRASH_NOW: &str = "2026-01-03T12:00:30Z";
 
 fn template(sandbox: &Sandbox, per_day: u32, pad: usize) -> Template {

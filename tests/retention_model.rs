@@ -99,7 +99,9 @@ fn sealed(store: &Store) -> Vec<(Offset, Record)> {
 
 fn run(dir: &Path, ops: &[Op]) {
     let mut store = Store::open(dir, config()).unwrap();
-    let mut model: Vec<(Offset, Record)> = Vec::new();
+    // `(offset, record, segment)`: every append + seal writes one new segment.
+    let mut model: Vec<(Offset, Record, usize)> = Vec::new();
+    let mut segment = 0usize;
     let mut next = 0u64;
     let mut pinned: BTreeSet<String> = BTreeSet::new();
     let mut n = 0usize;
@@ -110,9 +112,10 @@ fn run(dir: &Path, ops: &[Op]) {
                     let record = record(hour, pty, session, n);
                     n += 1;
                     store.append(&record).unwrap();
-                    model.push((Offset(next), record));
+                    model.push((Offset(next), record, segment));
                     next += 1;
                 }
+                segment += 1;
                 store.lock().unwrap().seal().unwrap();
             }
             Op::Reopen => store = Store::open(dir, config()).unwrap(),
@@ -142,12 +145,25 @@ fn run(dir: &Path, ops: &[Op]) {
                     pins: &pins,
                 };
                 lock.apply_retention(&removal, bound, false).unwrap();
-                model.retain(|(_, r)| {
-                    let applies = match pty_only {
-                        None => true,
-                        Some(pty) => (r.source == Source::Pty) == *pty,
+                // The store-wide age takes segments whose newest record expired; a source's age
+                // takes single records.
+                let newest = |seg: usize| {
+                    model
+                        .iter()
+                        .filter(|(_, _, s)| *s == seg)
+                        .map(|(_, r, _)| r.ts)
+                        .max()
+                        .unwrap_or(0)
+                };
+                let expired_segments: BTreeSet<usize> = (0..segment)
+                    .filter(|seg| pty_only.is_none() && newest(*seg) < cutoff)
+                    .collect();
+                model.retain(|(_, r, seg)| {
+                    let expired = match pty_only {
+                        None => expired_segments.contains(seg),
+                        Some(pty) => (r.source == Source::Pty) == *pty && r.ts < cutoff,
                     };
-                    !(applies && r.ts < cutoff && !pinned.contains(r.session.as_deref().unwrap()))
+                    !expired || pinned.contains(r.session.as_deref().unwrap())
                 });
             }
             Op::Pin(s) | Op::Unpin(s) => {
@@ -169,10 +185,12 @@ fn run(dir: &Path, ops: &[Op]) {
                 let bound = lock.manifest().next_offset;
                 lock.apply_retention(&Removal::Session(&session), bound, false)
                     .unwrap();
-                model.retain(|(_, r)| r.session.as_deref() != Some(session.as_str()));
+                model.retain(|(_, r, _)| r.session.as_deref() != Some(session.as_str()));
             }
         }
-        assert_eq!(sealed(&store), model, "after {op:?}");
+        let expected: Vec<(Offset, Record)> =
+            model.iter().map(|(o, r, _)| (*o, r.clone())).collect();
+        assert_eq!(sealed(&store), expected, "after {op:?}");
         assert_eq!(
             store.snapshot().unwrap().manifest().next_offset,
             Offset(next)
@@ -180,7 +198,7 @@ fn run(dir: &Path, ops: &[Op]) {
     }
     let report = verify(&store);
     assert!(report.is_clean(), "{:?}", report.damage);
-    for (offset, record) in &model {
+    for (offset, record, _) in &model {
         assert_eq!(
             store.snapshot().unwrap().get(*offset).unwrap().as_ref(),
             Some(record)

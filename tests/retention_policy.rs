@@ -488,3 +488,36 @@ fn bad_retention_values_name_the_key() {
     );
     assert!(Policy::from_config(&Config::default().retention).is_empty());
 }
+
+#[test]
+fn store_wide_age_takes_whole_segments_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), config()).unwrap();
+    // One segment spanning days 0 and 3, one of day 1 only.
+    seal(
+        &store,
+        &[
+            record(0, Source::Hook, "x", 0),
+            record(3, Source::Hook, "x", 1),
+        ],
+    );
+    seal(&store, &[record(1, Source::Hook, "y", 0)]);
+    let policy = policy("[retention]\nmax_age = \"2days\"\n");
+    let pins = Pins::default();
+    let removal = Removal::Policy {
+        policy: &policy,
+        now_ns: EPOCH + 4 * DAY,
+        pins: &pins,
+    };
+    let mut lock = store.lock().unwrap();
+    let next = lock.manifest().next_offset;
+    let report = lock.apply_retention(&removal, next, false).unwrap();
+    // The day-0 record is old, but its segment also holds a young one: nothing is rewritten.
+    assert_eq!(report.records, 1);
+    assert_eq!(report.deleted_segments(), 1);
+    assert_eq!(report.rewritten_segments(), 0);
+    drop(lock);
+    let left: Vec<u64> = sealed(&store).iter().map(|(o, _)| o.0).collect();
+    assert_eq!(left, [0, 1]);
+    assert_clean(&store);
+}

@@ -95,16 +95,17 @@ impl Policy {
                 .all(|l| l.max_age.is_none() && l.max_bytes.is_none())
     }
 
-    /// The age cutoff (ns) for records of `source` at `now_ns`: records with `ts` below go.
-    fn cutoff(&self, source: Source, now_ns: u64) -> Option<u64> {
-        let age =
-            |d: Duration| now_ns.saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
-        let global = self.max_age.map(age);
-        let own = self.sources.get(&source).and_then(|l| l.max_age).map(age);
-        match (global, own) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        }
+    /// The store-wide age cutoff (ns) at `now_ns`: a segment whose newest record is older goes.
+    fn global_cutoff(&self, now_ns: u64) -> Option<u64> {
+        self.max_age.map(|d| cutoff(now_ns, d))
+    }
+
+    /// The age cutoff (ns) of `source`'s own rule at `now_ns`: its records older than this go.
+    fn source_cutoff(&self, source: Source, now_ns: u64) -> Option<u64> {
+        self.sources
+            .get(&source)
+            .and_then(|l| l.max_age)
+            .map(|d| cutoff(now_ns, d))
     }
 
     /// The largest cutoff of any rule (a segment whose oldest record is newer is untouched
@@ -112,13 +113,19 @@ impl Policy {
     fn max_cutoff(&self, now_ns: u64) -> Option<u64> {
         Source::ALL
             .iter()
-            .filter_map(|s| self.cutoff(*s, now_ns))
+            .filter_map(|s| self.source_cutoff(*s, now_ns))
+            .chain(self.global_cutoff(now_ns))
             .max()
     }
 
     fn has_source_sizes(&self) -> bool {
         self.sources.values().any(|l| l.max_bytes.is_some())
     }
+}
+
+/// `now_ns - age`, in ns, saturating at 0.
+fn cutoff(now_ns: u64, age: Duration) -> u64 {
+    now_ns.saturating_sub(u64::try_from(age.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Sessions kept whatever the policy: `<store>/PINS`, JSON, replaced atomically.
@@ -554,7 +561,9 @@ impl StoreLock<'_> {
 }
 
 /// Marks the records `policy` expires: age rules first, then per-source sizes, then the
-/// store size (oldest segments first).
+/// store size (oldest segments first). The store-wide rules take whole segments (a segment
+/// goes by `max_age` once its newest record is older than the cutoff; pinned records are kept
+/// by rewriting it); per-source rules take single records.
 fn plan_policy(
     paths: &StorePaths,
     segments: &[SegmentEntry],
@@ -572,10 +581,16 @@ fn plan_policy(
         if !eligible[i] || !(aged || policy.has_source_sizes()) {
             continue;
         }
+        let whole = policy
+            .global_cutoff(now_ns)
+            .is_some_and(|cutoff| entry.max_ts < cutoff);
         let mut list = read_heads(paths, entry)?;
         for head in &mut list {
-            let cutoff = head.source.and_then(|s| policy.cutoff(s, now_ns));
-            head.remove = cutoff.is_some_and(|c| head.ts < c) && !keep(head);
+            let own = head
+                .source
+                .and_then(|s| policy.source_cutoff(s, now_ns))
+                .is_some_and(|c| head.ts < c);
+            head.remove = (whole || own) && !keep(head);
         }
         heads[i] = Some(list);
     }
