@@ -3,7 +3,7 @@
 //!
 //! ```toml
 //! [retention]
-//! max_age = "30d"        # records older than this go (humantime)
+//! max_age = "30d"        # segments whose newest record is older than this go (humantime)
 //! max_bytes = "5GiB"     # oldest segments go while the sealed segments take more on disk
 //!
 //! [retention.pty]        # per source: hook, transcript, pty, otlp, import, internal
@@ -55,7 +55,8 @@ impl SizeValue {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
-    /// Records older than this are removed (humantime, e.g. `"30d"`).
+    /// Age limit (humantime, e.g. `"30d"`): for `[retention]`, segments whose newest record is
+    /// older go; for a source, its records older than this go.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_age: Option<String>,
     /// Size limit: for `[retention]`, bytes of sealed segment files on disk; for a source,
@@ -131,7 +132,7 @@ impl Limits {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionConfig {
-    /// Records older than this are removed.
+    /// Segments whose newest record is older than this are removed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_age: Option<String>,
     /// Oldest segments are removed while sealed segment files take more bytes than this.

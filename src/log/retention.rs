@@ -54,7 +54,7 @@ pub struct SourceLimits {
 /// A retention policy (from `[retention]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
-    /// Records older than this go.
+    /// Sealed segments whose newest record is older than this go.
     pub max_age: Option<Duration>,
     /// Oldest segments go while sealed segment files take more bytes than this on disk.
     pub max_bytes: Option<u64>,
