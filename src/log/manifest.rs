@@ -60,7 +60,7 @@ impl SegmentEntry {
 
     /// Whether some offsets in `[id, end)` are missing (removed by retention).
     pub fn is_sparse(&self) -> bool {
-        self.end().0 - self.id.0 != self.record_count
+        self.end().0.saturating_sub(self.id.0) != self.record_count
     }
 }
 
