@@ -327,3 +327,20 @@ fn bad_rules_name_the_entry() {
     let err = Config::parse("[redaction]\ndefault = false\n", Path::new("c.toml")).unwrap_err();
     assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
 }
+
+#[test]
+fn large_inputs_use_the_automaton_with_the_same_result() {
+    let redactor = default_redactor();
+    let filler = "lorem ipsum dolor sit amet ".repeat(4000);
+    assert!(filler.len() > 64 << 10);
+    assert!(redactor.redact(filler.as_bytes()).is_none());
+    for (rule, text, secret) in positives() {
+        let big = format!("{filler}{text}{filler}");
+        let (out, count) = redactor.redact(big.as_bytes()).unwrap();
+        let small = redactor.redact(text.as_bytes()).unwrap();
+        assert_eq!(count, small.1, "{rule}");
+        let out = String::from_utf8(out).unwrap();
+        assert!(!out.contains(&secret), "{rule}");
+        assert!(out.contains(&format!("[REDACTED:{rule}]")), "{rule}");
+    }
+}

@@ -2,10 +2,11 @@
 //! lines, the PTY stream). Rules are the built-in set ([`DEFAULT_RULES`]) minus the disabled
 //! ones, then the user's `[[redaction.rules]]`, applied in that order.
 //!
-//! Cost: a [`Redactor`] is cheap to build (no regex is compiled). One ASCII case-insensitive
-//! Aho-Corasick pass over the input looks for the rules' required literals; a rule's regex is
-//! compiled (once per `Redactor`) and run only when one of its literals occurs. Input without
-//! any literal is returned untouched, without copying.
+//! Cost: a [`Redactor`] costs nothing to build (no regex, no automaton). One ASCII
+//! case-insensitive pass over the input looks for the rules' required literals (a first-byte
+//! table; for inputs of 64 KiB or more an Aho-Corasick automaton, built once per `Redactor`);
+//! a rule's regex is compiled (once per `Redactor`) and run only when one of its literals
+//! occurs. Input without any literal is returned untouched, without copying.
 //!
 //! Invariants:
 //! - Valid JSON stays valid JSON: built-in patterns never consume `"` or `\`, replacements
@@ -64,14 +65,20 @@ impl Rule {
 #[derive(Debug)]
 pub struct Redactor {
     rules: Vec<Rule>,
-    prefilter: Option<AhoCorasick>,
-    /// Rule index of each prefilter pattern.
+    /// Rule index of each literal.
     literal_rule: Vec<usize>,
-    /// Length in bytes of each prefilter pattern.
-    literal_len: Vec<usize>,
-    /// Lowercased literals, for partial matches at a chunk's end.
+    /// Lowercased literals (ASCII), never empty.
     literals_lower: Vec<Vec<u8>>,
+    /// Whether some literal starts with this (lowercased) byte.
+    first_bytes: [bool; 256],
+    /// Aho-Corasick automaton over the literals, built on first use for large inputs.
+    automaton: OnceLock<Option<AhoCorasick>>,
 }
+
+/// Inputs at least this long are searched with the Aho-Corasick automaton; shorter ones (a
+/// hook payload, a PTY chunk) with a first-byte scan, so that a `Redactor` costs nothing to
+/// build (64 KiB).
+const AUTOMATON_MIN_BYTES: usize = 64 << 10;
 
 impl Redactor {
     /// Builds the rules of `config` (no regex is compiled yet).
@@ -107,30 +114,64 @@ impl Redactor {
                 regex: OnceLock::new(),
             });
         }
-        let prefilter = if literals.is_empty() {
-            None
-        } else {
-            AhoCorasick::builder()
-                .ascii_case_insensitive(true)
-                .build(literals.iter().map(|(_, l)| l.as_bytes()))
-                .map_err(|e| tracing::error!(error = %e, "redaction prefilter does not build"))
-                .ok()
-        };
-        // Without a prefilter every rule must run.
-        if prefilter.is_none() {
-            for rule in &mut rules {
-                rule.filtered = false;
+        literals.retain(|(_, l)| !l.is_empty());
+        let mut first_bytes = [false; 256];
+        for (_, literal) in &literals {
+            if let Some(&b) = literal.as_bytes().first() {
+                first_bytes[usize::from(b.to_ascii_lowercase())] = true;
             }
         }
         Self {
             rules,
-            prefilter,
             literal_rule: literals.iter().map(|(i, _)| *i).collect(),
-            literal_len: literals.iter().map(|(_, l)| l.len()).collect(),
             literals_lower: literals
                 .iter()
                 .map(|(_, l)| l.to_ascii_lowercase().into_bytes())
                 .collect(),
+            first_bytes,
+            automaton: OnceLock::new(),
+        }
+    }
+
+    /// Calls `found(position, literal)` for every occurrence of every literal in `input`
+    /// (ASCII case-insensitive, overlapping).
+    fn for_each_literal(&self, input: &[u8], mut found: impl FnMut(usize, usize)) {
+        if self.literals_lower.is_empty() {
+            return;
+        }
+        if input.len() >= AUTOMATON_MIN_BYTES
+            && let Some(automaton) = self
+                .automaton
+                .get_or_init(|| {
+                    AhoCorasick::builder()
+                        .ascii_case_insensitive(true)
+                        .build(&self.literals_lower)
+                        .map_err(
+                            |e| tracing::error!(error = %e, "redaction prefilter does not build"),
+                        )
+                        .ok()
+                })
+                .as_ref()
+        {
+            for m in automaton.find_overlapping_iter(input) {
+                found(m.start(), m.pattern().as_usize());
+            }
+            return;
+        }
+        for (at, &b) in input.iter().enumerate() {
+            let lower = b.to_ascii_lowercase();
+            if !self.first_bytes[usize::from(lower)] {
+                continue;
+            }
+            for (k, literal) in self.literals_lower.iter().enumerate() {
+                if literal[0] == lower
+                    && input
+                        .get(at..at + literal.len())
+                        .is_some_and(|window| window.eq_ignore_ascii_case(literal))
+                {
+                    found(at, k);
+                }
+            }
         }
     }
 
@@ -142,12 +183,8 @@ impl Redactor {
     /// Rules that may match `input`: unfiltered ones, and those whose literal occurs.
     fn triggered(&self, input: &[u8]) -> Vec<bool> {
         let mut hit: Vec<bool> = self.rules.iter().map(|r| !r.filtered).collect();
-        if let Some(prefilter) = &self.prefilter
-            && hit.iter().any(|h| !h)
-        {
-            for m in prefilter.find_overlapping_iter(input) {
-                hit[self.literal_rule[m.pattern().as_usize()]] = true;
-            }
+        if hit.iter().any(|h| !h) {
+            self.for_each_literal(input, |_, literal| hit[self.literal_rule[literal]] = true);
         }
         hit
     }
@@ -242,22 +279,20 @@ impl Redactor {
         }
         // A literal whose secret may not be complete: no line end after it yet (or, for a
         // private key block, no end marker).
-        if let Some(prefilter) = &self.prefilter {
-            for m in prefilter.find_overlapping_iter(&buf[window..]) {
-                let start = window + m.start();
-                let rule = &self.rules[self.literal_rule[m.pattern().as_usize()]];
-                let rest = &buf[start + self.literal_len[m.pattern().as_usize()]..];
-                let complete = match rule.end_marker {
-                    Some(marker) => memchr::memmem::find(rest, marker)
-                        .is_some_and(|at| memchr::memchr(b'\n', &rest[at..]).is_some()),
-                    None => memchr::memchr2(b'\n', b'\r', rest).is_some(),
-                };
-                if !complete {
-                    // Two bytes of context: the rules' leading separator or escape.
-                    hold = hold.min(start.saturating_sub(2));
-                }
+        self.for_each_literal(&buf[window..], |at, literal| {
+            let start = window + at;
+            let rule = &self.rules[self.literal_rule[literal]];
+            let rest = &buf[start + self.literals_lower[literal].len()..];
+            let complete = match rule.end_marker {
+                Some(marker) => memchr::memmem::find(rest, marker)
+                    .is_some_and(|at| memchr::memchr(b'\n', &rest[at..]).is_some()),
+                None => memchr::memchr2(b'\n', b'\r', rest).is_some(),
+            };
+            if !complete {
+                // Two bytes of context: the rules' leading separator or escape.
+                hold = hold.min(start.saturating_sub(2));
             }
-        }
+        });
         // Unfiltered rules: a match that reaches the end may continue.
         for rule in self.rules.iter().filter(|r| !r.filtered) {
             if let Some(regex) = rule.regex() {
