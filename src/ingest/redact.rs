@@ -19,7 +19,7 @@
 use std::sync::OnceLock;
 
 use aho_corasick::AhoCorasick;
-use regex::bytes::Regex;
+use regex::bytes::{Regex, RegexBuilder};
 
 pub use crate::config::redaction::DEFAULT_RULES;
 use crate::config::redaction::RedactionConfig;
@@ -41,6 +41,9 @@ struct Rule {
     replacement: String,
     /// Has literals in the prefilter (else runs on every input).
     filtered: bool,
+    /// Unicode-aware classes (user rules); the built-in patterns are ASCII-only, which
+    /// compiles several times faster (the hook pays it when a literal occurs).
+    unicode: bool,
     /// Matches may span lines (held back until `end_marker`).
     end_marker: Option<&'static [u8]>,
     regex: OnceLock<Option<Regex>>,
@@ -49,7 +52,10 @@ struct Rule {
 impl Rule {
     fn regex(&self) -> Option<&Regex> {
         self.regex
-            .get_or_init(|| match Regex::new(&self.pattern) {
+            .get_or_init(|| match RegexBuilder::new(&self.pattern)
+                .unicode(self.unicode)
+                .build()
+            {
                 Ok(regex) => Some(regex),
                 Err(e) => {
                     // Unreachable for validated configurations (patterns are compiled there).
@@ -97,6 +103,7 @@ impl Redactor {
                     pattern: rule.pattern.to_owned(),
                     replacement: rule.replacement.to_owned(),
                     filtered: !rule.literals.is_empty(),
+                    unicode: false,
                     end_marker: (rule.name == BLOCK_RULE).then_some(b"-----END".as_slice()),
                     regex: OnceLock::new(),
                 });
@@ -110,6 +117,7 @@ impl Redactor {
                 pattern: rule.pattern.clone(),
                 replacement: rule.replacement(),
                 filtered: !rule.literals.is_empty(),
+                unicode: true,
                 end_marker: None,
                 regex: OnceLock::new(),
             });
