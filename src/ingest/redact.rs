@@ -46,10 +46,169 @@ struct Rule {
     unicode: bool,
     /// Matches may span lines (held back until `end_marker`).
     end_marker: Option<&'static [u8]>,
+    /// A hand-written matcher equivalent to `pattern` (no compile cost on the hook path).
+    fast: Option<Fast>,
     regex: OnceLock<Option<Regex>>,
 }
 
+/// Hand-written matchers for the built-in rules whose case-insensitive patterns are the most
+/// expensive to compile and the most often triggered (by words such as `password` or `token`
+/// in code). Each matches exactly what its rule's pattern matches (ASCII).
+#[derive(Debug, Clone, Copy)]
+enum Fast {
+    /// `(?i)(KEYWORD(?:\\?["'])?\s*[:=]\s*(?:\\?["'])?)VALUE+`, keywords tried in order.
+    Assignment(&'static [&'static str]),
+    /// `(?i)(bearer\s+)[A-Za-z0-9\-._~+/]{8,}=*`.
+    Bearer,
+}
+
+/// Keywords of `password_assignment` (`api[_-]?key` spelled out).
+const PASSWORD_KEYWORDS: &[&str] = &[
+    "password", "passwd", "pwd", "secret", "api_key", "api-key", "apikey",
+];
+
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+}
+
+/// A byte that may be part of an assigned value (see `value_chars!` in the config module).
+fn is_value(b: u8) -> bool {
+    !is_space(b) && !b"\"'\\,;&|<>(){}[]`".contains(&b)
+}
+
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~+/".contains(&b)
+}
+
+/// Skips an optional quote, or backslash and quote, at `at`.
+fn skip_quote(text: &[u8], at: usize) -> usize {
+    match (text.get(at), text.get(at + 1)) {
+        (Some(b'\\'), Some(b'"' | b'\'')) => at + 2,
+        (Some(b'"' | b'\''), _) => at + 1,
+        _ => at,
+    }
+}
+
+fn skip_spaces(text: &[u8], mut at: usize) -> usize {
+    while text.get(at).is_some_and(|b| is_space(*b)) {
+        at += 1;
+    }
+    at
+}
+
+impl Fast {
+    /// The match starting exactly at `start`: `(end of the kept prefix, end of the match)`.
+    fn match_at(self, text: &[u8], start: usize) -> Option<(usize, usize)> {
+        let keyword_end = |keyword: &str| {
+            let end = start + keyword.len();
+            text.get(start..end)
+                .is_some_and(|w| w.eq_ignore_ascii_case(keyword.as_bytes()))
+                .then_some(end)
+        };
+        match self {
+            Fast::Assignment(keywords) => keywords.iter().find_map(|keyword| {
+                let mut at = keyword_end(keyword)?;
+                at = skip_spaces(text, skip_quote(text, at));
+                if !matches!(text.get(at), Some(b':' | b'=')) {
+                    return None;
+                }
+                let keep = skip_quote(text, skip_spaces(text, at + 1));
+                let mut end = keep;
+                while text.get(end).is_some_and(|b| is_value(*b)) {
+                    end += 1;
+                }
+                (end > keep).then_some((keep, end))
+            }),
+            Fast::Bearer => {
+                let at = keyword_end("bearer")?;
+                let keep = skip_spaces(text, at);
+                if keep == at {
+                    return None;
+                }
+                let mut end = keep;
+                while text.get(end).is_some_and(|b| is_token(*b)) {
+                    end += 1;
+                }
+                if end - keep < 8 {
+                    return None;
+                }
+                while text.get(end) == Some(&b'=') {
+                    end += 1;
+                }
+                Some((keep, end))
+            }
+        }
+    }
+
+    /// Leftmost non-overlapping matches: `(start, end of kept prefix, end)`.
+    fn find_all(self, text: &[u8]) -> Vec<(usize, usize, usize)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < text.len() {
+            match self.match_at(text, at) {
+                Some((keep, end)) => {
+                    out.push((at, keep, end));
+                    at = end.max(at + 1);
+                }
+                None => at += 1,
+            }
+        }
+        out
+    }
+}
+
 impl Rule {
+    /// Spans `(start, end)` of the rule's matches in `text`.
+    fn spans(&self, text: &[u8]) -> Vec<(usize, usize)> {
+        if let Some(fast) = self.fast {
+            return fast
+                .find_all(text)
+                .into_iter()
+                .map(|(start, _, end)| (start, end))
+                .collect();
+        }
+        self.regex().map_or_else(Vec::new, |regex| {
+            regex
+                .find_iter(text)
+                .map(|m| (m.start(), m.end()))
+                .collect()
+        })
+    }
+
+    /// `text` with every match replaced, and the number of matches; `None` when none.
+    fn replace(&self, text: &[u8]) -> Option<(Vec<u8>, u32)> {
+        let mut out = Vec::new();
+        let mut last = 0;
+        let mut n = 0u32;
+        if let Some(fast) = self.fast {
+            let replacement = format!("[REDACTED:{}]", self.name);
+            for (_, keep, end) in fast.find_all(text) {
+                out.extend_from_slice(&text[last..keep]);
+                out.extend_from_slice(replacement.as_bytes());
+                last = end;
+                n += 1;
+            }
+        } else {
+            for caps in self.regex()?.captures_iter(text) {
+                let Some(whole) = caps.get(0) else {
+                    continue;
+                };
+                if whole.is_empty() {
+                    continue;
+                }
+                out.extend_from_slice(&text[last..whole.start()]);
+                caps.expand(self.replacement.as_bytes(), &mut out);
+                last = whole.end();
+                n += 1;
+            }
+        }
+        if n == 0 {
+            return None;
+        }
+        out.extend_from_slice(&text[last..]);
+        Some((out, n))
+    }
+
     fn regex(&self) -> Option<&Regex> {
         self.regex
             .get_or_init(|| match RegexBuilder::new(&self.pattern)
@@ -105,6 +264,12 @@ impl Redactor {
                     filtered: !rule.literals.is_empty(),
                     unicode: false,
                     end_marker: (rule.name == BLOCK_RULE).then_some(b"-----END".as_slice()),
+                    fast: match rule.name {
+                        "password_assignment" => Some(Fast::Assignment(PASSWORD_KEYWORDS)),
+                        "token_assignment" => Some(Fast::Assignment(&["token"])),
+                        "bearer_token" => Some(Fast::Bearer),
+                        _ => None,
+                    },
                     regex: OnceLock::new(),
                 });
             }
@@ -119,6 +284,7 @@ impl Redactor {
                 filtered: !rule.literals.is_empty(),
                 unicode: true,
                 end_marker: None,
+                fast: None,
                 regex: OnceLock::new(),
             });
         }
@@ -204,27 +370,8 @@ impl Redactor {
         let mut current: Option<Vec<u8>> = None;
         let mut count = 0u32;
         for (rule, _) in self.rules.iter().zip(&hit).filter(|(_, hit)| **hit) {
-            let Some(regex) = rule.regex() else {
-                continue;
-            };
             let text = current.as_deref().unwrap_or(input);
-            let mut out = Vec::new();
-            let mut last = 0;
-            let mut n = 0u32;
-            for caps in regex.captures_iter(text) {
-                let Some(whole) = caps.get(0) else {
-                    continue;
-                };
-                if whole.is_empty() {
-                    continue;
-                }
-                out.extend_from_slice(&text[last..whole.start()]);
-                caps.expand(rule.replacement.as_bytes(), &mut out);
-                last = whole.end();
-                n += 1;
-            }
-            if n > 0 {
-                out.extend_from_slice(&text[last..]);
+            if let Some((out, n)) = rule.replace(text) {
                 current = Some(out);
                 count = count.saturating_add(n);
             }
@@ -303,11 +450,9 @@ impl Redactor {
         });
         // Unfiltered rules: a match that reaches the end may continue.
         for rule in self.rules.iter().filter(|r| !r.filtered) {
-            if let Some(regex) = rule.regex() {
-                for m in regex.find_iter(&buf[window..]) {
-                    if window + m.end() == buf.len() {
-                        hold = hold.min(window + m.start());
-                    }
+            for (start, end) in rule.spans(&buf[window..]) {
+                if window + end == buf.len() {
+                    hold = hold.min(window + start);
                 }
             }
         }
@@ -315,11 +460,9 @@ impl Redactor {
         if hold < buf.len() {
             let hit = self.triggered(buf);
             for (rule, _) in self.rules.iter().zip(&hit).filter(|(_, hit)| **hit) {
-                if let Some(regex) = rule.regex() {
-                    for m in regex.find_iter(buf) {
-                        if m.start() < hold && hold < m.end() {
-                            hold = m.start();
-                        }
+                for (start, end) in rule.spans(buf) {
+                    if start < hold && hold < end {
+                        hold = start;
                     }
                 }
             }
@@ -532,5 +675,52 @@ mod tests {
         let text = String::from_utf8(all).unwrap();
         assert!(!text.contains("abcdefghij"), "{text}");
         assert!(text.contains("[REDACTED:anthropic_api_key]"), "{text}");
+    }
+
+    /// The hand-written matchers replace exactly what their rules' regexes replace.
+    fn regex_replace(name: &str, text: &[u8]) -> Vec<u8> {
+        let rule = DEFAULT_RULES.iter().find(|r| r.name == name).unwrap();
+        let regex = RegexBuilder::new(rule.pattern)
+            .unicode(false)
+            .build()
+            .unwrap();
+        regex
+            .replace_all(text, rule.replacement.as_bytes())
+            .into_owned()
+    }
+
+    fn fast_replace(name: &str, text: &[u8]) -> Vec<u8> {
+        let r = redactor();
+        let rule = r.rules.iter().find(|rule| rule.name == name).unwrap();
+        assert!(rule.fast.is_some());
+        rule.replace(text)
+            .map_or_else(|| text.to_vec(), |(out, _)| out)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
+
+        #[test]
+        fn fast_matchers_equal_their_regexes(
+            parts in proptest::collection::vec(proptest::prop_oneof![
+                proptest::strategy::Just("password".to_owned()),
+                proptest::strategy::Just("PassWd".to_owned()),
+                proptest::strategy::Just("API-KEY".to_owned()),
+                proptest::strategy::Just("apikey".to_owned()),
+                proptest::strategy::Just("Token".to_owned()),
+                proptest::strategy::Just("Bearer".to_owned()),
+                proptest::strategy::Just("secret".to_owned()),
+                "[ =:\"'\\\\a-zA-Z0-9_.+/~,\t\n{}()-]{0,12}",
+            ], 0..8)
+        ) {
+            let text = parts.concat();
+            for name in ["password_assignment", "token_assignment", "bearer_token"] {
+                proptest::prop_assert_eq!(
+                    String::from_utf8_lossy(&fast_replace(name, text.as_bytes())).into_owned(),
+                    String::from_utf8_lossy(&regex_replace(name, text.as_bytes())).into_owned(),
+                    "{} on {:?}", name, text
+                );
+            }
+        }
     }
 }
