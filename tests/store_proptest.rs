@@ -539,6 +539,7 @@ fn manifest_strategy() -> impl Strategy<Value = Manifest> {
                         file_bytes: 4,
                         crc32,
                         created_ns: 5,
+                        end: None,
                     };
                     offset += count;
                     entry

@@ -1,18 +1,66 @@
 //! `ctrace forget`: remove one session from log, views and index.
+//!
+//! The inbox is sealed first, then every segment holding a record of the session is rewritten
+//! without it (or deleted when nothing else is left), whatever the consumers' checkpoints:
+//! the views and the index forget the session themselves. A pinned session is refused.
 
+use anyhow::Context;
 use clap::Args;
 
+use super::gc::{GcSummary, apply, print_report};
 use crate::log::Store;
+use crate::log::retention::{Pins, Removal};
 
 /// Arguments of `ctrace forget`.
 #[derive(Debug, Args)]
-pub struct ForgetArgs {}
+pub struct ForgetArgs {
+    /// Session id
+    pub session: String,
+    /// Show what would be removed without removing anything
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print as JSON
+    #[arg(long)]
+    pub json: bool,
+}
 
-/// Runs `ctrace forget`; returns the exit code.
+/// Runs `ctrace forget`; returns the exit code: 0 when records were removed (or would be), 1
+/// when the log holds no record of the session, 2 when it is pinned.
 ///
 /// # Errors
-/// Not built yet.
+/// When the store, the views or the index cannot be changed.
 pub fn run(store: &Store, args: &ForgetArgs) -> anyhow::Result<i32> {
-    let _ = (store, args);
-    anyhow::bail!("`ctrace forget` is not built yet")
+    super::refresh(store)?;
+    let mut lock = store.lock().context("taking the store lock")?;
+    if Pins::load(store.paths())?.contains(&args.session) {
+        eprintln!(
+            "ctrace forget: session {} is pinned; `ctrace unpin {}` first",
+            args.session, args.session
+        );
+        return Ok(2);
+    }
+    let bound = lock.manifest().next_offset;
+    let (report, index_deleted) = apply(
+        &mut lock,
+        &Removal::Session(&args.session),
+        bound,
+        args.dry_run,
+    )?;
+    let mut index_forgotten = 0;
+    if !args.dry_run {
+        crate::views::forget_session(store.paths(), &args.session)
+            .context("the log forgot the session, but the views did not")?;
+        index_forgotten = crate::index::forget_session(store.paths(), &args.session)
+            .context("the log forgot the session, but the index did not")?;
+    }
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        super::output::json_line(
+            &mut out,
+            &GcSummary::new(&report, index_deleted + index_forgotten),
+        )?;
+    } else {
+        print_report(&mut out, &report, args.dry_run)?;
+    }
+    Ok(if report.records == 0 { 1 } else { 0 })
 }

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use crate::config::Config;
 use crate::ingest::hook_record;
+use crate::ingest::redact::Redactor;
 use crate::log::{Store, StorePaths, inbox};
 
 /// Environment variable naming the PTY recording a hook runs inside.
@@ -61,7 +62,9 @@ fn record(
     let pty = std::env::var(PTY_SESSION_ENV)
         .ok()
         .filter(|s| !s.is_empty());
-    let record = hook_record(raw.to_vec(), ts, pty, None);
+    let mut record = hook_record(raw.to_vec(), ts, pty, None);
+    // Secrets are replaced before the record is encoded: nothing below sees them.
+    Redactor::new(&config.redaction).redact_record(&mut record);
     let bytes = match record.encode() {
         Ok(bytes) => bytes,
         Err(e) => {

@@ -1,4 +1,5 @@
-//! `ctrace stats`: store size and counts.
+//! `ctrace stats`: store size and counts, redactions, and a warning when a store without a
+//! size limit grows past [`LARGE_STORE_BYTES`].
 
 use std::io::Write;
 
@@ -6,6 +7,9 @@ use clap::Args;
 use serde::Serialize;
 
 use crate::log::Store;
+
+/// Stored bytes past which `stats` warns when `retention.max_bytes` is not set (10 GiB).
+pub const LARGE_STORE_BYTES: u64 = 10 << 30;
 
 /// Arguments of `stats`.
 #[derive(Debug, Args)]
@@ -40,9 +44,17 @@ pub struct Stats {
     pub oldest: Option<String>,
     /// Newest record time, RFC 3339.
     pub newest: Option<String>,
+    /// Secrets replaced by redaction, summed over all records (sealed and unsealed).
+    pub redactions: u64,
+    /// Records with at least one redaction.
+    pub redacted_records: u64,
+    /// Sessions pinned against retention.
+    pub pinned_sessions: u64,
+    /// Warnings (a large store without a size limit).
+    pub warnings: Vec<String>,
 }
 
-/// Runs `stats`. Reads only the MANIFEST and inbox; does not seal.
+/// Runs `stats`. Does not seal; reads every record once to total the redactions.
 ///
 /// # Errors
 /// When the store cannot be read.
@@ -51,6 +63,24 @@ pub fn run(store: &Store, args: &StatsArgs) -> anyhow::Result<i32> {
     let m = snapshot.manifest();
     let raw: u64 = m.segments.iter().map(|s| s.raw_bytes).sum();
     let stored: u64 = m.segments.iter().map(|s| s.file_bytes).sum();
+    let mut redactions = 0u64;
+    let mut redacted_records = 0u64;
+    for record in snapshot.iter() {
+        let record = record?;
+        if record.record.redactions > 0 {
+            redactions += u64::from(record.record.redactions);
+            redacted_records += 1;
+        }
+    }
+    let mut warnings = Vec::new();
+    let policy = &store.config().retention;
+    if policy.max_bytes.is_none() && stored > LARGE_STORE_BYTES {
+        warnings.push(format!(
+            "the store holds {stored} bytes and no retention.max_bytes is set: everything is \
+             kept; see docs/retention.md"
+        ));
+    }
+    let pinned_sessions = crate::log::retention::Pins::load(store.paths())?.len() as u64;
     let stats = Stats {
         store: store.paths().root.display().to_string(),
         segments: m.segments.len() as u64,
@@ -77,6 +107,10 @@ pub fn run(store: &Store, args: &StatsArgs) -> anyhow::Result<i32> {
             .map(|s| s.max_ts)
             .max()
             .map(super::time::format_ts),
+        redactions,
+        redacted_records,
+        pinned_sessions,
+        warnings,
     };
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -97,6 +131,15 @@ pub fn run(store: &Store, args: &StatsArgs) -> anyhow::Result<i32> {
     )?;
     if let (Some(oldest), Some(newest)) = (&stats.oldest, &stats.newest) {
         writeln!(out, "time range   {oldest} .. {newest}")?;
+    }
+    writeln!(
+        out,
+        "redactions   {} in {} records",
+        stats.redactions, stats.redacted_records
+    )?;
+    writeln!(out, "pinned       {} sessions", stats.pinned_sessions)?;
+    for warning in &stats.warnings {
+        writeln!(out, "warning: {warning}")?;
     }
     Ok(0)
 }

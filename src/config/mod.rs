@@ -50,6 +50,26 @@ pub enum ConfigError {
         /// What is allowed.
         reason: &'static str,
     },
+    /// An entry of an array (`redaction.rules[2].pattern`, `redaction.disable[0]`) is invalid.
+    #[error(
+        "config {}: key `{table}[{index}]{}{field}` = {value:?}: {reason}",
+        path.display(),
+        if field.is_empty() { "" } else { "." }
+    )]
+    BadEntry {
+        /// The file.
+        path: PathBuf,
+        /// Dotted key of the array, e.g. `redaction.rules`.
+        table: &'static str,
+        /// Index in the array, from 0.
+        index: usize,
+        /// Field of the entry (`pattern`), empty when the entry is a plain value.
+        field: &'static str,
+        /// The value as given.
+        value: String,
+        /// What is wrong (for patterns, the regex compiler's message).
+        reason: String,
+    },
 }
 
 /// When appended records are made durable.

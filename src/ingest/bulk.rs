@@ -29,6 +29,7 @@ use serde::Serialize;
 
 use super::json_array::split_array;
 use super::payload::{hook_record, transcript_record};
+use super::redact::Redactor;
 use crate::log::inbox::ProducerInbox;
 use crate::log::record::{Body, Origin, Record};
 use crate::log::{LogError, SealReport, StoreLock};
@@ -126,6 +127,7 @@ pub struct Ingester<'l, 's> {
     seals: Vec<SealReport>,
     started: Instant,
     pty_sessions: Option<BTreeSet<String>>,
+    redactor: Redactor,
 }
 
 impl<'l, 's> Ingester<'l, 's> {
@@ -135,7 +137,9 @@ impl<'l, 's> Ingester<'l, 's> {
     /// [`IngestError::Log`] when sealing fails.
     pub fn new(lock: &'l mut StoreLock<'s>) -> Result<Self, IngestError> {
         lock.seal()?;
+        let redactor = Redactor::new(&lock.store().config().redaction);
         Ok(Self {
+            redactor,
             lock,
             producer: None,
             cursors: BTreeMap::new(),
@@ -160,7 +164,8 @@ impl<'l, 's> Ingester<'l, 's> {
             .unwrap_or(0)
     }
 
-    fn push(&mut self, record: &Record) -> Result<(), IngestError> {
+    fn push(&mut self, mut record: Record) -> Result<(), IngestError> {
+        self.redactor.redact_record(&mut record);
         let malformed = match &record.body {
             Body::Hook(hook) => {
                 self.summary.hook_records += 1;
@@ -301,8 +306,11 @@ impl<'l, 's> Ingester<'l, 's> {
             .ok()
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map_or_else(crate::now_ns, |d| u64::try_from(d.as_nanos()).unwrap_or(0));
-        for record in super::asciicast::records(&cast, &session, mtime_ns) {
-            self.push(&record)?;
+        let mut records = super::asciicast::records(&cast, &session, mtime_ns);
+        // Output split across events is redacted as one stream; `push` then finds nothing more.
+        self.redactor.redact_pty_records(&mut records);
+        for record in records {
+            self.push(record)?;
         }
         self.summary.pty_records += cast.events.len() as u64 + 1;
         self.summary.bytes += bytes.len() as u64;
@@ -475,7 +483,7 @@ impl<'l, 's> Ingester<'l, 's> {
                 _ => transcript_record(line.to_vec(), origin, fallback_ts, session.as_deref()),
             };
             fallback_ts = record.ts;
-            self.push(&record)?;
+            self.push(record)?;
             at = next;
         }
         Ok(end)
@@ -500,7 +508,7 @@ impl<'l, 's> Ingester<'l, 's> {
                 len: (e - s) as u64,
             };
             end = e as u64;
-            self.push(&hook_record(
+            self.push(hook_record(
                 bytes[s..e].to_vec(),
                 mtime_ns,
                 None,
@@ -520,7 +528,7 @@ impl<'l, 's> Ingester<'l, 's> {
                     len: rest.len() as u64,
                 };
                 end = position + rest.len() as u64;
-                self.push(&hook_record(rest.to_vec(), mtime_ns, None, Some(origin)))?;
+                self.push(hook_record(rest.to_vec(), mtime_ns, None, Some(origin)))?;
             }
         }
         Ok(end)
@@ -544,7 +552,7 @@ impl<'l, 's> Ingester<'l, 's> {
             position: lead as u64,
             len: body.len() as u64,
         };
-        self.push(&hook_record(body.to_vec(), mtime_ns, None, Some(origin)))?;
+        self.push(hook_record(body.to_vec(), mtime_ns, None, Some(origin)))?;
         Ok(end)
     }
 

@@ -6,6 +6,7 @@ pub mod asciicast;
 pub mod bulk;
 pub mod json_array;
 pub mod payload;
+pub mod redact;
 
 pub use bulk::{FileKind, IngestError, IngestSummary, Ingester, SkippedFile};
 pub use payload::{hook_record, transcript_record};

@@ -44,13 +44,23 @@ pub struct SegmentEntry {
     pub crc32: u32,
     /// When the segment was first created (its base offset first sealed), ns since the epoch.
     pub created_ns: u64,
+    /// One past the last offset the segment covers, set only for a sparse segment (rewritten by
+    /// retention, format version 2), whose `record_count` no longer spans its offsets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<Offset>,
 }
 
 impl SegmentEntry {
-    /// One past the last offset in the segment (saturating; [`Manifest::decode`] rejects
+    /// One past the last offset the segment covers (saturating; [`Manifest::decode`] rejects
     /// entries where it would overflow).
     pub fn end(&self) -> Offset {
-        Offset(self.id.0.saturating_add(self.record_count))
+        self.end
+            .unwrap_or(Offset(self.id.0.saturating_add(self.record_count)))
+    }
+
+    /// Whether some offsets in `[id, end)` are missing (removed by retention).
+    pub fn is_sparse(&self) -> bool {
+        self.end().0.saturating_sub(self.id.0) != self.record_count
     }
 }
 
@@ -64,7 +74,8 @@ pub struct Cursor {
 /// The MANIFEST content.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Manifest {
-    /// Format version (1).
+    /// Format version: 1 when segments tile the offsets densely, 2 once retention removed
+    /// records (sparse segments, gaps between segments); see [`Manifest::required_version`].
     pub version: u32,
     /// Incremented by every commit.
     pub generation: u64,
@@ -117,23 +128,50 @@ impl Manifest {
             return Err(corrupt("checksum"));
         }
         let manifest: Manifest = serde_json::from_slice(json).map_err(|_| corrupt("content"))?;
-        if manifest.version != 1 {
+        if !(1..=2).contains(&manifest.version) {
             return Err(corrupt("version"));
         }
+        let dense = manifest.version == 1;
         let mut expected = manifest.segments.first().map(|s| s.id.0).unwrap_or(0);
         for segment in &manifest.segments {
-            if segment.id.0 != expected {
+            if segment.id.0 != expected && (dense || segment.id.0 < expected) {
                 return Err(corrupt("segment offsets are not dense"));
             }
-            if segment.id.0.checked_add(segment.record_count).is_none() {
+            let Some(span_end) = segment.id.0.checked_add(segment.record_count) else {
                 return Err(corrupt("segment offsets overflow"));
+            };
+            if let Some(end) = segment.end
+                && (dense || end.0 < span_end)
+            {
+                return Err(corrupt("segment end"));
             }
             expected = segment.end().0;
         }
-        if !manifest.segments.is_empty() && expected != manifest.next_offset.0 {
+        let next_ok = if dense {
+            expected == manifest.next_offset.0
+        } else {
+            expected <= manifest.next_offset.0
+        };
+        if !manifest.segments.is_empty() && !next_ok {
             return Err(corrupt("next offset"));
         }
         Ok(manifest)
+    }
+
+    /// The lowest version that describes this MANIFEST: 2 when a segment is sparse or there
+    /// are gaps between segments or after the last one, else 1 (what older builds read).
+    pub fn required_version(&self) -> u32 {
+        let mut expected = self.segments.first().map(|s| s.id.0).unwrap_or(0);
+        for segment in &self.segments {
+            if segment.id.0 != expected || segment.end.is_some() {
+                return 2;
+            }
+            expected = segment.end().0;
+        }
+        if !self.segments.is_empty() && expected != self.next_offset.0 {
+            return 2;
+        }
+        1
     }
 
     /// Reads the MANIFEST at `path`; a missing file is an empty manifest.
@@ -210,6 +248,7 @@ mod tests {
                 file_bytes: 4,
                 crc32: 5,
                 created_ns: 6,
+                end: None,
             }],
             consumed_inbox: vec!["inbox/sealing-3-0.wal".into()],
             cursors: BTreeMap::from([("/a".into(), Cursor { end: 7 })]),

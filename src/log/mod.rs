@@ -85,6 +85,12 @@ pub enum LogError {
         /// The encoder's message.
         message: String,
     },
+    /// The pin list (`PINS`) does not parse.
+    #[error("pin list {} is corrupt", path.display())]
+    PinsCorrupt {
+        /// The file.
+        path: PathBuf,
+    },
     /// Readers kept racing with sealers.
     #[error("store kept changing while taking a snapshot ({attempts} attempts)")]
     SnapshotRace {

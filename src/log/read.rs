@@ -155,9 +155,9 @@ impl Snapshot {
         &self.segments
     }
 
-    /// Number of sealed records.
+    /// Number of sealed records (offsets removed by retention are not counted).
     pub fn sealed_records(&self) -> u64 {
-        self.manifest.next_offset.0 - self.manifest.segments.first().map_or(0, |s| s.id.0)
+        self.manifest.segments.iter().map(|s| s.record_count).sum()
     }
 
     /// Number of unsealed records seen in the inbox.
@@ -185,7 +185,7 @@ impl Snapshot {
     pub fn scan(&self, from: Offset, time: TimeRange, unsealed: bool) -> Records<'_> {
         let segment = self
             .segments
-            .partition_point(|s| s.footer().base_offset.0 + s.footer().record_count <= from.0);
+            .partition_point(|s| s.end_offset().0 <= from.0);
         Records {
             snapshot: self,
             segment,
@@ -219,7 +219,7 @@ impl Snapshot {
     pub fn get(&self, offset: Offset) -> Result<Option<Record>, LogError> {
         let i = self
             .segments
-            .partition_point(|s| s.footer().base_offset.0 + s.footer().record_count <= offset.0);
+            .partition_point(|s| s.end_offset().0 <= offset.0);
         let Some(segment) = self.segments.get(i) else {
             return Ok(None);
         };

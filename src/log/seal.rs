@@ -138,12 +138,12 @@ impl StoreLock<'_> {
         report.raw_bytes = pending.iter().map(|p| p.bytes.len() as u64).sum();
         let (segments, replaced) = self.write_segments(&pending)?;
         let mut manifest = self.manifest.clone();
-        manifest.version = 1;
         manifest.generation = generation;
         manifest.consumed_inbox = files.iter().map(|f| f.name.clone()).collect();
         manifest.cursors = cursors;
         manifest.segments = segments;
         manifest.next_offset = Offset(self.manifest.next_offset.0 + pending.len() as u64);
+        manifest.version = manifest.required_version();
         if let Err(e) = manifest.commit(&self.store.paths.manifest) {
             self.poisoned = true;
             return Err(e);
@@ -257,7 +257,11 @@ impl StoreLock<'_> {
         let mut open: Option<OpenSegment> = None;
         if let Some(tail) = segments.last().cloned() {
             let age_ns = now.saturating_sub(tail.created_ns);
-            if tail.raw_bytes < storage.segment_bytes
+            // A sparse tail (rewritten by retention) is never extended: its blocks cannot be
+            // copied as a dense run.
+            if !tail.is_sparse()
+                && tail.end() == self.manifest.next_offset
+                && tail.raw_bytes < storage.segment_bytes
                 && u128::from(age_ns) < storage.segment_age.as_nanos()
                 && !pending.is_empty()
             {
@@ -367,6 +371,7 @@ impl OpenSegment {
             file_bytes: finished.file_bytes,
             crc32: finished.crc32,
             created_ns: self.created_ns,
+            end: None,
         })
     }
 }

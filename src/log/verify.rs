@@ -1,6 +1,7 @@
 //! `verify`: checks every byte of the store without changing it.
 //!
-//! Checks, in order: the MANIFEST (magic, length, CRC, dense offsets); for each listed segment,
+//! Checks, in order: the MANIFEST (magic, length, CRC, ascending offsets, dense unless version
+//! 2); for each listed segment,
 //! the file's length and whole-file CRC against the MANIFEST, header / index / footer, every
 //! block (CRC, decompression, frames, record count), every record's decoding and timestamp
 //! against its block's min/max; segment files the MANIFEST does not name; and every inbox and
@@ -123,6 +124,19 @@ pub fn verify(store: &Store) -> VerifyReport {
                 format!(
                     "{} records, MANIFEST says {}",
                     footer.record_count, entry.record_count
+                ),
+            ));
+        }
+        let blocks_end = blocks
+            .last()
+            .map_or(entry.id.0, |b| b.first_offset.0 + u64::from(b.count));
+        if blocks_end > entry.end().0 {
+            report.damage.push(damage(
+                &path,
+                None,
+                format!(
+                    "blocks reach offset {blocks_end}, MANIFEST says the segment ends at {}",
+                    entry.end()
                 ),
             ));
         }

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 
+use crate::ingest::redact::{Redactor, StreamRedactor};
 use crate::log::inbox::ProducerInbox;
 use crate::log::record::{Body, PtyBody, PtyKind, Record, Source};
 use crate::log::{LogError, Store};
@@ -377,6 +378,9 @@ struct Writer {
     oldest_pending: Option<Instant>,
     records: u64,
     error: Option<LogError>,
+    redactor: Redactor,
+    output: StreamRedactor,
+    input: StreamRedactor,
 }
 
 impl Writer {
@@ -468,7 +472,21 @@ impl Writer {
                 },
             };
             let (ts, body, last) = match event {
-                Event::Chunk { ts, kind, data } => (ts, PtyBody { data, ..body(kind) }, false),
+                Event::Chunk { ts, kind, data } => {
+                    let stream = match kind {
+                        PtyKind::Input => &mut self.input,
+                        _ => &mut self.output,
+                    };
+                    let (data, redactions) = stream.push(&self.redactor, &data);
+                    if data.is_empty() {
+                        // All of it held back as a possible start of a secret.
+                        continue;
+                    }
+                    let mut record = pty_record(&self.session, ts, PtyBody { data, ..body(kind) });
+                    record.redactions = redactions;
+                    self.push(&record);
+                    continue;
+                }
                 Event::Resize { ts, width, height } => (
                     ts,
                     PtyBody {
@@ -489,13 +507,35 @@ impl Writer {
                     true,
                 ),
             };
-            let record = pty_record(&self.session, ts, body);
+            if last {
+                self.drain_streams(ts);
+            }
+            let mut record = pty_record(&self.session, ts, body);
+            self.redactor.redact_record(&mut record);
             self.push(&record);
             if last {
                 break;
             }
         }
+        self.drain_streams(crate::now_ns());
         self.close()
+    }
+
+    /// Writes the tails the redaction streams held back, as records at `ts`.
+    fn drain_streams(&mut self, ts: u64) {
+        for kind in [PtyKind::Output, PtyKind::Input] {
+            let stream = match kind {
+                PtyKind::Input => &mut self.input,
+                _ => &mut self.output,
+            };
+            let (data, redactions) = stream.finish(&self.redactor);
+            if data.is_empty() {
+                continue;
+            }
+            let mut record = pty_record(&self.session, ts, PtyBody { data, ..body(kind) });
+            record.redactions = redactions;
+            self.push(&record);
+        }
     }
 }
 
@@ -538,6 +578,9 @@ pub fn record(store: &Store, options: &RecordOptions) -> Result<Recording, Recor
         oldest_pending: None,
         records: 0,
         error: None,
+        redactor: Redactor::new(&store.config().redaction),
+        output: StreamRedactor::default(),
+        input: StreamRedactor::default(),
     };
     let start_ts = clock.now();
     let mut header = serde_json::Map::new();
@@ -566,7 +609,9 @@ pub fn record(store: &Store, options: &RecordOptions) -> Result<Recording, Recor
         height: Some(height),
         ..body(PtyKind::Start)
     };
-    writer.push(&pty_record(&session, start_ts, start));
+    let mut start = pty_record(&session, start_ts, start);
+    writer.redactor.redact_record(&mut start);
+    writer.push(&start);
     writer.flush();
     if let Some(error) = writer.error.take() {
         return Err(error.into());

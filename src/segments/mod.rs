@@ -136,7 +136,7 @@ pub enum SegmentError {
         len: u64,
     },
     /// The header names a format version this build cannot read.
-    #[error("segment {segment} has format version {version}, this build reads version 1")]
+    #[error("segment {segment} has format version {version}, this build reads versions 1 and 2")]
     UnsupportedVersion {
         /// The segment.
         segment: SegmentId,

@@ -42,8 +42,14 @@ pub const FOOTER_FRAME_MAGIC: u32 = 0x184D_2A52;
 pub const SEGMENT_MAGIC: [u8; 8] = *b"CTRACSEG";
 /// Magic near the end of the footer content (`"CTSF"`).
 pub const FOOTER_MAGIC: u32 = u32::from_le_bytes(*b"CTSF");
-/// Format version written into the header.
+/// Format version written into the header of segments written by sealing: blocks hold dense,
+/// contiguous offsets from the base offset on.
 pub const FORMAT_VERSION: u32 = 1;
+/// Format version of *sparse* segments, written only when retention rewrites a segment
+/// without some of its records: same layout as version 1, but offsets may skip between blocks
+/// (each block is still dense), the first block may start after the base offset, and the
+/// footer's `record_count` counts the records present. Readers accept both versions.
+pub const SPARSE_FORMAT_VERSION: u32 = 2;
 /// Header content size in bytes.
 pub const HEADER_CONTENT_BYTES: usize = 32;
 /// Index entry size in bytes.
@@ -172,6 +178,9 @@ pub struct SegmentWriter {
     block_bytes: usize,
     frame_limit: u32,
     raw_bytes: u64,
+    /// Records added (equals `next_offset - base_offset` unless sparse).
+    records: u64,
+    sparse: bool,
     file_crc: crc32fast::Hasher,
     compressor: zstd::bulk::Compressor<'static>,
 }
@@ -190,6 +199,37 @@ impl SegmentWriter {
         level: i32,
         frame_limit: u32,
     ) -> Result<Self, SegmentError> {
+        Self::create_version(path, base_offset, block_bytes, level, frame_limit, false)
+    }
+
+    /// Creates a sparse segment file (format version [`SPARSE_FORMAT_VERSION`]): records are
+    /// added with [`SegmentWriter::add_at`] and their offsets may skip.
+    ///
+    /// # Errors
+    /// As [`SegmentWriter::create`].
+    pub fn create_sparse(
+        path: &Path,
+        base_offset: Offset,
+        block_bytes: usize,
+        level: i32,
+        frame_limit: u32,
+    ) -> Result<Self, SegmentError> {
+        Self::create_version(path, base_offset, block_bytes, level, frame_limit, true)
+    }
+
+    fn create_version(
+        path: &Path,
+        base_offset: Offset,
+        block_bytes: usize,
+        level: i32,
+        frame_limit: u32,
+        sparse: bool,
+    ) -> Result<Self, SegmentError> {
+        let version = if sparse {
+            SPARSE_FORMAT_VERSION
+        } else {
+            FORMAT_VERSION
+        };
         let io = |source| SegmentError::Io {
             path: path.to_path_buf(),
             source,
@@ -199,7 +239,7 @@ impl SegmentWriter {
         header.extend_from_slice(&skippable_header(HEADER_FRAME_MAGIC, HEADER_CONTENT_BYTES));
         let content_start = header.len();
         header.extend_from_slice(&SEGMENT_MAGIC);
-        header.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        header.extend_from_slice(&version.to_le_bytes());
         header.extend_from_slice(&0u32.to_le_bytes());
         header.extend_from_slice(&base_offset.0.to_le_bytes());
         let crc = crc32fast::hash(&header[content_start..]);
@@ -228,6 +268,8 @@ impl SegmentWriter {
             block_bytes: block_bytes.max(1),
             frame_limit,
             raw_bytes: 0,
+            records: 0,
+            sparse,
             file_crc,
             compressor,
         })
@@ -262,10 +304,32 @@ impl SegmentWriter {
         self.block_max_ts = self.block_max_ts.max(ts);
         let offset = self.next_offset;
         self.next_offset = Offset(offset.0 + 1);
+        self.records += 1;
         if self.block.len() >= self.block_bytes {
             self.flush_block()?;
         }
         Ok(offset)
+    }
+
+    /// Appends one encoded record at `offset` of a sparse segment; offsets between the last
+    /// record and `offset` are left out (the current block is closed so each block stays dense).
+    ///
+    /// # Errors
+    /// [`SegmentError::Corrupt`] when the segment is not sparse and `offset` skips, or when
+    /// `offset` is below the next offset; otherwise as [`SegmentWriter::add`].
+    pub fn add_at(&mut self, offset: Offset, record: &[u8], ts: u64) -> Result<(), SegmentError> {
+        if offset < self.next_offset || (offset > self.next_offset && !self.sparse) {
+            return Err(SegmentError::Corrupt {
+                segment: SegmentId(self.base_offset.0),
+                position: self.position,
+                what: "record offset out of order",
+            });
+        }
+        if offset > self.next_offset {
+            self.flush_block()?;
+            self.next_offset = offset;
+        }
+        self.add(record, ts).map(|_| ())
     }
 
     fn flush_block(&mut self) -> Result<(), SegmentError> {
@@ -335,7 +399,7 @@ impl SegmentWriter {
             index_len: u32::try_from(index.len()).unwrap_or(u32::MAX),
             block_count: u32::try_from(self.blocks.len()).unwrap_or(u32::MAX),
             base_offset: self.base_offset,
-            record_count: self.next_offset.0 - self.base_offset.0,
+            record_count: self.records,
             min_ts: self.blocks.iter().map(|b| b.min_ts).min().unwrap_or(0),
             max_ts: self.blocks.iter().map(|b| b.max_ts).max().unwrap_or(0),
             raw_bytes: self.raw_bytes,
@@ -356,12 +420,14 @@ impl SegmentWriter {
     /// recompressing it. Flushes the pending block first.
     ///
     /// # Errors
-    /// [`SegmentError::Corrupt`] when `meta.first_offset` is not the next offset or the bytes
-    /// fail their CRC; [`SegmentError::Io`] on write failure.
+    /// [`SegmentError::Corrupt`] when `meta.first_offset` is not the next offset (or, in a
+    /// sparse segment, below it) or the bytes fail their CRC; [`SegmentError::Io`] on write failure.
     pub fn copy_block(&mut self, meta: &BlockMeta, compressed: &[u8]) -> Result<(), SegmentError> {
         self.flush_block()?;
         let segment = SegmentId(self.base_offset.0);
-        if meta.first_offset != self.next_offset
+        let offset_ok = meta.first_offset == self.next_offset
+            || (self.sparse && meta.first_offset > self.next_offset);
+        if !offset_ok
             || compressed.len() != meta.compressed_len as usize
             || crc32fast::hash(compressed) != meta.crc32
         {
@@ -384,7 +450,8 @@ impl SegmentWriter {
         });
         self.position += compressed.len() as u64;
         self.raw_bytes += u64::from(meta.raw_len);
-        self.next_offset = Offset(self.next_offset.0 + u64::from(meta.count));
+        self.next_offset = Offset(meta.first_offset.0 + u64::from(meta.count));
+        self.records += u64::from(meta.count);
         Ok(())
     }
 }
@@ -641,6 +708,14 @@ impl SegmentReader {
         }
     }
 
+    /// One past the last offset present in the segment (the base offset when it is empty).
+    /// In a sparse segment (version 2) offsets below it may be missing.
+    pub fn end_offset(&self) -> Offset {
+        self.blocks.last().map_or(self.footer.base_offset, |b| {
+            Offset(b.first_offset.0.saturating_add(u64::from(b.count)))
+        })
+    }
+
     /// Index of the block that holds `offset`, if any.
     pub fn block_of(&self, offset: Offset) -> Option<usize> {
         let i = self
@@ -771,7 +846,7 @@ pub fn parse_segment(
             computed,
         });
     }
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != SPARSE_FORMAT_VERSION {
         return Err(SegmentError::UnsupportedVersion { segment, version });
     }
     if reserved != 0 || pad != 0 {
@@ -817,22 +892,33 @@ pub fn parse_segment(
         .chunks_exact(INDEX_ENTRY_BYTES)
         .map(BlockMeta::decode)
         .collect();
-    // Blocks must tile the file between header and index, with dense offsets.
+    // Blocks must tile the file between header and index, with dense offsets (version 1) or
+    // ascending, non-overlapping dense runs (version 2).
+    let sparse = version == SPARSE_FORMAT_VERSION;
     let mut position = (8 + HEADER_CONTENT_BYTES) as u64;
     let mut offset = footer.base_offset.0;
     let mut raw = 0u64;
+    let mut records = 0u64;
     for block in &blocks {
-        if block.position != position || block.first_offset.0 != offset || block.count == 0 {
+        let offset_ok = if sparse {
+            block.first_offset.0 >= offset
+        } else {
+            block.first_offset.0 == offset
+        };
+        if block.position != position || !offset_ok || block.count == 0 {
             return Err(corrupt(block.position, "block index entry"));
         }
         position += u64::from(block.compressed_len);
-        offset = offset
+        offset = block
+            .first_offset
+            .0
             .checked_add(u64::from(block.count))
             .ok_or(corrupt(block.position, "block offsets overflow"))?;
         raw += u64::from(block.raw_len);
+        records += u64::from(block.count);
     }
     if position != footer.index_position
-        || offset.checked_sub(footer.base_offset.0) != Some(footer.record_count)
+        || records != footer.record_count
         || raw != footer.raw_bytes
     {
         return Err(corrupt(footer.index_position, "block index totals"));
@@ -950,6 +1036,74 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         for cut in [0, 10, 40, bytes.len() / 2, bytes.len() - 1] {
             assert!(parse_segment(SegmentId(10), &bytes[..cut]).is_err());
+        }
+    }
+
+    /// A sparse segment (version 2) with offsets 10..40 minus every third one and the last five.
+    fn write_sparse(dir: &Path) -> (PathBuf, Vec<(Offset, Vec<u8>)>) {
+        let path = dir.join("sparse.seg");
+        let mut writer = SegmentWriter::create_sparse(&path, Offset(10), 256, 3, 1 << 20).unwrap();
+        let mut kept = Vec::new();
+        for (i, (bytes, ts)) in sample().into_iter().take(25).enumerate() {
+            let offset = Offset(10 + i as u64);
+            if i % 3 == 0 {
+                continue;
+            }
+            writer.add_at(offset, &bytes, ts).unwrap();
+            kept.push((offset, bytes));
+        }
+        writer.finish().unwrap();
+        (path, kept)
+    }
+
+    #[test]
+    fn sparse_round_trip_keeps_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, kept) = write_sparse(dir.path());
+        let reader = SegmentReader::open(&path, SegmentId(10)).unwrap();
+        assert_eq!(reader.footer().record_count, kept.len() as u64);
+        assert_eq!(reader.end_offset(), Offset(34));
+        let mut found = Vec::new();
+        for (i, meta) in reader.blocks().iter().enumerate() {
+            for (j, bytes) in reader.read_block(i).unwrap().into_iter().enumerate() {
+                found.push((Offset(meta.first_offset.0 + j as u64), bytes));
+            }
+        }
+        assert_eq!(found, kept);
+        for offset in 0..40 {
+            let expected = kept
+                .iter()
+                .find(|(o, _)| o.0 == offset)
+                .map(|(_, b)| b.clone());
+            let got = reader.block_of(Offset(offset)).and_then(|block| {
+                let first = reader.blocks()[block].first_offset.0;
+                reader
+                    .read_record_in_block(block, (offset - first) as usize)
+                    .unwrap()
+            });
+            assert_eq!(got, expected, "offset {offset}");
+        }
+        // A dense (version 1) writer refuses to skip.
+        let mut dense =
+            SegmentWriter::create(&dir.path().join("d.seg"), Offset(0), 256, 3, 1 << 20).unwrap();
+        assert!(dense.add_at(Offset(1), b"x", 1).is_err());
+    }
+
+    #[test]
+    fn sparse_every_byte_flip_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, _) = write_sparse(dir.path());
+        let bytes = std::fs::read(&path).unwrap();
+        for at in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x5a;
+            let detected = match parse_segment(SegmentId(10), &damaged) {
+                Err(_) => true,
+                Ok((_, blocks)) => blocks
+                    .iter()
+                    .any(|meta| read_block(SegmentId(10), &damaged, meta).is_err()),
+            };
+            assert!(detected, "flip at byte {at} undetected");
         }
     }
 }
