@@ -276,6 +276,12 @@ fn write_table(
     breakdown: bool,
 ) -> anyhow::Result<()> {
     let header = by.key_name().to_uppercase();
+    // Grouped by model, the key is the model: no second model column.
+    let (mw, model_header) = if matches!(by, GroupBy::Model) {
+        (0, "")
+    } else {
+        (28, "MODEL")
+    };
     let width = report
         .rows
         .iter()
@@ -285,8 +291,14 @@ fn write_table(
         .clamp(header.len(), 60);
     writeln!(
         out,
-        "{header:<width$}  {:<28}  {:>12}  {:>12}  {:>14}  {:>14}  {:>10}",
-        "MODEL", "INPUT", "OUTPUT", "CACHE WRITE", "CACHE READ", "USD"
+        "{header:<width$}  {:<mw$}{}{:>12}  {:>12}  {:>14}  {:>14}  {:>10}",
+        model_header,
+        if mw == 0 { "" } else { "  " },
+        "INPUT",
+        "OUTPUT",
+        "CACHE WRITE",
+        "CACHE READ",
+        "USD"
     )?;
     let mut total = TokenCounts::default();
     let mut priced = 0.0;
@@ -299,9 +311,14 @@ fn write_table(
         };
         writeln!(
             out,
-            "{:<width$}  {:<28}  {:>12}  {:>12}  {:>14}  {:>14}  {:>10}",
+            "{:<width$}  {:<mw$}{}{:>12}  {:>12}  {:>14}  {:>14}  {:>10}",
             m.key,
-            if breakdown { "" } else { models.as_str() },
+            if breakdown || mw == 0 {
+                ""
+            } else {
+                models.as_str()
+            },
+            if mw == 0 { "" } else { "  " },
             m.tokens.input,
             m.tokens.output,
             m.tokens.cache_creation,
@@ -312,9 +329,10 @@ fn write_table(
             for r in report.rows.iter().filter(|r| r.key == m.key) {
                 writeln!(
                     out,
-                    "{:<width$}  {:<28}  {:>12}  {:>12}  {:>14}  {:>14}  {:>10}",
+                    "{:<width$}  {:<mw$}{}{:>12}  {:>12}  {:>14}  {:>14}  {:>10}",
                     "",
-                    r.model,
+                    if mw == 0 { "" } else { r.model.as_str() },
+                    if mw == 0 { "" } else { "  " },
                     r.tokens.input,
                     r.tokens.output,
                     r.tokens.cache_creation,
@@ -331,9 +349,10 @@ fn write_table(
     }
     writeln!(
         out,
-        "{:<width$}  {:<28}  {:>12}  {:>12}  {:>14}  {:>14}  {:>10}",
+        "{:<width$}  {:<mw$}{}{:>12}  {:>12}  {:>14}  {:>14}  {:>10}",
         "TOTAL",
         "",
+        if mw == 0 { "" } else { "  " },
         total.input,
         total.output,
         total.cache_creation,

@@ -59,6 +59,8 @@ pub const BUNDLED: &[(&str, ModelPrice)] = &[
     ("claude-3-5-haiku", HAIKU_35),
     ("claude-3-5-haiku-latest", HAIKU_35),
     ("claude-3-haiku", HAIKU_3),
+    // Retired, but still in old transcripts; priced as it was listed (same rates as Sonnet 3.x).
+    ("claude-3-sonnet", SONNET),
 ];
 
 /// Claude Code writes this model name on messages it made up itself (no API call): free.
