@@ -30,8 +30,9 @@ const CJK_PAYLOADS: &[&str] = &[
 fn is_cjk(c: char) -> bool {
     // Written independently of the index tokenizer, from Unicode script properties.
     static SCRIPTS: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = SCRIPTS
-        .get_or_init(|| regex::Regex::new(r"^[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]$").unwrap());
+    let re = SCRIPTS.get_or_init(|| {
+        regex::Regex::new(r"^[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]$").unwrap()
+    });
     let mut buf = [0u8; 4];
     re.is_match(c.encode_utf8(&mut buf))
 }
@@ -73,7 +74,10 @@ fn search_equals_whole_word_scan_of_extracted_text() {
     // The corpus holds deliberately invalid casts, which ingest refuses (exit 1); the rest is
     // ingested.
     let output = sandbox.run(&args);
-    assert!(matches!(output.status.code(), Some(0 | 1)), "ingest: {output:?}");
+    assert!(
+        matches!(output.status.code(), Some(0 | 1)),
+        "ingest: {output:?}"
+    );
     sandbox.ok(&["reindex", "--quiet"]);
 
     // The independent scan: every sealed record, in offset order, through the extraction
@@ -98,12 +102,25 @@ fn search_equals_whole_word_scan_of_extracted_text() {
         texts.push((offset.0, text, w));
     }
     assert!(sources.contains("pty"), "the corpus casts give PTY records");
-    assert!(texts.len() > 1000, "corpus store has {} records", texts.len());
+    assert!(
+        texts.len() > 1000,
+        "corpus store has {} records",
+        texts.len()
+    );
 
     // Words: fixed ones (error, tool names), then words spread over the frequency range,
     // from the most common to ones found in a single record.
     let mut chosen: Vec<String> = [
-        "error", "Bash", "Read", "Edit", "Write", "Grep", "TodoWrite", "Task", "test", "cargo",
+        "error",
+        "Bash",
+        "Read",
+        "Edit",
+        "Write",
+        "Grep",
+        "TodoWrite",
+        "Task",
+        "test",
+        "cargo",
     ]
     .iter()
     .map(|w| (*w).to_owned())
@@ -149,9 +166,15 @@ fn search_equals_whole_word_scan_of_extracted_text() {
             found.difference(&expected).take(5).collect::<Vec<_>>(),
             expected.difference(&found).take(5).collect::<Vec<_>>()
         );
-        assert!(!expected.is_empty(), "word {word:?} was drawn from the corpus");
+        assert!(
+            !expected.is_empty(),
+            "word {word:?} was drawn from the corpus"
+        );
         eprintln!("{word:?}: {} records", expected.len());
         checked += 1;
     }
-    eprintln!("checked {checked} words against the scan of {} records", texts.len());
+    eprintln!(
+        "checked {checked} words against the scan of {} records",
+        texts.len()
+    );
 }

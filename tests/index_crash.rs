@@ -38,7 +38,10 @@ fn assert_complete(store: &Path) {
     let records = sealed_records(store);
     let paths = ctrace::log::StorePaths::new(store);
     let status = ctrace::index::status(&paths).unwrap().unwrap();
-    assert_eq!(status.applied.0, records, "checkpoint is the end of the log");
+    assert_eq!(
+        status.applied.0, records,
+        "checkpoint is the end of the log"
+    );
     assert_eq!(status.docs, records, "one document per record");
     let offsets = ctrace::index::indexed_offsets(&paths).unwrap();
     let expected: Vec<u64> = (0..records).collect();
@@ -51,7 +54,10 @@ fn assert_complete(store: &Path) {
 
 fn ingest_corpus(sandbox: &Sandbox, corpus: &Path, dirs: &[&str]) {
     let mut args = vec!["ingest".to_owned(), "--quiet".to_owned()];
-    args.extend(dirs.iter().map(|d| corpus.join(d).to_str().unwrap().to_owned()));
+    args.extend(
+        dirs.iter()
+            .map(|d| corpus.join(d).to_str().unwrap().to_owned()),
+    );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     sandbox.ok(&args);
 }

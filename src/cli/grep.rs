@@ -141,9 +141,10 @@ impl Filter<'_> {
                 .session
                 .as_deref()
                 .is_some_and(|s| record.session.as_deref() != Some(s))
-            || args.tool.as_deref().is_some_and(|t| {
-                !tool_of(&record).is_some_and(|tool| tool.eq_ignore_ascii_case(t))
-            })
+            || args
+                .tool
+                .as_deref()
+                .is_some_and(|t| !tool_of(&record).is_some_and(|tool| tool.eq_ignore_ascii_case(t)))
         {
             return None;
         }
@@ -203,7 +204,12 @@ pub fn run(store: &Store, args: &GrepArgs) -> anyhow::Result<i32> {
         .case_insensitive(args.ignore_case)
         .size_limit(64 << 20)
         .build()
-        .map_err(|e| UsageError(format!("pattern {:?} is not a valid regex: {e}", args.pattern)))?;
+        .map_err(|e| {
+            UsageError(format!(
+                "pattern {:?} is not a valid regex: {e}",
+                args.pattern
+            ))
+        })?;
     let filter = Filter {
         prefilter: !has_anchor(&pattern),
         regex,
@@ -266,9 +272,7 @@ fn scan_sealed(
                 Ok(records
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, bytes)| {
-                        filter.check(Some(Offset(first.0 + i as u64)), bytes)
-                    })
+                    .filter_map(|(i, bytes)| filter.check(Some(Offset(first.0 + i as u64)), bytes))
                     .collect())
             })
             .collect();

@@ -449,7 +449,7 @@ mod tests {
         let first = extract(&pty(b"$ cargo te\x1b[1"), &mut carry);
         assert_eq!(first.text, "$ cargo te");
         let second = extract(&pty(b"mst\r\nrunning 3 tests\r\nok"), &mut carry);
-        assert_eq!(second.text, "$ cargo test\r\nrunning 3 tests\r\nok");
+        assert_eq!(second.text, "$ cargo test\nrunning 3 tests\nok");
         let third = extract(&pty(b"!\n"), &mut carry);
         assert_eq!(third.text, "ok!\n");
     }

@@ -170,11 +170,12 @@ fn parse(
     }
     let mut parser = QueryParser::for_index(index, vec![fields.text]);
     parser.set_conjunction_by_default();
+    let rewritten = and_not_to_not(query);
     let bad = |problem| IndexError::BadQuery {
         query: query.to_owned(),
         problem,
     };
-    let parsed = parser.parse_query(query).map_err(|e| match e {
+    let parsed = parser.parse_query(&rewritten).map_err(|e| match e {
         QueryParserError::FieldDoesNotExist(field) => IndexError::UnknownField {
             field,
             query: query.to_owned(),
@@ -205,6 +206,37 @@ fn parse(
         ));
     }
     Ok(parsed)
+}
+
+/// Rewrites `a AND NOT b` as `a NOT b` outside quotes. Tantivy parses the former as
+/// `+a +(-b)`, and a clause holding only an exclusion matches nothing; with conjunction by
+/// default, `a NOT b` is `+a -b`, which is what the user meant.
+fn and_not_to_not(query: &str) -> String {
+    let mut out = String::with_capacity(query.len());
+    let mut in_quotes = false;
+    let mut i = 0;
+    let bytes = query.as_bytes();
+    while i < bytes.len() {
+        let rest = &query[i..];
+        let at_word_start = i == 0 || bytes[i - 1].is_ascii_whitespace() || bytes[i - 1] == b'(';
+        if !in_quotes && at_word_start && rest.starts_with("AND") {
+            let after = rest[3..].trim_start();
+            let gap = rest.len() - 3 - after.len();
+            if gap > 0 && after.starts_with("NOT") && after[3..].starts_with(char::is_whitespace) {
+                i += 3 + gap;
+                continue;
+            }
+        }
+        let Some(c) = rest.chars().next() else {
+            break;
+        };
+        if c == '"' {
+            in_quotes = !in_quotes;
+        }
+        out.push(c);
+        i += c.len_utf8();
+    }
+    out
 }
 
 /// Runs a search on the index of a store.
@@ -333,6 +365,15 @@ fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn and_not_is_rewritten_outside_quotes() {
+        assert_eq!(and_not_to_not("a AND NOT b"), "a NOT b");
+        assert_eq!(and_not_to_not("a AND  NOT  b AND c"), "a NOT  b AND c");
+        assert_eq!(and_not_to_not("\"a AND NOT b\""), "\"a AND NOT b\"");
+        assert_eq!(and_not_to_not("BAND NOTE"), "BAND NOTE");
+        assert_eq!(and_not_to_not("a AND NOTb"), "a AND NOTb");
+    }
 
     #[test]
     fn folding_keeps_highlights_on_their_words() {
