@@ -283,3 +283,26 @@ fn forget_and_delete_remove_documents() {
     assert_eq!(after.docs, before.docs - 2);
     assert_eq!(after.applied, before.applied, "deletes keep the checkpoint");
 }
+
+#[test]
+fn replay_command_of_a_hit_starts_the_timeline_there() {
+    let sandbox = setup();
+    let hit = &hits(&sandbox, &["数据库"])[0];
+    let replay = hit["replay"].as_str().unwrap();
+    let args: Vec<&str> = replay.split(' ').skip(1).collect();
+    assert_eq!(args[0], "replay");
+    let text = sandbox.ok_stdout(&args);
+    let first = text.lines().next().unwrap();
+    assert!(first.starts_with(&format!("session s-mar from offset {}", hit["offset"])));
+    assert!(text.contains("Notification"), "{text}");
+    assert!(
+        !text.contains("UserPromptSubmit") && !text.contains("prompt "),
+        "the earlier prompt is not replayed: {text}"
+    );
+    // The whole timeline has both.
+    let all = sandbox.ok_stdout(&["replay", "s-mar"]);
+    assert!(all.lines().count() > text.lines().count(), "{all}");
+    // An offset outside the session is a usage error.
+    let output = sandbox.run(&["replay", "s-mar", "--at", "999999"]);
+    assert_eq!(output.status.code(), Some(2));
+}
