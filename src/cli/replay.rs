@@ -563,24 +563,6 @@ pub fn run(store: &Store, args: &ReplayArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bounds_are_times_or_marker_labels() {
-        assert_eq!(parse_bound("90"), Bound::Time(90_000_000_000));
-        assert_eq!(parse_bound("2.5"), Bound::Time(2_500_000_000));
-        assert_eq!(parse_bound("1m30s"), Bound::Time(90_000_000_000));
-        assert_eq!(parse_bound("500ms"), Bound::Time(500_000_000));
-        assert_eq!(
-            parse_bound("PreToolUse Bash"),
-            Bound::Marker("PreToolUse Bash".into())
-        );
-        assert_eq!(parse_bound("chapter 2"), Bound::Marker("chapter 2".into()));
-    }
-}
-
 /// The timeline of a session without terminal data from the item that holds the record at
 /// `at` (or, when that record is not a timeline item of its own, the first item after it).
 ///
@@ -659,4 +641,22 @@ fn timeline_from(store: &Store, session: &str, at: Offset, json: bool) -> anyhow
         print(&mut out, item, 0)?;
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_are_times_or_marker_labels() {
+        assert_eq!(parse_bound("90"), Bound::Time(90_000_000_000));
+        assert_eq!(parse_bound("2.5"), Bound::Time(2_500_000_000));
+        assert_eq!(parse_bound("1m30s"), Bound::Time(90_000_000_000));
+        assert_eq!(parse_bound("500ms"), Bound::Time(500_000_000));
+        assert_eq!(
+            parse_bound("PreToolUse Bash"),
+            Bound::Marker("PreToolUse Bash".into())
+        );
+        assert_eq!(parse_bound("chapter 2"), Bound::Marker("chapter 2".into()));
+    }
 }

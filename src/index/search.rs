@@ -289,7 +289,7 @@ pub fn search(paths: &StorePaths, request: &SearchRequest) -> Result<SearchResul
         .map_err(tantivy_err(&dir, "opening a reader"))?;
     let searcher = reader.searcher();
     let limit = request.limit.max(1);
-    let (found, total): (Vec<(Option<f32>, Option<u64>, DocAddress)>, usize) = match request.sort {
+    let (found, total): (Vec<Found>, usize) = match request.sort {
         SortOrder::Score => {
             let (top, total) = searcher
                 .search(
@@ -330,10 +330,13 @@ pub fn search(paths: &StorePaths, request: &SearchRequest) -> Result<SearchResul
     })
 }
 
+/// A hit before its offset is read: score, time (when sorted by it), address.
+type Found = (Option<f32>, Option<u64>, DocAddress);
+
 fn resolve(
     searcher: &Searcher,
     dir: &std::path::Path,
-    found: Vec<(Option<f32>, Option<u64>, DocAddress)>,
+    found: Vec<Found>,
 ) -> Result<Vec<Hit>, IndexError> {
     let mut hits = Vec::with_capacity(found.len());
     for (score, ts, addr) in found {
