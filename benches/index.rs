@@ -105,7 +105,10 @@ fn payload_bytes(records: &[Record]) -> u64 {
 /// A sealed store of about `target` payload bytes.
 fn sealed_store(records: &[Record], target: u64) -> (tempfile::TempDir, Store, u64) {
     let dir = or_exit(tempfile::tempdir(), "temp dir");
-    let store = or_exit(Store::open(dir.path(), Config::default()), "opening a store");
+    let store = or_exit(
+        Store::open(dir.path(), Config::default()),
+        "opening a store",
+    );
     let mut written = 0;
     'fill: loop {
         for record in records {
@@ -184,7 +187,10 @@ fn main() {
     group.finish();
 
     let mut group = c.benchmark_group("search");
-    for (name, sort) in [("error by time", SortOrder::Time), ("error by score", SortOrder::Score)] {
+    for (name, sort) in [
+        ("error by time", SortOrder::Time),
+        ("error by score", SortOrder::Score),
+    ] {
         let request = SearchRequest {
             query: "error".into(),
             limit: 20,
@@ -192,7 +198,9 @@ fn main() {
             ..SearchRequest::default()
         };
         group.bench_function(name, |b| {
-            b.iter(|| black_box(or_exit(index::search(store.paths(), &request), "searching").total));
+            b.iter(|| {
+                black_box(or_exit(index::search(store.paths(), &request), "searching").total)
+            });
         });
     }
     group.finish();

@@ -315,26 +315,24 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut kind: Option<String> = None;
+        // Whether the object's `type` is `tool_use`.
+        let mut kind: Option<bool> = None;
         let mut name: Option<String> = None;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match key.as_ref() {
                 "type" => {
-                    let value: serde_json::Value = map.next_value()?;
-                    kind = value.as_str().map(str::to_owned);
+                    kind = map.next_value_seed(MaybeStr)?.map(|s| s == "tool_use");
                 }
                 "name" => {
-                    let value: serde_json::Value = map.next_value()?;
-                    if let Some(s) = value.as_str() {
-                        self.text.push_str(s);
+                    if let Some(s) = map.next_value_seed(MaybeStr)? {
+                        self.text.push_str(&s);
                         self.text.push('\n');
-                        name = Some(s.to_owned());
+                        name = Some(s.into_owned());
                     }
                 }
                 "cwd" if self.top => {
-                    let value: serde_json::Value = map.next_value()?;
-                    if let Some(s) = value.as_str() {
-                        self.found.cwd = Some(s.to_owned());
+                    if let Some(s) = map.next_value_seed(MaybeStr)? {
+                        self.found.cwd = Some(s.into_owned());
                     }
                 }
                 k if SKIPPED_KEYS.contains(&k) => {
@@ -347,13 +345,62 @@ impl<'de> Visitor<'de> for Walk<'_> {
                 })?,
             }
         }
-        if kind.as_deref() == Some("tool_use")
+        if kind == Some(true)
             && let Some(name) = name
             && !self.found.tools.contains(&name)
         {
             self.found.tools.push(name);
         }
         Ok(())
+    }
+}
+
+/// A JSON value read as a string when it is one (borrowed when it has no escapes), skipped
+/// otherwise.
+struct MaybeStr;
+
+impl<'de> DeserializeSeed<'de> for MaybeStr {
+    type Value = Option<std::borrow::Cow<'de, str>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MaybeStr {
+    type Value = Option<std::borrow::Cow<'de, str>>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(std::borrow::Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(std::borrow::Cow::Owned(v.to_owned())))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
     }
 }
 

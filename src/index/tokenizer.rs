@@ -48,6 +48,9 @@ fn is_word_char(c: char) -> bool {
 }
 
 /// The word + CJK-bigram tokenizer (see the module documentation).
+///
+/// Token buffers are reused from one text to the next, so tokenizing allocates only when a text
+/// has more tokens, or longer ones, than any before it.
 #[derive(Debug, Clone, Default)]
 pub struct WordsCjkTokenizer {
     tokens: Vec<Token>,
@@ -56,7 +59,7 @@ pub struct WordsCjkTokenizer {
 /// The tokens of one text, produced eagerly.
 #[derive(Debug)]
 pub struct WordsCjkTokenStream<'a> {
-    tokens: &'a mut Vec<Token>,
+    tokens: &'a mut [Token],
     next: usize,
 }
 
@@ -64,10 +67,11 @@ impl Tokenizer for WordsCjkTokenizer {
     type TokenStream<'a> = WordsCjkTokenStream<'a>;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> WordsCjkTokenStream<'a> {
-        self.tokens.clear();
-        tokenize(text, &mut self.tokens);
+        let len = tokenize_reusing(text, &mut self.tokens);
+        // Keep at most a few thousand spare buffers.
+        self.tokens.truncate(len.max(4096));
         WordsCjkTokenStream {
-            tokens: &mut self.tokens,
+            tokens: &mut self.tokens[..len],
             next: 0,
         }
     }
@@ -88,28 +92,48 @@ impl TokenStream for WordsCjkTokenStream<'_> {
     }
 }
 
-fn push_token(tokens: &mut Vec<Token>, text: &str, from: usize, to: usize, position: usize) {
-    let slice = &text[from..to];
-    let mut token_text = String::with_capacity(slice.len());
-    if slice.is_ascii() {
-        token_text.push_str(slice);
-        token_text.make_ascii_lowercase();
-    } else {
-        for c in slice.chars() {
-            token_text.extend(c.to_lowercase());
+/// Token slots: the first `len` are in use; the ones after are spare buffers.
+struct Slots<'a> {
+    tokens: &'a mut Vec<Token>,
+    len: usize,
+}
+
+impl Slots<'_> {
+    fn push(&mut self, text: &str, from: usize, to: usize, position: usize) {
+        if self.len == self.tokens.len() {
+            self.tokens.push(Token::default());
+        }
+        let token = &mut self.tokens[self.len];
+        self.len += 1;
+        token.offset_from = from;
+        token.offset_to = to;
+        token.position = position;
+        token.position_length = 1;
+        token.text.clear();
+        let slice = &text[from..to];
+        if slice.is_ascii() {
+            token.text.push_str(slice);
+            token.text.make_ascii_lowercase();
+        } else {
+            for c in slice.chars() {
+                token.text.extend(c.to_lowercase());
+            }
         }
     }
-    tokens.push(Token {
-        offset_from: from,
-        offset_to: to,
-        position,
-        text: token_text,
-        position_length: 1,
-    });
 }
 
 /// Appends the tokens of `text` to `tokens` (see the module documentation).
 pub fn tokenize(text: &str, tokens: &mut Vec<Token>) {
+    let mut spare = Vec::new();
+    let len = tokenize_reusing(text, &mut spare);
+    spare.truncate(len);
+    tokens.append(&mut spare);
+}
+
+/// Writes the tokens of `text` into `tokens` from index 0, reusing the buffers there; returns
+/// how many there are (entries after that are stale spares).
+fn tokenize_reusing(text: &str, tokens: &mut Vec<Token>) -> usize {
+    let mut slots = Slots { tokens, len: 0 };
     let bytes = text.as_bytes();
     let mut position = 0;
     let mut i = 0;
@@ -137,7 +161,7 @@ pub fn tokenize(text: &str, tokens: &mut Vec<Token>) {
                     }
                 }
                 if i - start <= MAX_TOKEN_BYTES {
-                    push_token(tokens, text, start, i, position);
+                    slots.push(text, start, i, position);
                     position += 1;
                 }
             } else {
@@ -162,12 +186,12 @@ pub fn tokenize(text: &str, tokens: &mut Vec<Token>) {
                 end += c.len_utf8();
             }
             if run.len() == 1 {
-                push_token(tokens, text, i, end, position);
+                slots.push(text, i, end, position);
                 position += 1;
             } else {
                 for k in 0..run.len() - 1 {
                     let to = run.get(k + 2).copied().unwrap_or(end);
-                    push_token(tokens, text, run[k], to, position);
+                    slots.push(text, run[k], to, position);
                     position += 1;
                 }
             }
@@ -184,13 +208,14 @@ pub fn tokenize(text: &str, tokens: &mut Vec<Token>) {
                 i += c.len_utf8();
             }
             if i - start <= MAX_TOKEN_BYTES {
-                push_token(tokens, text, start, i, position);
+                slots.push(text, start, i, position);
                 position += 1;
             }
         } else {
             i += c.len_utf8();
         }
     }
+    slots.len
 }
 
 #[cfg(test)]
