@@ -22,6 +22,8 @@ use crate::log::read::TimeRange;
 use crate::log::record::{Body, Record, Source};
 use crate::log::{Snapshot, Store};
 use crate::segments::Offset;
+use crate::segments::frame::{Decoded, decode_frame};
+use crate::segments::segment::{MAX_BLOCK_RAW_BYTES, SegmentReader};
 
 /// Characters of context shown on each side of a match.
 const CONTEXT_CHARS: usize = 60;
@@ -69,11 +71,92 @@ pub struct GrepArgs {
     pub json: bool,
 }
 
-/// One matching record.
+/// One matching record (`record` is `None` when only counting).
 struct Match {
     offset: Option<Offset>,
-    record: Record,
+    record: Option<Record>,
     range: std::ops::Range<usize>,
+}
+
+/// The fields of an encoded record that grep looks at, borrowed from the encoding (no copy of
+/// the payload).
+#[derive(serde::Deserialize)]
+struct RecordView<'a> {
+    ts: u64,
+    source: Source,
+    #[serde(borrow, default)]
+    session: Option<&'a str>,
+    #[serde(borrow)]
+    body: BodyView<'a>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum BodyView<'a> {
+    Hook(#[serde(borrow)] HookView<'a>),
+    Transcript(#[serde(borrow)] TranscriptView<'a>),
+    Pty(#[serde(borrow)] PtyView<'a>),
+    Internal(#[serde(borrow)] InternalView<'a>),
+}
+
+#[derive(serde::Deserialize)]
+struct HookView<'a> {
+    #[serde(borrow, default)]
+    event: Option<&'a str>,
+    #[serde(borrow, default)]
+    tool_name: Option<&'a str>,
+    #[serde(borrow)]
+    raw: &'a [u8],
+}
+
+#[derive(serde::Deserialize)]
+struct TranscriptView<'a> {
+    #[serde(borrow, default)]
+    line_type: Option<&'a str>,
+    #[serde(borrow)]
+    raw: &'a [u8],
+}
+
+#[derive(serde::Deserialize)]
+struct PtyView<'a> {
+    kind: crate::log::record::PtyKind,
+    #[serde(borrow, default)]
+    data: &'a [u8],
+}
+
+#[derive(serde::Deserialize)]
+struct InternalView<'a> {
+    #[serde(borrow)]
+    event: &'a str,
+    #[serde(borrow, default)]
+    detail: &'a str,
+}
+
+impl<'a> RecordView<'a> {
+    fn raw(&self) -> &'a [u8] {
+        match &self.body {
+            BodyView::Hook(b) => b.raw,
+            BodyView::Transcript(b) => b.raw,
+            BodyView::Pty(b) => b.data,
+            BodyView::Internal(b) => b.detail.as_bytes(),
+        }
+    }
+
+    fn event(&self) -> Option<std::borrow::Cow<'a, str>> {
+        match &self.body {
+            BodyView::Hook(b) => b.event.map(Into::into),
+            BodyView::Transcript(b) => b.line_type.map(Into::into),
+            BodyView::Internal(b) => Some(b.event.into()),
+            BodyView::Pty(b) => Some(format!("pty/{:?}", b.kind).to_lowercase().into()),
+        }
+    }
+
+    fn tool(&self) -> Option<&'a str> {
+        match &self.body {
+            BodyView::Hook(b) => b.tool_name,
+            _ => None,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -124,42 +207,73 @@ fn pty_event(record: &Record) -> Option<String> {
 }
 
 impl Filter<'_> {
-    /// The match in a record, if it passes the filters.
+    /// Whether a record with these fields passes the filters.
+    fn passes(
+        &self,
+        ts: u64,
+        source: Source,
+        session: Option<&str>,
+        event: impl FnOnce() -> Option<String>,
+        tool: Option<&str>,
+    ) -> bool {
+        let args = self.args;
+        self.time.contains(ts)
+            && args.source.is_none_or(|s| s == source)
+            && args.session.as_deref().is_none_or(|s| session == Some(s))
+            && args
+                .tool
+                .as_deref()
+                .is_none_or(|t| tool.is_some_and(|tool| tool.eq_ignore_ascii_case(t)))
+            && args
+                .event
+                .as_deref()
+                .is_none_or(|e| event().is_some_and(|found| found.eq_ignore_ascii_case(e)))
+    }
+
+    /// The match in an encoded sealed record, if it passes the filters. Decodes only the
+    /// fields filters need, borrowed; the whole record only when it is to be printed.
     fn check(&self, offset: Option<Offset>, bytes: &[u8]) -> Option<Match> {
         if self.prefilter && !self.regex.is_match(bytes) {
             return None;
         }
-        let record = Record::decode(bytes).ok()?;
-        self.check_record(offset, record)
-    }
-
-    fn check_record(&self, offset: Option<Offset>, record: Record) -> Option<Match> {
-        let args = self.args;
-        if !self.time.contains(record.ts)
-            || args.source.is_some_and(|s| s != record.source)
-            || args
-                .session
-                .as_deref()
-                .is_some_and(|s| record.session.as_deref() != Some(s))
-            || args
-                .tool
-                .as_deref()
-                .is_some_and(|t| !tool_of(&record).is_some_and(|tool| tool.eq_ignore_ascii_case(t)))
-        {
+        let view: RecordView<'_> = rmp_serde::from_slice(bytes).ok()?;
+        let event = || view.event().map(std::borrow::Cow::into_owned);
+        if !self.passes(view.ts, view.source, view.session, event, view.tool()) {
             return None;
         }
-        if let Some(event) = args.event.as_deref() {
-            let pty = pty_event(&record);
-            let found = event_of(&record).or(pty.as_deref());
-            if !found.is_some_and(|e| e.eq_ignore_ascii_case(event)) {
-                return None;
-            }
-        }
-        let found = self.regex.find(record.raw())?;
-        let range = found.range();
+        let range = self.regex.find(view.raw())?.range();
+        let record = if self.args.count {
+            None
+        } else {
+            Some(Record::decode(bytes).ok()?)
+        };
         Some(Match {
             offset,
             record,
+            range,
+        })
+    }
+
+    /// The match in a decoded record, if it passes the filters.
+    fn check_record(&self, offset: Option<Offset>, record: Record) -> Option<Match> {
+        let event = || {
+            event_of(&record)
+                .map(str::to_owned)
+                .or_else(|| pty_event(&record))
+        };
+        if !self.passes(
+            record.ts,
+            record.source,
+            record.session.as_deref(),
+            event,
+            tool_of(&record),
+        ) {
+            return None;
+        }
+        let range = self.regex.find(record.raw())?.range();
+        Some(Match {
+            offset,
+            record: Some(record),
             range,
         })
     }
@@ -263,18 +377,7 @@ fn scan_sealed(
     for round in blocks.chunks(BLOCKS_PER_ROUND.max(rayon::current_num_threads() * 4)) {
         let results: Vec<anyhow::Result<Vec<Match>>> = round
             .par_iter()
-            .map(|&(s, b)| {
-                let segment = &snapshot.segments()[s];
-                let first = segment.blocks()[b].first_offset;
-                let records = segment.read_block(b).with_context(|| {
-                    format!("reading block {b} of segment {}", segment.path().display())
-                })?;
-                Ok(records
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, bytes)| filter.check(Some(Offset(first.0 + i as u64)), bytes))
-                    .collect())
-            })
+            .map(|&(s, b)| scan_block(&snapshot.segments()[s], b, filter))
             .collect();
         for result in results {
             for m in result? {
@@ -286,6 +389,69 @@ fn scan_sealed(
         }
     }
     Ok(())
+}
+
+/// The matches in one sealed block. Fast path: check the block's CRC, decompress it into a
+/// per-thread buffer and walk its frames in place (no copy per record); a block that holds a
+/// record chained across frames, or anything unexpected, goes through
+/// [`SegmentReader::read_block`], which reports damage precisely.
+fn scan_block(
+    segment: &SegmentReader,
+    block: usize,
+    filter: &Filter<'_>,
+) -> anyhow::Result<Vec<Match>> {
+    thread_local! {
+        static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let meta = segment.blocks()[block];
+    let first = meta.first_offset.0;
+    let fast = RAW.with(|raw| {
+        let mut raw = raw.borrow_mut();
+        let start = usize::try_from(meta.position).ok()?;
+        let compressed = segment
+            .bytes()
+            .get(start..start.checked_add(meta.compressed_len as usize)?)?;
+        if crc32fast::hash(compressed) != meta.crc32 || meta.raw_len > MAX_BLOCK_RAW_BYTES {
+            return None;
+        }
+        raw.clear();
+        raw.reserve(meta.raw_len as usize);
+        let n = zstd::bulk::Decompressor::new()
+            .ok()?
+            .decompress_to_buffer(compressed, &mut *raw)
+            .ok()?;
+        if n != meta.raw_len as usize {
+            return None;
+        }
+        let mut matches = Vec::new();
+        let mut at = 0usize;
+        let mut index = 0u64;
+        while at < raw.len() {
+            match decode_frame(&raw[at..], MAX_BLOCK_RAW_BYTES, at as u64) {
+                Ok(Decoded::Frame(frame, len)) if frame.flags == 0 => {
+                    matches.extend(filter.check(Some(Offset(first + index)), frame.payload));
+                    index += 1;
+                    at += len;
+                }
+                _ => return None,
+            }
+        }
+        (index == u64::from(meta.count)).then_some(matches)
+    });
+    if let Some(matches) = fast {
+        return Ok(matches);
+    }
+    let records = segment.read_block(block).with_context(|| {
+        format!(
+            "reading block {block} of segment {}",
+            segment.path().display()
+        )
+    })?;
+    Ok(records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, bytes)| filter.check(Some(Offset(first + i as u64)), bytes))
+        .collect())
 }
 
 struct Printer<'a, W: Write> {
@@ -302,10 +468,9 @@ impl<W: Write> Printer<'_, W> {
 
     fn print(&mut self, m: &Match) -> std::io::Result<()> {
         self.matched += 1;
-        if self.args.count {
+        let Some(record) = &m.record else {
             return Ok(());
-        }
-        let record = &m.record;
+        };
         let raw = record.raw();
         let (context, highlight) = context(raw, m.range.clone());
         let replay = m
