@@ -144,3 +144,19 @@ fn corpus_count_equals_a_scan_of_payloads() {
         assert_eq!(count(&sandbox, &args), expected, "pattern {pattern:?}");
     }
 }
+
+#[test]
+fn record_chained_across_frames_is_scanned() {
+    let sandbox = setup();
+    // Over the 1 MiB frame limit: stored as a chain of frames, read through the slow path.
+    let filler = "x ".repeat(900_000);
+    let payload = format!(
+        r#"{{"session_id":"g-big","hook_event_name":"UserPromptSubmit","prompt":"{filler} needle-at-the-end"}}"#
+    );
+    sandbox.hook(payload.as_bytes());
+    let found = matches(&sandbox, &["needle-at-the-end"]);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["session"], "g-big");
+    assert!(found[0]["offset"].is_u64(), "sealed: {}", found[0]);
+    assert_eq!(count(&sandbox, &["-i", "error"]), 2);
+}
