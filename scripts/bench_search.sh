@@ -44,6 +44,10 @@ store="$work/store"
 
 if [ ! -f "$gen/.done-$records" ]; then
   rm -rf "$gen" "$store"
+  if [ ! -f "$root/scripts/gen_corpus.py" ]; then
+    echo "bench_search: scripts/gen_corpus.py is missing" >&2
+    exit 1
+  fi
   echo "bench_search: generating $records records into $gen" >&2
   python3 "$root/scripts/gen_corpus.py" "$gen" --records "$records" >&2
   touch "$gen/.done-$records"
@@ -58,17 +62,29 @@ fi
 jsonl_bytes=$(find "$gen" -type f \( -name '*.jsonl' -o -name '*.ndjson' \) -printf '%s\n' | awk '{s+=$1} END {print s}')
 store_records=$("$bin" --store "$store" stats --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["records"])')
 
-echo "bench_search: reindex" >&2
-reindex_out=$("$bin" --store "$store" reindex --quiet)
-echo "$reindex_out" >&2
 threads=$(python3 -c 'import os; print(max(1, min(os.cpu_count() or 1, 4)))')
 
-python3 - "$bin" "$store" "$gen" "$searches" "$scans" "$threads" "$jsonl_bytes" "$store_records" "$reindex_out" <<'PY'
-import glob, os, re, statistics, subprocess, sys, time
+python3 - "$bin" "$store" "$gen" "$searches" "$scans" "$threads" "$jsonl_bytes" "$store_records" <<'PY'
+import glob, os, re, resource, statistics, subprocess, sys, time
 
-bin_, store, gen, searches, scans, threads, jsonl_bytes, store_records, reindex_out = sys.argv[1:]
+bin_, store, gen, searches, scans, threads, jsonl_bytes, store_records = sys.argv[1:]
 searches, scans, threads = int(searches), int(scans), int(threads)
 jsonl_bytes, store_records = int(jsonl_bytes), int(store_records)
+
+def cpu_children():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+# Indexing: wall time and CPU time of the whole `ctrace reindex` process. On a shared machine
+# the wall rate depends on what else runs; CPU seconds do not (much).
+print("bench_search: reindex", file=sys.stderr)
+cpu0 = cpu_children()
+t0 = time.perf_counter()
+reindex_out = subprocess.run([bin_, "--store", store, "reindex", "--quiet"], check=True,
+                             stdout=subprocess.PIPE).stdout.decode()
+reindex_wall = time.perf_counter() - t0
+reindex_cpu = cpu_children() - cpu0
+print(reindex_out.strip(), file=sys.stderr)
 
 m = re.search(r"indexed (\d+) records \(([\d.]+) MiB of payload\) in ([\d.]+)s", reindex_out)
 indexed, payload_mib, index_secs = int(m.group(1)), float(m.group(2)), float(m.group(3))
@@ -95,7 +111,7 @@ grep_cmd = pin + [bin_, "--store", store, "grep", "-c", "error"]
 # Warm the page cache once for every reader, then interleave the measurements.
 for cmd, shell in [(search_cmd, False), (rg_cmd, False), (zstd_cmd, True), (grep_cmd, False)]:
     run(cmd, shell=shell, env=env2)
-search_t, score_t, rg_t, zstd_t, grep_t = [], [], [], [], []
+search_t, score_t, rg_t, zstd_t, grep_t, grep_cpu = [], [], [], [], [], []
 grep_out = b""
 for i in range(searches):
     search_t.append(run(search_cmd)[0])
@@ -103,7 +119,9 @@ for i in range(searches):
     if i < scans:
         rg_t.append(run(rg_cmd)[0])
         zstd_t.append(run(zstd_cmd, shell=True)[0])
+        c0 = cpu_children()
         t, grep_out = run(grep_cmd, env=env2)
+        grep_cpu.append(cpu_children() - c0)
         grep_t.append(t)
 
 def pct(xs, p):
@@ -118,13 +136,15 @@ hits = subprocess.run([bin_, "--store", store, "grep", "-c", "error"], stdout=su
 mb = 1e6
 rows = [
     ("store", f"{store_records:,} records; {payload_bytes / mb:,.0f} MB payload (raw); {jsonl_bytes / mb:,.0f} MB JSONL", "≥ 1,000,000 records, ≥ 1 GB"),
-    ("indexing (reindex)", f"{indexed:,} records in {index_secs:.1f} s = {payload_bytes / mb / index_secs:.1f} MB/s raw; {payload_bytes / mb / index_secs / threads:.1f} MB/s per indexing thread ({threads} threads)", "≥ 30 MB/s per thread"),
+    ("indexing (reindex), wall", f"{indexed:,} records in {index_secs:.1f} s = {payload_bytes / mb / index_secs:.1f} MB/s raw = {payload_bytes / mb / index_secs / threads:.1f} MB/s per indexing thread ({threads} threads)", "≥ 30 MB/s per thread"),
+    ("indexing (reindex), CPU", f"{reindex_cpu:.1f} CPU-s = {payload_bytes / mb / reindex_cpu:.1f} MB raw per CPU-second (all work: read, decompress, extract, index, merge)", "≥ 30 MB/s per thread"),
     ("index size", f"{index_bytes / mb:,.1f} MB = {100 * index_bytes / payload_bytes:.1f}% of raw", "≤ 25%"),
     ("search error -n 20 (cold process, by time)", f"p50 {p50 * 1e3:.1f} ms, p90 {p90 * 1e3:.1f} ms ({searches} runs)", "p50 ≤ 50 ms"),
     ("search error -n 20 --sort score", f"p50 {s50 * 1e3:.1f} ms", ""),
     ("rg -c error over raw JSONL", f"{rg50 * 1e3:.0f} ms (median of {scans}); search is {rg50 / p50:.0f}x faster", "ratio"),
     ("zstd -dc segments | rg -c error", f"{zstd50 * 1e3:.0f} ms; search is {zstd50 / p50:.0f}x faster", "ratio"),
-    ("ctrace grep -c error (2 cores)", f"{grep50 * 1e3:.0f} ms = {payload_bytes / mb / grep50:.0f} MB/s raw; {hits} records", "≥ 800 MB/s"),
+    ("ctrace grep -c error (2 cores), wall", f"{grep50 * 1e3:.0f} ms = {payload_bytes / mb / grep50:.0f} MB/s raw; {hits} records", "≥ 800 MB/s"),
+    ("ctrace grep -c error, CPU", f"{statistics.median(grep_cpu):.2f} CPU-s = {payload_bytes / mb / statistics.median(grep_cpu):.0f} MB/s per core = {2 * payload_bytes / mb / statistics.median(grep_cpu):.0f} MB/s on 2 cores", "≥ 800 MB/s"),
 ]
 w0 = max(len(r[0]) for r in rows)
 w1 = max(len(r[1]) for r in rows)
@@ -132,7 +152,8 @@ print(f"{'figure':<{w0}}  {'measured':<{w1}}  target")
 print(f"{'-' * w0}  {'-' * w1}  ------")
 for a, b, c in rows:
     print(f"{a:<{w0}}  {b:<{w1}}  {c}")
-print(f"\nload average at the end: {os.getloadavg()[0]:.2f} (nproc {os.cpu_count()})")
+print(f"\nload average at the end: {os.getloadavg()[0]:.2f} (nproc {os.cpu_count()}); "
+      f"reindex wall {reindex_wall:.1f} s for {reindex_cpu:.1f} CPU-s")
 PY
 
 if [ "${BENCH_KEEP:-0}" != 1 ]; then
