@@ -522,7 +522,12 @@ pub fn catch_up_with(
         applied: Offset(applied),
         ..IndexReport::default()
     };
-    let mut expected = applied;
+    // Records below the first live segment were removed by retention: not unreadable.
+    let first_live = snapshot
+        .segments()
+        .first()
+        .map_or(end, |s| s.footer().base_offset.0);
+    let mut expected = applied.max(first_live);
     let mut since_commit_bytes = 0u64;
     let mut since_commit_records = 0u64;
     let mut batch: Vec<StoredRecord> = Vec::with_capacity(BATCH_RECORDS);
