@@ -178,8 +178,17 @@ pub fn run(store: &Store, args: &SearchArgs) -> anyhow::Result<i32> {
             SortArg::Score => SortOrder::Score,
         },
     };
-    super::refresh(store)?;
-    match index::catch_up(store, Some(CATCH_UP_BUDGET)) {
+    // Seal first only when the inbox holds records: a snapshot is cheaper than the lock.
+    let mut snapshot = store.snapshot()?;
+    if snapshot.unsealed_records() > 0 {
+        super::refresh(store)?;
+        snapshot = store.snapshot()?;
+    }
+    let options = index::CatchUpOptions {
+        budget: Some(CATCH_UP_BUDGET),
+        ..index::CatchUpOptions::default()
+    };
+    match index::catch_up_from(store.paths(), &snapshot, &options) {
         Ok(report) if !report.caught_up => eprintln!(
             "ctrace: the index is {} records behind the log (indexing stopped after {:.1?}); \
              results may be incomplete: run `ctrace compact` or search again",
@@ -191,7 +200,6 @@ pub fn run(store: &Store, args: &SearchArgs) -> anyhow::Result<i32> {
         ),
         Err(error) => return Err(anyhow::Error::new(error).context("updating the index")),
     }
-    let snapshot = store.snapshot()?;
     if snapshot.unsealed_records() > 0 {
         eprintln!(
             "ctrace: {} records not sealed yet (another ctrace holds the store lock) are not searched",

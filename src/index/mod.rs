@@ -37,7 +37,7 @@ pub use search::{Highlighter, Hit, SearchRequest, SearchResults, Snippet, SortOr
 
 use crate::log::read::TimeRange;
 use crate::log::record::StoredRecord;
-use crate::log::{LogError, Store, StorePaths};
+use crate::log::{LogError, Snapshot, Store, StorePaths};
 use crate::segments::Offset;
 
 /// Version of the schema and payload; an index of another version must be rebuilt.
@@ -48,6 +48,13 @@ pub const COMMIT_EVERY_BYTES: u64 = 256 << 20;
 
 /// Records of the previous pass read again to seed the PTY carry when a pass resumes.
 const CARRY_SEED_RECORDS: u64 = 256;
+
+/// Indexing memory per writer thread, bytes (tantivy flushes a segment when it is full).
+const WRITER_HEAP_BYTES_PER_THREAD: usize = 128 << 20;
+
+/// Segments with more documents than this are not merged again: merging ever larger segments
+/// costs indexing time and buys little for top-N queries.
+const MAX_DOCS_BEFORE_MERGE: usize = 250_000;
 
 /// Records extracted in parallel per batch.
 const BATCH_RECORDS: usize = 4096;
@@ -488,10 +495,22 @@ pub fn catch_up_with(
     store: &Store,
     options: &CatchUpOptions<'_>,
 ) -> Result<IndexReport, IndexError> {
-    let started = Instant::now();
     let snapshot = store.snapshot()?;
+    catch_up_from(store.paths(), &snapshot, options)
+}
+
+/// [`catch_up_with`] on a snapshot the caller already holds (indexes its sealed records).
+///
+/// # Errors
+/// As [`catch_up`].
+pub fn catch_up_from(
+    paths: &StorePaths,
+    snapshot: &Snapshot,
+    options: &CatchUpOptions<'_>,
+) -> Result<IndexReport, IndexError> {
+    let started = Instant::now();
     let end = snapshot.manifest().next_offset.0;
-    let opened = open_or_create(store.paths())?;
+    let opened = open_or_create(paths)?;
     let applied = read_payload(&opened)?;
     if applied >= end {
         return Ok(IndexReport {
@@ -502,7 +521,10 @@ pub fn catch_up_with(
         });
     }
     let threads = indexing_threads();
-    let mut writer = writer(&opened, threads, threads * 96_000_000)?;
+    let mut writer = writer(&opened, threads, threads * WRITER_HEAP_BYTES_PER_THREAD)?;
+    let mut policy = tantivy::merge_policy::LogMergePolicy::default();
+    policy.set_max_docs_before_merge(MAX_DOCS_BEFORE_MERGE);
+    writer.set_merge_policy(Box::new(policy));
     let fields = opened.fields;
     let mut carry = PtyCarry::new();
     if applied > 0 {
