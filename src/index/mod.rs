@@ -52,9 +52,10 @@ const CARRY_SEED_RECORDS: u64 = 256;
 /// Indexing memory per writer thread, bytes (tantivy flushes a segment when it is full).
 const WRITER_HEAP_BYTES_PER_THREAD: usize = 128 << 20;
 
-/// Segments with more documents than this are not merged again: merging ever larger segments
+/// Segments with more documents than this are not merged again (merges then make segments of
+/// at most 8 times this): merging ever larger segments
 /// costs indexing time and buys little for top-N queries.
-const MAX_DOCS_BEFORE_MERGE: usize = 250_000;
+const MAX_DOCS_BEFORE_MERGE: usize = 40_000;
 
 /// Records extracted in parallel per batch.
 const BATCH_RECORDS: usize = 4096;
