@@ -267,6 +267,30 @@ impl<'de> DeserializeSeed<'de> for Walk<'_> {
     }
 }
 
+/// Appends one string value to the text, unless it is empty or a blob.
+fn push_text(text: &mut String, v: &str) {
+    if !v.is_empty() && !is_blob(v) {
+        text.push_str(v);
+        text.push('\n');
+    }
+}
+
+/// The walk's rules applied to an already parsed value (a `name` that is not a string).
+fn push_value_text(value: &serde_json::Value, text: &mut String) {
+    match value {
+        serde_json::Value::String(s) => push_text(text, s),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| push_value_text(v, text)),
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                if !SKIPPED_KEYS.contains(&key.as_str()) && key != "type" {
+                    push_value_text(v, text);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 fn is_blob(s: &str) -> bool {
     s.len() >= BLOB_MIN_BYTES && !s.as_bytes().iter().any(u8::is_ascii_whitespace)
 }
@@ -279,10 +303,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        if !v.is_empty() && !is_blob(v) {
-            self.text.push_str(v);
-            self.text.push('\n');
-        }
+        push_text(self.text, v);
         Ok(())
     }
 
@@ -323,13 +344,13 @@ impl<'de> Visitor<'de> for Walk<'_> {
                 "type" => {
                     kind = map.next_value_seed(MaybeStr)?.map(|s| s == "tool_use");
                 }
-                "name" => {
-                    if let Some(s) = map.next_value_seed(MaybeStr)? {
-                        self.text.push_str(&s);
-                        self.text.push('\n');
-                        name = Some(s.into_owned());
+                "name" => match map.next_value::<serde_json::Value>()? {
+                    serde_json::Value::String(s) => {
+                        push_text(self.text, &s);
+                        name = Some(s);
                     }
-                }
+                    other => push_value_text(&other, self.text),
+                },
                 "cwd" if self.top => {
                     if let Some(s) = map.next_value_seed(MaybeStr)? {
                         self.found.cwd = Some(s.into_owned());
@@ -472,6 +493,15 @@ mod tests {
         let out = extract(&record, &mut PtyCarry::new());
         assert_eq!(out.tools, ["Read"]);
         assert_eq!(out.text, "m\nLet me look\nRead\n/a/b.rs\n");
+    }
+
+    #[test]
+    fn name_that_is_not_a_string_contributes_its_strings() {
+        let out = extract(
+            &hook(r#"{"name":{"first":"Ada","id":"x1"},"x":"y"}"#),
+            &mut PtyCarry::new(),
+        );
+        assert_eq!(out.text, "Ada\ny\n");
     }
 
     #[test]
