@@ -1,18 +1,593 @@
-//! `ctrace grep`: regex scan over the decompressed log.
+//! `ctrace grep`: regex scan over the decompressed log, for what the index tokenizer cannot
+//! express (punctuation, substrings, `\d+`, case-sensitive matches).
+//!
+//! The pattern is matched against each record's raw payload bytes: the hook payload or
+//! transcript line exactly as received (JSON text, escapes included), PTY bytes as recorded
+//! (escape sequences included), an internal record's detail. Sealed blocks are decompressed
+//! and scanned in parallel (rayon); hits are printed in offset order; blocks outside
+//! `--since`/`--until` are not decompressed. Unsealed inbox records are scanned too.
 
+use std::io::{BufWriter, Write};
+
+use anyhow::Context;
 use clap::Args;
+use rayon::prelude::*;
+use regex::bytes::{Regex, RegexBuilder};
+use serde::Serialize;
 
-use crate::log::Store;
+use super::UsageError;
+use super::search::{label, replay_command, use_colour, write_highlighted};
+use super::time::{format_ts, now_ns, parse_time};
+use crate::log::read::TimeRange;
+use crate::log::record::{Body, Record, Source};
+use crate::log::{Snapshot, Store};
+use crate::segments::Offset;
+use crate::segments::frame::{Decoded, decode_frame};
+use crate::segments::segment::{MAX_BLOCK_RAW_BYTES, SegmentReader};
+
+/// Characters of context shown on each side of a match.
+const CONTEXT_CHARS: usize = 60;
+
+/// Blocks handed to the thread pool at a time (hits are printed between rounds).
+const BLOCKS_PER_ROUND: usize = 64;
 
 /// Arguments of `ctrace grep`.
 #[derive(Debug, Args)]
-pub struct GrepArgs {}
+pub struct GrepArgs {
+    /// Regular expression (Rust regex syntax), matched against each record's raw payload
+    pub pattern: String,
+    /// Only this session (exact id)
+    #[arg(long)]
+    pub session: Option<String>,
+    /// Only this source: hook, transcript, pty, otlp, import, internal
+    #[arg(long)]
+    pub source: Option<Source>,
+    /// Only this event: a hook event (PostToolUse), a transcript line type (assistant), pty/output
+    #[arg(long)]
+    pub event: Option<String>,
+    /// Only records of this tool (hook tool_name; case-insensitive)
+    #[arg(long)]
+    pub tool: Option<String>,
+    /// Only records at or after this time (2h, yesterday, 2026-01-31, RFC 3339)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only records at or before this time
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Case-insensitive
+    #[arg(short = 'i', long)]
+    pub ignore_case: bool,
+    /// The pattern is a fixed string, not a regex
+    #[arg(short = 'F', long)]
+    pub fixed_strings: bool,
+    /// Print only the number of matching records
+    #[arg(short = 'c', long)]
+    pub count: bool,
+    /// Stop after N matching records
+    #[arg(short = 'n', long = "limit", value_name = "N")]
+    pub limit: Option<u64>,
+    /// One JSON object per matching record
+    #[arg(long)]
+    pub json: bool,
+}
 
-/// Runs `ctrace grep`; returns the exit code.
+/// One matching record (`record` is `None` when only counting).
+struct Match {
+    offset: Option<Offset>,
+    record: Option<Record>,
+    range: std::ops::Range<usize>,
+}
+
+/// The fields of an encoded record that grep looks at, borrowed from the encoding (no copy of
+/// the payload).
+#[derive(serde::Deserialize)]
+struct RecordView<'a> {
+    ts: u64,
+    source: Source,
+    #[serde(borrow, default)]
+    session: Option<&'a str>,
+    #[serde(borrow)]
+    body: BodyView<'a>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum BodyView<'a> {
+    Hook(#[serde(borrow)] HookView<'a>),
+    Transcript(#[serde(borrow)] TranscriptView<'a>),
+    Pty(#[serde(borrow)] PtyView<'a>),
+    Internal(#[serde(borrow)] InternalView<'a>),
+}
+
+#[derive(serde::Deserialize)]
+struct HookView<'a> {
+    #[serde(borrow, default)]
+    event: Option<&'a str>,
+    #[serde(borrow, default)]
+    tool_name: Option<&'a str>,
+    #[serde(borrow)]
+    raw: &'a [u8],
+}
+
+#[derive(serde::Deserialize)]
+struct TranscriptView<'a> {
+    #[serde(borrow, default)]
+    line_type: Option<&'a str>,
+    #[serde(borrow)]
+    raw: &'a [u8],
+}
+
+#[derive(serde::Deserialize)]
+struct PtyView<'a> {
+    kind: crate::log::record::PtyKind,
+    #[serde(borrow, default)]
+    data: &'a [u8],
+}
+
+#[derive(serde::Deserialize)]
+struct InternalView<'a> {
+    #[serde(borrow)]
+    event: &'a str,
+    #[serde(borrow, default)]
+    detail: &'a str,
+}
+
+impl<'a> RecordView<'a> {
+    fn raw(&self) -> &'a [u8] {
+        match &self.body {
+            BodyView::Hook(b) => b.raw,
+            BodyView::Transcript(b) => b.raw,
+            BodyView::Pty(b) => b.data,
+            BodyView::Internal(b) => b.detail.as_bytes(),
+        }
+    }
+
+    fn event(&self) -> Option<std::borrow::Cow<'a, str>> {
+        match &self.body {
+            BodyView::Hook(b) => b.event.map(Into::into),
+            BodyView::Transcript(b) => b.line_type.map(Into::into),
+            BodyView::Internal(b) => Some(b.event.into()),
+            BodyView::Pty(b) => Some(format!("pty/{:?}", b.kind).to_lowercase().into()),
+        }
+    }
+
+    fn tool(&self) -> Option<&'a str> {
+        match &self.body {
+            BodyView::Hook(b) => b.tool_name,
+            _ => None,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct MatchOut<'a> {
+    offset: Option<u64>,
+    ts: u64,
+    time: String,
+    source: &'static str,
+    session: Option<&'a str>,
+    event: Option<&'a str>,
+    tool: Option<&'a str>,
+    matched: String,
+    context: &'a str,
+    replay: Option<String>,
+}
+
+struct Filter<'a> {
+    regex: Regex,
+    /// Whether a record whose encoded bytes do not match can be passed over without decoding
+    /// (true unless the pattern has anchors or word boundaries, which behave differently
+    /// inside the encoding).
+    prefilter: bool,
+    args: &'a GrepArgs,
+    time: TimeRange,
+}
+
+fn event_of(record: &Record) -> Option<&str> {
+    match &record.body {
+        Body::Hook(hook) => hook.event.as_deref(),
+        Body::Transcript(line) => line.line_type.as_deref(),
+        Body::Internal(internal) => Some(&internal.event),
+        Body::Pty(_) => None,
+    }
+}
+
+fn tool_of(record: &Record) -> Option<&str> {
+    match &record.body {
+        Body::Hook(hook) => hook.tool_name.as_deref(),
+        _ => None,
+    }
+}
+
+fn pty_event(record: &Record) -> Option<String> {
+    match &record.body {
+        Body::Pty(pty) => Some(format!("pty/{:?}", pty.kind).to_lowercase()),
+        _ => None,
+    }
+}
+
+impl Filter<'_> {
+    /// Whether a record with these fields passes the filters.
+    fn passes(
+        &self,
+        ts: u64,
+        source: Source,
+        session: Option<&str>,
+        event: impl FnOnce() -> Option<String>,
+        tool: Option<&str>,
+    ) -> bool {
+        let args = self.args;
+        self.time.contains(ts)
+            && args.source.is_none_or(|s| s == source)
+            && args.session.as_deref().is_none_or(|s| session == Some(s))
+            && args
+                .tool
+                .as_deref()
+                .is_none_or(|t| tool.is_some_and(|tool| tool.eq_ignore_ascii_case(t)))
+            && args
+                .event
+                .as_deref()
+                .is_none_or(|e| event().is_some_and(|found| found.eq_ignore_ascii_case(e)))
+    }
+
+    /// The match in an encoded sealed record, if it passes the filters. Decodes only the
+    /// fields filters need, borrowed; the whole record only when it is to be printed.
+    fn check(&self, offset: Option<Offset>, bytes: &[u8]) -> Option<Match> {
+        if self.prefilter && !self.regex.is_match(bytes) {
+            return None;
+        }
+        let view: RecordView<'_> = rmp_serde::from_slice(bytes).ok()?;
+        let event = || view.event().map(std::borrow::Cow::into_owned);
+        if !self.passes(view.ts, view.source, view.session, event, view.tool()) {
+            return None;
+        }
+        let range = self.regex.find(view.raw())?.range();
+        let record = if self.args.count {
+            None
+        } else {
+            Some(Record::decode(bytes).ok()?)
+        };
+        Some(Match {
+            offset,
+            record,
+            range,
+        })
+    }
+
+    /// The match in a decoded record, if it passes the filters.
+    fn check_record(&self, offset: Option<Offset>, record: Record) -> Option<Match> {
+        let event = || {
+            event_of(&record)
+                .map(str::to_owned)
+                .or_else(|| pty_event(&record))
+        };
+        if !self.passes(
+            record.ts,
+            record.source,
+            record.session.as_deref(),
+            event,
+            tool_of(&record),
+        ) {
+            return None;
+        }
+        let range = self.regex.find(record.raw())?.range();
+        Some(Match {
+            offset,
+            record: Some(record),
+            range,
+        })
+    }
+}
+
+fn has_anchor(pattern: &str) -> bool {
+    pattern.contains('^')
+        || pattern.contains('$')
+        || ["\\b", "\\B", "\\A", "\\z", "\\<", "\\>"]
+            .iter()
+            .any(|a| pattern.contains(a))
+}
+
+/// Runs `ctrace grep`; returns the exit code: 0 when something matched, 1 when nothing did (as
+/// grep).
 ///
 /// # Errors
-/// Not built yet.
+/// A bad pattern, filter or time (exit 2); store read errors.
 pub fn run(store: &Store, args: &GrepArgs) -> anyhow::Result<i32> {
-    let _ = (store, args);
-    anyhow::bail!("`ctrace grep` is not built yet")
+    let now = now_ns();
+    let time = TimeRange {
+        since: args
+            .since
+            .as_deref()
+            .map(|t| parse_time(t, now, "--since"))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|t| parse_time(t, now, "--until"))
+            .transpose()?,
+    };
+    if args.pattern.is_empty() {
+        return Err(UsageError("empty pattern: give a regex or, with -F, a string".into()).into());
+    }
+    let pattern = if args.fixed_strings {
+        regex::escape(&args.pattern)
+    } else {
+        args.pattern.clone()
+    };
+    let regex = RegexBuilder::new(&pattern)
+        .case_insensitive(args.ignore_case)
+        .size_limit(64 << 20)
+        .build()
+        .map_err(|e| {
+            UsageError(format!(
+                "pattern {:?} is not a valid regex: {e}",
+                args.pattern
+            ))
+        })?;
+    let filter = Filter {
+        prefilter: !has_anchor(&pattern),
+        regex,
+        args,
+        time,
+    };
+    super::refresh(store)?;
+    let snapshot = store.snapshot()?;
+    let colour = !args.json && !args.count && use_colour();
+    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut printer = Printer {
+        out: &mut out,
+        args,
+        colour,
+        matched: 0,
+    };
+    scan_sealed(&snapshot, &filter, &mut printer)?;
+    if !printer.done() {
+        let end = snapshot.manifest().next_offset;
+        for stored in snapshot.scan(end, time, true) {
+            let stored = stored?;
+            if let Some(m) = filter.check_record(stored.offset, stored.record) {
+                printer.print(&m)?;
+                if printer.done() {
+                    break;
+                }
+            }
+        }
+    }
+    let matched = printer.matched;
+    if args.count {
+        writeln!(out, "{matched}")?;
+    }
+    out.flush()?;
+    Ok(if matched > 0 { 0 } else { 1 })
+}
+
+fn scan_sealed(
+    snapshot: &Snapshot,
+    filter: &Filter<'_>,
+    printer: &mut Printer<'_, impl Write>,
+) -> anyhow::Result<()> {
+    let mut blocks = Vec::new();
+    for (s, segment) in snapshot.segments().iter().enumerate() {
+        for (b, meta) in segment.blocks().iter().enumerate() {
+            if filter.time.overlaps(meta.min_ts, meta.max_ts) {
+                blocks.push((s, b));
+            }
+        }
+    }
+    for round in blocks.chunks(BLOCKS_PER_ROUND.max(rayon::current_num_threads() * 4)) {
+        let results: Vec<anyhow::Result<Vec<Match>>> = round
+            .par_iter()
+            .map(|&(s, b)| scan_block(&snapshot.segments()[s], b, filter))
+            .collect();
+        for result in results {
+            for m in result? {
+                printer.print(&m)?;
+                if printer.done() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The matches in one sealed block. Fast path: check the block's CRC, decompress it into a
+/// per-thread buffer and walk its frames in place (no copy per record); a block that holds a
+/// record chained across frames, or anything unexpected, goes through
+/// [`SegmentReader::read_block`], which reports damage precisely.
+fn scan_block(
+    segment: &SegmentReader,
+    block: usize,
+    filter: &Filter<'_>,
+) -> anyhow::Result<Vec<Match>> {
+    thread_local! {
+        static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let meta = segment.blocks()[block];
+    let first = meta.first_offset.0;
+    let fast = RAW.with(|raw| {
+        let mut raw = raw.borrow_mut();
+        let start = usize::try_from(meta.position).ok()?;
+        let compressed = segment
+            .bytes()
+            .get(start..start.checked_add(meta.compressed_len as usize)?)?;
+        if crc32fast::hash(compressed) != meta.crc32 || meta.raw_len > MAX_BLOCK_RAW_BYTES {
+            return None;
+        }
+        raw.clear();
+        raw.reserve(meta.raw_len as usize);
+        let n = zstd::bulk::Decompressor::new()
+            .ok()?
+            .decompress_to_buffer(compressed, &mut *raw)
+            .ok()?;
+        if n != meta.raw_len as usize {
+            return None;
+        }
+        let mut matches = Vec::new();
+        let mut at = 0usize;
+        let mut index = 0u64;
+        while at < raw.len() {
+            match decode_frame(&raw[at..], MAX_BLOCK_RAW_BYTES, at as u64) {
+                Ok(Decoded::Frame(frame, len)) if frame.flags == 0 => {
+                    matches.extend(filter.check(Some(Offset(first + index)), frame.payload));
+                    index += 1;
+                    at += len;
+                }
+                _ => return None,
+            }
+        }
+        (index == u64::from(meta.count)).then_some(matches)
+    });
+    if let Some(matches) = fast {
+        return Ok(matches);
+    }
+    let records = segment.read_block(block).with_context(|| {
+        format!(
+            "reading block {block} of segment {}",
+            segment.path().display()
+        )
+    })?;
+    Ok(records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, bytes)| filter.check(Some(Offset(first + i as u64)), bytes))
+        .collect())
+}
+
+struct Printer<'a, W: Write> {
+    out: &'a mut W,
+    args: &'a GrepArgs,
+    colour: bool,
+    matched: u64,
+}
+
+impl<W: Write> Printer<'_, W> {
+    fn done(&self) -> bool {
+        self.args.limit.is_some_and(|n| self.matched >= n)
+    }
+
+    fn print(&mut self, m: &Match) -> std::io::Result<()> {
+        self.matched += 1;
+        let Some(record) = &m.record else {
+            return Ok(());
+        };
+        let raw = record.raw();
+        let (context, highlight) = context(raw, m.range.clone());
+        let replay = m
+            .offset
+            .map(|o| replay_command(record.session.as_deref(), o.0));
+        let pty = pty_event(record);
+        let event = event_of(record).or(pty.as_deref());
+        if self.args.json {
+            let value = MatchOut {
+                offset: m.offset.map(|o| o.0),
+                ts: record.ts,
+                time: format_ts(record.ts),
+                source: record.source.as_str(),
+                session: record.session.as_deref(),
+                event,
+                tool: tool_of(record),
+                matched: String::from_utf8_lossy(&raw[m.range.clone()]).into_owned(),
+                context: &context,
+                replay,
+            };
+            return super::output::json_line(self.out, &value);
+        }
+        let tools: Vec<String> = tool_of(record).map(str::to_owned).into_iter().collect();
+        let (magenta, green, dim, reset) = if self.colour {
+            ("\x1b[35m", "\x1b[32m", "\x1b[2m", "\x1b[0m")
+        } else {
+            ("", "", "", "")
+        };
+        writeln!(
+            self.out,
+            "{magenta}{}{reset}  {green}{}{reset}  {}",
+            record.session.as_deref().unwrap_or("-"),
+            format_ts(record.ts),
+            label(event, &tools)
+        )?;
+        self.out.write_all(b"    ")?;
+        write_highlighted(self.out, &context, &[highlight], self.colour)?;
+        writeln!(self.out)?;
+        match replay {
+            Some(replay) => writeln!(self.out, "    {dim}{replay}{reset}"),
+            None => writeln!(self.out, "    {dim}(not sealed yet: no offset){reset}"),
+        }
+    }
+}
+
+/// The text around a match, whitespace and control characters folded to one space, and the
+/// match's byte range in it.
+fn context(raw: &[u8], range: std::ops::Range<usize>) -> (String, std::ops::Range<usize>) {
+    let before_start = back_chars(raw, range.start, CONTEXT_CHARS);
+    let after_end = forward_chars(raw, range.end, CONTEXT_CHARS);
+    let fold = |bytes: &[u8], out: &mut String| {
+        let text = String::from_utf8_lossy(bytes);
+        let mut space = false;
+        for c in text.chars() {
+            if c.is_whitespace() || c.is_control() {
+                if !space {
+                    out.push(' ');
+                }
+                space = true;
+            } else {
+                out.push(c);
+                space = false;
+            }
+        }
+    };
+    let mut out = String::new();
+    fold(&raw[before_start..range.start], &mut out);
+    let start = out.len();
+    fold(&raw[range.clone()], &mut out);
+    let end = out.len();
+    fold(&raw[range.end..after_end], &mut out);
+    (out, start..end)
+}
+
+fn back_chars(raw: &[u8], mut at: usize, chars: usize) -> usize {
+    for _ in 0..chars {
+        if at == 0 {
+            break;
+        }
+        at -= 1;
+        while at > 0 && (raw[at] & 0xC0) == 0x80 {
+            at -= 1;
+        }
+    }
+    at
+}
+
+fn forward_chars(raw: &[u8], mut at: usize, chars: usize) -> usize {
+    for _ in 0..chars {
+        if at >= raw.len() {
+            break;
+        }
+        at += 1;
+        while at < raw.len() && (raw[at] & 0xC0) == 0x80 {
+            at += 1;
+        }
+    }
+    at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_marks_the_match() {
+        let raw = "line one\nan error: here é\n".as_bytes();
+        let start = 12;
+        let (text, range) = context(raw, start..start + 5);
+        assert_eq!(&text[range], "error");
+        assert_eq!(text, "line one an error: here é ");
+    }
+
+    #[test]
+    fn anchors_disable_the_prefilter() {
+        assert!(has_anchor("^foo"));
+        assert!(has_anchor(r"\bfoo"));
+        assert!(!has_anchor("foo.*bar"));
+    }
 }

@@ -44,7 +44,8 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "T")]
     pub to: Option<String>,
     /// Start at the first record at or after this log offset; the output before it is written
-    /// at once
+    /// at once (for sessions without terminal data: the timeline from the item holding that
+    /// record on)
     #[arg(long, value_name = "OFFSET")]
     pub at: Option<u64>,
     /// Show the linked Claude session's hook events as markers
@@ -323,6 +324,9 @@ pub fn run(store: &Store, args: &ReplayArgs) -> anyhow::Result<i32> {
         (session.to_owned(), *has_pty, catalog.linked_events)
     };
     if !has_pty {
+        if let Some(at) = args.at {
+            return timeline_from(store, &session, Offset(at), args.json);
+        }
         let show = ShowArgs {
             session,
             json: args.json,
@@ -555,6 +559,86 @@ pub fn run(store: &Store, args: &ReplayArgs) -> anyhow::Result<i32> {
             "ctrace: the recording used up to {}x{}, this terminal is {width}x{height}: lines may wrap",
             largest.0, largest.1
         );
+    }
+    Ok(0)
+}
+
+/// The timeline of a session without terminal data from the item that holds the record at
+/// `at` (or, when that record is not a timeline item of its own, the first item after it).
+///
+/// # Errors
+/// [`UsageError`] when the session has no record at `at`; store read errors.
+fn timeline_from(store: &Store, session: &str, at: Offset, json: bool) -> anyhow::Result<i32> {
+    use super::timeline::{Item, build, in_timeline};
+    let records: Vec<StoredRecord> = super::sessions::all_records(store)?
+        .into_iter()
+        .filter(|r| r.record.session.as_deref() == Some(session))
+        .collect();
+    let Some(target) = records.iter().find(|r| r.offset == Some(at)) else {
+        return Err(UsageError(format!(
+            "session {session} has no record at offset {at} (see `ctrace search` or `ctrace cat`)"
+        ))
+        .into());
+    };
+    let target_ts = target.record.ts;
+    let mine: Vec<StoredRecord> = records
+        .iter()
+        .filter(|r| in_timeline(&r.record))
+        .cloned()
+        .collect();
+    let items = build(&mine);
+    // The item holding the record: the one with its offset, or the last one started at or
+    // before it whose span (a tool call's Pre→Post) reaches it.
+    fn has_offset(item: &Item, at: Offset) -> bool {
+        item.offset == Some(at.0) || item.children.iter().any(|c| has_offset(c, at))
+    }
+    let holds = |item: &Item| {
+        has_offset(item, at)
+            || (item.ts <= target_ts
+                && item
+                    .duration_ns
+                    .is_some_and(|d| item.ts.saturating_add(d) >= target_ts))
+    };
+    let start = items
+        .iter()
+        .position(holds)
+        .or_else(|| items.iter().position(|item| item.ts >= target_ts))
+        .unwrap_or(items.len());
+    let shown = &items[start..];
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, shown).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+        return Ok(0);
+    }
+    writeln!(
+        out,
+        "session {session} from offset {at} ({}): {} of {} timeline items",
+        super::time::format_ts(target_ts),
+        shown.len(),
+        items.len()
+    )?;
+    fn print(out: &mut impl Write, item: &Item, depth: usize) -> std::io::Result<()> {
+        let indent = "  ".repeat(depth);
+        let timing = match (item.duration_ns, item.status) {
+            (Some(ns), Some(status)) => {
+                format!("  [{} {status}]", super::time::format_duration(ns))
+            }
+            (None, Some(status)) => format!("  [{status}]"),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "{}  {indent}{:<20} {}{timing}",
+            item.time, item.event, item.summary
+        )?;
+        for child in &item.children {
+            print(out, child, depth + 1)?;
+        }
+        Ok(())
+    }
+    for item in shown {
+        print(&mut out, item, 0)?;
     }
     Ok(0)
 }

@@ -1,18 +1,282 @@
 //! `ctrace search`: full-text search over every record (tantivy).
+//!
+//! First seals the inbox (when the store lock is free) and brings the index up to date from its
+//! checkpoint, within [`CATCH_UP_BUDGET`]; says so on stderr when it could not. Then prints one
+//! hit per record: session, time, event / tool, the best snippet with the match highlighted
+//! (colour only on a terminal, never with `NO_COLOR`), and the command that replays from there.
 
-use clap::Args;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::time::Duration;
 
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+
+use super::UsageError;
+use super::time::{format_ts, now_ns, parse_time};
+use crate::index::{self, IndexError, SearchRequest, SortOrder};
 use crate::log::Store;
+use crate::log::read::TimeRange;
+use crate::log::record::{Record, Source};
+
+/// Longest time `search` spends indexing before it answers.
+pub const CATCH_UP_BUDGET: Duration = Duration::from_secs(3);
+
+/// Snippet length in characters.
+const SNIPPET_CHARS: usize = 160;
+
+/// Order of the hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SortArg {
+    /// Newest first
+    Time,
+    /// Best match first (BM25)
+    Score,
+}
 
 /// Arguments of `ctrace search`.
 #[derive(Debug, Args)]
-pub struct SearchArgs {}
+pub struct SearchArgs {
+    /// The query: words (all must match), "exact phrases", AND / OR / NOT, -word, field:value
+    /// (fields: session, source, event, tool, model, agent, project, type, offset)
+    pub query: String,
+    /// Only this session (exact id)
+    #[arg(long)]
+    pub session: Option<String>,
+    /// Only this source: hook, transcript, pty, otlp, import, internal
+    #[arg(long)]
+    pub source: Option<Source>,
+    /// Only this event: a hook event (PostToolUse), a transcript line type (assistant), pty/output
+    #[arg(long)]
+    pub event: Option<String>,
+    /// Only records of this tool (Bash, Edit, ...; case-insensitive)
+    #[arg(long)]
+    pub tool: Option<String>,
+    /// Only records at or after this time (2h, yesterday, 2026-01-31, RFC 3339)
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only records at or before this time
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Most hits shown
+    #[arg(short = 'n', long = "limit", default_value_t = 20, value_name = "N")]
+    pub limit: usize,
+    /// Order of the hits
+    #[arg(long, value_enum, default_value_t = SortArg::Time)]
+    pub sort: SortArg,
+    /// One JSON object per hit
+    #[arg(long)]
+    pub json: bool,
+}
 
-/// Runs `ctrace search`; returns the exit code.
+#[derive(Serialize)]
+struct HitOut<'a> {
+    offset: u64,
+    ts: u64,
+    time: String,
+    score: Option<f32>,
+    source: &'static str,
+    session: Option<&'a str>,
+    event: Option<&'a str>,
+    tools: &'a [String],
+    model: Option<&'a str>,
+    agents: &'a [String],
+    projects: &'a [String],
+    snippet: &'a str,
+    highlights: Vec<[usize; 2]>,
+    replay: String,
+}
+
+/// Whether to colour output: stdout is a terminal and `NO_COLOR` is unset or empty.
+pub fn use_colour() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// Writes `text` with `ranges` in bold red when `colour`, as is otherwise.
 ///
 /// # Errors
-/// Not built yet.
+/// I/O errors.
+pub fn write_highlighted(
+    out: &mut impl Write,
+    text: &str,
+    ranges: &[std::ops::Range<usize>],
+    colour: bool,
+) -> std::io::Result<()> {
+    if !colour {
+        return out.write_all(text.as_bytes());
+    }
+    let mut at = 0;
+    for r in ranges {
+        if r.start < at || r.end > text.len() {
+            continue;
+        }
+        out.write_all(&text.as_bytes()[at..r.start])?;
+        out.write_all(b"\x1b[1;31m")?;
+        out.write_all(&text.as_bytes()[r.start..r.end])?;
+        out.write_all(b"\x1b[0m")?;
+        at = r.end;
+    }
+    out.write_all(&text.as_bytes()[at..])
+}
+
+/// The command that replays a session from a record.
+pub fn replay_command(session: Option<&str>, offset: u64) -> String {
+    match session {
+        Some(s) => format!("ctrace replay {s} --at {offset}"),
+        None => format!("ctrace cat  # offset {offset} has no session"),
+    }
+}
+
+/// A short label: event, plus tool names.
+pub fn label(event: Option<&str>, tools: &[String]) -> String {
+    let mut label = event.unwrap_or("-").to_owned();
+    for tool in tools {
+        label.push(' ');
+        label.push_str(tool);
+    }
+    label
+}
+
+fn to_usage(error: IndexError) -> anyhow::Error {
+    if error.is_bad_query() {
+        UsageError(error.to_string()).into()
+    } else {
+        anyhow::Error::new(error).context("searching the index")
+    }
+}
+
+/// Runs `ctrace search`; returns the exit code (0 also when nothing matches).
+///
+/// # Errors
+/// Bad query, filter or time (exit 2); index or store read errors.
 pub fn run(store: &Store, args: &SearchArgs) -> anyhow::Result<i32> {
-    let _ = (store, args);
-    anyhow::bail!("`ctrace search` is not built yet")
+    let now = now_ns();
+    let time = TimeRange {
+        since: args
+            .since
+            .as_deref()
+            .map(|t| parse_time(t, now, "--since"))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|t| parse_time(t, now, "--until"))
+            .transpose()?,
+    };
+    if args.limit == 0 {
+        return Err(UsageError("-n must be at least 1".into()).into());
+    }
+    let request = SearchRequest {
+        query: args.query.clone(),
+        session: args.session.clone(),
+        source: args.source,
+        event: args.event.clone(),
+        tool: args.tool.clone(),
+        time,
+        limit: args.limit,
+        sort: match args.sort {
+            SortArg::Time => SortOrder::Time,
+            SortArg::Score => SortOrder::Score,
+        },
+    };
+    // Seal first only when the inbox holds records: a snapshot is cheaper than the lock.
+    let mut snapshot = store.snapshot()?;
+    if snapshot.unsealed_records() > 0 {
+        super::refresh(store)?;
+        snapshot = store.snapshot()?;
+    }
+    let options = index::CatchUpOptions {
+        budget: Some(CATCH_UP_BUDGET),
+        ..index::CatchUpOptions::default()
+    };
+    match index::catch_up_from(store.paths(), &snapshot, &options) {
+        Ok(report) if !report.caught_up => eprintln!(
+            "ctrace: the index is {} records behind the log (indexing stopped after {:.1?}); \
+             results may be incomplete: run `ctrace compact` or search again",
+            report.remaining, report.elapsed
+        ),
+        Ok(_) => {}
+        Err(IndexError::Busy { .. }) => eprintln!(
+            "ctrace: another process is updating the index; results may miss the newest records"
+        ),
+        Err(error) => return Err(anyhow::Error::new(error).context("updating the index")),
+    }
+    if snapshot.unsealed_records() > 0 {
+        eprintln!(
+            "ctrace: {} records not sealed yet (another ctrace holds the store lock) are not searched",
+            snapshot.unsealed_records()
+        );
+    }
+    let mut results = index::search(store.paths(), &request).map_err(to_usage)?;
+    let colour = !args.json && use_colour();
+    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut carry = index::PtyCarry::new();
+    for hit in &results.hits {
+        let Some(record) = snapshot.get(hit.offset)? else {
+            continue;
+        };
+        let extracted = index::extract(&record, &mut carry);
+        let snippet = results.highlighter.snippet(&extracted.text, SNIPPET_CHARS);
+        let replay = replay_command(record.session.as_deref(), hit.offset.0);
+        if args.json {
+            let value = HitOut {
+                offset: hit.offset.0,
+                ts: record.ts,
+                time: format_ts(record.ts),
+                score: hit.score,
+                source: record.source.as_str(),
+                session: record.session.as_deref(),
+                event: extracted.event.as_deref(),
+                tools: &extracted.tools,
+                model: extracted.model.as_deref(),
+                agents: &extracted.agents,
+                projects: &extracted.projects,
+                snippet: &snippet.fragment,
+                highlights: snippet
+                    .highlights
+                    .iter()
+                    .map(|r| [r.start, r.end])
+                    .collect(),
+                replay,
+            };
+            super::output::json_line(&mut out, &value)?;
+        } else {
+            write_hit(&mut out, &record, &extracted, &snippet, &replay, colour)?;
+        }
+    }
+    if !args.json && results.total > results.hits.len() as u64 {
+        writeln!(
+            out,
+            "({} of {} matching records shown; -n N for more)",
+            results.hits.len(),
+            results.total
+        )?;
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+fn write_hit(
+    out: &mut impl Write,
+    record: &Record,
+    extracted: &index::Extracted,
+    snippet: &index::Snippet,
+    replay: &str,
+    colour: bool,
+) -> std::io::Result<()> {
+    let (dim, magenta, green, reset) = if colour {
+        ("\x1b[2m", "\x1b[35m", "\x1b[32m", "\x1b[0m")
+    } else {
+        ("", "", "", "")
+    };
+    writeln!(
+        out,
+        "{magenta}{}{reset}  {green}{}{reset}  {}",
+        record.session.as_deref().unwrap_or("-"),
+        format_ts(record.ts),
+        label(extracted.event.as_deref(), &extracted.tools),
+    )?;
+    out.write_all(b"    ")?;
+    write_highlighted(out, &snippet.fragment, &snippet.highlights, colour)?;
+    writeln!(out)?;
+    writeln!(out, "    {dim}{replay}{reset}")
 }

@@ -2,12 +2,63 @@
 //! after its checkpoint (the next offset to index, kept in the tantivy commit payload).
 //!
 //! Tantivy types stay inside this module. The index lives in `<store>/index/`; it is optional:
-//! a store without it works, and `ctrace reindex` / `ctrace compact` build it.
+//! a store without it works, and `ctrace reindex` / `ctrace compact` / `ctrace search` build it.
+//!
+//! Invariants:
+//! - The commit payload is `{"version":1,"applied":N}`: every sealed record with an offset
+//!   below `N` has exactly one document, and no record at or above `N` has one. Documents and
+//!   checkpoint become durable together in one tantivy commit, so a pass killed at any point
+//!   leaves the last commit intact and the next pass resumes from its checkpoint: nothing lost,
+//!   nothing duplicated.
+//! - Only sealed records are indexed (they have offsets). One writer at a time (tantivy's
+//!   writer lock, released by the kernel when a process dies).
+//! - Nothing but offsets, times and the inverted index are kept: the text is not stored;
+//!   snippets are made from the record, read back from the log by offset.
+//! - `ctrace hook` never reaches this module.
 
-use std::time::Duration;
+mod extract;
+mod search;
+pub mod tokenizer;
 
-use crate::log::{Store, StorePaths};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tantivy::directory::error::LockError;
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions,
+};
+use tantivy::tokenizer::{LowerCaser, RawTokenizer, TextAnalyzer};
+use tantivy::{Index, IndexWriter, TantivyDocument, TantivyError, Term};
+
+pub use extract::{BLOB_MIN_BYTES, Extracted, PTY_CARRY_BYTES, PtyCarry, SKIPPED_KEYS, extract};
+pub use search::{Highlighter, Hit, SearchRequest, SearchResults, Snippet, SortOrder, search};
+
+use crate::log::read::TimeRange;
+use crate::log::record::StoredRecord;
+use crate::log::{LogError, Snapshot, Store, StorePaths};
 use crate::segments::Offset;
+
+/// Version of the schema and payload; an index of another version must be rebuilt.
+pub const INDEX_VERSION: u32 = 1;
+
+/// Raw bytes (payload bytes of records) between two commits of a long pass.
+pub const COMMIT_EVERY_BYTES: u64 = 256 << 20;
+
+/// Records of the previous pass read again to seed the PTY carry when a pass resumes.
+const CARRY_SEED_RECORDS: u64 = 256;
+
+/// Indexing memory per writer thread, bytes (tantivy flushes a segment when it is full).
+const WRITER_HEAP_BYTES_PER_THREAD: usize = 128 << 20;
+
+/// Segments with more documents than this are not merged again (merges then make segments of
+/// at most 8 times this): merging ever larger segments
+/// costs indexing time and buys little for top-N queries.
+const MAX_DOCS_BEFORE_MERGE: usize = 40_000;
+
+/// Records extracted in parallel per batch.
+const BATCH_RECORDS: usize = 4096;
 
 /// Errors of the index layer.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +67,75 @@ pub enum IndexError {
     /// The index is not built yet.
     #[error("the full-text index is not built yet")]
     NotBuilt,
+    /// Another process is writing the index.
+    #[error("the index at {} is being updated by another process", path.display())]
+    Busy {
+        /// The index directory.
+        path: PathBuf,
+    },
+    /// A tantivy operation failed.
+    #[error("index at {}: {what}", path.display())]
+    Tantivy {
+        /// The index directory.
+        path: PathBuf,
+        /// What was being done.
+        what: &'static str,
+        /// Tantivy's error.
+        #[source]
+        source: TantivyError,
+    },
+    /// An I/O error on the index directory.
+    #[error("i/o on {}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The commit payload is not a ctrace checkpoint of this version.
+    #[error(
+        "index at {} has checkpoint payload {payload:?}, not a version {INDEX_VERSION} checkpoint; run `ctrace reindex`",
+        path.display()
+    )]
+    BadPayload {
+        /// The index directory.
+        path: PathBuf,
+        /// The payload found.
+        payload: String,
+    },
+    /// Reading the log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The query is empty.
+    #[error("empty query: give words, \"phrases\" or field:value terms")]
+    EmptyQuery,
+    /// The query names a field the index does not have.
+    #[error("unknown field `{field}` in query {query:?}; fields are: {}", search::FIELD_NAMES.join(", "))]
+    UnknownField {
+        /// The field named.
+        field: String,
+        /// The whole query.
+        query: String,
+    },
+    /// The query does not parse.
+    #[error("query {query:?} does not parse: {problem}")]
+    BadQuery {
+        /// The whole query.
+        query: String,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+}
+
+impl IndexError {
+    /// Whether the error is in what the user asked (a bad query), not in the index.
+    pub fn is_bad_query(&self) -> bool {
+        matches!(
+            self,
+            IndexError::EmptyQuery | IndexError::UnknownField { .. } | IndexError::BadQuery { .. }
+        )
+    }
 }
 
 /// What one indexing pass did.
@@ -29,11 +149,224 @@ pub struct IndexReport {
     pub caught_up: bool,
     /// Wall time of the pass.
     pub elapsed: Duration,
+    /// Raw payload bytes of the records indexed.
+    pub raw_bytes: u64,
+    /// Sealed records still not indexed after the pass.
+    pub remaining: u64,
+    /// Records that could not be read (damaged blocks) and were passed over.
+    pub unreadable: u64,
+}
+
+/// The state of an index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexStatus {
+    /// Live documents.
+    pub docs: u64,
+    /// The checkpoint.
+    pub applied: Offset,
+    /// Bytes of the index directory on disk.
+    pub size_bytes: u64,
+}
+
+/// Options of an indexing pass.
+#[derive(Default)]
+pub struct CatchUpOptions<'a> {
+    /// Stop (after committing) once this much time has passed.
+    pub budget: Option<Duration>,
+    /// Commit after this many records (besides every [`COMMIT_EVERY_BYTES`]).
+    pub commit_every_records: Option<u64>,
+    /// Called after each batch with (records done, records to do in this pass).
+    pub progress: Option<&'a dyn Fn(u64, u64)>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Payload {
+    version: u32,
+    applied: u64,
+}
+
+/// Field handles of the schema.
+#[derive(Debug, Clone, Copy)]
+struct Fields {
+    offset: Field,
+    ts: Field,
+    session: Field,
+    source: Field,
+    event: Field,
+    tool: Field,
+    model: Field,
+    agent: Field,
+    project: Field,
+    kind: Field,
+    text: Field,
+}
+
+const KEYWORD_TOKENIZER: &str = "ctrace_keyword";
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let keyword = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(KEYWORD_TOKENIZER)
+            .set_index_option(IndexRecordOption::Basic),
+    );
+    let text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(tokenizer::TOKENIZER_NAME)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let fields = Fields {
+        offset: builder.add_u64_field("offset", INDEXED | FAST),
+        ts: builder.add_u64_field("ts", FAST),
+        session: builder.add_text_field("session", keyword.clone()),
+        source: builder.add_text_field("source", keyword.clone()),
+        event: builder.add_text_field("event", keyword.clone()),
+        tool: builder.add_text_field("tool", keyword.clone()),
+        model: builder.add_text_field("model", keyword.clone()),
+        agent: builder.add_text_field("agent", keyword.clone()),
+        project: builder.add_text_field("project", keyword.clone()),
+        kind: builder.add_text_field("type", keyword),
+        text: builder.add_text_field("text", text),
+    };
+    (builder.build(), fields)
+}
+
+fn fields_of(schema: &Schema, path: &Path) -> Result<Fields, IndexError> {
+    let get = |name: &'static str| {
+        schema
+            .get_field(name)
+            .map_err(|source| IndexError::Tantivy {
+                path: path.to_path_buf(),
+                what: "reading the schema (run `ctrace reindex` to rebuild the index)",
+                source,
+            })
+    };
+    Ok(Fields {
+        offset: get("offset")?,
+        ts: get("ts")?,
+        session: get("session")?,
+        source: get("source")?,
+        event: get("event")?,
+        tool: get("tool")?,
+        model: get("model")?,
+        agent: get("agent")?,
+        project: get("project")?,
+        kind: get("type")?,
+        text: get("text")?,
+    })
+}
+
+fn register_tokenizers(index: &Index) {
+    let manager = index.tokenizers();
+    manager.register(
+        tokenizer::TOKENIZER_NAME,
+        tokenizer::WordsCjkTokenizer::default(),
+    );
+    manager.register(
+        KEYWORD_TOKENIZER,
+        TextAnalyzer::builder(RawTokenizer::default())
+            .filter(LowerCaser)
+            .build(),
+    );
+}
+
+/// The index directory of a store.
+pub fn index_dir(paths: &StorePaths) -> PathBuf {
+    paths.root.join("index")
 }
 
 /// Whether `<store>/index/` holds an index.
 pub fn exists(paths: &StorePaths) -> bool {
-    paths.root.join("index").join("meta.json").exists()
+    index_dir(paths).join("meta.json").exists()
+}
+
+fn tantivy_err<'p>(
+    path: &'p Path,
+    what: &'static str,
+) -> impl FnOnce(TantivyError) -> IndexError + 'p {
+    move |source| IndexError::Tantivy {
+        path: path.to_path_buf(),
+        what,
+        source,
+    }
+}
+
+/// An open index with its field handles.
+struct Opened {
+    index: Index,
+    fields: Fields,
+    dir: PathBuf,
+}
+
+fn open(paths: &StorePaths) -> Result<Opened, IndexError> {
+    let dir = index_dir(paths);
+    if !exists(paths) {
+        return Err(IndexError::NotBuilt);
+    }
+    let index = Index::open_in_dir(&dir).map_err(tantivy_err(&dir, "opening"))?;
+    register_tokenizers(&index);
+    let fields = fields_of(&index.schema(), &dir)?;
+    Ok(Opened { index, fields, dir })
+}
+
+fn open_or_create(paths: &StorePaths) -> Result<Opened, IndexError> {
+    if exists(paths) {
+        return open(paths);
+    }
+    let dir = index_dir(paths);
+    crate::log::inbox::create_dir_private(&dir).map_err(|e| match e {
+        LogError::Io { path, source } => IndexError::Io { path, source },
+        other => IndexError::Log(other),
+    })?;
+    let (schema, fields) = schema();
+    let index = Index::create_in_dir(&dir, schema).map_err(tantivy_err(&dir, "creating"))?;
+    register_tokenizers(&index);
+    Ok(Opened { index, fields, dir })
+}
+
+fn read_payload(opened: &Opened) -> Result<u64, IndexError> {
+    let metas = opened
+        .index
+        .load_metas()
+        .map_err(tantivy_err(&opened.dir, "reading meta.json"))?;
+    let Some(text) = metas.payload else {
+        return Ok(0);
+    };
+    match serde_json::from_str::<Payload>(&text) {
+        Ok(payload) if payload.version == INDEX_VERSION => Ok(payload.applied),
+        _ => Err(IndexError::BadPayload {
+            path: opened.dir.clone(),
+            payload: text,
+        }),
+    }
+}
+
+fn writer(opened: &Opened, threads: usize, heap_bytes: usize) -> Result<IndexWriter, IndexError> {
+    match opened.index.writer_with_num_threads(threads, heap_bytes) {
+        Ok(writer) => Ok(writer),
+        Err(TantivyError::LockFailure(LockError::LockBusy, _)) => Err(IndexError::Busy {
+            path: opened.dir.clone(),
+        }),
+        Err(source) => Err(IndexError::Tantivy {
+            path: opened.dir.clone(),
+            what: "opening the writer",
+            source,
+        }),
+    }
+}
+
+fn commit(writer: &mut IndexWriter, dir: &Path, applied: u64) -> Result<(), IndexError> {
+    let payload = serde_json::to_string(&Payload {
+        version: INDEX_VERSION,
+        applied,
+    })
+    .unwrap_or_default();
+    let mut prepared = writer
+        .prepare_commit()
+        .map_err(tantivy_err(dir, "preparing a commit"))?;
+    prepared.set_payload(&payload);
+    prepared.commit().map_err(tantivy_err(dir, "committing"))?;
+    Ok(())
 }
 
 /// The index checkpoint: every record with an offset below it is indexed. `None` when there is
@@ -42,34 +375,380 @@ pub fn exists(paths: &StorePaths) -> bool {
 /// # Errors
 /// [`IndexError`] when the index cannot be opened.
 pub fn applied_offset(paths: &StorePaths) -> Result<Option<Offset>, IndexError> {
-    let _ = paths;
-    Ok(None)
+    if !exists(paths) {
+        return Ok(None);
+    }
+    let opened = open(paths)?;
+    Ok(Some(Offset(read_payload(&opened)?)))
+}
+
+/// Documents, checkpoint and size of the index; `None` when there is none.
+///
+/// # Errors
+/// [`IndexError`] when the index cannot be opened or its directory listed.
+pub fn status(paths: &StorePaths) -> Result<Option<IndexStatus>, IndexError> {
+    if !exists(paths) {
+        return Ok(None);
+    }
+    let opened = open(paths)?;
+    let applied = Offset(read_payload(&opened)?);
+    let metas = opened
+        .index
+        .load_metas()
+        .map_err(tantivy_err(&opened.dir, "reading meta.json"))?;
+    let docs = metas.segments.iter().map(|s| u64::from(s.num_docs())).sum();
+    Ok(Some(IndexStatus {
+        docs,
+        applied,
+        size_bytes: dir_bytes(&opened.dir)?,
+    }))
+}
+
+/// The offsets of every live document, sorted (duplicates kept), for checks.
+///
+/// # Errors
+/// [`IndexError`] when the index cannot be opened or read.
+pub fn indexed_offsets(paths: &StorePaths) -> Result<Vec<u64>, IndexError> {
+    let opened = open(paths)?;
+    let reader = opened
+        .index
+        .reader()
+        .map_err(tantivy_err(&opened.dir, "opening a reader"))?;
+    let searcher = reader.searcher();
+    let mut out = Vec::new();
+    for segment in searcher.segment_readers() {
+        let column = segment
+            .fast_fields()
+            .u64("offset")
+            .map_err(tantivy_err(&opened.dir, "reading the offset column"))?;
+        for doc in segment.doc_ids_alive() {
+            out.extend(column.first(doc));
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+fn dir_bytes(dir: &Path) -> Result<u64, IndexError> {
+    let io = |source| IndexError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let meta = entry.map_err(io)?.metadata().map_err(io)?;
+        if meta.is_file() {
+            total += meta.len();
+        }
+    }
+    Ok(total)
 }
 
 /// Indexes the sealed records after the checkpoint, creating the index if missing; stops after
 /// `budget` when given (the report says whether it caught up).
 ///
 /// # Errors
-/// [`IndexError`].
+/// [`IndexError::Busy`] when another process is writing the index; [`IndexError`] when the
+/// index or the log cannot be read or written.
 pub fn catch_up(store: &Store, budget: Option<Duration>) -> Result<IndexReport, IndexError> {
-    let _ = (store, budget);
-    Err(IndexError::NotBuilt)
+    catch_up_with(
+        store,
+        &CatchUpOptions {
+            budget,
+            ..CatchUpOptions::default()
+        },
+    )
 }
 
-/// Deletes the documents of the given records (retention). Returns documents deleted.
+/// Deletes the index and builds it again from the whole log.
 ///
 /// # Errors
-/// [`IndexError`].
+/// As [`catch_up_with`]; [`IndexError::Io`] when the old index cannot be removed.
+pub fn rebuild(store: &Store, options: &CatchUpOptions<'_>) -> Result<IndexReport, IndexError> {
+    let dir = index_dir(store.paths());
+    if dir.exists() {
+        // Take the writer lock first, so a rebuild does not pull the index from under a pass.
+        let opened = open(store.paths());
+        let guard = match &opened {
+            Ok(opened) => Some(writer(opened, 1, 15_000_000)?),
+            Err(_) => None,
+        };
+        drop(guard);
+        std::fs::remove_dir_all(&dir).map_err(|source| IndexError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    catch_up_with(store, options)
+}
+
+fn indexing_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, 4)
+}
+
+/// [`catch_up`] with options: a budget, commits every N records, progress.
+///
+/// # Errors
+/// As [`catch_up`].
+pub fn catch_up_with(
+    store: &Store,
+    options: &CatchUpOptions<'_>,
+) -> Result<IndexReport, IndexError> {
+    let snapshot = store.snapshot()?;
+    catch_up_from(store.paths(), &snapshot, options)
+}
+
+/// [`catch_up_with`] on a snapshot the caller already holds (indexes its sealed records).
+///
+/// # Errors
+/// As [`catch_up`].
+pub fn catch_up_from(
+    paths: &StorePaths,
+    snapshot: &Snapshot,
+    options: &CatchUpOptions<'_>,
+) -> Result<IndexReport, IndexError> {
+    let started = Instant::now();
+    let end = snapshot.manifest().next_offset.0;
+    let opened = open_or_create(paths)?;
+    let applied = read_payload(&opened)?;
+    if applied >= end {
+        return Ok(IndexReport {
+            applied: Offset(applied),
+            caught_up: true,
+            elapsed: started.elapsed(),
+            ..IndexReport::default()
+        });
+    }
+    let threads = indexing_threads();
+    let mut writer = writer(&opened, threads, threads * WRITER_HEAP_BYTES_PER_THREAD)?;
+    let mut policy = tantivy::merge_policy::LogMergePolicy::default();
+    policy.set_max_docs_before_merge(MAX_DOCS_BEFORE_MERGE);
+    writer.set_merge_policy(Box::new(policy));
+    let fields = opened.fields;
+    let mut carry = PtyCarry::new();
+    if applied > 0 {
+        let seed_from = Offset(applied.saturating_sub(CARRY_SEED_RECORDS));
+        for stored in snapshot
+            .scan(seed_from, TimeRange::default(), false)
+            .flatten()
+        {
+            if stored.offset.is_none_or(|o| o.0 >= applied) {
+                break;
+            }
+            carry.observe(&stored.record);
+        }
+    }
+    let total = end - applied;
+    let mut report = IndexReport {
+        applied: Offset(applied),
+        ..IndexReport::default()
+    };
+    // Records below the first live segment were removed by retention: not unreadable.
+    let first_live = snapshot
+        .segments()
+        .first()
+        .map_or(end, |s| s.footer().base_offset.0);
+    let mut expected = applied.max(first_live);
+    let mut since_commit_bytes = 0u64;
+    let mut since_commit_records = 0u64;
+    let mut batch: Vec<StoredRecord> = Vec::with_capacity(BATCH_RECORDS);
+    let mut stopped = false;
+    let mut records = snapshot.scan(Offset(applied), TimeRange::default(), false);
+    loop {
+        batch.clear();
+        let mut batch_bytes = 0u64;
+        for item in records.by_ref() {
+            match item {
+                Ok(stored) => {
+                    batch_bytes += stored.record.raw().len() as u64;
+                    batch.push(stored);
+                    if batch.len() >= BATCH_RECORDS || batch_bytes >= 16 << 20 {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "index: passing over a record or block that cannot be read");
+                }
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let prepared: Vec<Option<Vec<u8>>> =
+            batch.iter().map(|s| carry.prepare(&s.record)).collect();
+        let docs: Vec<TantivyDocument> = batch
+            .par_iter()
+            .zip(prepared.par_iter())
+            .map(|(stored, joined)| {
+                let extracted = extract::extract_prepared(&stored.record, joined.as_deref());
+                document(&fields, stored, &extracted)
+            })
+            .collect();
+        for doc in docs {
+            writer
+                .add_document(doc)
+                .map_err(tantivy_err(&opened.dir, "adding a document"))?;
+        }
+        let last = batch
+            .last()
+            .and_then(|s| s.offset)
+            .map_or(expected, |o| o.0 + 1);
+        report.unreadable += (last - expected).saturating_sub(batch.len() as u64);
+        expected = last;
+        report.indexed += batch.len() as u64;
+        report.raw_bytes += batch_bytes;
+        since_commit_bytes += batch_bytes;
+        since_commit_records += batch.len() as u64;
+        if let Some(progress) = options.progress {
+            progress(expected - applied, total);
+        }
+        let over_budget = options.budget.is_some_and(|b| started.elapsed() >= b);
+        if over_budget
+            || since_commit_bytes >= COMMIT_EVERY_BYTES
+            || options
+                .commit_every_records
+                .is_some_and(|n| since_commit_records >= n)
+        {
+            commit(&mut writer, &opened.dir, expected)?;
+            report.applied = Offset(expected);
+            since_commit_bytes = 0;
+            since_commit_records = 0;
+        }
+        if over_budget && expected < end {
+            stopped = true;
+            break;
+        }
+    }
+    if !stopped {
+        report.unreadable += end.saturating_sub(expected);
+        expected = end;
+    }
+    commit(&mut writer, &opened.dir, expected)?;
+    writer
+        .wait_merging_threads()
+        .map_err(tantivy_err(&opened.dir, "finishing merges"))?;
+    report.applied = Offset(expected);
+    report.caught_up = expected >= end;
+    report.remaining = end - expected;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn document(fields: &Fields, stored: &StoredRecord, extracted: &Extracted) -> TantivyDocument {
+    let record = &stored.record;
+    let mut doc = TantivyDocument::default();
+    doc.add_u64(fields.offset, stored.offset.map_or(u64::MAX, |o| o.0));
+    doc.add_u64(fields.ts, record.ts);
+    if let Some(session) = &record.session {
+        doc.add_text(fields.session, session);
+    }
+    doc.add_text(fields.source, record.source.as_str());
+    if let Some(event) = &extracted.event {
+        doc.add_text(fields.event, event);
+    }
+    for tool in &extracted.tools {
+        doc.add_text(fields.tool, tool);
+    }
+    if let Some(model) = &extracted.model {
+        doc.add_text(fields.model, model);
+    }
+    for agent in &extracted.agents {
+        doc.add_text(fields.agent, agent);
+    }
+    for project in &extracted.projects {
+        doc.add_text(fields.project, project);
+    }
+    for kind in &extracted.types {
+        doc.add_text(fields.kind, kind);
+    }
+    if !extracted.text.is_empty() {
+        doc.add_text(fields.text, &extracted.text);
+    }
+    doc
+}
+
+fn delete_where(
+    paths: &StorePaths,
+    queries: impl Fn(&Fields) -> Vec<Box<dyn tantivy::query::Query>>,
+) -> Result<u64, IndexError> {
+    if !exists(paths) {
+        return Ok(0);
+    }
+    let opened = open(paths)?;
+    let queries = queries(&opened.fields);
+    if queries.is_empty() {
+        return Ok(0);
+    }
+    let applied = read_payload(&opened)?;
+    let reader = opened
+        .index
+        .reader()
+        .map_err(tantivy_err(&opened.dir, "opening a reader"))?;
+    let searcher = reader.searcher();
+    let mut matched = 0u64;
+    for query in &queries {
+        matched += searcher
+            .search(query.as_ref(), &tantivy::collector::Count)
+            .map_err(tantivy_err(&opened.dir, "counting documents"))? as u64;
+    }
+    if matched == 0 {
+        return Ok(0);
+    }
+    let mut writer = writer(&opened, 1, 15_000_000)?;
+    for query in queries {
+        writer
+            .delete_query(query)
+            .map_err(tantivy_err(&opened.dir, "deleting documents"))?;
+    }
+    commit(&mut writer, &opened.dir, applied)?;
+    writer
+        .wait_merging_threads()
+        .map_err(tantivy_err(&opened.dir, "finishing merges"))?;
+    Ok(matched)
+}
+
+/// Deletes the documents of the given records (retention). Returns documents deleted. The
+/// checkpoint is unchanged. Contiguous offsets are deleted as one range.
+///
+/// # Errors
+/// [`IndexError::Busy`] when another process writes the index; [`IndexError`] otherwise.
 pub fn delete_offsets(paths: &StorePaths, offsets: &[Offset]) -> Result<u64, IndexError> {
-    let _ = (paths, offsets);
-    Ok(0)
+    let mut sorted: Vec<u64> = offsets.iter().map(|o| o.0).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for o in sorted {
+        match ranges.last_mut() {
+            Some((_, hi)) if *hi + 1 == o => *hi = o,
+            _ => ranges.push((o, o)),
+        }
+    }
+    delete_where(paths, |fields| {
+        ranges
+            .iter()
+            .map(|&(lo, hi)| {
+                Box::new(tantivy::query::RangeQuery::new(
+                    std::ops::Bound::Included(Term::from_field_u64(fields.offset, lo)),
+                    std::ops::Bound::Included(Term::from_field_u64(fields.offset, hi)),
+                )) as Box<dyn tantivy::query::Query>
+            })
+            .collect()
+    })
 }
 
-/// Deletes every document of one session (`ctrace forget`). Returns documents deleted.
+/// Deletes every document of one session (`ctrace forget`). Returns documents deleted. The
+/// checkpoint is unchanged.
 ///
 /// # Errors
-/// [`IndexError`].
+/// [`IndexError::Busy`] when another process writes the index; [`IndexError`] otherwise.
 pub fn forget_session(paths: &StorePaths, session: &str) -> Result<u64, IndexError> {
-    let _ = (paths, session);
-    Ok(0)
+    let session = session.to_lowercase();
+    delete_where(paths, |fields| {
+        vec![Box::new(tantivy::query::TermQuery::new(
+            Term::from_field_text(fields.session, &session),
+            IndexRecordOption::Basic,
+        )) as Box<dyn tantivy::query::Query>]
+    })
 }
