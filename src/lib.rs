@@ -11,6 +11,7 @@
 //! - [`record`]: the PTY recorder (portable-pty); it only uses the log's append API.
 //! - [`views`]: the compactor's SQLite views (sessions, turns, spans, tasks, usage) and cost.
 //! - [`index`]: the tantivy full-text index and its indexer.
+//! - [`export`]: conversions to other tools' formats (OTLP/JSON traces).
 //! - [`config`]: the configuration file (`config.toml`).
 //! - [`cli`]: the `ctrace` command line (clap), one file per subcommand.
 //!

@@ -47,9 +47,10 @@ use crate::log::Store;
     name = "ctrace",
     version,
     about = "A complete, checksummed record of what your Claude Code agents did",
-    long_about = "ctrace records every Claude Code hook event, every transcript line and (later) the \
-raw terminal stream into a checksummed, segmented, zstd-compressed append-only log, and lets you \
-list sessions, read their timelines, and verify the store.\n\nStart with `ctrace demo`."
+    long_about = "ctrace records every Claude Code hook event, every transcript line and the raw \
+terminal stream into a checksummed, segmented, zstd-compressed append-only log, and lets you list \
+sessions, read their timelines, search all history, account for cost, replay terminals, keep the \
+store under retention policies, export it, and verify it.\n\nStart with `ctrace demo`."
 )]
 pub struct Cli {
     /// Store directory [default: $CTRACE_HOME, else $XDG_DATA_HOME/ctrace, else ~/.local/share/ctrace]
@@ -82,7 +83,7 @@ pub enum Command {
     Record(record::RecordArgs),
     /// Replay a session's terminal with its timing (the timeline, for sessions without terminal data)
     Replay(replay::ReplayArgs),
-    /// Export a session (asciicast v2, or v3 with --v3)
+    /// Export records: a .tar.zst archive for `ctrace import` (default), JSON Lines, asciicast, or OTLP/JSON traces
     Export(export::ExportArgs),
     /// Print records (JSON Lines with --json)
     Cat(cat::CatArgs),
