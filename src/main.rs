@@ -10,11 +10,14 @@
 //! What is given up: the "thread 'main' has overflowed its stack" message (a stack overflow is
 //! a plain `SIGSEGV`). Panics, `std::env::args` and everything else work as usual.
 
-#![no_main]
+// The test harness (`cargo test` builds this file as a test too) brings its own `main`.
+#![cfg_attr(not(test), no_main)]
 
+#[cfg(not(test))]
 use std::ffi::{c_char, c_int};
 
 /// The process entry point called by the C runtime.
+#[cfg(not(test))]
 #[expect(unsafe_code, reason = "the C `main` symbol must be unmangled")]
 #[unsafe(no_mangle)]
 pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
@@ -27,6 +30,7 @@ pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
 }
 
 /// What Rust's runtime start-up would have done that ctrace relies on.
+#[cfg(not(test))]
 #[expect(
     unsafe_code,
     reason = "fcntl, open and signal on the process's own state"

@@ -106,18 +106,106 @@ pub fn apply(
     bound: Offset,
     dry_run: bool,
 ) -> anyhow::Result<(RetentionReport, u64)> {
+    let mut deleted = repair_index(lock.store())?;
+    let marked = !dry_run && mark_index_deletes(lock.store())?;
     let report = lock
         .apply_retention(removal, bound, dry_run)
         .context("applying retention to the log")?;
-    let mut deleted = 0;
     if report.applied {
         let offsets = report.removed_offsets();
-        deleted = crate::index::delete_offsets(lock.store().paths(), &offsets).context(
+        deleted += crate::index::delete_offsets(lock.store().paths(), &offsets).context(
             "the log changed, but deleting index documents of removed records failed; \
-             `ctrace reindex` rebuilds the index",
+             the next gc, forget or compact retries (or `ctrace reindex` rebuilds the index)",
         )?;
     }
+    if marked {
+        clear_index_deletes(lock.store())?;
+    }
     Ok((report, deleted))
+}
+
+/// The intent marker written before the log drops records while an index exists, and removed
+/// once the index documents of those records are deleted. If a crash (or a busy index) comes in
+/// between, the next [`repair_index`] finds it.
+fn pending_deletes_path(store: &Store) -> std::path::PathBuf {
+    store.paths().root.join("index").join("PENDING_DELETES")
+}
+
+/// Writes the intent marker when an index exists; returns whether it did.
+///
+/// # Errors
+/// When the marker cannot be written and synced (retention then does not start).
+pub fn mark_index_deletes(store: &Store) -> anyhow::Result<bool> {
+    if !crate::index::exists(store.paths()) {
+        return Ok(false);
+    }
+    let path = pending_deletes_path(store);
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?;
+    file.sync_all()
+        .with_context(|| format!("syncing {}", path.display()))?;
+    crate::log::manifest::sync_dir(&store.paths().root.join("index"))?;
+    Ok(true)
+}
+
+/// Removes the intent marker.
+///
+/// # Errors
+/// When it exists and cannot be removed.
+pub fn clear_index_deletes(store: &Store) -> anyhow::Result<()> {
+    let path = pending_deletes_path(store);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("removing {}", path.display()))),
+    }
+}
+
+/// Finishes an interrupted removal: when the intent marker is present, deletes the index
+/// documents of every offset below the log's next offset that no sealed block holds any more
+/// (found from the block indexes alone; nothing is decompressed), then removes the marker.
+/// Offsets still in the log are never touched, so this is right whenever the crash came.
+/// Returns the documents deleted.
+///
+/// # Errors
+/// When the log or the index cannot be read or changed.
+pub fn repair_index(store: &Store) -> anyhow::Result<u64> {
+    if !pending_deletes_path(store).exists() {
+        return Ok(0);
+    }
+    let snapshot = store.snapshot().context("reading the log")?;
+    let next = snapshot.manifest().next_offset;
+    let mut present: Vec<(u64, u64)> = snapshot
+        .segments()
+        .iter()
+        .flat_map(|segment| {
+            segment.blocks().iter().map(|block| {
+                let start = block.first_offset.0;
+                (start, start + u64::from(block.count))
+            })
+        })
+        .collect();
+    present.sort_unstable();
+    let mut absent = Vec::new();
+    let mut at = 0;
+    for (start, end) in present.into_iter().chain([(next.0, next.0)]) {
+        absent.extend((at..start.min(next.0)).map(Offset));
+        at = at.max(end);
+    }
+    let deleted = if absent.is_empty() {
+        0
+    } else {
+        crate::index::delete_offsets(store.paths(), &absent)
+            .context("deleting index documents of removed records")?
+    };
+    clear_index_deletes(store)?;
+    if deleted > 0 {
+        tracing::info!(
+            deleted,
+            "index: removed documents of records retention had removed"
+        );
+    }
+    Ok(deleted)
 }
 
 fn run_policy(
@@ -234,6 +322,7 @@ pub fn print_report(
 /// # Errors
 /// When retention fails.
 pub fn auto(store: &Store) -> anyhow::Result<()> {
+    repair_index(store)?;
     let policy = Policy::from_config(&store.config().retention);
     if policy.is_empty() {
         return Ok(());
