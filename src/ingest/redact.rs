@@ -615,37 +615,69 @@ impl Redactor {
 
     /// Redacts a sequence of PTY records (an imported recording): output and input events
     /// are treated as two streams, so a secret split across events is found; other records
-    /// are redacted on their own. Held-back bytes move to the next event of their stream.
+    /// are redacted on their own. A stream without any secret is left exactly as it was, event
+    /// boundaries included (an asciicast round trip stays byte-identical); in a stream with a
+    /// secret, held-back bytes move to the next event of their stream.
     pub fn redact_pty_records(&self, records: &mut [Record]) {
         if self.is_empty() {
             return;
         }
-        let mut output = (StreamRedactor::default(), None::<usize>);
-        let mut input = (StreamRedactor::default(), None::<usize>);
-        for (i, record) in records.iter_mut().enumerate() {
-            let stream = match &record.body {
-                Body::Pty(pty) if pty.kind == PtyKind::Output => &mut output,
-                Body::Pty(pty) if pty.kind == PtyKind::Input => &mut input,
-                _ => {
-                    self.redact_record(record);
-                    continue;
-                }
-            };
-            if let Body::Pty(pty) = &mut record.body {
-                let (data, n) = stream.0.push(self, &pty.data);
-                pty.data = data;
-                record.redactions = record.redactions.saturating_add(n);
-                stream.1 = Some(i);
+        for kind in [PtyKind::Output, PtyKind::Input] {
+            self.redact_pty_stream(records, kind);
+        }
+        for record in records.iter_mut() {
+            let streamed = matches!(
+                &record.body,
+                Body::Pty(pty) if matches!(pty.kind, PtyKind::Output | PtyKind::Input)
+            );
+            if !streamed {
+                self.redact_record(record);
             }
         }
-        for (mut stream, last) in [output, input] {
-            if let Some(record) = last.and_then(|i| records.get_mut(i))
+    }
+
+    /// Redacts the events of one kind as one stream (see [`Self::redact_pty_records`]).
+    fn redact_pty_stream(&self, records: &mut [Record], kind: PtyKind) {
+        let indices: Vec<usize> = records
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| matches!(&r.body, Body::Pty(pty) if pty.kind == kind))
+            .map(|(i, _)| i)
+            .collect();
+        // A dry run first: most recordings hold no secret, and then nothing may move.
+        let mut probe = StreamRedactor::default();
+        let mut found = 0u32;
+        for &i in &indices {
+            if let Some(Record {
+                body: Body::Pty(pty),
+                ..
+            }) = records.get(i)
+            {
+                found = found.saturating_add(probe.push(self, &pty.data).1);
+            }
+        }
+        found = found.saturating_add(probe.finish(self).1);
+        if found == 0 {
+            return;
+        }
+        let mut stream = StreamRedactor::default();
+        let mut last = None;
+        for &i in &indices {
+            if let Some(record) = records.get_mut(i)
                 && let Body::Pty(pty) = &mut record.body
             {
-                let (tail, n) = stream.finish(self);
-                pty.data.extend_from_slice(&tail);
+                let (data, n) = stream.push(self, &pty.data);
+                pty.data = data;
                 record.redactions = record.redactions.saturating_add(n);
+                last = Some(i);
             }
+        }
+        if let Some(record) = last.and_then(|i| records.get_mut(i))
+            && let Body::Pty(pty) = &mut record.body
+        {
+            let (tail, n) = stream.finish(self);
+            pty.data.extend_from_slice(&tail);
+            record.redactions = record.redactions.saturating_add(n);
         }
     }
 }
@@ -661,6 +693,54 @@ mod tests {
     #[test]
     fn clean_input_is_not_copied() {
         assert!(redactor().redact(b"{\"hello\":\"world\"}").is_none());
+    }
+
+    fn output(data: &[u8]) -> Record {
+        Record {
+            ts: 0,
+            source: crate::log::Source::Pty,
+            session: Some("s".into()),
+            body: Body::Pty(crate::log::record::PtyBody {
+                kind: PtyKind::Output,
+                data: data.to_vec(),
+                command: None,
+                cwd: None,
+                term: None,
+                width: None,
+                height: None,
+                status: None,
+            }),
+            redactions: 0,
+        }
+    }
+
+    fn data(record: &Record) -> &[u8] {
+        match &record.body {
+            Body::Pty(pty) => &pty.data,
+            _ => &[],
+        }
+    }
+
+    /// Regression (asciicast round trip): an event ending in bytes that could start a secret
+    /// (`\x1b(B` ends in `B`, as in `Bearer`) keeps its bytes when the stream has no secret.
+    #[test]
+    fn recordings_without_secrets_keep_event_boundaries() {
+        let mut records = vec![output(b"\x1b[0m\x1b(B"), output(b"earlier text\r\n")];
+        redactor().redact_pty_records(&mut records);
+        assert_eq!(data(&records[0]), b"\x1b[0m\x1b(B");
+        assert_eq!(data(&records[1]), b"earlier text\r\n");
+        assert!(records.iter().all(|r| r.redactions == 0));
+
+        let key = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789";
+        let mut records = vec![
+            output(format!("$ echo {}", &key[..12]).as_bytes()),
+            output(format!("{}\r\n", &key[12..]).as_bytes()),
+        ];
+        redactor().redact_pty_records(&mut records);
+        let all = [data(&records[0]), data(&records[1])].concat();
+        let text = String::from_utf8(all).unwrap();
+        assert!(!text.contains("abcdefghij"), "{text}");
+        assert_eq!(records.iter().map(|r| r.redactions).sum::<u32>(), 1);
     }
 
     #[test]
