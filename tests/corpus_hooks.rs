@@ -47,7 +47,7 @@ fn every_corpus_payload_through_ctrace_hook() {
         payloads.extend(nonblank_lines(&bytes).into_iter().map(|(_, l)| l.to_vec()));
     }
 
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::without_redaction();
     for payload in &payloads {
         sandbox.hook(payload);
     }

@@ -276,7 +276,7 @@ fn ingest_whole_corpus() {
         );
     }
 
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::without_redaction();
     let dirs: Vec<PathBuf> = ["claude-home", "transcripts", "hooks"]
         .iter()
         .map(|d| corpus.join(d))
@@ -405,7 +405,7 @@ fn corpus_sessions_group_main_and_subagent_files() {
     let dir = corpus.join("claude-home/projects/spotter");
     let main = dir.join(format!("{session}.jsonl"));
     let subagents = dir.join(session);
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::without_redaction();
     let summary = sandbox.ingest(&[&main, &subagents]);
     let mut lines = 0;
     for file in [
@@ -458,7 +458,7 @@ fn grown_file_adds_only_new_lines() {
     assert!(source.ends_with(b"\n"));
     let half = lines.len() / 2;
     let cut = lines[half].0;
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::without_redaction();
     let dir = sandbox.path("projects/p");
     fs::create_dir_all(&dir).unwrap();
     let copy = dir.join("grown.jsonl");
@@ -490,7 +490,7 @@ fn grown_file_adds_only_new_lines() {
 
 #[test]
 fn unterminated_invalid_last_line_waits_until_complete() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::without_redaction();
     let path = sandbox.path("session.jsonl");
     let complete = [
         r#"{"type":"user","sessionId":"s-tail","uuid":"u1","timestamp":"2026-01-02T03:04:05.000Z","message":{"role":"user","content":"hi"}}"#,
@@ -540,7 +540,7 @@ fn unterminated_invalid_last_line_waits_until_complete() {
 
 #[test]
 fn unterminated_valid_last_line_is_taken_once() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::without_redaction();
     let path = sandbox.path("session.jsonl");
     let a = r#"{"type":"user","sessionId":"s-valid","uuid":"a"}"#;
     let b = r#"{"type":"user","sessionId":"s-valid","uuid":"b"}"#;
@@ -561,7 +561,7 @@ fn unterminated_valid_last_line_is_taken_once() {
 
 #[test]
 fn settled_unterminated_invalid_line_is_stored_flagged() {
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::without_redaction();
     let path = sandbox.path("old.jsonl");
     let good = r#"{"type":"user","sessionId":"s-old","uuid":"a"}"#;
     let torn = r#"{"type":"user","sessionId":"s-o"#;
@@ -587,7 +587,7 @@ fn reingest_of_unchanged_files_consumes_no_bytes() {
     let Some(corpus) = common::corpus() else {
         return;
     };
-    let sandbox = Sandbox::new();
+    let sandbox = Sandbox::without_redaction();
     let hooks = corpus.join("hooks");
     let first = sandbox.ingest(&[&hooks]);
     assert!(first.records > 0);

@@ -73,6 +73,21 @@ impl Sandbox {
         Self { dir }
     }
 
+    /// A fresh sandbox whose store has redaction turned off (`[redaction] defaults = false`),
+    /// for tests that check stored payloads are byte-identical to their sources: with the
+    /// default rules on, corpus lines holding `password: ...` or `token=...` are (rightly)
+    /// redacted before they are written. Redaction itself is tested in `tests/redaction_*.rs`.
+    pub fn without_redaction() -> Self {
+        let sandbox = Self::new();
+        std::fs::create_dir_all(sandbox.store()).unwrap();
+        std::fs::write(
+            sandbox.store().join("config.toml"),
+            "[redaction]\ndefaults = false\n",
+        )
+        .unwrap();
+        sandbox
+    }
+
     /// The temp dir.
     pub fn root(&self) -> &Path {
         self.dir.path()
