@@ -4,9 +4,8 @@ use std::io::{BufWriter, Write};
 
 use clap::Args;
 
-use super::time::{format_ts, now_ns, parse_time};
+use super::time::{format_ts, now_ns};
 use crate::log::Store;
-use crate::log::read::TimeRange;
 use crate::log::record::Source;
 use crate::segments::Offset;
 
@@ -37,18 +36,7 @@ pub struct CatArgs {
 /// Bad times (exit 2), store read errors, closed stdout (exit 0).
 pub fn run(store: &Store, args: &CatArgs) -> anyhow::Result<i32> {
     let now = now_ns();
-    let time = TimeRange {
-        since: args
-            .since
-            .as_deref()
-            .map(|t| parse_time(t, now, "--since"))
-            .transpose()?,
-        until: args
-            .until
-            .as_deref()
-            .map(|t| parse_time(t, now, "--until"))
-            .transpose()?,
-    };
+    let time = super::time::parse_range(args.since.as_deref(), args.until.as_deref(), now)?;
     super::refresh(store)?;
     let snapshot = store.snapshot()?;
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());

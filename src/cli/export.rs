@@ -22,7 +22,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use super::UsageError;
-use super::time::{now_ns, parse_time};
+use super::time::now_ns;
 use crate::ingest::archive::{self, ArchiveWriter, Selection};
 use crate::ingest::asciicast;
 use crate::log::Store;
@@ -79,18 +79,7 @@ pub struct ExportArgs {
 /// asciicast of a session without terminal data; store read errors; output errors.
 pub fn run(store: &Store, args: &ExportArgs) -> anyhow::Result<i32> {
     let now = now_ns();
-    let time = TimeRange {
-        since: args
-            .since
-            .as_deref()
-            .map(|t| parse_time(t, now, "--since"))
-            .transpose()?,
-        until: args
-            .until
-            .as_deref()
-            .map(|t| parse_time(t, now, "--until"))
-            .transpose()?,
-    };
+    let time = super::time::parse_range(args.since.as_deref(), args.until.as_deref(), now)?;
     let output = args.output.as_deref().filter(|p| p.as_os_str() != "-");
     let ids = if !args.session.is_empty() {
         super::replay::session_ids(store)?

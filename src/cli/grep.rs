@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::UsageError;
 use super::search::{label, replay_command, use_colour, write_highlighted};
-use super::time::{format_ts, now_ns, parse_time};
+use super::time::{format_ts, now_ns};
 use crate::log::read::TimeRange;
 use crate::log::record::{Body, Record, Source};
 use crate::log::{Snapshot, Store};
@@ -294,18 +294,7 @@ fn has_anchor(pattern: &str) -> bool {
 /// A bad pattern, filter or time (exit 2); store read errors.
 pub fn run(store: &Store, args: &GrepArgs) -> anyhow::Result<i32> {
     let now = now_ns();
-    let time = TimeRange {
-        since: args
-            .since
-            .as_deref()
-            .map(|t| parse_time(t, now, "--since"))
-            .transpose()?,
-        until: args
-            .until
-            .as_deref()
-            .map(|t| parse_time(t, now, "--until"))
-            .transpose()?,
-    };
+    let time = super::time::parse_range(args.since.as_deref(), args.until.as_deref(), now)?;
     if args.pattern.is_empty() {
         return Err(UsageError("empty pattern: give a regex or, with -F, a string".into()).into());
     }

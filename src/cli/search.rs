@@ -12,10 +12,9 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use super::UsageError;
-use super::time::{format_ts, now_ns, parse_time};
+use super::time::{format_ts, now_ns};
 use crate::index::{self, IndexError, SearchRequest, SortOrder};
 use crate::log::Store;
-use crate::log::read::TimeRange;
 use crate::log::record::{Record, Source};
 
 /// Longest time `search` spends indexing before it answers.
@@ -150,18 +149,7 @@ fn to_usage(error: IndexError) -> anyhow::Error {
 /// Bad query, filter or time (exit 2); index or store read errors.
 pub fn run(store: &Store, args: &SearchArgs) -> anyhow::Result<i32> {
     let now = now_ns();
-    let time = TimeRange {
-        since: args
-            .since
-            .as_deref()
-            .map(|t| parse_time(t, now, "--since"))
-            .transpose()?,
-        until: args
-            .until
-            .as_deref()
-            .map(|t| parse_time(t, now, "--until"))
-            .transpose()?,
-    };
+    let time = super::time::parse_range(args.since.as_deref(), args.until.as_deref(), now)?;
     if args.limit == 0 {
         return Err(UsageError("-n must be at least 1".into()).into());
     }

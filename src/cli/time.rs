@@ -5,6 +5,26 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::UsageError;
 
+/// The time range of a command's `--since` / `--until` flags, each parsed by [`parse_time`]
+/// relative to `now_ns`; an absent flag leaves that end open.
+///
+/// # Errors
+/// [`UsageError`] naming the flag.
+pub fn parse_range(
+    since: Option<&str>,
+    until: Option<&str>,
+    now_ns: u64,
+) -> Result<crate::log::read::TimeRange, UsageError> {
+    Ok(crate::log::read::TimeRange {
+        since: since
+            .map(|t| parse_time(t, now_ns, "--since"))
+            .transpose()?,
+        until: until
+            .map(|t| parse_time(t, now_ns, "--until"))
+            .transpose()?,
+    })
+}
+
 /// Parses a time argument into ns since the epoch, relative to `now_ns`:
 /// - a duration (`90s`, `2h`, `3days`, `1w`; humantime syntax) means that long ago;
 /// - `now`, `today` (00:00 UTC), `yesterday` (00:00 UTC the day before);
