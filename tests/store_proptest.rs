@@ -540,6 +540,7 @@ fn manifest_strategy() -> impl Strategy<Value = Manifest> {
                         crc32,
                         created_ns: 5,
                         end: None,
+                        level: (crc32 % 3 == 0).then_some(9),
                     };
                     offset += count;
                     entry

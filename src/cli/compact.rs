@@ -1,6 +1,7 @@
 //! `ctrace compact`: run the compactor once — seal the inbox (tailing transcripts that hooks
 //! named), fold new records into the views, bring the full-text index up to date when it exists,
-//! and apply the retention policy when one is configured.
+//! apply the retention policy when one is configured, and recompress sealed segments at
+//! `storage.compaction_zstd_level`.
 
 use anyhow::Context;
 use clap::Args;
@@ -39,5 +40,23 @@ pub fn run(store: &Store, args: &CompactArgs) -> anyhow::Result<i32> {
         );
     }
     super::gc::auto(store).context("applying retention")?;
+    let level = store.config().storage.compaction_zstd_level;
+    if level > 0 {
+        let started = std::time::Instant::now();
+        let report = store
+            .lock()
+            .and_then(|mut lock| lock.recompress(level, None))
+            .context("recompressing sealed segments")?;
+        if report.segments > 0 {
+            println!(
+                "recompress: {} segments ({} records) to zstd level {level}: {} -> {} bytes in {:.2?}",
+                report.segments,
+                report.records,
+                report.bytes_before,
+                report.bytes_after,
+                started.elapsed()
+            );
+        }
+    }
     Ok(0)
 }

@@ -48,6 +48,12 @@ pub struct SegmentEntry {
     /// retention, format version 2), whose `record_count` no longer spans its offsets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<Offset>,
+    /// The zstd level every block of the file was compressed at, when the compactor wrote it
+    /// (`ctrace compact` recompresses segments to `storage.compaction_zstd_level`); absent for
+    /// segments written by sealing, whose blocks may mix levels. Readers that do not know the
+    /// field ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<i32>,
 }
 
 impl SegmentEntry {
@@ -249,6 +255,7 @@ mod tests {
                 crc32: 5,
                 created_ns: 6,
                 end: None,
+                level: None,
             }],
             consumed_inbox: vec!["inbox/sealing-3-0.wal".into()],
             cursors: BTreeMap::from([("/a".into(), Cursor { end: 7 })]),

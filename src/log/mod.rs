@@ -13,6 +13,7 @@
 pub mod inbox;
 pub mod manifest;
 pub mod read;
+pub mod recompress;
 pub mod record;
 pub mod retention;
 mod seal;

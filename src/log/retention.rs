@@ -556,6 +556,7 @@ impl StoreLock<'_> {
             crc32: finished.crc32,
             created_ns: entry.created_ns,
             end: Some(entry.end()),
+            level: None,
         })
     }
 }

@@ -372,6 +372,7 @@ impl OpenSegment {
             crc32: finished.crc32,
             created_ns: self.created_ns,
             end: None,
+            level: None,
         })
     }
 }

@@ -1,8 +1,10 @@
 //! Bytes on disk: the frame codec, the sealed segment file format and read-only maps.
 //!
-//! This layer knows nothing about what a record means: records are opaque byte strings with a
-//! timestamp. See `docs/format.md` for the byte diagrams.
+//! Records are byte strings with a timestamp here, with one exception: the columnar block
+//! layout (`columnar`) understands hook and transcript records well enough to store their
+//! envelopes as references into their payloads. See `docs/format.md` for the byte diagrams.
 
+pub mod columnar;
 pub mod frame;
 pub mod mmap;
 pub mod segment;

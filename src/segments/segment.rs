@@ -50,6 +50,24 @@ pub const FORMAT_VERSION: u32 = 1;
 /// (each block is still dense), the first block may start after the base offset, and the
 /// footer's `record_count` counts the records present. Readers accept both versions.
 pub const SPARSE_FORMAT_VERSION: u32 = 2;
+/// Format version of dense segments whose blocks may use the columnar layout
+/// ([`super::columnar`]); what sealing writes since ctrace 0.4. A block's layout is told by its
+/// first raw bytes (`"CTB3"` columnar, `"CTF1"` frames), so blocks copied from version 1
+/// segments stay valid. Readers of versions 1 and 2 reject these segments by version.
+pub const COLUMNAR_FORMAT_VERSION: u32 = 3;
+/// Sparse segments (as version 2) whose blocks may use the columnar layout.
+pub const COLUMNAR_SPARSE_FORMAT_VERSION: u32 = 4;
+
+/// How a segment writer lays out the raw content of its blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockLayout {
+    /// Frames of records (format versions 1 and 2): each record framed with magic, length and
+    /// CRC-32, as in the inbox; chained frames for records above the frame limit.
+    Frames,
+    /// The columnar layout of [`super::columnar`] (format versions 3 and 4): compact envelopes,
+    /// then the payloads back to back.
+    Columnar,
+}
 /// Header content size in bytes.
 pub const HEADER_CONTENT_BYTES: usize = 32;
 /// Index entry size in bytes.
@@ -63,8 +81,10 @@ pub const FOOTER_FRAME_BYTES: usize = 8 + FOOTER_CONTENT_BYTES;
 pub const MAX_BLOCK_RAW_BYTES: u32 = 256 << 20;
 /// Smallest encoded frame in bytes (header only), used to bound allocations.
 const HEADER_BYTES_MIN: usize = super::frame::HEADER_BYTES;
-/// Default raw block target in bytes (256 KiB).
-pub const DEFAULT_BLOCK_BYTES: usize = 256 << 10;
+/// Default raw block target in bytes (512 KiB): with the columnar layout, the size at which
+/// Claude Code transcripts compress to within 1.2× of whole-file zstd while a record read
+/// decompresses ~256 KiB on average (`docs/benchmarks.md`).
+pub const DEFAULT_BLOCK_BYTES: usize = 512 << 10;
 
 /// Location and summary of one compressed block, as stored in the block index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -181,6 +201,12 @@ pub struct SegmentWriter {
     /// Records added (equals `next_offset - base_offset` unless sparse).
     records: u64,
     sparse: bool,
+    layout: BlockLayout,
+    /// Columnar layout: where each pending record ends in `block` (which then holds the
+    /// records' bytes back to back).
+    ends: Vec<usize>,
+    /// Columnar layout: the encoded block, reused.
+    scratch: Vec<u8>,
     file_crc: crc32fast::Hasher,
     compressor: zstd::bulk::Compressor<'static>,
 }
@@ -199,7 +225,15 @@ impl SegmentWriter {
         level: i32,
         frame_limit: u32,
     ) -> Result<Self, SegmentError> {
-        Self::create_version(path, base_offset, block_bytes, level, frame_limit, false)
+        Self::create_layout(
+            path,
+            base_offset,
+            block_bytes,
+            level,
+            frame_limit,
+            false,
+            BlockLayout::Columnar,
+        )
     }
 
     /// Creates a sparse segment file (format version [`SPARSE_FORMAT_VERSION`]): records are
@@ -214,21 +248,37 @@ impl SegmentWriter {
         level: i32,
         frame_limit: u32,
     ) -> Result<Self, SegmentError> {
-        Self::create_version(path, base_offset, block_bytes, level, frame_limit, true)
+        Self::create_layout(
+            path,
+            base_offset,
+            block_bytes,
+            level,
+            frame_limit,
+            true,
+            BlockLayout::Columnar,
+        )
     }
 
-    fn create_version(
+    /// Creates a segment with an explicit block layout: [`BlockLayout::Frames`] writes format
+    /// version 1 (2 when `sparse`), as ctrace before 0.4 did; [`BlockLayout::Columnar`] writes
+    /// version 3 (4 when `sparse`). `frame_limit` (bytes) applies to the frame layout only.
+    ///
+    /// # Errors
+    /// As [`SegmentWriter::create`].
+    pub fn create_layout(
         path: &Path,
         base_offset: Offset,
         block_bytes: usize,
         level: i32,
         frame_limit: u32,
         sparse: bool,
+        layout: BlockLayout,
     ) -> Result<Self, SegmentError> {
-        let version = if sparse {
-            SPARSE_FORMAT_VERSION
-        } else {
-            FORMAT_VERSION
+        let version = match (layout, sparse) {
+            (BlockLayout::Frames, false) => FORMAT_VERSION,
+            (BlockLayout::Frames, true) => SPARSE_FORMAT_VERSION,
+            (BlockLayout::Columnar, false) => COLUMNAR_FORMAT_VERSION,
+            (BlockLayout::Columnar, true) => COLUMNAR_SPARSE_FORMAT_VERSION,
         };
         let io = |source| SegmentError::Io {
             path: path.to_path_buf(),
@@ -270,6 +320,9 @@ impl SegmentWriter {
             raw_bytes: 0,
             records: 0,
             sparse,
+            layout,
+            ends: Vec::new(),
+            scratch: Vec::new(),
             file_crc,
             compressor,
         })
@@ -298,7 +351,13 @@ impl SegmentWriter {
         if self.block_count == 0 {
             self.block_first = self.next_offset;
         }
-        frame::encode_record(&mut self.block, record, self.frame_limit);
+        match self.layout {
+            BlockLayout::Frames => frame::encode_record(&mut self.block, record, self.frame_limit),
+            BlockLayout::Columnar => {
+                self.block.extend_from_slice(record);
+                self.ends.push(self.block.len());
+            }
+        }
         self.block_count += 1;
         self.block_min_ts = self.block_min_ts.min(ts);
         self.block_max_ts = self.block_max_ts.max(ts);
@@ -337,6 +396,18 @@ impl SegmentWriter {
             return Ok(());
         }
         let segment = SegmentId(self.base_offset.0);
+        if self.layout == BlockLayout::Columnar {
+            let mut start = 0;
+            let records = self.ends.iter().map(|&end| {
+                let bytes = &self.block[start..end];
+                start = end;
+                bytes
+            });
+            self.scratch.clear();
+            super::columnar::encode_block(records, &mut self.scratch);
+            std::mem::swap(&mut self.block, &mut self.scratch);
+            self.ends.clear();
+        }
         let compressed = self
             .compressor
             .compress(&self.block)
@@ -615,6 +686,19 @@ impl SegmentReader {
         self.map.bytes()
     }
 
+    /// The format version from the header (1–4).
+    pub fn format_version(&self) -> u32 {
+        header_u32(self.map.bytes(), 16)
+    }
+
+    /// Whether offsets may skip between blocks (format versions 2 and 4).
+    pub fn is_sparse(&self) -> bool {
+        matches!(
+            self.format_version(),
+            SPARSE_FORMAT_VERSION | COLUMNAR_SPARSE_FORMAT_VERSION
+        )
+    }
+
     /// Decompresses block `index` and returns its records' bytes in offset order.
     ///
     /// # Errors
@@ -666,7 +750,51 @@ impl SegmentReader {
         let mut seen = 0usize;
         let mut in_chain = false;
         let mut payload: Vec<u8> = Vec::new();
+        // Columnar blocks: known once the first bytes are in; `need` is how many raw bytes the
+        // record's envelope and payload need.
+        let mut columnar: Option<super::columnar::OneRecord> = None;
+        let mut need = 0usize;
         loop {
+            if columnar.is_none()
+                && buf.len() >= super::columnar::BLOCK_MAGIC.len()
+                && super::columnar::is_columnar(&buf)
+            {
+                columnar = Some(super::columnar::OneRecord::new(index));
+            }
+            if let Some(one) = &mut columnar {
+                if buf.len() >= need || eof {
+                    use super::columnar::Step;
+                    match one.step(&buf, eof).map_err(corrupt)? {
+                        Step::Found(bytes) => return Ok(Some(bytes)),
+                        Step::Absent => return Ok(None),
+                        Step::Need(n) => need = n,
+                    }
+                }
+                if eof {
+                    return Err(corrupt("block raw length"));
+                }
+                if buf.len() > MAX_BLOCK_RAW_BYTES as usize {
+                    return Err(corrupt("block raw length"));
+                }
+                let n = decoder
+                    .read(&mut chunk)
+                    .map_err(|source| SegmentError::Zstd { segment, source })?;
+                if n == 0 {
+                    eof = true;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                continue;
+            }
+            if buf.len() < super::columnar::BLOCK_MAGIC.len() && !eof {
+                let n = decoder
+                    .read(&mut chunk)
+                    .map_err(|source| SegmentError::Zstd { segment, source })?;
+                if n == 0 {
+                    eof = true;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                continue;
+            }
             match decode_frame(&buf[cursor..], MAX_BLOCK_RAW_BYTES, cursor as u64) {
                 Ok(Decoded::Frame(frame, size)) => {
                     if frame.continued() != in_chain {
@@ -728,6 +856,15 @@ impl SegmentReader {
     }
 }
 
+/// A little-endian u32 of a validated segment's header at byte `at` of the file.
+fn header_u32(file: &[u8], at: usize) -> u32 {
+    let mut bytes = [0u8; 4];
+    if let Some(src) = file.get(at..at + 4) {
+        bytes.copy_from_slice(src);
+    }
+    u32::from_le_bytes(bytes)
+}
+
 /// Reads and checks one block of a segment held in `file`.
 ///
 /// # Errors
@@ -745,6 +882,15 @@ pub fn read_block(
             segment,
             position: meta.position,
             what: "block raw length",
+        });
+    }
+    if super::columnar::is_columnar(&raw) {
+        return super::columnar::decode_block(&raw, meta.count).map_err(|what| {
+            SegmentError::Corrupt {
+                segment,
+                position: meta.position,
+                what,
+            }
         });
     }
     // The count is checked against the frames below; do not trust it for allocation.
@@ -846,7 +992,7 @@ pub fn parse_segment(
             computed,
         });
     }
-    if version != FORMAT_VERSION && version != SPARSE_FORMAT_VERSION {
+    if !(FORMAT_VERSION..=COLUMNAR_SPARSE_FORMAT_VERSION).contains(&version) {
         return Err(SegmentError::UnsupportedVersion { segment, version });
     }
     if reserved != 0 || pad != 0 {
@@ -894,7 +1040,7 @@ pub fn parse_segment(
         .collect();
     // Blocks must tile the file between header and index, with dense offsets (version 1) or
     // ascending, non-overlapping dense runs (version 2).
-    let sparse = version == SPARSE_FORMAT_VERSION;
+    let sparse = version == SPARSE_FORMAT_VERSION || version == COLUMNAR_SPARSE_FORMAT_VERSION;
     let mut position = (8 + HEADER_CONTENT_BYTES) as u64;
     let mut offset = footer.base_offset.0;
     let mut raw = 0u64;
@@ -1005,9 +1151,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write(dir.path(), &sample(), 1024);
         let bytes = std::fs::read(&path).unwrap();
+        // `zstd -dc` gives the blocks' raw content back to back (header, index and footer are
+        // skippable frames).
         let raw = zstd::stream::decode_all(&bytes[..]).unwrap();
-        let records: Vec<_> = Scanner::new(&raw, 1 << 20, 0).collect();
-        assert_eq!(records.len(), 200);
+        let reader = SegmentReader::open(&path, SegmentId(10)).unwrap();
+        let raw_len: u64 = reader.blocks().iter().map(|b| u64::from(b.raw_len)).sum();
+        assert_eq!(raw.len() as u64, raw_len);
+        assert!(super::super::columnar::is_columnar(&raw));
     }
 
     #[test]
