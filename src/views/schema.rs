@@ -15,8 +15,8 @@ PRAGMA temp_store = MEMORY;
 PRAGMA cache_size = -262144;
 ";
 
-/// The tables and indexes, created if missing.
-pub const DDL: &str = "
+/// The tables, created if missing (their secondary indexes are in [`INDEXES`]).
+pub const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -43,7 +43,6 @@ CREATE TABLE IF NOT EXISTS turns (
     offset   INTEGER NOT NULL,
     PRIMARY KEY (session, turn_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS turns_by_start ON turns (session, start_ns);
 CREATE TABLE IF NOT EXISTS spans (
     session            TEXT NOT NULL,
     span_id            TEXT NOT NULL,
@@ -82,11 +81,6 @@ CREATE TABLE IF NOT EXISTS usage (
     offset                   INTEGER NOT NULL,
     PRIMARY KEY (message_id, request_id)
 ) WITHOUT ROWID;
--- Covering indexes: `cost --by day` and `--by session` read them in group order, no sort.
-CREATE INDEX IF NOT EXISTS usage_by_day ON usage (day, model, ts_ns, input_tokens,
-    output_tokens, cache_creation_tokens, cache_creation_1h_tokens, cache_read_tokens);
-CREATE INDEX IF NOT EXISTS usage_by_session ON usage (session, model, ts_ns, input_tokens,
-    output_tokens, cache_creation_tokens, cache_creation_1h_tokens, cache_read_tokens);
 CREATE TABLE IF NOT EXISTS tasks (
     session    TEXT NOT NULL,
     kind       TEXT NOT NULL,
@@ -122,10 +116,32 @@ CREATE TABLE IF NOT EXISTS problems (
 );
 ";
 
-/// The covering indexes a bulk fold drops and re-creates (with [`DDL`]).
-pub const DROP_COVERING_INDEXES: &str = "
-DROP INDEX IF EXISTS usage_by_day;
-DROP INDEX IF EXISTS usage_by_session;
+/// The secondary indexes, created if missing. A rebuild creates them after the bulk load,
+/// except `turns_by_start`, which the fold itself reads (ending turns).
+pub const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS turns_by_start ON turns (session, start_ns);
+-- Covering indexes: `cost --by day` and `--by session` read them in group order, no sort.
+CREATE INDEX IF NOT EXISTS usage_by_day ON usage (day, model, ts_ns, input_tokens,
+    output_tokens, cache_creation_tokens, cache_creation_1h_tokens, cache_read_tokens);
+CREATE INDEX IF NOT EXISTS usage_by_session ON usage (session, model, ts_ns, input_tokens,
+    output_tokens, cache_creation_tokens, cache_creation_1h_tokens, cache_read_tokens);
+";
+
+/// The index the fold reads while loading (created before the rows during a rebuild).
+pub const FOLD_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS turns_by_start ON turns (session, start_ns);
+";
+
+/// Connection settings of a rebuild's fresh database file: no rollback journal, no fsync
+/// until the end (the file is only renamed into place once complete and synced), one
+/// connection, 512 MiB of page cache.
+pub const BULK_PRAGMAS: &str = "
+PRAGMA journal_mode = OFF;
+PRAGMA synchronous = OFF;
+PRAGMA locking_mode = EXCLUSIVE;
+PRAGMA foreign_keys = OFF;
+PRAGMA temp_store = MEMORY;
+PRAGMA cache_size = -524288;
 ";
 
 /// Every table that holds rows of a session (for `forget`), with its session column.
