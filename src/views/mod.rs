@@ -143,6 +143,8 @@ impl ViewsDb {
             .sql(&path, "creating the schema")?;
         conn.execute_batch(schema::INDEXES)
             .sql(&path, "creating the indexes")?;
+        conn.execute_batch(schema::TRIGGERS)
+            .sql(&path, "creating the triggers")?;
         let db = Self { conn, path };
         match db.meta("schema_version")? {
             Some(version) if version == schema::SCHEMA_VERSION => {}

@@ -170,6 +170,12 @@ fn build(store: &Store, path: &Path) -> Result<ViewsReport, ViewsError> {
     db.conn
         .execute_batch(schema::INDEXES)
         .sql(path, "creating the indexes")?;
+    db.conn
+        .execute_batch(schema::FILL_USAGE_DAYS)
+        .sql(path, "summing usage per day")?;
+    db.conn
+        .execute_batch(schema::TRIGGERS)
+        .sql(path, "creating the triggers")?;
     let ViewsDb { conn, path: _ } = db;
     conn.close().map_err(|(_, source)| ViewsError::Sqlite {
         path: path.to_path_buf(),
