@@ -453,7 +453,8 @@ struct ToolUse {
 struct ToolResult {
     tool_use_id: Option<String>,
     is_error: bool,
-    /// See [`result_text`].
+    /// See [`result_text`]; empty unless the fold reads it (an error, or a result that may
+    /// announce a task or issue).
     text: String,
 }
 
@@ -596,11 +597,26 @@ fn extract_user(raw: &[u8]) -> Option<UserLine> {
                     all_text.push_str(text);
                 }
                 match block.kind.as_str() {
-                    "tool_result" => results.push(ToolResult {
-                        is_error: block.is_error == Some(true),
-                        text: result_text(block.content),
-                        tool_use_id: block.tool_use_id,
-                    }),
+                    "tool_result" => {
+                        // The text is read for an error, or for a task or issue the call
+                        // created (see `Folder::tool_finished_tasks`); most results need
+                        // neither, and their (often large) content is not decoded.
+                        let is_error = block.is_error == Some(true);
+                        let needs_text = is_error
+                            || keys.task.is_some()
+                            || block.content.is_some_and(|c| {
+                                c.get().contains("Task #") || c.get().contains("Created issue:")
+                            });
+                        results.push(ToolResult {
+                            is_error,
+                            text: if needs_text {
+                                result_text(block.content)
+                            } else {
+                                String::new()
+                            },
+                            tool_use_id: block.tool_use_id,
+                        });
+                    }
                     "text" => {
                         if let Some(text) = &block.text {
                             prompt_text.push_str(text);

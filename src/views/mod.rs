@@ -133,6 +133,10 @@ impl ViewsDb {
                 LogError::Io { path, source } => ViewsError::Io { path, source },
                 other => ViewsError::Log(other),
             })?;
+            // Files of killed rebuilds; failing to delete one does not stop a query.
+            if let Err(error) = rebuild::remove_stale(dir) {
+                tracing::warn!(%error, "could not delete a stale rebuild file");
+            }
         }
         let conn = Connection::open(&path).sql(&path, "opening")?;
         conn.busy_timeout(Duration::from_secs(30))
@@ -481,7 +485,7 @@ fn fold_blocks(
 /// file beside the live one (`views.sqlite.rebuild-<pid>`: no journal, no fsync until the end,
 /// secondary indexes built after the rows), then renames it over `views.sqlite`. The old
 /// database stays valid until the rename, so a crash at any point leaves either the old views or
-/// the new ones; a crashed rebuild's file is deleted by the next rebuild.
+/// the new ones; a killed rebuild's file is deleted by the next [`ViewsDb::open`] or rebuild.
 ///
 /// # Errors
 /// [`ViewsError`].

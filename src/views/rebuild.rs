@@ -5,7 +5,7 @@
 //!   checkpoint) until the rename replaces it with a complete, synced database.
 //! - The fresh file (`views.sqlite.rebuild-<pid>`) has no journal and is not synced while it
 //!   is loaded; nobody else opens it, and a crash leaves only a stale file that the next
-//!   rebuild deletes.
+//!   open of the views (or the next rebuild) deletes.
 //! - Before the rename, the old database's write-ahead log is checkpointed and removed, so the
 //!   new file never meets a stale `views.sqlite-wal`.
 
@@ -49,9 +49,12 @@ fn remove_with_side_files(path: &Path) -> Result<(), ViewsError> {
     Ok(())
 }
 
-/// Deletes rebuild files left by crashed or killed rebuilds (any process id but ours whose
-/// process is gone).
-fn remove_stale(dir: &Path) -> Result<(), ViewsError> {
+/// Deletes rebuild files in `dir` left by crashed or killed rebuilds: those named after a
+/// process that is gone (ours is kept: it may be building).
+///
+/// # Errors
+/// [`ViewsError::Io`] when the directory cannot be listed or a file cannot be removed.
+pub(super) fn remove_stale(dir: &Path) -> Result<(), ViewsError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -80,10 +83,10 @@ fn remove_stale(dir: &Path) -> Result<(), ViewsError> {
     Ok(())
 }
 
-/// Whether a process with this id exists (a rebuild of another process still running).
+/// Whether a process with this id exists (ours, or another process still rebuilding).
 fn pid_alive(pid: i32) -> bool {
     if u32::try_from(pid).is_ok_and(|p| p == std::process::id()) {
-        return false;
+        return true;
     }
     rustix::process::Pid::from_raw(pid)
         .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok())
