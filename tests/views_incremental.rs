@@ -1,5 +1,6 @@
 //! Issue 5: the views are incremental by construction and survive kill -9. Folding the corpus
-//! in several passes (and after killed passes) gives the same costs and trees as a rebuild.
+//! in several passes (and after killed passes) gives the same costs and trees as a rebuild, and
+//! a killed rebuild leaves no file behind once the views are opened again.
 
 mod common;
 
@@ -57,6 +58,16 @@ fn passes_and_kills_equal_a_rebuild() {
             outputs(&sandbox),
             incremental,
             "after a kill at {delay_ms} ms"
+        );
+        // The killed rebuild's fresh file is gone once the views were opened again.
+        let leftovers: Vec<String> = std::fs::read_dir(sandbox.store().join("views"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.contains(".rebuild-"))
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "after a kill at {delay_ms} ms: {leftovers:?}"
         );
     }
     sandbox.ok(&["compact", "--rebuild"]);

@@ -154,7 +154,23 @@ pub fn query(db: &ViewsDb, prices: &PriceTable, q: &CostQuery) -> Result<CostRep
         _ => "",
     };
     let per_response = matches!(q.by, GroupBy::Task | GroupBy::Block);
-    let sql = if per_response {
+    // Groupings made of whole UTC days read the per-day sums (`usage_days`, a few rows per
+    // day) instead of every usage row.
+    let day_key = match q.by {
+        GroupBy::Day => Some("date(d.day * 86400, 'unixepoch')"),
+        GroupBy::Week => Some("date(d.day * 86400, 'unixepoch', 'weekday 0', '-6 days')"),
+        GroupBy::Month => Some("strftime('%Y-%m', d.day * 86400, 'unixepoch')"),
+        GroupBy::Model => Some("d.model"),
+        _ => None,
+    };
+    let sql = if let Some(key) = day_key.filter(|_| filters.is_empty()) {
+        format!(
+            "SELECT {key} AS k, d.model, sum(d.input_tokens), sum(d.output_tokens),
+                sum(d.cache_creation_tokens), sum(d.cache_creation_1h_tokens),
+                sum(d.cache_read_tokens), sum(d.responses), min(d.first_ns), max(d.last_ns)
+             FROM usage_days d GROUP BY k, d.model"
+        )
+    } else if per_response {
         format!(
             "SELECT u.session, u.model, u.input_tokens, u.output_tokens,
                 u.cache_creation_tokens, u.cache_creation_1h_tokens, u.cache_read_tokens, 1,

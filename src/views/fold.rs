@@ -206,13 +206,63 @@ struct SpanUpdate<'a> {
     offset: u64,
 }
 
+/// Per-batch aggregates keyed by (session, id), looked up with borrowed keys (no allocation
+/// unless the entry is new).
+#[derive(Debug)]
+struct PerSession<V> {
+    map: HashMap<String, HashMap<String, V>>,
+}
+
+impl<V> Default for PerSession<V> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+        }
+    }
+}
+
+impl<V> PerSession<V> {
+    fn get(&self, session: &str, id: &str) -> Option<&V> {
+        self.map.get(session)?.get(id)
+    }
+
+    #[expect(
+        clippy::expect_used,
+        reason = "invariant: both entries are inserted just above when missing"
+    )]
+    fn get_or_insert_with(&mut self, session: &str, id: &str, new: impl FnOnce() -> V) -> &mut V {
+        if !self.map.contains_key(session) {
+            self.map.insert(session.to_owned(), HashMap::new());
+        }
+        let ids = self
+            .map
+            .get_mut(session)
+            .expect("invariant: the session's map exists");
+        if !ids.contains_key(id) {
+            ids.insert(id.to_owned(), new());
+        }
+        ids.get_mut(id).expect("invariant: the entry exists")
+    }
+
+    /// Empties the map into `((session, id), value)` pairs (unordered).
+    fn drain(&mut self) -> Vec<((String, String), V)> {
+        self.map
+            .drain()
+            .flat_map(|(session, ids)| {
+                ids.into_iter()
+                    .map(move |(id, value)| ((session.clone(), id), value))
+            })
+            .collect()
+    }
+}
+
 /// The folder: prepared statements on the batch's transaction, plus in-memory aggregates.
 pub(super) struct Folder<'t> {
     path: &'t Path,
     tx: &'t Transaction<'t>,
     sessions: HashMap<String, SessionAgg>,
-    agents: HashMap<(String, String), AgentAgg>,
-    spans: HashMap<(String, String), SpanAgg>,
+    agents: PerSession<AgentAgg>,
+    spans: PerSession<SpanAgg>,
     usage: HashMap<(String, String), UsageRow>,
     upsert_span: Statement<'t>,
     upsert_usage: Statement<'t>,
@@ -292,16 +342,7 @@ struct Block<'a> {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct AgentRef {
-    #[serde(rename = "agentId")]
-    agent_id: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
 struct ProgressData {
-    #[serde(rename = "type")]
-    kind: Option<String>,
     #[serde(rename = "agentId")]
     agent_id: Option<String>,
 }
@@ -396,6 +437,226 @@ impl HookPayload<'_> {
         }
         Value::Object(map)
     }
+}
+
+/// A tool call found in an assistant line.
+#[derive(Debug)]
+struct ToolUse {
+    id: String,
+    name: String,
+    /// See [`input_value`].
+    input: Value,
+}
+
+/// A `tool_result` block of a user line.
+#[derive(Debug)]
+struct ToolResult {
+    tool_use_id: Option<String>,
+    is_error: bool,
+    /// See [`result_text`]; empty unless the fold reads it (an error, or a result that may
+    /// announce a task or issue).
+    text: String,
+}
+
+/// The `toolUseResult` keys the views read (an object's `agentId` and `task`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ResultKeys {
+    #[serde(rename = "agentId")]
+    agent_id: Option<Value>,
+    task: Option<Value>,
+}
+
+/// The content of a user line's message.
+#[derive(Debug)]
+enum UserContent {
+    /// No `message.content` (or it does not parse).
+    Missing,
+    /// A string: a typed prompt.
+    Text(String),
+    /// Content blocks.
+    Blocks {
+        /// The `tool_result` blocks, in order.
+        results: Vec<ToolResult>,
+        /// The `text` blocks' text, concatenated.
+        prompt_text: String,
+        /// Every block's `text` field, concatenated (the key of an old sidechain's prompt).
+        all_text: String,
+        /// `toolUseResult.agentId`, when a string.
+        result_agent: Option<String>,
+        /// `{"task": toolUseResult.task}` when present (see [`task_created_id`]).
+        result_task: Option<Value>,
+    },
+}
+
+/// What a user line says (the parts the views read).
+#[derive(Debug)]
+struct UserLine {
+    cwd: Option<String>,
+    is_meta: bool,
+    is_compact_summary: bool,
+    prompt_id: Option<String>,
+    content: UserContent,
+}
+
+/// The JSON a record's fold needs, extracted ahead of the fold (on the reading thread of
+/// [`super::fold_log`], so that JSON parsing runs beside the SQLite writes). Absent parts were
+/// not needed or did not parse.
+#[derive(Debug, Default)]
+pub(super) struct Extracted {
+    /// Hook events that read their payload: see [`HookPayload::into_value`].
+    hook_payload: Option<Value>,
+    /// Assistant lines: the tool calls.
+    tool_uses: Vec<ToolUse>,
+    /// User lines.
+    user: Option<UserLine>,
+    /// `agent_progress` lines: `(parentToolUseID, data.agentId)`.
+    progress: Option<(String, String)>,
+}
+
+/// Whether a hook event's fold reads the payload.
+fn hook_needs_payload(event: &str) -> bool {
+    matches!(
+        event,
+        "UserPromptSubmit" | "PreToolUse" | "PostToolUse" | "PostToolUseFailure"
+    )
+}
+
+/// Extracts the JSON that [`Folder::apply`] needs from `record` (pure: no database access).
+pub(super) fn extract(record: &ViewRecord<'_>) -> Extracted {
+    let mut out = Extracted::default();
+    if record.session.is_none() {
+        return out;
+    }
+    match &record.body {
+        ViewBody::Hook(hook)
+            if hook.malformed.is_none() && hook_needs_payload(hook.event.unwrap_or("")) =>
+        {
+            out.hook_payload = serde_json::from_slice::<HookPayload<'_>>(hook.raw)
+                .ok()
+                .map(|p| p.into_value(hook.tool_name.unwrap_or("")));
+        }
+        ViewBody::Transcript(line) if line.malformed.is_none() => {
+            match line.line_type.unwrap_or("") {
+                "assistant" => out.tool_uses = extract_tool_uses(line.raw),
+                "user" => out.user = extract_user(line.raw),
+                "progress" if line.subtype == Some("agent_progress") => {
+                    out.progress = extract_progress(line.raw);
+                }
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The tool calls of an assistant line (only parsed when the bytes mention one).
+fn extract_tool_uses(raw: &[u8]) -> Vec<ToolUse> {
+    if memchr::memmem::find(raw, b"\"tool_use\"").is_none() {
+        return Vec::new();
+    }
+    let Ok(parsed) = serde_json::from_slice::<Line<'_>>(raw) else {
+        return Vec::new();
+    };
+    blocks(parsed.message)
+        .into_iter()
+        .filter(|block| block.kind == "tool_use")
+        .filter_map(|block| {
+            let (Some(id), Some(name)) = (block.id, block.name) else {
+                return None;
+            };
+            let input = input_value(&name, block.input);
+            Some(ToolUse { id, name, input })
+        })
+        .collect()
+}
+
+fn extract_user(raw: &[u8]) -> Option<UserLine> {
+    let parsed = serde_json::from_slice::<Line<'_>>(raw).ok()?;
+    let message: Message<'_> = parsed
+        .message
+        .and_then(|m| serde_json::from_str(m.get()).ok())
+        .unwrap_or_default();
+    let content = match message.content {
+        None => UserContent::Missing,
+        Some(content) if content.get().starts_with('"') => {
+            UserContent::Text(serde_json::from_str(content.get()).unwrap_or_default())
+        }
+        Some(content) => {
+            let blocks: Vec<Block<'_>> = serde_json::from_str(content.get()).unwrap_or_default();
+            let keys: ResultKeys = parsed
+                .tool_use_result
+                .and_then(|raw| serde_json::from_str(raw.get()).ok())
+                .unwrap_or_default();
+            let mut results = Vec::new();
+            let mut prompt_text = String::new();
+            let mut all_text = String::new();
+            for block in blocks {
+                if let Some(text) = &block.text {
+                    all_text.push_str(text);
+                }
+                match block.kind.as_str() {
+                    "tool_result" => {
+                        // The text is read for an error, or for a task or issue the call
+                        // created (see `Folder::tool_finished_tasks`); most results need
+                        // neither, and their (often large) content is not decoded.
+                        let is_error = block.is_error == Some(true);
+                        let needs_text = is_error
+                            || keys.task.is_some()
+                            || block.content.is_some_and(|c| {
+                                c.get().contains("Task #") || c.get().contains("Created issue:")
+                            });
+                        results.push(ToolResult {
+                            is_error,
+                            text: if needs_text {
+                                result_text(block.content)
+                            } else {
+                                String::new()
+                            },
+                            tool_use_id: block.tool_use_id,
+                        });
+                    }
+                    "text" => {
+                        if let Some(text) = &block.text {
+                            prompt_text.push_str(text);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            UserContent::Blocks {
+                results,
+                prompt_text,
+                all_text,
+                result_agent: keys.agent_id.and_then(|v| match v {
+                    Value::String(s) => Some(s),
+                    _ => None,
+                }),
+                result_task: keys.task.map(|task| {
+                    let mut map = serde_json::Map::new();
+                    map.insert("task".to_owned(), task);
+                    Value::Object(map)
+                }),
+            }
+        }
+    };
+    Some(UserLine {
+        cwd: parsed.cwd,
+        is_meta: parsed.is_meta == Some(true),
+        is_compact_summary: parsed.is_compact_summary == Some(true),
+        prompt_id: parsed.prompt_id,
+        content,
+    })
+}
+
+fn extract_progress(raw: &[u8]) -> Option<(String, String)> {
+    let parsed = serde_json::from_slice::<Line<'_>>(raw).ok()?;
+    let data: ProgressData = parsed
+        .data
+        .and_then(|d| serde_json::from_str(d.get()).ok())
+        .unwrap_or_default();
+    Some((parsed.parent_tool_use_id?, data.agent_id?))
 }
 
 /// The text of a `tool_result` content (a string or an array of text blocks).
@@ -712,8 +973,8 @@ impl<'t> Folder<'t> {
             path,
             tx,
             sessions: HashMap::new(),
-            agents: HashMap::new(),
-            spans: HashMap::new(),
+            agents: PerSession::default(),
+            spans: PerSession::default(),
             usage: HashMap::new(),
             upsert_span: prep(
                 "INSERT INTO spans (session, span_id, kind, name, agent_id, agent_type,
@@ -822,11 +1083,12 @@ impl<'t> Folder<'t> {
             .map(|_| ())
     }
 
-    /// Folds one record.
+    /// Folds one record, with its JSON extracted by [`extract`].
     pub(super) fn apply(
         &mut self,
         offset: Offset,
         record: &ViewRecord<'_>,
+        extracted: Extracted,
     ) -> Result<(), ViewsError> {
         let Some(session) = record.session else {
             return Ok(());
@@ -856,7 +1118,7 @@ impl<'t> Folder<'t> {
                     agg.project = hook.cwd.map(str::to_owned);
                 }
                 if hook.malformed.is_none() {
-                    self.hook(offset.0, record.ts, session, hook)?;
+                    self.hook(offset.0, record.ts, session, hook, extracted.hook_payload)?;
                 }
             }
             ViewBody::Transcript(line) => {
@@ -868,7 +1130,7 @@ impl<'t> Folder<'t> {
                     agg.transcript_dir = transcript_dir(line.origin.file);
                 }
                 if line.malformed.is_none() {
-                    self.transcript(offset.0, record.ts, session, line)?;
+                    self.transcript(offset.0, record.ts, session, line, extracted)?;
                 }
             }
             ViewBody::Pty(_) | ViewBody::Internal(_) => {}
@@ -879,8 +1141,7 @@ impl<'t> Folder<'t> {
     fn span(&mut self, u: &SpanUpdate<'_>) -> Result<(), ViewsError> {
         let agg = self
             .spans
-            .entry((u.session.to_owned(), u.span_id.to_owned()))
-            .or_insert_with(|| SpanAgg {
+            .get_or_insert_with(u.session, u.span_id, || SpanAgg {
                 kind: u.kind,
                 offset: u.offset,
                 ..SpanAgg::default()
@@ -927,7 +1188,7 @@ impl<'t> Folder<'t> {
 
     /// A span's `(name, detail)`: from this batch, else from the database.
     fn span_facts(&mut self, session: &str, span_id: &str) -> (Option<String>, Option<String>) {
-        if let Some(a) = self.spans.get(&(session.to_owned(), span_id.to_owned()))
+        if let Some(a) = self.spans.get(session, span_id)
             && (a.name.is_some() || a.detail.is_some())
         {
             return (a.name.clone(), a.detail.clone());
@@ -942,8 +1203,7 @@ impl<'t> Folder<'t> {
     fn agent(&mut self, session: &str, agent_id: &str, ts: u64, offset: u64) -> &mut AgentAgg {
         let agg = self
             .agents
-            .entry((session.to_owned(), agent_id.to_owned()))
-            .or_insert_with(|| AgentAgg {
+            .get_or_insert_with(session, agent_id, || AgentAgg {
                 first_ns: u64::MAX,
                 offset: u64::MAX,
                 ..AgentAgg::default()
@@ -1063,6 +1323,7 @@ impl<'t> Folder<'t> {
         ts: u64,
         session: &str,
         hook: &HookView<'_>,
+        payload: Option<Value>,
     ) -> Result<(), ViewsError> {
         let event = hook.event.unwrap_or("");
         if let Some(agent_id) = hook.agent_id {
@@ -1075,14 +1336,10 @@ impl<'t> Folder<'t> {
                 agg.stop_ns = Some(ts);
             }
         }
-        let needs_payload = matches!(
-            event,
-            "UserPromptSubmit" | "PreToolUse" | "PostToolUse" | "PostToolUseFailure"
-        );
-        let payload = if needs_payload {
-            match serde_json::from_slice::<HookPayload<'_>>(hook.raw) {
-                Ok(parsed) => parsed.into_value(hook.tool_name.unwrap_or("")),
-                Err(_) => return Ok(()),
+        let payload = if hook_needs_payload(event) {
+            match payload {
+                Some(payload) => payload,
+                None => return Ok(()),
             }
         } else {
             Value::Null
@@ -1217,6 +1474,7 @@ impl<'t> Folder<'t> {
         ts: u64,
         session: &str,
         line: &TranscriptView<'_>,
+        extracted: Extracted,
     ) -> Result<(), ViewsError> {
         let line_type = line.line_type.unwrap_or("");
         let sidechain = line.is_sidechain == Some(true);
@@ -1231,23 +1489,22 @@ impl<'t> Folder<'t> {
             self.agent(session, agent_id, ts, offset);
         }
         match line_type {
-            "assistant" => self.assistant(offset, ts, session, line, agent_id.as_deref()),
-            "user" => self.user(offset, ts, session, line, agent_id.as_deref()),
+            "assistant" => self.assistant(
+                offset,
+                ts,
+                session,
+                line,
+                agent_id.as_deref(),
+                extracted.tool_uses,
+            ),
+            "user" => match extracted.user {
+                Some(user) => self.user(offset, ts, session, line, agent_id.as_deref(), user),
+                None => Ok(()),
+            },
             "progress" => {
-                if line.subtype == Some("agent_progress") {
-                    let Ok(parsed) = serde_json::from_slice::<Line<'_>>(line.raw) else {
-                        return Ok(());
-                    };
-                    let data: ProgressData = parsed
-                        .data
-                        .and_then(|d| serde_json::from_str(d.get()).ok())
-                        .unwrap_or_default();
-                    if let (Some(parent), Some(agent)) = (parsed.parent_tool_use_id, data.agent_id)
-                    {
-                        let agg = self.agent(session, &agent, ts, offset);
-                        agg.parent.get_or_insert(parent);
-                    }
-                    let _ = data.kind;
+                if let Some((parent, agent)) = extracted.progress {
+                    let agg = self.agent(session, &agent, ts, offset);
+                    agg.parent.get_or_insert(parent);
                 }
                 Ok(())
             }
@@ -1305,21 +1562,13 @@ impl<'t> Folder<'t> {
         session: &str,
         line: &TranscriptView<'_>,
         agent_id: Option<&str>,
+        tool_uses: Vec<ToolUse>,
     ) -> Result<(), ViewsError> {
         let sidechain = line.is_sidechain == Some(true);
-        // Tool calls in this line (only parse when the bytes mention one).
         let mut first_tool: Option<String> = None;
-        if memchr::memmem::find(line.raw, b"\"tool_use\"").is_some()
-            && let Ok(parsed) = serde_json::from_slice::<Line<'_>>(line.raw)
         {
-            for block in blocks(parsed.message) {
-                if block.kind != "tool_use" {
-                    continue;
-                }
-                let (Some(id), Some(name)) = (block.id.as_deref(), block.name.as_deref()) else {
-                    continue;
-                };
-                let input = input_value(name, block.input);
+            for ToolUse { id, name, input } in tool_uses {
+                let (id, name) = (id.as_str(), name.as_str());
                 self.span(&SpanUpdate {
                     session,
                     span_id: id,
@@ -1399,64 +1648,48 @@ impl<'t> Folder<'t> {
         session: &str,
         line: &TranscriptView<'_>,
         agent_id: Option<&str>,
+        user: UserLine,
     ) -> Result<(), ViewsError> {
-        let Ok(parsed) = serde_json::from_slice::<Line<'_>>(line.raw) else {
-            return Ok(());
-        };
-        if let Some(cwd) = &parsed.cwd
+        if let Some(cwd) = user.cwd
             && let Some(agg) = self.sessions.get_mut(session)
             && agg.project.is_none()
         {
-            agg.project = Some(cwd.clone());
+            agg.project = Some(cwd);
         }
-        let message: Message<'_> = parsed
-            .message
-            .and_then(|m| serde_json::from_str(m.get()).ok())
-            .unwrap_or_default();
-        let Some(content) = message.content else {
-            return Ok(());
-        };
         let sidechain = line.is_sidechain == Some(true);
-        if sidechain
-            && line.parent_uuid.is_none()
-            && let Some(agent) = agent_id
-        {
-            let text = if content.get().starts_with('"') {
-                serde_json::from_str::<String>(content.get()).unwrap_or_default()
-            } else {
-                serde_json::from_str::<Vec<Block<'_>>>(content.get())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|b| b.text)
-                    .collect()
-            };
-            let key = text_key(&text);
-            let agg = self.agent(session, agent, ts, offset);
-            agg.prompt_key.get_or_insert(key);
-        }
-        if content.get().starts_with('"') {
-            if !sidechain && parsed.is_meta != Some(true) && parsed.is_compact_summary != Some(true)
-            {
-                let text: String = serde_json::from_str(content.get()).unwrap_or_default();
-                self.prompt(offset, ts, session, parsed.prompt_id.as_deref(), &text)?;
+        let first_sidechain_line = sidechain && line.parent_uuid.is_none();
+        let prompt_line = !sidechain && !user.is_meta && !user.is_compact_summary;
+        match user.content {
+            UserContent::Missing => Ok(()),
+            UserContent::Text(text) => {
+                if first_sidechain_line && let Some(agent) = agent_id {
+                    let key = text_key(&text);
+                    let agg = self.agent(session, agent, ts, offset);
+                    agg.prompt_key.get_or_insert(key);
+                }
+                if prompt_line {
+                    self.prompt(offset, ts, session, user.prompt_id.as_deref(), &text)?;
+                }
+                Ok(())
             }
-            return Ok(());
-        }
-        let blocks: Vec<Block<'_>> = serde_json::from_str(content.get()).unwrap_or_default();
-        let result_value: Option<Value> = parsed
-            .tool_use_result
-            .and_then(|raw| serde_json::from_str(raw.get()).ok());
-        let mut prompt_text = String::new();
-        let mut any_result = false;
-        for block in &blocks {
-            match block.kind.as_str() {
-                "tool_result" => {
-                    any_result = true;
-                    let Some(id) = block.tool_use_id.as_deref() else {
+            UserContent::Blocks {
+                results,
+                prompt_text,
+                all_text,
+                result_agent,
+                result_task,
+            } => {
+                if first_sidechain_line && let Some(agent) = agent_id {
+                    let key = text_key(&all_text);
+                    let agg = self.agent(session, agent, ts, offset);
+                    agg.prompt_key.get_or_insert(key);
+                }
+                let any_result = !results.is_empty();
+                for result in results {
+                    let Some(id) = result.tool_use_id.as_deref() else {
                         continue;
                     };
-                    let error = block.is_error == Some(true);
-                    let text = result_text(block.content);
+                    let error = result.is_error;
                     self.span(&SpanUpdate {
                         session,
                         span_id: id,
@@ -1464,51 +1697,30 @@ impl<'t> Folder<'t> {
                         agent_id,
                         tx_end: Some(ts),
                         error,
-                        error_text: error.then(|| first_line(&text)),
+                        error_text: error.then(|| first_line(&result.text)),
                         offset,
                         ..SpanUpdate::default()
                     })?;
-                    if let Some(agent) = result_value
-                        .as_ref()
-                        .and_then(|r| serde_json::from_value::<AgentRef>(r.clone()).ok())
-                        .and_then(|r| r.agent_id)
-                    {
-                        let agg = self.agent(session, &agent, ts, offset);
+                    if let Some(agent) = result_agent.as_deref() {
+                        let agg = self.agent(session, agent, ts, offset);
                         agg.parent = Some(id.to_owned());
                     }
                     self.tool_finished_tasks(
                         session,
                         id,
                         None,
-                        result_value.as_ref(),
-                        &text,
+                        result_task.as_ref(),
+                        &result.text,
                         ts,
                         offset,
                     )?;
                 }
-                "text" => {
-                    if let Some(text) = &block.text {
-                        prompt_text.push_str(text);
-                    }
+                if !any_result && prompt_line && !prompt_text.is_empty() {
+                    self.prompt(offset, ts, session, user.prompt_id.as_deref(), &prompt_text)?;
                 }
-                _ => {}
+                Ok(())
             }
         }
-        if !any_result
-            && !sidechain
-            && !prompt_text.is_empty()
-            && parsed.is_meta != Some(true)
-            && parsed.is_compact_summary != Some(true)
-        {
-            self.prompt(
-                offset,
-                ts,
-                session,
-                parsed.prompt_id.as_deref(),
-                &prompt_text,
-            )?;
-        }
-        Ok(())
     }
 
     fn prompt(
@@ -1599,7 +1811,7 @@ impl<'t> Folder<'t> {
                     .sql(self.path, "writing usage")?;
             }
         }
-        let agents: Vec<((String, String), AgentAgg)> = self.agents.drain().collect();
+        let agents: Vec<((String, String), AgentAgg)> = self.agents.drain();
         for ((session, agent_id), a) in agents {
             let (hook_start, hook_end, tx_start, tx_end) = if a.from_hook {
                 (Some(a.first_ns), a.stop_ns.or(Some(a.last_ns)), None, None)
@@ -1621,7 +1833,7 @@ impl<'t> Folder<'t> {
                 ..SpanUpdate::default()
             })?;
         }
-        let mut spans: Vec<((String, String), SpanAgg)> = self.spans.drain().collect();
+        let mut spans: Vec<((String, String), SpanAgg)> = self.spans.drain();
         spans.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for ((session, span_id), a) in &spans {
             self.flush_span(session, span_id, a)?;

@@ -15,6 +15,7 @@
 pub mod cost;
 mod fold;
 pub mod pricing;
+mod rebuild;
 pub mod schema;
 pub mod tasks;
 pub mod tree;
@@ -24,14 +25,11 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use crate::log::{LogError, Store, StorePaths};
+use crate::log::{LogError, Snapshot, Store, StorePaths};
 use crate::segments::Offset;
 
 /// Records folded per transaction (`CTRACE_VIEWS_BATCH_RECORDS` overrides it, for tests).
 const BATCH_RECORDS: usize = 50_000;
-
-/// Folds into empty views of at least this many records drop and re-create the covering indexes.
-const BULK_RECORDS: u64 = 100_000;
 
 fn batch_records() -> usize {
     std::env::var("CTRACE_VIEWS_BATCH_RECORDS")
@@ -135,14 +133,22 @@ impl ViewsDb {
                 LogError::Io { path, source } => ViewsError::Io { path, source },
                 other => ViewsError::Log(other),
             })?;
+            // Files of killed rebuilds; failing to delete one does not stop a query.
+            if let Err(error) = rebuild::remove_stale(dir) {
+                tracing::warn!(%error, "could not delete a stale rebuild file");
+            }
         }
         let conn = Connection::open(&path).sql(&path, "opening")?;
         conn.busy_timeout(Duration::from_secs(30))
             .sql(&path, "setting the busy timeout")?;
         conn.execute_batch(schema::PRAGMAS)
             .sql(&path, "setting pragmas")?;
-        conn.execute_batch(schema::DDL)
+        conn.execute_batch(schema::TABLES)
             .sql(&path, "creating the schema")?;
+        conn.execute_batch(schema::INDEXES)
+            .sql(&path, "creating the indexes")?;
+        conn.execute_batch(schema::TRIGGERS)
+            .sql(&path, "creating the triggers")?;
         let db = Self { conn, path };
         match db.meta("schema_version")? {
             Some(version) if version == schema::SCHEMA_VERSION => {}
@@ -255,12 +261,16 @@ pub fn applied_offset(paths: &StorePaths) -> Result<Option<Offset>, ViewsError> 
     }
 }
 
-/// Folds the sealed records after the checkpoint into the views, creating them if missing.
-/// Work is proportional to the new records (plus the sessions they touch).
+/// Folds the sealed records after the checkpoint into the views, creating them if missing
+/// (through [`rebuild`]). Work is proportional to the new records (plus the sessions they
+/// touch).
 ///
 /// # Errors
 /// [`ViewsError`].
 pub fn catch_up(store: &Store) -> Result<ViewsReport, ViewsError> {
+    if !db_path(store.paths()).exists() {
+        return rebuild(store);
+    }
     let mut db = ViewsDb::open(store.paths())?;
     catch_up_db(store, &mut db)
 }
@@ -277,22 +287,120 @@ pub fn catch_up_db(store: &Store, db: &mut ViewsDb) -> Result<ViewsReport, Views
         applied: db.applied()?,
         ..ViewsReport::default()
     };
-    if report.applied >= end {
-        report.elapsed = started.elapsed();
-        return Ok(report);
+    if report.applied < end {
+        fold_log(db, &snapshot, end, &mut report)?;
     }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Blocks read ahead of the fold (bounded: memory stays a few blocks).
+const READ_AHEAD_BLOCKS: usize = 8;
+
+/// One block of records read, decompressed and JSON-extracted by the reading thread.
+struct ReadBlock {
+    /// Offset of the block's first record.
+    first: Offset,
+    /// Offset after the block's last record.
+    end: Offset,
+    /// Where the reader started in this block (records below were skipped).
+    from: Offset,
+    /// The records' bytes with their extracted JSON, or why the block could not be read.
+    records: Result<Vec<(Vec<u8>, fold::Extracted)>, String>,
+}
+
+/// Records of a block, handed back by the fold to be freed on the reading thread that
+/// allocated them (cheaper for the allocator than freeing across threads).
+type Spent = Vec<(Vec<u8>, fold::Extracted)>;
+
+/// The reading thread of [`fold_log`]: sends the blocks holding records `from..end` in offset
+/// order, each decompressed and with the JSON of its records extracted. Stops early when the
+/// fold hangs up.
+fn read_ahead(
+    segments: &[std::sync::Arc<crate::segments::segment::SegmentReader>],
+    from: Offset,
+    end: Offset,
+    blocks: &std::sync::mpsc::SyncSender<ReadBlock>,
+    spent: &std::sync::mpsc::Receiver<Spent>,
+) {
+    let mut pos = from;
+    while pos < end {
+        while let Ok(records) = spent.try_recv() {
+            drop(records);
+        }
+        let i = segments
+            .partition_point(|s| s.footer().base_offset.0 + s.footer().record_count <= pos.0);
+        let Some(segment) = segments.get(i) else {
+            return;
+        };
+        // Records below the first live segment were removed by retention.
+        pos = pos.max(segment.footer().base_offset);
+        let Some(block) = segment.block_of(pos) else {
+            pos = Offset(segment.footer().base_offset.0 + segment.footer().record_count);
+            continue;
+        };
+        let meta = segment.blocks()[block];
+        let block_end = Offset(meta.first_offset.0 + u64::from(meta.count));
+        let records = match segment.read_block(block) {
+            Ok(records) => Ok(records
+                .into_iter()
+                .enumerate()
+                .map(|(k, bytes): (usize, Vec<u8>)| {
+                    let offset = Offset(meta.first_offset.0 + k as u64);
+                    let extracted = match fold::decode(&bytes) {
+                        Ok(record) if offset >= pos => fold::extract(&record),
+                        _ => fold::Extracted::default(),
+                    };
+                    (bytes, extracted)
+                })
+                .collect()),
+            Err(error) => Err(format!("{error:#}")),
+        };
+        let read = ReadBlock {
+            first: meta.first_offset,
+            end: block_end,
+            from: pos,
+            records,
+        };
+        if blocks.send(read).is_err() {
+            return;
+        }
+        pos = block_end;
+    }
+}
+
+/// Folds the sealed records of `snapshot` from `report.applied` up to `end` into `db`, one
+/// transaction per batch, each with its checkpoint. Updates `report`.
+///
+/// Two threads: one reads, decompresses and extracts JSON ([`read_ahead`]); this one folds
+/// and writes SQLite.
+fn fold_log(
+    db: &mut ViewsDb,
+    snapshot: &Snapshot,
+    end: Offset,
+    report: &mut ViewsReport,
+) -> Result<(), ViewsError> {
     let segments = snapshot.segments();
+    let start = report.applied;
+    std::thread::scope(|scope| {
+        let (sender, blocks) = std::sync::mpsc::sync_channel(READ_AHEAD_BLOCKS);
+        let (give_back, spent) = std::sync::mpsc::channel();
+        scope.spawn(move || read_ahead(segments, start, end, &sender, &spent));
+        fold_blocks(db, &blocks, &give_back, end, report)
+    })
+}
+
+/// The folding side of [`fold_log`].
+fn fold_blocks(
+    db: &mut ViewsDb,
+    blocks: &std::sync::mpsc::Receiver<ReadBlock>,
+    give_back: &std::sync::mpsc::Sender<Spent>,
+    end: Offset,
+    report: &mut ViewsReport,
+) -> Result<(), ViewsError> {
     let path = db.path.clone();
     let batch = batch_records();
     let mut pos = report.applied;
-    // A large fold into empty views builds the covering indexes once at the end instead of
-    // maintaining them row by row (`ViewsDb::open` re-creates them if a crash intervenes).
-    let bulk = pos == Offset(0) && end.0 >= BULK_RECORDS;
-    if bulk {
-        db.conn
-            .execute_batch(schema::DROP_COVERING_INDEXES)
-            .sql(&path, "dropping indexes for a bulk fold")?;
-    }
     loop {
         let tx = db
             .conn
@@ -306,30 +414,26 @@ pub fn catch_up_db(store: &Store, db: &mut ViewsDb) -> Result<ViewsReport, Views
         let mut folder = fold::Folder::new(&tx, &path)?;
         let mut count = 0usize;
         while count < batch && pos < end {
-            let i = segments
-                .partition_point(|s| s.footer().base_offset.0 + s.footer().record_count <= pos.0);
-            let Some(segment) = segments.get(i) else {
+            let Ok(block) = blocks.recv() else {
+                // The reader is done: nothing more below `end` is in a live segment.
                 pos = end;
                 break;
             };
-            // Records below the first live segment were removed by retention.
-            pos = pos.max(segment.footer().base_offset);
-            let Some(block) = segment.block_of(pos) else {
-                pos = Offset(segment.footer().base_offset.0 + segment.footer().record_count);
+            if block.end <= pos {
                 continue;
-            };
-            let meta = segment.blocks()[block];
-            let block_end = Offset(meta.first_offset.0 + u64::from(meta.count));
-            match segment.read_block(block) {
-                Ok(records) => {
-                    for (k, bytes) in records.iter().enumerate() {
-                        let offset = Offset(meta.first_offset.0 + k as u64);
+            }
+            match block.records {
+                Ok(mut records) => {
+                    for (k, (bytes, extracted)) in records.iter_mut().enumerate() {
+                        let offset = Offset(block.first.0 + k as u64);
                         if offset < pos {
                             continue;
                         }
                         count += 1;
                         match fold::decode(bytes) {
-                            Ok(record) => folder.apply(offset, &record)?,
+                            Ok(record) => {
+                                folder.apply(offset, &record, std::mem::take(extracted))?;
+                            }
                             Err(error) => {
                                 report.unreadable_records += 1;
                                 folder.problem(
@@ -341,22 +445,25 @@ pub fn catch_up_db(store: &Store, db: &mut ViewsDb) -> Result<ViewsReport, Views
                             }
                         }
                     }
+                    // The reader may be done already; then the records are freed here.
+                    let _ = give_back.send(records);
                 }
                 Err(error) => {
-                    let skipped = block_end.0 - pos.0;
+                    let from = pos.max(block.from);
+                    let skipped = block.end.0 - from.0;
                     report.unreadable_records += skipped;
                     count += skipped as usize;
                     folder.problem(
-                        Some(pos.0),
+                        Some(from.0),
                         None,
                         "unreadable_record",
                         &format!(
-                            "{skipped} records from offset {pos} in a damaged block: {error:#}"
+                            "{skipped} records from offset {from} in a damaged block: {error}"
                         ),
                     )?;
                 }
             }
-            pos = block_end;
+            pos = block.end;
         }
         folder.finish()?;
         drop(folder);
@@ -371,22 +478,19 @@ pub fn catch_up_db(store: &Store, db: &mut ViewsDb) -> Result<ViewsReport, Views
         report.applied = pos;
     }
     report.applied = pos;
-    if bulk {
-        db.conn
-            .execute_batch(schema::DDL)
-            .sql(&path, "re-creating indexes")?;
-    }
-    report.elapsed = started.elapsed();
-    Ok(report)
+    Ok(())
 }
 
-/// Drops and rebuilds the views from the log (`ctrace compact --rebuild`).
+/// Rebuilds the views from the whole log (`ctrace compact --rebuild`) into a fresh database
+/// file beside the live one (`views.sqlite.rebuild-<pid>`: no journal, no fsync until the end,
+/// secondary indexes built after the rows), then renames it over `views.sqlite`. The old
+/// database stays valid until the rename, so a crash at any point leaves either the old views or
+/// the new ones; a killed rebuild's file is deleted by the next [`ViewsDb::open`] or rebuild.
 ///
 /// # Errors
 /// [`ViewsError`].
 pub fn rebuild(store: &Store) -> Result<ViewsReport, ViewsError> {
-    remove_db(store.paths())?;
-    catch_up(store)
+    rebuild::run(store)
 }
 
 /// Deletes one session's rows from every view (`ctrace forget`). Returns rows deleted.
@@ -421,6 +525,9 @@ pub fn forget_session(paths: &StorePaths, session: &str) -> Result<u64, ViewsErr
 /// # Errors
 /// [`ViewsError`].
 pub fn open_current(store: &Store) -> Result<ViewsDb, ViewsError> {
+    if !db_path(store.paths()).exists() {
+        rebuild(store)?;
+    }
     let mut db = ViewsDb::open(store.paths())?;
     catch_up_db(store, &mut db)?;
     Ok(db)

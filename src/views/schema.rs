@@ -4,7 +4,7 @@
 
 /// Schema version stored in `meta.schema_version`; a different stored version makes
 /// `catch_up` rebuild the views.
-pub const SCHEMA_VERSION: &str = "2";
+pub const SCHEMA_VERSION: &str = "3";
 
 /// Connection settings applied on every open.
 pub const PRAGMAS: &str = "
@@ -15,8 +15,8 @@ PRAGMA temp_store = MEMORY;
 PRAGMA cache_size = -262144;
 ";
 
-/// The tables and indexes, created if missing.
-pub const DDL: &str = "
+/// The tables, created if missing (their secondary indexes are in [`INDEXES`]).
+pub const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -43,7 +43,6 @@ CREATE TABLE IF NOT EXISTS turns (
     offset   INTEGER NOT NULL,
     PRIMARY KEY (session, turn_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS turns_by_start ON turns (session, start_ns);
 CREATE TABLE IF NOT EXISTS spans (
     session            TEXT NOT NULL,
     span_id            TEXT NOT NULL,
@@ -82,11 +81,21 @@ CREATE TABLE IF NOT EXISTS usage (
     offset                   INTEGER NOT NULL,
     PRIMARY KEY (message_id, request_id)
 ) WITHOUT ROWID;
--- Covering indexes: `cost --by day` and `--by session` read them in group order, no sort.
-CREATE INDEX IF NOT EXISTS usage_by_day ON usage (day, model, ts_ns, input_tokens,
-    output_tokens, cache_creation_tokens, cache_creation_1h_tokens, cache_read_tokens);
-CREATE INDEX IF NOT EXISTS usage_by_session ON usage (session, model, ts_ns, input_tokens,
-    output_tokens, cache_creation_tokens, cache_creation_1h_tokens, cache_read_tokens);
+-- `usage` summed per UTC day and model, kept by the triggers in `TRIGGERS` (`cost --by day`,
+-- `week`, `month` and `model` without filters read it instead of every usage row).
+CREATE TABLE IF NOT EXISTS usage_days (
+    day                      INTEGER NOT NULL,
+    model                    TEXT NOT NULL,
+    input_tokens             INTEGER NOT NULL,
+    output_tokens            INTEGER NOT NULL,
+    cache_creation_tokens    INTEGER NOT NULL,
+    cache_creation_1h_tokens INTEGER NOT NULL,
+    cache_read_tokens        INTEGER NOT NULL,
+    responses                INTEGER NOT NULL,
+    first_ns                 INTEGER NOT NULL,
+    last_ns                  INTEGER NOT NULL,
+    PRIMARY KEY (day, model)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tasks (
     session    TEXT NOT NULL,
     kind       TEXT NOT NULL,
@@ -122,10 +131,114 @@ CREATE TABLE IF NOT EXISTS problems (
 );
 ";
 
-/// The covering indexes a bulk fold drops and re-creates (with [`DDL`]).
-pub const DROP_COVERING_INDEXES: &str = "
-DROP INDEX IF EXISTS usage_by_day;
-DROP INDEX IF EXISTS usage_by_session;
+/// The secondary indexes, created if missing. A rebuild creates them after the bulk load,
+/// except `turns_by_start`, which the fold itself reads (ending turns).
+pub const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS turns_by_start ON turns (session, start_ns);
+-- Covering indexes: `cost --by day` and `--by session` read them in group order, no sort.
+CREATE INDEX IF NOT EXISTS usage_by_day ON usage (day, model, ts_ns, input_tokens,
+    output_tokens, cache_creation_tokens, cache_creation_1h_tokens, cache_read_tokens);
+CREATE INDEX IF NOT EXISTS usage_by_session ON usage (session, model, ts_ns, input_tokens,
+    output_tokens, cache_creation_tokens, cache_creation_1h_tokens, cache_read_tokens);
+";
+
+/// The triggers that keep `usage_days` equal to `usage` grouped by `(day, model)`: an insert
+/// adds the row; an update of its day, model, time or tokens (a better line of the same
+/// response) subtracts the old values and adds the new; a delete (`forget`) subtracts. First and
+/// last times of a group a row left are re-read from `usage_by_day` (an index seek), so they
+/// stay exact. A rebuild fills `usage_days` with [`FILL_USAGE_DAYS`] before creating them.
+pub const TRIGGERS: &str = "
+CREATE TRIGGER IF NOT EXISTS usage_days_insert AFTER INSERT ON usage BEGIN
+    INSERT INTO usage_days (day, model, input_tokens, output_tokens, cache_creation_tokens,
+        cache_creation_1h_tokens, cache_read_tokens, responses, first_ns, last_ns)
+    VALUES (new.day, new.model, new.input_tokens, new.output_tokens, new.cache_creation_tokens,
+        new.cache_creation_1h_tokens, new.cache_read_tokens, 1, new.ts_ns, new.ts_ns)
+    ON CONFLICT (day, model) DO UPDATE SET
+        input_tokens = usage_days.input_tokens + excluded.input_tokens,
+        output_tokens = usage_days.output_tokens + excluded.output_tokens,
+        cache_creation_tokens = usage_days.cache_creation_tokens
+            + excluded.cache_creation_tokens,
+        cache_creation_1h_tokens = usage_days.cache_creation_1h_tokens
+            + excluded.cache_creation_1h_tokens,
+        cache_read_tokens = usage_days.cache_read_tokens + excluded.cache_read_tokens,
+        responses = usage_days.responses + 1,
+        first_ns = min(usage_days.first_ns, excluded.first_ns),
+        last_ns = max(usage_days.last_ns, excluded.last_ns);
+END;
+CREATE TRIGGER IF NOT EXISTS usage_days_update AFTER UPDATE OF day, model, ts_ns, input_tokens,
+    output_tokens, cache_creation_tokens, cache_creation_1h_tokens, cache_read_tokens ON usage
+BEGIN
+    UPDATE usage_days SET
+        input_tokens = input_tokens - old.input_tokens,
+        output_tokens = output_tokens - old.output_tokens,
+        cache_creation_tokens = cache_creation_tokens - old.cache_creation_tokens,
+        cache_creation_1h_tokens = cache_creation_1h_tokens - old.cache_creation_1h_tokens,
+        cache_read_tokens = cache_read_tokens - old.cache_read_tokens,
+        responses = responses - 1
+    WHERE day = old.day AND model = old.model;
+    DELETE FROM usage_days WHERE day = old.day AND model = old.model AND responses <= 0;
+    INSERT INTO usage_days (day, model, input_tokens, output_tokens, cache_creation_tokens,
+        cache_creation_1h_tokens, cache_read_tokens, responses, first_ns, last_ns)
+    VALUES (new.day, new.model, new.input_tokens, new.output_tokens, new.cache_creation_tokens,
+        new.cache_creation_1h_tokens, new.cache_read_tokens, 1, new.ts_ns, new.ts_ns)
+    ON CONFLICT (day, model) DO UPDATE SET
+        input_tokens = usage_days.input_tokens + excluded.input_tokens,
+        output_tokens = usage_days.output_tokens + excluded.output_tokens,
+        cache_creation_tokens = usage_days.cache_creation_tokens
+            + excluded.cache_creation_tokens,
+        cache_creation_1h_tokens = usage_days.cache_creation_1h_tokens
+            + excluded.cache_creation_1h_tokens,
+        cache_read_tokens = usage_days.cache_read_tokens + excluded.cache_read_tokens,
+        responses = usage_days.responses + 1,
+        first_ns = min(usage_days.first_ns, excluded.first_ns),
+        last_ns = max(usage_days.last_ns, excluded.last_ns);
+    UPDATE usage_days SET
+        first_ns = (SELECT min(ts_ns) FROM usage WHERE day = old.day AND model = old.model),
+        last_ns = (SELECT max(ts_ns) FROM usage WHERE day = old.day AND model = old.model)
+    WHERE day = old.day AND model = old.model;
+END;
+CREATE TRIGGER IF NOT EXISTS usage_days_delete AFTER DELETE ON usage BEGIN
+    UPDATE usage_days SET
+        input_tokens = input_tokens - old.input_tokens,
+        output_tokens = output_tokens - old.output_tokens,
+        cache_creation_tokens = cache_creation_tokens - old.cache_creation_tokens,
+        cache_creation_1h_tokens = cache_creation_1h_tokens - old.cache_creation_1h_tokens,
+        cache_read_tokens = cache_read_tokens - old.cache_read_tokens,
+        responses = responses - 1
+    WHERE day = old.day AND model = old.model;
+    DELETE FROM usage_days WHERE day = old.day AND model = old.model AND responses <= 0;
+    UPDATE usage_days SET
+        first_ns = (SELECT min(ts_ns) FROM usage WHERE day = old.day AND model = old.model),
+        last_ns = (SELECT max(ts_ns) FROM usage WHERE day = old.day AND model = old.model)
+    WHERE day = old.day AND model = old.model;
+END;
+";
+
+/// Fills `usage_days` from `usage` (a rebuild, before [`TRIGGERS`] exist).
+pub const FILL_USAGE_DAYS: &str = "
+DELETE FROM usage_days;
+INSERT INTO usage_days (day, model, input_tokens, output_tokens, cache_creation_tokens,
+    cache_creation_1h_tokens, cache_read_tokens, responses, first_ns, last_ns)
+SELECT day, model, sum(input_tokens), sum(output_tokens), sum(cache_creation_tokens),
+    sum(cache_creation_1h_tokens), sum(cache_read_tokens), count(*), min(ts_ns), max(ts_ns)
+FROM usage GROUP BY day, model;
+";
+
+/// The index the fold reads while loading (created before the rows during a rebuild).
+pub const FOLD_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS turns_by_start ON turns (session, start_ns);
+";
+
+/// Connection settings of a rebuild's fresh database file: no rollback journal, no fsync
+/// until the end (the file is only renamed into place once complete and synced), one
+/// connection, 512 MiB of page cache.
+pub const BULK_PRAGMAS: &str = "
+PRAGMA journal_mode = OFF;
+PRAGMA synchronous = OFF;
+PRAGMA locking_mode = EXCLUSIVE;
+PRAGMA foreign_keys = OFF;
+PRAGMA temp_store = MEMORY;
+PRAGMA cache_size = -524288;
 ";
 
 /// Every table that holds rows of a session (for `forget`), with its session column.
