@@ -412,6 +412,25 @@ fn scan_block(
         if n != meta.raw_len as usize {
             return None;
         }
+        if crate::segments::columnar::is_columnar(&raw) {
+            // Columnar block: test each payload as it lies in the block and decode only the
+            // records whose payload matches (a compact record's payload is exactly what the
+            // pattern is matched against below; an opaque one is the whole encoded record).
+            let selected = crate::segments::columnar::decode_block_selected(
+                &raw,
+                meta.count,
+                |_, payload, compact| {
+                    !(compact || filter.prefilter) || filter.regex.is_match(payload)
+                },
+            )
+            .ok()?;
+            return Some(
+                selected
+                    .iter()
+                    .filter_map(|(i, bytes)| filter.check(Some(Offset(first + *i as u64)), bytes))
+                    .collect(),
+            );
+        }
         let mut matches = Vec::new();
         let mut at = 0usize;
         let mut index = 0u64;

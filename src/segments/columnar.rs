@@ -47,10 +47,9 @@
 //! (bounded by the caller) plus one record being materialised, whatever the input.
 
 use memchr::memmem;
+use serde::Serialize;
 
-use crate::log::record::{
-    Body, HookBody, Malformed, Origin, Record, Source, TranscriptBody, Usage,
-};
+use crate::log::record::{Body, Malformed, Origin, Record, Source, Usage};
 
 /// First four bytes of a columnar block's raw content. Blocks of format versions 1 and 2
 /// start with a frame (`"CTF1"`), so the two layouts are told apart by their first bytes.
@@ -657,13 +656,16 @@ fn parse_utc(text: &[u8]) -> Option<u64> {
 
 impl Fields {
     /// Builds the record these fields describe.
-    fn materialize(&self, source: EntrySource<'_>) -> Result<Record, BlockDecodeError> {
-        let text = |loc: Option<Loc>| -> Result<Option<String>, BlockDecodeError> {
+    /// Writes the encoded bytes of the record these fields describe (exactly what
+    /// `Record::encode` gives for it; see [`RecordRef`]) to `out`.
+    fn encode_into(
+        &self,
+        source: EntrySource<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), BlockDecodeError> {
+        let text = |loc: Option<Loc>| -> Result<Option<&str>, BlockDecodeError> {
             loc.map(|loc| {
-                let bytes = source.resolve(loc)?;
-                std::str::from_utf8(bytes)
-                    .map(str::to_owned)
-                    .map_err(|_| "string is not UTF-8")
+                std::str::from_utf8(source.resolve(loc)?).map_err(|_| "string is not UTF-8")
             })
             .transpose()
         };
@@ -675,12 +677,11 @@ impl Fields {
             Some(ts) => ts,
             None => payload_ts(raw).ok_or("payload has no timestamp")?,
         };
-        let raw = raw.to_vec();
         let origin = self
             .origin
             .map(
-                |(file, position, len)| -> Result<Origin, BlockDecodeError> {
-                    Ok(Origin {
+                |(file, position, len)| -> Result<OriginRef<'_>, BlockDecodeError> {
+                    Ok(OriginRef {
                         file: text(Some(file))?.unwrap_or_default(),
                         position,
                         len,
@@ -689,9 +690,8 @@ impl Fields {
             )
             .transpose()?;
         let s = &self.strings;
-        let session = text(s[SLOT_SESSION])?;
         let body = if self.kind == KIND_HOOK {
-            Body::Hook(HookBody {
+            BodyRef::Hook(HookRef {
                 event: text(s[0])?,
                 tool_name: text(s[1])?,
                 tool_use_id: text(s[2])?,
@@ -707,7 +707,7 @@ impl Fields {
                 raw,
             })
         } else {
-            Body::Transcript(TranscriptBody {
+            BodyRef::Transcript(TranscriptRef {
                 line_type: text(s[10])?,
                 subtype: text(s[11])?,
                 uuid: text(s[12])?,
@@ -715,7 +715,7 @@ impl Fields {
                 request_id: text(s[14])?,
                 message_id: text(s[15])?,
                 model: text(s[16])?,
-                usage: self.usage.clone(),
+                usage: self.usage.as_ref(),
                 is_sidechain: self.is_sidechain,
                 agent_id: text(s[17])?,
                 malformed: self.malformed,
@@ -723,18 +723,112 @@ impl Fields {
                 raw,
             })
         };
-        Ok(Record {
+        let record = RecordRef {
             ts,
             source: if self.kind == KIND_HOOK {
                 Source::Hook
             } else {
                 Source::Transcript
             },
-            session,
+            session: text(s[SLOT_SESSION])?,
             body,
             redactions: self.redactions,
-        })
+        };
+        rmp_serde::encode::write_named(out, &record).map_err(|_| "record does not encode")
     }
+}
+
+// Borrowed mirrors of `log::record::{Record, HookBody, TranscriptBody, Origin}` with the same
+// field names, order and serde attributes, so rmp-serde encodes them to the same bytes without
+// copying strings and payloads into owned values first. `round_trips_every_kind_of_record`
+// and the corpus tests check the bytes are equal.
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[derive(Serialize)]
+struct RecordRef<'a> {
+    ts: u64,
+    source: Source,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<&'a str>,
+    body: BodyRef<'a>,
+    #[serde(skip_serializing_if = "is_zero")]
+    redactions: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "lowercase")]
+enum BodyRef<'a> {
+    Hook(HookRef<'a>),
+    Transcript(TranscriptRef<'a>),
+}
+
+#[derive(Serialize)]
+struct OriginRef<'a> {
+    file: &'a str,
+    position: u64,
+    len: u64,
+}
+
+#[derive(Serialize)]
+struct HookRef<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_use_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cwd: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transcript_path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_transcript_path: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pty_session: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    malformed: Option<Malformed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    origin: Option<OriginRef<'a>>,
+    #[serde(with = "serde_bytes")]
+    raw: &'a [u8],
+}
+
+#[derive(Serialize)]
+struct TranscriptRef<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subtype: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uuid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_uuid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<&'a Usage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    is_sidechain: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agent_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    malformed: Option<Malformed>,
+    origin: OriginRef<'a>,
+    #[serde(with = "serde_bytes")]
+    raw: &'a [u8],
 }
 
 /// The parsed head of a columnar block.
@@ -802,6 +896,59 @@ pub fn decode_block(raw: &[u8], expected: u32) -> Result<Vec<Vec<u8>>, BlockDeco
     Ok(out)
 }
 
+/// Walks a columnar block of `expected` records and returns `(index, encoded bytes)` of the
+/// records `select` keeps, materialising only those. `select` gets the record's index, its
+/// payload (the raw hook payload or transcript line of a compact record, or the whole encoded
+/// record of an opaque one) and whether it is compact. Used by scans that can reject most
+/// records from their payload alone (`ctrace grep`).
+///
+/// # Errors
+/// As [`decode_block`].
+pub fn decode_block_selected(
+    raw: &[u8],
+    expected: u32,
+    mut select: impl FnMut(usize, &[u8], bool) -> bool,
+) -> Result<Vec<(usize, Vec<u8>)>, BlockDecodeError> {
+    let head = head(raw)?;
+    if head.count != expected as usize {
+        return Err("block record count");
+    }
+    let payloads = &raw[head.payloads_at..];
+    let mut cursor = Cursor {
+        buf: head.envelopes,
+        at: 0,
+    };
+    let mut state = DecodeState::default();
+    let mut payload_at = 0usize;
+    let mut out = Vec::new();
+    for index in 0..head.count {
+        let source = EntrySource {
+            envelopes: head.envelopes,
+            payloads,
+            payload_at,
+        };
+        let (entry, next) = state.entry(&mut cursor, source)?;
+        let (range, compact) = match &entry {
+            Entry::Opaque { range } => (*range, false),
+            Entry::Compact(fields) => (fields.raw, true),
+        };
+        let payload = payloads
+            .get(range.0..range.1)
+            .ok_or("payload out of range")?;
+        if select(index, payload, compact) {
+            out.push((index, materialize_entry(&entry, source)?));
+        }
+        payload_at = next;
+    }
+    if cursor.at != head.envelopes.len() {
+        return Err("bytes after the last envelope");
+    }
+    if payload_at != payloads.len() {
+        return Err("bytes after the last payload");
+    }
+    Ok(out)
+}
+
 fn materialize_entry(entry: &Entry, source: EntrySource<'_>) -> Result<Vec<u8>, BlockDecodeError> {
     match entry {
         Entry::Opaque { range } => Ok(source
@@ -810,8 +957,9 @@ fn materialize_entry(entry: &Entry, source: EntrySource<'_>) -> Result<Vec<u8>, 
             .ok_or("payload out of range")?
             .to_vec()),
         Entry::Compact(fields) => {
-            let record = fields.materialize(source)?;
-            record.encode().map_err(|_| "record does not encode")
+            let mut out = Vec::with_capacity(fields.raw.1.saturating_sub(fields.raw.0) + 256);
+            fields.encode_into(source, &mut out)?;
+            Ok(out)
         }
     }
 }
