@@ -128,9 +128,10 @@ python3 "$harness" ingest --ctrace "$ctrace" --workdir "$work" --runs "$ingest_r
 cat "$work/ingest.json" >>"$results"
 first_store=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["first_store"])' \
   "$work/ingest.json")
-note storage "du -b STORE/segments/*.seg STORE/MANIFEST  vs  find ${rel_sources[*]} -type f |" \
-  "sort | xargs cat | zstd -3 -c | wc -c"
-python3 "$harness" storage --store "$first_store" --workdir "$work" "${sources[@]}" >>"$results"
+note storage "du -b STORE/segments/*.seg STORE/MANIFEST (as sealed, then after 'ctrace --store" \
+  "STORE compact')  vs  find ${rel_sources[*]} -type f | sort | xargs cat | zstd -3 -c | wc -c"
+python3 "$harness" storage --ctrace "$ctrace" --store "$first_store" --workdir "$work" \
+  "${sources[@]}" >>"$results"
 
 # --- 5. one record by offset, warm ----------------------------------------------------------------
 echo "== record by offset ($gets random gets, ${get_mb} MB sealed)" >&2

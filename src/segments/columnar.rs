@@ -47,9 +47,9 @@
 //! (bounded by the caller) plus one record being materialised, whatever the input.
 
 use memchr::memmem;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::log::record::{Body, Malformed, Origin, Record, Source, Usage};
+use crate::log::record::{Malformed, Source, Usage};
 
 /// First four bytes of a columnar block's raw content. Blocks of format versions 1 and 2
 /// start with a frame (`"CTF1"`), so the two layouts are told apart by their first bytes.
@@ -157,11 +157,7 @@ impl EncodeState {
             out.push(STR_SAME);
             return;
         }
-        let found = if value.is_empty() {
-            None
-        } else {
-            memmem::find(raw, value.as_bytes())
-        };
+        let found = find(raw, value.as_bytes());
         match found {
             Some(position) => {
                 let from_end = raw.len() - position;
@@ -202,7 +198,7 @@ impl EncodeState {
         }
     }
 
-    fn origin(&mut self, out: &mut Vec<u8>, origin: Option<&Origin>, raw: &[u8]) {
+    fn origin(&mut self, out: &mut Vec<u8>, origin: Option<&OriginRef<'_>>, raw: &[u8]) {
         let Some(origin) = origin else {
             out.push(0);
             self.origin_end = None;
@@ -210,8 +206,8 @@ impl EncodeState {
             return;
         };
         out.push(1);
-        let same_file = self.slots[SLOT_FILE].as_deref() == Some(origin.file.as_str());
-        self.string(out, SLOT_FILE, Some(&origin.file), raw);
+        let same_file = self.slots[SLOT_FILE].as_deref() == Some(origin.file);
+        self.string(out, SLOT_FILE, Some(origin.file), raw);
         let predicted = if same_file {
             self.origin_end.unwrap_or(0)
         } else {
@@ -224,6 +220,18 @@ impl EncodeState {
         );
         self.origin_end = Some(origin.position.wrapping_add(origin.len).wrapping_add(1));
     }
+}
+
+/// The first position of `needle` in `haystack`. Payloads are mostly small: below 4 KiB the
+/// candidates of the first byte are compared directly, which is cheaper than building a
+/// `memmem` finder for each of a record's fields.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    if haystack.len() >= 4096 {
+        return memmem::find(haystack, needle);
+    }
+    memchr::memchr_iter(first, haystack)
+        .find(|&at| haystack.get(at + 1..at + needle.len()) == Some(rest))
 }
 
 fn malformed_code(m: Option<Malformed>) -> u8 {
@@ -251,12 +259,12 @@ fn malformed_from(code: u8) -> Result<Option<Malformed>, BlockDecodeError> {
 
 /// Writes the compact envelope of `record`; PTY and internal records write nothing (the
 /// caller stores those opaque).
-fn encode_compact(state: &mut EncodeState, out: &mut Vec<u8>, record: &Record) {
+fn encode_compact(state: &mut EncodeState, out: &mut Vec<u8>, record: &RecordRef<'_>) {
     match &record.body {
-        Body::Hook(hook) => {
-            let raw = hook.raw.as_slice();
+        BodyRef::Hook(hook) => {
+            let raw = hook.raw;
             state.head(out, KIND_HOOK, record.ts, raw);
-            state.string(out, SLOT_SESSION, record.session.as_deref(), raw);
+            state.string(out, SLOT_SESSION, record.session, raw);
             put_varint(out, u64::from(record.redactions));
             let fields = [
                 &hook.event,
@@ -271,15 +279,15 @@ fn encode_compact(state: &mut EncodeState, out: &mut Vec<u8>, record: &Record) {
                 &hook.pty_session,
             ];
             for (slot, value) in fields.into_iter().enumerate() {
-                state.string(out, slot, value.as_deref(), raw);
+                state.string(out, slot, *value, raw);
             }
             out.push(malformed_code(hook.malformed));
             state.origin(out, hook.origin.as_ref(), raw);
         }
-        Body::Transcript(line) => {
-            let raw = line.raw.as_slice();
+        BodyRef::Transcript(line) => {
+            let raw = line.raw;
             state.head(out, KIND_TRANSCRIPT, record.ts, raw);
-            state.string(out, SLOT_SESSION, record.session.as_deref(), raw);
+            state.string(out, SLOT_SESSION, record.session, raw);
             put_varint(out, u64::from(record.redactions));
             let fields = [
                 &line.line_type,
@@ -291,7 +299,7 @@ fn encode_compact(state: &mut EncodeState, out: &mut Vec<u8>, record: &Record) {
                 &line.model,
             ];
             for (i, value) in fields.into_iter().enumerate() {
-                state.string(out, 10 + i, value.as_deref(), raw);
+                state.string(out, 10 + i, *value, raw);
             }
             match &line.usage {
                 None => out.push(0),
@@ -314,11 +322,10 @@ fn encode_compact(state: &mut EncodeState, out: &mut Vec<u8>, record: &Record) {
                 Some(false) => 1,
                 Some(true) => 2,
             });
-            state.string(out, 17, line.agent_id.as_deref(), raw);
+            state.string(out, 17, line.agent_id, raw);
             out.push(malformed_code(line.malformed));
             state.origin(out, Some(&line.origin), raw);
         }
-        Body::Pty(_) | Body::Internal(_) => {}
     }
 }
 
@@ -337,16 +344,19 @@ pub fn encode_block<'a>(records: impl IntoIterator<Item = &'a [u8]>, out: &mut V
     let mut again = Vec::new();
     for bytes in records {
         count += 1;
-        let compact = Record::decode(bytes).ok().filter(|record| {
-            again.clear();
-            matches!(record.body, Body::Hook(_) | Body::Transcript(_))
-                && rmp_serde::encode::write_named(&mut again, record).is_ok()
-                && again == bytes
-        });
+        // Decoded borrowed (no copies); PTY and internal records do not decode as a
+        // `RecordRef` and stay opaque, as do bytes that are not exactly what ctrace's encoder
+        // writes for what they decode to (for example a field this build does not know).
+        let compact = rmp_serde::from_slice::<RecordRef<'_>>(bytes)
+            .ok()
+            .filter(|record| {
+                again.clear();
+                rmp_serde::encode::write_named(&mut again, record).is_ok() && again == bytes
+            });
         match compact {
             Some(record) => {
                 encode_compact(&mut state, &mut envelopes, &record);
-                let raw = record.raw();
+                let raw = record.body.raw();
                 payloads.extend_from_slice(raw);
                 if memchr::memchr(b'\n', raw).is_none() {
                     payloads.push(b'\n');
@@ -715,7 +725,7 @@ impl Fields {
                 request_id: text(s[14])?,
                 message_id: text(s[15])?,
                 model: text(s[16])?,
-                usage: self.usage.as_ref(),
+                usage: self.usage.clone(),
                 is_sidechain: self.is_sidechain,
                 agent_id: text(s[17])?,
                 malformed: self.malformed,
@@ -747,87 +757,100 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct RecordRef<'a> {
     ts: u64,
     source: Source,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     session: Option<&'a str>,
+    #[serde(borrow)]
     body: BodyRef<'a>,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     redactions: u32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum BodyRef<'a> {
+    #[serde(borrow)]
     Hook(HookRef<'a>),
+    #[serde(borrow)]
     Transcript(TranscriptRef<'a>),
 }
 
-#[derive(Serialize)]
+impl BodyRef<'_> {
+    fn raw(&self) -> &[u8] {
+        match self {
+            BodyRef::Hook(hook) => hook.raw,
+            BodyRef::Transcript(line) => line.raw,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
 struct OriginRef<'a> {
     file: &'a str,
     position: u64,
     len: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct HookRef<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     event: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     tool_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     tool_use_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     agent_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     agent_type: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     prompt_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     cwd: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     transcript_path: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     agent_transcript_path: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pty_session: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     malformed: Option<Malformed>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     origin: Option<OriginRef<'a>>,
-    #[serde(with = "serde_bytes")]
+    #[serde(borrow, with = "serde_bytes")]
     raw: &'a [u8],
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct TranscriptRef<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     line_type: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     subtype: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     uuid: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     parent_uuid: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     request_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     message_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     model: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<&'a Usage>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     is_sidechain: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     agent_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     malformed: Option<Malformed>,
+    #[serde(borrow)]
     origin: OriginRef<'a>,
-    #[serde(with = "serde_bytes")]
+    #[serde(borrow, with = "serde_bytes")]
     raw: &'a [u8],
 }
 
@@ -1063,7 +1086,7 @@ impl OneRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::record::{InternalBody, PtyBody, PtyKind};
+    use crate::log::record::{Body, InternalBody, Origin, PtyBody, PtyKind, Record};
 
     fn hook(ts: u64, raw: &str, origin: Option<Origin>) -> Record {
         crate::ingest::payload::hook_record(raw.as_bytes().to_vec(), ts, None, origin)
@@ -1213,6 +1236,22 @@ mod tests {
             let _ = OneRecord::new(5).step(&bad, true);
         }
         assert!(decode_block(&raw, 7).is_err());
+    }
+
+    #[test]
+    fn find_agrees_with_memmem() {
+        let short = b"{\"a\":\"abcabd\",\"b\":\"abd\"}".as_slice();
+        let long = [short.repeat(300), b"zz".to_vec()].concat();
+        for hay in [short, long.as_slice()] {
+            for needle in [&b"abd"[..], b"zz", b"\"", b"x", b"abcabd\",", b""] {
+                let expected = if needle.is_empty() {
+                    None
+                } else {
+                    memmem::find(hay, needle)
+                };
+                assert_eq!(find(hay, needle), expected, "{needle:?}");
+            }
+        }
     }
 
     #[test]
