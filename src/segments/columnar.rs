@@ -888,35 +888,8 @@ fn head(raw: &[u8]) -> Result<Head<'_>, BlockDecodeError> {
 /// A description of the damage when the content is not a well-formed columnar block of
 /// exactly `expected` records, or when any payload section byte is left over.
 pub fn decode_block(raw: &[u8], expected: u32) -> Result<Vec<Vec<u8>>, BlockDecodeError> {
-    let head = head(raw)?;
-    if head.count != expected as usize {
-        return Err("block record count");
-    }
-    let payloads = &raw[head.payloads_at..];
-    let mut cursor = Cursor {
-        buf: head.envelopes,
-        at: 0,
-    };
-    let mut state = DecodeState::default();
-    let mut payload_at = 0usize;
-    let mut out = Vec::with_capacity(head.count);
-    for _ in 0..head.count {
-        let source = EntrySource {
-            envelopes: head.envelopes,
-            payloads,
-            payload_at,
-        };
-        let (entry, next) = state.entry(&mut cursor, source)?;
-        out.push(materialize_entry(&entry, source)?);
-        payload_at = next;
-    }
-    if cursor.at != head.envelopes.len() {
-        return Err("bytes after the last envelope");
-    }
-    if payload_at != payloads.len() {
-        return Err("bytes after the last payload");
-    }
-    Ok(out)
+    let all = decode_block_selected(raw, expected, |_, _, _| true)?;
+    Ok(all.into_iter().map(|(_, bytes)| bytes).collect())
 }
 
 /// Walks a columnar block of `expected` records and returns `(index, encoded bytes)` of the

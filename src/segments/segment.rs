@@ -726,8 +726,6 @@ impl SegmentReader {
         block: usize,
         index: usize,
     ) -> Result<Option<Vec<u8>>, SegmentError> {
-        use std::io::Read;
-
         use super::frame::{Decoded, decode_frame};
         let segment = self.id;
         let Some(meta) = self.blocks.get(block) else {
@@ -776,23 +774,11 @@ impl SegmentReader {
                 if buf.len() > MAX_BLOCK_RAW_BYTES as usize {
                     return Err(corrupt("block raw length"));
                 }
-                let n = decoder
-                    .read(&mut chunk)
-                    .map_err(|source| SegmentError::Zstd { segment, source })?;
-                if n == 0 {
-                    eof = true;
-                }
-                buf.extend_from_slice(&chunk[..n]);
+                eof = read_more(&mut decoder, &mut chunk, &mut buf, segment)?;
                 continue;
             }
             if buf.len() < super::columnar::BLOCK_MAGIC.len() && !eof {
-                let n = decoder
-                    .read(&mut chunk)
-                    .map_err(|source| SegmentError::Zstd { segment, source })?;
-                if n == 0 {
-                    eof = true;
-                }
-                buf.extend_from_slice(&chunk[..n]);
+                eof = read_more(&mut decoder, &mut chunk, &mut buf, segment)?;
                 continue;
             }
             match decode_frame(&buf[cursor..], MAX_BLOCK_RAW_BYTES, cursor as u64) {
@@ -826,13 +812,7 @@ impl SegmentReader {
             if buf.len() > MAX_BLOCK_RAW_BYTES as usize {
                 return Err(corrupt("block raw length"));
             }
-            let n = decoder
-                .read(&mut chunk)
-                .map_err(|source| SegmentError::Zstd { segment, source })?;
-            if n == 0 {
-                eof = true;
-            }
-            buf.extend_from_slice(&chunk[..n]);
+            eof = read_more(&mut decoder, &mut chunk, &mut buf, segment)?;
         }
     }
 
@@ -854,6 +834,21 @@ impl SegmentReader {
             .filter(|b| b.first_offset.0 <= offset.0)
             .map(|_| i)
     }
+}
+
+/// Reads the next piece of a streaming block decompression into `buf`; returns whether the
+/// block is exhausted.
+fn read_more(
+    decoder: &mut impl std::io::Read,
+    chunk: &mut [u8],
+    buf: &mut Vec<u8>,
+    segment: SegmentId,
+) -> Result<bool, SegmentError> {
+    let n = decoder
+        .read(chunk)
+        .map_err(|source| SegmentError::Zstd { segment, source })?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n == 0)
 }
 
 /// A little-endian u32 of a validated segment's header at byte `at` of the file.
