@@ -716,6 +716,22 @@ impl SegmentReader {
         read_block(self.id, self.map.bytes(), meta)
     }
 
+    /// Decompresses block `index` and returns its raw content (`raw_len` bytes), for readers
+    /// that walk the records in place (see [`super::columnar`]).
+    ///
+    /// # Errors
+    /// As [`SegmentReader::read_block`].
+    pub fn read_block_raw(&self, index: usize) -> Result<Vec<u8>, SegmentError> {
+        let Some(meta) = self.blocks.get(index) else {
+            return Err(SegmentError::Corrupt {
+                segment: self.id,
+                position: 0,
+                what: "block number out of range",
+            });
+        };
+        read_block_raw(self.id, self.map.bytes(), meta)
+    }
+
     /// Decompresses block `block` only as far as needed to return its `index`-th record
     /// (streaming zstd, so on average half a block is decompressed).
     ///
@@ -869,16 +885,7 @@ pub fn read_block(
     file: &[u8],
     meta: &BlockMeta,
 ) -> Result<Vec<Vec<u8>>, SegmentError> {
-    let compressed = checked_block(segment, file, meta)?;
-    let raw = zstd::bulk::decompress(compressed, meta.raw_len as usize)
-        .map_err(|source| SegmentError::Zstd { segment, source })?;
-    if raw.len() != meta.raw_len as usize {
-        return Err(SegmentError::Corrupt {
-            segment,
-            position: meta.position,
-            what: "block raw length",
-        });
-    }
+    let raw = read_block_raw(segment, file, meta)?;
     if super::columnar::is_columnar(&raw) {
         return super::columnar::decode_block(&raw, meta.count).map_err(|what| {
             SegmentError::Corrupt {
@@ -912,6 +919,31 @@ pub fn read_block(
         });
     }
     Ok(records)
+}
+
+/// Reads, checks and decompresses one block of a segment held in `file`: its raw content
+/// (`meta.raw_len` bytes: frames, or a columnar block per [`super::columnar`]).
+///
+/// # Errors
+/// [`SegmentError::ChecksumMismatch`] when the compressed bytes fail their CRC;
+/// [`SegmentError::Zstd`] when they do not decompress; [`SegmentError::Corrupt`] when the
+/// raw length differs from the index.
+pub fn read_block_raw(
+    segment: SegmentId,
+    file: &[u8],
+    meta: &BlockMeta,
+) -> Result<Vec<u8>, SegmentError> {
+    let compressed = checked_block(segment, file, meta)?;
+    let raw = zstd::bulk::decompress(compressed, meta.raw_len as usize)
+        .map_err(|source| SegmentError::Zstd { segment, source })?;
+    if raw.len() != meta.raw_len as usize {
+        return Err(SegmentError::Corrupt {
+            segment,
+            position: meta.position,
+            what: "block raw length",
+        });
+    }
+    Ok(raw)
 }
 
 /// The compressed bytes of a block after checking position, CRC and size bound.
