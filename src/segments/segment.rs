@@ -742,7 +742,6 @@ impl SegmentReader {
         block: usize,
         index: usize,
     ) -> Result<Option<Vec<u8>>, SegmentError> {
-        use super::frame::{Decoded, decode_frame};
         let segment = self.id;
         let Some(meta) = self.blocks.get(block) else {
             return Ok(None);
@@ -753,83 +752,11 @@ impl SegmentReader {
             position: meta.position,
             what,
         };
-        let mut decoder = zstd::stream::read::Decoder::with_buffer(compressed)
+        let mut stream = BlockStream::take(compressed, meta.raw_len as usize)
             .map_err(|source| SegmentError::Zstd { segment, source })?;
-        let mut buf: Vec<u8> = Vec::with_capacity(64 << 10);
-        let mut chunk = vec![0u8; 32 << 10];
-        let mut eof = false;
-        // Frames are decoded incrementally: `cursor` is the next frame to decode, `payload` the
-        // record assembled so far (frames already checked are never decoded twice).
-        let mut cursor = 0usize;
-        let mut seen = 0usize;
-        let mut in_chain = false;
-        let mut payload: Vec<u8> = Vec::new();
-        // Columnar blocks: known once the first bytes are in; `need` is how many raw bytes the
-        // record's envelope and payload need.
-        let mut columnar: Option<super::columnar::OneRecord> = None;
-        let mut need = 0usize;
-        loop {
-            if columnar.is_none()
-                && buf.len() >= super::columnar::BLOCK_MAGIC.len()
-                && super::columnar::is_columnar(&buf)
-            {
-                columnar = Some(super::columnar::OneRecord::new(index));
-            }
-            if let Some(one) = &mut columnar {
-                if buf.len() >= need || eof {
-                    use super::columnar::Step;
-                    match one.step(&buf, eof).map_err(corrupt)? {
-                        Step::Found(bytes) => return Ok(Some(bytes)),
-                        Step::Absent => return Ok(None),
-                        Step::Need(n) => need = n,
-                    }
-                }
-                if eof {
-                    return Err(corrupt("block raw length"));
-                }
-                if buf.len() > MAX_BLOCK_RAW_BYTES as usize {
-                    return Err(corrupt("block raw length"));
-                }
-                eof = read_more(&mut decoder, &mut chunk, &mut buf, segment)?;
-                continue;
-            }
-            if buf.len() < super::columnar::BLOCK_MAGIC.len() && !eof {
-                eof = read_more(&mut decoder, &mut chunk, &mut buf, segment)?;
-                continue;
-            }
-            match decode_frame(&buf[cursor..], MAX_BLOCK_RAW_BYTES, cursor as u64) {
-                Ok(Decoded::Frame(frame, size)) => {
-                    if frame.continued() != in_chain {
-                        return Err(corrupt("frame chain inside block"));
-                    }
-                    if seen == index {
-                        payload.extend_from_slice(frame.payload);
-                    }
-                    cursor += size;
-                    in_chain = frame.continues();
-                    if !in_chain {
-                        if seen == index {
-                            return Ok(Some(payload));
-                        }
-                        seen += 1;
-                    }
-                    continue;
-                }
-                Ok(Decoded::Incomplete) => {}
-                Err(_) => return Err(corrupt("frame inside block")),
-            }
-            if eof {
-                return if cursor == buf.len() && !in_chain {
-                    Ok(None)
-                } else {
-                    Err(corrupt("frame inside block"))
-                };
-            }
-            if buf.len() > MAX_BLOCK_RAW_BYTES as usize {
-                return Err(corrupt("block raw length"));
-            }
-            eof = read_more(&mut decoder, &mut chunk, &mut buf, segment)?;
-        }
+        let found = find_record_in_stream(&mut stream, index, corrupt, segment);
+        stream.give_back();
+        found
     }
 
     /// One past the last offset present in the segment (the base offset when it is empty).
@@ -852,19 +779,224 @@ impl SegmentReader {
     }
 }
 
-/// Reads the next piece of a streaming block decompression into `buf`; returns whether the
-/// block is exhausted.
-fn read_more(
-    decoder: &mut impl std::io::Read,
-    chunk: &mut [u8],
-    buf: &mut Vec<u8>,
+/// Finds the `index`-th record of the block being decompressed by `stream`, pulling only as
+/// much raw content as it needs.
+fn find_record_in_stream(
+    stream: &mut BlockStream<'_>,
+    index: usize,
+    corrupt: impl Fn(&'static str) -> SegmentError + Copy,
     segment: SegmentId,
-) -> Result<bool, SegmentError> {
-    let n = decoder
-        .read(chunk)
-        .map_err(|source| SegmentError::Zstd { segment, source })?;
-    buf.extend_from_slice(&chunk[..n]);
-    Ok(n == 0)
+) -> Result<Option<Vec<u8>>, SegmentError> {
+    use super::frame::{Decoded, decode_frame};
+    let mut eof = false;
+    // Frames are decoded incrementally: `cursor` is the next frame to decode, `payload` the
+    // record assembled so far (frames already checked are never decoded twice).
+    let mut cursor = 0usize;
+    let mut seen = 0usize;
+    let mut in_chain = false;
+    let mut payload: Vec<u8> = Vec::new();
+    // Columnar blocks: known once the first bytes are in; `need` is how many raw bytes the
+    // record's envelope and payload need.
+    let mut columnar: Option<super::columnar::OneRecord> = None;
+    let mut need = 0usize;
+    loop {
+        if columnar.is_none()
+            && stream.buf.len() >= super::columnar::BLOCK_MAGIC.len()
+            && super::columnar::is_columnar(&stream.buf)
+        {
+            columnar = Some(super::columnar::OneRecord::new(index));
+        }
+        if let Some(one) = &mut columnar {
+            if stream.buf.len() >= need || eof {
+                use super::columnar::Step;
+                match one.step(&stream.buf, eof).map_err(corrupt)? {
+                    Step::Found(bytes) => return Ok(Some(bytes)),
+                    Step::Absent => return Ok(None),
+                    Step::Need(n) => need = n,
+                }
+            }
+            if eof {
+                return Err(corrupt("block raw length"));
+            }
+            if stream.buf.len() > MAX_BLOCK_RAW_BYTES as usize {
+                return Err(corrupt("block raw length"));
+            }
+            eof = stream
+                .more()
+                .map_err(|source| SegmentError::Zstd { segment, source })?;
+            continue;
+        }
+        if stream.buf.len() < super::columnar::BLOCK_MAGIC.len() && !eof {
+            eof = stream
+                .more()
+                .map_err(|source| SegmentError::Zstd { segment, source })?;
+            continue;
+        }
+        match decode_frame(&stream.buf[cursor..], MAX_BLOCK_RAW_BYTES, cursor as u64) {
+            Ok(Decoded::Frame(frame, size)) => {
+                if frame.continued() != in_chain {
+                    return Err(corrupt("frame chain inside block"));
+                }
+                if seen == index {
+                    payload.extend_from_slice(frame.payload);
+                }
+                cursor += size;
+                in_chain = frame.continues();
+                if !in_chain {
+                    if seen == index {
+                        return Ok(Some(payload));
+                    }
+                    seen += 1;
+                }
+                continue;
+            }
+            Ok(Decoded::Incomplete) => {}
+            Err(_) => return Err(corrupt("frame inside block")),
+        }
+        if eof {
+            return if cursor == stream.buf.len() && !in_chain {
+                Ok(None)
+            } else {
+                Err(corrupt("frame inside block"))
+            };
+        }
+        if stream.buf.len() > MAX_BLOCK_RAW_BYTES as usize {
+            return Err(corrupt("block raw length"));
+        }
+        eof = stream
+            .more()
+            .map_err(|source| SegmentError::Zstd { segment, source })?;
+    }
+}
+
+/// Raw capacity a thread keeps for block reads between calls (bytes); a read of a larger
+/// block frees its buffer afterwards.
+const KEPT_STREAM_BUFFER_BYTES: usize = 4 << 20;
+
+thread_local! {
+    /// Each thread's zstd decompression context and raw buffer for record reads, reused so that
+    /// a read neither allocates a context and window nor faults in fresh pages.
+    static STREAM_STATE: std::cell::RefCell<Option<StreamState>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Largest zstd frame header (bytes; `ZSTD_FRAMEHEADERSIZE_MAX` in zstd.h).
+const FRAME_HEADER_MAX_BYTES: usize = 18;
+
+/// A reusable zstd context plus output buffer.
+struct StreamState {
+    dctx: zstd::zstd_safe::DCtx<'static>,
+    buf: Vec<u8>,
+}
+
+/// Streaming decompression of one block (a single zstd frame) into a raw buffer sized from the
+/// block index: each [`BlockStream::more`] offers zstd the next compressed block it asks for
+/// and so decodes about one zstd block (≤ 128 KiB raw) straight into the buffer's spare
+/// capacity; a reader stops as soon as it has the bytes it needs (on average half the block).
+struct BlockStream<'a> {
+    dctx: zstd::zstd_safe::DCtx<'static>,
+    /// Raw content decoded so far.
+    buf: Vec<u8>,
+    compressed: &'a [u8],
+    /// Compressed bytes consumed so far.
+    consumed: usize,
+    /// Compressed bytes to offer on the next call (zstd's hint: the next block and header).
+    next_in: usize,
+    done: bool,
+}
+
+impl<'a> BlockStream<'a> {
+    /// Starts decompressing `compressed`, with room for `raw_len` raw bytes (the block index's
+    /// figure; a block that turns out larger grows the buffer, up to the raw limit checked by
+    /// the caller). Takes the thread's context and buffer when it has them.
+    ///
+    /// # Errors
+    /// The zstd error when the context cannot be reset.
+    fn take(compressed: &'a [u8], raw_len: usize) -> std::io::Result<Self> {
+        let state = STREAM_STATE.with(|cell| cell.borrow_mut().take());
+        let StreamState { mut dctx, mut buf } = match state {
+            Some(state) => state,
+            None => StreamState {
+                dctx: zstd::zstd_safe::DCtx::create(),
+                buf: Vec::new(),
+            },
+        };
+        dctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly)
+            .map_err(zstd_error)?;
+        // The output buffer stays put (capacity for the whole block, never grown), so zstd
+        // decodes straight into it instead of into its own window buffer and copying.
+        dctx.set_parameter(zstd::zstd_safe::DParameter::StableOutBuffer(true))
+            .map_err(zstd_error)?;
+        buf.clear();
+        buf.reserve(raw_len.min(MAX_BLOCK_RAW_BYTES as usize));
+        Ok(Self {
+            dctx,
+            buf,
+            compressed,
+            consumed: 0,
+            // Only the frame header at first: offered the whole frame with room for all of
+            // it, zstd would decode it in one pass, never stopping early.
+            next_in: FRAME_HEADER_MAX_BYTES,
+            done: false,
+        })
+    }
+
+    /// Decodes the next piece into `buf`; returns whether the block is exhausted.
+    ///
+    /// # Errors
+    /// The zstd error for damaged input; `UnexpectedEof` when the compressed bytes end inside
+    /// the frame.
+    fn more(&mut self) -> std::io::Result<bool> {
+        if self.done {
+            return Ok(true);
+        }
+        let before = (self.consumed, self.buf.len());
+        let end = self
+            .consumed
+            .saturating_add(self.next_in.max(1))
+            .min(self.compressed.len());
+        let mut input = zstd::zstd_safe::InBuffer {
+            src: &self.compressed[..end],
+            pos: self.consumed,
+        };
+        let len = self.buf.len();
+        let mut output = zstd::zstd_safe::OutBuffer::around_pos(&mut self.buf, len);
+        let hint = self
+            .dctx
+            .decompress_stream(&mut output, &mut input)
+            .map_err(zstd_error)?;
+        self.consumed = input.pos;
+        self.next_in = hint;
+        if hint == 0 {
+            self.done = true;
+        } else if (self.consumed, self.buf.len()) == before {
+            // Offered input and room, zstd made no progress: the frame is cut short (or
+            // larger than the block index says).
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "block ends inside its zstd frame",
+            ));
+        }
+        Ok(self.done)
+    }
+
+    /// Returns the context and buffer to the thread for the next read.
+    fn give_back(self) {
+        let mut buf = self.buf;
+        if buf.capacity() > KEPT_STREAM_BUFFER_BYTES {
+            buf = Vec::new();
+        }
+        let state = StreamState {
+            dctx: self.dctx,
+            buf,
+        };
+        STREAM_STATE.with(|cell| *cell.borrow_mut() = Some(state));
+    }
+}
+
+/// A zstd error code as an I/O error with zstd's description.
+fn zstd_error(code: usize) -> std::io::Error {
+    std::io::Error::other(zstd::zstd_safe::get_error_name(code))
 }
 
 /// A little-endian u32 of a validated segment's header at byte `at` of the file.
@@ -1171,6 +1303,67 @@ mod tests {
             assert_eq!(reader.read_record_in_block(block, past).unwrap(), None);
         }
         assert_eq!(found, records);
+    }
+
+    #[test]
+    fn record_reads_match_block_reads_and_survive_lying_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        // Big enough for several zstd blocks (128 KiB raw each) per segment block.
+        let records: Vec<(Vec<u8>, u64)> = (0..3000u64)
+            .map(|i| {
+                let text = format!(
+                    "{{\"n\":{i},\"pad\":\"{}\"}}",
+                    "y".repeat((i % 400) as usize)
+                );
+                (text.into_bytes(), 1000 + i)
+            })
+            .collect();
+        let path = write(dir.path(), &records, 512 << 10);
+        let mut reader = SegmentReader::open(&path, SegmentId(10)).unwrap();
+        for block in 0..reader.blocks().len() {
+            let whole = reader.read_block(block).unwrap();
+            for (index, bytes) in whole.iter().enumerate() {
+                let one = reader.read_record_in_block(block, index).unwrap();
+                assert_eq!(one.as_ref(), Some(bytes), "block {block} record {index}");
+            }
+            assert_eq!(
+                reader.read_record_in_block(block, whole.len()).unwrap(),
+                None
+            );
+        }
+        // An index whose raw length is wrong, or whose compressed length cuts the frame (with
+        // a CRC that matches the cut): an error, never a hang, a panic or wrong bytes. (A raw
+        // length that is too small may still read right when the thread's buffer has room;
+        // `verify` and whole-block reads check it exactly.)
+        let good = reader.blocks[0];
+        let last = good.count as usize - 1;
+        let expected = reader.read_block(0).unwrap().pop();
+        for raw_len in [0, 1, good.raw_len / 2, good.raw_len - 1] {
+            reader.blocks[0] = BlockMeta { raw_len, ..good };
+            match reader.read_record_in_block(0, last) {
+                Err(_) => {}
+                Ok(found) => assert_eq!(found, expected, "raw_len {raw_len}"),
+            }
+        }
+        for cut in [1, 17, good.compressed_len / 2, good.compressed_len - 1] {
+            let start = good.position as usize;
+            let crc32 = crc32fast::hash(&reader.bytes()[start..start + cut as usize]);
+            reader.blocks[0] = BlockMeta {
+                compressed_len: cut,
+                crc32,
+                ..good
+            };
+            assert!(
+                reader.read_record_in_block(0, last).is_err(),
+                "cut at {cut}"
+            );
+        }
+        reader.blocks[0] = good;
+        let whole = reader.read_block(0).unwrap();
+        assert_eq!(
+            reader.read_record_in_block(0, last).unwrap(),
+            whole.last().cloned()
+        );
     }
 
     #[test]
