@@ -207,6 +207,8 @@ pub struct SegmentWriter {
     ends: Vec<usize>,
     /// Columnar layout: the encoded block, reused.
     scratch: Vec<u8>,
+    /// The compressed block, reused (a fresh buffer per block costs page faults).
+    compressed: Vec<u8>,
     file_crc: crc32fast::Hasher,
     compressor: zstd::bulk::Compressor<'static>,
 }
@@ -323,6 +325,7 @@ impl SegmentWriter {
             layout,
             ends: Vec::new(),
             scratch: Vec::new(),
+            compressed: Vec::new(),
             file_crc,
             compressor,
         })
@@ -408,17 +411,26 @@ impl SegmentWriter {
             std::mem::swap(&mut self.block, &mut self.scratch);
             self.ends.clear();
         }
-        let compressed = self
-            .compressor
-            .compress(&self.block)
+        self.compressed.clear();
+        self.compressed
+            .reserve(zstd::zstd_safe::compress_bound(self.block.len()));
+        self.compressor
+            .compress_to_buffer(&self.block, &mut self.compressed)
             .map_err(|source| SegmentError::Zstd { segment, source })?;
+        let compressed = &self.compressed;
         self.file
-            .write_all(&compressed)
+            .write_all(compressed)
             .map_err(|source| SegmentError::Io {
                 path: self.path.clone(),
                 source,
             })?;
-        self.file_crc.update(&compressed);
+        // One pass over the compressed bytes: the block's CRC, folded into the file's.
+        let crc32 = crc32fast::hash(compressed);
+        self.file_crc
+            .combine(&crc32fast::Hasher::new_with_initial_len(
+                crc32,
+                compressed.len() as u64,
+            ));
         let too_big = |len: usize| SegmentError::BlockTooLarge {
             segment,
             len: len as u64,
@@ -430,7 +442,7 @@ impl SegmentWriter {
             raw_len: u32::try_from(self.block.len()).map_err(|_| too_big(self.block.len()))?,
             first_offset: self.block_first,
             count: self.block_count,
-            crc32: crc32fast::hash(&compressed),
+            crc32,
             min_ts: self.block_min_ts,
             max_ts: self.block_max_ts,
         });
