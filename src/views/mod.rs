@@ -14,6 +14,7 @@
 
 pub mod cost;
 mod fold;
+mod packed;
 pub mod pricing;
 mod rebuild;
 pub mod schema;
@@ -305,17 +306,57 @@ struct ReadBlock {
     end: Offset,
     /// Where the reader started in this block (records below were skipped).
     from: Offset,
-    /// The records' bytes with their extracted JSON, or why the block could not be read.
-    records: Result<Vec<(Vec<u8>, fold::Extracted)>, String>,
+    /// The records' view fields with their extracted JSON, or why the block could not be read.
+    records: Result<packed::PackedBlock, String>,
 }
 
-/// Records of a block, handed back by the fold to be freed on the reading thread that
-/// allocated them (cheaper for the allocator than freeing across threads).
-type Spent = Vec<(Vec<u8>, fold::Extracted)>;
+/// The buffers of a folded block, handed back by the fold to be reused by the reading thread
+/// (no allocation per block, and none freed across threads).
+type Spent = packed::PackedBlock;
+
+/// Reads block `block` of `segment` (its first record at `first`) into `out`, decoding the
+/// records from `from` on.
+///
+/// # Errors
+/// The block's damage, as `{:#}` text.
+fn read_block_into(
+    segment: &crate::segments::segment::SegmentReader,
+    block: usize,
+    from: Offset,
+    out: &mut packed::PackedBlock,
+) -> Result<(), String> {
+    let meta = segment.blocks()[block];
+    let first = meta.first_offset.0;
+    let raw = segment
+        .read_block_raw(block)
+        .map_err(|error| format!("{error:#}"))?;
+    if crate::segments::columnar::is_columnar(&raw) {
+        crate::segments::columnar::for_each_record(&raw, meta.count, |k, record| {
+            out.push_block_record(Offset(first + k as u64), from, record);
+        })
+        .map_err(|what| {
+            let error = crate::segments::SegmentError::Corrupt {
+                segment: segment.id(),
+                position: meta.position,
+                what,
+            };
+            format!("{error:#}")
+        })
+    } else {
+        // Frames (format versions 1 and 2, or a block copied from such a segment).
+        let records = segment
+            .read_block(block)
+            .map_err(|error| format!("{error:#}"))?;
+        for (k, bytes) in records.iter().enumerate() {
+            out.push_bytes(Offset(first + k as u64), from, bytes);
+        }
+        Ok(())
+    }
+}
 
 /// The reading thread of [`fold_log`]: sends the blocks holding records `from..end` in offset
-/// order, each decompressed and with the JSON of its records extracted. Stops early when the
-/// fold hangs up.
+/// order, each decompressed, decoded and with the JSON of its records extracted. Stops early
+/// when the fold hangs up.
 fn read_ahead(
     segments: &[std::sync::Arc<crate::segments::segment::SegmentReader>],
     from: Offset,
@@ -324,9 +365,11 @@ fn read_ahead(
     spent: &std::sync::mpsc::Receiver<Spent>,
 ) {
     let mut pos = from;
+    let mut free: Vec<packed::PackedBlock> = Vec::new();
     while pos < end {
-        while let Ok(records) = spent.try_recv() {
-            drop(records);
+        while let Ok(mut buffers) = spent.try_recv() {
+            buffers.clear();
+            free.push(buffers);
         }
         let i = segments
             .partition_point(|s| s.footer().base_offset.0 + s.footer().record_count <= pos.0);
@@ -341,21 +384,8 @@ fn read_ahead(
         };
         let meta = segment.blocks()[block];
         let block_end = Offset(meta.first_offset.0 + u64::from(meta.count));
-        let records = match segment.read_block(block) {
-            Ok(records) => Ok(records
-                .into_iter()
-                .enumerate()
-                .map(|(k, bytes): (usize, Vec<u8>)| {
-                    let offset = Offset(meta.first_offset.0 + k as u64);
-                    let extracted = match fold::decode(&bytes) {
-                        Ok(record) if offset >= pos => fold::extract(&record),
-                        _ => fold::Extracted::default(),
-                    };
-                    (bytes, extracted)
-                })
-                .collect()),
-            Err(error) => Err(format!("{error:#}")),
-        };
+        let mut buffers = free.pop().unwrap_or_default();
+        let records = read_block_into(segment, block, pos, &mut buffers).map(|()| buffers);
         let read = ReadBlock {
             first: meta.first_offset,
             end: block_end,
@@ -424,17 +454,20 @@ fn fold_blocks(
             }
             match block.records {
                 Ok(mut records) => {
-                    for (k, (bytes, extracted)) in records.iter_mut().enumerate() {
+                    let packed::PackedBlock { text, items } = &mut records;
+                    for (k, item) in items.iter_mut().enumerate() {
                         let offset = Offset(block.first.0 + k as u64);
-                        if offset < pos {
+                        if offset < pos || matches!(item, packed::Item::Skipped) {
                             continue;
                         }
                         count += 1;
-                        match fold::decode(bytes) {
-                            Ok(record) => {
-                                folder.apply(offset, &record, std::mem::take(extracted))?;
+                        match item {
+                            packed::Item::Record(record, extracted) => {
+                                let view = text.view(record);
+                                folder.apply(offset, &view, std::mem::take(extracted))?;
                             }
-                            Err(error) => {
+                            packed::Item::Skipped => {}
+                            packed::Item::Unreadable(error) => {
                                 report.unreadable_records += 1;
                                 folder.problem(
                                     Some(offset.0),
