@@ -998,6 +998,10 @@ pub fn decode_block_selected(
 /// One record of a columnar block as [`for_each_record`] gives it, borrowed from the block's
 /// raw content.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "given by value to a callback, one record at a time: boxing would allocate per record"
+)]
 pub enum BlockRecord<'a> {
     /// A hook or transcript record stored in compact form.
     Compact(RecordRef<'a>),

@@ -69,6 +69,10 @@ pub(super) struct Packed {
 
 /// One record of a [`PackedBlock`].
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "items live in a block's reused vector; boxing would allocate per record"
+)]
 pub(super) enum Item {
     /// Below the offset the fold starts at (not decoded).
     Skipped,
