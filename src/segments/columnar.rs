@@ -606,7 +606,19 @@ impl DecodeState {
 /// when this gives it back exactly.
 fn payload_ts(raw: &[u8]) -> Option<u64> {
     const KEY: &[u8] = b"\"timestamp\":\"";
-    let start = memmem::rfind(raw, KEY)? + KEY.len();
+    // The last occurrence, found forward (the forward searcher is vectorized, the reverse one
+    // is not): the last of the non-overlapping matches, or the one that overlaps it by the
+    // key's only border, the quote, KEY.len() - 1 bytes further on.
+    static FINDER: std::sync::LazyLock<memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memmem::Finder::new(KEY));
+    let mut at = FINDER.find_iter(raw).last()?;
+    if raw
+        .get(at + KEY.len() - 1..)
+        .is_some_and(|rest| rest.starts_with(KEY))
+    {
+        at += KEY.len() - 1;
+    }
+    let start = at + KEY.len();
     let len = memchr::memchr(b'"', raw.get(start..)?)?;
     parse_utc(raw.get(start..start + len)?)
 }
@@ -1410,6 +1422,28 @@ mod tests {
             "",
         ] {
             assert_eq!(parse_utc(bad.as_bytes()), None, "{bad}");
+        }
+        // The last "timestamp" key counts, as memmem::rfind finds it (overlapping keys too).
+        for raw in [
+            br#"{"timestamp":"timestamp":"2025-06-26T11:45:51Z"}"#.as_slice(),
+            br#""timestamp":"timestamp":"timestamp":"2020-01-01T00:00:00Z""#,
+            br#"{"timestamp":"2020-01-01T00:00:00Z","timestamp":"timestamp":"x"}"#,
+            br#"{"a":"timestamp","timestamp":"2021-01-01T00:00:00Z"}"#,
+            br#""timestamp":""#,
+            br#"timestamp":"2021-01-01T00:00:00Z""#,
+            b"",
+        ] {
+            let expected = memmem::rfind(raw, br#""timestamp":""#).and_then(|at| {
+                let start = at + 13;
+                let len = memchr::memchr(b'"', &raw[start..])?;
+                parse_utc(&raw[start..start + len])
+            });
+            assert_eq!(
+                payload_ts(raw),
+                expected,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
         }
         let raw = br#"{"message":{"timestamp":"2020-01-01T00:00:00Z"},"timestamp":"2025-06-26T11:45:51.979Z"}"#;
         assert_eq!(
