@@ -606,7 +606,19 @@ impl DecodeState {
 /// when this gives it back exactly.
 fn payload_ts(raw: &[u8]) -> Option<u64> {
     const KEY: &[u8] = b"\"timestamp\":\"";
-    let start = memmem::rfind(raw, KEY)? + KEY.len();
+    // The last occurrence, found forward (the forward searcher is vectorized, the reverse one
+    // is not): the last of the non-overlapping matches, or the one that overlaps it by the
+    // key's only border, the quote, KEY.len() - 1 bytes further on.
+    static FINDER: std::sync::LazyLock<memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memmem::Finder::new(KEY));
+    let mut at = FINDER.find_iter(raw).last()?;
+    if raw
+        .get(at + KEY.len() - 1..)
+        .is_some_and(|rest| rest.starts_with(KEY))
+    {
+        at += KEY.len() - 1;
+    }
+    let start = at + KEY.len();
     let len = memchr::memchr(b'"', raw.get(start..)?)?;
     parse_utc(raw.get(start..start + len)?)
 }
@@ -665,15 +677,10 @@ fn parse_utc(text: &[u8]) -> Option<u64> {
 }
 
 impl Fields {
-    /// Builds the record these fields describe.
-    /// Writes the encoded bytes of the record these fields describe (exactly what
-    /// `Record::encode` gives for it; see [`RecordRef`]) to `out`.
-    fn encode_into(
-        &self,
-        source: EntrySource<'_>,
-        out: &mut Vec<u8>,
-    ) -> Result<(), BlockDecodeError> {
-        let text = |loc: Option<Loc>| -> Result<Option<&str>, BlockDecodeError> {
+    /// The record these fields describe, borrowed from the block (strings checked to be
+    /// UTF-8, the timestamp taken from the payload when it is not stored).
+    fn record_ref<'a>(&self, source: EntrySource<'a>) -> Result<RecordRef<'a>, BlockDecodeError> {
+        let text = |loc: Option<Loc>| -> Result<Option<&'a str>, BlockDecodeError> {
             loc.map(|loc| {
                 std::str::from_utf8(source.resolve(loc)?).map_err(|_| "string is not UTF-8")
             })
@@ -690,7 +697,7 @@ impl Fields {
         let origin = self
             .origin
             .map(
-                |(file, position, len)| -> Result<OriginRef<'_>, BlockDecodeError> {
+                |(file, position, len)| -> Result<OriginRef<'a>, BlockDecodeError> {
                     Ok(OriginRef {
                         file: text(Some(file))?.unwrap_or_default(),
                         position,
@@ -733,7 +740,7 @@ impl Fields {
                 raw,
             })
         };
-        let record = RecordRef {
+        Ok(RecordRef {
             ts,
             source: if self.kind == KIND_HOOK {
                 Source::Hook
@@ -743,7 +750,17 @@ impl Fields {
             session: text(s[SLOT_SESSION])?,
             body,
             redactions: self.redactions,
-        };
+        })
+    }
+
+    /// Writes the encoded bytes of the record these fields describe (exactly what
+    /// `Record::encode` gives for it; see [`RecordRef`]) to `out`.
+    fn encode_into(
+        &self,
+        source: EntrySource<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), BlockDecodeError> {
+        let record = self.record_ref(source)?;
         rmp_serde::encode::write_named(out, &record).map_err(|_| "record does not encode")
     }
 }
@@ -751,35 +768,48 @@ impl Fields {
 // Borrowed mirrors of `log::record::{Record, HookBody, TranscriptBody, Origin}` with the same
 // field names, order and serde attributes, so rmp-serde encodes them to the same bytes without
 // copying strings and payloads into owned values first. `round_trips_every_kind_of_record`
-// and the corpus tests check the bytes are equal.
+// and the corpus tests check the bytes are equal. They are also what [`for_each_record`] gives
+// readers that use the fields in place.
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-#[derive(Serialize, Deserialize)]
-struct RecordRef<'a> {
-    ts: u64,
-    source: Source,
+/// A hook or transcript record borrowed from a columnar block: `log::record::Record` with
+/// strings and payload pointing into the block's raw content. Encodes (rmp-serde, named) to
+/// exactly the bytes `Record::encode` gives for the same record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordRef<'a> {
+    /// Record time, ns since the Unix epoch.
+    pub ts: u64,
+    /// Where the record came from (hook or transcript).
+    pub source: Source,
+    /// Claude Code session id.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    session: Option<&'a str>,
+    pub session: Option<&'a str>,
+    /// The body.
     #[serde(borrow)]
-    body: BodyRef<'a>,
+    pub body: BodyRef<'a>,
+    /// Secrets redacted from the payload.
     #[serde(default, skip_serializing_if = "is_zero")]
-    redactions: u32,
+    pub redactions: u32,
 }
 
-#[derive(Serialize, Deserialize)]
+/// The body of a [`RecordRef`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum BodyRef<'a> {
+pub enum BodyRef<'a> {
+    /// A hook payload (`log::record::HookBody`).
     #[serde(borrow)]
     Hook(HookRef<'a>),
+    /// A transcript line (`log::record::TranscriptBody`).
     #[serde(borrow)]
     Transcript(TranscriptRef<'a>),
 }
 
 impl BodyRef<'_> {
-    fn raw(&self) -> &[u8] {
+    /// The payload: the hook's JSON or the transcript line, as received.
+    pub fn raw(&self) -> &[u8] {
         match self {
             BodyRef::Hook(hook) => hook.raw,
             BodyRef::Transcript(line) => line.raw,
@@ -787,71 +817,103 @@ impl BodyRef<'_> {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct OriginRef<'a> {
-    file: &'a str,
-    position: u64,
-    len: u64,
+/// Where a payload was read from (`log::record::Origin`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginRef<'a> {
+    /// The file.
+    pub file: &'a str,
+    /// Byte position of the payload in the file.
+    pub position: u64,
+    /// Length of the payload in the file, in bytes.
+    pub len: u64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct HookRef<'a> {
+/// A hook payload's fields (`log::record::HookBody`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookRef<'a> {
+    /// `hook_event_name`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    event: Option<&'a str>,
+    pub event: Option<&'a str>,
+    /// `tool_name`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    tool_name: Option<&'a str>,
+    pub tool_name: Option<&'a str>,
+    /// `tool_use_id`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    tool_use_id: Option<&'a str>,
+    pub tool_use_id: Option<&'a str>,
+    /// `agent_id`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    agent_id: Option<&'a str>,
+    pub agent_id: Option<&'a str>,
+    /// `agent_type`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    agent_type: Option<&'a str>,
+    pub agent_type: Option<&'a str>,
+    /// `prompt_id`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    prompt_id: Option<&'a str>,
+    pub prompt_id: Option<&'a str>,
+    /// `cwd`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    cwd: Option<&'a str>,
+    pub cwd: Option<&'a str>,
+    /// `transcript_path`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    transcript_path: Option<&'a str>,
+    pub transcript_path: Option<&'a str>,
+    /// `agent_transcript_path`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    agent_transcript_path: Option<&'a str>,
+    pub agent_transcript_path: Option<&'a str>,
+    /// The PTY recording the hook ran under.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    pty_session: Option<&'a str>,
+    pub pty_session: Option<&'a str>,
+    /// Why the payload could not be fully understood.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    malformed: Option<Malformed>,
+    pub malformed: Option<Malformed>,
+    /// Where the payload was read from (imports).
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    origin: Option<OriginRef<'a>>,
+    pub origin: Option<OriginRef<'a>>,
+    /// The payload as received.
     #[serde(borrow, with = "serde_bytes")]
-    raw: &'a [u8],
+    pub raw: &'a [u8],
 }
 
-#[derive(Serialize, Deserialize)]
-struct TranscriptRef<'a> {
+/// A transcript line's fields (`log::record::TranscriptBody`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TranscriptRef<'a> {
+    /// `type`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    line_type: Option<&'a str>,
+    pub line_type: Option<&'a str>,
+    /// `subtype` (or `data.type` of progress lines).
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    subtype: Option<&'a str>,
+    pub subtype: Option<&'a str>,
+    /// `uuid`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    uuid: Option<&'a str>,
+    pub uuid: Option<&'a str>,
+    /// `parentUuid`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    parent_uuid: Option<&'a str>,
+    pub parent_uuid: Option<&'a str>,
+    /// `requestId`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    request_id: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    /// `message.id`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    message_id: Option<&'a str>,
+    pub message_id: Option<&'a str>,
+    /// `message.model`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    model: Option<&'a str>,
+    pub model: Option<&'a str>,
+    /// `message.usage`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    usage: Option<Usage>,
+    pub usage: Option<Usage>,
+    /// `isSidechain`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    is_sidechain: Option<bool>,
+    pub is_sidechain: Option<bool>,
+    /// `agentId`.
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
-    agent_id: Option<&'a str>,
+    pub agent_id: Option<&'a str>,
+    /// Why the line could not be fully understood.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    malformed: Option<Malformed>,
+    pub malformed: Option<Malformed>,
+    /// The transcript file and the line's place in it.
     #[serde(borrow)]
-    origin: OriginRef<'a>,
+    pub origin: OriginRef<'a>,
+    /// The line as read (without its newline).
     #[serde(borrow, with = "serde_bytes")]
-    raw: &'a [u8],
+    pub raw: &'a [u8],
 }
 
 /// The parsed head of a columnar block.
@@ -943,6 +1005,74 @@ pub fn decode_block_selected(
         return Err("bytes after the last payload");
     }
     Ok(out)
+}
+
+/// One record of a columnar block as [`for_each_record`] gives it, borrowed from the block's
+/// raw content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "given by value to a callback, one record at a time: boxing would allocate per record"
+)]
+pub enum BlockRecord<'a> {
+    /// A hook or transcript record stored in compact form.
+    Compact(RecordRef<'a>),
+    /// A record stored verbatim: its encoded bytes (`Record::encode`; PTY and internal records,
+    /// or bytes a compact envelope could not reproduce).
+    Opaque(&'a [u8]),
+}
+
+/// Walks a columnar block of `expected` records in place: calls `each` with every record's
+/// index and its fields borrowed from `raw`, in order, without building the records' encoded
+/// bytes. A compact record gives what [`decode_block`] would give for it, decoded as a
+/// `Record` (the same envelope decoding, checks and timestamp rule).
+///
+/// `each` may have been called for the records before the damage when this returns an error:
+/// callers that must not use part of a damaged block keep what they got until the end.
+///
+/// # Errors
+/// As [`decode_block`].
+pub fn for_each_record<'a>(
+    raw: &'a [u8],
+    expected: u32,
+    mut each: impl FnMut(usize, BlockRecord<'a>),
+) -> Result<(), BlockDecodeError> {
+    let head = head(raw)?;
+    if head.count != expected as usize {
+        return Err("block record count");
+    }
+    let payloads = raw.get(head.payloads_at..).ok_or("payload out of range")?;
+    let mut cursor = Cursor {
+        buf: head.envelopes,
+        at: 0,
+    };
+    let mut state = DecodeState::default();
+    let mut payload_at = 0usize;
+    for index in 0..head.count {
+        let source = EntrySource {
+            envelopes: head.envelopes,
+            payloads,
+            payload_at,
+        };
+        let (entry, next) = state.entry(&mut cursor, source)?;
+        let record = match &entry {
+            Entry::Opaque { range } => BlockRecord::Opaque(
+                payloads
+                    .get(range.0..range.1)
+                    .ok_or("payload out of range")?,
+            ),
+            Entry::Compact(fields) => BlockRecord::Compact(fields.record_ref(source)?),
+        };
+        each(index, record);
+        payload_at = next;
+    }
+    if cursor.at != head.envelopes.len() {
+        return Err("bytes after the last envelope");
+    }
+    if payload_at != payloads.len() {
+        return Err("bytes after the last payload");
+    }
+    Ok(())
 }
 
 fn materialize_entry(entry: &Entry, source: EntrySource<'_>) -> Result<Vec<u8>, BlockDecodeError> {
@@ -1165,6 +1295,49 @@ mod tests {
     }
 
     #[test]
+    fn walking_in_place_gives_what_decode_block_gives() {
+        let records = sample();
+        let (bytes, raw) = encode(&records);
+        let mut walked = Vec::new();
+        for_each_record(&raw, records.len() as u32, |index, record| {
+            walked.push((index, record));
+        })
+        .unwrap();
+        assert_eq!(walked.len(), bytes.len());
+        let mut kinds = (0, 0);
+        for ((index, record), (i, expected)) in walked.iter().zip(bytes.iter().enumerate()) {
+            assert_eq!(*index, i);
+            match record {
+                BlockRecord::Compact(record) => {
+                    kinds.0 += 1;
+                    let mut again = Vec::new();
+                    rmp_serde::encode::write_named(&mut again, record).unwrap();
+                    assert_eq!(&again, expected, "record {i}");
+                    let decoded: RecordRef<'_> = rmp_serde::from_slice(expected).unwrap();
+                    assert_eq!(&decoded, record, "record {i}");
+                }
+                BlockRecord::Opaque(got) => {
+                    kinds.1 += 1;
+                    assert_eq!(got, expected, "record {i}");
+                }
+            }
+        }
+        // Hooks and transcript lines (two of them malformed) compact; PTY and internal opaque.
+        assert_eq!(kinds, (6, 2));
+        // Damage is an error, never a panic, and a wrong count is damage.
+        assert!(for_each_record(&raw, 7, |_, _| {}).is_err());
+        for cut in 0..raw.len() {
+            assert!(for_each_record(&raw[..cut], 8, |_, _| {}).is_err());
+        }
+        for at in 0..raw.len() {
+            let mut bad = raw.clone();
+            bad[at] ^= 0x5a;
+            let walked = for_each_record(&bad, 8, |_, _| {});
+            assert_eq!(walked.is_ok(), decode_block(&bad, 8).is_ok(), "byte {at}");
+        }
+    }
+
+    #[test]
     fn payloads_are_stored_verbatim_and_envelopes_are_small() {
         let records = sample();
         let (bytes, raw) = encode(&records);
@@ -1249,6 +1422,28 @@ mod tests {
             "",
         ] {
             assert_eq!(parse_utc(bad.as_bytes()), None, "{bad}");
+        }
+        // The last "timestamp" key counts, as memmem::rfind finds it (overlapping keys too).
+        for raw in [
+            br#"{"timestamp":"timestamp":"2025-06-26T11:45:51Z"}"#.as_slice(),
+            br#""timestamp":"timestamp":"timestamp":"2020-01-01T00:00:00Z""#,
+            br#"{"timestamp":"2020-01-01T00:00:00Z","timestamp":"timestamp":"x"}"#,
+            br#"{"a":"timestamp","timestamp":"2021-01-01T00:00:00Z"}"#,
+            br#""timestamp":""#,
+            br#"timestamp":"2021-01-01T00:00:00Z""#,
+            b"",
+        ] {
+            let expected = memmem::rfind(raw, br#""timestamp":""#).and_then(|at| {
+                let start = at + 13;
+                let len = memchr::memchr(b'"', &raw[start..])?;
+                parse_utc(&raw[start..start + len])
+            });
+            assert_eq!(
+                payload_ts(raw),
+                expected,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
         }
         let raw = br#"{"message":{"timestamp":"2020-01-01T00:00:00Z"},"timestamp":"2025-06-26T11:45:51.979Z"}"#;
         assert_eq!(

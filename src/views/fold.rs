@@ -19,18 +19,18 @@ use crate::segments::Offset;
 
 /// A record decoded for the views: only the fields they use, strings and payloads borrowed
 /// from the block (no copies). Field names follow `log::record::Record`'s named encoding.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 pub(super) struct ViewRecord<'a> {
-    ts: u64,
+    pub(super) ts: u64,
     #[serde(default, borrow)]
-    session: Option<&'a str>,
+    pub(super) session: Option<&'a str>,
     #[serde(borrow)]
-    body: ViewBody<'a>,
+    pub(super) body: ViewBody<'a>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum ViewBody<'a> {
+pub(super) enum ViewBody<'a> {
     #[serde(borrow)]
     Hook(HookView<'a>),
     #[serde(borrow)]
@@ -39,62 +39,62 @@ enum ViewBody<'a> {
     Internal(serde::de::IgnoredAny),
 }
 
-#[derive(Debug, Deserialize)]
-struct HookView<'a> {
+#[derive(Debug, PartialEq, Deserialize)]
+pub(super) struct HookView<'a> {
     #[serde(default, borrow)]
-    event: Option<&'a str>,
+    pub(super) event: Option<&'a str>,
     #[serde(default, borrow)]
-    tool_name: Option<&'a str>,
+    pub(super) tool_name: Option<&'a str>,
     #[serde(default, borrow)]
-    tool_use_id: Option<&'a str>,
+    pub(super) tool_use_id: Option<&'a str>,
     #[serde(default, borrow)]
-    agent_id: Option<&'a str>,
+    pub(super) agent_id: Option<&'a str>,
     #[serde(default, borrow)]
-    agent_type: Option<&'a str>,
+    pub(super) agent_type: Option<&'a str>,
     #[serde(default, borrow)]
-    prompt_id: Option<&'a str>,
+    pub(super) prompt_id: Option<&'a str>,
     #[serde(default, borrow)]
-    cwd: Option<&'a str>,
+    pub(super) cwd: Option<&'a str>,
     #[serde(default)]
-    malformed: Option<Malformed>,
+    pub(super) malformed: Option<Malformed>,
     #[serde(borrow, with = "serde_bytes")]
-    raw: &'a [u8],
+    pub(super) raw: &'a [u8],
 }
 
-#[derive(Debug, Deserialize)]
-struct OriginView<'a> {
+#[derive(Debug, PartialEq, Deserialize)]
+pub(super) struct OriginView<'a> {
     #[serde(borrow)]
-    file: &'a str,
+    pub(super) file: &'a str,
 }
 
-#[derive(Debug, Deserialize)]
-struct TranscriptView<'a> {
+#[derive(Debug, PartialEq, Deserialize)]
+pub(super) struct TranscriptView<'a> {
     #[serde(default, borrow)]
-    line_type: Option<&'a str>,
+    pub(super) line_type: Option<&'a str>,
     #[serde(default, borrow)]
-    subtype: Option<&'a str>,
+    pub(super) subtype: Option<&'a str>,
     #[serde(default, borrow)]
-    uuid: Option<&'a str>,
+    pub(super) uuid: Option<&'a str>,
     #[serde(default, borrow)]
-    parent_uuid: Option<&'a str>,
+    pub(super) parent_uuid: Option<&'a str>,
     #[serde(default, borrow)]
-    request_id: Option<&'a str>,
+    pub(super) request_id: Option<&'a str>,
     #[serde(default, borrow)]
-    message_id: Option<&'a str>,
+    pub(super) message_id: Option<&'a str>,
     #[serde(default, borrow)]
-    model: Option<&'a str>,
+    pub(super) model: Option<&'a str>,
     #[serde(default)]
-    usage: Option<Usage>,
+    pub(super) usage: Option<Usage>,
     #[serde(default)]
-    is_sidechain: Option<bool>,
+    pub(super) is_sidechain: Option<bool>,
     #[serde(default, borrow)]
-    agent_id: Option<&'a str>,
+    pub(super) agent_id: Option<&'a str>,
     #[serde(default)]
-    malformed: Option<Malformed>,
+    pub(super) malformed: Option<Malformed>,
     #[serde(borrow)]
-    origin: OriginView<'a>,
+    pub(super) origin: OriginView<'a>,
     #[serde(borrow, with = "serde_bytes")]
-    raw: &'a [u8],
+    pub(super) raw: &'a [u8],
 }
 
 /// Decodes the views' part of a record's bytes.

@@ -1,0 +1,399 @@
+//! Records read ahead of the fold, handed from the reading thread to the folding thread: per
+//! block, the strings the fold reads copied into one text buffer, each record's fields as
+//! ranges into it, and its JSON already extracted.
+//!
+//! The reading thread decodes each record once, in place in the decompressed block
+//! ([`columnar::for_each_record`]; the rmp-serde decoding of [`fold::decode`] only for opaque
+//! records and blocks of format versions 1 and 2). The folding thread rebuilds a
+//! [`ViewRecord`] from the ranges without decoding anything, and the buffers go back to the
+//! reading thread to be reused, so no per-record allocation crosses threads.
+//!
+//! Invariants: [`Packed::view`] gives the [`ViewRecord`] it was packed from, except the payload
+//! (`raw`), which only [`fold::extract`] reads and is empty here.
+
+use std::ops::Range;
+
+use super::fold::{self, HookView, OriginView, TranscriptView, ViewBody, ViewRecord};
+use crate::log::record::{Malformed, Usage};
+use crate::segments::Offset;
+use crate::segments::columnar::{BlockRecord, BodyRef, RecordRef};
+
+/// A string of a packed record: a range of its block's text, or absent.
+type Str = Option<Range<usize>>;
+
+/// A hook record's fields (see [`HookView`]).
+#[derive(Debug)]
+struct PackedHook {
+    event: Str,
+    tool_name: Str,
+    tool_use_id: Str,
+    agent_id: Str,
+    agent_type: Str,
+    prompt_id: Str,
+    cwd: Str,
+    malformed: Option<Malformed>,
+}
+
+/// A transcript record's fields (see [`TranscriptView`]).
+#[derive(Debug)]
+struct PackedTranscript {
+    line_type: Str,
+    subtype: Str,
+    uuid: Str,
+    parent_uuid: Str,
+    request_id: Str,
+    message_id: Str,
+    model: Str,
+    usage: Option<Usage>,
+    is_sidechain: Option<bool>,
+    agent_id: Str,
+    malformed: Option<Malformed>,
+    file: Range<usize>,
+}
+
+#[derive(Debug)]
+enum PackedBody {
+    Hook(PackedHook),
+    Transcript(PackedTranscript),
+    /// PTY and internal records (the fold reads only their session and time).
+    Other,
+}
+
+/// A record's view fields, strings as ranges of its block's text.
+#[derive(Debug)]
+pub(super) struct Packed {
+    ts: u64,
+    session: Str,
+    body: PackedBody,
+}
+
+/// One record of a [`PackedBlock`].
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "items live in a block's reused vector; boxing would allocate per record"
+)]
+pub(super) enum Item {
+    /// Below the offset the fold starts at (not decoded).
+    Skipped,
+    /// The record's bytes do not decode: the decoder's message.
+    Unreadable(String),
+    /// The record's fields and its extracted JSON.
+    Record(Packed, fold::Extracted),
+}
+
+/// The strings of a block's records, back to back.
+#[derive(Debug, Default)]
+pub(super) struct Text(String);
+
+impl Text {
+    fn put(&mut self, value: Option<&str>) -> Str {
+        let value = value?;
+        let start = self.0.len();
+        self.0.push_str(value);
+        Some(start..self.0.len())
+    }
+
+    fn get(&self, range: &Str) -> Option<&str> {
+        range.as_ref().and_then(|r| self.0.get(r.clone()))
+    }
+
+    /// The view of `packed`, a record of the block this text belongs to (`raw` payloads are empty).
+    pub(super) fn view<'a>(&'a self, packed: &Packed) -> ViewRecord<'a> {
+        let body = match &packed.body {
+            PackedBody::Hook(h) => ViewBody::Hook(HookView {
+                event: self.get(&h.event),
+                tool_name: self.get(&h.tool_name),
+                tool_use_id: self.get(&h.tool_use_id),
+                agent_id: self.get(&h.agent_id),
+                agent_type: self.get(&h.agent_type),
+                prompt_id: self.get(&h.prompt_id),
+                cwd: self.get(&h.cwd),
+                malformed: h.malformed,
+                raw: &[],
+            }),
+            PackedBody::Transcript(t) => ViewBody::Transcript(TranscriptView {
+                line_type: self.get(&t.line_type),
+                subtype: self.get(&t.subtype),
+                uuid: self.get(&t.uuid),
+                parent_uuid: self.get(&t.parent_uuid),
+                request_id: self.get(&t.request_id),
+                message_id: self.get(&t.message_id),
+                model: self.get(&t.model),
+                usage: t.usage.clone(),
+                is_sidechain: t.is_sidechain,
+                agent_id: self.get(&t.agent_id),
+                malformed: t.malformed,
+                origin: OriginView {
+                    file: self.0.get(t.file.clone()).unwrap_or_default(),
+                },
+                raw: &[],
+            }),
+            PackedBody::Other => ViewBody::Internal(serde::de::IgnoredAny),
+        };
+        ViewRecord {
+            ts: packed.ts,
+            session: self.get(&packed.session),
+            body,
+        }
+    }
+}
+
+/// A block's records as the fold reads them.
+#[derive(Debug, Default)]
+pub(super) struct PackedBlock {
+    /// The strings of every record.
+    pub(super) text: Text,
+    /// The records in offset order.
+    pub(super) items: Vec<Item>,
+}
+
+impl PackedBlock {
+    /// Empties the block, keeping its buffers for reuse.
+    pub(super) fn clear(&mut self) {
+        self.text.0.clear();
+        self.items.clear();
+    }
+
+    fn put(&mut self, value: Option<&str>) -> Str {
+        self.text.put(value)
+    }
+
+    /// Adds a record that was not decoded (below the start).
+    pub(super) fn push_skipped(&mut self) {
+        self.items.push(Item::Skipped);
+    }
+
+    /// Adds a record whose bytes do not decode.
+    pub(super) fn push_unreadable(&mut self, error: String) {
+        self.items.push(Item::Unreadable(error));
+    }
+
+    /// Extracts the JSON of `record` and adds the record.
+    pub(super) fn push(&mut self, record: &ViewRecord<'_>) {
+        let extracted = fold::extract(record);
+        let session = self.put(record.session);
+        let body = match &record.body {
+            ViewBody::Hook(hook) => PackedBody::Hook(PackedHook {
+                event: self.put(hook.event),
+                tool_name: self.put(hook.tool_name),
+                tool_use_id: self.put(hook.tool_use_id),
+                agent_id: self.put(hook.agent_id),
+                agent_type: self.put(hook.agent_type),
+                prompt_id: self.put(hook.prompt_id),
+                cwd: self.put(hook.cwd),
+                malformed: hook.malformed,
+            }),
+            ViewBody::Transcript(line) => PackedBody::Transcript(PackedTranscript {
+                line_type: self.put(line.line_type),
+                subtype: self.put(line.subtype),
+                uuid: self.put(line.uuid),
+                parent_uuid: self.put(line.parent_uuid),
+                request_id: self.put(line.request_id),
+                message_id: self.put(line.message_id),
+                model: self.put(line.model),
+                usage: line.usage.clone(),
+                is_sidechain: line.is_sidechain,
+                agent_id: self.put(line.agent_id),
+                malformed: line.malformed,
+                file: self.put(Some(line.origin.file)).unwrap_or_default(),
+            }),
+            ViewBody::Pty(_) | ViewBody::Internal(_) => PackedBody::Other,
+        };
+        self.items.push(Item::Record(
+            Packed {
+                ts: record.ts,
+                session,
+                body,
+            },
+            extracted,
+        ));
+    }
+
+    /// Adds the record at `offset` of a block whose records are encoded bytes (format versions
+    /// 1 and 2, or an opaque record of a columnar block): decoded unless below `from`.
+    pub(super) fn push_bytes(&mut self, offset: Offset, from: Offset, bytes: &[u8]) {
+        if offset < from {
+            self.push_skipped();
+            return;
+        }
+        match fold::decode(bytes) {
+            Ok(record) => self.push(&record),
+            Err(error) => self.push_unreadable(error.to_string()),
+        }
+    }
+
+    /// Adds the record at `offset` of a columnar block, given in place by
+    /// [`crate::segments::columnar::for_each_record`]; skipped when below `from`.
+    pub(super) fn push_block_record(
+        &mut self,
+        offset: Offset,
+        from: Offset,
+        record: BlockRecord<'_>,
+    ) {
+        match record {
+            _ if offset < from => self.push_skipped(),
+            BlockRecord::Compact(record) => self.push(&view_of(&record)),
+            BlockRecord::Opaque(bytes) => self.push_bytes(offset, from, bytes),
+        }
+    }
+}
+
+/// The views' part of a compact record of a columnar block (what [`fold::decode`] gives for
+/// its encoded bytes).
+pub(super) fn view_of<'a>(record: &RecordRef<'a>) -> ViewRecord<'a> {
+    let body = match &record.body {
+        BodyRef::Hook(hook) => ViewBody::Hook(HookView {
+            event: hook.event,
+            tool_name: hook.tool_name,
+            tool_use_id: hook.tool_use_id,
+            agent_id: hook.agent_id,
+            agent_type: hook.agent_type,
+            prompt_id: hook.prompt_id,
+            cwd: hook.cwd,
+            malformed: hook.malformed,
+            raw: hook.raw,
+        }),
+        BodyRef::Transcript(line) => ViewBody::Transcript(TranscriptView {
+            line_type: line.line_type,
+            subtype: line.subtype,
+            uuid: line.uuid,
+            parent_uuid: line.parent_uuid,
+            request_id: line.request_id,
+            message_id: line.message_id,
+            model: line.model,
+            usage: line.usage.clone(),
+            is_sidechain: line.is_sidechain,
+            agent_id: line.agent_id,
+            malformed: line.malformed,
+            origin: OriginView {
+                file: line.origin.file,
+            },
+            raw: line.raw,
+        }),
+    };
+    ViewRecord {
+        ts: record.ts,
+        session: record.session,
+        body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::record::{Body, InternalBody, Origin, PtyBody, PtyKind, Record, Source};
+    use crate::segments::columnar;
+
+    fn records() -> Vec<Record> {
+        let hook = |raw: &str| {
+            crate::ingest::payload::hook_record(raw.as_bytes().to_vec(), 10, None, None)
+        };
+        let line = |raw: &str, position: u64| {
+            crate::ingest::payload::transcript_record(
+                raw.as_bytes().to_vec(),
+                Origin {
+                    file: "/home/u/.claude/projects/-p/s1.jsonl".into(),
+                    position,
+                    len: raw.len() as u64,
+                },
+                7,
+                Some("fallback"),
+            )
+        };
+        vec![
+            hook(
+                r#"{"session_id":"s1","hook_event_name":"PreToolUse","tool_name":"Bash","tool_use_id":"toolu_1","cwd":"/x","tool_input":{"command":"bd close bd-1"}}"#,
+            ),
+            hook(r#"{"session_id":"s1","hook_event_name":"SubagentStop","agent_id":"a1"}"#),
+            line(
+                r#"{"type":"user","sessionId":"s1","uuid":"u1","cwd":"/x","timestamp":"2025-06-26T11:45:51.979Z","message":{"role":"user","content":"hi"}}"#,
+                0,
+            ),
+            line(
+                r#"{"parentUuid":"u1","isSidechain":true,"agentId":"a1","type":"assistant","sessionId":"s1","uuid":"u2","requestId":"req_1","timestamp":"2025-06-26T11:45:52Z","message":{"id":"msg_1","model":"claude-sonnet-4-5","content":[{"type":"tool_use","id":"toolu_2","name":"Read","input":{"file_path":"/a"}}],"usage":{"input_tokens":3,"output_tokens":9}}}"#,
+                200,
+            ),
+            line("{not json", 600),
+            Record {
+                ts: 99,
+                source: Source::Pty,
+                session: Some("pty-1".into()),
+                body: Body::Pty(PtyBody {
+                    kind: PtyKind::Output,
+                    data: b"hi".to_vec(),
+                    command: None,
+                    cwd: None,
+                    term: None,
+                    width: None,
+                    height: None,
+                    status: None,
+                }),
+                redactions: 0,
+            },
+            Record {
+                ts: 100,
+                source: Source::Internal,
+                session: None,
+                body: Body::Internal(InternalBody {
+                    event: "inbox_damage".into(),
+                    detail: "x".into(),
+                }),
+                redactions: 0,
+            },
+        ]
+    }
+
+    /// `view` as the fold sees it after packing: no payload, PTY as internal.
+    fn without_payload(mut view: ViewRecord<'_>) -> ViewRecord<'_> {
+        match &mut view.body {
+            ViewBody::Hook(hook) => hook.raw = &[],
+            ViewBody::Transcript(line) => line.raw = &[],
+            ViewBody::Pty(_) => view.body = ViewBody::Internal(serde::de::IgnoredAny),
+            ViewBody::Internal(_) => {}
+        }
+        view
+    }
+
+    #[test]
+    fn block_records_view_and_pack_like_their_encoded_bytes() {
+        let records = records();
+        let bytes: Vec<Vec<u8>> = records.iter().map(|r| r.encode().unwrap()).collect();
+        let mut raw = Vec::new();
+        columnar::encode_block(bytes.iter().map(Vec::as_slice), &mut raw);
+
+        let mut walked = PackedBlock::default();
+        let mut compact = 0;
+        columnar::for_each_record(&raw, bytes.len() as u32, |k, record| {
+            if let BlockRecord::Compact(r) = &record {
+                compact += 1;
+                assert_eq!(view_of(r), fold::decode(&bytes[k]).unwrap(), "record {k}");
+            }
+            walked.push_block_record(Offset(k as u64), Offset(0), record);
+        })
+        .unwrap();
+        assert_eq!(compact, 5);
+
+        let mut from_bytes = PackedBlock::default();
+        for (k, b) in bytes.iter().enumerate() {
+            from_bytes.push_bytes(Offset(k as u64), Offset(0), b);
+        }
+        for block in [&walked, &from_bytes] {
+            assert_eq!(block.items.len(), bytes.len());
+            for (k, item) in block.items.iter().enumerate() {
+                let Item::Record(packed, _) = item else {
+                    panic!("record {k}: {item:?}");
+                };
+                let expected = without_payload(fold::decode(&bytes[k]).unwrap());
+                assert_eq!(block.text.view(packed), expected, "record {k}");
+            }
+        }
+
+        // Records below the start are not decoded; bytes that are not a record are reported.
+        let mut partial = PackedBlock::default();
+        partial.push_bytes(Offset(0), Offset(1), &bytes[0]);
+        partial.push_bytes(Offset(1), Offset(1), b"\xc1");
+        assert!(matches!(partial.items[0], Item::Skipped));
+        assert!(matches!(partial.items[1], Item::Unreadable(_)));
+    }
+}
