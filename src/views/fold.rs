@@ -121,16 +121,26 @@ struct SessionAgg {
     ended_ns: Option<u64>,
 }
 
+/// A subagent's facts merged within a batch. Times are kept per source and merged only by
+/// min/max, so the rows written do not depend on where batch boundaries fall.
 #[derive(Debug, Default)]
 struct AgentAgg {
-    first_ns: u64,
-    last_ns: u64,
-    stop_ns: Option<u64>,
+    /// First and last hook with this `agent_id` (the last is normally SubagentStop), ns.
+    hook: Option<(u64, u64)>,
+    /// First and last transcript line of the subagent (its own lines, `agent_progress`), ns.
+    lines: Option<(u64, u64)>,
     agent_type: Option<String>,
     parent: Option<String>,
     prompt_key: Option<String>,
     offset: u64,
-    from_hook: bool,
+}
+
+/// Widens a `(first, last)` range by `ts`.
+fn widen(range: &mut Option<(u64, u64)>, ts: u64) {
+    *range = Some(match *range {
+        Some((first, last)) => (first.min(ts), last.max(ts)),
+        None => (ts, ts),
+    });
 }
 
 /// A span's updates merged within a batch (same rules as the SQL upsert).
@@ -1200,16 +1210,16 @@ impl<'t> Folder<'t> {
             .unwrap_or((None, None))
     }
 
-    fn agent(&mut self, session: &str, agent_id: &str, ts: u64, offset: u64) -> &mut AgentAgg {
+    /// The batch's aggregate for a subagent, created on first sight; `offset` is that of the
+    /// record that mentions it. Callers widen its hook or line times when the record is the
+    /// subagent's own.
+    fn agent(&mut self, session: &str, agent_id: &str, offset: u64) -> &mut AgentAgg {
         let agg = self
             .agents
             .get_or_insert_with(session, agent_id, || AgentAgg {
-                first_ns: u64::MAX,
                 offset: u64::MAX,
                 ..AgentAgg::default()
             });
-        agg.first_ns = agg.first_ns.min(ts);
-        agg.last_ns = agg.last_ns.max(ts);
         agg.offset = agg.offset.min(offset);
         agg
     }
@@ -1327,13 +1337,10 @@ impl<'t> Folder<'t> {
     ) -> Result<(), ViewsError> {
         let event = hook.event.unwrap_or("");
         if let Some(agent_id) = hook.agent_id {
-            let agg = self.agent(session, agent_id, ts, offset);
-            agg.from_hook = true;
+            let agg = self.agent(session, agent_id, offset);
+            widen(&mut agg.hook, ts);
             if agg.agent_type.is_none() {
                 agg.agent_type = hook.agent_type.map(str::to_owned);
-            }
-            if event == "SubagentStop" {
-                agg.stop_ns = Some(ts);
             }
         }
         let payload = if hook_needs_payload(event) {
@@ -1423,8 +1430,8 @@ impl<'t> Folder<'t> {
                         .and_then(|r| r.get("agentId"))
                         .and_then(Value::as_str)
                     {
-                        let agg = self.agent(session, agent_id, ts, offset);
-                        agg.parent = Some(span_id.clone());
+                        let agg = self.agent(session, agent_id, offset);
+                        agg.parent.get_or_insert_with(|| span_id.clone());
                     }
                     let text = match response {
                         Some(Value::String(s)) => s.clone(),
@@ -1444,7 +1451,12 @@ impl<'t> Folder<'t> {
     }
 
     /// For old hook payloads without `tool_use_id`: a Pre gets a synthetic id; a Post closes
-    /// the oldest open call of the same tool in the session.
+    /// the oldest open call of the same tool in the session (earliest hook start, then lowest
+    /// offset), whether that call is already in the database or only in this batch.
+    ///
+    /// # Errors
+    ///
+    /// [`ViewsError::Sqlite`] when the open calls cannot be read.
     fn open_call_without_id(
         &mut self,
         session: &str,
@@ -1455,17 +1467,58 @@ impl<'t> Folder<'t> {
         if event == "PreToolUse" {
             return Ok(Some(format!("o{offset}")));
         }
-        let found: Option<String> = self
+        // (hook start, offset, span id): NULL starts sort first, as in SQLite.
+        let mut open: Vec<(Option<u64>, u64, String)> = Vec::new();
+        let mut in_db: Vec<String> = Vec::new();
+        let batch = self.spans.map.get(session);
+        let mut stmt = self
             .tx
-            .query_row(
-                "SELECT span_id FROM spans WHERE session = ?1 AND kind = 'tool'
-                    AND name IS ?2 AND span_id LIKE 'o%' AND hook_end_ns IS NULL
-                 ORDER BY hook_start_ns LIMIT 1",
-                params![session, name],
-                |row| row.get(0),
+            .prepare_cached(
+                "SELECT span_id, hook_start_ns, offset FROM spans
+                 WHERE session = ?1 AND kind = 'tool' AND name IS ?2 AND span_id LIKE 'o%'
+                    AND hook_end_ns IS NULL",
             )
-            .ok();
-        Ok(found)
+            .sql(self.path, "preparing a statement")?;
+        let rows = stmt
+            .query_map(params![session, name], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, Option<i64>>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })
+            .sql(self.path, "reading open tool calls")?;
+        for row in rows {
+            let (span_id, start, first) = row.sql(self.path, "reading open tool calls")?;
+            let start = start.and_then(|s| u64::try_from(s).ok());
+            let first = u64::try_from(first).unwrap_or(0);
+            match batch.and_then(|ids| ids.get(&span_id)) {
+                // Closed in this batch.
+                Some(agg) if agg.hook_end.is_some() => {}
+                Some(agg) => {
+                    let start = match (start, agg.hook_start) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    in_db.push(span_id.clone());
+                    open.push((start, first.min(agg.offset), span_id));
+                }
+                None => open.push((start, first, span_id)),
+            }
+        }
+        drop(stmt);
+        // Calls opened in this batch (those also in the database were weighed above).
+        for (span_id, agg) in batch.into_iter().flatten() {
+            if span_id.starts_with('o')
+                && agg.kind == "tool"
+                && agg.name.as_deref() == name
+                && agg.hook_end.is_none()
+                && !in_db.contains(span_id)
+            {
+                open.push((agg.hook_start, agg.offset, span_id.clone()));
+            }
+        }
+        Ok(open.into_iter().min().map(|(_, _, span_id)| span_id))
     }
 
     fn transcript(
@@ -1486,7 +1539,7 @@ impl<'t> Folder<'t> {
             _ => None,
         };
         if let Some(agent_id) = agent_id.as_deref() {
-            self.agent(session, agent_id, ts, offset);
+            widen(&mut self.agent(session, agent_id, offset).lines, ts);
         }
         match line_type {
             "assistant" => self.assistant(
@@ -1503,7 +1556,8 @@ impl<'t> Folder<'t> {
             },
             "progress" => {
                 if let Some((parent, agent)) = extracted.progress {
-                    let agg = self.agent(session, &agent, ts, offset);
+                    let agg = self.agent(session, &agent, offset);
+                    widen(&mut agg.lines, ts);
                     agg.parent.get_or_insert(parent);
                 }
                 Ok(())
@@ -1664,7 +1718,7 @@ impl<'t> Folder<'t> {
             UserContent::Text(text) => {
                 if first_sidechain_line && let Some(agent) = agent_id {
                     let key = text_key(&text);
-                    let agg = self.agent(session, agent, ts, offset);
+                    let agg = self.agent(session, agent, offset);
                     agg.prompt_key.get_or_insert(key);
                 }
                 if prompt_line {
@@ -1681,7 +1735,7 @@ impl<'t> Folder<'t> {
             } => {
                 if first_sidechain_line && let Some(agent) = agent_id {
                     let key = text_key(&all_text);
-                    let agg = self.agent(session, agent, ts, offset);
+                    let agg = self.agent(session, agent, offset);
                     agg.prompt_key.get_or_insert(key);
                 }
                 let any_result = !results.is_empty();
@@ -1702,8 +1756,8 @@ impl<'t> Folder<'t> {
                         ..SpanUpdate::default()
                     })?;
                     if let Some(agent) = result_agent.as_deref() {
-                        let agg = self.agent(session, agent, ts, offset);
-                        agg.parent = Some(id.to_owned());
+                        let agg = self.agent(session, agent, offset);
+                        agg.parent.get_or_insert_with(|| id.to_owned());
                     }
                     self.tool_finished_tasks(
                         session,
@@ -1813,11 +1867,6 @@ impl<'t> Folder<'t> {
         }
         let agents: Vec<((String, String), AgentAgg)> = self.agents.drain();
         for ((session, agent_id), a) in agents {
-            let (hook_start, hook_end, tx_start, tx_end) = if a.from_hook {
-                (Some(a.first_ns), a.stop_ns.or(Some(a.last_ns)), None, None)
-            } else {
-                (None, None, Some(a.first_ns), Some(a.last_ns))
-            };
             self.span(&SpanUpdate {
                 session: &session,
                 span_id: &agent_id,
@@ -1825,10 +1874,10 @@ impl<'t> Folder<'t> {
                 agent_type: a.agent_type.as_deref(),
                 parent: a.parent.as_deref(),
                 prompt_key: a.prompt_key,
-                hook_start,
-                hook_end,
-                tx_start,
-                tx_end,
+                hook_start: a.hook.map(|(first, _)| first),
+                hook_end: a.hook.map(|(_, last)| last),
+                tx_start: a.lines.map(|(first, _)| first),
+                tx_end: a.lines.map(|(_, last)| last),
                 offset: a.offset,
                 ..SpanUpdate::default()
             })?;

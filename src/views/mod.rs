@@ -429,8 +429,10 @@ fn fold_blocks(
     report: &mut ViewsReport,
 ) -> Result<(), ViewsError> {
     let path = db.path.clone();
-    let batch = batch_records();
+    let batch = batch_records().max(1);
     let mut pos = report.applied;
+    // A block whose records straddle two batches.
+    let mut carry: Option<ReadBlock> = None;
     loop {
         let tx = db
             .conn
@@ -444,21 +446,33 @@ fn fold_blocks(
         let mut folder = fold::Folder::new(&tx, &path)?;
         let mut count = 0usize;
         while count < batch && pos < end {
-            let Ok(block) = blocks.recv() else {
-                // The reader is done: nothing more below `end` is in a live segment.
-                pos = end;
-                break;
+            let mut block = match carry.take() {
+                Some(block) => block,
+                None => match blocks.recv() {
+                    Ok(block) => block,
+                    Err(_) => {
+                        // The reader is done: nothing more below `end` is in a live segment.
+                        pos = end;
+                        break;
+                    }
+                },
             };
             if block.end <= pos {
                 continue;
             }
-            match block.records {
-                Ok(mut records) => {
-                    let packed::PackedBlock { text, items } = &mut records;
+            match &mut block.records {
+                Ok(records) => {
+                    let packed::PackedBlock { text, items } = records;
+                    // The first record left for the next batch, when this one fills up.
+                    let mut stopped = None;
                     for (k, item) in items.iter_mut().enumerate() {
                         let offset = Offset(block.first.0 + k as u64);
                         if offset < pos || matches!(item, packed::Item::Skipped) {
                             continue;
+                        }
+                        if count == batch {
+                            stopped = Some(offset);
+                            break;
                         }
                         count += 1;
                         match item {
@@ -478,8 +492,13 @@ fn fold_blocks(
                             }
                         }
                     }
-                    // The reader may be done already; then the records are freed here.
-                    let _ = give_back.send(records);
+                    if let Some(offset) = stopped {
+                        // Batches end at a record, not a block: the rest of this block
+                        // opens the next one.
+                        pos = offset;
+                        carry = Some(block);
+                        break;
+                    }
                 }
                 Err(error) => {
                     let from = pos.max(block.from);
@@ -497,6 +516,10 @@ fn fold_blocks(
                 }
             }
             pos = block.end;
+            if let Ok(records) = block.records {
+                // The reader may be done already; then the records are freed here.
+                let _ = give_back.send(records);
+            }
         }
         folder.finish()?;
         drop(folder);
