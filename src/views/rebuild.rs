@@ -14,7 +14,10 @@ use std::time::Instant;
 
 use rusqlite::Connection;
 
-use super::{SqlContext, ViewsDb, ViewsError, ViewsReport, db_path, fold_log, schema};
+use super::{
+    REBUILD_BATCH_RECORDS, SqlContext, ViewsDb, ViewsError, ViewsReport, batch_records, db_path,
+    fold_log, schema,
+};
 use crate::log::{LogError, Store};
 
 /// Name prefix of a rebuild's fresh database file (followed by the process id).
@@ -167,7 +170,8 @@ fn build(store: &Store, path: &Path) -> Result<ViewsReport, ViewsError> {
     let snapshot = store.snapshot()?;
     let end = snapshot.manifest().next_offset;
     let mut report = ViewsReport::default();
-    fold_log(&mut db, &snapshot, end, &mut report)?;
+    let batch = batch_records(REBUILD_BATCH_RECORDS);
+    fold_log(&mut db, &snapshot, end, batch, &mut report)?;
     // The checkpoint row exists even for an empty log.
     db.set_meta("applied_offset", &report.applied.0.to_string())?;
     db.conn
