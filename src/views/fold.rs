@@ -350,6 +350,23 @@ struct Block<'a> {
     text: Option<String>,
 }
 
+/// An assistant line as [`extract_tool_uses`] reads it: `message.content`'s blocks, parsed in
+/// one pass (each level held as a `RawValue` and parsed again would scan the content three
+/// times). A line whose `message` or `content` has another shape has no tool calls.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct AssistantLine<'a> {
+    #[serde(borrow)]
+    message: Option<AssistantMessage<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct AssistantMessage<'a> {
+    #[serde(borrow)]
+    content: Option<Vec<Block<'a>>>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct ProgressData {
@@ -566,10 +583,13 @@ fn extract_tool_uses(raw: &[u8]) -> Vec<ToolUse> {
     if memchr::memmem::find(raw, b"\"tool_use\"").is_none() {
         return Vec::new();
     }
-    let Ok(parsed) = serde_json::from_slice::<Line<'_>>(raw) else {
+    let Ok(parsed) = serde_json::from_slice::<AssistantLine<'_>>(raw) else {
         return Vec::new();
     };
-    blocks(parsed.message)
+    parsed
+        .message
+        .and_then(|message| message.content)
+        .unwrap_or_default()
         .into_iter()
         .filter(|block| block.kind == "tool_use")
         .filter_map(|block| {
@@ -1899,19 +1919,6 @@ fn text_key(text: &str) -> String {
 
 fn prompt_key(input: &Value) -> Option<String> {
     input.get("prompt").and_then(Value::as_str).map(text_key)
-}
-
-fn blocks(message: Option<&RawValue>) -> Vec<Block<'_>> {
-    let Some(message) = message else {
-        return Vec::new();
-    };
-    let Ok(message) = serde_json::from_str::<Message<'_>>(message.get()) else {
-        return Vec::new();
-    };
-    message
-        .content
-        .and_then(|c| serde_json::from_str(c.get()).ok())
-        .unwrap_or_default()
 }
 
 /// `projects/<dir>` of a transcript path: the Claude Code project directory name.
