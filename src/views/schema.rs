@@ -4,7 +4,7 @@
 
 /// Schema version stored in `meta.schema_version`; a different stored version makes
 /// `catch_up` rebuild the views.
-pub const SCHEMA_VERSION: &str = "3";
+pub const SCHEMA_VERSION: &str = "4";
 
 /// Connection settings applied on every open.
 pub const PRAGMAS: &str = "
