@@ -5,7 +5,9 @@
 //! (hook_progress, bash_progress, snapshots) only count toward their session. Session and
 //! subagent aggregates are kept in memory for the batch and written once at its end.
 
-use std::collections::HashMap;
+/// foldhash-hashed maps (hashbrown's default): the fold looks up session and span ids per
+/// record, and SipHash was a visible share of a rebuild.
+use hashbrown::HashMap;
 use std::path::Path;
 
 use rusqlite::{Statement, Transaction, params};
@@ -236,22 +238,12 @@ impl<V> PerSession<V> {
         self.map.get(session)?.get(id)
     }
 
-    #[expect(
-        clippy::expect_used,
-        reason = "invariant: both entries are inserted just above when missing"
-    )]
     fn get_or_insert_with(&mut self, session: &str, id: &str, new: impl FnOnce() -> V) -> &mut V {
-        if !self.map.contains_key(session) {
-            self.map.insert(session.to_owned(), HashMap::new());
-        }
-        let ids = self
-            .map
-            .get_mut(session)
-            .expect("invariant: the session's map exists");
-        if !ids.contains_key(id) {
-            ids.insert(id.to_owned(), new());
-        }
-        ids.get_mut(id).expect("invariant: the entry exists")
+        self.map
+            .entry_ref(session)
+            .or_default()
+            .entry_ref(id)
+            .or_insert_with(new)
     }
 
     /// Empties the map into `((session, id), value)` pairs (unordered).
@@ -1123,18 +1115,13 @@ impl<'t> Folder<'t> {
         let Some(session) = record.session else {
             return Ok(());
         };
-        if !self.sessions.contains_key(session) {
-            self.sessions.insert(
-                session.to_owned(),
-                SessionAgg {
-                    first_ns: u64::MAX,
-                    ..SessionAgg::default()
-                },
-            );
-        }
-        let Some(agg) = self.sessions.get_mut(session) else {
-            return Ok(());
-        };
+        let agg = self
+            .sessions
+            .entry_ref(session)
+            .or_insert_with(|| SessionAgg {
+                first_ns: u64::MAX,
+                ..SessionAgg::default()
+            });
         agg.first_ns = agg.first_ns.min(record.ts);
         agg.last_ns = agg.last_ns.max(record.ts);
         agg.records += 1;
@@ -1697,10 +1684,10 @@ impl<'t> Folder<'t> {
             offset,
         };
         match self.usage.entry((message_id, request_id)) {
-            std::collections::hash_map::Entry::Vacant(slot) => {
+            hashbrown::hash_map::Entry::Vacant(slot) => {
                 slot.insert(row);
             }
-            std::collections::hash_map::Entry::Occupied(mut slot) => {
+            hashbrown::hash_map::Entry::Occupied(mut slot) => {
                 let old = slot.get_mut();
                 let (new_total, old_total) = (row.usage.total(), old.usage.total());
                 let better = new_total > old_total

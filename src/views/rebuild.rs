@@ -171,15 +171,25 @@ fn build(store: &Store, path: &Path) -> Result<ViewsReport, ViewsError> {
     let end = snapshot.manifest().next_offset;
     let mut report = ViewsReport::default();
     let batch = batch_records(REBUILD_BATCH_RECORDS);
+    let started = Instant::now();
     fold_log(&mut db, &snapshot, end, batch, &mut report)?;
+    let folded = started.elapsed();
     // The checkpoint row exists even for an empty log.
     db.set_meta("applied_offset", &report.applied.0.to_string())?;
     db.conn
         .execute_batch(schema::INDEXES)
         .sql(path, "creating the indexes")?;
+    let indexed = started.elapsed();
     db.conn
         .execute_batch(schema::FILL_USAGE_DAYS)
         .sql(path, "summing usage per day")?;
+    tracing::debug!(
+        records = report.applied_records,
+        fold_ms = folded.as_millis(),
+        indexes_ms = (indexed - folded).as_millis(),
+        usage_days_ms = (started.elapsed() - indexed).as_millis(),
+        "views rebuilt"
+    );
     db.conn
         .execute_batch(schema::TRIGGERS)
         .sql(path, "creating the triggers")?;
