@@ -170,6 +170,13 @@ fn keep<T>(slot: &mut Option<T>, value: Option<T>) {
     }
 }
 
+/// [`keep`] for a borrowed string: allocates only when the slot is empty.
+fn keep_str(slot: &mut Option<String>, value: Option<&str>) {
+    if slot.is_none() {
+        *slot = value.map(str::to_owned);
+    }
+}
+
 fn merge_min(slot: &mut Option<u64>, value: Option<u64>) {
     *slot = match (*slot, value) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -1105,12 +1112,13 @@ impl<'t> Folder<'t> {
             .map(|_| ())
     }
 
-    /// Folds one record, with its JSON extracted by [`extract`].
+    /// Folds one record, with its JSON extracted by [`extract`]. The extracted values are
+    /// borrowed: they are freed with their block by the reading thread that allocated them.
     pub(super) fn apply(
         &mut self,
         offset: Offset,
         record: &ViewRecord<'_>,
-        extracted: Extracted,
+        extracted: &Extracted,
     ) -> Result<(), ViewsError> {
         let Some(session) = record.session else {
             return Ok(());
@@ -1135,7 +1143,13 @@ impl<'t> Folder<'t> {
                     agg.project = hook.cwd.map(str::to_owned);
                 }
                 if hook.malformed.is_none() {
-                    self.hook(offset.0, record.ts, session, hook, extracted.hook_payload)?;
+                    self.hook(
+                        offset.0,
+                        record.ts,
+                        session,
+                        hook,
+                        extracted.hook_payload.as_ref(),
+                    )?;
                 }
             }
             ViewBody::Transcript(line) => {
@@ -1155,7 +1169,7 @@ impl<'t> Folder<'t> {
         Ok(())
     }
 
-    fn span(&mut self, u: &SpanUpdate<'_>) -> Result<(), ViewsError> {
+    fn span(&mut self, u: SpanUpdate<'_>) -> Result<(), ViewsError> {
         let agg = self
             .spans
             .get_or_insert_with(u.session, u.span_id, || SpanAgg {
@@ -1163,18 +1177,18 @@ impl<'t> Folder<'t> {
                 offset: u.offset,
                 ..SpanAgg::default()
             });
-        keep(&mut agg.name, u.name.map(str::to_owned));
-        keep(&mut agg.agent_id, u.agent_id.map(str::to_owned));
-        keep(&mut agg.agent_type, u.agent_type.map(str::to_owned));
-        keep(&mut agg.parent, u.parent.map(str::to_owned));
+        keep_str(&mut agg.name, u.name);
+        keep_str(&mut agg.agent_id, u.agent_id);
+        keep_str(&mut agg.agent_type, u.agent_type);
+        keep_str(&mut agg.parent, u.parent);
         merge_min(&mut agg.hook_start, u.hook_start);
         merge_max(&mut agg.hook_end, u.hook_end);
         merge_min(&mut agg.tx_start, u.tx_start);
         merge_max(&mut agg.tx_end, u.tx_end);
         agg.error |= u.error;
-        keep(&mut agg.error_text, u.error_text.clone());
-        keep(&mut agg.detail, u.detail.clone());
-        keep(&mut agg.prompt_key, u.prompt_key.clone());
+        keep(&mut agg.error_text, u.error_text);
+        keep(&mut agg.detail, u.detail);
+        keep(&mut agg.prompt_key, u.prompt_key);
         agg.offset = agg.offset.min(u.offset);
         Ok(())
     }
@@ -1340,7 +1354,7 @@ impl<'t> Folder<'t> {
         ts: u64,
         session: &str,
         hook: &HookView<'_>,
-        payload: Option<Value>,
+        payload: Option<&Value>,
     ) -> Result<(), ViewsError> {
         let event = hook.event.unwrap_or("");
         if let Some(agent_id) = hook.agent_id {
@@ -1356,7 +1370,7 @@ impl<'t> Folder<'t> {
                 None => return Ok(()),
             }
         } else {
-            Value::Null
+            &Value::Null
         };
         match event {
             "UserPromptSubmit" => {
@@ -1426,7 +1440,7 @@ impl<'t> Folder<'t> {
                             .or_else(|| Some("PostToolUseFailure".to_owned()));
                     }
                 }
-                self.span(&update)?;
+                self.span(update)?;
                 if event == "PreToolUse" {
                     if let Some(name) = name {
                         self.tool_started_tasks(session, &span_id, name, input, ts, offset)?;
@@ -1534,7 +1548,7 @@ impl<'t> Folder<'t> {
         ts: u64,
         session: &str,
         line: &TranscriptView<'_>,
-        extracted: Extracted,
+        extracted: &Extracted,
     ) -> Result<(), ViewsError> {
         let line_type = line.line_type.unwrap_or("");
         let sidechain = line.is_sidechain == Some(true);
@@ -1555,17 +1569,17 @@ impl<'t> Folder<'t> {
                 session,
                 line,
                 agent_id.as_deref(),
-                extracted.tool_uses,
+                &extracted.tool_uses,
             ),
-            "user" => match extracted.user {
+            "user" => match &extracted.user {
                 Some(user) => self.user(offset, ts, session, line, agent_id.as_deref(), user),
                 None => Ok(()),
             },
             "progress" => {
-                if let Some((parent, agent)) = extracted.progress {
-                    let agg = self.agent(session, &agent, offset);
+                if let Some((parent, agent)) = &extracted.progress {
+                    let agg = self.agent(session, agent, offset);
                     widen(&mut agg.lines, ts);
-                    agg.parent.get_or_insert(parent);
+                    agg.parent.get_or_insert_with(|| parent.clone());
                 }
                 Ok(())
             }
@@ -1623,14 +1637,14 @@ impl<'t> Folder<'t> {
         session: &str,
         line: &TranscriptView<'_>,
         agent_id: Option<&str>,
-        tool_uses: Vec<ToolUse>,
+        tool_uses: &[ToolUse],
     ) -> Result<(), ViewsError> {
         let sidechain = line.is_sidechain == Some(true);
         let mut first_tool: Option<String> = None;
         {
             for ToolUse { id, name, input } in tool_uses {
                 let (id, name) = (id.as_str(), name.as_str());
-                self.span(&SpanUpdate {
+                self.span(SpanUpdate {
                     session,
                     span_id: id,
                     kind: "tool",
@@ -1638,12 +1652,12 @@ impl<'t> Folder<'t> {
                     agent_id,
                     agent_type: input.get("subagent_type").and_then(Value::as_str),
                     tx_start: Some(ts),
-                    detail: input_detail(name, &input),
-                    prompt_key: prompt_key(&input),
+                    detail: input_detail(name, input),
+                    prompt_key: prompt_key(input),
                     offset,
                     ..SpanUpdate::default()
                 })?;
-                self.tool_started_tasks(session, id, name, &input, ts, offset)?;
+                self.tool_started_tasks(session, id, name, input, ts, offset)?;
                 first_tool.get_or_insert_with(|| name.to_owned());
             }
         }
@@ -1709,27 +1723,27 @@ impl<'t> Folder<'t> {
         session: &str,
         line: &TranscriptView<'_>,
         agent_id: Option<&str>,
-        user: UserLine,
+        user: &UserLine,
     ) -> Result<(), ViewsError> {
-        if let Some(cwd) = user.cwd
+        if let Some(cwd) = &user.cwd
             && let Some(agg) = self.sessions.get_mut(session)
             && agg.project.is_none()
         {
-            agg.project = Some(cwd);
+            agg.project = Some(cwd.clone());
         }
         let sidechain = line.is_sidechain == Some(true);
         let first_sidechain_line = sidechain && line.parent_uuid.is_none();
         let prompt_line = !sidechain && !user.is_meta && !user.is_compact_summary;
-        match user.content {
+        match &user.content {
             UserContent::Missing => Ok(()),
             UserContent::Text(text) => {
                 if first_sidechain_line && let Some(agent) = agent_id {
-                    let key = text_key(&text);
+                    let key = text_key(text);
                     let agg = self.agent(session, agent, offset);
                     agg.prompt_key.get_or_insert(key);
                 }
                 if prompt_line {
-                    self.prompt(offset, ts, session, user.prompt_id.as_deref(), &text)?;
+                    self.prompt(offset, ts, session, user.prompt_id.as_deref(), text)?;
                 }
                 Ok(())
             }
@@ -1741,7 +1755,7 @@ impl<'t> Folder<'t> {
                 result_task,
             } => {
                 if first_sidechain_line && let Some(agent) = agent_id {
-                    let key = text_key(&all_text);
+                    let key = text_key(all_text);
                     let agg = self.agent(session, agent, offset);
                     agg.prompt_key.get_or_insert(key);
                 }
@@ -1751,7 +1765,7 @@ impl<'t> Folder<'t> {
                         continue;
                     };
                     let error = result.is_error;
-                    self.span(&SpanUpdate {
+                    self.span(SpanUpdate {
                         session,
                         span_id: id,
                         kind: "tool",
@@ -1777,7 +1791,7 @@ impl<'t> Folder<'t> {
                     )?;
                 }
                 if !any_result && prompt_line && !prompt_text.is_empty() {
-                    self.prompt(offset, ts, session, user.prompt_id.as_deref(), &prompt_text)?;
+                    self.prompt(offset, ts, session, user.prompt_id.as_deref(), prompt_text)?;
                 }
                 Ok(())
             }
@@ -1874,7 +1888,7 @@ impl<'t> Folder<'t> {
         }
         let agents: Vec<((String, String), AgentAgg)> = self.agents.drain();
         for ((session, agent_id), a) in agents {
-            self.span(&SpanUpdate {
+            self.span(SpanUpdate {
                 session: &session,
                 span_id: &agent_id,
                 kind: "subagent",

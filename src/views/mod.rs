@@ -493,7 +493,7 @@ fn fold_blocks(
                         match item {
                             packed::Item::Record(record, extracted) => {
                                 let view = text.view(record);
-                                folder.apply(offset, &view, std::mem::take(extracted))?;
+                                folder.apply(offset, &view, extracted)?;
                             }
                             packed::Item::Skipped => {}
                             packed::Item::Unreadable(error) => {
