@@ -1,5 +1,6 @@
 //! Issue 5: the views do not depend on how the log is cut into fold batches. A rebuild folds
-//! the log in transactions of `CTRACE_VIEWS_BATCH_RECORDS` records; every table must come out
+//! the log in transactions of `CTRACE_VIEWS_BATCH_RECORDS` records, with blocks read by
+//! `CTRACE_VIEWS_READERS` threads; every table must come out
 //! the same whether a batch holds one record or the whole log. This is what lets a rebuild use
 //! large batches while incremental compaction folds whatever is new.
 //!
@@ -57,19 +58,25 @@ fn dump(sandbox: &Sandbox) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-/// Rebuilds the views in batches of `batch` records and dumps them.
-fn rebuild(sandbox: &Sandbox, batch: usize) -> BTreeMap<String, Vec<String>> {
+/// Rebuilds the views in batches of `batch` records, read by `readers` threads, and dumps
+/// them.
+fn rebuild(sandbox: &Sandbox, (batch, readers): (usize, usize)) -> BTreeMap<String, Vec<String>> {
     let output = sandbox
         .command(&["compact", "--rebuild"])
         .env("CTRACE_VIEWS_BATCH_RECORDS", batch.to_string())
+        .env("CTRACE_VIEWS_READERS", readers.to_string())
         .output()
         .unwrap();
     common::assert_success(&["compact", "--rebuild"], &output);
     dump(sandbox)
 }
 
-/// Asserts that every batch size gives the tables of the first, naming the first difference.
-fn assert_same_views(sandbox: &Sandbox, batches: &[usize]) -> BTreeMap<String, Vec<String>> {
+/// Asserts that every `(batch size, reading threads)` gives the tables of the first, naming
+/// the first difference.
+fn assert_same_views(
+    sandbox: &Sandbox,
+    batches: &[(usize, usize)],
+) -> BTreeMap<String, Vec<String>> {
     let reference = rebuild(sandbox, batches[0]);
     for &batch in &batches[1..] {
         let other = rebuild(sandbox, batch);
@@ -83,8 +90,8 @@ fn assert_same_views(sandbox: &Sandbox, batches: &[usize]) -> BTreeMap<String, V
                 let only_ref: Vec<&String> = rows.iter().filter(|r| !got.contains(r)).collect();
                 let only_got: Vec<&String> = got.iter().filter(|r| !rows.contains(r)).collect();
                 panic!(
-                    "table {table}: batches of {batch} records differ from batches of {} \
-                     ({} vs {} rows)\nonly with {}: {:#?}\nonly with {batch}: {:#?}",
+                    "table {table}: (batch, readers) {batch:?} differs from {:?} \
+                     ({} vs {} rows)\nonly with {:?}: {:#?}\nonly with {batch:?}: {:#?}",
                     batches[0],
                     rows.len(),
                     got.len(),
@@ -306,7 +313,18 @@ fn generated_sessions_fold_the_same_in_any_batch_size() {
     // Hooks first, then transcripts: a subagent's hook and line records are far apart.
     sandbox.ingest(&[&data.join("hooks")]);
     sandbox.ingest(&[&data.join("claude")]);
-    let views = assert_same_views(&sandbox, &[1_000_000, 1, 2, 3, 5, 8, 13]);
+    let views = assert_same_views(
+        &sandbox,
+        &[
+            (1_000_000, 1),
+            (1, 1),
+            (2, 2),
+            (3, 3),
+            (5, 2),
+            (8, 1),
+            (13, 4),
+        ],
+    );
     // The subagent spans carry both kinds of times, whatever the batching.
     let subagents: Vec<&String> = views["spans"]
         .iter()
@@ -332,6 +350,10 @@ fn corpus_folds_the_same_in_any_batch_size() {
         &corpus.join("transcripts"),
         &corpus.join("hooks"),
     ]);
-    let views = assert_same_views(&sandbox, &[1_000_000, 7, 1000]);
+    // The corpus spans dozens of blocks, so several reading threads interleave.
+    let views = assert_same_views(
+        &sandbox,
+        &[(1_000_000, 1), (1_000_000, 3), (7, 2), (1000, 1), (1000, 4)],
+    );
     assert!(views["spans"].len() > 1000, "{}", views["spans"].len());
 }

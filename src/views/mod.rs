@@ -367,29 +367,32 @@ fn read_block_into(
     }
 }
 
-/// The reading thread of [`fold_log`]: sends the blocks holding records `from..end` in offset
-/// order, each decompressed, decoded and with the JSON of its records extracted. Stops early
-/// when the fold hangs up.
-fn read_ahead(
+/// One block to read: block `block` of segment `segment` (indexes into the snapshot's
+/// segments), records `from..end` of it, the block's first record at `first`.
+#[derive(Debug, Clone, Copy)]
+struct BlockJob {
+    segment: usize,
+    block: usize,
+    first: Offset,
+    from: Offset,
+    end: Offset,
+}
+
+/// The blocks holding records `from..end`, in offset order. Records below the first live
+/// segment (removed by retention) and past the last one are in no job.
+fn block_jobs(
     segments: &[std::sync::Arc<crate::segments::segment::SegmentReader>],
     from: Offset,
     end: Offset,
-    blocks: &std::sync::mpsc::SyncSender<ReadBlock>,
-    spent: &std::sync::mpsc::Receiver<Spent>,
-) {
+) -> Vec<BlockJob> {
+    let mut jobs = Vec::new();
     let mut pos = from;
-    let mut free: Vec<packed::PackedBlock> = Vec::new();
     while pos < end {
-        while let Ok(mut buffers) = spent.try_recv() {
-            buffers.clear();
-            free.push(buffers);
-        }
         let i = segments
             .partition_point(|s| s.footer().base_offset.0 + s.footer().record_count <= pos.0);
         let Some(segment) = segments.get(i) else {
-            return;
+            break;
         };
-        // Records below the first live segment were removed by retention.
         pos = pos.max(segment.footer().base_offset);
         let Some(block) = segment.block_of(pos) else {
             pos = Offset(segment.footer().base_offset.0 + segment.footer().record_count);
@@ -397,26 +400,96 @@ fn read_ahead(
         };
         let meta = segment.blocks()[block];
         let block_end = Offset(meta.first_offset.0 + u64::from(meta.count));
-        let mut buffers = free.pop().unwrap_or_default();
-        let records = read_block_into(segment, block, pos, &mut buffers).map(|()| buffers);
-        let read = ReadBlock {
+        jobs.push(BlockJob {
+            segment: i,
+            block,
             first: meta.first_offset,
-            end: block_end,
             from: pos,
+            end: block_end,
+        });
+        pos = block_end;
+    }
+    jobs
+}
+
+/// Reading threads of [`fold_log`] beside the folding one: one per core, at least one, at
+/// most 4; `CTRACE_VIEWS_READERS` sets the number (for measurements).
+fn reader_threads() -> usize {
+    if let Some(n) = std::env::var("CTRACE_VIEWS_READERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        return n.clamp(1, 16);
+    }
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, 4)
+}
+
+/// A reading thread of [`fold_log`]: reads its share of the jobs (decompressed, decoded,
+/// JSON extracted) and sends them in order. Stops early when the fold hangs up. The blocks
+/// the fold hands back are cleared here, so their extracted values are freed by the thread
+/// that allocated them.
+fn read_ahead(
+    segments: &[std::sync::Arc<crate::segments::segment::SegmentReader>],
+    jobs: impl Iterator<Item = BlockJob>,
+    blocks: &std::sync::mpsc::SyncSender<ReadBlock>,
+    spent: &std::sync::mpsc::Receiver<Spent>,
+) {
+    let mut free: Vec<packed::PackedBlock> = Vec::new();
+    for job in jobs {
+        while let Ok(mut buffers) = spent.try_recv() {
+            buffers.clear();
+            free.push(buffers);
+        }
+        let mut buffers = free.pop().unwrap_or_default();
+        let records = read_block_into(&segments[job.segment], job.block, job.from, &mut buffers)
+            .map(|()| buffers);
+        let read = ReadBlock {
+            first: job.first,
+            end: job.end,
+            from: job.from,
             records,
         };
         if blocks.send(read).is_err() {
             return;
         }
-        pos = block_end;
+    }
+}
+
+/// The blocks of [`fold_log`]'s reading threads, received in offset order: job `k` comes from
+/// reader `k % readers`, and its buffers go back to that reader.
+struct OrderedBlocks {
+    receivers: Vec<std::sync::mpsc::Receiver<ReadBlock>>,
+    give_back: Vec<std::sync::mpsc::Sender<Spent>>,
+    /// Jobs received so far.
+    next: usize,
+}
+
+impl OrderedBlocks {
+    /// The next block in offset order; `None` when the readers are done.
+    fn recv(&mut self) -> Option<ReadBlock> {
+        let reader = self.next % self.receivers.len();
+        let block = self.receivers[reader].recv().ok()?;
+        self.next += 1;
+        Some(block)
+    }
+
+    /// Hands the buffers of the block received last back to the reader that filled it (they
+    /// are dropped here when that reader is done).
+    fn give_back(&self, buffers: Spent) {
+        let readers = self.give_back.len();
+        let reader = (self.next + readers - 1) % readers;
+        let _ = self.give_back[reader].send(buffers);
     }
 }
 
 /// Folds the sealed records of `snapshot` from `report.applied` up to `end` into `db`, one
 /// transaction per `batch` records, each with its checkpoint. Updates `report`.
 ///
-/// Two threads: one reads, decompresses and extracts JSON ([`read_ahead`]); this one folds
-/// and writes SQLite.
+/// Reading threads ([`reader_threads`]; each reads every n-th block: decompresses, decodes,
+/// extracts JSON) run beside this one, which folds the blocks in offset order and writes
+/// SQLite.
 fn fold_log(
     db: &mut ViewsDb,
     snapshot: &Snapshot,
@@ -425,20 +498,32 @@ fn fold_log(
     report: &mut ViewsReport,
 ) -> Result<(), ViewsError> {
     let segments = snapshot.segments();
-    let start = report.applied;
+    let jobs = block_jobs(segments, report.applied, end);
+    let readers = reader_threads().min(jobs.len().max(1));
+    let jobs = &jobs;
     std::thread::scope(|scope| {
-        let (sender, blocks) = std::sync::mpsc::sync_channel(READ_AHEAD_BLOCKS);
-        let (give_back, spent) = std::sync::mpsc::channel();
-        scope.spawn(move || read_ahead(segments, start, end, &sender, &spent));
-        fold_blocks(db, &blocks, &give_back, end, batch, report)
+        let mut ordered = OrderedBlocks {
+            receivers: Vec::with_capacity(readers),
+            give_back: Vec::with_capacity(readers),
+            next: 0,
+        };
+        for reader in 0..readers {
+            let (sender, blocks) =
+                std::sync::mpsc::sync_channel(READ_AHEAD_BLOCKS.div_ceil(readers));
+            let (give_back, spent) = std::sync::mpsc::channel();
+            ordered.receivers.push(blocks);
+            ordered.give_back.push(give_back);
+            let mine = jobs.iter().copied().skip(reader).step_by(readers);
+            scope.spawn(move || read_ahead(segments, mine, &sender, &spent));
+        }
+        fold_blocks(db, &mut ordered, end, batch, report)
     })
 }
 
 /// The folding side of [`fold_log`].
 fn fold_blocks(
     db: &mut ViewsDb,
-    blocks: &std::sync::mpsc::Receiver<ReadBlock>,
-    give_back: &std::sync::mpsc::Sender<Spent>,
+    blocks: &mut OrderedBlocks,
     end: Offset,
     batch: usize,
     report: &mut ViewsReport,
@@ -464,8 +549,8 @@ fn fold_blocks(
             let mut block = match carry.take() {
                 Some(block) => block,
                 None => match blocks.recv() {
-                    Ok(block) => block,
-                    Err(_) => {
+                    Some(block) => block,
+                    None => {
                         // The reader is done: nothing more below `end` is in a live segment.
                         pos = end;
                         break;
@@ -533,7 +618,7 @@ fn fold_blocks(
             pos = block.end;
             if let Ok(records) = block.records {
                 // The reader may be done already; then the records are freed here.
-                let _ = give_back.send(records);
+                blocks.give_back(records);
             }
         }
         folder.finish()?;
