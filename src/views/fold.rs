@@ -253,15 +253,20 @@ impl<V> PerSession<V> {
             .or_insert_with(new)
     }
 
-    /// Empties the map into `((session, id), value)` pairs (unordered).
-    fn drain(&mut self) -> Vec<((String, String), V)> {
-        self.map
+    /// Empties the map into `(session, [(id, value)])` groups, sorted by session and then by
+    /// id (key order, so B-tree inserts touch each page once), with no key copied.
+    fn drain_sorted(&mut self) -> Vec<(String, Vec<(String, V)>)> {
+        let mut sessions: Vec<(String, Vec<(String, V)>)> = self
+            .map
             .drain()
-            .flat_map(|(session, ids)| {
-                ids.into_iter()
-                    .map(move |(id, value)| ((session.clone(), id), value))
+            .map(|(session, ids)| {
+                let mut ids: Vec<(String, V)> = ids.into_iter().collect();
+                ids.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                (session, ids)
             })
-            .collect()
+            .collect();
+        sessions.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        sessions
     }
 }
 
@@ -1858,9 +1863,11 @@ impl<'t> Folder<'t> {
         }
         drop(stmt);
         // Key order: B-tree inserts in order touch each page once.
-        let mut usage: Vec<((String, String), UsageRow)> = self.usage.drain().collect();
-        usage.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for ((message_id, request_id), u) in usage {
+        // Sorted by reference: the rows are large, the keys are compared in place.
+        let usage: Vec<((String, String), UsageRow)> = self.usage.drain().collect();
+        let mut order: Vec<&((String, String), UsageRow)> = usage.iter().collect();
+        order.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for ((message_id, request_id), u) in order {
             self.upsert_usage
                 .execute(params![
                     message_id,
@@ -1886,27 +1893,28 @@ impl<'t> Folder<'t> {
                     .sql(self.path, "writing usage")?;
             }
         }
-        let agents: Vec<((String, String), AgentAgg)> = self.agents.drain();
-        for ((session, agent_id), a) in agents {
-            self.span(SpanUpdate {
-                session: &session,
-                span_id: &agent_id,
-                kind: "subagent",
-                agent_type: a.agent_type.as_deref(),
-                parent: a.parent.as_deref(),
-                prompt_key: a.prompt_key,
-                hook_start: a.hook.map(|(first, _)| first),
-                hook_end: a.hook.map(|(_, last)| last),
-                tx_start: a.lines.map(|(first, _)| first),
-                tx_end: a.lines.map(|(_, last)| last),
-                offset: a.offset,
-                ..SpanUpdate::default()
-            })?;
+        for (session, agents) in self.agents.drain_sorted() {
+            for (agent_id, a) in agents {
+                self.span(SpanUpdate {
+                    session: &session,
+                    span_id: &agent_id,
+                    kind: "subagent",
+                    agent_type: a.agent_type.as_deref(),
+                    parent: a.parent.as_deref(),
+                    prompt_key: a.prompt_key,
+                    hook_start: a.hook.map(|(first, _)| first),
+                    hook_end: a.hook.map(|(_, last)| last),
+                    tx_start: a.lines.map(|(first, _)| first),
+                    tx_end: a.lines.map(|(_, last)| last),
+                    offset: a.offset,
+                    ..SpanUpdate::default()
+                })?;
+            }
         }
-        let mut spans: Vec<((String, String), SpanAgg)> = self.spans.drain();
-        spans.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for ((session, span_id), a) in &spans {
-            self.flush_span(session, span_id, a)?;
+        for (session, spans) in self.spans.drain_sorted() {
+            for (span_id, a) in &spans {
+                self.flush_span(&session, span_id, a)?;
+            }
         }
         Ok(())
     }
