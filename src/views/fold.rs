@@ -5,8 +5,8 @@
 //! (hook_progress, bash_progress, snapshots) only count toward their session. Session and
 //! subagent aggregates are kept in memory for the batch and written once at its end.
 
-/// foldhash-hashed maps (hashbrown's default): the fold looks up session and span ids per
-/// record, and SipHash was a visible share of a rebuild.
+// foldhash-hashed maps (hashbrown's default): the fold looks up session and span ids per
+// record, and SipHash was a visible share of a rebuild.
 use hashbrown::HashMap;
 use std::path::Path;
 
@@ -530,7 +530,7 @@ struct UserLine {
     content: UserContent,
 }
 
-/// The JSON a record's fold needs, extracted ahead of the fold (on the reading thread of
+/// The JSON a record's fold needs, extracted ahead of the fold (on the reading threads of
 /// [`super::fold_log`], so that JSON parsing runs beside the SQLite writes). Absent parts were
 /// not needed or did not parse.
 #[derive(Debug, Default)]

@@ -311,7 +311,7 @@ pub fn catch_up_db(store: &Store, db: &mut ViewsDb) -> Result<ViewsReport, Views
 /// Blocks read ahead of the fold (bounded: memory stays a few blocks).
 const READ_AHEAD_BLOCKS: usize = 8;
 
-/// One block of records read, decompressed and JSON-extracted by the reading thread.
+/// One block of records read, decompressed and JSON-extracted by a reading thread.
 struct ReadBlock {
     /// Offset of the block's first record.
     first: Offset,
@@ -323,7 +323,7 @@ struct ReadBlock {
     records: Result<packed::PackedBlock, String>,
 }
 
-/// The buffers of a folded block, handed back by the fold to be reused by the reading thread
+/// The buffers of a folded block, handed back by the fold to be reused by the reading thread that filled it
 /// (no allocation per block, and none freed across threads).
 type Spent = packed::PackedBlock;
 
