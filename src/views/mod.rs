@@ -323,8 +323,8 @@ struct ReadBlock {
     records: Result<packed::PackedBlock, String>,
 }
 
-/// The buffers of a folded block, handed back by the fold to be reused by the reading thread that filled it
-/// (no allocation per block, and none freed across threads).
+/// The buffers of a folded block, handed back by the fold to be reused by the reading thread
+/// that filled it (no allocation per block, and none freed across threads).
 type Spent = packed::PackedBlock;
 
 /// Reads block `block` of `segment` (its first record at `first`) into `out`, decoding the
