@@ -16,7 +16,7 @@
 //!    constructor; the C library stays shared. Applies when the C compiler knows `libgcc_eh.a`
 //!    (GCC); set `CTRACE_SHARED_LIBGCC=1` at build time to link `libgcc_s.so.1` as usual.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 fn main() {
@@ -68,5 +68,5 @@ fn static_unwinder() -> Option<PathBuf> {
         return None;
     }
     let path = PathBuf::from(String::from_utf8(output.stdout).ok()?.trim());
-    (path.is_absolute() && Path::new(&path).is_file()).then_some(path)
+    (path.is_absolute() && path.is_file()).then_some(path)
 }

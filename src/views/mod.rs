@@ -77,6 +77,13 @@ pub enum ViewsError {
     /// Reading the log failed.
     #[error("reading the log for the views")]
     Log(#[from] LogError),
+    /// A reading thread of the fold stopped before reading all its blocks (it panicked). The
+    /// batch in progress is rolled back; the checkpoint stays before `offset`.
+    #[error("a reading thread of the views fold stopped before the block at offset {offset}")]
+    ReaderStopped {
+        /// First record of the block that never arrived.
+        offset: Offset,
+    },
     /// The stored checkpoint is not a number.
     #[error("views database {}: applied_offset {value:?} is not a number", path.display())]
     BadCheckpoint {
@@ -459,27 +466,35 @@ fn read_ahead(
 
 /// The blocks of [`fold_log`]'s reading threads, received in offset order: job `k` comes from
 /// reader `k % readers`, and its buffers go back to that reader.
-struct OrderedBlocks {
+struct OrderedBlocks<'j> {
+    jobs: &'j [BlockJob],
     receivers: Vec<std::sync::mpsc::Receiver<ReadBlock>>,
     give_back: Vec<std::sync::mpsc::Sender<Spent>>,
     /// Jobs received so far.
     next: usize,
 }
 
-impl OrderedBlocks {
-    /// The next block in offset order; `None` when the readers are done.
-    fn recv(&mut self) -> Option<ReadBlock> {
+impl OrderedBlocks<'_> {
+    /// The next block in offset order, with the index of the reader that filled it; `None`
+    /// after the last job.
+    ///
+    /// # Errors
+    /// [`ViewsError::ReaderStopped`] when the reader of the next job hung up before sending it.
+    fn recv(&mut self) -> Result<Option<(usize, ReadBlock)>, ViewsError> {
+        let Some(job) = self.jobs.get(self.next) else {
+            return Ok(None);
+        };
         let reader = self.next % self.receivers.len();
-        let block = self.receivers[reader].recv().ok()?;
+        let block = self.receivers[reader]
+            .recv()
+            .map_err(|_| ViewsError::ReaderStopped { offset: job.from })?;
         self.next += 1;
-        Some(block)
+        Ok(Some((reader, block)))
     }
 
-    /// Hands the buffers of the block received last back to the reader that filled it (they
-    /// are dropped here when that reader is done).
-    fn give_back(&self, buffers: Spent) {
-        let readers = self.give_back.len();
-        let reader = (self.next + readers - 1) % readers;
+    /// Hands a folded block's buffers back to `reader` (they are dropped here when that reader
+    /// is done).
+    fn give_back(&self, reader: usize, buffers: Spent) {
         let _ = self.give_back[reader].send(buffers);
     }
 }
@@ -503,10 +518,12 @@ fn fold_log(
     let jobs = &jobs;
     std::thread::scope(|scope| {
         let mut ordered = OrderedBlocks {
+            jobs,
             receivers: Vec::with_capacity(readers),
             give_back: Vec::with_capacity(readers),
             next: 0,
         };
+        let mut handles = Vec::with_capacity(readers);
         for reader in 0..readers {
             let (sender, blocks) =
                 std::sync::mpsc::sync_channel(READ_AHEAD_BLOCKS.div_ceil(readers));
@@ -514,9 +531,19 @@ fn fold_log(
             ordered.receivers.push(blocks);
             ordered.give_back.push(give_back);
             let mine = jobs.iter().copied().skip(reader).step_by(readers);
-            scope.spawn(move || read_ahead(segments, mine, &sender, &spent));
+            handles.push(scope.spawn(move || read_ahead(segments, mine, &sender, &spent)));
         }
-        fold_blocks(db, &mut ordered, end, batch, report)
+        let folded = fold_blocks(db, &mut ordered, end, batch, report);
+        // Hanging up stops readers still reading ahead; joining them here turns a reader's
+        // panic into the fold's error (`ReaderStopped`) instead of a panic of the scope.
+        drop(ordered);
+        let panicked = handles.into_iter().any(|h| h.join().is_err());
+        match folded {
+            Ok(()) if panicked => Err(ViewsError::ReaderStopped {
+                offset: report.applied,
+            }),
+            other => other,
+        }
     })
 }
 
@@ -531,8 +558,8 @@ fn fold_blocks(
     let path = db.path.clone();
     let batch = batch.max(1);
     let mut pos = report.applied;
-    // A block whose records straddle two batches.
-    let mut carry: Option<ReadBlock> = None;
+    // A block whose records straddle two batches, with its reader.
+    let mut carry: Option<(usize, ReadBlock)> = None;
     loop {
         let tx = db
             .conn
@@ -546,12 +573,12 @@ fn fold_blocks(
         let mut folder = fold::Folder::new(&tx, &path)?;
         let mut count = 0usize;
         while count < batch && pos < end {
-            let mut block = match carry.take() {
-                Some(block) => block,
-                None => match blocks.recv() {
-                    Some(block) => block,
+            let (reader, mut block) = match carry.take() {
+                Some(carried) => carried,
+                None => match blocks.recv()? {
+                    Some(received) => received,
                     None => {
-                        // The reader is done: nothing more below `end` is in a live segment.
+                        // No more jobs: nothing more below `end` is in a live segment.
                         pos = end;
                         break;
                     }
@@ -596,7 +623,7 @@ fn fold_blocks(
                         // Batches end at a record, not a block: the rest of this block
                         // opens the next one.
                         pos = offset;
-                        carry = Some(block);
+                        carry = Some((reader, block));
                         break;
                     }
                 }
@@ -618,7 +645,7 @@ fn fold_blocks(
             pos = block.end;
             if let Ok(records) = block.records {
                 // The reader may be done already; then the records are freed here.
-                blocks.give_back(records);
+                blocks.give_back(reader, records);
             }
         }
         folder.finish()?;
@@ -687,4 +714,86 @@ pub fn open_current(store: &Store) -> Result<ViewsDb, ViewsError> {
     let mut db = ViewsDb::open(store.paths())?;
     catch_up_db(store, &mut db)?;
     Ok(db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BlockJob, OrderedBlocks, ReadBlock, ViewsError};
+    use crate::segments::Offset;
+
+    fn job(k: u64) -> BlockJob {
+        BlockJob {
+            segment: 0,
+            block: k as usize,
+            first: Offset(k * 10),
+            from: Offset(k * 10),
+            end: Offset(k * 10 + 10),
+        }
+    }
+
+    fn read(job: &BlockJob) -> ReadBlock {
+        ReadBlock {
+            first: job.first,
+            end: job.end,
+            from: job.from,
+            records: Err("test".to_owned()),
+        }
+    }
+
+    /// Blocks come back in job order across readers, each tagged with its reader; a reader
+    /// that hangs up before its last job is an error naming the missing block, not the end.
+    #[test]
+    fn ordered_blocks_interleave_readers_and_report_a_stopped_one() {
+        let jobs: Vec<BlockJob> = (0..5).map(job).collect();
+        let mut ordered = OrderedBlocks {
+            jobs: &jobs,
+            receivers: Vec::new(),
+            give_back: Vec::new(),
+            next: 0,
+        };
+        let mut senders = Vec::new();
+        for _ in 0..2 {
+            let (sender, receiver) = std::sync::mpsc::sync_channel(8);
+            let (give_back, _spent) = std::sync::mpsc::channel();
+            ordered.receivers.push(receiver);
+            ordered.give_back.push(give_back);
+            senders.push(sender);
+        }
+        // Reader 1 sends first: order comes from the job index, not arrival.
+        senders[1].send(read(&jobs[1])).unwrap();
+        senders[0].send(read(&jobs[0])).unwrap();
+        senders[0].send(read(&jobs[2])).unwrap();
+        senders[1].send(read(&jobs[3])).unwrap();
+        // Reader 0 stops before job 4.
+        drop(senders.remove(0));
+        for (k, expected_reader) in [(0u64, 0usize), (1, 1), (2, 0), (3, 1)] {
+            let (reader, block) = ordered.recv().unwrap().unwrap();
+            assert_eq!((reader, block.first), (expected_reader, Offset(k * 10)));
+        }
+        match ordered.recv() {
+            Err(ViewsError::ReaderStopped { offset }) => assert_eq!(offset, Offset(40)),
+            other => panic!(
+                "expected ReaderStopped, got {:?}",
+                other.map(|b| b.is_some())
+            ),
+        }
+    }
+
+    #[test]
+    fn ordered_blocks_end_after_the_last_job() {
+        let jobs = vec![job(0)];
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        let (give_back, _spent) = std::sync::mpsc::channel();
+        let mut ordered = OrderedBlocks {
+            jobs: &jobs,
+            receivers: vec![receiver],
+            give_back: vec![give_back],
+            next: 0,
+        };
+        sender.send(read(&jobs[0])).unwrap();
+        assert!(ordered.recv().unwrap().is_some());
+        // The sender is still alive: the end comes from the job count, not a hang-up.
+        assert!(ordered.recv().unwrap().is_none());
+        drop(sender);
+    }
 }
