@@ -603,3 +603,44 @@ fn bad_usage_exits_2() {
     assert_eq!(output.status.code(), Some(2));
     assert!(!sandbox.path("home/.claude").exists());
 }
+
+/// Issue 14 item 19: a binary installed under another name recognises the exact command it
+/// writes, so a second install adds no second copy and uninstall removes it.
+#[test]
+fn renamed_binary_recognises_its_own_entries() {
+    let sandbox = Sandbox::new();
+    let renamed = sandbox.path("bin/ct-dev");
+    fs::copy(env!("CARGO_BIN_EXE_ctrace"), &renamed).unwrap();
+    let project = sandbox.path("project");
+    let install = |verb: &str| {
+        let mut command = Command::new(&renamed);
+        command
+            .args([verb, "--project", project.to_str().unwrap()])
+            .current_dir(sandbox.dir.path())
+            .env("HOME", sandbox.path("home"))
+            .env("CTRACE_HOME", sandbox.path("store"))
+            .env("PATH", sandbox.path("bin"))
+            .env_remove("CLAUDE_CONFIG_DIR");
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    install("install");
+    install("install");
+    let settings = read_json(&sandbox.project_settings());
+    for (event, groups) in settings["hooks"].as_object().unwrap() {
+        let handlers: usize = groups
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["hooks"].as_array().map_or(0, Vec::len))
+            .sum();
+        assert_eq!(handlers, 1, "{event}: {groups}");
+    }
+    install("uninstall");
+    let settings = read_json(&sandbox.project_settings());
+    assert!(settings.get("hooks").is_none(), "{settings}");
+}

@@ -13,6 +13,7 @@
 //!
 //! - **Only ctrace's own entries are touched.** A handler is ctrace's when it has
 //!   `"type": "command"` and its command's program has the basename `ctrace` (or `ctrace.exe`)
+//!   or is the running binary's own path (what install writes, whatever the binary is named),
 //!   and the next word is `hook` ([`is_ctrace_command`]). Every other key, event, matcher group
 //!   and handler keeps its value and its place. Key order survives only when serde_json's
 //!   `preserve_order` feature is enabled; without it serde_json writes keys sorted.
@@ -682,7 +683,8 @@ fn is_ctrace_handler(handler: &Value) -> bool {
 }
 
 /// Whether a shell command runs ctrace's hook: after optional `NAME=value` assignments, a
-/// program whose basename is `ctrace` (or `ctrace.exe`), then the word `hook`.
+/// program whose basename is `ctrace` (or `ctrace.exe`) or that is the running binary's path,
+/// then the word `hook`.
 #[must_use]
 pub fn is_ctrace_command(command: &str) -> bool {
     is_ctrace_words(&shell_words(command))
@@ -698,7 +700,15 @@ fn is_ctrace_words(words: &[String]) -> bool {
         .strip_suffix(".exe")
         .or_else(|| name.strip_suffix(".EXE"))
         .unwrap_or(name);
-    name == "ctrace" && words.next().is_some_and(|w| w == "hook")
+    (name == "ctrace" || is_running_binary(program)) && words.next().is_some_and(|w| w == "hook")
+}
+
+/// Whether `program` is the path of the running binary, which is what install writes: a
+/// binary installed under another name (`ctrace-dev`, `ct`) still recognises its own entries.
+fn is_running_binary(program: &str) -> bool {
+    static OWN: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    let own = OWN.get_or_init(|| std::env::current_exe().ok());
+    own.as_deref().is_some_and(|own| Path::new(program) == own)
 }
 
 /// `NAME=value`, a shell variable assignment prefix.

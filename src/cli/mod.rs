@@ -188,11 +188,17 @@ pub fn main() -> i32 {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// Whether `error` comes from writing to a closed pipe, however it was wrapped: an
+/// `io::Error`, or a `serde_json::Error` whose `source()` skips the `io::Error` it holds.
 fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
-        cause
+        let io = cause
             .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            .map(std::io::Error::kind);
+        let json = cause
+            .downcast_ref::<serde_json::Error>()
+            .and_then(serde_json::Error::io_error_kind);
+        io.or(json) == Some(std::io::ErrorKind::BrokenPipe)
     })
 }
 
@@ -333,5 +339,27 @@ mod tests {
         assert_eq!(hook_fast_path(&args(&["ctrace", "hook", "hook"])), None);
         assert_eq!(hook_fast_path(&args(&["ctrace", "--store"])), None);
         assert_eq!(hook_fast_path(&args(&["ctrace"])), None);
+    }
+
+    /// Issue 14 item 20: `serde_json::to_writer(..)?` into a closed pipe is a broken pipe too
+    /// (its `source()` does not expose the `io::Error`).
+    #[test]
+    fn broken_pipe_is_recognised_through_serde_json() {
+        struct Closed;
+        impl std::io::Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let json = serde_json::to_writer(Closed, &[1, 2, 3]).unwrap_err();
+        let error = anyhow::Error::from(json).context("writing rows");
+        assert!(is_broken_pipe(&error));
+        let other = anyhow::Error::from(std::io::Error::other("disk"));
+        assert!(!is_broken_pipe(&other));
+        let direct = anyhow::Error::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(is_broken_pipe(&direct));
     }
 }

@@ -29,14 +29,21 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    /// The TOML is invalid, has an unknown key, or a value of the wrong type.
-    #[error("config {}: {source}", path.display())]
+    /// The TOML is invalid, has an unknown key, or a value of the wrong type or range.
+    #[error(
+        "config {}: {}{error}",
+        path.display(),
+        key.as_deref().map(|k| format!("key `{k}`: ")).unwrap_or_default()
+    )]
     Parse {
         /// The file.
         path: PathBuf,
-        /// The parser's error, which names the key and line.
-        #[source]
-        source: Box<toml::de::Error>,
+        /// The dotted key whose value failed (`storage.segment_bytes`), when the error points
+        /// at a `key = value` line.
+        key: Option<String>,
+        /// The parser's error, with the line and a snippet. Shown in this error's message
+        /// rather than as its source, so `{:#}` does not print it twice.
+        error: Box<toml::de::Error>,
     },
     /// A value parsed but is out of range.
     #[error("config {}: key `{key}` = {value}: {reason}", path.display())]
@@ -164,9 +171,10 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Parse`] or [`ConfigError::Invalid`].
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|source| ConfigError::Parse {
+        let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
             path: path.to_path_buf(),
-            source: Box::new(source),
+            key: error.span().and_then(|span| key_at(text, span.start)),
+            error: Box::new(error),
         })?;
         config.validate(path)?;
         Ok(config)
@@ -242,6 +250,36 @@ impl Config {
     }
 }
 
+/// The dotted key of the `key = value` line holding byte position `at` of `text`: the key
+/// before the `=`, prefixed by the nearest `[table]` header above it (`storage.zstd_level`).
+/// `None` when the line is not a simple assignment (a header, an inline table, an array).
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let at = at.min(text.len());
+    let line_start = text.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text.get(at..)?.find('\n').map_or(text.len(), |i| at + i);
+    let line = text.get(line_start..line_end)?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') || key.starts_with('#') {
+        return None;
+    }
+    let table = text
+        .get(..line_start)?
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
+    Some(match table {
+        Some(table) if !table.is_empty() => format!("{table}.{key}"),
+        _ => key.to_owned(),
+    })
+}
+
+/// Largest byte size accepted (`i64::MAX` bytes, 8 EiB): every value must print back as a
+/// TOML integer (`ctrace config`), and TOML integers are signed 64-bit (TOML 1.0, "Integer").
+pub const MAX_SIZE_BYTES: u64 = i64::MAX as u64;
+
 /// Parses a byte size: an integer, or a number with a unit `B`, `KB`/`MB`/`GB`/`TB` (powers of
 /// 1000) or `KiB`/`MiB`/`GiB`/`TiB` (powers of 1024), case-insensitive, optional space.
 ///
@@ -253,9 +291,11 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (examples: 4096, \"256KiB\", \"64 MiB\")"))?;
+    if number.is_empty() || number.parse::<f64>().is_err() {
+        return Err(format!(
+            "`{text}` is not a size (examples: 4096, \"256KiB\", \"64 MiB\")"
+        ));
+    }
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1000,
@@ -268,11 +308,25 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         "tib" => 1 << 40,
         other => return Err(format!("unknown size unit `{other}` in `{text}`")),
     };
-    let bytes = number * multiplier as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("size `{text}` is out of range"));
+    let out_of_range = || format!("size `{text}` is out of range (at most 8 EiB)");
+    // Whole numbers are computed exactly; fractions (`1.5 KiB`) through f64.
+    let bytes = match number.parse::<u64>() {
+        Ok(whole) => whole.checked_mul(multiplier).ok_or_else(out_of_range)?,
+        Err(_) => {
+            let bytes = number
+                .parse::<f64>()
+                .map_err(|_| format!("`{text}` is not a size (examples: 4096, \"256KiB\")"))?
+                * multiplier as f64;
+            if !bytes.is_finite() || bytes < 0.0 || bytes >= MAX_SIZE_BYTES as f64 {
+                return Err(out_of_range());
+            }
+            bytes as u64
+        }
+    };
+    if bytes > MAX_SIZE_BYTES {
+        return Err(out_of_range());
     }
-    Ok(bytes as u64)
+    Ok(bytes)
 }
 
 fn de_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
@@ -283,7 +337,10 @@ fn de_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error>
         Text(String),
     }
     match Size::deserialize(deserializer)? {
-        Size::Int(n) => Ok(n),
+        Size::Int(n) if n <= MAX_SIZE_BYTES => Ok(n),
+        Size::Int(n) => Err(serde::de::Error::custom(format!(
+            "size {n} is out of range (at most 8 EiB)"
+        ))),
         Size::Text(text) => parse_bytes(&text).map_err(serde::de::Error::custom),
     }
 }
@@ -352,6 +409,64 @@ mod tests {
         assert!(err.to_string().contains("block_bytes"), "{err}");
         let err = Config::parse("[nope]\n", Path::new("c.toml")).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
+    }
+
+    #[test]
+    /// Issue 14 item 18: an out-of-range or malformed value names its key, and whatever loads
+    /// prints back (`ctrace config`).
+    #[test]
+    fn range_errors_name_the_key() {
+        let cases = [
+            (
+                "[storage]\nsegment_bytes = \"18446744073709551615B\"\n",
+                "storage.segment_bytes",
+            ),
+            (
+                "[storage]\nsegment_bytes = \"9223372036854775808\"\n",
+                "storage.segment_bytes",
+            ),
+            (
+                "[storage]\nblock_bytes = \"99999999999999999999999B\"\n",
+                "storage.block_bytes",
+            ),
+            (
+                "[storage]\nframe_limit = \"1 parsec\"\n",
+                "storage.frame_limit",
+            ),
+            (
+                "[storage]\nzstd_level = 99999999999\n",
+                "storage.zstd_level",
+            ),
+            ("[storage]\nzstd_level = \"high\"\n", "storage.zstd_level"),
+            (
+                "[storage]\nsegment_age = \"forever\"\n",
+                "storage.segment_age",
+            ),
+            (
+                "[storage]\ncompaction_zstd_level = -1\n",
+                "storage.compaction_zstd_level",
+            ),
+            (
+                "# c\n[retention]\nmax_bytes = \"18446744073709551615B\"\n",
+                "retention.max_bytes",
+            ),
+            (
+                "[retention]\nmax_age = \"9999999999999999999999d\"\n",
+                "retention.max_age",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = Config::parse(text, Path::new("c.toml")).unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+        let config = Config::parse("[storage]\nsegment_bytes = \"8EiB\"\n", Path::new("c.toml"));
+        assert!(config.is_err(), "8 EiB is one past the TOML integer range");
+        let config = Config::parse(
+            "[storage]\nsegment_bytes = \"9223372036854775807\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert!(config.to_toml().is_ok());
     }
 
     #[test]
