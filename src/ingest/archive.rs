@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::log::read::TimeRange;
-use crate::log::record::RecordHead;
+use crate::log::record::{Record, RecordHead};
 use crate::log::{LogError, SealReport, Snapshot, StoreLock};
 use crate::segments::Offset;
 
@@ -141,6 +141,27 @@ pub enum ArchiveError {
         member: String,
         /// What is wrong.
         what: &'static str,
+    },
+    /// A member's name is not one a ctrace archive holds: absolute, with `..`, empty or `.`
+    /// components, backslashes or NUL, or outside the expected set (issue 14 item 8).
+    #[error("archive member name {member:?} is refused: {what}")]
+    BadMemberName {
+        /// The name as found (in the tar stream or the manifest).
+        member: String,
+        /// Why it is refused.
+        what: &'static str,
+    },
+    /// A record of a chunk does not decode as a record: importing it would leave the store
+    /// holding bytes no reader can use (issue 14 item 3).
+    #[error("record {index} of member {member} does not decode as a record")]
+    BadRecord {
+        /// The chunk member.
+        member: String,
+        /// The record's index in the chunk, from 0.
+        index: usize,
+        /// The decoder's error.
+        #[source]
+        source: crate::log::record::DecodeError,
     },
     /// A member is larger than [`MAX_MEMBER_BYTES`].
     #[error("member {member} is {bytes} bytes, above the limit of {limit} bytes")]
@@ -618,10 +639,9 @@ fn read_members(
                 not_tar(path, source)
             }
         })?;
-        let name = match entry.path() {
-            Ok(p) => p.to_string_lossy().into_owned(),
-            Err(source) => return Err(damaged(&format!("after {last}"), source)),
-        };
+        // The raw header bytes, not `entry.path()`, which normalises `./x` and GNU long names.
+        let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        check_member_name(&name)?;
         let size = entry.size();
         if size > MAX_MEMBER_BYTES {
             return Err(ArchiveError::MemberTooLarge {
@@ -700,6 +720,50 @@ fn damaged(member: &str, source: std::io::Error) -> ArchiveError {
             member: member.to_owned(),
             source,
         }
+    }
+}
+
+/// Checks a member name: exactly [`HEADER_MEMBER`], [`MANIFEST_MEMBER`],
+/// [`MANIFEST_SUM_MEMBER`], or `records/<8+ digits>.bin` as [`ArchiveWriter`] writes them.
+/// Anything else (absolute paths, `..`, `.` or empty components, backslashes, NUL, other
+/// directories) is refused before its content is looked at.
+///
+/// # Errors
+/// [`ArchiveError::BadMemberName`] saying why.
+pub fn check_member_name(name: &str) -> Result<(), ArchiveError> {
+    let refuse = |what| {
+        Err(ArchiveError::BadMemberName {
+            member: name.to_owned(),
+            what,
+        })
+    };
+    if name.is_empty() {
+        return refuse("empty");
+    }
+    if name.contains('\0') {
+        return refuse("contains NUL");
+    }
+    if name.contains('\\') {
+        return refuse("contains a backslash");
+    }
+    if name.starts_with('/') {
+        return refuse("absolute path");
+    }
+    if name
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return refuse("empty, `.` or `..` path component");
+    }
+    if [HEADER_MEMBER, MANIFEST_MEMBER, MANIFEST_SUM_MEMBER].contains(&name) {
+        return Ok(());
+    }
+    let chunk = name
+        .strip_prefix(CHUNK_DIR)
+        .and_then(|rest| rest.strip_suffix(".bin"));
+    match chunk {
+        Some(digits) if digits.len() >= 8 && digits.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
+        _ => refuse("not a ctrace archive member (header, manifest or records/NNNNNNNN.bin)"),
     }
 }
 
@@ -819,7 +883,20 @@ pub fn verify(path: &Path, progress: Box<dyn FnMut(u64)>) -> Result<ArchiveManif
         // mismatch first.
         let (records, framing) = if name.starts_with(CHUNK_DIR) {
             match split_chunk(name, content) {
-                Ok(records) => (Some(records.len() as u64), None),
+                Ok(records) => {
+                    // Every record must decode before the archive is accepted; reported
+                    // after the checksums, like a framing error.
+                    let undecodable = records.iter().enumerate().find_map(|(index, bytes)| {
+                        Record::decode(bytes)
+                            .err()
+                            .map(|source| ArchiveError::BadRecord {
+                                member: name.to_owned(),
+                                index,
+                                source,
+                            })
+                    });
+                    (Some(records.len() as u64), undecodable)
+                }
                 Err(e) => (None, Some(e)),
             }
         } else {
@@ -874,6 +951,7 @@ pub fn verify(path: &Path, progress: Box<dyn FnMut(u64)>) -> Result<ArchiveManif
         });
     }
     for (i, entry) in manifest.members.iter().enumerate() {
+        check_member_name(&entry.name)?;
         let Some(member) = seen.get_mut(i) else {
             return Err(ArchiveError::MissingMember {
                 member: entry.name.clone(),
