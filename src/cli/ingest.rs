@@ -23,8 +23,9 @@ pub struct IngestArgs {
     pub quiet: bool,
 }
 
-/// Runs `ingest`. Exits 1 when a file was refused as invalid (an asciicast that does not
-/// parse); everything valid is ingested all the same.
+/// Runs `ingest`. Exits 1 when any file named or found was refused (an asciicast that does not
+/// parse, a FIFO, socket or device, a file that vanished or cannot be read), after ingesting
+/// everything else, like `tar` and `cp`; the summary says which.
 ///
 /// # Errors
 /// When a path cannot be read or the store fails.
@@ -46,6 +47,7 @@ pub fn run(store: &Store, args: &IngestArgs) -> anyhow::Result<i32> {
                 .into_iter()
                 .filter_map(Result::ok)
                 .filter(|e| e.file_type().is_file())
+                // Sizes for the progress bar only: nothing is opened here.
                 .filter_map(|e| e.metadata().ok())
                 .map(|m| m.len())
                 .sum::<u64>()
@@ -120,7 +122,7 @@ pub fn run(store: &Store, args: &IngestArgs) -> anyhow::Result<i32> {
             summary.pending_tail_bytes
         )?;
     }
-    for skipped in &summary.skipped {
+    for skipped in summary.skipped.iter().filter(|s| !s.rejected) {
         writeln!(
             out,
             "skipped {}: {}",
@@ -128,5 +130,12 @@ pub fn run(store: &Store, args: &IngestArgs) -> anyhow::Result<i32> {
             skipped.reason
         )?;
     }
-    Ok(0)
+    if !rejected.is_empty() {
+        writeln!(
+            out,
+            "refused {} of the files named or found (listed on stderr); the rest were ingested",
+            rejected.len()
+        )?;
+    }
+    Ok(code)
 }

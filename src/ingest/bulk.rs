@@ -22,6 +22,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -220,19 +221,48 @@ impl<'l, 's> Ingester<'l, 's> {
         // Directory entries are detected; named files too, but always taken.
         let mut seen = BTreeSet::new();
         for path in paths {
-            let meta = std::fs::metadata(path).map_err(|source| IngestError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            let meta = match std::fs::metadata(path) {
+                Ok(meta) => meta,
+                Err(source) => {
+                    self.refuse(path, format!("cannot read {}: {source}", path.display()));
+                    continue;
+                }
+            };
+            if !meta.is_dir() && !meta.is_file() {
+                // Opening a FIFO would block until a writer comes; a device may never end.
+                self.refuse(
+                    path,
+                    format!(
+                        "{} is not a regular file or directory ({})",
+                        path.display(),
+                        special_kind(&meta.file_type())
+                    ),
+                );
+                continue;
+            }
             if meta.is_dir() {
                 for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
-                    let entry = entry.map_err(|e| IngestError::Io {
-                        path: e.path().map_or_else(|| path.clone(), Path::to_path_buf),
-                        source: e
-                            .into_io_error()
-                            .unwrap_or_else(|| std::io::Error::other("directory loop")),
-                    })?;
-                    if !entry.file_type().is_file() {
+                    let entry = match entry {
+                        Ok(entry) => entry,
+                        Err(error) => {
+                            // A directory that vanished or cannot be listed mid-walk.
+                            let at = error.path().map_or_else(|| path.clone(), Path::to_path_buf);
+                            self.refuse(&at, format!("cannot read {}: {error}", at.display()));
+                            continue;
+                        }
+                    };
+                    let file_type = entry.file_type();
+                    if !file_type.is_file() {
+                        if !file_type.is_dir() && !file_type.is_symlink() {
+                            self.summary.skipped.push(SkippedFile {
+                                rejected: false,
+                                path: entry.path().to_path_buf(),
+                                reason: format!(
+                                    "not a regular file ({})",
+                                    special_kind(&file_type)
+                                ),
+                            });
+                        }
                         continue;
                     }
                     let file = entry.path().to_path_buf();
@@ -258,12 +288,45 @@ impl<'l, 's> Ingester<'l, 's> {
         let explicit: BTreeSet<PathBuf> = paths.iter().map(|p| canonical(p)).collect();
         for (file, _) in files {
             let named = explicit.contains(&canonical(&file));
-            self.ingest_file(&file, None, named)?;
+            let result = self.ingest_file(&file, None, named);
+            self.refuse_unreadable(&file, result)?;
         }
         for cast in casts {
-            self.ingest_cast(&cast)?;
+            let result = self.ingest_cast(&cast);
+            self.refuse_unreadable(&cast, result)?;
         }
         Ok(())
+    }
+
+    /// Lists `path` in the summary as refused (`ctrace ingest` then exits 1) and goes on.
+    fn refuse(&mut self, path: &Path, reason: String) {
+        tracing::warn!(path = %path.display(), %reason, "ingest refused a file");
+        self.summary.skipped.push(SkippedFile {
+            rejected: true,
+            path: path.to_path_buf(),
+            reason,
+        });
+    }
+
+    /// A file that vanished or cannot be read while ingesting many is refused and the rest go
+    /// on; store errors still stop the run.
+    fn refuse_unreadable(
+        &mut self,
+        path: &Path,
+        result: Result<(), IngestError>,
+    ) -> Result<(), IngestError> {
+        match result {
+            Err(IngestError::Io { path: at, source }) => {
+                let what = if source.kind() == std::io::ErrorKind::NotFound {
+                    "vanished before it was read".to_owned()
+                } else {
+                    format!("cannot be read: {source}")
+                };
+                self.refuse(path, format!("{} {what}", at.display()));
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// Ingests one asciicast v2/v3 file as a PTY session (`super::asciicast`). An invalid cast
@@ -372,8 +435,19 @@ impl<'l, 's> Ingester<'l, 's> {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = std::fs::File::open(path).map_err(io)?;
+        // O_NONBLOCK: a file swapped for a FIFO after the walk must not block the open.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(io)?;
         let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() {
+            return Err(io(std::io::Error::other(format!(
+                "not a regular file ({})",
+                special_kind(&meta.file_type())
+            ))));
+        }
         let len = meta.len();
         let mtime = meta.modified().unwrap_or(SystemTime::now());
         let settled = mtime
@@ -612,6 +686,24 @@ fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize
     }
     file.seek(SeekFrom::Start(0))?;
     Ok(filled)
+}
+
+/// What kind of special file `file_type` is, for messages.
+fn special_kind(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_char_device() {
+        "a character device"
+    } else if file_type.is_block_device() {
+        "a block device"
+    } else if file_type.is_symlink() {
+        "a symbolic link"
+    } else {
+        "a special file"
+    }
 }
 
 fn extension(path: &Path) -> Option<String> {
