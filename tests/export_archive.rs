@@ -95,6 +95,7 @@ fn build_store(store: &Path) {
             body: Body::Internal(InternalBody {
                 event: "note".into(),
                 detail: "no session".into(),
+                data: Vec::new(),
             }),
             redactions: 0,
         },

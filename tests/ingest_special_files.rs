@@ -67,8 +67,15 @@ fn named_fifo_is_refused_without_blocking_and_the_rest_is_ingested() {
     ]));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("pipe.jsonl") && stderr.contains("FIFO"), "{stderr}");
-    assert_eq!(sandbox.cat(&[]).len(), 1, "the regular file was not ingested");
+    assert!(
+        stderr.contains("pipe.jsonl") && stderr.contains("FIFO"),
+        "{stderr}"
+    );
+    assert_eq!(
+        sandbox.cat(&[]).len(),
+        1,
+        "the regular file was not ingested"
+    );
 }
 
 #[test]
@@ -80,7 +87,10 @@ fn special_files_found_in_a_walk_are_skipped_and_listed() {
     let output = run_bounded(sandbox.command(&["ingest", "-q", dir.to_str().unwrap()]));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("pipe.jsonl") && stdout.contains("FIFO"), "{stdout}");
+    assert!(
+        stdout.contains("pipe.jsonl") && stdout.contains("FIFO"),
+        "{stdout}"
+    );
     assert_eq!(sandbox.cat(&[]).len(), 1);
 }
 

@@ -92,6 +92,7 @@ fn v2_sparse_store_reads_back_exactly() {
             body: ctrace::log::Body::Internal(ctrace::log::record::InternalBody {
                 event: "test".into(),
                 detail: String::new(),
+                data: Vec::new(),
             }),
             redactions: 0,
         })

@@ -7,12 +7,13 @@
 //! record goes to `<store>/spool/`, then to a spool directory under `$TMPDIR`, which the next
 //! seal picks up; failures are written to the runtime log.
 
-use std::io::Read;
 use std::path::Path;
 
 use crate::config::Config;
+use crate::ingest::bounded::read_bounded;
 use crate::ingest::hook_record;
 use crate::ingest::redact::Redactor;
+use crate::log::record::{Body, Truncated};
 use crate::log::{Store, StorePaths, inbox};
 
 /// Environment variable naming the PTY recording a hook runs inside.
@@ -20,14 +21,30 @@ pub const PTY_SESSION_ENV: &str = "CTRACE_PTY_SESSION";
 
 /// Runs the hook command; always returns exit code 0.
 pub fn run(store_flag: Option<&Path>, config_flag: Option<&Path>) -> i32 {
-    // Read stdin before anything can fail, so the payload is in hand.
-    let mut raw = Vec::new();
-    let read_error = std::io::stdin().lock().read_to_end(&mut raw).err();
-    let ts = crate::now_ns();
-    let outcome = std::panic::catch_unwind(|| record(store_flag, config_flag, &raw, ts));
-    let problems = match outcome {
-        Ok(problems) => problems,
-        Err(_) => vec!["panic while recording the hook payload".to_owned()],
+    let outcome = std::panic::catch_unwind(|| {
+        // The store and its configuration come first: `storage.max_record_bytes` bounds how
+        // much of stdin is kept in memory (the rest is counted and hashed, never dropped).
+        let (root, config, mut problems) = locate(store_flag, config_flag);
+        let (raw, truncated, read_error) =
+            read_bounded(std::io::stdin().lock(), config.max_record_bytes());
+        let ts = crate::now_ns();
+        if let Some(cut) = &truncated {
+            problems.push(format!(
+                "payload of {} bytes is above storage.max_record_bytes ({} bytes): stored its first bytes, flagged truncated with SHA-256 {}",
+                cut.total_bytes,
+                config.storage.max_record_bytes,
+                cut.sha256_hex()
+            ));
+        }
+        problems.extend(record(&root, config, raw, truncated, ts));
+        (read_error, problems)
+    });
+    let (read_error, problems) = match outcome {
+        Ok(result) => result,
+        Err(_) => (
+            None,
+            vec!["panic while recording the hook payload".to_owned()],
+        ),
     };
     if read_error.is_some() || !problems.is_empty() {
         report(store_flag, read_error, &problems);
@@ -35,13 +52,11 @@ pub fn run(store_flag: Option<&Path>, config_flag: Option<&Path>) -> i32 {
     0
 }
 
-/// Appends the payload; returns the problems met (empty when it went straight to the inbox).
-fn record(
+/// The store directory and configuration; problems met are returned for the runtime log.
+fn locate(
     store_flag: Option<&Path>,
     config_flag: Option<&Path>,
-    raw: &[u8],
-    ts: u64,
-) -> Vec<String> {
+) -> (std::path::PathBuf, Config, Vec<String>) {
     let mut problems = Vec::new();
     let root = match super::store_dir(store_flag) {
         Ok(root) => root,
@@ -59,10 +74,25 @@ fn record(
             Config::default()
         }
     };
+    (root, config, problems)
+}
+
+/// Appends the payload; returns the problems met (empty when it went straight to the inbox).
+fn record(
+    root: &Path,
+    config: Config,
+    raw: Vec<u8>,
+    truncated: Option<Truncated>,
+    ts: u64,
+) -> Vec<String> {
+    let mut problems = Vec::new();
     let pty = std::env::var(PTY_SESSION_ENV)
         .ok()
         .filter(|s| !s.is_empty());
-    let mut record = hook_record(raw.to_vec(), ts, pty, None);
+    let mut record = hook_record(raw, ts, pty, None);
+    if let Body::Hook(body) = &mut record.body {
+        body.truncated = truncated;
+    }
     // Secrets are replaced before the record is encoded: nothing below sees them.
     Redactor::new(&config.redaction).redact_record(&mut record);
     let bytes = match record.encode() {
@@ -72,7 +102,7 @@ fn record(
             return problems;
         }
     };
-    let store = Store::at(&root, config);
+    let store = Store::at(root, config);
     let frame_limit = store.config().frame_limit();
     let appended = inbox::append_shared(
         &store.paths().inbox,
@@ -87,7 +117,7 @@ fn record(
         "inbox append failed: {:#}",
         anyhow::Error::from(first)
     ));
-    let paths = StorePaths::new(&root);
+    let paths = StorePaths::new(root);
     for dir in [paths.spool.clone(), paths.fallback_spool()] {
         match inbox::spool(&dir, &bytes, frame_limit) {
             Ok(path) => {

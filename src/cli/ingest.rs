@@ -115,6 +115,13 @@ pub fn run(store: &Store, args: &IngestArgs) -> anyhow::Result<i32> {
             kinds.join(", ")
         )?;
     }
+    if summary.truncated > 0 {
+        writeln!(
+            out,
+            "truncated: {} records above storage.max_record_bytes kept their first bytes, size and SHA-256",
+            summary.truncated
+        )?;
+    }
     if summary.pending_tail_bytes > 0 {
         writeln!(
             out,

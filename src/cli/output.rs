@@ -106,7 +106,7 @@ pub fn write_record_json(out: &mut impl Write, stored: &StoredRecord) -> std::io
     fields.remove("raw");
     fields.remove("data");
     let raw: &[u8] = match &record.body {
-        Body::Internal(_) => &[],
+        Body::Internal(internal) => &internal.data,
         _ => record.raw(),
     };
     let value = RecordOut {

@@ -79,6 +79,13 @@ pub enum ConfigError {
     },
 }
 
+/// Default of `storage.max_record_bytes` (64 MiB).
+pub const DEFAULT_MAX_RECORD_BYTES: u64 = 64 << 20;
+/// Largest `storage.max_record_bytes` accepted (128 MiB): a record this large plus its
+/// envelope still fits a block that every reader accepts
+/// ([`crate::segments::segment::MAX_BLOCK_RAW_BYTES`], 256 MiB).
+pub const MAX_MAX_RECORD_BYTES: u64 = 128 << 20;
+
 /// When appended records are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -115,6 +122,12 @@ pub struct StorageConfig {
     /// split across continuation frames, never truncated.
     #[serde(deserialize_with = "de_bytes")]
     pub frame_limit: u64,
+    /// Largest hook payload or transcript line kept whole, in bytes (default 64 MiB, 4 KiB to
+    /// 128 MiB). A larger input is stored as a record holding its first `max_record_bytes`
+    /// bytes, flagged `truncated` with the whole input's size and SHA-256, and reported; never
+    /// dropped, and never read into memory whole (`docs/config.md`).
+    #[serde(deserialize_with = "de_bytes")]
+    pub max_record_bytes: u64,
 }
 
 impl Default for StorageConfig {
@@ -127,6 +140,7 @@ impl Default for StorageConfig {
             compaction_zstd_level: 9,
             durability: Durability::None,
             frame_limit: u64::from(DEFAULT_FRAME_LIMIT_BYTES),
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
         }
     }
 }
@@ -226,6 +240,13 @@ impl Config {
                 "must be 4 KiB to 64 MiB",
             ));
         }
+        if !(4096..=MAX_MAX_RECORD_BYTES).contains(&s.max_record_bytes) {
+            return Err(invalid(
+                "storage.max_record_bytes",
+                s.max_record_bytes.to_string(),
+                "must be 4 KiB to 128 MiB",
+            ));
+        }
         if s.segment_age.is_zero() {
             return Err(invalid(
                 "storage.segment_age",
@@ -234,6 +255,11 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// `storage.max_record_bytes` as usize bytes.
+    pub fn max_record_bytes(&self) -> usize {
+        usize::try_from(self.storage.max_record_bytes).unwrap_or(usize::MAX)
     }
 
     /// The frame limit as u32 bytes.

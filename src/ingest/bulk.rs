@@ -90,6 +90,9 @@ pub struct IngestSummary {
     pub bytes: u64,
     /// Records flagged malformed, by kind (they are stored raw all the same).
     pub malformed: BTreeMap<String, u64>,
+    /// Records whose line or payload was above `storage.max_record_bytes`, stored truncated
+    /// (first bytes, whole size and SHA-256; see `docs/format.md`).
+    pub truncated: u64,
     /// Files not ingested, with the reason.
     pub skipped: Vec<SkippedFile>,
     /// Bytes of unterminated last lines left for the next ingest.
@@ -167,6 +170,17 @@ impl<'l, 's> Ingester<'l, 's> {
 
     fn push(&mut self, mut record: Record) -> Result<(), IngestError> {
         self.redactor.redact_record(&mut record);
+        // After redaction, so a secret is never left half-visible at the cut.
+        if record.truncate_to(self.lock.store().config().max_record_bytes()) {
+            self.summary.truncated += 1;
+            if let Some(cut) = record.truncated() {
+                tracing::warn!(
+                    bytes = cut.total_bytes,
+                    sha256 = %cut.sha256_hex(),
+                    "input above storage.max_record_bytes stored truncated"
+                );
+            }
+        }
         let malformed = match &record.body {
             Body::Hook(hook) => {
                 self.summary.hook_records += 1;

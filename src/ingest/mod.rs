@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod asciicast;
+pub mod bounded;
 pub mod bulk;
 pub mod json_array;
 pub mod payload;

@@ -55,8 +55,11 @@ fn parse_lenient(raw: &[u8]) -> Parsed {
                     Some(not_utf8_flag.unwrap_or(Malformed::LoneSurrogate)),
                 );
             }
+            // Damaged or cut short (a truncated payload): keep the top-level members that
+            // parsed whole before the damage, so the event, session and tool still join.
+            let partial = leading_members(&text);
             Parsed {
-                object: None,
+                object: (!partial.is_empty()).then_some(partial),
                 malformed: Some(if not_utf8 {
                     Malformed::NotUtf8
                 } else {
@@ -65,6 +68,42 @@ fn parse_lenient(raw: &[u8]) -> Parsed {
             }
         }
     }
+}
+
+/// The members of a top-level JSON object that parse whole before the text stops being valid
+/// JSON (a payload cut at `storage.max_record_bytes`, or damaged in its middle); empty when the
+/// text does not start an object.
+fn leading_members(text: &str) -> Map<String, Value> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
+
+    struct Members<'m>(&'m mut Map<String, Value>);
+
+    impl<'de> DeserializeSeed<'de> for Members<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+            deserializer.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Members<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<(), A::Error> {
+            while let Some(key) = access.next_key::<String>()? {
+                let value = access.next_value::<Value>()?;
+                self.0.insert(key, value);
+            }
+            Ok(())
+        }
+    }
+
+    let mut members = Map::new();
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    // The error is the point where the text stops; what was read before it is kept.
+    let _ = Members(&mut members).deserialize(&mut deserializer);
+    members
 }
 
 /// Replaces `\uD800`–`\uDFFF` escapes that do not form a valid surrogate pair with `\uFFFD`.
@@ -165,6 +204,7 @@ pub fn hook_record(
         pty_session,
         malformed: parsed.malformed,
         origin,
+        truncated: None,
         raw,
     };
     Record {
@@ -240,6 +280,7 @@ pub fn transcript_record(
         agent_id: string(&map, "agentId"),
         malformed: parsed.malformed,
         origin,
+        truncated: None,
         raw,
     };
     Record {

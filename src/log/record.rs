@@ -93,6 +93,55 @@ impl Malformed {
     }
 }
 
+/// What was kept of an input larger than `storage.max_record_bytes` (`docs/format.md`,
+/// "Truncated records"): the record's `raw` holds the input's first bytes, and this says how
+/// large the whole input was and what its SHA-256 was, so the record is never silently short
+/// and a copy found elsewhere can be matched to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Truncated {
+    /// Size of the whole input in bytes.
+    pub total_bytes: u64,
+    /// SHA-256 of the whole input (32 bytes): bytes in the record encoding, lowercase hex in
+    /// human-readable formats (`cat --json`).
+    #[serde(with = "digest_bytes")]
+    pub sha256: Vec<u8>,
+}
+
+/// Bytes in binary formats (rmp), hex in human-readable ones (JSON).
+mod digest_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        } else {
+            serde_bytes::serialize(bytes, serializer)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            (0..text.len() / 2)
+                .map(|i| {
+                    text.get(2 * i..2 * i + 2)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        .ok_or_else(|| serde::de::Error::custom("not a hex digest"))
+                })
+                .collect()
+        } else {
+            serde_bytes::deserialize(deserializer)
+        }
+    }
+}
+
+impl Truncated {
+    /// The SHA-256 in lowercase hex.
+    pub fn sha256_hex(&self) -> String {
+        self.sha256.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 /// The file and byte range a record was read from during bulk ingest.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
@@ -179,7 +228,11 @@ pub struct HookBody {
     /// Source file and position when the payload was ingested from a file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
-    /// The payload bytes exactly as received.
+    /// Set when the payload was larger than `storage.max_record_bytes`: `raw` holds its first
+    /// bytes only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Truncated>,
+    /// The payload bytes exactly as received (the first bytes of them when `truncated`).
     #[serde(with = "serde_bytes")]
     pub raw: Vec<u8>,
 }
@@ -222,7 +275,12 @@ pub struct TranscriptBody {
     pub malformed: Option<Malformed>,
     /// Source file and byte position of the line.
     pub origin: Origin,
-    /// The line's bytes exactly as in the file (without the line terminator).
+    /// Set when the line was larger than `storage.max_record_bytes`: `raw` holds its first
+    /// bytes only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Truncated>,
+    /// The line's bytes exactly as in the file (without the line terminator; the first bytes
+    /// of them when `truncated`).
     #[serde(with = "serde_bytes")]
     pub raw: Vec<u8>,
 }
@@ -281,6 +339,10 @@ pub struct InternalBody {
     /// Details, human-readable.
     #[serde(default)]
     pub detail: String,
+    /// Bytes the event is about: for `undecodable_record`, the inbox record's bytes that did
+    /// not decode, kept so nothing is lost (`docs/format.md`, "Sealing").
+    #[serde(with = "serde_bytes", default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<u8>,
 }
 
 /// The source-specific part of a record.
@@ -326,6 +388,40 @@ fn is_zero(n: &u32) -> bool {
 pub struct DecodeError(#[from] rmp_serde::decode::Error);
 
 impl Record {
+    /// Cuts the hook payload or transcript line of this record to its first `limit` bytes when
+    /// it is longer, and records the whole input's size and SHA-256 in `truncated` (an input
+    /// already truncated keeps its original size and digest). Other bodies are left alone
+    /// (PTY chunks are small by construction). Returns whether anything was cut.
+    pub fn truncate_to(&mut self, limit: usize) -> bool {
+        use sha2::Digest;
+        let (raw, truncated) = match &mut self.body {
+            Body::Hook(body) => (&mut body.raw, &mut body.truncated),
+            Body::Transcript(body) => (&mut body.raw, &mut body.truncated),
+            Body::Pty(_) | Body::Internal(_) => return false,
+        };
+        if raw.len() <= limit {
+            return false;
+        }
+        if truncated.is_none() {
+            *truncated = Some(Truncated {
+                total_bytes: raw.len() as u64,
+                sha256: sha2::Sha256::digest(&raw[..]).to_vec(),
+            });
+        }
+        raw.truncate(limit);
+        raw.shrink_to_fit();
+        true
+    }
+
+    /// What was cut from this record, if it was truncated.
+    pub fn truncated(&self) -> Option<&Truncated> {
+        match &self.body {
+            Body::Hook(body) => body.truncated.as_ref(),
+            Body::Transcript(body) => body.truncated.as_ref(),
+            Body::Pty(_) | Body::Internal(_) => None,
+        }
+    }
+
     /// Encodes the record with rmp-serde's named encoding.
     ///
     /// # Errors

@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::manifest::{Cursor, SegmentEntry, sync_dir};
-use super::record::{BodyHead, RecordHead};
+use sha2::Digest;
+
+use super::record::{Body, BodyHead, InternalBody, Record, RecordHead, Source};
 use super::{LogError, StoreLock, inbox, list_dir, remove_file};
 use crate::segments::frame::{MAX_FRAME_LIMIT_BYTES, ScanItem, Scanner};
 use crate::segments::segment::{SegmentReader, SegmentWriter};
@@ -47,8 +49,11 @@ pub struct SealReport {
     pub skipped_bytes: u64,
     /// Bytes of incomplete frames at the end of files whose writer died mid-write.
     pub torn_bytes: u64,
-    /// Records whose bytes did not decode (sealed anyway, timestamped at seal time).
+    /// Records whose bytes did not decode: sealed as `internal` records of event
+    /// `undecodable_record` holding the bytes, timestamped at seal time.
     pub undecodable: u64,
+    /// Records above `storage.max_record_bytes` (plus envelope room) sealed truncated.
+    pub truncated: u64,
     /// First offset assigned.
     pub first_offset: Offset,
     /// One past the last offset assigned.
@@ -66,6 +71,10 @@ struct InboxFile {
     _file: File,
     bytes: Vec<u8>,
 }
+
+/// Room for a record's envelope (extracted fields, framing) above `storage.max_record_bytes`
+/// before the sealer cuts it (1 MiB).
+const ENVELOPE_SLACK_BYTES: usize = 1 << 20;
 
 struct Pending {
     bytes: Vec<u8>,
@@ -105,15 +114,16 @@ impl StoreLock<'_> {
             for item in scanner.by_ref() {
                 match item {
                     ScanItem::Record { bytes, .. } => {
-                        let ts = match RecordHead::decode(&bytes) {
+                        let (bytes, ts) = match RecordHead::decode(&bytes) {
                             Ok(head) => {
                                 note_head(&head, &mut report, &mut cursors);
-                                head.ts
+                                let ts = head.ts;
+                                (self.within_limits(bytes, ts, &mut report)?, ts)
                             }
                             Err(_) => {
                                 report.undecodable += 1;
-                                tracing::warn!(file = %file.path.display(), "sealing a record that does not decode");
-                                now
+                                tracing::warn!(file = %file.path.display(), bytes = bytes.len(), "inbox record does not decode: sealed wrapped in an undecodable_record record");
+                                (self.wrap_undecodable(&bytes, now)?, now)
                             }
                         };
                         pending.push(Pending { bytes, ts });
@@ -167,6 +177,97 @@ impl StoreLock<'_> {
             "sealed"
         );
         Ok(report)
+    }
+
+    /// A record that fits a block every reader accepts: `bytes` as they are when they are at
+    /// most `storage.max_record_bytes` plus [`ENVELOPE_SLACK_BYTES`], else the record with its
+    /// payload cut to `storage.max_record_bytes` and flagged `truncated` (inboxes written by
+    /// other builds or configurations can hold larger records; no record may make a sealed
+    /// segment unreadable).
+    fn within_limits(
+        &self,
+        bytes: Vec<u8>,
+        ts: u64,
+        report: &mut SealReport,
+    ) -> Result<Vec<u8>, LogError> {
+        let limit = self.store.config.max_record_bytes();
+        if bytes.len() <= limit.saturating_add(ENVELOPE_SLACK_BYTES) {
+            return Ok(bytes);
+        }
+        report.truncated += 1;
+        let encode = |record: &Record| {
+            record.encode().map_err(|e| LogError::Encode {
+                what: "record",
+                message: e.to_string(),
+            })
+        };
+        if let Ok(mut record) = Record::decode(&bytes) {
+            record.truncate_to(limit);
+            let cut = encode(&record)?;
+            if cut.len() <= limit.saturating_add(ENVELOPE_SLACK_BYTES) {
+                tracing::warn!(
+                    bytes = bytes.len(),
+                    kept = cut.len(),
+                    "record above storage.max_record_bytes sealed truncated"
+                );
+                return Ok(cut);
+            }
+        }
+        // Not a hook or transcript record, or its envelope alone is too large: keep the first
+        // bytes of the encoded record, with the whole size and digest.
+        let digest = sha2::Sha256::digest(&bytes);
+        let record = Record {
+            ts,
+            source: Source::Internal,
+            session: None,
+            body: Body::Internal(InternalBody {
+                event: "oversized_record".to_owned(),
+                detail: format!(
+                    "record of {} bytes above storage.max_record_bytes; data holds its first {limit} encoded bytes; sha256 {}",
+                    bytes.len(),
+                    digest
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                ),
+                data: bytes[..limit.min(bytes.len())].to_vec(),
+            }),
+            redactions: 0,
+        };
+        tracing::warn!(
+            bytes = bytes.len(),
+            "oversized record sealed as an oversized_record record"
+        );
+        encode(&record)
+    }
+
+    /// An `internal` record keeping inbox bytes that do not decode as a record, so that every
+    /// sealed record decodes and nothing is lost (`docs/format.md`, "Sealing").
+    fn wrap_undecodable(&self, bytes: &[u8], now: u64) -> Result<Vec<u8>, LogError> {
+        let limit = self.store.config.max_record_bytes();
+        let record = Record {
+            ts: now,
+            source: Source::Internal,
+            session: None,
+            body: Body::Internal(InternalBody {
+                event: "undecodable_record".to_owned(),
+                detail: format!(
+                    "{} inbox bytes that do not decode as a record{}",
+                    bytes.len(),
+                    if bytes.len() > limit {
+                        "; data holds the first storage.max_record_bytes of them"
+                    } else {
+                        "; data holds them"
+                    }
+                ),
+                data: bytes[..limit.min(bytes.len())].to_vec(),
+            }),
+            redactions: 0,
+        };
+        record.encode().map_err(|e| LogError::Encode {
+            what: "record",
+            message: e.to_string(),
+        })
     }
 
     /// Collects and locks the inbox and spool files to seal, in arrival order.

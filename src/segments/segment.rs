@@ -79,6 +79,9 @@ pub const FOOTER_FRAME_BYTES: usize = 8 + FOOTER_CONTENT_BYTES;
 /// Upper bound for one block's raw size in bytes that any reader accepts (64 MiB + slack for a
 /// single large record chained across frames).
 pub const MAX_BLOCK_RAW_BYTES: u32 = 256 << 20;
+/// Largest record [`SegmentWriter::add`] accepts, in bytes: [`MAX_BLOCK_RAW_BYTES`] less 1 MiB
+/// for framing or the columnar envelope.
+pub const MAX_RECORD_IN_BLOCK_BYTES: usize = (MAX_BLOCK_RAW_BYTES as usize) - (1 << 20);
 /// Smallest encoded frame in bytes (header only), used to bound allocations.
 const HEADER_BYTES_MIN: usize = super::frame::HEADER_BYTES;
 /// Default raw block target in bytes (512 KiB): with the columnar layout, the size at which
@@ -351,6 +354,20 @@ impl SegmentWriter {
     /// # Errors
     /// [`SegmentError::Io`] / [`SegmentError::Zstd`] when a full block cannot be written.
     pub fn add(&mut self, record: &[u8], ts: u64) -> Result<Offset, SegmentError> {
+        // A record that cannot fit a block every reader accepts is refused before anything is
+        // written: it must never make the segment unreadable (the sealer cuts such records).
+        if record.len() > MAX_RECORD_IN_BLOCK_BYTES {
+            return Err(SegmentError::BlockTooLarge {
+                segment: SegmentId(self.base_offset.0),
+                len: record.len() as u64,
+            });
+        }
+        // A record of a block's size or more gets a block of its own, so the block's other
+        // records stay small to read and no block grows past the target by more than one
+        // record.
+        if self.block_count > 0 && self.block.len() + record.len() > self.block_bytes {
+            self.flush_block()?;
+        }
         if self.block_count == 0 {
             self.block_first = self.next_offset;
         }

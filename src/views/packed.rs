@@ -338,6 +338,7 @@ mod tests {
                 body: Body::Internal(InternalBody {
                     event: "inbox_damage".into(),
                     detail: "x".into(),
+                    data: Vec::new(),
                 }),
                 redactions: 0,
             },
