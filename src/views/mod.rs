@@ -12,6 +12,7 @@
 //!
 //! The schema is in [`schema`] and documented for users in `docs/views.md`.
 
+pub mod access;
 pub mod cost;
 mod fold;
 mod packed;
@@ -153,7 +154,7 @@ impl ViewsDb {
                 tracing::warn!(%error, "could not delete a stale rebuild file");
             }
         }
-        let conn = Connection::open(&path).sql(&path, "opening")?;
+        let conn = Connection::open_with_flags(&path, access::open_flags()).sql(&path, "opening")?;
         conn.busy_timeout(Duration::from_secs(30))
             .sql(&path, "setting the busy timeout")?;
         conn.execute_batch(schema::PRAGMAS)
