@@ -27,7 +27,6 @@ pub fn is_unwritable(error: &ViewsError) -> bool {
             && matches!(
                 failure.code,
                 ErrorCode::ReadOnly
-                    | ErrorCode::CannotOpen
                     | ErrorCode::DiskFull
                     | ErrorCode::PermissionDenied
             )
