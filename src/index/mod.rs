@@ -17,6 +17,7 @@
 //! - `ctrace hook` never reaches this module.
 
 mod extract;
+mod read_only;
 mod search;
 pub mod tokenizer;
 
