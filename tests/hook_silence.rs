@@ -154,5 +154,9 @@ fn read_only_store_is_silent() {
     assert_silent(&output);
     no_empty_spool_files(&sandbox);
     assert_eq!(spool_files(&sandbox.tmp()).len(), 1);
-    assert_eq!(sandbox.sessions().len(), 2, "the spooled payload is read back");
+    assert_eq!(
+        sandbox.sessions().len(),
+        2,
+        "the spooled payload is read back"
+    );
 }

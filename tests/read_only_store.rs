@@ -83,17 +83,29 @@ fn reading_commands_work_on_a_read_only_store() {
         return;
     }
     let sandbox = Sandbox::new();
-    sandbox.hook(br#"{"session_id":"s1","hook_event_name":"UserPromptSubmit","prompt":"hello sealed"}"#);
+    sandbox.hook(
+        br#"{"session_id":"s1","hook_event_name":"UserPromptSubmit","prompt":"hello sealed"}"#,
+    );
     sandbox.ok(&["compact"]);
     sandbox.ok(&["reindex"]);
-    sandbox.hook(br#"{"session_id":"s2","hook_event_name":"UserPromptSubmit","prompt":"hello waiting"}"#);
+    sandbox.hook(
+        br#"{"session_id":"s2","hook_event_name":"UserPromptSubmit","prompt":"hello waiting"}"#,
+    );
     let before = snapshot_of(&sandbox.store());
 
     let cat = read_only(&sandbox, &["cat", "--json"]);
-    assert!(cat.status.success(), "{}", String::from_utf8_lossy(&cat.stderr));
+    assert!(
+        cat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cat.stderr)
+    );
     assert_eq!(parse_cat(&cat.stdout).len(), 2, "sealed + inbox records");
     let note = String::from_utf8_lossy(&cat.stderr);
-    assert_eq!(note.matches("cannot be written").count(), 1, "one note: {note}");
+    assert_eq!(
+        note.matches("cannot be written").count(),
+        1,
+        "one note: {note}"
+    );
 
     for args in [
         &["sessions"][..],
@@ -162,20 +174,48 @@ fn full_disk_reads_and_hooks() {
         "$B" --store "$S" verify >"$O/verify.out" 2>&1; echo $? >"$O/verify.rc"
     "#;
     let out = in_namespace(&sandbox, script);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let o = sandbox.path("out");
     assert_eq!(read(&o.join("hook.rc")).trim(), "0");
     assert_eq!(read(&o.join("hook.err")), "", "the hook printed on stderr");
     assert_eq!(read(&o.join("hook.out")), "", "the hook printed on stdout");
-    assert_eq!(read(&o.join("cat.rc")).trim(), "0", "{}", read(&o.join("cat.err")));
+    assert_eq!(
+        read(&o.join("cat.rc")).trim(),
+        "0",
+        "{}",
+        read(&o.join("cat.err"))
+    );
     assert_eq!(parse_cat(read(&o.join("cat.out")).as_bytes()).len(), 3);
-    assert_eq!(read(&o.join("sessions.rc")).trim(), "0", "{}", read(&o.join("sessions.err")));
+    assert_eq!(
+        read(&o.join("sessions.rc")).trim(),
+        "0",
+        "{}",
+        read(&o.join("sessions.err"))
+    );
     assert_eq!(read(&o.join("sessions.out")).lines().count(), 3);
-    assert_eq!(read(&o.join("tmp.txt")), "", "a failed seal left temp files");
+    assert_eq!(
+        read(&o.join("tmp.txt")),
+        "",
+        "a failed seal left temp files"
+    );
     assert_eq!(read(&o.join("empty.txt")), "", "empty spool files left");
-    assert_eq!(read(&o.join("cat2.rc")).trim(), "0", "{}", read(&o.join("cat2.err")));
+    assert_eq!(
+        read(&o.join("cat2.rc")).trim(),
+        "0",
+        "{}",
+        read(&o.join("cat2.err"))
+    );
     let records = parse_cat(read(&o.join("cat2.out")).as_bytes());
     assert_eq!(records.len(), 3, "every record sealed exactly once");
     assert!(records.iter().all(|r| r.offset.is_some()), "all sealed");
-    assert_eq!(read(&o.join("verify.rc")).trim(), "0", "{}", read(&o.join("verify.out")));
+    assert_eq!(
+        read(&o.join("verify.rc")).trim(),
+        "0",
+        "{}",
+        read(&o.join("verify.out"))
+    );
 }

@@ -124,7 +124,10 @@ fn every_command_leaves_user_only_modes() {
         .output()
         .unwrap();
     if record.status.success() {
-        assert!(loose_entries(&sandbox.store()).is_empty(), "after `ctrace record`");
+        assert!(
+            loose_entries(&sandbox.store()).is_empty(),
+            "after `ctrace record`"
+        );
     } else {
         eprintln!(
             "SKIP record: {}",

@@ -76,7 +76,11 @@ fn planted_symlink_spool_is_neither_read_nor_written() {
     fs::set_permissions(&evil, fs::Permissions::from_mode(0o777)).unwrap();
     symlink(&evil, sandbox.tmp().join(&top)).unwrap();
 
-    assert_eq!(sessions_named(&sandbox, "forged"), 0, "a planted record was read");
+    assert_eq!(
+        sessions_named(&sandbox, "forged"),
+        0,
+        "a planted record was read"
+    );
     assert_eq!(sessions_named(&sandbox, "genuine"), 1);
     assert!(planted.exists(), "the planted file must not be consumed");
 
@@ -85,7 +89,11 @@ fn planted_symlink_spool_is_neither_read_nor_written() {
     let out = sandbox.hook(br#"{"session_id":"blocked","hook_event_name":"Stop"}"#);
     assert!(out.stderr.is_empty());
     let written: Vec<_> = fs::read_dir(evil.join(&hash)).unwrap().collect();
-    assert_eq!(written.len(), 1, "the hook wrote into the planted directory");
+    assert_eq!(
+        written.len(),
+        1,
+        "the hook wrote into the planted directory"
+    );
 }
 
 /// Issue 14 item 5: a world-writable spool directory (mode 0777) is refused: records in it
@@ -99,7 +107,11 @@ fn world_writable_spool_dir_is_refused() {
     plant_record(&dir);
     fs::set_permissions(sandbox.tmp().join(&top), fs::Permissions::from_mode(0o777)).unwrap();
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
-    assert_eq!(sessions_named(&sandbox, "forged"), 0, "a planted record was read");
+    assert_eq!(
+        sessions_named(&sandbox, "forged"),
+        0,
+        "a planted record was read"
+    );
     assert_eq!(sessions_named(&sandbox, "genuine"), 1);
 }
 
@@ -120,19 +132,31 @@ fn other_owners_spool_dir_and_files_are_refused() {
     for path in [sandbox.tmp().join(&top), dir.clone(), planted.clone()] {
         std::os::unix::fs::chown(&path, Some(nobody), Some(nobody)).unwrap();
     }
-    assert_eq!(sessions_named(&sandbox, "forged"), 0, "another user's dir was read");
+    assert_eq!(
+        sessions_named(&sandbox, "forged"),
+        0,
+        "another user's dir was read"
+    );
     // Our own directories, another user's file inside.
     for path in [sandbox.tmp().join(&top), dir.clone()] {
         std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
     }
-    assert_eq!(sessions_named(&sandbox, "forged"), 0, "another user's file was read");
+    assert_eq!(
+        sessions_named(&sandbox, "forged"),
+        0,
+        "another user's file was read"
+    );
     assert!(planted.exists());
     // A symlink to a genuine-looking spool file elsewhere is not followed either.
     std::os::unix::fs::chown(&planted, Some(0), Some(0)).unwrap();
     let elsewhere = sandbox.path("elsewhere.wal");
     fs::rename(&planted, &elsewhere).unwrap();
     symlink(&elsewhere, dir.join("spool-1-1.wal")).unwrap();
-    assert_eq!(sessions_named(&sandbox, "forged"), 0, "a symlinked file was read");
+    assert_eq!(
+        sessions_named(&sandbox, "forged"),
+        0,
+        "a symlinked file was read"
+    );
 }
 
 /// Issue 14 item 5: the spool is keyed by the canonical store path: a payload spooled by a

@@ -16,7 +16,8 @@ use std::path::Path;
 
 use common::Sandbox;
 
-const PAYLOAD: &[u8] = br#"{"session_id":"s1","hook_event_name":"UserPromptSubmit","prompt":"hello words"}"#;
+const PAYLOAD: &[u8] =
+    br#"{"session_id":"s1","hook_event_name":"UserPromptSubmit","prompt":"hello words"}"#;
 
 /// Every file under `dir`, recursively (symlinks not followed).
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -52,7 +53,11 @@ fn symlinked_active_wal_is_not_followed() {
     symlink(&target, sandbox.store().join("inbox/active.wal")).unwrap();
     let out = sandbox.hook(PAYLOAD);
     assert!(out.stderr.is_empty());
-    assert_eq!(fs::read(&target).unwrap(), b"", "the hook wrote through the symlink");
+    assert_eq!(
+        fs::read(&target).unwrap(),
+        b"",
+        "the hook wrote through the symlink"
+    );
     let spooled = fs::read_dir(sandbox.store().join("spool")).unwrap().count();
     assert_eq!(spooled, 1, "the payload must be spooled in the store");
     let read = sandbox.run(&["cat", "--json"]);
@@ -70,11 +75,17 @@ fn symlinked_inbox_dir_is_not_followed() {
     symlink(&outside, sandbox.store().join("inbox")).unwrap();
     let out = sandbox.hook(PAYLOAD);
     assert!(out.stderr.is_empty());
-    assert!(files_under(&outside).is_empty(), "written outside the store");
+    assert!(
+        files_under(&outside).is_empty(),
+        "written outside the store"
+    );
     let read = sandbox.run(&["sessions"]);
     assert_eq!(read.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&read.stderr).contains("inbox"));
-    assert!(files_under(&outside).is_empty(), "written outside the store");
+    assert!(
+        files_under(&outside).is_empty(),
+        "written outside the store"
+    );
 }
 
 /// Issue 14 item 6: a symlinked `logs/` receives no runtime log.
@@ -86,7 +97,10 @@ fn symlinked_logs_dir_is_not_followed() {
     sandbox.hook(PAYLOAD);
     sandbox.ok(&["sessions"]);
     sandbox.ok(&["compact"]);
-    assert!(files_under(&outside).is_empty(), "the runtime log was written outside");
+    assert!(
+        files_under(&outside).is_empty(),
+        "the runtime log was written outside"
+    );
 }
 
 /// Issue 14 item 6: a symlinked log file inside `logs/` is not written through.
@@ -113,7 +127,10 @@ fn symlinked_views_dir_is_refused() {
     let out = sandbox.run(&["cost"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("views"));
-    assert!(files_under(&outside).is_empty(), "views written outside the store");
+    assert!(
+        files_under(&outside).is_empty(),
+        "views written outside the store"
+    );
 }
 
 /// Issue 14 item 6: a symlinked `views/views.sqlite` is refused.
@@ -141,11 +158,21 @@ fn symlinked_index_dir_is_refused() {
     let out = sandbox.run(&["search", "hello"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("index"));
-    assert!(files_under(&outside).is_empty(), "index written outside the store");
+    assert!(
+        files_under(&outside).is_empty(),
+        "index written outside the store"
+    );
     // `reindex` deletes the index (here: the symlink itself) and builds a real directory.
     sandbox.ok(&["reindex"]);
-    assert!(files_under(&outside).is_empty(), "index written outside the store");
-    assert!(!fs::symlink_metadata(sandbox.store().join("index")).unwrap().is_symlink());
+    assert!(
+        files_under(&outside).is_empty(),
+        "index written outside the store"
+    );
+    assert!(
+        !fs::symlink_metadata(sandbox.store().join("index"))
+            .unwrap()
+            .is_symlink()
+    );
 }
 
 /// Issue 14 item 6: a symlinked `ctrace.lock` is not opened.
@@ -158,5 +185,8 @@ fn symlinked_lock_file_is_refused() {
     let out = sandbox.run(&["compact"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("ctrace.lock"));
-    assert!(files_under(&outside).is_empty(), "lock created outside the store");
+    assert!(
+        files_under(&outside).is_empty(),
+        "lock created outside the store"
+    );
 }

@@ -353,8 +353,8 @@ pub fn note_unwritable(instead: &str, error: &dyn std::fmt::Display) {
 /// # Errors
 /// When the views cannot be read or folded.
 pub fn views_for_reading(store: &Store) -> anyhow::Result<crate::views::ViewsDb> {
-    let (db, fallback) = crate::views::access::open_current_or_memory(store)
-        .context("updating the views")?;
+    let (db, fallback) =
+        crate::views::access::open_current_or_memory(store).context("updating the views")?;
     if let Some(error) = fallback {
         note_unwritable(
             "views folded in memory from the sealed log",

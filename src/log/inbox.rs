@@ -19,8 +19,8 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::private::{self, DirRule};
 use super::LogError;
+use super::private::{self, DirRule};
 use crate::config::Durability;
 use crate::segments::frame;
 

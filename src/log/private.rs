@@ -233,8 +233,12 @@ fn tighten(dir: &Path, meta: &Metadata) {
     }
     let tightened = std::fs::Permissions::from_mode(mode & !0o077);
     match std::fs::set_permissions(dir, tightened) {
-        Ok(()) => tracing::info!(dir = %dir.display(), from = format!("{mode:04o}"), "store directory tightened to user-only"),
-        Err(error) => tracing::debug!(dir = %dir.display(), %error, "could not tighten a store directory"),
+        Ok(()) => {
+            tracing::info!(dir = %dir.display(), from = format!("{mode:04o}"), "store directory tightened to user-only")
+        }
+        Err(error) => {
+            tracing::debug!(dir = %dir.display(), %error, "could not tighten a store directory")
+        }
     }
 }
 

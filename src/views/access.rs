@@ -23,12 +23,11 @@ pub fn is_unwritable(error: &ViewsError) -> bool {
     }
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = cause {
-        if let Some(rusqlite::Error::SqliteFailure(failure, _)) = e.downcast_ref::<rusqlite::Error>()
+        if let Some(rusqlite::Error::SqliteFailure(failure, _)) =
+            e.downcast_ref::<rusqlite::Error>()
             && matches!(
                 failure.code,
-                ErrorCode::ReadOnly
-                    | ErrorCode::DiskFull
-                    | ErrorCode::PermissionDenied
+                ErrorCode::ReadOnly | ErrorCode::DiskFull | ErrorCode::PermissionDenied
             )
         {
             return true;

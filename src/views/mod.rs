@@ -154,7 +154,8 @@ impl ViewsDb {
                 tracing::warn!(%error, "could not delete a stale rebuild file");
             }
         }
-        let conn = Connection::open_with_flags(&path, access::open_flags()).sql(&path, "opening")?;
+        let conn =
+            Connection::open_with_flags(&path, access::open_flags()).sql(&path, "opening")?;
         conn.busy_timeout(Duration::from_secs(30))
             .sql(&path, "setting the busy timeout")?;
         conn.execute_batch(schema::PRAGMAS)

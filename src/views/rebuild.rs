@@ -157,7 +157,8 @@ pub(super) fn run(store: &Store) -> Result<ViewsReport, ViewsError> {
 
 /// Loads the whole log into a new database at `path` and syncs it.
 fn build(store: &Store, path: &Path) -> Result<ViewsReport, ViewsError> {
-    let conn = Connection::open_with_flags(path, open_flags()).sql(path, "creating the rebuild file")?;
+    let conn =
+        Connection::open_with_flags(path, open_flags()).sql(path, "creating the rebuild file")?;
     conn.execute_batch(schema::BULK_PRAGMAS)
         .sql(path, "setting pragmas")?;
     conn.execute_batch(schema::TABLES)
