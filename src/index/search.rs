@@ -369,6 +369,13 @@ fn resolve(
     Ok(hits)
 }
 
+fn reader_of(index: &tantivy::Index) -> tantivy::Result<tantivy::IndexReader> {
+    index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,11 +399,4 @@ mod tests {
         assert_eq!(&s.fragment[s.highlights[0].clone()], "error");
         assert_eq!(&s.fragment[s.highlights[1].clone()], "数据");
     }
-}
-
-fn reader_of(index: &tantivy::Index) -> tantivy::Result<tantivy::IndexReader> {
-    index
-        .reader_builder()
-        .reload_policy(ReloadPolicy::Manual)
-        .try_into()
 }
