@@ -190,3 +190,17 @@ fn symlinked_lock_file_is_refused() {
         "lock created outside the store"
     );
 }
+
+/// Issue 14 item 6: the store root itself may be a symlink (the user's choice of
+/// `CTRACE_HOME`): it is followed, and everything works through it.
+#[test]
+fn symlinked_store_root_is_allowed() {
+    let sandbox = Sandbox::new();
+    let real = sandbox.path("real-store");
+    fs::create_dir(&real).unwrap();
+    symlink(&real, sandbox.store()).unwrap();
+    sandbox.hook(PAYLOAD);
+    assert_eq!(sandbox.sessions().len(), 1);
+    sandbox.ok(&["compact"]);
+    assert!(real.join("MANIFEST").exists());
+}

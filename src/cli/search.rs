@@ -194,7 +194,7 @@ pub fn run(store: &Store, args: &SearchArgs) -> anyhow::Result<i32> {
     }
     if snapshot.unsealed_records() > 0 {
         eprintln!(
-            "ctrace: {} records not sealed yet (another ctrace holds the store lock) are not searched",
+            "ctrace: {} records not sealed yet (the store lock is busy or the store cannot be written) are not searched",
             snapshot.unsealed_records()
         );
     }

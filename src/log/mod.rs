@@ -219,11 +219,13 @@ impl Store {
     /// `segments/` is a symlink or not a directory.
     pub fn open(root: &Path, config: Config) -> Result<Self, LogError> {
         let store = Self::at(root, config);
-        // The root may be a symlink (the user's choice); it must exist or be creatable.
-        if !store.paths.root.is_dir() {
-            private::ensure_store_dir(&store.paths.root)?;
+        // The root may be a symlink (the user's choice): its target is checked. It must exist
+        // or be creatable.
+        let root = private::canonical_store_path(&store.paths.root);
+        if !root.is_dir() {
+            private::ensure_store_dir(&root)?;
         }
-        private::prepare_store_dir(&store.paths.root)?;
+        private::prepare_store_dir(&root)?;
         for dir in [&store.paths.inbox, &store.paths.segments] {
             private::prepare_store_dir(dir)?;
         }
@@ -332,7 +334,8 @@ pub struct RecoveryReport {
 
 impl<'a> StoreLock<'a> {
     fn acquire(store: &'a Store, wait: bool) -> Result<Option<Self>, LogError> {
-        private::ensure_store_dir(&store.paths.root)?;
+        // The root may be a symlink (the user's choice): its target must be ours.
+        private::ensure_store_dir(&private::canonical_store_path(&store.paths.root))?;
         let io = |source| private::io_error(&store.paths.lock, source);
         let file = std::fs::OpenOptions::new()
             .read(true)

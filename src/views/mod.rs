@@ -125,9 +125,10 @@ pub struct ViewsReport {
     pub unreadable_records: u64,
 }
 
-/// The views database file: `<store>/views/views.sqlite`.
+/// The views database file: `<store>/views/views.sqlite`, with the store root resolved
+/// (SQLite refuses a path through a symlink, `access::open_flags`).
 pub fn db_path(paths: &StorePaths) -> PathBuf {
-    paths.root.join("views").join("views.sqlite")
+    crate::log::private::canonical_store_path(&paths.root).join("views/views.sqlite")
 }
 
 /// An open views database.
