@@ -7,6 +7,8 @@
 //! start-up does and ctrace relies on is done here: the standard file descriptors are made valid
 //! (a closed fd 0, 1 or 2 is opened on `/dev/null`, so no file ctrace opens takes its number),
 //! and `SIGPIPE` is ignored (a closed stdout is an `EPIPE` error, which the CLI maps to exit 0).
+//! The umask is set to 077 so that every file ctrace creates (including those of SQLite, tantivy
+//! and the runtime log, which choose their own modes) is user-only: files 0600, directories 0700.
 //! What is given up: the "thread 'main' has overflowed its stack" message (a stack overflow is
 //! a plain `SIGSEGV`). Panics, `std::env::args` and everything else work as usual.
 
@@ -49,4 +51,6 @@ fn prepare_process() {
     }
     // SAFETY: setting SIGPIPE's disposition to ignore, before any thread is started.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe { libc::umask(0o077) };
 }

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
@@ -169,7 +168,7 @@ pub fn run(store: &Store, args: &CostArgs) -> anyhow::Result<i32> {
         .map(|t| parse_time(t, now, "--until"))
         .transpose()?;
     super::refresh(store)?;
-    let db = crate::views::open_current(store).context("updating the views")?;
+    let db = super::views_for_reading(store)?;
     let session = match &args.session {
         Some(prefix) => {
             let found = crate::views::tree::resolve_session(&db, prefix)?;

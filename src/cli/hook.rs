@@ -1,11 +1,12 @@
 //! `ctrace hook`: one payload on stdin → the inbox. The hot path Claude Code runs for every
 //! hook event.
 //!
-//! Contract (`DESIGN.md` §8): exits 0 and prints nothing on stdout whatever happens (empty
-//! stdin, invalid JSON, non-UTF-8, full disk, read-only store, bad config, a panic). Touches only
-//! the inbox: no lock, no MANIFEST, no transcript parsing. When the inbox append fails, the
-//! record goes to `<store>/spool/`, then to a spool directory under `$TMPDIR`, which the next
-//! seal picks up; failures are written to the runtime log.
+//! Contract (`DESIGN.md` §8): exits 0 and prints nothing, on stdout or stderr, whatever happens
+//! (empty stdin, invalid JSON, non-UTF-8, full disk, read-only or missing store, bad config, a
+//! panic). Touches only the inbox: no lock, no MANIFEST, no transcript parsing. When the inbox
+//! append fails, the record goes to `<store>/spool/`, then to a spool directory under
+//! `$TMPDIR` (created 0700 and checked, see `log::private`), which the next seal picks up;
+//! failures are written to the runtime log when it can be written, and nowhere else.
 
 use std::path::Path;
 
@@ -14,13 +15,15 @@ use crate::ingest::bounded::read_bounded;
 use crate::ingest::hook_record;
 use crate::ingest::redact::Redactor;
 use crate::log::record::{Body, Truncated};
-use crate::log::{Store, StorePaths, inbox};
+use crate::log::{LogError, Store, StorePaths, inbox, private};
 
 /// Environment variable naming the PTY recording a hook runs inside.
 pub const PTY_SESSION_ENV: &str = "CTRACE_PTY_SESSION";
 
 /// Runs the hook command; always returns exit code 0.
 pub fn run(store_flag: Option<&Path>, config_flag: Option<&Path>) -> i32 {
+    // A panic is caught below and logged; the default hook would print it on stderr.
+    std::panic::set_hook(Box::new(|_| {}));
     let outcome = std::panic::catch_unwind(|| {
         // The store and its configuration come first: `storage.max_record_bytes` bounds how
         // much of stdin is kept in memory (the rest is counted and hashed, never dropped).
@@ -118,8 +121,8 @@ fn record(
         anyhow::Error::from(first)
     ));
     let paths = StorePaths::new(root);
-    for dir in [paths.spool.clone(), paths.fallback_spool()] {
-        match inbox::spool(&dir, &bytes, frame_limit) {
+    for dir in [store_spool(&paths), fallback_spool(&paths)] {
+        match dir.and_then(|dir| inbox::spool(&dir, &bytes, frame_limit)) {
             Ok(path) => {
                 problems.push(format!("payload spooled to {}", path.display()));
                 return problems;
@@ -131,21 +134,33 @@ fn record(
     problems
 }
 
-/// Writes problems to the runtime log; falls back to stderr (never stdout) if there is none.
+/// `<store>/spool`, created 0700 and checked: ours, not a symlink, not writable by others.
+fn store_spool(paths: &StorePaths) -> Result<std::path::PathBuf, LogError> {
+    inbox::create_dir_private(&paths.spool)?;
+    private::check_dir(&paths.spool, private::DirRule::OwnedPrivate)?;
+    Ok(paths.spool.clone())
+}
+
+/// The fallback spool under `$TMPDIR`, each level created 0700 and checked.
+fn fallback_spool(paths: &StorePaths) -> Result<std::path::PathBuf, LogError> {
+    let (base, levels) = paths.fallback_spool_levels();
+    private::ensure_spool_dir(&base, &[levels[0].as_str(), levels[1].as_str()])
+}
+
+/// Writes problems to the runtime log if it can be written; otherwise they are dropped (the
+/// hook never prints).
 fn report(store_flag: Option<&Path>, read_error: Option<std::io::Error>, problems: &[String]) {
     let logged = super::store_dir(store_flag)
         .ok()
         .and_then(|root| super::init_logging(&root))
         .is_some();
+    if !logged {
+        return;
+    }
     if let Some(e) = &read_error {
         tracing::error!(error = %e, "reading hook stdin failed; stored what was read");
     }
     for problem in problems {
         tracing::error!("{problem}");
-    }
-    if !logged {
-        for problem in problems {
-            eprintln!("ctrace hook: {problem}");
-        }
     }
 }

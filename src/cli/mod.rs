@@ -273,11 +273,16 @@ fn open(root: &Path, config: Config) -> anyhow::Result<Store> {
 
 /// Starts the runtime log: `<store>/logs/ctrace.log.YYYY-MM-DD`, filter from `CTRACE_LOG`
 /// (EnvFilter syntax, default `info`). Returns `None` (and logs nothing) when the directory
-/// cannot be created.
+/// cannot be created, is not a directory of ours (a symlink, another user's), or holds a
+/// symlink where a log file would be: the log is never written outside the store. Write errors
+/// later (a full disk) are dropped silently: the runtime log never prints on stderr.
 pub fn init_logging(root: &Path) -> Option<()> {
     use tracing_subscriber::EnvFilter;
     let dir = root.join("logs");
     crate::log::inbox::create_dir_private(&dir).ok()?;
+    if logs_hold_a_symlink(&dir) {
+        return None;
+    }
     let appender = tracing_appender::rolling::Builder::new()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
         .filename_prefix("ctrace.log")
@@ -288,17 +293,43 @@ pub fn init_logging(root: &Path) -> Option<()> {
         .with_writer(appender)
         .with_ansi(false)
         .with_env_filter(filter)
+        .log_internal_errors(false)
         .try_init()
         .ok()
+}
+
+/// Whether `logs/` holds anything but regular files (tracing-appender opens its files itself,
+/// following symlinks).
+fn logs_hold_a_symlink(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return true;
+    };
+    entries
+        .flatten()
+        .any(|entry| entry.file_type().map_or(true, |t| !t.is_file()))
 }
 
 /// Seals pending inbox data if nobody else holds the lock, tails the transcripts that Stop,
 /// SubagentStop, SessionEnd and PreCompact hooks named, and seals those too. What every
 /// reading command does first, so no daemon is needed.
 ///
+/// A store that cannot be written (read-only, full disk, another user's) is not an error here:
+/// the seal is skipped with one note on stderr, and the command reads the sealed segments plus
+/// the inbox in memory.
+///
 /// # Errors
-/// When sealing or tailing fails.
+/// When sealing or tailing fails for another reason.
 pub fn refresh(store: &Store) -> anyhow::Result<()> {
+    match seal_and_tail(store) {
+        Err(error) if crate::log::private::is_unwritable(error.as_ref()) => {
+            note_unwritable("reading without sealing the inbox", &error);
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+fn seal_and_tail(store: &Store) -> anyhow::Result<()> {
     let Some(mut lock) = store.try_lock()? else {
         tracing::debug!("store lock busy; reading sealed and unsealed records as they are");
         return Ok(());
@@ -310,6 +341,33 @@ pub fn refresh(store: &Store) -> anyhow::Result<()> {
         ingester.finish()?;
     }
     Ok(())
+}
+
+/// Prints, once per process, that the store cannot be written and what the command does
+/// instead.
+pub fn note_unwritable(instead: &str, error: &dyn std::fmt::Display) {
+    static NOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    tracing::warn!(%error, "store not writable: {instead}");
+    if !NOTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("ctrace: note: the store cannot be written ({error:#}); {instead}");
+    }
+}
+
+/// The views, brought up to date; when the store cannot be written, folded from the sealed log
+/// in memory for this command (with a note).
+///
+/// # Errors
+/// When the views cannot be read or folded.
+pub fn views_for_reading(store: &Store) -> anyhow::Result<crate::views::ViewsDb> {
+    let (db, fallback) =
+        crate::views::access::open_current_or_memory(store).context("updating the views")?;
+    if let Some(error) = fallback {
+        note_unwritable(
+            "views folded in memory from the sealed log",
+            &anyhow::Error::new(error),
+        );
+    }
+    Ok(db)
 }
 
 #[cfg(test)]

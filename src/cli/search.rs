@@ -186,11 +186,15 @@ pub fn run(store: &Store, args: &SearchArgs) -> anyhow::Result<i32> {
         Err(IndexError::Busy { .. }) => eprintln!(
             "ctrace: another process is updating the index; results may miss the newest records"
         ),
+        Err(error) if crate::log::private::is_unwritable(&error) => super::note_unwritable(
+            "searching the index as it is, without the newest records",
+            &anyhow::Error::new(error),
+        ),
         Err(error) => return Err(anyhow::Error::new(error).context("updating the index")),
     }
     if snapshot.unsealed_records() > 0 {
         eprintln!(
-            "ctrace: {} records not sealed yet (another ctrace holds the store lock) are not searched",
+            "ctrace: {} records not sealed yet (the store lock is busy or the store cannot be written) are not searched",
             snapshot.unsealed_records()
         );
     }

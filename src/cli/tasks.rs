@@ -3,7 +3,6 @@
 
 use std::io::Write;
 
-use anyhow::Context;
 use clap::Args;
 
 use super::UsageError;
@@ -32,7 +31,7 @@ pub struct TasksArgs {
 /// [`UsageError`] for an unknown session; when the views cannot be read.
 pub fn run(store: &Store, args: &TasksArgs) -> anyhow::Result<i32> {
     super::refresh(store)?;
-    let db = crate::views::open_current(store).context("updating the views")?;
+    let db = super::views_for_reading(store)?;
     let session = match &args.session {
         Some(prefix) => {
             let found = crate::views::tree::resolve_session(&db, prefix)?;

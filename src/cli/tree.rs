@@ -4,7 +4,6 @@
 
 use std::io::Write;
 
-use anyhow::Context;
 use clap::Args;
 
 use super::UsageError;
@@ -32,7 +31,7 @@ pub struct TreeArgs {
 /// [`UsageError`] for an unknown or ambiguous session; when the views cannot be read.
 pub fn run(store: &Store, args: &TreeArgs) -> anyhow::Result<i32> {
     super::refresh(store)?;
-    let db = crate::views::open_current(store).context("updating the views")?;
+    let db = super::views_for_reading(store)?;
     let found = crate::views::tree::resolve_session(&db, &args.session)?;
     if found.len() > 1 {
         return Err(UsageError(format!(

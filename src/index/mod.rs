@@ -17,6 +17,7 @@
 //! - `ctrace hook` never reaches this module.
 
 mod extract;
+mod read_only;
 mod search;
 pub mod tokenizer;
 
@@ -303,10 +304,31 @@ fn open(paths: &StorePaths) -> Result<Opened, IndexError> {
     if !exists(paths) {
         return Err(IndexError::NotBuilt);
     }
+    check_index_dir(&dir)?;
     let index = Index::open_in_dir(&dir).map_err(tantivy_err(&dir, "opening"))?;
     register_tokenizers(&index);
     let fields = fields_of(&index.schema(), &dir)?;
     Ok(Opened { index, fields, dir })
+}
+
+/// Refuses an index directory that is a symlink or another user's, or that holds a symlink
+/// (tantivy opens its files itself, following symlinks).
+fn check_index_dir(dir: &Path) -> Result<(), IndexError> {
+    use crate::log::private;
+    private::check_dir(dir, private::DirRule::Owned)?;
+    let entries = std::fs::read_dir(dir).map_err(|source| IndexError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+            return Err(IndexError::Log(LogError::Unsafe {
+                path: entry.path(),
+                reason: private::Unsafe::Symlink,
+            }));
+        }
+    }
+    Ok(())
 }
 
 fn open_or_create(paths: &StorePaths) -> Result<Opened, IndexError> {

@@ -281,12 +281,16 @@ pub fn search(paths: &StorePaths, request: &SearchRequest) -> Result<SearchResul
     } else {
         Box::new(BooleanQuery::new(clauses))
     };
-    let reader = opened
-        .index
-        .reader_builder()
-        .reload_policy(ReloadPolicy::Manual)
-        .try_into()
-        .map_err(tantivy_err(&dir, "opening a reader"))?;
+    let reader = match reader_of(&opened.index) {
+        // The reader's lock file cannot be created (a read-only store): read without it.
+        Err(tantivy::TantivyError::LockFailure(..)) => {
+            let read_only = super::read_only::open(&dir).map_err(tantivy_err(&dir, "opening"))?;
+            super::register_tokenizers(&read_only);
+            reader_of(&read_only)
+        }
+        other => other,
+    }
+    .map_err(tantivy_err(&dir, "opening a reader"))?;
     let searcher = reader.searcher();
     let limit = request.limit.max(1);
     let (found, total): (Vec<Found>, usize) = match request.sort {
@@ -363,6 +367,13 @@ fn resolve(
         });
     }
     Ok(hits)
+}
+
+fn reader_of(index: &tantivy::Index) -> tantivy::Result<tantivy::IndexReader> {
+    index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()
 }
 
 #[cfg(test)]

@@ -8,14 +8,19 @@
 //!   which holds an exclusive `flock` on it while it writes; the sealer skips locked files.
 //! - `spool/*.wal` hold payloads that could not be appended to the inbox; same framing.
 //!
+//! Every file here is created 0600 and opened with `O_NOFOLLOW`; the inbox directory is checked
+//! (a real directory, ours, not writable by others) before `active.wal` is opened, so a planted
+//! symlink never makes ctrace write outside the store ([`super::private`]).
+//!
 //! Invariant: an append that returned `Ok` is in a file the sealer will find, exactly once.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::LogError;
+use super::private::{self, DirRule};
 use crate::config::Durability;
 use crate::segments::frame;
 
@@ -24,26 +29,21 @@ pub const ACTIVE_FILE: &str = "active.wal";
 /// Extension of inbox and spool files.
 pub const WAL_EXTENSION: &str = "wal";
 
-/// Creates `dir` and its parents with mode 0700 if missing.
+/// Creates the store directory `dir` and its parents with mode 0700 if missing, and checks it
+/// (see [`private::ensure_store_dir`]).
 ///
 /// # Errors
-/// [`LogError::Io`].
+/// [`LogError::Io`]; [`LogError::Unsafe`] when it is a symlink, not a directory or not ours.
 pub fn create_dir_private(dir: &Path) -> Result<(), LogError> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| LogError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
+    private::ensure_store_dir(dir)
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
         .append(true)
         .create(true)
-        .mode(0o600)
+        .mode(private::FILE_MODE)
+        .custom_flags(private::NOFOLLOW)
         .open(path)
 }
 
@@ -62,17 +62,13 @@ pub fn append_shared(
     let mut frames = Vec::with_capacity(record.len() + 64);
     frame::encode_record(&mut frames, record, frame_limit);
     let path = inbox_dir.join(ACTIVE_FILE);
-    let io = |source| LogError::Io {
-        path: path.clone(),
-        source,
-    };
+    let io = |source| private::io_error(&path, source);
+    if !private::check_dir(inbox_dir, DirRule::OwnedPrivate)? {
+        create_dir_private(inbox_dir)?;
+    }
     for attempt in 0.. {
         let mut file = match open_append(&path) {
             Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt == 0 => {
-                create_dir_private(inbox_dir)?;
-                continue;
-            }
             Err(e) => return Err(io(e)),
         };
         file.lock_shared().map_err(io)?;
@@ -122,6 +118,7 @@ impl ProducerInbox {
         durability: Durability,
     ) -> Result<Self, LogError> {
         create_dir_private(inbox_dir)?;
+        private::check_dir(inbox_dir, DirRule::OwnedPrivate)?;
         let nanos = crate::now_ns();
         let path = inbox_dir.join(format!(
             "{prefix}-{}-{nanos}.{WAL_EXTENSION}",
@@ -134,7 +131,8 @@ impl ProducerInbox {
         let file = OpenOptions::new()
             .append(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(private::FILE_MODE)
+            .custom_flags(private::NOFOLLOW)
             .open(&path)
             .map_err(io)?;
         file.lock().map_err(io)?;
@@ -206,12 +204,15 @@ impl ProducerInbox {
     }
 }
 
-/// Writes `record` as a standalone spool file in `dir` (created 0700), durably.
+/// Writes `record` as a standalone spool file in `dir`, durably. The caller has created and
+/// checked `dir` ([`private::ensure_store_dir`] for `<store>/spool`,
+/// [`private::ensure_spool_dir`] for the fallback spool). The file exists only if its content
+/// was written and synced: on any failure it is removed, so a full disk leaves no empty
+/// `spool-*.wal` behind.
 ///
 /// # Errors
 /// [`LogError::Io`].
 pub fn spool(dir: &Path, record: &[u8], frame_limit: u32) -> Result<PathBuf, LogError> {
-    create_dir_private(dir)?;
     let mut frames = Vec::with_capacity(record.len() + 64);
     frame::encode_record(&mut frames, record, frame_limit);
     let path = dir.join(format!(
@@ -219,17 +220,67 @@ pub fn spool(dir: &Path, record: &[u8], frame_limit: u32) -> Result<PathBuf, Log
         std::process::id(),
         crate::now_ns()
     ));
-    let io = |source| LogError::Io {
-        path: path.clone(),
-        source,
-    };
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(private::FILE_MODE)
+        .custom_flags(private::NOFOLLOW)
         .open(&path)
-        .map_err(io)?;
-    file.write_all(&frames).map_err(io)?;
-    file.sync_all().map_err(io)?;
+        .map_err(|source| private::io_error(&path, source))?;
+    let written = file.write_all(&frames).and_then(|()| file.sync_all());
+    if let Err(source) = written {
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        return Err(LogError::Io { path, source });
+    }
     Ok(path)
+}
+
+/// The `.wal` files of the spool directory `dir` that may be sealed, as (name, path): regular
+/// files owned by the directory's owner (the caller has checked the directory). Anything else (a symlink, a FIFO, another user's file)
+/// is logged and skipped, never read. Empty when `dir` does not exist.
+///
+/// # Errors
+/// [`LogError::Io`] when the directory cannot be listed.
+pub fn spool_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, LogError> {
+    let mut files = Vec::new();
+    let owner = match std::fs::symlink_metadata(dir) {
+        Ok(meta) => meta.uid(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(files),
+        Err(source) => {
+            return Err(LogError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    for name in super::list_dir(dir)? {
+        if !name.ends_with(".wal") {
+            continue;
+        }
+        let path = dir.join(&name);
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(LogError::Io { path, source }),
+        };
+        match private::judge_spool_file(&meta, owner) {
+            Ok(()) => files.push((name, path)),
+            Err(reason) => {
+                tracing::warn!(file = %path.display(), %reason, "spool file skipped");
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Opens an inbox or spool file for reading without following a symlink.
+///
+/// # Errors
+/// The I/O error (`ELOOP` for a symlink).
+pub fn open_read(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(private::NOFOLLOW)
+        .open(path)
 }

@@ -185,16 +185,17 @@ impl Manifest {
     /// # Errors
     /// [`LogError::Io`] or [`LogError::ManifestCorrupt`].
     pub fn load(path: &Path) -> Result<Self, LogError> {
-        match std::fs::read(path) {
+        let read = super::inbox::open_read(path).and_then(|mut file| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut bytes).map(|_| bytes)
+        });
+        match read {
             Ok(bytes) => Self::decode(&bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self {
                 version: 1,
                 ..Self::default()
             }),
-            Err(source) => Err(LogError::Io {
-                path: path.to_path_buf(),
-                source,
-            }),
+            Err(source) => Err(super::private::io_error(path, source)),
         }
     }
 

@@ -12,6 +12,7 @@
 
 pub mod inbox;
 pub mod manifest;
+pub mod private;
 pub mod read;
 pub mod recompress;
 pub mod record;
@@ -20,7 +21,7 @@ mod seal;
 pub mod verify;
 
 use std::fs::File;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub use manifest::{Cursor, Manifest, SegmentEntry};
@@ -92,6 +93,15 @@ pub enum LogError {
         /// The file.
         path: PathBuf,
     },
+    /// A file or directory ctrace would use is unsafe to use (a symlink, another user's, or
+    /// writable by others): refused rather than followed.
+    #[error("refusing {}: {reason}", path.display())]
+    Unsafe {
+        /// The file or directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: private::Unsafe,
+    },
     /// Readers kept racing with sealers.
     #[error("store kept changing while taking a snapshot ({attempts} attempts)")]
     SnapshotRace {
@@ -134,15 +144,53 @@ impl StorePaths {
     }
 
     /// The fallback spool directory outside the store, for when the store is not writable:
-    /// `$TMPDIR/ctrace-spool-<uid>/<hash of the store path>`.
+    /// `$TMPDIR/ctrace-spool-<euid>/<crc32 of the canonical store path>`.
     pub fn fallback_spool(&self) -> PathBuf {
-        let uid = std::fs::metadata("/proc/self")
-            .map(|m| m.uid())
-            .unwrap_or(0);
-        let hash = crc32fast::hash(self.root.as_os_str().as_encoded_bytes());
-        std::env::temp_dir()
-            .join(format!("ctrace-spool-{uid}"))
-            .join(format!("{hash:08x}"))
+        let (base, levels) = self.fallback_spool_levels();
+        base.join(&levels[0]).join(&levels[1])
+    }
+
+    /// The fallback spool as `$TMPDIR` and the two directory levels below it that ctrace
+    /// creates and checks ([`private::ensure_spool_dir`]).
+    pub fn fallback_spool_levels(&self) -> (PathBuf, [String; 2]) {
+        let canonical = private::canonical_store_path(&self.root);
+        let hash = crc32fast::hash(canonical.as_os_str().as_encoded_bytes());
+        (
+            std::env::temp_dir(),
+            [
+                format!("ctrace-spool-{}", private::euid()),
+                format!("{hash:08x}"),
+            ],
+        )
+    }
+
+    /// The fallback spool directory if it exists and passes the checks of
+    /// [`private::check_spool_dir`]; a directory that fails them is logged and skipped, so
+    /// planted files are never read or sealed.
+    pub fn checked_fallback_spool(&self) -> Option<PathBuf> {
+        let (base, levels) = self.fallback_spool_levels();
+        let levels = [levels[0].as_str(), levels[1].as_str()];
+        match private::check_spool_dir(&base, &levels) {
+            Ok(true) => Some(self.fallback_spool()),
+            Ok(false) => None,
+            Err(error) => {
+                tracing::warn!(%error, "fallback spool skipped");
+                None
+            }
+        }
+    }
+
+    /// The store's own `spool/` if it exists and is a directory (not a symlink); otherwise
+    /// logged and skipped.
+    pub fn checked_spool(&self) -> Option<PathBuf> {
+        match private::check_dir(&self.spool, private::DirRule::Real) {
+            Ok(true) => Some(self.spool.clone()),
+            Ok(false) => None,
+            Err(error) => {
+                tracing::warn!(%error, "spool directory skipped");
+                None
+            }
+        }
     }
 }
 
@@ -162,14 +210,24 @@ impl Store {
         }
     }
 
-    /// Opens the store at `root`, creating its directories (mode 0700) if missing.
+    /// Opens the store at `root`, creating its directories (mode 0700) if missing and possible,
+    /// and tightening them to 0700 if they are ours. A store that cannot be written (read-only,
+    /// another user's) opens for reading.
     ///
     /// # Errors
-    /// [`LogError::Io`] when the directories cannot be created.
+    /// [`LogError::Io`] when the root cannot be created; [`LogError::Unsafe`] when `inbox/` or
+    /// `segments/` is a symlink or not a directory.
     pub fn open(root: &Path, config: Config) -> Result<Self, LogError> {
         let store = Self::at(root, config);
-        for dir in [&store.paths.root, &store.paths.inbox, &store.paths.segments] {
-            inbox::create_dir_private(dir)?;
+        // The root may be a symlink (the user's choice): its target is checked. It must exist
+        // or be creatable.
+        let root = private::canonical_store_path(&store.paths.root);
+        if !root.is_dir() {
+            private::ensure_store_dir(&root)?;
+        }
+        private::prepare_store_dir(&root)?;
+        for dir in [&store.paths.inbox, &store.paths.segments] {
+            private::prepare_store_dir(dir)?;
         }
         Ok(store)
     }
@@ -276,17 +334,16 @@ pub struct RecoveryReport {
 
 impl<'a> StoreLock<'a> {
     fn acquire(store: &'a Store, wait: bool) -> Result<Option<Self>, LogError> {
-        inbox::create_dir_private(&store.paths.root)?;
-        let io = |source| LogError::Io {
-            path: store.paths.lock.clone(),
-            source,
-        };
+        // The root may be a symlink (the user's choice): its target must be ours.
+        private::ensure_store_dir(&private::canonical_store_path(&store.paths.root))?;
+        let io = |source| private::io_error(&store.paths.lock, source);
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .mode(0o600)
+            .mode(private::FILE_MODE)
+            .custom_flags(private::NOFOLLOW)
             .open(&store.paths.lock)
             .map_err(io)?;
         if wait {
@@ -299,7 +356,7 @@ impl<'a> StoreLock<'a> {
             }
         }
         for dir in [&store.paths.inbox, &store.paths.segments] {
-            inbox::create_dir_private(dir)?;
+            private::ensure_store_dir(dir)?;
         }
         let manifest = Manifest::load(&store.paths.manifest)?;
         let mut lock = Self {

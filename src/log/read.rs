@@ -76,6 +76,8 @@ impl Snapshot {
                 manifest.consumed_inbox.iter().map(String::as_str).collect();
             // Read active.wal first and remember its inode: if the sealer renames it aside
             // while we list the directory, its `sealing-*` name is the file already read.
+            // A symlinked inbox is refused with an error naming it.
+            super::private::check_dir(&paths.inbox, super::private::DirRule::Real)?;
             let active_path = paths.inbox.join(inbox::ACTIVE_FILE);
             let (active_bytes, active_inode) = read_with_inode(&active_path)?;
             let mut sealing = Vec::new();
@@ -92,16 +94,18 @@ impl Snapshot {
                 }
             }
             let mut spooled = Vec::new();
-            for name in list_dir(&paths.spool)? {
-                if name.ends_with(".wal") && !consumed.contains(format!("spool/{name}").as_str()) {
-                    spooled.push(paths.spool.join(name));
+            if let Some(dir) = paths.checked_spool() {
+                for (name, path) in inbox::spool_files(&dir)? {
+                    if !consumed.contains(format!("spool/{name}").as_str()) {
+                        spooled.push(path);
+                    }
                 }
             }
-            let fallback = paths.fallback_spool();
-            for name in list_dir(&fallback)? {
-                let path = fallback.join(&name);
-                if name.ends_with(".wal") && !consumed.contains(path.to_string_lossy().as_ref()) {
-                    spooled.push(path);
+            if let Some(dir) = paths.checked_fallback_spool() {
+                for (_, path) in inbox::spool_files(&dir)? {
+                    if !consumed.contains(path.to_string_lossy().as_ref()) {
+                        spooled.push(path);
+                    }
                 }
             }
             let mut contents = Vec::new();
@@ -244,11 +248,8 @@ type FileId = (u64, u64);
 fn read_with_inode(path: &std::path::Path) -> Result<(Vec<u8>, Option<FileId>), LogError> {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
-    let io = |source| LogError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = match std::fs::File::open(path) {
+    let io = |source| super::private::io_error(path, source);
+    let mut file = match inbox::open_read(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
         Err(e) => return Err(io(e)),

@@ -146,7 +146,14 @@ impl StoreLock<'_> {
         report.files = files.len() as u32;
         report.records = pending.len() as u64;
         report.raw_bytes = pending.iter().map(|p| p.bytes.len() as u64).sum();
-        let (segments, replaced) = self.write_segments(&pending)?;
+        let mut created = Vec::new();
+        let (segments, replaced) = match self.write_segments(&pending, &mut created) {
+            Ok(written) => written,
+            Err(e) => {
+                discard(&created);
+                return Err(e);
+            }
+        };
         let mut manifest = self.manifest.clone();
         manifest.generation = generation;
         manifest.consumed_inbox = files.iter().map(|f| f.name.clone()).collect();
@@ -156,6 +163,13 @@ impl StoreLock<'_> {
         manifest.version = manifest.required_version();
         if let Err(e) = manifest.commit(&self.store.paths.manifest) {
             self.poisoned = true;
+            // A commit that failed before its rename (a full disk) leaves the old MANIFEST:
+            // the new files were never committed, so they go now rather than hold the space.
+            if super::Manifest::load(&self.store.paths.manifest)
+                .is_ok_and(|on_disk| on_disk.generation < generation)
+            {
+                discard(&created);
+            }
             return Err(e);
         }
         self.manifest = manifest;
@@ -304,7 +318,16 @@ impl StoreLock<'_> {
             }
         }
         let active = paths.inbox.join(inbox::ACTIVE_FILE);
-        let active_len = std::fs::metadata(&active).map(|m| m.len()).unwrap_or(0);
+        let active_len = match std::fs::symlink_metadata(&active) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(LogError::Unsafe {
+                    path: active,
+                    reason: super::private::Unsafe::Symlink,
+                });
+            }
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        };
         if active_len > 0 {
             // Unique even if an earlier seal at this generation died after its rename: a rename
             // must never replace a file that still holds unsealed records.
@@ -322,12 +345,15 @@ impl StoreLock<'_> {
                 files.push(file);
             }
         }
-        for (dir, absolute) in [(paths.spool.clone(), false), (paths.fallback_spool(), true)] {
-            for name in list_dir(&dir)? {
-                if !name.ends_with(".wal") {
-                    continue;
-                }
-                let path = dir.join(&name);
+        // Spool directories that fail their checks are logged and skipped (`checked_*`), and
+        // so are files in them that are not our own regular files (`spool_files`).
+        let spools = [
+            (paths.checked_spool(), false),
+            (paths.checked_fallback_spool(), true),
+        ];
+        for (dir, absolute) in spools {
+            let Some(dir) = dir else { continue };
+            for (name, path) in inbox::spool_files(&dir)? {
                 let recorded = if absolute {
                     path.to_string_lossy().into_owned()
                 } else {
@@ -346,9 +372,11 @@ impl StoreLock<'_> {
 
     /// Writes `pending` after the current last offset; returns the new segment list and the file
     /// name of a tail segment that the new MANIFEST replaces.
+    /// Every file it creates (temp or final) is pushed to `created`, for [`discard`] on failure.
     fn write_segments(
         &mut self,
         pending: &[Pending],
+        created: &mut Vec<PathBuf>,
     ) -> Result<(Vec<SegmentEntry>, Option<String>), LogError> {
         let storage = &self.store.config.storage;
         let paths = &self.store.paths;
@@ -366,7 +394,7 @@ impl StoreLock<'_> {
                 && u128::from(age_ns) < storage.segment_age.as_nanos()
                 && !pending.is_empty()
             {
-                open = Some(self.reopen_tail(&tail)?);
+                open = Some(self.reopen_tail(&tail, created)?);
                 segments.pop();
                 replaced = Some(tail.file);
             }
@@ -375,18 +403,18 @@ impl StoreLock<'_> {
         for item in pending {
             let segment = match open.as_mut() {
                 Some(segment) => segment,
-                None => open.insert(OpenSegment::create(self, next, now)?),
+                None => open.insert(OpenSegment::create(self, next, now, created)?),
             };
             segment.writer.add(&item.bytes, item.ts)?;
             next = Offset(next.0 + 1);
             if segment.writer.raw_bytes() >= storage.segment_bytes
                 && let Some(full) = open.take()
             {
-                segments.push(full.finish(paths)?);
+                segments.push(full.finish(paths, created)?);
             }
         }
         if let Some(last) = open.take() {
-            segments.push(last.finish(paths)?);
+            segments.push(last.finish(paths, created)?);
         }
         if let Err(e) = sync_dir(&paths.segments) {
             self.poisoned = true;
@@ -397,10 +425,14 @@ impl StoreLock<'_> {
 
     /// Starts a new segment with the tail segment's full blocks copied and its last block's
     /// records re-added.
-    fn reopen_tail(&self, tail: &SegmentEntry) -> Result<OpenSegment, LogError> {
+    fn reopen_tail(
+        &self,
+        tail: &SegmentEntry,
+        created: &mut Vec<PathBuf>,
+    ) -> Result<OpenSegment, LogError> {
         let path = self.store.paths.segments.join(&tail.file);
         let reader = SegmentReader::open(&path, tail.id)?;
-        let mut segment = OpenSegment::create(self, Offset(tail.id.0), tail.created_ns)?;
+        let mut segment = OpenSegment::create(self, Offset(tail.id.0), tail.created_ns, created)?;
         let blocks = reader.blocks();
         let block_target = self.store.config.storage.block_bytes;
         for (i, meta) in blocks.iter().enumerate() {
@@ -430,7 +462,12 @@ struct OpenSegment {
 }
 
 impl OpenSegment {
-    fn create(lock: &StoreLock<'_>, base: Offset, created_ns: u64) -> Result<Self, LogError> {
+    fn create(
+        lock: &StoreLock<'_>,
+        base: Offset,
+        created_ns: u64,
+        created: &mut Vec<PathBuf>,
+    ) -> Result<Self, LogError> {
         let storage = &lock.store.config.storage;
         let temp = lock.store.paths.segments.join(format!(
             "{:020}.seg.{}.tmp",
@@ -438,6 +475,7 @@ impl OpenSegment {
             std::process::id()
         ));
         remove_file(&temp)?;
+        created.push(temp.clone());
         let writer = SegmentWriter::create(
             &temp,
             base,
@@ -453,11 +491,16 @@ impl OpenSegment {
         })
     }
 
-    fn finish(self, paths: &super::StorePaths) -> Result<SegmentEntry, LogError> {
+    fn finish(
+        self,
+        paths: &super::StorePaths,
+        created: &mut Vec<PathBuf>,
+    ) -> Result<SegmentEntry, LogError> {
         let end = self.writer.next_offset();
         let finished = self.writer.finish()?;
         let file = segment_file_name(SegmentId(self.base.0), end);
         let path = paths.segments.join(&file);
+        created.push(path.clone());
         std::fs::rename(&self.temp, &path).map_err(|source| LogError::Io {
             path: path.clone(),
             source,
@@ -475,6 +518,16 @@ impl OpenSegment {
             end: None,
             level: None,
         })
+    }
+}
+
+/// Removes the files a failed seal created (never committed: no MANIFEST names them), so a
+/// full disk is not kept full by them; a file that cannot be removed is left to recovery.
+fn discard(created: &[PathBuf]) {
+    for path in created {
+        if let Err(error) = remove_file(path) {
+            tracing::warn!(%error, "could not remove a file of a failed seal");
+        }
     }
 }
 
@@ -526,11 +579,8 @@ fn note_head(
 /// Opens and exclusively locks an inbox file and reads it whole. With `wait`, waits for the
 /// lock (in-flight hook writers hold it shared); without, a busy file is skipped (`None`).
 fn take_file(name: String, path: &Path, wait: bool) -> Result<Option<InboxFile>, LogError> {
-    let io = |source| LogError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = match File::open(path) {
+    let io = |source| super::private::io_error(path, source);
+    let mut file = match inbox::open_read(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(e)),

@@ -4,7 +4,7 @@
 //! never writes, truncates or renames over a sealed segment while it is listed in the
 //! MANIFEST, and retention deletes it by unlinking (existing maps stay valid on Linux).
 
-use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// A read-only map of a whole file (an empty file maps to an empty slice).
@@ -19,7 +19,11 @@ impl ReadOnlyMap {
     /// # Errors
     /// The I/O error from opening or mapping the file.
     pub fn open(path: &Path) -> std::io::Result<Self> {
-        let file = File::open(path)?;
+        // Not following a symlink: a sealed segment is a regular file inside the store.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
         if file.metadata()?.len() == 0 {
             return Ok(Self { map: None });
         }

@@ -12,6 +12,7 @@
 //!
 //! The schema is in [`schema`] and documented for users in `docs/views.md`.
 
+pub mod access;
 pub mod cost;
 mod fold;
 mod packed;
@@ -124,9 +125,10 @@ pub struct ViewsReport {
     pub unreadable_records: u64,
 }
 
-/// The views database file: `<store>/views/views.sqlite`.
+/// The views database file: `<store>/views/views.sqlite`, with the store root resolved
+/// (SQLite refuses a path through a symlink, `access::open_flags`).
 pub fn db_path(paths: &StorePaths) -> PathBuf {
-    paths.root.join("views").join("views.sqlite")
+    crate::log::private::canonical_store_path(&paths.root).join("views/views.sqlite")
 }
 
 /// An open views database.
@@ -153,7 +155,8 @@ impl ViewsDb {
                 tracing::warn!(%error, "could not delete a stale rebuild file");
             }
         }
-        let conn = Connection::open(&path).sql(&path, "opening")?;
+        let conn =
+            Connection::open_with_flags(&path, access::open_flags()).sql(&path, "opening")?;
         conn.busy_timeout(Duration::from_secs(30))
             .sql(&path, "setting the busy timeout")?;
         conn.execute_batch(schema::PRAGMAS)

@@ -12,6 +12,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::access::open_flags;
+
 use rusqlite::Connection;
 
 use super::{
@@ -104,7 +106,7 @@ fn retire_old(path: &Path) -> Result<(), ViewsError> {
     // Leaving WAL mode checkpoints the whole log and deletes it. When that fails (another
     // process has the old views open, or they are damaged), the log is deleted anyway: the old
     // file is about to be replaced, and a stale log must never meet the new one.
-    let checkpointed = Connection::open(path).and_then(|conn| {
+    let checkpointed = Connection::open_with_flags(path, open_flags()).and_then(|conn| {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
     });
@@ -155,7 +157,8 @@ pub(super) fn run(store: &Store) -> Result<ViewsReport, ViewsError> {
 
 /// Loads the whole log into a new database at `path` and syncs it.
 fn build(store: &Store, path: &Path) -> Result<ViewsReport, ViewsError> {
-    let conn = Connection::open(path).sql(path, "creating the rebuild file")?;
+    let conn =
+        Connection::open_with_flags(path, open_flags()).sql(path, "creating the rebuild file")?;
     conn.execute_batch(schema::BULK_PRAGMAS)
         .sql(path, "setting pragmas")?;
     conn.execute_batch(schema::TABLES)

@@ -87,7 +87,7 @@ const SAME_TURN_NS: u64 = 30_000_000_000;
 /// # Errors
 /// [`ViewsError`].
 pub fn session_tree(store: &Store, session: &str) -> Result<Option<Node>, ViewsError> {
-    let db = super::open_current(store)?;
+    let (db, _) = super::access::open_current_or_memory(store)?;
     let prices = PriceTable::new(&store.config().pricing);
     build(&db, &prices, session)
 }
