@@ -20,6 +20,7 @@ pub mod install;
 pub mod output;
 pub mod pin;
 pub mod record;
+pub mod recover;
 pub mod reindex;
 pub mod replay;
 pub mod search;
@@ -93,6 +94,8 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// Print the effective configuration
     Config,
+    /// Rebuild a lost or corrupt MANIFEST from the segments (dry run unless --apply)
+    Recover(recover::RecoverArgs),
     /// Search every record (tantivy query syntax: words, "phrases", AND/OR/NOT, field:value)
     Search(search::SearchArgs),
     /// Regex scan over the decompressed log, for what the index cannot express
@@ -220,6 +223,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Verify(args) => verify::run(&open(&root, config)?, &args),
         Command::Stats(args) => stats::run(&open(&root, config)?, &args),
         Command::Config => config_cmd::run(&config),
+        Command::Recover(args) => recover::run(&Store::at(&root, config), &args),
         Command::Search(args) => search::run(&open(&root, config)?, &args),
         Command::Grep(args) => grep::run(&open(&root, config)?, &args),
         Command::Reindex(args) => reindex::run(&open(&root, config)?, &args),

@@ -95,6 +95,11 @@ pub struct Manifest {
     /// Ingest cursors by absolute source-file path.
     #[serde(default)]
     pub cursors: BTreeMap<String, Cursor>,
+    /// Segment files (names inside `segments/`) that the last commit dropped whole
+    /// (retention): recovery deletes them if a crash left them behind. Older builds ignore
+    /// the field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
 }
 
 impl Manifest {
@@ -260,6 +265,7 @@ mod tests {
             }],
             consumed_inbox: vec!["inbox/sealing-3-0.wal".into()],
             cursors: BTreeMap::from([("/a".into(), Cursor { end: 7 })]),
+            retired: vec!["00000000000000000000-00000000000000000003.seg".into()],
         }
     }
 

@@ -16,6 +16,7 @@ pub mod private;
 pub mod read;
 pub mod recompress;
 pub mod record;
+pub mod recover;
 pub mod retention;
 mod seal;
 pub mod verify;
@@ -59,10 +60,24 @@ pub enum LogError {
         source: std::io::Error,
     },
     /// The MANIFEST does not decode or check.
-    #[error("MANIFEST is corrupt: bad {what}")]
+    #[error(
+        "MANIFEST is corrupt: bad {what}; nothing was changed: run `ctrace recover` to rebuild it from the segments"
+    )]
     ManifestCorrupt {
         /// Which part.
         what: &'static str,
+    },
+    /// There is no MANIFEST but `segments/` holds segment files: the MANIFEST was lost.
+    /// Nothing is deleted; `ctrace recover` rebuilds it from the segments.
+    #[error(
+        "MANIFEST {} is missing while segments/ holds {segments} segment files; nothing was changed: run `ctrace recover` to rebuild it from the segments",
+        path.display()
+    )]
+    ManifestMissing {
+        /// Where the MANIFEST should be.
+        path: PathBuf,
+        /// Segment files found.
+        segments: usize,
     },
     /// A segment named in the MANIFEST is missing.
     #[error("segment file {} named in MANIFEST is missing", path.display())]
@@ -326,8 +341,12 @@ pub struct StoreLock<'a> {
 pub struct RecoveryReport {
     /// Temp files removed.
     pub temp_files_removed: u32,
-    /// Segment files not named in the MANIFEST removed (interrupted seals).
+    /// Segment files not named in the MANIFEST removed: never committed (interrupted seals),
+    /// superseded, or retired by the last commit.
     pub orphan_segments_removed: u32,
+    /// Segment files not named in the MANIFEST that hold committed records no listed segment
+    /// covers: kept, reported by `verify`.
+    pub unlisted_segments_kept: u32,
     /// Inbox files already sealed (named in the MANIFEST) removed.
     pub consumed_inbox_removed: u32,
 }
@@ -358,7 +377,7 @@ impl<'a> StoreLock<'a> {
         for dir in [&store.paths.inbox, &store.paths.segments] {
             private::ensure_store_dir(dir)?;
         }
-        let manifest = Manifest::load(&store.paths.manifest)?;
+        let manifest = load_manifest(&store.paths)?;
         let mut lock = Self {
             store,
             _file: file,
@@ -385,7 +404,11 @@ impl<'a> StoreLock<'a> {
         &self.recovered
     }
 
-    /// Deletes temp files, segments not in the MANIFEST and consumed inbox files.
+    /// Deletes temp files, consumed inbox files, and segment files the MANIFEST does not name
+    /// *only* when they are provably not needed ([`recover::unlisted_segment`]): never
+    /// committed, superseded by listed segments, or retired by the last commit. An unlisted
+    /// segment holding committed offsets that no listed segment covers is kept and reported
+    /// (`verify` names it; `ctrace recover` can list it again).
     fn recover(&mut self) -> Result<(), LogError> {
         let paths = &self.store.paths;
         let live: std::collections::HashSet<&str> = self
@@ -405,9 +428,17 @@ impl<'a> StoreLock<'a> {
                     && name.ends_with(".seg")
                     && !live.contains(name.as_str())
                 {
-                    tracing::warn!(file = %path.display(), "removing segment not named in MANIFEST (interrupted seal)");
-                    remove_file(&path)?;
-                    report.orphan_segments_removed += 1;
+                    match recover::unlisted_segment(&self.manifest, &name) {
+                        recover::Unlisted::Committed => {
+                            tracing::error!(file = %path.display(), "segment not named in MANIFEST holds committed records: kept (see `ctrace verify`, `ctrace recover`)");
+                            report.unlisted_segments_kept += 1;
+                        }
+                        verdict => {
+                            tracing::warn!(file = %path.display(), ?verdict, "removing segment not named in MANIFEST");
+                            remove_file(&path)?;
+                            report.orphan_segments_removed += 1;
+                        }
+                    }
                 }
             }
         }
@@ -424,6 +455,33 @@ impl<'a> StoreLock<'a> {
         self.recovered = report;
         Ok(())
     }
+}
+
+/// Loads the MANIFEST, refusing a missing one while segment files exist (a lost MANIFEST is
+/// damage to repair with `ctrace recover`, never an empty store).
+///
+/// # Errors
+/// [`LogError::ManifestMissing`]; as [`Manifest::load`].
+pub fn load_manifest(paths: &StorePaths) -> Result<Manifest, LogError> {
+    let manifest = Manifest::load(&paths.manifest)?;
+    if manifest.generation == 0 && manifest.segments.is_empty() {
+        match std::fs::symlink_metadata(&paths.manifest) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let segments = list_dir(&paths.segments)?
+                    .iter()
+                    .filter(|n| n.ends_with(".seg"))
+                    .count();
+                if segments > 0 {
+                    return Err(LogError::ManifestMissing {
+                        path: paths.manifest.clone(),
+                        segments,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(manifest)
 }
 
 /// Names of the entries of `dir` (empty when it does not exist).

@@ -53,7 +53,7 @@ impl Snapshot {
     pub(super) fn take(store: &Store) -> Result<Self, LogError> {
         let paths = store.paths();
         for _ in 0..SNAPSHOT_ATTEMPTS {
-            let manifest = Manifest::load(&paths.manifest)?;
+            let manifest = super::load_manifest(paths)?;
             let mut segments = Vec::with_capacity(manifest.segments.len());
             let mut raced = false;
             for entry in &manifest.segments {

@@ -86,6 +86,7 @@ impl StoreLock<'_> {
             }
             let mut manifest = self.manifest.clone();
             manifest.generation = generation;
+            manifest.retired.clear();
             for slot in &mut manifest.segments {
                 if slot.id == entry.id {
                     *slot = new.clone();

@@ -470,6 +470,13 @@ impl StoreLock<'_> {
             })
             .collect();
         manifest.version = manifest.required_version();
+        // Named so that recovery may delete them after a crash: no listed segment covers
+        // their offsets any more, which otherwise marks a segment as one to keep.
+        manifest.retired = report
+            .changes
+            .iter()
+            .map(|change| change.segment.file.clone())
+            .collect();
         if let Err(e) = manifest.commit(&paths.manifest) {
             self.poisoned = true;
             return Err(e);

@@ -157,6 +157,7 @@ impl StoreLock<'_> {
         let mut manifest = self.manifest.clone();
         manifest.generation = generation;
         manifest.consumed_inbox = files.iter().map(|f| f.name.clone()).collect();
+        manifest.retired.clear();
         manifest.cursors = cursors;
         manifest.segments = segments;
         manifest.next_offset = Offset(self.manifest.next_offset.0 + pending.len() as u64);
@@ -378,6 +379,15 @@ impl StoreLock<'_> {
         pending: &[Pending],
         created: &mut Vec<PathBuf>,
     ) -> Result<(Vec<SegmentEntry>, Option<String>), LogError> {
+        // A MANIFEST exists before the first segment file does, so that a missing MANIFEST
+        // with segments beside it is always a lost one (`load_manifest`), never a first seal
+        // that died before its commit.
+        if std::fs::symlink_metadata(&self.store.paths.manifest).is_err()
+            && let Err(e) = self.manifest.commit(&self.store.paths.manifest)
+        {
+            self.poisoned = true;
+            return Err(e);
+        }
         let storage = &self.store.config.storage;
         let paths = &self.store.paths;
         let mut segments = self.manifest.segments.clone();

@@ -5,14 +5,16 @@
 //! the file's length and whole-file CRC against the MANIFEST, header / index / footer, every
 //! block (CRC, decompression, frames, record count), every record's decoding and timestamp
 //! against its block's min/max; segment files the MANIFEST does not name; and every inbox and
-//! spool file's frames. A torn tail in an inbox file counts as damage only when no writer holds
-//! the file (an in-flight write is not damage).
+//! spool file's frames. A torn tail at the end of an inbox file is a note, never damage (a
+//! killed writer leaves one; the next seal drops it); bad frames inside the file are damage.
+//! A missing MANIFEST while segments exist, a record that does not decode, and a segment the
+//! MANIFEST does not name that holds committed records are damage.
 
 use std::fs::File;
 use std::path::PathBuf;
 
 use super::manifest::Manifest;
-use super::record::RecordHead;
+use super::record::Record;
 use super::{Store, inbox, list_dir};
 use crate::segments::frame::{MAX_FRAME_LIMIT_BYTES, ScanItem, Scanner};
 use crate::segments::segment::{parse_segment, read_block};
@@ -63,9 +65,11 @@ pub fn verify(store: &Store) -> VerifyReport {
         position,
         kind,
     };
-    let manifest = match Manifest::load(&paths.manifest) {
+    let mut manifest_ok = true;
+    let manifest = match super::load_manifest(paths) {
         Ok(manifest) => manifest,
         Err(e) => {
+            manifest_ok = false;
             report
                 .damage
                 .push(damage(&paths.manifest, None, e.to_string()));
@@ -146,7 +150,7 @@ pub fn verify(store: &Store) -> VerifyReport {
                 Ok(records) => {
                     for (i, record) in records.iter().enumerate() {
                         report.records += 1;
-                        match RecordHead::decode(record) {
+                        match Record::decode(record) {
                             Ok(head) if head.ts < meta.min_ts || head.ts > meta.max_ts => {
                                 report.damage.push(damage(
                                     &path,
@@ -159,10 +163,14 @@ pub fn verify(store: &Store) -> VerifyReport {
                                 ));
                             }
                             Ok(_) => {}
-                            Err(_) => report.notes.push(format!(
-                                "record at offset {} in {} does not decode as a record",
-                                meta.first_offset.0 + i as u64,
-                                path.display()
+                            Err(_) => report.damage.push(damage(
+                                &path,
+                                Some(meta.position),
+                                format!(
+                                    "record at offset {} does not decode as a record (`ctrace forget --offset {}` removes it)",
+                                    meta.first_offset.0 + i as u64,
+                                    meta.first_offset.0 + i as u64
+                                ),
                             )),
                         }
                     }
@@ -176,10 +184,22 @@ pub fn verify(store: &Store) -> VerifyReport {
     if let Ok(names) = list_dir(&paths.segments) {
         for name in names {
             if name.ends_with(".seg") && !live.contains(&name) {
-                report.notes.push(format!(
-                    "segment {} is not in MANIFEST (interrupted seal; removed at next recovery)",
-                    paths.segments.join(&name).display()
-                ));
+                let path = paths.segments.join(&name);
+                match super::recover::unlisted_segment(&manifest, &name) {
+                    _ if !manifest_ok => report.notes.push(format!(
+                        "segment {} is kept: the MANIFEST that would name it is unreadable",
+                        path.display()
+                    )),
+                    super::recover::Unlisted::Committed => report.damage.push(damage(
+                        &path,
+                        None,
+                        "segment is not in MANIFEST but holds committed records no listed segment has (`ctrace recover` lists it again)".to_owned(),
+                    )),
+                    verdict => report.notes.push(format!(
+                        "segment {} is not in MANIFEST ({verdict:?}: removed at the next recovery)",
+                        path.display()
+                    )),
+                }
             }
         }
     }
@@ -229,14 +249,13 @@ pub fn verify(store: &Store) -> VerifyReport {
         }
         if scanner.tail_bytes() > 0 {
             let position = scanner.valid_len() as u64;
+            // A torn tail is what a killed writer leaves; the next seal drops it. It is not
+            // damage (`docs/format.md`, "Frame").
             if idle {
-                report.damage.push(damage(
-                    &path,
-                    Some(position),
-                    format!(
-                        "torn tail: {} bytes of an incomplete frame",
-                        scanner.tail_bytes()
-                    ),
+                report.notes.push(format!(
+                    "{}: torn tail at byte {position}: {} bytes of an incomplete frame (a writer died mid-write; dropped at the next seal)",
+                    path.display(),
+                    scanner.tail_bytes()
                 ));
             } else {
                 report.notes.push(format!(

@@ -1,0 +1,114 @@
+//! `ctrace recover`: rebuild a lost, corrupt or rolled-back MANIFEST from the segments' own
+//! footers and block indexes. Dry run unless `--apply`; never deletes anything.
+
+use std::io::Write;
+
+use clap::Args;
+
+use crate::log::Store;
+use crate::log::recover::recover_manifest;
+
+/// Arguments of `recover`.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Write the rebuilt MANIFEST (default: print what would be written)
+    #[arg(long)]
+    pub apply: bool,
+    /// Print the plan as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `recover`. Exit 0 when the MANIFEST matches the segments or was rewritten; 1 when a
+/// dry run found a MANIFEST to rewrite, or segment files do not open.
+///
+/// # Errors
+/// Lock, `segments/` or commit failures; I/O errors writing stdout.
+pub fn run(store: &Store, args: &RecoverArgs) -> anyhow::Result<i32> {
+    let plan = recover_manifest(store, args.apply)?;
+    let manifest = &plan.rebuilt.manifest;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let segments: Vec<serde_json::Value> = manifest
+            .segments
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "file": s.file, "first_offset": s.id.0, "end_offset": s.end().0,
+                    "records": s.record_count, "bytes": s.file_bytes,
+                })
+            })
+            .collect();
+        let unreadable: Vec<serde_json::Value> = plan
+            .rebuilt
+            .unreadable
+            .iter()
+            .map(|(file, why)| serde_json::json!({"file": file, "error": why}))
+            .collect();
+        super::output::json_line(
+            &mut out,
+            &serde_json::json!({
+                "problem": plan.problem,
+                "differs": plan.differs,
+                "applied": plan.applied,
+                "segments": segments,
+                "next_offset": manifest.next_offset.0,
+                "generation": manifest.generation,
+                "cursors": manifest.cursors.len(),
+                "superseded": plan.rebuilt.superseded,
+                "unreadable": unreadable,
+                "undecodable_offsets": plan.rebuilt.undecodable.iter().map(|o| o.0).collect::<Vec<_>>(),
+            }),
+        )?;
+    } else {
+        if let Some(problem) = &plan.problem {
+            writeln!(out, "MANIFEST as it is: {problem}")?;
+        }
+        if !plan.differs {
+            writeln!(
+                out,
+                "MANIFEST matches the segments ({} segments, next offset {}); nothing to do",
+                manifest.segments.len(),
+                manifest.next_offset.0
+            )?;
+        } else {
+            let verb = if plan.applied { "wrote" } else { "would write" };
+            writeln!(
+                out,
+                "{verb} a MANIFEST of {} segments, next offset {}, generation {}, {} ingest cursors:",
+                manifest.segments.len(),
+                manifest.next_offset.0,
+                manifest.generation,
+                manifest.cursors.len()
+            )?;
+            for s in &manifest.segments {
+                writeln!(
+                    out,
+                    "  {}  offsets {}..{}  {} records",
+                    s.file,
+                    s.id.0,
+                    s.end().0,
+                    s.record_count
+                )?;
+            }
+        }
+        for file in &plan.rebuilt.superseded {
+            writeln!(out, "superseded (a newer copy is listed): {file}")?;
+        }
+        for (file, why) in &plan.rebuilt.unreadable {
+            writeln!(out, "left out, does not open: {file}: {why}")?;
+        }
+        for offset in &plan.rebuilt.undecodable {
+            writeln!(
+                out,
+                "record at offset {} does not decode as a record (kept as it is; `ctrace verify` reports it)",
+                offset.0
+            )?;
+        }
+        if plan.differs && !plan.applied {
+            writeln!(out, "dry run: run `ctrace recover --apply` to write it")?;
+        }
+    }
+    let pending = plan.differs && !plan.applied;
+    Ok(i32::from(pending || !plan.rebuilt.unreadable.is_empty()))
+}
