@@ -9,7 +9,6 @@
 
 use std::io::{BufWriter, Write};
 
-use anyhow::Context;
 use clap::Args;
 use rayon::prelude::*;
 use regex::bytes::{Regex, RegexBuilder};
@@ -449,12 +448,19 @@ fn scan_block(
     if let Some(matches) = fast {
         return Ok(matches);
     }
-    let records = segment.read_block(block).with_context(|| {
-        format!(
-            "reading block {block} of segment {}",
-            segment.path().display()
-        )
-    })?;
+    let records = match segment.read_block(block) {
+        Ok(records) => records,
+        Err(error) => {
+            // One damaged block costs only its own records.
+            crate::log::read::note_skipped(crate::log::read::Skipped {
+                file: segment.path().to_path_buf(),
+                first: meta.first_offset,
+                end: Offset(first + u64::from(meta.count)),
+                reason: error.to_string(),
+            });
+            return Ok(Vec::new());
+        }
+    };
     Ok(records
         .iter()
         .enumerate()

@@ -170,7 +170,18 @@ pub fn main() -> i32 {
     if matches!(cli.command, Command::Hook) {
         return hook::run(cli.store.as_deref(), cli.config.as_deref());
     }
-    match run(cli) {
+    let result = run(cli);
+    // Each range of unreadable records a reader passed over, once (DESIGN.md §8).
+    for skipped in crate::log::read::take_skipped() {
+        eprintln!(
+            "ctrace: warning: skipped offsets {}..{} of {}: {} (`ctrace verify` names the damage, `ctrace recover` rebuilds)",
+            skipped.first.0,
+            skipped.end.0,
+            skipped.file.display(),
+            skipped.reason
+        );
+    }
+    match result {
         Ok(code) => code,
         Err(error) => {
             if is_broken_pipe(&error) {

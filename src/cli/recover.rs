@@ -58,6 +58,10 @@ pub fn run(store: &Store, args: &RecoverArgs) -> anyhow::Result<i32> {
                 "superseded": plan.rebuilt.superseded,
                 "unreadable": unreadable,
                 "undecodable_offsets": plan.rebuilt.undecodable.iter().map(|o| o.0).collect::<Vec<_>>(),
+                "damaged": plan.rebuilt.damaged.iter().map(|(file, ranges)| serde_json::json!({
+                    "file": file,
+                    "skipped": ranges.iter().map(|(a, b)| [a.0, b.0]).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
             }),
         )?;
     } else {
@@ -81,7 +85,27 @@ pub fn run(store: &Store, args: &RecoverArgs) -> anyhow::Result<i32> {
                 manifest.generation,
                 manifest.cursors.len()
             )?;
-            for s in &manifest.segments {
+            let known: std::collections::BTreeSet<&str> = plan
+                .previous
+                .iter()
+                .flat_map(|m| m.segments.iter().map(|s| s.file.as_str()))
+                .collect();
+            let unchanged = manifest
+                .segments
+                .iter()
+                .filter(|s| known.contains(s.file.as_str()))
+                .count();
+            if unchanged > 0 {
+                writeln!(
+                    out,
+                    "  ({unchanged} segments as the MANIFEST lists them now)"
+                )?;
+            }
+            for s in manifest
+                .segments
+                .iter()
+                .filter(|s| !known.contains(s.file.as_str()))
+            {
                 writeln!(
                     out,
                     "  {}  offsets {}..{}  {} records",
@@ -94,6 +118,22 @@ pub fn run(store: &Store, args: &RecoverArgs) -> anyhow::Result<i32> {
         }
         for file in &plan.rebuilt.superseded {
             writeln!(out, "superseded (a newer copy is listed): {file}")?;
+        }
+        for (file, ranges) in &plan.rebuilt.damaged {
+            let ranges: Vec<String> = ranges
+                .iter()
+                .map(|(a, b)| format!("{}..{}", a.0, b.0))
+                .collect();
+            let verb = if plan.applied {
+                "salvaged"
+            } else {
+                "would salvage"
+            };
+            writeln!(
+                out,
+                "{verb} {file}: its intact blocks into a new segment, without offsets {} (the damaged file goes to quarantine/)",
+                ranges.join(", ")
+            )?;
         }
         for (file, why) in &plan.rebuilt.unreadable {
             writeln!(out, "left out, does not open: {file}: {why}")?;

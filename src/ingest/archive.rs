@@ -567,7 +567,19 @@ pub fn for_each_sealed(
             if !time.overlaps(meta.min_ts, meta.max_ts) {
                 continue;
             }
-            let records = segment.read_block(index).map_err(LogError::from)?;
+            let records = match segment.read_block(index) {
+                Ok(records) => records,
+                Err(error) => {
+                    // Exported without the damaged block; the warning names it.
+                    crate::log::read::note_skipped(crate::log::read::Skipped {
+                        file: segment.path().to_path_buf(),
+                        first: meta.first_offset,
+                        end: Offset(meta.first_offset.0 + u64::from(meta.count)),
+                        reason: error.to_string(),
+                    });
+                    continue;
+                }
+            };
             for (i, bytes) in records.iter().enumerate() {
                 f(Offset(meta.first_offset.0 + i as u64), bytes)?;
             }

@@ -7,7 +7,8 @@
 //! deletes their files.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use super::manifest::Manifest;
 use super::record::{Record, StoredRecord};
@@ -17,6 +18,45 @@ use crate::segments::segment::SegmentReader;
 use crate::segments::{Offset, SegmentError};
 
 const SNAPSHOT_ATTEMPTS: u32 = 200;
+
+/// Sealed records a reader passed over because they cannot be read: a damaged block, a
+/// segment that does not open or is missing, a record that does not decode. Reading goes on
+/// with every intact record; `verify` names the damage and `ctrace recover` rebuilds.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Skipped {
+    /// The segment file.
+    pub file: PathBuf,
+    /// First offset passed over.
+    pub first: Offset,
+    /// One past the last offset passed over.
+    pub end: Offset,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// What this process's readers have passed over so far (each range once).
+static SKIPPED: Mutex<BTreeSet<Skipped>> = Mutex::new(BTreeSet::new());
+
+/// Records that a reader passed over `skipped` (logged once per range, kept for
+/// [`take_skipped`]).
+pub fn note_skipped(skipped: Skipped) {
+    let mut all = SKIPPED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !all.contains(&skipped) {
+        tracing::warn!(file = %skipped.file.display(), first = skipped.first.0, end = skipped.end.0, reason = %skipped.reason, "passed over unreadable records");
+        all.insert(skipped);
+    }
+}
+
+/// Everything passed over since the last call, in file and offset order; the CLI prints each
+/// once on stderr when a command ends.
+pub fn take_skipped() -> Vec<Skipped> {
+    let mut all = SKIPPED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    std::mem::take(&mut *all).into_iter().collect()
+}
 
 /// A consistent read view of a store.
 #[derive(Debug)]
@@ -63,10 +103,26 @@ impl Snapshot {
                     Err(SegmentError::Io { source, .. })
                         if source.kind() == std::io::ErrorKind::NotFound =>
                     {
-                        raced = true;
-                        break;
+                        // Deleted by a commit since we read the MANIFEST (start over), or
+                        // missing while the MANIFEST still names it (damage: skip it).
+                        let now = super::load_manifest(paths)?;
+                        if now.generation != manifest.generation {
+                            raced = true;
+                            break;
+                        }
+                        note_skipped(Skipped {
+                            file: path,
+                            first: Offset(entry.id.0),
+                            end: entry.end(),
+                            reason: "segment file named in MANIFEST is missing".to_owned(),
+                        });
                     }
-                    Err(e) => return Err(e.into()),
+                    Err(e) => note_skipped(Skipped {
+                        file: path,
+                        first: Offset(entry.id.0),
+                        end: entry.end(),
+                        reason: format!("segment does not open: {e}"),
+                    }),
                 }
             }
             if raced {
@@ -197,6 +253,7 @@ impl Snapshot {
             records: Vec::new(),
             next_in_block: 0,
             block_first: Offset(0),
+            block_segment: 0,
             from,
             time,
             unsealed_next: if unsealed { 0 } else { usize::MAX },
@@ -260,8 +317,9 @@ fn read_with_inode(path: &std::path::Path) -> Result<(Vec<u8>, Option<FileId>), 
     Ok((bytes, Some((meta.dev(), meta.ino()))))
 }
 
-/// Iterator over a snapshot's records. Yields an error for a damaged block or a record that
-/// does not decode, then goes on with the next block.
+/// Iterator over a snapshot's records. A damaged block or a record that does not decode is
+/// passed over ([`note_skipped`]) and reading goes on with the next; it yields no errors
+/// today, but callers keep handling them.
 #[derive(Debug)]
 pub struct Records<'a> {
     snapshot: &'a Snapshot,
@@ -270,6 +328,8 @@ pub struct Records<'a> {
     records: Vec<Vec<u8>>,
     next_in_block: usize,
     block_first: Offset,
+    /// The segment the current block was read from.
+    block_segment: usize,
     from: Offset,
     time: TimeRange,
     unsealed_next: usize,
@@ -289,7 +349,17 @@ impl Iterator for Records<'_> {
                 }
                 let record = match Record::decode(&self.records[index]) {
                     Ok(record) => record,
-                    Err(source) => return Some(Err(LogError::RecordDecode { offset, source })),
+                    Err(source) => {
+                        if let Some(segment) = self.snapshot.segments.get(self.block_segment) {
+                            note_skipped(Skipped {
+                                file: segment.path().to_path_buf(),
+                                first: offset,
+                                end: Offset(offset.0 + 1),
+                                reason: format!("record does not decode: {source}"),
+                            });
+                        }
+                        continue;
+                    }
                 };
                 if !self.time.contains(record.ts) {
                     continue;
@@ -315,9 +385,15 @@ impl Iterator for Records<'_> {
                 self.records.clear();
                 self.next_in_block = 0;
                 self.block_first = meta.first_offset;
+                self.block_segment = self.segment;
                 match segment.read_block(block) {
                     Ok(records) => self.records = records,
-                    Err(e) => return Some(Err(e.into())),
+                    Err(e) => note_skipped(Skipped {
+                        file: segment.path().to_path_buf(),
+                        first: meta.first_offset,
+                        end: Offset(meta.first_offset.0 + u64::from(meta.count)),
+                        reason: e.to_string(),
+                    }),
                 }
                 continue;
             }

@@ -34,6 +34,8 @@ pub struct RecompressReport {
     pub bytes_after: u64,
     /// Segments left for a later run because the byte budget was spent.
     pub deferred: u64,
+    /// Damaged segments left as they are.
+    pub damaged: u64,
 }
 
 fn failpoint(name: &str) {
@@ -78,7 +80,17 @@ impl StoreLock<'_> {
                 continue;
             }
             let generation = self.manifest.generation + 1;
-            let new = self.rewrite_at_level(entry, level, generation)?;
+            let new = match self.rewrite_at_level(entry, level, generation) {
+                Ok(new) => new,
+                // A damaged segment is left as it is (its intact blocks stay readable;
+                // `verify` names the damage, `ctrace recover` rebuilds); the others go on.
+                Err(LogError::Segment(error)) => {
+                    tracing::warn!(file = %entry.file, %error, "not recompressing a damaged segment");
+                    report.damaged += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             failpoint("recompress-written");
             if let Err(e) = sync_dir(&self.store.paths.segments) {
                 self.poisoned = true;

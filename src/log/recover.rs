@@ -84,6 +84,9 @@ pub struct RebuiltManifest {
     pub unreadable: Vec<(String, String)>,
     /// Records whose bytes do not decode (their offsets), found while rebuilding the cursors.
     pub undecodable: Vec<Offset>,
+    /// Chosen segments with blocks that do not read: file name and the offset ranges of those
+    /// blocks. [`recover_manifest`] salvages them (the intact blocks into a new file).
+    pub damaged: Vec<(String, Vec<(Offset, Offset)>)>,
 }
 
 /// Rebuilds a MANIFEST from `segments/`: every file that opens (footer, index and header
@@ -131,7 +134,10 @@ pub fn rebuild_manifest(
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0));
-        note_cursors(&reader, &mut cursors, &mut rebuilt.undecodable);
+        let damaged = note_cursors(&reader, &mut cursors, &mut rebuilt.undecodable);
+        if !damaged.is_empty() {
+            rebuilt.damaged.push((name.clone(), damaged));
+        }
         let footer = reader.footer();
         rebuilt.manifest.segments.push(SegmentEntry {
             id: SegmentId(base),
@@ -163,9 +169,14 @@ fn note_cursors(
     reader: &SegmentReader,
     cursors: &mut BTreeMap<String, Cursor>,
     undecodable: &mut Vec<Offset>,
-) {
+) -> Vec<(Offset, Offset)> {
+    let mut damaged = Vec::new();
     for (index, meta) in reader.blocks().iter().enumerate() {
         let Ok(records) = reader.read_block(index) else {
+            damaged.push((
+                meta.first_offset,
+                Offset(meta.first_offset.0 + u64::from(meta.count)),
+            ));
             continue;
         };
         for (i, bytes) in records.iter().enumerate() {
@@ -192,6 +203,7 @@ fn note_cursors(
             }
         }
     }
+    damaged
 }
 
 /// What [`recover_manifest`] found, and whether it wrote the MANIFEST.
@@ -248,19 +260,47 @@ pub fn recover_manifest(store: &super::Store, apply: bool) -> Result<RecoverPlan
         }
         rebuilt.manifest.consumed_inbox = previous.consumed_inbox.clone();
     }
-    let differs = previous.as_ref().is_none_or(|previous| {
-        let files = |m: &Manifest| {
-            m.segments
-                .iter()
-                .map(|s| s.file.clone())
-                .collect::<Vec<_>>()
-        };
-        files(previous) != files(&rebuilt.manifest)
-            || previous.next_offset != rebuilt.manifest.next_offset
-    });
+    let differs = !rebuilt.damaged.is_empty()
+        || previous.as_ref().is_none_or(|previous| {
+            let files = |m: &Manifest| {
+                m.segments
+                    .iter()
+                    .map(|s| s.file.clone())
+                    .collect::<Vec<_>>()
+            };
+            files(previous) != files(&rebuilt.manifest)
+                || previous.next_offset != rebuilt.manifest.next_offset
+        });
     let applied = apply && differs;
     if applied {
+        let mut quarantined = Vec::new();
+        for (file, _) in &rebuilt.damaged {
+            let generation = rebuilt.manifest.generation;
+            let Some(slot) = rebuilt
+                .manifest
+                .segments
+                .iter_mut()
+                .find(|s| &s.file == file)
+            else {
+                continue;
+            };
+            *slot = salvage(store, slot, generation)?;
+            quarantined.push(file.clone());
+        }
+        rebuilt.manifest.version = rebuilt.manifest.required_version();
         rebuilt.manifest.commit(&paths.manifest)?;
+        // After the commit: the salvaged copies are live, the damaged files are not.
+        let quarantine = paths.root.join("quarantine");
+        for file in &quarantined {
+            super::private::ensure_store_dir(&quarantine)?;
+            let to = quarantine.join(file);
+            std::fs::rename(paths.segments.join(file), &to).map_err(|source| LogError::Io {
+                path: to.clone(),
+                source,
+            })?;
+            tracing::warn!(file = %to.display(), "damaged segment quarantined; its intact blocks were salvaged");
+        }
+        super::manifest::sync_dir(&paths.segments)?;
         tracing::warn!(
             segments = rebuilt.manifest.segments.len(),
             next = rebuilt.manifest.next_offset.0,
@@ -274,6 +314,65 @@ pub fn recover_manifest(store: &super::Store, apply: bool) -> Result<RecoverPlan
         rebuilt,
         differs,
         applied,
+    })
+}
+
+/// Copies every block of `entry`'s file that reads intact (CRC, decompression, records) into
+/// a new sparse segment `<base>-<end>-g<generation>.seg`, synced; the damaged blocks' offsets
+/// are left out. Returns the new entry.
+///
+/// # Errors
+/// [`LogError::Segment`] / [`LogError::Io`] reading or writing.
+fn salvage(
+    store: &super::Store,
+    entry: &SegmentEntry,
+    generation: u64,
+) -> Result<SegmentEntry, LogError> {
+    let paths = store.paths();
+    let reader = SegmentReader::open(&paths.segments.join(&entry.file), entry.id)?;
+    let file = format!(
+        "{:020}-{:020}-g{generation:020}.seg",
+        entry.id.0,
+        entry.end().0
+    );
+    let temp = paths.segments.join(format!("{file}.salvage.tmp"));
+    let mut writer = crate::segments::segment::SegmentWriter::create_sparse(
+        &temp,
+        Offset(entry.id.0),
+        usize::try_from(store.config().storage.block_bytes).unwrap_or(usize::MAX),
+        store.config().storage.zstd_level,
+        store.config().frame_limit(),
+    )?;
+    for (index, meta) in reader.blocks().iter().enumerate() {
+        if reader.read_block(index).is_err() {
+            continue;
+        }
+        let start = usize::try_from(meta.position).unwrap_or(usize::MAX);
+        let Some(compressed) = reader
+            .bytes()
+            .get(start..start.saturating_add(meta.compressed_len as usize))
+        else {
+            continue;
+        };
+        writer.copy_block(meta, compressed)?;
+    }
+    let finished = writer.finish()?;
+    let path = paths.segments.join(&file);
+    std::fs::rename(&temp, &path).map_err(|source| LogError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(SegmentEntry {
+        file,
+        record_count: finished.footer.record_count,
+        min_ts: finished.footer.min_ts,
+        max_ts: finished.footer.max_ts,
+        raw_bytes: finished.footer.raw_bytes,
+        file_bytes: finished.file_bytes,
+        crc32: finished.crc32,
+        end: Some(entry.end()),
+        level: None,
+        ..entry.clone()
     })
 }
 

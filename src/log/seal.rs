@@ -404,9 +404,19 @@ impl StoreLock<'_> {
                 && u128::from(age_ns) < storage.segment_age.as_nanos()
                 && !pending.is_empty()
             {
-                open = Some(self.reopen_tail(&tail, created)?);
-                segments.pop();
-                replaced = Some(tail.file);
+                match self.reopen_tail(&tail, created) {
+                    Ok(segment) => {
+                        open = Some(segment);
+                        segments.pop();
+                        replaced = Some(tail.file);
+                    }
+                    // A damaged tail is never extended (its intact blocks stay as they are):
+                    // the new records start a segment of their own.
+                    Err(LogError::Segment(error)) => {
+                        tracing::warn!(file = %tail.file, %error, "not extending a damaged tail segment");
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         let mut next = self.manifest.next_offset;
