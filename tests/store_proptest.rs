@@ -556,6 +556,7 @@ fn manifest_strategy() -> impl Strategy<Value = Manifest> {
                     .into_iter()
                     .map(|(k, end)| (k, Cursor { end }))
                     .collect(),
+                retired: Vec::new(),
             }
         })
 }
