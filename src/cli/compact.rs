@@ -33,7 +33,17 @@ pub fn run(store: &Store, args: &CompactArgs) -> anyhow::Result<i32> {
         views.applied_records, views.elapsed, views.applied
     );
     if crate::index::exists(store.paths()) {
-        let index = crate::index::catch_up(store, None).context("updating the index")?;
+        let on_wait =
+            || eprintln!("ctrace: waiting for another process to finish updating the index…");
+        let index = crate::index::catch_up_with(
+            store,
+            &crate::index::CatchUpOptions {
+                wait_for_writer: Some(crate::index::WRITER_WAIT),
+                on_wait: Some(&on_wait),
+                ..crate::index::CatchUpOptions::default()
+            },
+        )
+        .context("updating the index")?;
         println!(
             "index: {} records indexed in {:.2?}; checkpoint {}",
             index.indexed, index.elapsed, index.applied

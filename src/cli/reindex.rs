@@ -50,6 +50,10 @@ pub fn run(store: &Store, args: &ReindexArgs) -> anyhow::Result<i32> {
             budget: None,
             commit_every_records: args.commit_every,
             progress: Some(&progress),
+            wait_for_writer: Some(index::WRITER_WAIT),
+            on_wait: Some(&|| {
+                eprintln!("ctrace: waiting for another process to finish updating the index…");
+            }),
         },
     )
     .context("rebuilding the index")?;

@@ -178,7 +178,17 @@ pub struct CatchUpOptions<'a> {
     pub commit_every_records: Option<u64>,
     /// Called after each batch with (records done, records to do in this pass).
     pub progress: Option<&'a dyn Fn(u64, u64)>,
+    /// How long to wait for another process's index writer to finish before giving up with
+    /// [`IndexError::Busy`] (`None`: do not wait). `ctrace compact` and `reindex` wait, as the
+    /// seal waits for `ctrace.lock`; `search` does not.
+    pub wait_for_writer: Option<Duration>,
+    /// Called once when the writer has been busy for about a second (to tell the user).
+    pub on_wait: Option<&'a dyn Fn()>,
 }
+
+/// How long `compact` and `reindex` wait for another process's index writer (10 minutes:
+/// a full reindex of a large store takes minutes).
+pub const WRITER_WAIT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Payload {
@@ -363,6 +373,37 @@ fn read_payload(opened: &Opened) -> Result<u64, IndexError> {
     }
 }
 
+/// [`writer`], retrying every 50 ms while another process holds the writer lock, for up to
+/// `options.wait_for_writer`; `options.on_wait` is called once after about a second.
+fn writer_waiting(
+    opened: &Opened,
+    threads: usize,
+    heap_bytes: usize,
+    options: &CatchUpOptions<'_>,
+) -> Result<IndexWriter, IndexError> {
+    let started = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        match writer(opened, threads, heap_bytes) {
+            Err(IndexError::Busy { .. })
+                if options
+                    .wait_for_writer
+                    .is_some_and(|wait| started.elapsed() < wait) =>
+            {
+                if !told && started.elapsed() >= Duration::from_secs(1) {
+                    told = true;
+                    tracing::info!(dir = %opened.dir.display(), "waiting for another process's index writer");
+                    if let Some(on_wait) = options.on_wait {
+                        on_wait();
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn writer(opened: &Opened, threads: usize, heap_bytes: usize) -> Result<IndexWriter, IndexError> {
     match opened.index.writer_with_num_threads(threads, heap_bytes) {
         Ok(writer) => Ok(writer),
@@ -492,7 +533,7 @@ pub fn rebuild(store: &Store, options: &CatchUpOptions<'_>) -> Result<IndexRepor
         // Take the writer lock first, so a rebuild does not pull the index from under a pass.
         let opened = open(store.paths());
         let guard = match &opened {
-            Ok(opened) => Some(writer(opened, 1, 15_000_000)?),
+            Ok(opened) => Some(writer_waiting(opened, 1, 15_000_000, options)?),
             Err(_) => None,
         };
         drop(guard);
@@ -544,7 +585,12 @@ pub fn catch_up_from(
         });
     }
     let threads = indexing_threads();
-    let mut writer = writer(&opened, threads, threads * WRITER_HEAP_BYTES_PER_THREAD)?;
+    let mut writer = writer_waiting(
+        &opened,
+        threads,
+        threads * WRITER_HEAP_BYTES_PER_THREAD,
+        options,
+    )?;
     let mut policy = tantivy::merge_policy::LogMergePolicy::default();
     policy.set_max_docs_before_merge(MAX_DOCS_BEFORE_MERGE);
     writer.set_merge_policy(Box::new(policy));
@@ -718,7 +764,15 @@ fn delete_where(
     if matched == 0 {
         return Ok(0);
     }
-    let mut writer = writer(&opened, 1, 15_000_000)?;
+    let mut writer = writer_waiting(
+        &opened,
+        1,
+        15_000_000,
+        &CatchUpOptions {
+            wait_for_writer: Some(WRITER_WAIT),
+            ..CatchUpOptions::default()
+        },
+    )?;
     for query in queries {
         writer
             .delete_query(query)
