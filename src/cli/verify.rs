@@ -19,7 +19,32 @@ pub struct VerifyArgs {
 /// # Errors
 /// I/O errors writing stdout.
 pub fn run(store: &Store, args: &VerifyArgs) -> anyhow::Result<i32> {
-    let report = verify(store);
+    let mut report = verify(store);
+    // The views are derived data: damage there is repaired from the log (`compact --rebuild`).
+    let views_file = crate::views::db_path(store.paths());
+    match crate::views::check::check(store) {
+        Ok(check) => {
+            if !check.damage.is_empty() {
+                for kind in check.damage {
+                    report.damage.push(crate::log::Damage {
+                        file: views_file.clone(),
+                        position: None,
+                        kind: format!("{kind} (run `ctrace compact --rebuild`)"),
+                    });
+                }
+            } else if check.rows_compared > 0 {
+                report.notes.push(format!(
+                    "views: integrity_check ok, {} rows match a re-fold of the log",
+                    check.rows_compared
+                ));
+            }
+            report.notes.extend(check.notes);
+        }
+        Err(error) => report.notes.push(format!(
+            "views not checked: {:#}",
+            anyhow::Error::new(error)
+        )),
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         let damage: Vec<serde_json::Value> = report

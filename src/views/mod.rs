@@ -13,6 +13,7 @@
 //! The schema is in [`schema`] and documented for users in `docs/views.md`.
 
 pub mod access;
+pub mod check;
 pub mod cost;
 mod fold;
 mod packed;
