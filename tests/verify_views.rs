@@ -1,7 +1,8 @@
 //! `verify` covers the views (issue 14 item 13): a value changed in place inside
 //! `views/views.sqlite` (which SQLite's structure checks cannot see) is found by comparing the
 //! tables with a re-fold of the log, reported as damage (exit 1) with the repair, and
-//! `compact --rebuild` repairs it.
+//! `compact --rebuild` repairs it; a damaged index file fails tantivy's checksum and `reindex`
+//! repairs it.
 
 #![expect(
     clippy::unwrap_used,
@@ -59,5 +60,23 @@ fn a_changed_value_in_the_views_is_damage_and_rebuild_repairs_it() {
     );
 
     assert_success(&["compact"], &sandbox.run(&["compact", "--rebuild"]));
+    assert_success(&["verify"], &sandbox.run(&["verify"]));
+
+    // The index: a flipped byte in one of its files fails tantivy's checksum.
+    assert_success(&["reindex"], &sandbox.run(&["reindex"]));
+    let file = std::fs::read_dir(sandbox.store().join("index"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "idx"))
+        .unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&file, bytes).unwrap();
+    let output = sandbox.run(&["verify"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("reindex"), "{stdout}");
+    assert_success(&["reindex"], &sandbox.run(&["reindex"]));
     assert_success(&["verify"], &sandbox.run(&["verify"]));
 }

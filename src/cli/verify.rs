@@ -45,6 +45,31 @@ pub fn run(store: &Store, args: &VerifyArgs) -> anyhow::Result<i32> {
             anyhow::Error::new(error)
         )),
     }
+    let next = crate::log::load_manifest(store.paths())
+        .map(|m| m.next_offset)
+        .unwrap_or_default();
+    let index_dir = crate::index::index_dir(store.paths());
+    match crate::index::check(store.paths(), next) {
+        Ok(Some(damage)) if damage.is_empty() => {
+            report.notes.push(
+                "index: checksums ok, checkpoint and documents agree with the log".to_owned(),
+            );
+        }
+        Ok(Some(damage)) => {
+            report
+                .damage
+                .extend(damage.into_iter().map(|kind| crate::log::Damage {
+                    file: index_dir.clone(),
+                    position: None,
+                    kind: format!("{kind} (run `ctrace reindex`)"),
+                }))
+        }
+        Ok(None) => {}
+        Err(error) => report.notes.push(format!(
+            "index not checked: {:#}",
+            anyhow::Error::new(error)
+        )),
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         let damage: Vec<serde_json::Value> = report
