@@ -80,6 +80,96 @@ fn positives() -> Vec<(&'static str, String, String)> {
             "export SLACK_TOKEN=xoxb-1234-abcd\n".into(),
             "xoxb-1234-abcd".into(),
         ),
+        // Issue 14 item 15.
+        (
+            "aws_secret_access_key",
+            format!("export AWS_SECRET_ACCESS_KEY={}\n", alnum(40)),
+            alnum(40),
+        ),
+        (
+            "aws_secret_access_key",
+            format!("aws_secret_access_key = {}\n", alnum(40)),
+            alnum(40),
+        ),
+        (
+            "url_credentials",
+            "psql postgres://app:s3cretPass@db.internal:5432/app\n".into(),
+            "s3cretPass".into(),
+        ),
+        (
+            "url_credentials",
+            "git remote add o https://bob:hunter22@git.example.com/r.git\n".into(),
+            "hunter22".into(),
+        ),
+        (
+            "basic_auth_option",
+            "curl -u admin:Sup3rSecret https://x\n".into(),
+            "Sup3rSecret".into(),
+        ),
+        (
+            "stripe_key",
+            format!("STRIPE={}\n", format!("sk_live_{}", alnum(24))),
+            format!("sk_live_{}", alnum(24)),
+        ),
+        (
+            "slack_token",
+            format!("slack: {}\n", format!("xoxb-{}", alnum(30))),
+            format!("xoxb-{}", alnum(30)),
+        ),
+        (
+            "slack_webhook",
+            format!("POST https://hooks.slack.com/services/{}\n", alnum(40)),
+            alnum(40),
+        ),
+        (
+            "gitlab_token",
+            format!("GL={}\n", format!("glpat-{}", alnum(20))),
+            format!("glpat-{}", alnum(20)),
+        ),
+        (
+            "gcp_api_key",
+            format!("key={}\n", format!("AIza{}", alnum(35))),
+            format!("AIza{}", alnum(35)),
+        ),
+        (
+            "huggingface_token",
+            format!(
+                "HF {}\n",
+                format!("hf_{}", "abcdefghijABCDEFGHIJabcdefghijABCD")
+            ),
+            "hf_abcdefghijABCDEFGHIJabcdefghijABCD".into(),
+        ),
+        (
+            "npm_token",
+            format!(
+                "//registry.npmjs.org/:_authToken {}\n",
+                format!("npm_{}", alnum(36))
+            ),
+            format!("npm_{}", alnum(36)),
+        ),
+        (
+            "pypi_token",
+            format!("pw {}\n", format!("pypi-AgEIcHlwaS5vcmc{}", alnum(60))),
+            format!("pypi-AgEIcHlwaS5vcmc{}", alnum(60)),
+        ),
+        (
+            "groq_api_key",
+            format!("GROQ {}\n", format!("gsk_{}", alnum(52))),
+            format!("gsk_{}", alnum(52)),
+        ),
+        (
+            "sendgrid_api_key",
+            format!("SG {}\n", format!("SG.{}.{}", alnum(22), alnum(43))),
+            format!("SG.{}.{}", alnum(22), alnum(43)),
+        ),
+        (
+            "jwt",
+            format!(
+                "cookie {}\n",
+                format!("eyJ{}.eyJ{}.{}", alnum(20), alnum(30), alnum(25))
+            ),
+            format!("eyJ{}.eyJ{}.{}", alnum(20), alnum(30), alnum(25)),
+        ),
     ]
 }
 
@@ -111,7 +201,77 @@ fn negatives() -> Vec<(&'static str, String)> {
             "token_assignment",
             "{\"max_tokens\": 1000, \"input_tokens\": 5}\n".into(),
         ),
+        (
+            "aws_secret_access_key",
+            "the aws_secret_access_key setting is documented\n".into(),
+        ),
+        (
+            "url_credentials",
+            "see https://example.com:8443/path\n".into(),
+        ),
+        ("url_credentials", "git@github.com:x/y.git\n".into()),
+        ("basic_auth_option", "docker run -u 1000:1000 img\n".into()),
+        ("basic_auth_option", "git push -u origin main\n".into()),
+        ("stripe_key", "sk_live_short\n".into()),
+        ("slack_token", "xoxb- is the bot prefix\n".into()),
+        (
+            "slack_webhook",
+            "https://hooks.slack.com/ is documented\n".into(),
+        ),
+        ("gitlab_token", "glpat- prefix\n".into()),
+        ("gcp_api_key", "AIza is a prefix\n".into()),
+        ("huggingface_token", "hf_hub_download(repo)\n".into()),
+        ("npm_token", "npm_config_cache=/tmp\n".into()),
+        ("pypi_token", "pypi-AgEIcHlwaS5vcmc short\n".into()),
+        ("groq_api_key", "gsk_short\n".into()),
+        ("sendgrid_api_key", "SG.short.key\n".into()),
+        ("jwt", "eyJhbGciOi is only a header\n".into()),
     ]
+}
+
+/// Issue 14 item 15: a secret hidden by JSON `\\u` escapes is found in the decoded string and
+/// the payload stays valid JSON.
+#[test]
+fn json_escaped_secrets_are_redacted() {
+    let redactor = default_redactor();
+    let key: String = "aB3dE5fG7hJ9kL1mN2pQ4rS6tU8vW0xYz".repeat(2);
+    let escaped =
+        format!(r#"{{"tool_input":{{"command":"echo sk\u002dant\u002dapi03\u002d{key}"}}}}"#);
+    let (out, count) = redactor.redact_json(escaped.into_bytes());
+    let out = String::from_utf8(out).unwrap();
+    assert!(count >= 1, "{out}");
+    assert!(!out.contains(&key), "{out}");
+    let value: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        value["tool_input"]["command"]
+            .as_str()
+            .unwrap()
+            .contains("[REDACTED:anthropic_api_key]")
+    );
+}
+
+/// Issue 14 item 15: the record's `session` and every extracted field are redacted, not only
+/// the payload.
+#[test]
+fn every_stored_string_field_is_redacted() {
+    use ctrace::log::record::{Body, HookBody, Record, Source};
+    let redactor = default_redactor();
+    let key = format!("sk-ant-api03-{}", "aB3dE5fG7hJ9kL1mN2pQ4rS6tU8vW0xYz");
+    let mut record = Record {
+        ts: 1,
+        source: Source::Hook,
+        session: Some(key.clone()),
+        body: Body::Hook(HookBody {
+            cwd: Some(format!("/home/{key}")),
+            raw: b"{}".to_vec(),
+            ..HookBody::default()
+        }),
+        redactions: 0,
+    };
+    let count = redactor.redact_record(&mut record);
+    assert_eq!(count, 2);
+    let encoded = format!("{record:?}");
+    assert!(!encoded.contains(&key), "{encoded}");
 }
 
 fn default_redactor() -> Redactor {

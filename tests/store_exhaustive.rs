@@ -265,8 +265,12 @@ fn every_byte_flip_in_an_inbox_file_is_reported_by_verify() {
                         damaged[at] ^= mask;
                         std::fs::write(&wal, &damaged).unwrap();
                         let report = verify(&store);
+                        // A flip in the last frame's header can make it read as a torn tail
+                        // (a longer frame cut short), which is what a killed writer leaves and
+                        // so is a note, not damage (issue 14 item 14); it is still reported.
+                        let torn_note = report.notes.iter().any(|n| n.contains("torn tail"));
                         assert!(
-                            !report.damage.is_empty(),
+                            !report.damage.is_empty() || torn_note,
                             "flip {mask:#04x} at inbox byte {at} not reported"
                         );
                     }

@@ -233,6 +233,92 @@ pub const DEFAULT_RULES: &[DefaultRule] = &[
         literals: &["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"],
     },
     DefaultRule {
+        name: "aws_secret_access_key",
+        pattern: r#"(?i)(aws_secret_access_key(?:\\?["'])?\s*[:=]\s*(?:\\?["'])?)[A-Za-z0-9/+=]{40}"#,
+        replacement: "${1}[REDACTED:aws_secret_access_key]",
+        literals: &["aws_secret_access_key"],
+    },
+    DefaultRule {
+        name: "url_credentials",
+        // Starts at its literal, so a stream split inside the scheme is still found.
+        pattern: r#"(://[^\s:/@"'\\\[\]]+:)[^\s@/"'\\\[\]]+(@)"#,
+        replacement: "${1}[REDACTED:url_credentials]${2}",
+        literals: &["://"],
+    },
+    DefaultRule {
+        name: "basic_auth_option",
+        // The password must hold a non-digit: `-u 1000:1000` (uid:gid, docker) is not one.
+        pattern: r#"((?:^|\s)(?:-u|--user|--proxy-user)(?:\s+|=)["']?[^\s:"']+:)\d*[^\s"'\d][^\s"']*"#,
+        replacement: "${1}[REDACTED:basic_auth_option]",
+        literals: &["-u", "--user", "--proxy-user"],
+    },
+    DefaultRule {
+        name: "stripe_key",
+        pattern: r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}",
+        replacement: "[REDACTED:stripe_key]",
+        literals: &["sk_live_", "rk_live_", "sk_test_", "rk_test_", "pk_live_"],
+    },
+    DefaultRule {
+        name: "slack_token",
+        pattern: r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",
+        replacement: "[REDACTED:slack_token]",
+        literals: &["xoxa-", "xoxb-", "xoxp-", "xoxo-", "xoxs-", "xoxr-"],
+    },
+    DefaultRule {
+        name: "slack_webhook",
+        pattern: r"hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9+/]{20,}",
+        replacement: "[REDACTED:slack_webhook]",
+        literals: &["hooks.slack.com/"],
+    },
+    DefaultRule {
+        name: "gitlab_token",
+        pattern: r"\bgl(?:pat|dt|ptt|rt)-[A-Za-z0-9_\-]{20,}",
+        replacement: "[REDACTED:gitlab_token]",
+        literals: &["glpat-", "gldt-", "glptt-", "glrt-"],
+    },
+    DefaultRule {
+        name: "gcp_api_key",
+        pattern: r"\bAIza[0-9A-Za-z_\-]{35}",
+        replacement: "[REDACTED:gcp_api_key]",
+        literals: &["AIza"],
+    },
+    DefaultRule {
+        name: "huggingface_token",
+        pattern: r"\bhf_[A-Za-z]{34}\b",
+        replacement: "[REDACTED:huggingface_token]",
+        literals: &["hf_"],
+    },
+    DefaultRule {
+        name: "npm_token",
+        pattern: r"\bnpm_[A-Za-z0-9]{36}\b",
+        replacement: "[REDACTED:npm_token]",
+        literals: &["npm_"],
+    },
+    DefaultRule {
+        name: "pypi_token",
+        pattern: r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}",
+        replacement: "[REDACTED:pypi_token]",
+        literals: &["pypi-AgEIcHlwaS5vcmc"],
+    },
+    DefaultRule {
+        name: "groq_api_key",
+        pattern: r"\bgsk_[A-Za-z0-9]{52}\b",
+        replacement: "[REDACTED:groq_api_key]",
+        literals: &["gsk_"],
+    },
+    DefaultRule {
+        name: "sendgrid_api_key",
+        pattern: r"\bSG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}\b",
+        replacement: "[REDACTED:sendgrid_api_key]",
+        literals: &["SG."],
+    },
+    DefaultRule {
+        name: "jwt",
+        pattern: r"\beyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}",
+        replacement: "[REDACTED:jwt]",
+        literals: &["eyJ"],
+    },
+    DefaultRule {
         name: "bearer_token",
         pattern: r"(?i)(bearer\s+)[A-Za-z0-9\-._~+/]{8,}=*",
         replacement: "${1}[REDACTED:bearer_token]",

@@ -653,7 +653,11 @@ fn read_members(
         })?;
         // The raw header bytes, not `entry.path()`, which normalises `./x` and GNU long names.
         let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
-        check_member_name(&name)?;
+        // The first member tells a ctrace archive from a foreign tar (the visitor refuses a
+        // foreign one as such); every later one must have a name of the layout.
+        if seen_any {
+            check_member_name(&name)?;
+        }
         let size = entry.size();
         if size > MAX_MEMBER_BYTES {
             return Err(ArchiveError::MemberTooLarge {

@@ -383,6 +383,18 @@ impl Redactor {
     /// JSON valid. Returns the bytes to store and the number of replacements.
     pub fn redact_json(&self, input: Vec<u8>) -> (Vec<u8>, u32) {
         let Some((out, count)) = self.redact(&input) else {
+            // `\uXXXX` escapes can hide a secret from the byte-level rules
+            // (`sk\u002dant\u002d…`): match the decoded strings as well.
+            if memchr::memmem::find(&input, b"\\u").is_some()
+                && let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&input)
+            {
+                let count = self.redact_value(&mut value);
+                if count > 0
+                    && let Ok(bytes) = serde_json::to_vec(&value)
+                {
+                    return (bytes, count);
+                }
+            }
             return (input, 0);
         };
         let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&input) else {
@@ -537,18 +549,25 @@ impl Redactor {
         if self.is_empty() {
             return 0;
         }
-        let field = |value: &mut Option<String>| {
+        // Returns the replacements made in the field.
+        let field = |value: &mut Option<String>| -> u32 {
             if let Some(text) = value.as_mut()
-                && let Some((bytes, _)) = self.redact(text.as_bytes())
+                && let Some((bytes, n)) = self.redact(text.as_bytes())
             {
                 *text = String::from_utf8_lossy(&bytes).into_owned();
+                return n;
             }
+            0
         };
         let count = match &mut record.body {
             Body::Hook(hook) => {
                 let (raw, n) = self.redact_json(std::mem::take(&mut hook.raw));
                 hook.raw = raw;
-                if n > 0 {
+                // Every stored string, not only the payload: an extracted field can hold a
+                // secret the payload had escaped, or that was cut off from it. Fields repeat
+                // the payload, so they add to the count only when the payload had none.
+                let mut in_fields = 0;
+                {
                     for value in [
                         &mut hook.event,
                         &mut hook.tool_name,
@@ -559,16 +578,18 @@ impl Redactor {
                         &mut hook.cwd,
                         &mut hook.transcript_path,
                         &mut hook.agent_transcript_path,
+                        &mut hook.pty_session,
                     ] {
-                        field(value);
+                        in_fields += field(value);
                     }
                 }
-                n
+                if n == 0 { in_fields } else { n }
             }
             Body::Transcript(line) => {
                 let (raw, n) = self.redact_json(std::mem::take(&mut line.raw));
                 line.raw = raw;
-                if n > 0 {
+                let mut in_fields = 0;
+                {
                     for value in [
                         &mut line.line_type,
                         &mut line.subtype,
@@ -579,10 +600,10 @@ impl Redactor {
                         &mut line.model,
                         &mut line.agent_id,
                     ] {
-                        field(value);
+                        in_fields += field(value);
                     }
                 }
-                n
+                if n == 0 { in_fields } else { n }
             }
             Body::Pty(pty) => {
                 let mut n = 0;
@@ -595,9 +616,9 @@ impl Redactor {
                     pty.data = data;
                     n += k;
                 }
-                for value in [&mut pty.command, &mut pty.cwd] {
+                for value in [&mut pty.command, &mut pty.cwd, &mut pty.term] {
                     // Counted in `data` (the start header repeats the command).
-                    field(value);
+                    let _ = field(value);
                 }
                 n
             }
@@ -609,6 +630,13 @@ impl Redactor {
                 None => 0,
             },
         };
+        let mut count = count;
+        if let Some(session) = record.session.as_mut()
+            && let Some((bytes, n)) = self.redact(session.as_bytes())
+        {
+            *session = String::from_utf8_lossy(&bytes).into_owned();
+            count = count.saturating_add(n);
+        }
         record.redactions = record.redactions.saturating_add(count);
         count
     }

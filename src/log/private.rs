@@ -292,9 +292,17 @@ pub fn check_spool_dir(base: &Path, levels: &[&str]) -> Result<bool, LogError> {
 /// Whether an I/O error means "this store cannot be written here" (read-only file system,
 /// permission denied, disk or quota full), as opposed to damage or a bug.
 pub fn is_unwritable_io(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    // By kind too: wrapped errors (tempfile's, with the path) keep the kind, not the errno.
     matches!(
         error.raw_os_error(),
         Some(libc::EROFS | libc::EACCES | libc::EPERM | libc::ENOSPC | libc::EDQUOT)
+    ) || matches!(
+        error.kind(),
+        ErrorKind::ReadOnlyFilesystem
+            | ErrorKind::PermissionDenied
+            | ErrorKind::StorageFull
+            | ErrorKind::QuotaExceeded
     )
 }
 
