@@ -79,12 +79,14 @@ pub enum ConfigError {
     },
 }
 
-/// Default of `storage.max_record_bytes` (64 MiB).
-pub const DEFAULT_MAX_RECORD_BYTES: u64 = 64 << 20;
-/// Largest `storage.max_record_bytes` accepted (128 MiB): a record this large plus its
-/// envelope still fits a block that every reader accepts
-/// ([`crate::segments::segment::MAX_BLOCK_RAW_BYTES`], 256 MiB).
-pub const MAX_MAX_RECORD_BYTES: u64 = 128 << 20;
+/// Default of `storage.max_record_bytes` (16 MiB): about 90× the longest line of the corpus
+/// (174 KiB), and small enough that the few copies of one record a command holds at once stay
+/// well under the 256 MiB peak-RSS bound (`docs/benchmarks.md`).
+pub const DEFAULT_MAX_RECORD_BYTES: u64 = 16 << 20;
+/// Largest `storage.max_record_bytes` accepted (64 MiB): a record this large plus its
+/// envelope fits a block that every reader accepts
+/// ([`crate::segments::segment::MAX_BLOCK_RAW_BYTES`], 256 MiB) with room to spare.
+pub const MAX_MAX_RECORD_BYTES: u64 = 64 << 20;
 
 /// When appended records are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -122,8 +124,8 @@ pub struct StorageConfig {
     /// split across continuation frames, never truncated.
     #[serde(deserialize_with = "de_bytes")]
     pub frame_limit: u64,
-    /// Largest hook payload or transcript line kept whole, in bytes (default 64 MiB, 4 KiB to
-    /// 128 MiB). A larger input is stored as a record holding its first `max_record_bytes`
+    /// Largest hook payload or transcript line kept whole, in bytes (default 16 MiB, 4 KiB to
+    /// 64 MiB). A larger input is stored as a record holding its first `max_record_bytes`
     /// bytes, flagged `truncated` with the whole input's size and SHA-256, and reported; never
     /// dropped, and never read into memory whole (`docs/config.md`).
     #[serde(deserialize_with = "de_bytes")]
@@ -244,7 +246,7 @@ impl Config {
             return Err(invalid(
                 "storage.max_record_bytes",
                 s.max_record_bytes.to_string(),
-                "must be 4 KiB to 128 MiB",
+                "must be 4 KiB to 64 MiB",
             ));
         }
         if s.segment_age.is_zero() {
