@@ -3,11 +3,6 @@
 //! `ctrace ingest`, and an oversized record already in the inbox are stored as truncated
 //! records (first bytes, whole size, SHA-256), and the records around them stay readable.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers outside #[test] functions; a failed setup step should fail the test"
-)]
-
 mod common;
 
 use std::io::Write;

@@ -1,11 +1,6 @@
 //! `compact` and `reindex` wait for another process's index writer (issue 14 item 16) instead
 //! of failing with "being updated by another process", as the seal waits for `ctrace.lock`.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers outside #[test] functions; a failed setup step should fail the test"
-)]
-
 mod common;
 
 use std::process::Stdio;

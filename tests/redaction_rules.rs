@@ -108,12 +108,12 @@ fn positives() -> Vec<(&'static str, String, String)> {
         ),
         (
             "stripe_key",
-            format!("STRIPE={}\n", format!("sk_live_{}", alnum(24))),
+            format!("STRIPE=sk_live_{}\n", alnum(24)),
             format!("sk_live_{}", alnum(24)),
         ),
         (
             "slack_token",
-            format!("slack: {}\n", format!("xoxb-{}", alnum(30))),
+            format!("slack: xoxb-{}\n", alnum(30)),
             format!("xoxb-{}", alnum(30)),
         ),
         (
@@ -123,51 +123,42 @@ fn positives() -> Vec<(&'static str, String, String)> {
         ),
         (
             "gitlab_token",
-            format!("GL={}\n", format!("glpat-{}", alnum(20))),
+            format!("GL=glpat-{}\n", alnum(20)),
             format!("glpat-{}", alnum(20)),
         ),
         (
             "gcp_api_key",
-            format!("key={}\n", format!("AIza{}", alnum(35))),
+            format!("key=AIza{}\n", alnum(35)),
             format!("AIza{}", alnum(35)),
         ),
         (
             "huggingface_token",
-            format!(
-                "HF {}\n",
-                format!("hf_{}", "abcdefghijABCDEFGHIJabcdefghijABCD")
-            ),
+            format!("HF hf_{}\n", "abcdefghijABCDEFGHIJabcdefghijABCD"),
             "hf_abcdefghijABCDEFGHIJabcdefghijABCD".into(),
         ),
         (
             "npm_token",
-            format!(
-                "//registry.npmjs.org/:_authToken {}\n",
-                format!("npm_{}", alnum(36))
-            ),
+            format!("//registry.npmjs.org/:_authToken npm_{}\n", alnum(36)),
             format!("npm_{}", alnum(36)),
         ),
         (
             "pypi_token",
-            format!("pw {}\n", format!("pypi-AgEIcHlwaS5vcmc{}", alnum(60))),
+            format!("pw pypi-AgEIcHlwaS5vcmc{}\n", alnum(60)),
             format!("pypi-AgEIcHlwaS5vcmc{}", alnum(60)),
         ),
         (
             "groq_api_key",
-            format!("GROQ {}\n", format!("gsk_{}", alnum(52))),
+            format!("GROQ gsk_{}\n", alnum(52)),
             format!("gsk_{}", alnum(52)),
         ),
         (
             "sendgrid_api_key",
-            format!("SG {}\n", format!("SG.{}.{}", alnum(22), alnum(43))),
+            format!("SG SG.{}.{}\n", alnum(22), alnum(43)),
             format!("SG.{}.{}", alnum(22), alnum(43)),
         ),
         (
             "jwt",
-            format!(
-                "cookie {}\n",
-                format!("eyJ{}.eyJ{}.{}", alnum(20), alnum(30), alnum(25))
-            ),
+            format!("cookie eyJ{}.eyJ{}.{}\n", alnum(20), alnum(30), alnum(25)),
             format!("eyJ{}.eyJ{}.{}", alnum(20), alnum(30), alnum(25)),
         ),
     ]

@@ -4,11 +4,6 @@
 //! `compact --rebuild` repairs it; a damaged index file fails tantivy's checksum and `reindex`
 //! repairs it.
 
-#![expect(
-    clippy::unwrap_used,
-    reason = "test helpers outside #[test] functions; a failed setup step should fail the test"
-)]
-
 mod common;
 
 use common::{Sandbox, assert_success};

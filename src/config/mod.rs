@@ -439,7 +439,6 @@ mod tests {
         assert!(err.to_string().contains("nope"), "{err}");
     }
 
-    #[test]
     /// Issue 14 item 18: an out-of-range or malformed value names its key, and whatever loads
     /// prints back (`ctrace config`).
     #[test]
