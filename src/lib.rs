@@ -14,12 +14,14 @@
 //! - [`export`]: conversions to other tools' formats (OTLP/JSON traces).
 //! - [`config`]: the configuration file (`config.toml`).
 //! - [`cli`]: the `ctrace` command line (clap), one file per subcommand.
+//! - [`fault`]: I/O fault injection points for the fault tests (compiled out of release builds).
 //!
 //! `ARCHITECTURE.md` walks the same order.
 
 pub mod cli;
 pub mod config;
 pub mod export;
+pub mod fault;
 pub mod index;
 pub mod ingest;
 pub mod log;

@@ -26,7 +26,11 @@ pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
     prepare_process();
     // A panic must not unwind into the C runtime; the CLI handles its own errors, and `ctrace
     // hook` catches panics itself.
-    let code = std::panic::catch_unwind(ctrace::cli::main).unwrap_or(101);
+    let code = std::panic::catch_unwind(|| {
+        ctrace::fault::setup();
+        ctrace::cli::main()
+    })
+    .unwrap_or(101);
     // `exit` flushes Rust's buffered stdout, as returning from a Rust `main` would.
     std::process::exit(code)
 }

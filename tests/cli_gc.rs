@@ -257,7 +257,7 @@ fn gc_aborted_at_each_fail_point_leaves_a_consistent_store() {
         copy_tree(&template.store, &store);
         let out = sandbox
             .command_in(&store, &["gc", "--now", CRASH_NOW])
-            .env("CTRACE_FAILPOINT", point)
+            .env("FAILPOINTS", format!("{point}=return(crash)"))
             .output()
             .unwrap();
         assert!(
@@ -346,7 +346,7 @@ fn index_agrees_with_the_log_after_an_interrupted_gc() {
         copy_tree(&template.store, &store);
         let out = sandbox
             .command_in(&store, &["gc", "--now", CRASH_NOW])
-            .env("CTRACE_FAILPOINT", point)
+            .env("FAILPOINTS", format!("{point}=return(crash)"))
             .output()
             .unwrap();
         assert!(

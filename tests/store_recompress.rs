@@ -94,7 +94,7 @@ fn a_crash_at_any_recompression_step_loses_nothing() {
         let before = cat(&sandbox);
         let output = sandbox
             .command(&["compact"])
-            .env("CTRACE_FAILPOINT", point)
+            .env("FAILPOINTS", format!("{point}=return(crash)"))
             .output()
             .unwrap();
         assert!(

@@ -428,6 +428,7 @@ fn commit(writer: &mut IndexWriter, dir: &Path, applied: u64) -> Result<(), Inde
         .prepare_commit()
         .map_err(tantivy_err(dir, "preparing a commit"))?;
     prepared.set_payload(&payload);
+    crate::fault::point("index-commit").map_err(|e| tantivy_err(dir, "committing")(e.into()))?;
     prepared.commit().map_err(tantivy_err(dir, "committing"))?;
     Ok(())
 }

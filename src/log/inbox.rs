@@ -15,7 +15,6 @@
 //! Invariant: an append that returned `Ok` is in a file the sealer will find, exactly once.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -83,12 +82,14 @@ pub fn append_shared(
                 )));
             }
         }
-        file.write_all(&frames).map_err(io)?;
+        crate::fault::write_all("inbox-append-write", &mut file, &frames).map_err(io)?;
         if durability == Durability::Fsync {
-            file.sync_data().map_err(|source| LogError::Poisoned {
-                path: path.clone(),
-                source,
-            })?;
+            (crate::fault::point("inbox-append-sync").and_then(|()| file.sync_data())).map_err(
+                |source| LogError::Poisoned {
+                    path: path.clone(),
+                    source,
+                },
+            )?;
         }
         return Ok(());
     }
@@ -177,19 +178,20 @@ impl ProducerInbox {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        self.file
-            .write_all(&self.buffer)
-            .map_err(|source| LogError::Io {
+        crate::fault::write_all("inbox-producer-write", &mut self.file, &self.buffer).map_err(
+            |source| LogError::Io {
                 path: self.path.clone(),
                 source,
-            })?;
+            },
+        )?;
         self.written_bytes += self.buffer.len() as u64;
         self.buffer.clear();
         if self.durability == Durability::Fsync {
-            self.file.sync_data().map_err(|source| LogError::Poisoned {
-                path: self.path.clone(),
-                source,
-            })?;
+            (crate::fault::point("inbox-producer-sync").and_then(|()| self.file.sync_data()))
+                .map_err(|source| LogError::Poisoned {
+                    path: self.path.clone(),
+                    source,
+                })?;
         }
         Ok(())
     }
@@ -227,7 +229,9 @@ pub fn spool(dir: &Path, record: &[u8], frame_limit: u32) -> Result<PathBuf, Log
         .custom_flags(private::NOFOLLOW)
         .open(&path)
         .map_err(|source| private::io_error(&path, source))?;
-    let written = file.write_all(&frames).and_then(|()| file.sync_all());
+    let written = crate::fault::write_all("spool-write", &mut file, &frames)
+        .and_then(|()| crate::fault::point("spool-sync"))
+        .and_then(|()| file.sync_all());
     if let Err(source) = written {
         drop(file);
         let _ = std::fs::remove_file(&path);

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -221,9 +220,12 @@ impl Manifest {
             .suffix(".tmp")
             .tempfile_in(dir)
             .map_err(io)?;
-        temp.write_all(&bytes).map_err(io)?;
+        crate::fault::write_all("manifest-write", &mut temp, &bytes).map_err(io)?;
+        crate::fault::point("manifest-sync").map_err(io)?;
         temp.as_file().sync_all().map_err(io)?;
+        crate::fault::point("manifest-rename").map_err(io)?;
         temp.persist(path).map_err(|e| io(e.error))?;
+        crate::fault::point("manifest-dir-sync").map_err(io)?;
         sync_dir(dir)
     }
 }
@@ -233,7 +235,8 @@ impl Manifest {
 /// # Errors
 /// [`LogError::Io`].
 pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
+    crate::fault::point("dir-sync")
+        .and_then(|()| File::open(dir))
         .and_then(|d| d.sync_all())
         .map_err(|source| LogError::Io {
             path: dir.to_path_buf(),

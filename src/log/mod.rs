@@ -510,6 +510,14 @@ fn list_dir(dir: &Path) -> Result<Vec<String>, LogError> {
     Ok(names)
 }
 
+/// The fault point `name` ([`crate::fault::point`]) before an operation on `path`.
+fn fault_point(name: &str, path: &Path) -> Result<(), LogError> {
+    crate::fault::point(name).map_err(|source| LogError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 fn remove_file(path: &Path) -> Result<(), LogError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),

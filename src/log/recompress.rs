@@ -14,7 +14,6 @@
 
 use super::manifest::{SegmentEntry, sync_dir};
 use super::record::RecordHead;
-use super::retention::FAILPOINT_ENV;
 use super::{LogError, StoreLock, remove_file};
 use crate::segments::Offset;
 use crate::segments::segment::{BlockLayout, SegmentReader, SegmentWriter};
@@ -36,12 +35,6 @@ pub struct RecompressReport {
     pub deferred: u64,
     /// Damaged segments left as they are.
     pub damaged: u64,
-}
-
-fn failpoint(name: &str) {
-    if std::env::var_os(FAILPOINT_ENV).is_some_and(|v| v == name) {
-        std::process::abort();
-    }
 }
 
 impl StoreLock<'_> {
@@ -91,7 +84,7 @@ impl StoreLock<'_> {
                 }
                 Err(e) => return Err(e),
             };
-            failpoint("recompress-written");
+            crate::fault::crash("recompress-written");
             if let Err(e) = sync_dir(&self.store.paths.segments) {
                 self.poisoned = true;
                 return Err(e);
@@ -111,8 +104,10 @@ impl StoreLock<'_> {
                 return Err(e);
             }
             self.manifest = manifest;
-            failpoint("recompress-committed");
-            remove_file(&self.store.paths.segments.join(&entry.file))?;
+            crate::fault::crash("recompress-committed");
+            let old = self.store.paths.segments.join(&entry.file);
+            super::fault_point("recompress-delete", &old)?;
+            remove_file(&old)?;
             report.segments += 1;
             report.records += entry.record_count;
             report.bytes_before += entry.file_bytes;
@@ -178,10 +173,11 @@ impl StoreLock<'_> {
             entry.end().0
         );
         let path = paths.segments.join(&file);
-        std::fs::rename(&temp, &path).map_err(|source| LogError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        (crate::fault::point("recompress-rename").and_then(|()| std::fs::rename(&temp, &path)))
+            .map_err(|source| LogError::Io {
+                path: path.clone(),
+                source,
+            })?;
         Ok(SegmentEntry {
             id: entry.id,
             file,

@@ -32,16 +32,6 @@ use crate::segments::{Offset, SegmentId};
 /// Name of the pin list file in the store directory.
 pub const PINS_FILE: &str = "PINS";
 
-/// Environment variable naming a fail point at which a retention run aborts the process
-/// (crash tests): `retention-rewritten`, `retention-committed`, `retention-deleted-one`.
-pub const FAILPOINT_ENV: &str = "CTRACE_FAILPOINT";
-
-fn failpoint(name: &str) {
-    if std::env::var_os(FAILPOINT_ENV).is_some_and(|v| v == name) {
-        std::process::abort();
-    }
-}
-
 /// Limits of one source.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SourceLimits {
@@ -452,7 +442,7 @@ impl StoreLock<'_> {
             };
             written.push(entry.file.clone());
             replacement.insert(change.segment.id, Some(entry));
-            failpoint("retention-rewritten");
+            crate::fault::crash("retention-rewritten");
         }
         if let Err(e) = sync_dir(&paths.segments) {
             self.poisoned = true;
@@ -482,12 +472,14 @@ impl StoreLock<'_> {
             return Err(e);
         }
         self.manifest = manifest;
-        failpoint("retention-committed");
+        crate::fault::crash("retention-committed");
         let after: u64 = self.manifest.segments.iter().map(|s| s.file_bytes).sum();
         report.bytes_after = after;
         for change in &report.changes {
-            remove_file(&paths.segments.join(&change.segment.file))?;
-            failpoint("retention-deleted-one");
+            let old = paths.segments.join(&change.segment.file);
+            super::fault_point("retention-delete", &old)?;
+            remove_file(&old)?;
+            crate::fault::crash("retention-deleted-one");
         }
         tracing::info!(
             records = report.records,
@@ -548,10 +540,11 @@ impl StoreLock<'_> {
             entry.end().0
         );
         let path = paths.segments.join(&file);
-        std::fs::rename(&temp, &path).map_err(|source| LogError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        (crate::fault::point("retention-rename").and_then(|()| std::fs::rename(&temp, &path)))
+            .map_err(|source| LogError::Io {
+                path: path.clone(),
+                source,
+            })?;
         Ok(SegmentEntry {
             id: entry.id,
             file,

@@ -176,10 +176,13 @@ impl StoreLock<'_> {
         self.manifest = manifest;
         report.next_offset = self.manifest.next_offset;
         for file in &files {
+            super::fault_point("seal-inbox-delete", &file.path)?;
             remove_file(&file.path)?;
         }
         if let Some(old) = replaced {
-            remove_file(&self.store.paths.segments.join(old))?;
+            let old = self.store.paths.segments.join(old);
+            super::fault_point("seal-tail-delete", &old)?;
+            remove_file(&old)?;
         }
         report.elapsed_ns = started.elapsed().as_nanos() as u64;
         tracing::info!(
@@ -338,7 +341,9 @@ impl StoreLock<'_> {
                 std::process::id()
             );
             let aside = paths.inbox.join(&name);
-            std::fs::rename(&active, &aside).map_err(|source| LogError::Io {
+            (crate::fault::point("seal-inbox-rename")
+                .and_then(|()| std::fs::rename(&active, &aside)))
+            .map_err(|source| LogError::Io {
                 path: active.clone(),
                 source,
             })?;
@@ -521,7 +526,9 @@ impl OpenSegment {
         let file = segment_file_name(SegmentId(self.base.0), end);
         let path = paths.segments.join(&file);
         created.push(path.clone());
-        std::fs::rename(&self.temp, &path).map_err(|source| LogError::Io {
+        (crate::fault::point("seal-segment-rename")
+            .and_then(|()| std::fs::rename(&self.temp, &path)))
+        .map_err(|source| LogError::Io {
             path: path.clone(),
             source,
         })?;

@@ -25,7 +25,6 @@
 //! [`MAX_BLOCK_RAW_BYTES`] for a block whatever the file says.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::frame::{self, ScanItem, Scanner};
@@ -300,7 +299,7 @@ impl SegmentWriter {
         let crc = crc32fast::hash(&header[content_start..]);
         header.extend_from_slice(&crc.to_le_bytes());
         header.extend_from_slice(&0u32.to_le_bytes());
-        file.write_all(&header).map_err(io)?;
+        crate::fault::write_all("segment-write", &mut file, &header).map_err(io)?;
         let mut file_crc = crc32fast::Hasher::new();
         file_crc.update(&header);
         let compressor =
@@ -435,12 +434,12 @@ impl SegmentWriter {
             .compress_to_buffer(&self.block, &mut self.compressed)
             .map_err(|source| SegmentError::Zstd { segment, source })?;
         let compressed = &self.compressed;
-        self.file
-            .write_all(compressed)
-            .map_err(|source| SegmentError::Io {
+        crate::fault::write_all("segment-write", &mut self.file, compressed).map_err(|source| {
+            SegmentError::Io {
                 path: self.path.clone(),
                 source,
-            })?;
+            }
+        })?;
         // One pass over the compressed bytes: the block's CRC, folded into the file's.
         let crc32 = crc32fast::hash(compressed);
         self.file_crc
@@ -506,8 +505,10 @@ impl SegmentWriter {
         };
         let mut tail = index;
         tail.extend_from_slice(&encode_footer(&footer));
-        self.file.write_all(&tail).map_err(|e| io(&self.path, e))?;
-        self.file.sync_all().map_err(|e| io(&self.path, e))?;
+        crate::fault::write_all("segment-write", &mut self.file, &tail)
+            .map_err(|e| io(&self.path, e))?;
+        (crate::fault::point("segment-sync").and_then(|()| self.file.sync_all()))
+            .map_err(|e| io(&self.path, e))?;
         self.file_crc.update(&tail);
         Ok(Finished {
             footer,
@@ -537,12 +538,12 @@ impl SegmentWriter {
                 what: "copied block",
             });
         }
-        self.file
-            .write_all(compressed)
-            .map_err(|source| SegmentError::Io {
+        crate::fault::write_all("segment-write", &mut self.file, compressed).map_err(|source| {
+            SegmentError::Io {
                 path: self.path.clone(),
                 source,
-            })?;
+            }
+        })?;
         self.file_crc.update(compressed);
         self.blocks.push(BlockMeta {
             position: self.position,

@@ -660,6 +660,7 @@ fn fold_blocks(
             [pos.0.to_string()],
         )
         .sql(&path, "writing the checkpoint")?;
+        crate::fault::sqlite("views-commit").sql(&path, "committing")?;
         tx.commit().sql(&path, "committing")?;
         report.applied_records += count as u64;
         report.applied = pos;

@@ -139,7 +139,8 @@ pub(super) fn run(store: &Store) -> Result<ViewsReport, ViewsError> {
     remove_with_side_files(&fresh)?;
     let result = build(store, &fresh).and_then(|report| {
         retire_old(&live)?;
-        std::fs::rename(&fresh, &live).map_err(io(&live))?;
+        (crate::fault::point("views-rebuild-rename").and_then(|()| std::fs::rename(&fresh, &live)))
+            .map_err(io(&live))?;
         crate::log::manifest::sync_dir(&dir).map_err(log_io)?;
         Ok(report)
     });
