@@ -225,6 +225,9 @@ pub enum Removal<'a> {
     },
     /// Every record of one session (`ctrace forget`).
     Session(&'a str),
+    /// The records at these offsets (`ctrace forget --offset`): a record that does not decode,
+    /// or any single record, removed without losing the rest.
+    Offsets(&'a [Offset]),
 }
 
 /// One segment a run changes.
@@ -375,6 +378,21 @@ impl StoreLock<'_> {
                     let mut list = read_heads(&paths, entry)?;
                     for head in &mut list {
                         head.remove = head.session.as_deref() == Some(session);
+                    }
+                    heads[i] = Some(list);
+                }
+            }
+            Removal::Offsets(offsets) => {
+                for (i, entry) in segments.iter().enumerate() {
+                    let wanted = offsets
+                        .iter()
+                        .any(|o| entry.id.0 <= o.0 && o.0 < entry.end().0);
+                    if !eligible[i] || !wanted {
+                        continue;
+                    }
+                    let mut list = read_heads(&paths, entry)?;
+                    for head in &mut list {
+                        head.remove = offsets.contains(&head.offset);
                     }
                     heads[i] = Some(list);
                 }

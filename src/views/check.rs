@@ -89,8 +89,11 @@ pub fn check(store: &Store) -> Result<ViewsCheck, ViewsError> {
     };
     let snapshot = store.snapshot()?;
     let manifest = snapshot.manifest();
-    let retired = manifest.segments.first().is_some_and(|s| s.id.0 > 0)
-        || manifest.segments.iter().any(|s| s.is_sparse());
+    // Retention (or `forget`) removed records: no segment left, the first one starting past 0,
+    // sparse segments, or gaps (`required_version` 2).
+    let retired = manifest.next_offset.0 > 0
+        && (manifest.segments.first().is_none_or(|s| s.id.0 > 0)
+            || manifest.required_version() == 2);
     if retired {
         report.notes.push(
             "views re-fold not compared: retention removed records whose aggregates the views keep"
