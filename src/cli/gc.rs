@@ -142,7 +142,8 @@ pub fn mark_index_deletes(store: &Store) -> anyhow::Result<bool> {
     let path = pending_deletes_path(store);
     let file =
         std::fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?;
-    file.sync_all()
+    crate::fault::point("index-deletes-mark")
+        .and_then(|()| file.sync_all())
         .with_context(|| format!("syncing {}", path.display()))?;
     crate::log::manifest::sync_dir(&store.paths().root.join("index"))?;
     Ok(true)
@@ -154,7 +155,7 @@ pub fn mark_index_deletes(store: &Store) -> anyhow::Result<bool> {
 /// When it exists and cannot be removed.
 pub fn clear_index_deletes(store: &Store) -> anyhow::Result<()> {
     let path = pending_deletes_path(store);
-    match std::fs::remove_file(&path) {
+    match crate::fault::point("index-deletes-clear").and_then(|()| std::fs::remove_file(&path)) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(anyhow::Error::new(e).context(format!("removing {}", path.display()))),

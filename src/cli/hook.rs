@@ -116,6 +116,15 @@ fn record(
     let Err(first) = appended else {
         return problems;
     };
+    if let LogError::Poisoned { .. } = first {
+        // Written to the inbox, only its fdatasync failed: the record is in the file and will
+        // be sealed from there, so spooling it too would seal it twice.
+        problems.push(format!(
+            "inbox record written but not synced (not spooled again): {:#}",
+            anyhow::Error::from(first)
+        ));
+        return problems;
+    }
     problems.push(format!(
         "inbox append failed: {:#}",
         anyhow::Error::from(first)

@@ -50,8 +50,9 @@ fn open_append(path: &Path) -> std::io::Result<File> {
 ///
 /// # Errors
 /// [`LogError::Io`] when the file cannot be opened, locked or written (disk full, read-only
-/// store); [`LogError::Poisoned`] when `fdatasync` fails. The caller (the hook) spools the
-/// payload elsewhere on error.
+/// store), after which the record is not in the file and the caller (the hook) spools it
+/// elsewhere; [`LogError::Poisoned`] when `fdatasync` fails, after which the record is in the
+/// file (written, not known to be durable) and must not be spooled again.
 pub fn append_shared(
     inbox_dir: &Path,
     record: &[u8],

@@ -99,7 +99,13 @@ impl StoreLock<'_> {
             }
             manifest.version = manifest.required_version();
             if let Err(e) = manifest.commit(&self.store.paths.manifest) {
-                let _ = remove_file(&self.store.paths.segments.join(&new.file));
+                // Only a commit that failed before its rename leaves the old MANIFEST: after
+                // the rename (a failed directory sync) the new MANIFEST names the new file.
+                if super::Manifest::load(&self.store.paths.manifest)
+                    .is_ok_and(|on_disk| on_disk.generation < generation)
+                {
+                    let _ = remove_file(&self.store.paths.segments.join(&new.file));
+                }
                 self.poisoned = true;
                 return Err(e);
             }
