@@ -10,8 +10,8 @@ every line of a transcript whose `ingest` exited 0.
 Every --check-every cycles (and at the end) the store is recovered as a user would (`ingest`
 of every transcript again, `compact`), then checked: `verify` must be clean, and `cat --json`
 must hold every acknowledged hook payload and transcript line exactly once. Then a new store
-starts, so the cost of a cycle does not grow with the run. Every killed import's store must
-verify clean (or not exist).
+starts, so the cost of a cycle does not grow with the run. After a killed import, importing again
+(which skips records already present) must give the archive's records exactly once.
 
 Reported: cycles, processes killed, acknowledged payloads, and the counts that must be 0:
   lost        acknowledged payloads or lines missing after recovery,
@@ -163,6 +163,8 @@ class Soak:
         elif kind == "forget":
             # A session that does not exist: forget takes the lock and checks, writes nothing.
             other = self.spawn(self.cmd("forget", f"nosuch-{self.stats['cycles']}"))
+        if kind == "export" and self.rng.random() < 0.5:
+            other.wait()  # half the exports finish, so that their import is killed instead
         self.kill_after_delay([p for _, p in hooks] + ([other] if other else []))
         for seq, proc in hooks:
             if proc.returncode == 0:
@@ -171,12 +173,12 @@ class Soak:
         if kind == "export" and other.returncode == 0 and os.path.exists(archive):
             store = os.path.join(self.work, f"import-{self.stats['cycles']}")
             self.kill_after_delay([self.spawn(self.cmd("import", "--quiet", archive,
-                                                       store=store))])
-            self.check_import(store)
+                                                       store=store))], scale=4)
+            self.check_import(store, archive)
         self.stats["cycles"] += 1
 
-    def kill_after_delay(self, procs):
-        time.sleep(self.rng.uniform(0, self.args.max_delay_ms) / 1000)
+    def kill_after_delay(self, procs, scale=1):
+        time.sleep(self.rng.uniform(0, self.args.max_delay_ms * scale) / 1000)
         for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
@@ -184,16 +186,34 @@ class Soak:
         for proc in procs:
             proc.wait()
 
-    def check_import(self, store):
-        if os.path.exists(store):
-            done = self.run(self.cmd("verify", store=store))
-            if done.returncode != 0:
-                damage = done.stdout.decode(errors="replace").count("DAMAGE")
-                self.stats["unreadable"] += max(damage, 1)
-                self.problems.append(f"import store {store}: verify exit {done.returncode}: "
-                                     f"{done.stdout.decode(errors='replace')[-2000:]}")
-                return
-            shutil.rmtree(store, ignore_errors=True)
+    def check_import(self, store, archive):
+        """After a killed import: importing again (it skips records already present) must
+        leave the archive's records exactly once, and `verify` clean."""
+        done = self.run(self.cmd("import", "--quiet", "--json", archive, store=store))
+        if done.returncode != 0:
+            self.stats["unreadable"] += 1
+            self.problems.append(f"import again into {store}: exit {done.returncode}: "
+                                 f"{done.stderr.decode(errors='replace')[-2000:]}")
+            return
+        expected = json.loads(done.stdout.decode().strip().splitlines()[-1])["archive_records"]
+        verify = self.run(self.cmd("verify", store=store))
+        text = verify.stdout.decode(errors="replace")
+        if verify.returncode != 0 or "clean" not in text:
+            self.stats["unreadable"] += max(text.count("DAMAGE"), 1)
+            self.problems.append(f"import store {store}: verify exit {verify.returncode}: "
+                                 f"{text[-2000:]}")
+            return
+        cat = self.run(self.cmd("cat", "--json", store=store))
+        lines = cat.stdout.decode(errors="replace").splitlines()
+        if len(lines) > expected:
+            self.stats["duplicated"] += len(lines) - expected
+        elif len(lines) < expected:
+            self.stats["lost"] += expected - len(lines)
+        if len(lines) != expected:
+            self.problems.append(f"import store {store}: {len(lines)} records, archive has "
+                                 f"{expected}")
+            return
+        shutil.rmtree(store, ignore_errors=True)
         self.stats["imports_checked"] += 1
 
     # -- recovery and checks -----------------------------------------------------------
@@ -282,7 +302,7 @@ class Soak:
         s = self.stats
         print(f"crash soak: {s['cycles']} cycles in {elapsed:.0f} s (seed {self.args.seed}), "
               f"{s['killed']} processes killed, {s['checks']} recoveries checked, "
-              f"{s['imports_checked']} killed imports checked; acknowledged: "
+              f"{s['imports_checked']} imports checked; acknowledged: "
               f"{s['acked_hooks']} hook payloads, {s['acked_lines']} transcript lines; "
               f"lost {s['lost']}, duplicated {s['duplicated']}, unreadable {s['unreadable']}")
         if not self.problems:
