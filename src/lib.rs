@@ -11,6 +11,9 @@
 //! - [`record`]: the PTY recorder (portable-pty); it only uses the log's append API.
 //! - [`views`]: the compactor's SQLite views (sessions, turns, spans, tasks, usage) and cost.
 //! - [`index`]: the tantivy full-text index and its indexer.
+//! - [`compactor`]: one pass from new log data to everything derived (seal, views, index,
+//!   retention with its log ↔ index crash protocol, recompression), and the loop a service
+//!   drives.
 //! - [`export`]: conversions to other tools' formats (OTLP/JSON traces).
 //! - [`config`]: the configuration file (`config.toml`).
 //! - [`cli`]: the `ctrace` command line (clap), one file per subcommand.
@@ -19,6 +22,7 @@
 //! `ARCHITECTURE.md` walks the same order.
 
 pub mod cli;
+pub mod compactor;
 pub mod config;
 pub mod export;
 pub mod fault;

@@ -5,12 +5,12 @@
 //! without it (or deleted when nothing else is left), whatever the consumers' checkpoints:
 //! the views and the index forget the session themselves. A pinned session is refused.
 
-use anyhow::Context;
 use clap::Args;
 
-use super::gc::{GcSummary, apply, print_report};
+use super::gc::{GcSummary, print_report};
+use crate::compactor::retention::{self, Forgotten};
 use crate::log::Store;
-use crate::log::retention::{Pins, Removal};
+use crate::segments::Offset;
 
 /// Arguments of `ctrace forget`.
 #[derive(Debug, Args)]
@@ -38,63 +38,29 @@ pub struct ForgetArgs {
 /// When the store, the views or the index cannot be changed.
 pub fn run(store: &Store, args: &ForgetArgs) -> anyhow::Result<i32> {
     super::refresh(store)?;
-    let Some(session) = args.session.as_deref() else {
-        return forget_offsets(store, args);
+    let outcome = match args.session.as_deref() {
+        Some(session) => match retention::forget_session(store, session, args.dry_run)? {
+            Forgotten::Pinned => {
+                eprintln!(
+                    "ctrace forget: session {session} is pinned; `ctrace unpin {session}` first"
+                );
+                return Ok(2);
+            }
+            Forgotten::Removed(outcome) => outcome,
+        },
+        None => {
+            let offsets: Vec<Offset> = args.offset.iter().copied().map(Offset).collect();
+            retention::forget_offsets(store, &offsets, args.dry_run)?
+        }
     };
-    let mut lock = store.lock().context("taking the store lock")?;
-    if Pins::load(store.paths())?.contains(session) {
-        eprintln!("ctrace forget: session {session} is pinned; `ctrace unpin {session}` first");
-        return Ok(2);
-    }
-    let bound = lock.manifest().next_offset;
-    let (report, index_deleted) =
-        apply(&mut lock, &Removal::Session(session), bound, args.dry_run)?;
-    let mut index_forgotten = 0;
-    if !args.dry_run {
-        crate::views::forget_session(store.paths(), session)
-            .context("the log forgot the session, but the views did not")?;
-        index_forgotten = crate::index::forget_session(store.paths(), session)
-            .context("the log forgot the session, but the index did not")?;
-    }
     let mut out = std::io::stdout().lock();
     if args.json {
         super::output::json_line(
             &mut out,
-            &GcSummary::new(&report, index_deleted + index_forgotten),
+            &GcSummary::new(&outcome.report, outcome.index_documents_deleted),
         )?;
     } else {
-        print_report(&mut out, &report, args.dry_run)?;
+        print_report(&mut out, &outcome.report, args.dry_run)?;
     }
-    Ok(if report.records == 0 { 1 } else { 0 })
-}
-
-/// `forget --offset N...`: removes exactly those records from the log (segments rewritten
-/// sparse, offsets of the others unchanged) and from the index. Exit 1 when none was found.
-fn forget_offsets(store: &Store, args: &ForgetArgs) -> anyhow::Result<i32> {
-    let offsets: Vec<crate::segments::Offset> = args
-        .offset
-        .iter()
-        .copied()
-        .map(crate::segments::Offset)
-        .collect();
-    let mut lock = store.lock().context("taking the store lock")?;
-    let bound = lock.manifest().next_offset;
-    let (report, index_deleted) =
-        apply(&mut lock, &Removal::Offsets(&offsets), bound, args.dry_run)?;
-    drop(lock);
-    let mut index_forgotten = 0;
-    if !args.dry_run && report.records > 0 && crate::index::exists(store.paths()) {
-        index_forgotten = crate::index::delete_offsets(store.paths(), &offsets)
-            .context("the log forgot the records, but the index did not")?;
-    }
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        super::output::json_line(
-            &mut out,
-            &GcSummary::new(&report, index_deleted + index_forgotten),
-        )?;
-    } else {
-        print_report(&mut out, &report, args.dry_run)?;
-    }
-    Ok(if report.records == 0 { 1 } else { 0 })
+    Ok(if outcome.report.records == 0 { 1 } else { 0 })
 }

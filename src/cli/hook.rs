@@ -3,19 +3,17 @@
 //!
 //! Contract (`DESIGN.md` §8): exits 0 and prints nothing, on stdout or stderr, whatever happens
 //! (empty stdin, invalid JSON, non-UTF-8, full disk, read-only or missing store, bad config, a
-//! panic). Touches only the inbox: no lock, no MANIFEST, no transcript parsing. When the inbox
-//! append fails, the record goes to `<store>/spool/`, then to a spool directory under
-//! `$TMPDIR` (created 0700 and checked, see `log::private`), which the next seal picks up;
-//! failures are written to the runtime log when it can be written, and nowhere else.
+//! panic). Touches only the inbox: no lock, no MANIFEST, no transcript parsing. Where the
+//! payload goes when the inbox append fails is the library's policy
+//! ([`crate::ingest::hook::store_payload`]); failures are written to the runtime log when it
+//! can be written, and nowhere else.
 
 use std::path::Path;
 
 use crate::config::Config;
 use crate::ingest::bounded::read_bounded;
-use crate::ingest::hook_record;
-use crate::ingest::redact::Redactor;
-use crate::log::record::{Body, Truncated};
-use crate::log::{LogError, Store, StorePaths, inbox, private};
+use crate::ingest::hook::{Payload, Placement, store_payload};
+use crate::log::record::Truncated;
 
 /// Environment variable naming the PTY recording a hook runs inside.
 pub const PTY_SESSION_ENV: &str = "CTRACE_PTY_SESSION";
@@ -80,7 +78,8 @@ fn locate(
     (root, config, problems)
 }
 
-/// Appends the payload; returns the problems met (empty when it went straight to the inbox).
+/// Stores the payload through the library's hook path ([`crate::ingest::hook`]); returns the
+/// problems met, as lines for the runtime log (empty when it went straight to the inbox).
 fn record(
     root: &Path,
     config: Config,
@@ -88,72 +87,27 @@ fn record(
     truncated: Option<Truncated>,
     ts: u64,
 ) -> Vec<String> {
-    let mut problems = Vec::new();
-    let pty = std::env::var(PTY_SESSION_ENV)
+    let pty_session = std::env::var(PTY_SESSION_ENV)
         .ok()
         .filter(|s| !s.is_empty());
-    let mut record = hook_record(raw, ts, pty, None);
-    if let Body::Hook(body) = &mut record.body {
-        body.truncated = truncated;
-    }
-    // Secrets are replaced before the record is encoded: nothing below sees them.
-    Redactor::new(&config.redaction).redact_record(&mut record);
-    let bytes = match record.encode() {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            problems.push(format!("cannot encode record: {e}"));
-            return problems;
-        }
+    let payload = Payload {
+        raw,
+        truncated,
+        ts,
+        pty_session,
     };
-    let store = Store::at(root, config);
-    let frame_limit = store.config().frame_limit();
-    let appended = inbox::append_shared(
-        &store.paths().inbox,
-        &bytes,
-        frame_limit,
-        store.config().storage.durability,
-    );
-    let Err(first) = appended else {
-        return problems;
-    };
-    if let LogError::Poisoned { .. } = first {
-        // Written to the inbox, only its fdatasync failed: the record is in the file and will
-        // be sealed from there, so spooling it too would seal it twice.
-        problems.push(format!(
-            "inbox record written but not synced (not spooled again): {:#}",
-            anyhow::Error::from(first)
-        ));
-        return problems;
+    let stored = store_payload(root, config, payload);
+    let mut problems: Vec<String> = stored
+        .problems
+        .into_iter()
+        .map(|problem| format!("{:#}", anyhow::Error::from(problem)))
+        .collect();
+    match stored.placement {
+        Placement::Spooled(path) => problems.push(format!("payload spooled to {}", path.display())),
+        Placement::Nowhere => problems.push("payload could not be stored anywhere".to_owned()),
+        Placement::Inbox | Placement::InboxUnsynced => {}
     }
-    problems.push(format!(
-        "inbox append failed: {:#}",
-        anyhow::Error::from(first)
-    ));
-    let paths = StorePaths::new(root);
-    for dir in [store_spool(&paths), fallback_spool(&paths)] {
-        match dir.and_then(|dir| inbox::spool(&dir, &bytes, frame_limit)) {
-            Ok(path) => {
-                problems.push(format!("payload spooled to {}", path.display()));
-                return problems;
-            }
-            Err(e) => problems.push(format!("spool failed: {:#}", anyhow::Error::from(e))),
-        }
-    }
-    problems.push("payload could not be stored anywhere".to_owned());
     problems
-}
-
-/// `<store>/spool`, created 0700 and checked: ours, not a symlink, not writable by others.
-fn store_spool(paths: &StorePaths) -> Result<std::path::PathBuf, LogError> {
-    inbox::create_dir_private(&paths.spool)?;
-    private::check_dir(&paths.spool, private::DirRule::OwnedPrivate)?;
-    Ok(paths.spool.clone())
-}
-
-/// The fallback spool under `$TMPDIR`, each level created 0700 and checked.
-fn fallback_spool(paths: &StorePaths) -> Result<std::path::PathBuf, LogError> {
-    let (base, levels) = paths.fallback_spool_levels();
-    private::ensure_spool_dir(&base, &[levels[0].as_str(), levels[1].as_str()])
 }
 
 /// Writes problems to the runtime log if it can be written; otherwise they are dropped (the

@@ -39,7 +39,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
-use crate::ingest::Ingester;
 use crate::log::Store;
 
 /// Command-line arguments.
@@ -324,9 +323,9 @@ fn logs_hold_a_symlink(dir: &Path) -> bool {
         .any(|entry| entry.file_type().map_or(true, |t| !t.is_file()))
 }
 
-/// Seals pending inbox data if nobody else holds the lock, tails the transcripts that Stop,
-/// SubagentStop, SessionEnd and PreCompact hooks named, and seals those too. What every
-/// reading command does first, so no daemon is needed.
+/// The compactor's refresh ([`crate::compactor::Compactor::refresh`]): seals pending inbox data
+/// if nobody else holds the lock and tails the transcripts hooks named. What every reading
+/// command does first, so no daemon is needed.
 ///
 /// A store that cannot be written (read-only, full disk, another user's) is not an error here:
 /// the seal is skipped with one note on stderr, and the command reads the sealed segments plus
@@ -335,27 +334,17 @@ fn logs_hold_a_symlink(dir: &Path) -> bool {
 /// # Errors
 /// When sealing or tailing fails for another reason.
 pub fn refresh(store: &Store) -> anyhow::Result<()> {
-    match seal_and_tail(store) {
-        Err(error) if crate::log::private::is_unwritable(error.as_ref()) => {
-            note_unwritable("reading without sealing the inbox", &error);
+    match crate::compactor::Compactor::new(store).refresh() {
+        Err(error) if error.is_unwritable() => {
+            note_unwritable(
+                "reading without sealing the inbox",
+                &anyhow::Error::from(error),
+            );
             Ok(())
         }
-        other => other,
+        Err(error) => Err(error.into()),
+        Ok(_) => Ok(()),
     }
-}
-
-fn seal_and_tail(store: &Store) -> anyhow::Result<()> {
-    let Some(mut lock) = store.try_lock()? else {
-        tracing::debug!("store lock busy; reading sealed and unsealed records as they are");
-        return Ok(());
-    };
-    let report = lock.seal()?;
-    if !report.transcripts_to_tail.is_empty() {
-        let mut ingester = Ingester::new(&mut lock)?;
-        ingester.tail_transcripts(&report.transcripts_to_tail)?;
-        ingester.finish()?;
-    }
-    Ok(())
 }
 
 /// Prints, once per process, that the store cannot be written and what the command does
