@@ -184,7 +184,7 @@ fn phases(mixed: &Path) -> Vec<Phase> {
             name: "gc",
             steps: vec![run_args(&["gc"])],
             points: vec![
-                "index-deletes-mark",
+                "removal-mark",
                 "segment-write",
                 "segment-sync",
                 "retention-rename",
@@ -198,7 +198,7 @@ fn phases(mixed: &Path) -> Vec<Phase> {
                 "retention-delete",
                 "retention-deleted-one",
                 "index-commit",
-                "index-deletes-clear",
+                "removal-clear",
             ],
         },
         Phase {

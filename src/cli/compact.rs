@@ -3,7 +3,7 @@
 
 use clap::Args;
 
-use crate::compactor::{CompactOptions, CompactReport, Compactor};
+use crate::compactor::{CompactOptions, CompactReport};
 use crate::log::Store;
 
 /// Arguments of `ctrace compact`.
@@ -21,25 +21,25 @@ pub struct CompactArgs {
 pub fn run(store: &Store, args: &CompactArgs) -> anyhow::Result<i32> {
     let on_wait = || eprintln!("ctrace: waiting for another process to finish updating the index…");
     let options = CompactOptions {
-        rebuild_views: args.rebuild,
-        on_index_wait: Some(&on_wait),
+        rebuild: if args.rebuild { &["views"] } else { &[] },
+        on_wait: Some(&on_wait),
         ..CompactOptions::default()
     };
-    let report = Compactor::new(store).run_once(&options)?;
+    let report = super::compactor(store).run_once(&options)?;
     print(&report);
     Ok(0)
 }
 
 fn print(report: &CompactReport) {
-    let views = &report.views;
-    println!(
-        "views: {} records applied in {:.2?}; checkpoint {}",
-        views.applied_records, views.elapsed, views.applied
-    );
-    if let Some(index) = &report.index {
+    for (name, pass) in &report.consumers {
+        let verb = if *name == "index" {
+            "indexed"
+        } else {
+            "applied"
+        };
         println!(
-            "index: {} records indexed in {:.2?}; checkpoint {}",
-            index.indexed, index.elapsed, index.applied
+            "{name}: {} records {verb} in {:.2?}; checkpoint {}",
+            pass.applied_records, pass.elapsed, pass.checkpoint
         );
     }
     if let Some(retention) = &report.retention {

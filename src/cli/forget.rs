@@ -8,7 +8,7 @@
 use clap::Args;
 
 use super::gc::{GcSummary, print_report};
-use crate::compactor::retention::{self, Forgotten};
+use crate::compactor::retention::Forgotten;
 use crate::log::Store;
 use crate::segments::Offset;
 
@@ -39,7 +39,7 @@ pub struct ForgetArgs {
 pub fn run(store: &Store, args: &ForgetArgs) -> anyhow::Result<i32> {
     super::refresh(store)?;
     let outcome = match args.session.as_deref() {
-        Some(session) => match retention::forget_session(store, session, args.dry_run)? {
+        Some(session) => match super::compactor(store).forget_session(session, args.dry_run)? {
             Forgotten::Pinned => {
                 eprintln!(
                     "ctrace forget: session {session} is pinned; `ctrace unpin {session}` first"
@@ -50,14 +50,14 @@ pub fn run(store: &Store, args: &ForgetArgs) -> anyhow::Result<i32> {
         },
         None => {
             let offsets: Vec<Offset> = args.offset.iter().copied().map(Offset).collect();
-            retention::forget_offsets(store, &offsets, args.dry_run)?
+            super::compactor(store).forget_offsets(&offsets, args.dry_run)?
         }
     };
     let mut out = std::io::stdout().lock();
     if args.json {
         super::output::json_line(
             &mut out,
-            &GcSummary::new(&outcome.report, outcome.index_documents_deleted),
+            &GcSummary::new(&outcome.report, outcome.consumer_entries_removed),
         )?;
     } else {
         print_report(&mut out, &outcome.report, args.dry_run)?;

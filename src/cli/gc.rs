@@ -86,9 +86,7 @@ fn run_policy(
     dry_run: bool,
 ) -> anyhow::Result<RemovalOutcome> {
     super::refresh(store)?;
-    Ok(crate::compactor::retention::apply_policy(
-        store, policy, now_ns, dry_run,
-    )?)
+    Ok(super::compactor(store).apply_policy(policy, now_ns, dry_run)?)
 }
 
 /// Runs `ctrace gc`; returns the exit code (0, also when nothing goes).
@@ -116,7 +114,7 @@ pub fn run(store: &Store, args: &GcArgs) -> anyhow::Result<i32> {
     }
     let outcome = run_policy(store, &policy, now_ns, args.dry_run)?;
     if args.json {
-        let summary = GcSummary::new(&outcome.report, outcome.index_documents_deleted);
+        let summary = GcSummary::new(&outcome.report, outcome.consumer_entries_removed);
         super::output::json_line(&mut out, &summary)?;
         return Ok(0);
     }

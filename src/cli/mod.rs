@@ -323,6 +323,19 @@ fn logs_hold_a_symlink(dir: &Path) -> bool {
         .any(|entry| entry.file_type().map_or(true, |t| !t.is_file()))
 }
 
+/// The consumers of the log that the compactor keeps in step, in the order a pass updates
+/// them: the views, then the full-text index.
+pub static CONSUMERS: [&dyn crate::compactor::Consumer; 2] = [
+    &crate::views::consumer::Views,
+    &crate::index::consumer::Index,
+];
+
+/// The compactor of `store` with [`CONSUMERS`], tailing the transcripts hooks name.
+pub fn compactor(store: &Store) -> crate::compactor::Compactor<'_> {
+    crate::compactor::Compactor::new(store, &CONSUMERS)
+        .with_tailer(&crate::ingest::tail::TranscriptTailer)
+}
+
 /// The compactor's refresh ([`crate::compactor::Compactor::refresh`]): seals pending inbox data
 /// if nobody else holds the lock and tails the transcripts hooks named. What every reading
 /// command does first, so no daemon is needed.
@@ -334,7 +347,7 @@ fn logs_hold_a_symlink(dir: &Path) -> bool {
 /// # Errors
 /// When sealing or tailing fails for another reason.
 pub fn refresh(store: &Store) -> anyhow::Result<()> {
-    match crate::compactor::Compactor::new(store).refresh() {
+    match compactor(store).refresh() {
         Err(error) if error.is_unwritable() => {
             note_unwritable(
                 "reading without sealing the inbox",

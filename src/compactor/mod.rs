@@ -4,29 +4,33 @@
 //! 1. **refresh**: seal the inbox and spools into segments (when nobody else holds the store
 //!    lock), then tail the transcripts that Stop, SubagentStop, SessionEnd and PreCompact hooks
 //!    named and seal those lines too;
-//! 2. **views**: fold new records into the SQLite views (or rebuild them from the whole log);
-//! 3. **index**: bring the full-text index up to its checkpoint, when the index exists;
-//! 4. **retention**: apply the `[retention]` policy, bounded by the views' and index's
-//!    checkpoints, with the log ↔ index crash protocol of [`retention`];
-//! 5. **recompression**: rewrite sealed segments at `storage.compaction_zstd_level`.
+//! 2. **consumers**: bring each [`Consumer`] it was given (the views, then the full-text
+//!    index, from the layer above) up to the end of the log, or rebuild it;
+//! 3. **retention**: apply the `[retention]` policy, bounded by the consumers' checkpoints,
+//!    with the log ↔ consumer crash protocol of [`retention`];
+//! 4. **recompression**: rewrite sealed segments at `storage.compaction_zstd_level`.
 //!
 //! `ctrace compact` runs one pass; every reading command runs step 1 ([`Compactor::refresh`]);
 //! a long-running service drives [`service::run`], which waits on a [`service::Trigger`]
 //! between passes. Errors are typed ([`CompactError`]) and name the stage that failed.
+//!
+//! The compactor sits below the views and the index (`ARCHITECTURE.md`): it drives them
+//! through the [`Consumer`] trait and never imports them.
 
+pub mod consumer;
 pub mod retention;
 pub mod service;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::index::{CatchUpOptions, IndexError, IndexReport};
-use crate::ingest::{IngestError, Ingester};
+use std::collections::BTreeSet;
+
 use crate::log::recompress::RecompressReport;
 use crate::log::retention::Policy;
-use crate::log::{LogError, SealReport, Store};
-use crate::views::{ViewsError, ViewsReport};
+use crate::log::{LogError, SealReport, Store, StoreLock};
 
+pub use consumer::{CatchUp, Consumer, ConsumerError, ConsumerReport};
 pub use retention::RemovalOutcome;
 
 /// Errors of the compactor, by stage.
@@ -41,29 +45,41 @@ pub enum CompactError {
     Seal(#[source] LogError),
     /// Tailing the transcripts that hooks named failed.
     #[error("tailing the transcripts that hooks named")]
-    Tail(#[source] IngestError),
+    Tail(#[source] ConsumerError),
     /// Reading the log failed.
     #[error("reading the log")]
     Snapshot(#[source] LogError),
-    /// Folding the views failed (or their checkpoint could not be read).
-    #[error("updating the views")]
-    Views(#[source] ViewsError),
-    /// Updating the index failed (or its checkpoint could not be read).
-    #[error("updating the index")]
-    Index(#[source] IndexError),
+    /// A consumer failed: updating it, reading its checkpoint, forgetting a session.
+    #[error("{what} the {consumer}")]
+    Consumer {
+        /// The consumer ([`Consumer::name`]).
+        consumer: &'static str,
+        /// What was being done ("updating", "reading the checkpoint of", …).
+        what: &'static str,
+        /// The consumer's error.
+        #[source]
+        source: ConsumerError,
+    },
     /// Applying retention or a removal to the log failed.
     #[error("applying retention to the log")]
     Retention(#[source] LogError),
-    /// The log dropped records but deleting their index documents failed.
+    /// The log dropped records but removing them from a consumer failed (its intent marker
+    /// stays, and the next removal or pass retries).
     #[error(
-        "the log changed, but deleting index documents of removed records failed; the next gc, \
-         forget or compact retries (or `ctrace reindex` rebuilds the index)"
+        "the log changed, but removing the records it dropped from the {consumer} failed; the \
+         next gc, forget or compact retries (`ctrace reindex` rebuilds the index)"
     )]
-    IndexDeletes(#[source] IndexError),
+    ConsumerRemoval {
+        /// The consumer ([`Consumer::name`]).
+        consumer: &'static str,
+        /// The consumer's error.
+        #[source]
+        source: ConsumerError,
+    },
     /// Recompressing sealed segments failed.
     #[error("recompressing sealed segments")]
     Recompress(#[source] LogError),
-    /// A file of the compactor's own (the index intent marker) could not be written.
+    /// A file of the compactor's own (a consumer's intent marker) could not be written.
     #[error("i/o on {}", path.display())]
     Io {
         /// The file.
@@ -81,6 +97,22 @@ impl CompactError {
     pub fn is_unwritable(&self) -> bool {
         crate::log::private::is_unwritable(self)
     }
+}
+
+/// Reads the lines appended to transcripts since their cursors, during a refresh: the hooks of
+/// a turn's end name the transcript, and its new lines are sealed at once. Implemented by the
+/// ingest layer above ([`crate::ingest::tail::TranscriptTailer`]).
+pub trait Tailer: Sync {
+    /// Appends the new lines of `transcripts` under `lock` and seals them; returns the records
+    /// added and the seals made.
+    ///
+    /// # Errors
+    /// The tailer's error (what was sealed before it stays).
+    fn tail(
+        &self,
+        lock: &mut StoreLock<'_>,
+        transcripts: &BTreeSet<std::path::PathBuf>,
+    ) -> Result<(u64, Vec<SealReport>), ConsumerError>;
 }
 
 /// What [`Compactor::refresh`] did.
@@ -103,28 +135,31 @@ impl RefreshReport {
 
 /// Options of one compaction pass.
 pub struct CompactOptions<'a> {
-    /// Drop the views and fold them again from the whole log.
-    pub rebuild_views: bool,
-    /// Update the index (when it exists).
-    pub index: bool,
-    /// How long to wait for another process's index writer ([`crate::index::WRITER_WAIT`] by
-    /// default; `None`: fail with [`IndexError::Busy`] at once).
-    pub index_writer_wait: Option<Duration>,
-    /// Called once when the index writer has been busy for about a second.
-    pub on_index_wait: Option<&'a dyn Fn()>,
+    /// Consumers (by [`Consumer::name`]) to drop and build again from the whole log.
+    pub rebuild: &'a [&'a str],
+    /// Update the consumers.
+    pub consumers: bool,
+    /// How long to wait for another process updating a consumer (10 minutes by default: a
+    /// full reindex of a large store takes minutes; `None`: fail at once).
+    pub writer_wait: Option<Duration>,
+    /// Called once when a consumer's writer has been busy for about a second.
+    pub on_wait: Option<&'a dyn Fn()>,
     /// Apply the retention policy, when one is configured.
     pub retention: bool,
     /// Recompress sealed segments, when `storage.compaction_zstd_level` is above 0.
     pub recompress: bool,
 }
 
+/// How long a pass waits by default for another process updating a consumer (10 minutes).
+pub const WRITER_WAIT: Duration = Duration::from_secs(600);
+
 impl Default for CompactOptions<'_> {
     fn default() -> Self {
         Self {
-            rebuild_views: false,
-            index: true,
-            index_writer_wait: Some(crate::index::WRITER_WAIT),
-            on_index_wait: None,
+            rebuild: &[],
+            consumers: true,
+            writer_wait: Some(WRITER_WAIT),
+            on_wait: None,
             retention: true,
             recompress: true,
         }
@@ -134,9 +169,9 @@ impl Default for CompactOptions<'_> {
 impl std::fmt::Debug for CompactOptions<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CompactOptions")
-            .field("rebuild_views", &self.rebuild_views)
-            .field("index", &self.index)
-            .field("index_writer_wait", &self.index_writer_wait)
+            .field("rebuild", &self.rebuild)
+            .field("consumers", &self.consumers)
+            .field("writer_wait", &self.writer_wait)
             .field("retention", &self.retention)
             .field("recompress", &self.recompress)
             .finish_non_exhaustive()
@@ -148,10 +183,8 @@ impl std::fmt::Debug for CompactOptions<'_> {
 pub struct CompactReport {
     /// Sealing and tailing.
     pub refresh: RefreshReport,
-    /// The views pass.
-    pub views: ViewsReport,
-    /// The index pass, when the index exists.
-    pub index: Option<IndexReport>,
+    /// Each maintained consumer's pass, in order, with its name.
+    pub consumers: Vec<(&'static str, ConsumerReport)>,
     /// Retention, when a policy is configured.
     pub retention: Option<RemovalOutcome>,
     /// Recompression, when a level is configured.
@@ -162,16 +195,47 @@ pub struct CompactReport {
     pub elapsed: Duration,
 }
 
-/// The compactor of one store.
-#[derive(Debug, Clone, Copy)]
+/// The compactor of one store and its consumers.
+#[derive(Clone, Copy)]
 pub struct Compactor<'s> {
     store: &'s Store,
+    consumers: &'s [&'s dyn Consumer],
+    tailer: Option<&'s dyn Tailer>,
+}
+
+impl std::fmt::Debug for Compactor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.consumers.iter().map(|c| c.name()).collect();
+        f.debug_struct("Compactor")
+            .field("store", &self.store.paths().root)
+            .field("consumers", &names)
+            .finish()
+    }
 }
 
 impl<'s> Compactor<'s> {
-    /// The compactor of `store`.
-    pub fn new(store: &'s Store) -> Self {
-        Self { store }
+    /// The compactor of `store`, driving `consumers` in order (the views before the index).
+    pub fn new(store: &'s Store, consumers: &'s [&'s dyn Consumer]) -> Self {
+        Self {
+            store,
+            consumers,
+            tailer: None,
+        }
+    }
+
+    /// The same compactor, tailing the transcripts hooks name with `tailer` on each refresh
+    /// (without one, they are left for the next `ctrace ingest`).
+    #[must_use]
+    pub fn with_tailer(self, tailer: &'s dyn Tailer) -> Self {
+        Self {
+            tailer: Some(tailer),
+            ..self
+        }
+    }
+
+    /// The consumers it drives.
+    pub fn consumers(&self) -> &'s [&'s dyn Consumer] {
+        self.consumers
     }
 
     /// The store.
@@ -197,13 +261,11 @@ impl<'s> Compactor<'s> {
             seals: vec![seal],
             tailed_records: 0,
         };
-        if !to_tail.is_empty() {
-            let mut ingester = Ingester::new(&mut lock).map_err(CompactError::Tail)?;
-            ingester
-                .tail_transcripts(&to_tail)
+        if let Some(tailer) = self.tailer.filter(|_| !to_tail.is_empty()) {
+            let (records, seals) = tailer
+                .tail(&mut lock, &to_tail)
                 .map_err(CompactError::Tail)?;
-            let (summary, seals) = ingester.finish().map_err(CompactError::Tail)?;
-            report.tailed_records = summary.records;
+            report.tailed_records = records;
             report.seals.extend(seals);
         }
         Ok(report)
@@ -216,21 +278,15 @@ impl<'s> Compactor<'s> {
     pub fn run_once(&self, options: &CompactOptions<'_>) -> Result<CompactReport, CompactError> {
         let started = Instant::now();
         let refresh = self.refresh()?;
-        let views = if options.rebuild_views {
-            crate::views::rebuild(self.store)
+        let consumers = if options.consumers {
+            self.update_consumers(options)?
         } else {
-            crate::views::catch_up(self.store)
-        }
-        .map_err(CompactError::Views)?;
-        let index = if options.index {
-            self.update_index(options)?
-        } else {
-            None
+            Vec::new()
         };
         let retention = if options.retention {
             self.apply_retention(crate::now_ns())?
         } else {
-            retention::repair_index(self.store)?;
+            retention::repair(self.store, self.consumers)?;
             None
         };
         let recompress_started = Instant::now();
@@ -242,8 +298,7 @@ impl<'s> Compactor<'s> {
         let recompress_elapsed = recompress_started.elapsed();
         Ok(CompactReport {
             refresh,
-            views,
-            index,
+            consumers,
             retention,
             recompress,
             recompress_elapsed,
@@ -251,38 +306,87 @@ impl<'s> Compactor<'s> {
         })
     }
 
-    /// Brings the index up to date when it exists.
-    fn update_index(
+    /// Brings every maintained consumer up to the end of the log, in order.
+    fn update_consumers(
         &self,
         options: &CompactOptions<'_>,
-    ) -> Result<Option<IndexReport>, CompactError> {
-        if !crate::index::exists(self.store.paths()) {
-            return Ok(None);
+    ) -> Result<Vec<(&'static str, ConsumerReport)>, CompactError> {
+        let mut reports = Vec::new();
+        for consumer in self.consumers {
+            if !consumer.maintained(self.store) {
+                continue;
+            }
+            let how = CatchUp {
+                rebuild: options.rebuild.contains(&consumer.name()),
+                writer_wait: options.writer_wait,
+                on_wait: options.on_wait,
+            };
+            let report =
+                consumer
+                    .catch_up(self.store, &how)
+                    .map_err(|source| CompactError::Consumer {
+                        consumer: consumer.name(),
+                        what: "updating",
+                        source,
+                    })?;
+            reports.push((consumer.name(), report));
         }
-        let catch_up = CatchUpOptions {
-            wait_for_writer: options.index_writer_wait,
-            on_wait: options.on_index_wait,
-            ..CatchUpOptions::default()
-        };
-        crate::index::catch_up_with(self.store, &catch_up)
-            .map(Some)
-            .map_err(CompactError::Index)
+        Ok(reports)
     }
 
-    /// Finishes an interrupted index removal, then applies the configured retention policy
-    /// as of `now_ns`; `None` when no policy is configured.
+    /// Finishes an interrupted removal, then applies the configured retention policy as of
+    /// `now_ns` (ns since the Unix epoch); `None` when no policy is configured.
     ///
     /// # Errors
     /// As [`retention::apply_policy`].
     pub fn apply_retention(&self, now_ns: u64) -> Result<Option<RemovalOutcome>, CompactError> {
-        let repaired = retention::repair_index(self.store)?;
+        let repaired = retention::repair(self.store, self.consumers)?;
         let policy = Policy::from_config(&self.store.config().retention);
         if policy.is_empty() {
             return Ok(None);
         }
-        let mut outcome = retention::apply_policy(self.store, &policy, now_ns, false)?;
-        outcome.index_documents_deleted += repaired;
+        let mut outcome = self.apply_policy(&policy, now_ns, false)?;
+        outcome.consumer_entries_removed += repaired;
         Ok(Some(outcome))
+    }
+
+    /// Applies `policy` as of `now_ns` (with `dry_run`, only plans): see
+    /// [`retention::apply_policy`].
+    ///
+    /// # Errors
+    /// As [`retention::apply_policy`].
+    pub fn apply_policy(
+        &self,
+        policy: &Policy,
+        now_ns: u64,
+        dry_run: bool,
+    ) -> Result<RemovalOutcome, CompactError> {
+        retention::apply_policy(self.store, self.consumers, policy, now_ns, dry_run)
+    }
+
+    /// Forgets a session in the log and every consumer: see [`retention::forget_session`].
+    ///
+    /// # Errors
+    /// As [`retention::forget_session`].
+    pub fn forget_session(
+        &self,
+        session: &str,
+        dry_run: bool,
+    ) -> Result<retention::Forgotten, CompactError> {
+        retention::forget_session(self.store, self.consumers, session, dry_run)
+    }
+
+    /// Removes single records from the log and the consumers: see
+    /// [`retention::forget_offsets`].
+    ///
+    /// # Errors
+    /// As [`retention::forget_offsets`].
+    pub fn forget_offsets(
+        &self,
+        offsets: &[crate::segments::Offset],
+        dry_run: bool,
+    ) -> Result<RemovalOutcome, CompactError> {
+        retention::forget_offsets(self.store, self.consumers, offsets, dry_run)
     }
 
     /// Recompresses sealed segments at `storage.compaction_zstd_level`; `None` when it is 0.

@@ -16,7 +16,8 @@
 //! let _watcher = service::watch_inbox(&store, Arc::clone(&trigger))?;
 //! let stopper = Arc::clone(&trigger);
 //! ctrlc_like_handler(move || stopper.stop());
-//! service::run(&Compactor::new(&store), &trigger, &service::ServiceOptions::default(), &mut |pass| {
+//! # let consumers: &[&dyn ctrace::compactor::Consumer] = &[];
+//! service::run(&Compactor::new(&store, consumers), &trigger, &service::ServiceOptions::default(), &mut |pass| {
 //!     if let Err(error) = pass { eprintln!("compaction failed: {error}"); }
 //! });
 //! # Ok(()) }
@@ -123,9 +124,9 @@ pub struct ServiceOptions {
     /// First wait after a failed pass (default 1 s), doubled after each failure in a row up to
     /// `idle_pass`.
     pub retry_after_error: Duration,
-    /// How long a pass waits for another process's index writer (default 5 s; the pass fails
-    /// and is retried after that).
-    pub index_writer_wait: Duration,
+    /// How long a pass waits for another process updating a consumer (default 5 s; the pass
+    /// fails and is retried after that).
+    pub writer_wait: Duration,
 }
 
 impl Default for ServiceOptions {
@@ -135,7 +136,7 @@ impl Default for ServiceOptions {
             debounce: Duration::from_millis(200),
             maintenance_every: Duration::from_secs(600),
             retry_after_error: Duration::from_secs(1),
-            index_writer_wait: Duration::from_secs(5),
+            writer_wait: Duration::from_secs(5),
         }
     }
 }
@@ -155,7 +156,7 @@ pub fn run(
         let maintenance =
             last_maintenance.is_none_or(|at| at.elapsed() >= options.maintenance_every);
         let pass_options = CompactOptions {
-            index_writer_wait: Some(options.index_writer_wait),
+            writer_wait: Some(options.writer_wait),
             retention: maintenance,
             recompress: maintenance,
             ..CompactOptions::default()
@@ -308,8 +309,11 @@ mod loop_tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
+    use crate::compactor::Consumer;
     use crate::config::Config;
     use crate::ingest::hook::{Payload, Placement, store_payload};
+
+    const CONSUMERS: &[&dyn Consumer] = &[&crate::views::consumer::Views];
 
     fn payload(n: u64) -> Payload {
         Payload {
@@ -350,7 +354,7 @@ mod loop_tests {
             let (loop_trigger, loop_passes) = (Arc::clone(&trigger), Arc::clone(&passes));
             let runner = scope.spawn(move || {
                 run(
-                    &Compactor::new(loop_store),
+                    &Compactor::new(loop_store, CONSUMERS),
                     &loop_trigger,
                     &options,
                     &mut |pass| {

@@ -16,6 +16,7 @@
 //!   snippets are made from the record, read back from the log by offset.
 //! - `ctrace hook` never reaches this module.
 
+pub mod consumer;
 mod extract;
 mod read_only;
 mod search;

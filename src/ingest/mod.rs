@@ -9,6 +9,7 @@ pub mod hook;
 pub mod json_array;
 pub mod payload;
 pub mod redact;
+pub mod tail;
 
 pub use bulk::{FileKind, IngestError, IngestSummary, Ingester, SkippedFile};
 pub use payload::{hook_record, transcript_record};

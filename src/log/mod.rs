@@ -390,7 +390,7 @@ impl<'a> StoreLock<'a> {
     }
 
     /// The store.
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &'a Store {
         self.store
     }
 

@@ -14,6 +14,7 @@
 
 pub mod access;
 pub mod check;
+pub mod consumer;
 pub mod cost;
 mod fold;
 mod packed;
