@@ -15,11 +15,14 @@
 pub mod access;
 pub mod check;
 pub mod cost;
+pub mod facts;
 mod fold;
 mod packed;
 pub mod pricing;
 mod rebuild;
 pub mod schema;
+pub mod shape;
+pub mod summary;
 pub mod tasks;
 pub mod tree;
 
