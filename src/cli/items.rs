@@ -116,7 +116,9 @@ pub fn build(records: &[StoredRecord], shape: &SessionShape) -> Vec<Item> {
     let hook_tool_ids: HashSet<&str> = sorted
         .iter()
         .filter_map(|r| match &r.record.body {
-            Body::Hook(h) if h.event.as_deref() == Some("PreToolUse") => h.tool_use_id.as_deref(),
+            Body::Hook(h) if h.event.as_deref() == Some("PreToolUse") && h.malformed.is_none() => {
+                h.tool_use_id.as_deref()
+            }
             _ => None,
         })
         .collect();
@@ -126,7 +128,9 @@ pub fn build(records: &[StoredRecord], shape: &SessionShape) -> Vec<Item> {
         .iter()
         .filter_map(|r| match &r.record.body {
             Body::Hook(h)
-                if h.event.as_deref() == Some("PreToolUse") && h.tool_use_id.is_none() =>
+                if h.event.as_deref() == Some("PreToolUse")
+                    && h.tool_use_id.is_none()
+                    && h.malformed.is_none() =>
             {
                 h.tool_name.as_deref()
             }
@@ -154,7 +158,8 @@ pub fn build(records: &[StoredRecord], shape: &SessionShape) -> Vec<Item> {
                 let (event, detail) = summary(&stored.record);
                 let mut item = Item::new(stored, event.clone(), detail);
                 item.agent_id = hook.agent_id.clone();
-                if event == "PreToolUse" {
+                // A malformed payload is shown but is no tool call (the views skip it).
+                if event == "PreToolUse" && hook.malformed.is_none() {
                     let span_id = match (&hook.tool_use_id, stored.offset) {
                         (Some(id), _) => Some(id.clone()),
                         (None, Some(offset)) => Some(format!("o{}", offset.0)),
