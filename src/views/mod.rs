@@ -353,6 +353,26 @@ fn read_block_into(
     out: &mut packed::PackedBlock,
 ) -> Result<(), String> {
     let meta = segment.blocks()[block];
+    // A damaged block is passed over with the warning every reader of the log gives (the
+    // commands that read only the views print it too).
+    read_block_records(segment, block, from, out).inspect_err(|reason| {
+        crate::log::read::note_skipped(crate::log::read::Skipped {
+            file: segment.path().to_path_buf(),
+            first: meta.first_offset,
+            end: Offset(meta.first_offset.0 + u64::from(meta.count)),
+            reason: reason.clone(),
+        });
+    })
+}
+
+/// [`read_block_into`] without the warning.
+fn read_block_records(
+    segment: &crate::segments::segment::SegmentReader,
+    block: usize,
+    from: Offset,
+    out: &mut packed::PackedBlock,
+) -> Result<(), String> {
+    let meta = segment.blocks()[block];
     let first = meta.first_offset.0;
     let raw = segment
         .read_block_raw(block)
