@@ -184,7 +184,11 @@ fn show_tree_and_views_agree_on_every_corpus_session() {
         // Tool calls: the views' spans are the tree's tool nodes; `sessions` counts them.
         let tree_ids: BTreeSet<&String> = t.tools.keys().collect();
         assert_eq!(tree_ids, view_tools.keys().collect(), "session {id}: tools");
-        assert_eq!(row["tool_calls"], view_tools.len(), "session {id}: tool_calls");
+        assert_eq!(
+            row["tool_calls"],
+            view_tools.len(),
+            "session {id}: tool_calls"
+        );
         // Every tool call `show` lists is one of them, with the tree's status and duration.
         for (call, facts) in &s.tools {
             assert_eq!(t.tools.get(call), Some(facts), "session {id}: call {call}");

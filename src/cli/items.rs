@@ -83,8 +83,7 @@ impl Item {
             Some(Status::Error) => "error",
             Some(Status::Unfinished) | None => "pending",
         });
-        self.duration_ns =
-            facts.and_then(|f| f.end_ns.map(|end| end.saturating_sub(f.start_ns)));
+        self.duration_ns = facts.and_then(|f| f.end_ns.map(|end| end.saturating_sub(f.start_ns)));
     }
 }
 

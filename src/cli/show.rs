@@ -130,8 +130,7 @@ pub fn timeline(store: &Store, wanted: &str) -> anyhow::Result<Timeline> {
         .filter(|r| in_timeline(&r.record))
         .collect();
     let prices = PriceTable::new(&store.config().pricing);
-    let shape =
-        crate::views::shape::session_shape(&db, &prices, &session)?.unwrap_or_default();
+    let shape = crate::views::shape::session_shape(&db, &prices, &session)?.unwrap_or_default();
     let items = build(&records, &shape);
     let links = linked(&db, &snapshot, &session)?;
     Ok(Timeline {

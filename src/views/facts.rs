@@ -89,19 +89,17 @@ impl SessionFacts {
                     _ => {}
                 }
             }
-            ViewBody::Transcript(t) if t.malformed.is_none() => {
-                match t.line_type {
-                    Some("assistant") if line.uses_tool => facts.turn_finished = Some(false),
-                    Some("assistant") if line.end_turn => facts.turn_finished = Some(true),
-                    Some("user") if line.user && t.is_sidechain != Some(true) => {
-                        facts.turn_finished = Some(false);
-                    }
-                    Some("system") if t.subtype == Some("turn_duration") => {
-                        facts.turn_finished = Some(true);
-                    }
-                    _ => {}
+            ViewBody::Transcript(t) if t.malformed.is_none() => match t.line_type {
+                Some("assistant") if line.uses_tool => facts.turn_finished = Some(false),
+                Some("assistant") if line.end_turn => facts.turn_finished = Some(true),
+                Some("user") if line.user && t.is_sidechain != Some(true) => {
+                    facts.turn_finished = Some(false);
                 }
-            }
+                Some("system") if t.subtype == Some("turn_duration") => {
+                    facts.turn_finished = Some(true);
+                }
+                _ => {}
+            },
             ViewBody::Pty(pty) => facts.pty_exited |= pty.kind == PtyKind::Exit,
             ViewBody::Transcript(_) | ViewBody::Internal(_) => {}
         }

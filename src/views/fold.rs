@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{SqlContext, ViewsError};
 use super::facts::{LineFacts, SessionFacts};
+use super::{SqlContext, ViewsError};
 use crate::log::record::{Malformed, PtyKind, Source, Usage};
 use crate::segments::Offset;
 

@@ -80,7 +80,11 @@ pub fn sessions(db: &ViewsDb, only: Option<&str>) -> Result<Vec<SessionRow>, Vie
         let mut stmt = conn.prepare(sql).sql(path, what)?;
         let rows = stmt
             .query_map([only], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get(2)?))
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get(2)?,
+                ))
             })
             .sql(path, what)?;
         for row in rows {
