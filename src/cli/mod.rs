@@ -17,6 +17,7 @@ pub mod hook;
 pub mod import;
 pub mod ingest;
 pub mod install;
+pub mod items;
 pub mod output;
 pub mod pin;
 pub mod record;
@@ -29,7 +30,6 @@ pub mod show;
 pub mod stats;
 pub mod tasks;
 pub mod time;
-pub mod timeline;
 pub mod tree;
 pub mod verify;
 

@@ -569,24 +569,16 @@ pub fn run(store: &Store, args: &ReplayArgs) -> anyhow::Result<i32> {
 /// # Errors
 /// [`UsageError`] when the session has no record at `at`; store read errors.
 fn timeline_from(store: &Store, session: &str, at: Offset, json: bool) -> anyhow::Result<i32> {
-    use super::timeline::{Item, build, in_timeline};
-    let records: Vec<StoredRecord> = super::sessions::all_records(store)?
-        .into_iter()
-        .filter(|r| r.record.session.as_deref() == Some(session))
-        .collect();
-    let Some(target) = records.iter().find(|r| r.offset == Some(at)) else {
+    use super::items::Item;
+    let timeline = super::show::timeline(store, session)?;
+    let Some(target) = timeline.records.iter().find(|r| r.offset == Some(at)) else {
         return Err(UsageError(format!(
             "session {session} has no record at offset {at} (see `ctrace search` or `ctrace cat`)"
         ))
         .into());
     };
     let target_ts = target.record.ts;
-    let mine: Vec<StoredRecord> = records
-        .iter()
-        .filter(|r| in_timeline(&r.record))
-        .cloned()
-        .collect();
-    let items = build(&mine);
+    let items = timeline.items;
     // The item holding the record: the one with its offset, or the last one started at or
     // before it whose span (a tool call's Pre→Post) reaches it.
     fn has_offset(item: &Item, at: Offset) -> bool {

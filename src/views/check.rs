@@ -12,8 +12,11 @@ use super::{SqlContext, ViewsDb, ViewsError, ViewsReport, batch_records, db_path
 use crate::log::Store;
 
 /// Tables compared by the re-fold (every table but `meta`).
-const TABLES: [&str; 9] = [
+const TABLES: [&str; 12] = [
     "sessions",
+    "session_sources",
+    "session_links",
+    "session_ranges",
     "turns",
     "spans",
     "usage",

@@ -15,8 +15,9 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::facts::{LineFacts, SessionFacts};
 use super::{SqlContext, ViewsError};
-use crate::log::record::{Malformed, Usage};
+use crate::log::record::{Malformed, PtyKind, Source, Usage};
 use crate::segments::Offset;
 
 /// A record decoded for the views: only the fields they use, strings and payloads borrowed
@@ -24,6 +25,7 @@ use crate::segments::Offset;
 #[derive(Debug, PartialEq, Deserialize)]
 pub(super) struct ViewRecord<'a> {
     pub(super) ts: u64,
+    pub(super) source: Source,
     #[serde(default, borrow)]
     pub(super) session: Option<&'a str>,
     #[serde(borrow)]
@@ -37,8 +39,17 @@ pub(super) enum ViewBody<'a> {
     Hook(HookView<'a>),
     #[serde(borrow)]
     Transcript(TranscriptView<'a>),
-    Pty(serde::de::IgnoredAny),
+    #[serde(borrow)]
+    Pty(PtyView<'a>),
     Internal(serde::de::IgnoredAny),
+}
+
+/// The PTY fields the views read (the session list's status and project).
+#[derive(Debug, PartialEq, Deserialize)]
+pub(super) struct PtyView<'a> {
+    pub(super) kind: PtyKind,
+    #[serde(default, borrow)]
+    pub(super) cwd: Option<&'a str>,
 }
 
 #[derive(Debug, PartialEq, Deserialize)]
@@ -57,6 +68,8 @@ pub(super) struct HookView<'a> {
     pub(super) prompt_id: Option<&'a str>,
     #[serde(default, borrow)]
     pub(super) cwd: Option<&'a str>,
+    #[serde(default, borrow)]
+    pub(super) pty_session: Option<&'a str>,
     #[serde(default)]
     pub(super) malformed: Option<Malformed>,
     #[serde(borrow, with = "serde_bytes")]
@@ -289,6 +302,7 @@ pub(super) struct Folder<'t> {
     task_event: Statement<'t>,
     upsert_task: Statement<'t>,
     span_detail: Statement<'t>,
+    facts: SessionFacts,
 }
 
 fn clip(text: &str) -> String {
@@ -543,6 +557,19 @@ pub(super) struct Extracted {
     user: Option<UserLine>,
     /// `agent_progress` lines: `(parentToolUseID, data.agentId)`.
     progress: Option<(String, String)>,
+    /// Assistant lines: `message.stop_reason` is `end_turn`.
+    end_turn: bool,
+}
+
+impl Extracted {
+    /// What the session facts read of a transcript line.
+    fn line_facts(&self) -> LineFacts {
+        LineFacts {
+            uses_tool: !self.tool_uses.is_empty(),
+            user: self.user.is_some(),
+            end_turn: self.end_turn,
+        }
+    }
 }
 
 /// Whether a hook event's fold reads the payload.
@@ -569,7 +596,11 @@ pub(super) fn extract(record: &ViewRecord<'_>) -> Extracted {
         }
         ViewBody::Transcript(line) if line.malformed.is_none() => {
             match line.line_type.unwrap_or("") {
-                "assistant" => out.tool_uses = extract_tool_uses(line.raw),
+                "assistant" => {
+                    out.tool_uses = extract_tool_uses(line.raw);
+                    out.end_turn =
+                        memchr::memmem::find(line.raw, b"\"stop_reason\":\"end_turn\"").is_some();
+                }
                 "user" => out.user = extract_user(line.raw),
                 "progress" if line.subtype == Some("agent_progress") => {
                     out.progress = extract_progress(line.raw);
@@ -1100,6 +1131,7 @@ impl<'t> Folder<'t> {
             span_detail: prep(
                 "SELECT name, detail FROM spans WHERE session = ?1 AND span_id = ?2",
             )?,
+            facts: SessionFacts::default(),
         })
     }
 
@@ -1128,6 +1160,8 @@ impl<'t> Folder<'t> {
         let Some(session) = record.session else {
             return Ok(());
         };
+        self.facts
+            .observe(offset.0, session, record, extracted.line_facts());
         let agg = self
             .sessions
             .entry_ref(session)
@@ -1169,7 +1203,12 @@ impl<'t> Folder<'t> {
                     self.transcript(offset.0, record.ts, session, line, extracted)?;
                 }
             }
-            ViewBody::Pty(_) | ViewBody::Internal(_) => {}
+            ViewBody::Pty(pty) => {
+                if agg.project.is_none() {
+                    agg.project = pty.cwd.map(str::to_owned);
+                }
+            }
+            ViewBody::Internal(_) => {}
         }
         Ok(())
     }
@@ -1916,7 +1955,7 @@ impl<'t> Folder<'t> {
                 self.flush_span(&session, span_id, a)?;
             }
         }
-        Ok(())
+        self.facts.write(self.tx, self.path)
     }
 }
 

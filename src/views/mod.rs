@@ -16,11 +16,14 @@ pub mod access;
 pub mod check;
 pub mod consumer;
 pub mod cost;
+pub mod facts;
 mod fold;
 mod packed;
 pub mod pricing;
 mod rebuild;
 pub mod schema;
+pub mod shape;
+pub mod summary;
 pub mod tasks;
 pub mod tree;
 
@@ -345,6 +348,26 @@ type Spent = packed::PackedBlock;
 /// # Errors
 /// The block's damage, as `{:#}` text.
 fn read_block_into(
+    segment: &crate::segments::segment::SegmentReader,
+    block: usize,
+    from: Offset,
+    out: &mut packed::PackedBlock,
+) -> Result<(), String> {
+    let meta = segment.blocks()[block];
+    // A damaged block is passed over with the warning every reader of the log gives (the
+    // commands that read only the views print it too).
+    read_block_records(segment, block, from, out).inspect_err(|reason| {
+        crate::log::read::note_skipped(crate::log::read::Skipped {
+            file: segment.path().to_path_buf(),
+            first: meta.first_offset,
+            end: Offset(meta.first_offset.0 + u64::from(meta.count)),
+            reason: reason.clone(),
+        });
+    })
+}
+
+/// [`read_block_into`] without the warning.
+fn read_block_records(
     segment: &crate::segments::segment::SegmentReader,
     block: usize,
     from: Offset,

@@ -13,8 +13,8 @@
 
 use std::ops::Range;
 
-use super::fold::{self, HookView, OriginView, TranscriptView, ViewBody, ViewRecord};
-use crate::log::record::{Malformed, Usage};
+use super::fold::{self, HookView, OriginView, PtyView, TranscriptView, ViewBody, ViewRecord};
+use crate::log::record::{Malformed, PtyKind, Source, Usage};
 use crate::segments::Offset;
 use crate::segments::columnar::{BlockRecord, BodyRef, RecordRef};
 
@@ -31,6 +31,7 @@ struct PackedHook {
     agent_type: Str,
     prompt_id: Str,
     cwd: Str,
+    pty_session: Str,
     malformed: Option<Malformed>,
 }
 
@@ -55,7 +56,9 @@ struct PackedTranscript {
 enum PackedBody {
     Hook(PackedHook),
     Transcript(PackedTranscript),
-    /// PTY and internal records (the fold reads only their session and time).
+    /// A PTY record's kind and working directory.
+    Pty(PtyKind, Str),
+    /// Internal records (the fold reads only their session and time).
     Other,
 }
 
@@ -63,6 +66,7 @@ enum PackedBody {
 #[derive(Debug)]
 pub(super) struct Packed {
     ts: u64,
+    source: Source,
     session: Str,
     body: PackedBody,
 }
@@ -109,6 +113,7 @@ impl Text {
                 agent_type: self.get(&h.agent_type),
                 prompt_id: self.get(&h.prompt_id),
                 cwd: self.get(&h.cwd),
+                pty_session: self.get(&h.pty_session),
                 malformed: h.malformed,
                 raw: &[],
             }),
@@ -129,10 +134,15 @@ impl Text {
                 },
                 raw: &[],
             }),
+            PackedBody::Pty(kind, cwd) => ViewBody::Pty(PtyView {
+                kind: *kind,
+                cwd: self.get(cwd),
+            }),
             PackedBody::Other => ViewBody::Internal(serde::de::IgnoredAny),
         };
         ViewRecord {
             ts: packed.ts,
+            source: packed.source,
             session: self.get(&packed.session),
             body,
         }
@@ -182,6 +192,7 @@ impl PackedBlock {
                 agent_type: self.put(hook.agent_type),
                 prompt_id: self.put(hook.prompt_id),
                 cwd: self.put(hook.cwd),
+                pty_session: self.put(hook.pty_session),
                 malformed: hook.malformed,
             }),
             ViewBody::Transcript(line) => PackedBody::Transcript(PackedTranscript {
@@ -198,11 +209,13 @@ impl PackedBlock {
                 malformed: line.malformed,
                 file: self.put(Some(line.origin.file)).unwrap_or_default(),
             }),
-            ViewBody::Pty(_) | ViewBody::Internal(_) => PackedBody::Other,
+            ViewBody::Pty(pty) => PackedBody::Pty(pty.kind, self.put(pty.cwd)),
+            ViewBody::Internal(_) => PackedBody::Other,
         };
         self.items.push(Item::Record(
             Packed {
                 ts: record.ts,
+                source: record.source,
                 session,
                 body,
             },
@@ -251,6 +264,7 @@ pub(super) fn view_of<'a>(record: &RecordRef<'a>) -> ViewRecord<'a> {
             agent_type: hook.agent_type,
             prompt_id: hook.prompt_id,
             cwd: hook.cwd,
+            pty_session: hook.pty_session,
             malformed: hook.malformed,
             raw: hook.raw,
         }),
@@ -274,6 +288,7 @@ pub(super) fn view_of<'a>(record: &RecordRef<'a>) -> ViewRecord<'a> {
     };
     ViewRecord {
         ts: record.ts,
+        source: record.source,
         session: record.session,
         body,
     }
@@ -345,13 +360,12 @@ mod tests {
         ]
     }
 
-    /// `view` as the fold sees it after packing: no payload, PTY as internal.
+    /// `view` as the fold sees it after packing: no payload.
     fn without_payload(mut view: ViewRecord<'_>) -> ViewRecord<'_> {
         match &mut view.body {
             ViewBody::Hook(hook) => hook.raw = &[],
             ViewBody::Transcript(line) => line.raw = &[],
-            ViewBody::Pty(_) => view.body = ViewBody::Internal(serde::de::IgnoredAny),
-            ViewBody::Internal(_) => {}
+            ViewBody::Pty(_) | ViewBody::Internal(_) => {}
         }
         view
     }

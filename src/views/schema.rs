@@ -4,7 +4,7 @@
 
 /// Schema version stored in `meta.schema_version`; a different stored version makes
 /// `catch_up` rebuild the views.
-pub const SCHEMA_VERSION: &str = "4";
+pub const SCHEMA_VERSION: &str = "5";
 
 /// Connection settings applied on every open.
 pub const PRAGMAS: &str = "
@@ -31,8 +31,27 @@ CREATE TABLE IF NOT EXISTS sessions (
     hook_records       INTEGER NOT NULL,
     transcript_records INTEGER NOT NULL,
     malformed          INTEGER NOT NULL,
-    ended_ns           INTEGER
+    ended_ns           INTEGER,
+    turn_finished      INTEGER,
+    pty_exited         INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS session_sources (
+    session TEXT NOT NULL,
+    source  TEXT NOT NULL,
+    records INTEGER NOT NULL,
+    PRIMARY KEY (session, source)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS session_links (
+    session     TEXT NOT NULL,
+    pty_session TEXT NOT NULL,
+    PRIMARY KEY (session, pty_session)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS session_ranges (
+    session      TEXT NOT NULL,
+    first_offset INTEGER NOT NULL,
+    last_offset  INTEGER NOT NULL,
+    PRIMARY KEY (session, first_offset)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS turns (
     session  TEXT NOT NULL,
     turn_id  TEXT NOT NULL,
@@ -244,6 +263,9 @@ PRAGMA cache_size = -524288;
 /// Every table that holds rows of a session (for `forget`), with its session column.
 pub const SESSION_TABLES: &[&str] = &[
     "sessions",
+    "session_sources",
+    "session_links",
+    "session_ranges",
     "turns",
     "spans",
     "usage",

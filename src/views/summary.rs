@@ -1,0 +1,161 @@
+//! What `ctrace sessions` and `ctrace show` read of a session from the views: its `sessions`
+//! row with its records per source, tool calls, models and links, and the offset ranges that
+//! hold its records (`facts.rs` folds them).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{SqlContext, ViewsDb, ViewsError};
+use crate::segments::Offset;
+
+/// One session as the views hold it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionRow {
+    /// Session id.
+    pub session: String,
+    /// Working directory of the session's first record that names one.
+    pub project: Option<String>,
+    /// First record time, ns since the Unix epoch.
+    pub first_ns: u64,
+    /// Last record time, ns since the Unix epoch.
+    pub last_ns: u64,
+    /// Records per source name (`hook`, `transcript`, `pty`, ...).
+    pub records: BTreeMap<String, u64>,
+    /// Records flagged malformed.
+    pub malformed: u64,
+    /// Tool calls (rows of `spans` of kind `tool`).
+    pub tool_calls: u64,
+    /// Models of the session's API responses (`<synthetic>` and the like left out).
+    pub models: BTreeSet<String>,
+    /// Time of the `SessionEnd` hook, ns since the Unix epoch.
+    pub ended_ns: Option<u64>,
+    /// Whether the last turn-changing record finished a turn; `None` when none was seen.
+    pub turn_finished: Option<bool>,
+    /// Whether a PTY `exit` record was seen.
+    pub pty_exited: bool,
+    /// The PTY recordings this Claude session's hooks ran in (`CTRACE_PTY_SESSION`).
+    pub recordings: BTreeSet<String>,
+    /// The Claude sessions whose hooks ran inside this PTY recording.
+    pub claude_sessions: BTreeSet<String>,
+}
+
+fn u(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Every session of the views (or only `only`), in no particular order.
+///
+/// # Errors
+/// [`ViewsError::Sqlite`].
+pub fn sessions(db: &ViewsDb, only: Option<&str>) -> Result<Vec<SessionRow>, ViewsError> {
+    let path = db.path();
+    let conn = db.conn();
+    let what = "reading sessions";
+    let mut out: BTreeMap<String, SessionRow> = BTreeMap::new();
+    let mut stmt = conn
+        .prepare(
+            "SELECT session, project, first_ns, last_ns, malformed, ended_ns, turn_finished,
+                pty_exited FROM sessions WHERE ?1 IS NULL OR session = ?1",
+        )
+        .sql(path, what)?;
+    let rows = stmt
+        .query_map([only], |row| {
+            Ok(SessionRow {
+                session: row.get(0)?,
+                project: row.get(1)?,
+                first_ns: u(row.get(2)?),
+                last_ns: u(row.get(3)?),
+                malformed: u(row.get(4)?),
+                ended_ns: row.get::<_, Option<i64>>(5)?.map(u),
+                turn_finished: row.get(6)?,
+                pty_exited: row.get::<_, i64>(7)? != 0,
+                ..SessionRow::default()
+            })
+        })
+        .sql(path, what)?;
+    for row in rows {
+        let row = row.sql(path, what)?;
+        out.insert(row.session.clone(), row);
+    }
+    let mut pairs = |sql: &str, add: &mut dyn FnMut(&mut SessionRow, String, i64)| {
+        let mut stmt = conn.prepare(sql).sql(path, what)?;
+        let rows = stmt
+            .query_map([only], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get(2)?,
+                ))
+            })
+            .sql(path, what)?;
+        for row in rows {
+            let (session, value, n) = row.sql(path, what)?;
+            if let Some(s) = out.get_mut(&session) {
+                add(s, value, n);
+            }
+        }
+        Ok::<(), ViewsError>(())
+    };
+    pairs(
+        "SELECT session, source, records FROM session_sources WHERE ?1 IS NULL OR session = ?1",
+        &mut |s, source, n| {
+            s.records.insert(source, u(n));
+        },
+    )?;
+    pairs(
+        "SELECT session, kind, count(*) FROM spans WHERE (?1 IS NULL OR session = ?1)
+            AND kind = 'tool' GROUP BY session",
+        &mut |s, _, n| s.tool_calls = u(n),
+    )?;
+    pairs(
+        "SELECT session, model, 0 FROM usage WHERE (?1 IS NULL OR session = ?1)
+            AND session IS NOT NULL AND model NOT LIKE '<%' GROUP BY session, model",
+        &mut |s, model, _| {
+            s.models.insert(model);
+        },
+    )?;
+    let mut stmt = conn
+        .prepare(
+            "SELECT session, pty_session FROM session_links
+             WHERE ?1 IS NULL OR session = ?1 OR pty_session = ?1",
+        )
+        .sql(path, what)?;
+    let rows = stmt
+        .query_map([only], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
+        .sql(path, what)?;
+    for row in rows {
+        let (claude, pty) = row.sql(path, what)?;
+        if let Some(s) = out.get_mut(&claude) {
+            s.recordings.insert(pty.clone());
+        }
+        if let Some(s) = out.get_mut(&pty) {
+            s.claude_sessions.insert(claude);
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+/// The offset ranges (first, last; inclusive) that hold the records of `session`, in offset
+/// order. Records of other sessions may lie inside them (at most
+/// [`super::facts::RANGE_GAP_RECORDS`] between two of the session's own).
+///
+/// # Errors
+/// [`ViewsError::Sqlite`].
+pub fn record_ranges(db: &ViewsDb, session: &str) -> Result<Vec<(Offset, Offset)>, ViewsError> {
+    let path = db.path();
+    let what = "reading session ranges";
+    let mut stmt = db
+        .conn()
+        .prepare(
+            "SELECT first_offset, last_offset FROM session_ranges WHERE session = ?1
+             ORDER BY first_offset",
+        )
+        .sql(path, what)?;
+    let rows = stmt
+        .query_map([session], |row| {
+            Ok((Offset(u(row.get(0)?)), Offset(u(row.get(1)?))))
+        })
+        .sql(path, what)?;
+    rows.collect::<Result<_, _>>().sql(path, what)
+}
