@@ -107,7 +107,7 @@ pub struct StorageConfig {
     #[serde(deserialize_with = "de_bytes")]
     pub segment_bytes: u64,
     /// Roll to a new segment once the current one is this old (default 1h).
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "humantime_serde")]
     pub segment_age: Duration,
     /// Raw bytes per compressed block (default 512 KiB).
     #[serde(deserialize_with = "de_bytes")]
@@ -373,25 +373,6 @@ fn de_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error>
     }
 }
 
-mod humantime_serde_compat {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&humantime::format_duration(*value).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "`{text}` is not a duration ({e}); examples: \"1h\", \"30m\""
-            ))
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,5 +484,25 @@ mod tests {
         assert_eq!(parse_bytes("2kb").unwrap(), 2000);
         assert!(parse_bytes("-1").is_err());
         assert!(parse_bytes("").is_err());
+    }
+
+    /// Issue 15: `segment_age` goes through `humantime-serde`; what `ctrace config` prints
+    /// parses back to the same duration, and a bad duration names its key.
+    #[test]
+    fn segment_age_round_trips_through_humantime_serde() {
+        let config = Config::parse(
+            "[storage]\nsegment_age = \"1h 30m 5s\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.storage.segment_age, Duration::from_secs(5405));
+        let printed = config.to_toml().unwrap();
+        assert!(printed.contains("segment_age = \"1h 30m 5s\""), "{printed}");
+        assert_eq!(
+            Config::parse(&printed, Path::new("c.toml")).unwrap(),
+            config
+        );
+        let err = Config::parse("[storage]\nsegment_age = 5\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("storage.segment_age"), "{err}");
     }
 }
