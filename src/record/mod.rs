@@ -214,27 +214,10 @@ pub fn terminal_size() -> Option<(u16, u16)> {
         })
 }
 
-/// A new random session id in the UUID v4 layout.
+/// A new random session id: a UUID v4 (`uuid` crate, OS random source), lowercase and
+/// hyphenated like Claude Code's own session ids (`8-4-4-4-12` hex digits).
 pub fn new_session_id() -> String {
-    let mut bytes = [0u8; 16];
-    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if random.is_err() {
-        // No /dev/urandom: time and pid are unique enough for one machine.
-        let now = crate::now_ns().to_le_bytes();
-        bytes[..8].copy_from_slice(&now);
-        bytes[8..12].copy_from_slice(&std::process::id().to_le_bytes());
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
 /// Finds `program` like a shell: a name with a `/` is taken as a path, others are searched in
@@ -872,6 +855,17 @@ mod tests {
         assert_eq!(id.len(), 36);
         assert_eq!(id.as_bytes()[14], b'4');
         assert_ne!(id, new_session_id());
+        // Issue 15: the `uuid` crate's v4 keeps the textual shape: lowercase, hyphenated,
+        // RFC 4122 variant.
+        let parsed = uuid::Uuid::parse_str(&id).unwrap();
+        assert_eq!(parsed.get_version_num(), 4);
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+        assert_eq!(parsed.hyphenated().to_string(), id);
+        assert!(id.bytes().all(|b| b == b'-' || b.is_ascii_digit() || b.is_ascii_lowercase()));
+        assert_eq!(
+            id.match_indices('-').map(|(i, _)| i).collect::<Vec<_>>(),
+            [8, 13, 18, 23]
+        );
     }
 
     #[test]
