@@ -220,49 +220,36 @@ pub fn new_session_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// Finds `program` like a shell: a name with a `/` is taken as a path, others are searched in
-/// `PATH`.
+/// Finds `program` like a shell, with the `which` crate: a name with a `/` is taken as a path
+/// (relative to the working directory), others are searched in `PATH`.
 ///
 /// # Errors
-/// [`RecordError::NotFound`] or [`RecordError::NotExecutable`].
+/// [`RecordError::NotExecutable`] (the shell's 126) when no executable was found but the path,
+/// or a file of that name in a `PATH` directory, exists; else [`RecordError::NotFound`] (127).
 pub fn resolve_program(program: &std::ffi::OsStr) -> Result<PathBuf, RecordError> {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |path: &Path| match std::fs::metadata(path) {
-        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => Some(true),
-        Ok(_) => Some(false),
-        Err(_) => None,
-    };
-    let path = Path::new(program);
-    if program.as_encoded_bytes().contains(&b'/') {
-        return match executable(path) {
-            Some(true) => Ok(path.to_path_buf()),
-            Some(false) => Err(RecordError::NotExecutable {
-                path: path.to_path_buf(),
-            }),
-            None => Err(RecordError::NotFound {
-                program: program.to_owned(),
-            }),
-        };
-    }
-    let mut not_executable = None;
     if !program.is_empty()
-        && let Some(paths) = std::env::var_os("PATH")
+        && let Ok(path) = which::which(program)
     {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join(path);
-            match executable(&candidate) {
-                Some(true) => return Ok(candidate),
-                Some(false) if not_executable.is_none() => not_executable = Some(candidate),
-                _ => {}
-            }
-        }
+        return Ok(path);
     }
-    match not_executable {
-        Some(path) => Err(RecordError::NotExecutable { path }),
-        None => Err(RecordError::NotFound {
+    let path = Path::new(program);
+    let exists = if program.as_encoded_bytes().contains(&b'/') {
+        path.exists().then(|| path.to_path_buf())
+    } else if program.is_empty() {
+        None
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(path))
+                .find(|candidate| candidate.is_file())
+        })
+    };
+    Err(match exists {
+        Some(path) => RecordError::NotExecutable { path },
+        None => RecordError::NotFound {
             program: program.to_owned(),
-        }),
-    }
+        },
+    })
 }
 
 /// The command line as one string, arguments quoted for a POSIX shell where needed.
@@ -861,7 +848,10 @@ mod tests {
         assert_eq!(parsed.get_version_num(), 4);
         assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
         assert_eq!(parsed.hyphenated().to_string(), id);
-        assert!(id.bytes().all(|b| b == b'-' || b.is_ascii_digit() || b.is_ascii_lowercase()));
+        assert!(
+            id.bytes()
+                .all(|b| b == b'-' || b.is_ascii_digit() || b.is_ascii_lowercase())
+        );
         assert_eq!(
             id.match_indices('-').map(|(i, _)| i).collect::<Vec<_>>(),
             [8, 13, 18, 23]
@@ -882,5 +872,31 @@ mod tests {
         let error = resolve_program("ctrace-no-such-program-xyz".as_ref()).unwrap_err();
         assert_eq!(error.exit_code(), 127);
         assert!(resolve_program("sh".as_ref()).is_ok());
+    }
+
+    /// Issue 15: `resolve_program` goes through `which`; a path that exists but is not
+    /// executable is still the shell's 126, a missing path or empty name 127, and an
+    /// executable path is found.
+    #[test]
+    fn not_executable_programs_are_126() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = resolve_program(plain.as_os_str()).unwrap_err();
+        assert_eq!(error.exit_code(), 126, "{error}");
+        let missing = dir.path().join("missing");
+        assert_eq!(
+            resolve_program(missing.as_os_str())
+                .unwrap_err()
+                .exit_code(),
+            127
+        );
+        assert_eq!(resolve_program("".as_ref()).unwrap_err().exit_code(), 127);
+        let runnable = dir.path().join("runnable");
+        std::fs::write(&runnable, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&runnable, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(resolve_program(runnable.as_os_str()).unwrap(), runnable);
     }
 }
