@@ -164,32 +164,22 @@ pub struct InstallArgs {
     pub claude_version: Option<ClaudeVersion>,
 }
 
-/// A Claude Code version, `major.minor.patch`; ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ClaudeVersion {
-    /// Major version.
-    pub major: u32,
-    /// Minor version.
-    pub minor: u32,
-    /// Patch version.
-    pub patch: u32,
-}
+/// A Claude Code version (`2.1.114`): a [`semver::Version`], ordered by semver precedence
+/// (a pre-release such as `2.1.0-beta` sorts before `2.1.0`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClaudeVersion(pub semver::Version);
 
 impl ClaudeVersion {
     /// The version `major.minor.patch`.
     #[must_use]
-    pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        Self {
-            major,
-            minor,
-            patch,
-        }
+    pub const fn new(major: u64, minor: u64, patch: u64) -> Self {
+        Self(semver::Version::new(major, minor, patch))
     }
 }
 
 impl fmt::Display for ClaudeVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+        self.0.fmt(f)
     }
 }
 
@@ -199,24 +189,23 @@ impl fmt::Display for ClaudeVersion {
 pub struct ParseVersionError {
     /// The rejected text.
     pub input: String,
+    /// What semver found wrong with it.
+    #[source]
+    pub source: semver::Error,
 }
 
 impl FromStr for ClaudeVersion {
     type Err = ParseVersionError;
 
+    /// Semver syntax (`semver` crate), after trimming surrounding whitespace as `claude
+    /// --version` output and hand-typed `--claude-version` values may carry.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let error = || ParseVersionError {
-            input: s.to_owned(),
-        };
-        let mut parts = s.trim().splitn(3, '.');
-        let mut number = || -> Result<u32, ParseVersionError> {
-            let part = parts.next().ok_or_else(error)?;
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(error());
-            }
-            part.parse().map_err(|_| error())
-        };
-        Ok(Self::new(number()?, number()?, number()?))
+        semver::Version::parse(s.trim())
+            .map(Self)
+            .map_err(|source| ParseVersionError {
+                input: s.to_owned(),
+                source,
+            })
     }
 }
 
@@ -296,7 +285,7 @@ pub fn run(args: &InstallArgs, remove: bool, store: Option<&Path>) -> anyhow::Re
         (Vec::new(), removed)
     } else {
         let command = hook_command(store)?;
-        let events = selected_events(args.claude_version);
+        let events = selected_events(args.claude_version.clone());
         install_hooks(&mut after, &path, &events, &command)?;
         let count = events.len();
         (events, count)
@@ -981,6 +970,19 @@ mod tests {
         assert!(ClaudeVersion::new(2, 1, 9) < ClaudeVersion::new(2, 1, 10));
         assert!(ClaudeVersion::new(1, 0, 99) < ClaudeVersion::new(2, 0, 0));
         assert_eq!(v.to_string(), "2.1.114");
+        // Issue 15: `semver` parses; surrounding whitespace is tolerated, pre-releases sort
+        // before their release, and every version the corpus records parses.
+        assert_eq!(
+            " 2.0.14\n".parse::<ClaudeVersion>().unwrap(),
+            ClaudeVersion::new(2, 0, 14)
+        );
+        let beta: ClaudeVersion = "2.1.101-beta.1".parse().unwrap();
+        assert!(ClaudeVersion::new(2, 1, 100) < beta && beta < UNKNOWN_EVENTS_IGNORED_SINCE);
+        for seen in [
+            "2.1.39", "1.0.59", "1.0.98", "2.1.38", "2.1.72", "2.0.28", "1.0.24",
+        ] {
+            assert!(seen.parse::<ClaudeVersion>().is_ok(), "{seen}");
+        }
         for bad in [
             "", "2", "2.1", "2.1.x", "2.1.1.4", "v2.1.1", "2..1", "-1.0.0",
         ] {
