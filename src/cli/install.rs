@@ -406,7 +406,7 @@ fn hook_command(store: Option<&Path>) -> anyhow::Result<String> {
     let exe = exe
         .to_str()
         .with_context(|| format!("ctrace's path is not UTF-8: {}", exe.display()))?;
-    let mut command = format!("{} hook", shell_quote(exe));
+    let mut command = format!("{} hook", shell_quote(exe)?);
     if let Some(store) = store {
         let store = std::path::absolute(store)
             .with_context(|| format!("making --store {} absolute", store.display()))?;
@@ -414,7 +414,7 @@ fn hook_command(store: Option<&Path>) -> anyhow::Result<String> {
             .to_str()
             .with_context(|| format!("--store is not UTF-8: {}", store.display()))?;
         command.push_str(" --store ");
-        command.push_str(&shell_quote(store));
+        command.push_str(&shell_quote(store)?);
     }
     Ok(command)
 }
@@ -664,11 +664,15 @@ fn is_ctrace_handler(handler: &Value) -> bool {
     let Some(command) = handler.get("command").and_then(Value::as_str) else {
         return false;
     };
-    let mut words = shell_words(command);
-    if let Some(Value::Array(args)) = handler.get("args") {
-        words.extend(args.iter().filter_map(Value::as_str).map(str::to_owned));
-    }
-    is_ctrace_words(&words)
+    let args: Vec<String> = match handler.get("args") {
+        Some(Value::Array(args)) => args
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+    is_ctrace_command_with_args(command, &args)
 }
 
 /// Whether a shell command runs ctrace's hook: after optional `NAME=value` assignments, a
@@ -676,7 +680,21 @@ fn is_ctrace_handler(handler: &Value) -> bool {
 /// then the word `hook`.
 #[must_use]
 pub fn is_ctrace_command(command: &str) -> bool {
-    is_ctrace_words(&shell_words(command))
+    is_ctrace_command_with_args(command, &[])
+}
+
+/// Whether `command` followed by the words `args` runs ctrace's hook. `command` is split into
+/// words by `shlex` (POSIX quoting, as the shell that runs hooks does). When that fails (an
+/// unterminated quote) or finds no ctrace, its whitespace-separated words are tried as written,
+/// so an unquoted Windows path (`C:\Users\me\ctrace.exe hook`), whose backslashes a POSIX
+/// shell would remove, is still recognised.
+fn is_ctrace_command_with_args(command: &str, args: &[String]) -> bool {
+    let with_args = |mut words: Vec<String>| {
+        words.extend_from_slice(args);
+        is_ctrace_words(&words)
+    };
+    shlex::split(command).is_some_and(with_args)
+        || with_args(command.split_whitespace().map(str::to_owned).collect())
 }
 
 fn is_ctrace_words(words: &[String]) -> bool {
@@ -712,82 +730,13 @@ fn is_assignment(word: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Splits a command into words the way a POSIX shell would for simple commands: whitespace
-/// separates, `'…'` is literal, `"…"` honours `\"`, `\\`, `\$` and `` \` ``. Outside quotes a
-/// backslash escapes whitespace, quotes and itself, and is literal otherwise (so an unquoted
-/// Windows path keeps its separators). Expansions are not performed.
-fn shell_words(command: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = command.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                for c in chars.by_ref() {
-                    if c == '\'' {
-                        break;
-                    }
-                    word.push(c);
-                }
-            }
-            '"' => {
-                in_word = true;
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' => match chars.peek() {
-                            Some(&next @ ('"' | '\\' | '$' | '`')) => {
-                                word.push(next);
-                                chars.next();
-                            }
-                            _ => word.push('\\'),
-                        },
-                        _ => word.push(c),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.peek() {
-                    Some(&next) if next.is_whitespace() || matches!(next, '\'' | '"' | '\\') => {
-                        word.push(next);
-                        chars.next();
-                    }
-                    _ => word.push('\\'),
-                }
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    words
-}
-
-/// `s` as one shell word: unchanged when it has only characters no shell treats specially,
-/// else single-quoted (`'` written as `'\''`).
-fn shell_quote(s: &str) -> Cow<'_, str> {
-    let plain = |c: char| {
-        c.is_ascii_alphanumeric()
-            || matches!(c, '/' | '.' | '_' | '-' | '+' | ',' | ':' | '@' | '%')
-    };
-    if !s.is_empty() && s.chars().all(plain) {
-        Cow::Borrowed(s)
-    } else {
-        Cow::Owned(format!("'{}'", s.replace('\'', r"'\''")))
-    }
+/// `s` as one shell word (`shlex` quoting: unchanged when no shell treats its characters
+/// specially, else quoted).
+///
+/// # Errors
+/// When `s` holds a NUL byte, which no shell word can.
+fn shell_quote(s: &str) -> anyhow::Result<Cow<'_, str>> {
+    shlex::try_quote(s).with_context(|| format!("{s:?} cannot be quoted for a shell"))
 }
 
 /// Escapes a key for a JSON Pointer (RFC 6901).
@@ -1002,6 +951,9 @@ mod tests {
             "'C:\\Users\\me\\ctrace.exe' hook",
             "C:\\Users\\me\\ctrace.exe hook",
             "  ctrace   hook  ",
+            // Issue 15: shlex refuses an unterminated quote; the raw words still match.
+            "/usr/bin/ctrace hook --store '/x y",
+            "ctrace hook # installed by ctrace",
         ] {
             assert!(is_ctrace_command(yes), "{yes:?} not recognised");
         }
@@ -1037,10 +989,19 @@ mod tests {
             "C:\\a b\\c.exe",
             "é/ü",
         ] {
-            let quoted = shell_quote(s);
-            assert_eq!(shell_words(&quoted), vec![s.to_owned()], "{s:?} → {quoted}");
+            let quoted = shell_quote(s).unwrap();
+            assert_eq!(
+                shlex::split(&quoted),
+                Some(vec![s.to_owned()]),
+                "{s:?} → {quoted}"
+            );
+            assert!(
+                is_ctrace_command(&format!("{quoted}/ctrace hook")),
+                "{quoted}"
+            );
         }
-        assert_eq!(shell_quote("/usr/bin/ctrace"), "/usr/bin/ctrace");
+        assert_eq!(shell_quote("/usr/bin/ctrace").unwrap(), "/usr/bin/ctrace");
+        assert!(shell_quote("a\0b").is_err());
     }
 
     #[test]

@@ -252,24 +252,19 @@ pub fn resolve_program(program: &std::ffi::OsStr) -> Result<PathBuf, RecordError
     })
 }
 
-/// The command line as one string, arguments quoted for a POSIX shell where needed.
+/// The command line as one string, arguments quoted for a POSIX shell where needed (`shlex`).
 pub fn command_line(command: &[OsString]) -> String {
-    command
+    let args: Vec<String> = command
         .iter()
-        .map(|arg| {
-            let arg = arg.to_string_lossy();
-            let plain = !arg.is_empty()
-                && arg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-            if plain {
-                arg.into_owned()
-            } else {
-                format!("'{}'", arg.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
+    // An argument never holds a NUL byte (execve's strings end at one), the only thing
+    // `try_join` refuses; were one there, it is dropped rather than losing the line.
+    shlex::try_join(args.iter().map(String::as_str)).unwrap_or_else(|_| {
+        let args = args.iter().map(|arg| arg.replace('\0', ""));
+        let args: Vec<String> = args.collect();
+        shlex::try_join(args.iter().map(String::as_str)).unwrap_or_default()
+    })
 }
 
 /// Maps portable-pty's exit status to what a shell reports: the code, or 128 + signal number.
@@ -864,7 +859,13 @@ mod tests {
             .into_iter()
             .map(Into::into)
             .collect();
-        assert_eq!(command_line(&args), r"bash -c 'echo '\''hi'\'' there'");
+        let line = command_line(&args);
+        // Issue 15: quoted by shlex; a shell splits the line back into the same arguments.
+        assert_eq!(
+            shlex::split(&line),
+            Some(vec!["bash".into(), "-c".into(), "echo 'hi' there".into()])
+        );
+        assert!(line.starts_with("bash -c "), "{line}");
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod packed;
 pub mod pricing;
 mod rebuild;
 pub mod schema;
+mod shell;
 pub mod tasks;
 pub mod tree;
 
