@@ -821,7 +821,8 @@ fn write_settings(
         path: target.clone(),
         source: e.error,
     })?;
-    sync_dir(&dir);
+    // Best effort: the rename has happened, and some filesystems refuse to sync a directory.
+    let _ = crate::log::manifest::sync_dir(&dir);
     Ok(backup)
 }
 
@@ -874,17 +875,6 @@ fn write_backup(
         path: path.with_file_name(format!("{name}.bak-{secs}")),
         source: io::ErrorKind::AlreadyExists.into(),
     })
-}
-
-/// Makes a rename in `dir` durable (best effort: some platforms and filesystems refuse to
-/// sync a directory, and the rename has already happened).
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(dir) = fs::File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
 }
 
 #[cfg(test)]
