@@ -15,8 +15,7 @@ use crate::ingest::bounded::read_bounded;
 use crate::ingest::hook::{Payload, Placement, store_payload};
 use crate::log::record::Truncated;
 
-/// Environment variable naming the PTY recording a hook runs inside.
-pub const PTY_SESSION_ENV: &str = "CTRACE_PTY_SESSION";
+pub use crate::record::PTY_SESSION_ENV;
 
 /// Runs the hook command; always returns exit code 0.
 pub fn run(store_flag: Option<&Path>, config_flag: Option<&Path>) -> i32 {

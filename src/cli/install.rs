@@ -164,32 +164,22 @@ pub struct InstallArgs {
     pub claude_version: Option<ClaudeVersion>,
 }
 
-/// A Claude Code version, `major.minor.patch`; ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ClaudeVersion {
-    /// Major version.
-    pub major: u32,
-    /// Minor version.
-    pub minor: u32,
-    /// Patch version.
-    pub patch: u32,
-}
+/// A Claude Code version (`2.1.114`): a [`semver::Version`], ordered by semver precedence
+/// (a pre-release such as `2.1.0-beta` sorts before `2.1.0`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClaudeVersion(pub semver::Version);
 
 impl ClaudeVersion {
     /// The version `major.minor.patch`.
     #[must_use]
-    pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        Self {
-            major,
-            minor,
-            patch,
-        }
+    pub const fn new(major: u64, minor: u64, patch: u64) -> Self {
+        Self(semver::Version::new(major, minor, patch))
     }
 }
 
 impl fmt::Display for ClaudeVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+        self.0.fmt(f)
     }
 }
 
@@ -199,24 +189,23 @@ impl fmt::Display for ClaudeVersion {
 pub struct ParseVersionError {
     /// The rejected text.
     pub input: String,
+    /// What semver found wrong with it.
+    #[source]
+    pub source: semver::Error,
 }
 
 impl FromStr for ClaudeVersion {
     type Err = ParseVersionError;
 
+    /// Semver syntax (`semver` crate), after trimming surrounding whitespace as `claude
+    /// --version` output and hand-typed `--claude-version` values may carry.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let error = || ParseVersionError {
-            input: s.to_owned(),
-        };
-        let mut parts = s.trim().splitn(3, '.');
-        let mut number = || -> Result<u32, ParseVersionError> {
-            let part = parts.next().ok_or_else(error)?;
-            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(error());
-            }
-            part.parse().map_err(|_| error())
-        };
-        Ok(Self::new(number()?, number()?, number()?))
+        semver::Version::parse(s.trim())
+            .map(Self)
+            .map_err(|source| ParseVersionError {
+                input: s.to_owned(),
+                source,
+            })
     }
 }
 
@@ -296,7 +285,7 @@ pub fn run(args: &InstallArgs, remove: bool, store: Option<&Path>) -> anyhow::Re
         (Vec::new(), removed)
     } else {
         let command = hook_command(store)?;
-        let events = selected_events(args.claude_version);
+        let events = selected_events(args.claude_version.clone());
         install_hooks(&mut after, &path, &events, &command)?;
         let count = events.len();
         (events, count)
@@ -417,7 +406,7 @@ fn hook_command(store: Option<&Path>) -> anyhow::Result<String> {
     let exe = exe
         .to_str()
         .with_context(|| format!("ctrace's path is not UTF-8: {}", exe.display()))?;
-    let mut command = format!("{} hook", shell_quote(exe));
+    let mut command = format!("{} hook", shell_quote(exe)?);
     if let Some(store) = store {
         let store = std::path::absolute(store)
             .with_context(|| format!("making --store {} absolute", store.display()))?;
@@ -425,7 +414,7 @@ fn hook_command(store: Option<&Path>) -> anyhow::Result<String> {
             .to_str()
             .with_context(|| format!("--store is not UTF-8: {}", store.display()))?;
         command.push_str(" --store ");
-        command.push_str(&shell_quote(store));
+        command.push_str(&shell_quote(store)?);
     }
     Ok(command)
 }
@@ -675,11 +664,15 @@ fn is_ctrace_handler(handler: &Value) -> bool {
     let Some(command) = handler.get("command").and_then(Value::as_str) else {
         return false;
     };
-    let mut words = shell_words(command);
-    if let Some(Value::Array(args)) = handler.get("args") {
-        words.extend(args.iter().filter_map(Value::as_str).map(str::to_owned));
-    }
-    is_ctrace_words(&words)
+    let args: Vec<String> = match handler.get("args") {
+        Some(Value::Array(args)) => args
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    };
+    is_ctrace_command_with_args(command, &args)
 }
 
 /// Whether a shell command runs ctrace's hook: after optional `NAME=value` assignments, a
@@ -687,7 +680,21 @@ fn is_ctrace_handler(handler: &Value) -> bool {
 /// then the word `hook`.
 #[must_use]
 pub fn is_ctrace_command(command: &str) -> bool {
-    is_ctrace_words(&shell_words(command))
+    is_ctrace_command_with_args(command, &[])
+}
+
+/// Whether `command` followed by the words `args` runs ctrace's hook. `command` is split into
+/// words by `shlex` (POSIX quoting, as the shell that runs hooks does). When that fails (an
+/// unterminated quote) or finds no ctrace, its whitespace-separated words are tried as written,
+/// so an unquoted Windows path (`C:\Users\me\ctrace.exe hook`), whose backslashes a POSIX
+/// shell would remove, is still recognised.
+fn is_ctrace_command_with_args(command: &str, args: &[String]) -> bool {
+    let with_args = |mut words: Vec<String>| {
+        words.extend_from_slice(args);
+        is_ctrace_words(&words)
+    };
+    shlex::split(command).is_some_and(with_args)
+        || with_args(command.split_whitespace().map(str::to_owned).collect())
 }
 
 fn is_ctrace_words(words: &[String]) -> bool {
@@ -723,82 +730,13 @@ fn is_assignment(word: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Splits a command into words the way a POSIX shell would for simple commands: whitespace
-/// separates, `'…'` is literal, `"…"` honours `\"`, `\\`, `\$` and `` \` ``. Outside quotes a
-/// backslash escapes whitespace, quotes and itself, and is literal otherwise (so an unquoted
-/// Windows path keeps its separators). Expansions are not performed.
-fn shell_words(command: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = command.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                for c in chars.by_ref() {
-                    if c == '\'' {
-                        break;
-                    }
-                    word.push(c);
-                }
-            }
-            '"' => {
-                in_word = true;
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' => match chars.peek() {
-                            Some(&next @ ('"' | '\\' | '$' | '`')) => {
-                                word.push(next);
-                                chars.next();
-                            }
-                            _ => word.push('\\'),
-                        },
-                        _ => word.push(c),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match chars.peek() {
-                    Some(&next) if next.is_whitespace() || matches!(next, '\'' | '"' | '\\') => {
-                        word.push(next);
-                        chars.next();
-                    }
-                    _ => word.push('\\'),
-                }
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                word.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(word);
-    }
-    words
-}
-
-/// `s` as one shell word: unchanged when it has only characters no shell treats specially,
-/// else single-quoted (`'` written as `'\''`).
-fn shell_quote(s: &str) -> Cow<'_, str> {
-    let plain = |c: char| {
-        c.is_ascii_alphanumeric()
-            || matches!(c, '/' | '.' | '_' | '-' | '+' | ',' | ':' | '@' | '%')
-    };
-    if !s.is_empty() && s.chars().all(plain) {
-        Cow::Borrowed(s)
-    } else {
-        Cow::Owned(format!("'{}'", s.replace('\'', r"'\''")))
-    }
+/// `s` as one shell word (`shlex` quoting: unchanged when no shell treats its characters
+/// specially, else quoted).
+///
+/// # Errors
+/// When `s` holds a NUL byte, which no shell word can.
+fn shell_quote(s: &str) -> anyhow::Result<Cow<'_, str>> {
+    shlex::try_quote(s).with_context(|| format!("{s:?} cannot be quoted for a shell"))
 }
 
 /// Escapes a key for a JSON Pointer (RFC 6901).
@@ -883,7 +821,8 @@ fn write_settings(
         path: target.clone(),
         source: e.error,
     })?;
-    sync_dir(&dir);
+    // Best effort: the rename has happened, and some filesystems refuse to sync a directory.
+    let _ = crate::log::manifest::sync_dir(&dir);
     Ok(backup)
 }
 
@@ -938,17 +877,6 @@ fn write_backup(
     })
 }
 
-/// Makes a rename in `dir` durable (best effort: some platforms and filesystems refuse to
-/// sync a directory, and the rename has already happened).
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(dir) = fs::File::open(dir) {
-        let _ = dir.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -981,6 +909,19 @@ mod tests {
         assert!(ClaudeVersion::new(2, 1, 9) < ClaudeVersion::new(2, 1, 10));
         assert!(ClaudeVersion::new(1, 0, 99) < ClaudeVersion::new(2, 0, 0));
         assert_eq!(v.to_string(), "2.1.114");
+        // Issue 15: `semver` parses; surrounding whitespace is tolerated, pre-releases sort
+        // before their release, and every version the corpus records parses.
+        assert_eq!(
+            " 2.0.14\n".parse::<ClaudeVersion>().unwrap(),
+            ClaudeVersion::new(2, 0, 14)
+        );
+        let beta: ClaudeVersion = "2.1.101-beta.1".parse().unwrap();
+        assert!(ClaudeVersion::new(2, 1, 100) < beta && beta < UNKNOWN_EVENTS_IGNORED_SINCE);
+        for seen in [
+            "2.1.39", "1.0.59", "1.0.98", "2.1.38", "2.1.72", "2.0.28", "1.0.24",
+        ] {
+            assert!(seen.parse::<ClaudeVersion>().is_ok(), "{seen}");
+        }
         for bad in [
             "", "2", "2.1", "2.1.x", "2.1.1.4", "v2.1.1", "2..1", "-1.0.0",
         ] {
@@ -1000,6 +941,9 @@ mod tests {
             "'C:\\Users\\me\\ctrace.exe' hook",
             "C:\\Users\\me\\ctrace.exe hook",
             "  ctrace   hook  ",
+            // Issue 15: shlex refuses an unterminated quote; the raw words still match.
+            "/usr/bin/ctrace hook --store '/x y",
+            "ctrace hook # installed by ctrace",
         ] {
             assert!(is_ctrace_command(yes), "{yes:?} not recognised");
         }
@@ -1035,10 +979,19 @@ mod tests {
             "C:\\a b\\c.exe",
             "é/ü",
         ] {
-            let quoted = shell_quote(s);
-            assert_eq!(shell_words(&quoted), vec![s.to_owned()], "{s:?} → {quoted}");
+            let quoted = shell_quote(s).unwrap();
+            assert_eq!(
+                shlex::split(&quoted),
+                Some(vec![s.to_owned()]),
+                "{s:?} → {quoted}"
+            );
+            assert!(
+                is_ctrace_command(&format!("{quoted}/ctrace hook")),
+                "{quoted}"
+            );
         }
-        assert_eq!(shell_quote("/usr/bin/ctrace"), "/usr/bin/ctrace");
+        assert_eq!(shell_quote("/usr/bin/ctrace").unwrap(), "/usr/bin/ctrace");
+        assert!(shell_quote("a\0b").is_err());
     }
 
     #[test]

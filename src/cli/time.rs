@@ -1,7 +1,7 @@
 //! Time arguments and display: `--since 2h`, `--since yesterday`, `--until 2026-01-31`,
 //! RFC 3339 timestamps; display as RFC 3339 UTC with milliseconds.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use super::UsageError;
 
@@ -80,13 +80,8 @@ pub fn format_duration(ns: u64) -> String {
     format!("{}h{:02}m", total / 3600, (total % 3600) / 60)
 }
 
-/// The current time in ns since the epoch.
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
+/// The current time in ns since the epoch (one definition, in the library root).
+pub use crate::now_ns;
 
 #[cfg(test)]
 mod tests {

@@ -107,7 +107,7 @@ pub struct StorageConfig {
     #[serde(deserialize_with = "de_bytes")]
     pub segment_bytes: u64,
     /// Roll to a new segment once the current one is this old (default 1h).
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "humantime_serde")]
     pub segment_age: Duration,
     /// Raw bytes per compressed block (default 512 KiB).
     #[serde(deserialize_with = "de_bytes")]
@@ -308,49 +308,31 @@ fn key_at(text: &str, at: usize) -> Option<String> {
 /// TOML integer (`ctrace config`), and TOML integers are signed 64-bit (TOML 1.0, "Integer").
 pub const MAX_SIZE_BYTES: u64 = i64::MAX as u64;
 
-/// Parses a byte size: an integer, or a number with a unit `B`, `KB`/`MB`/`GB`/`TB` (powers of
-/// 1000) or `KiB`/`MiB`/`GiB`/`TiB` (powers of 1024), case-insensitive, optional space.
+/// Parses a byte size with the `parse-size` crate: an integer, or a number with a unit `B`,
+/// `K`/`KB`/`M`/`MB`/`G`/`GB`/`T`/`TB` (powers of 1000) or `KiB`/`MiB`/`GiB`/`TiB` (powers of
+/// 1024), case-insensitive, optional spaces (`PB`/`EB`/`PiB`/`EiB`, `_` digit separators and
+/// exponents such as `1e6` parse too). A fraction is exact and rounded to the nearest byte
+/// (`1.5 KiB` = 1536); a leading `.` (`.5 KiB`) reads as `0.5`. At most [`MAX_SIZE_BYTES`].
 ///
 /// # Errors
 /// A message saying what was wrong with `text`.
 pub fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    if number.is_empty() || number.parse::<f64>().is_err() {
-        return Err(format!(
-            "`{text}` is not a size (examples: 4096, \"256KiB\", \"64 MiB\")"
-        ));
-    }
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "m" | "mb" => 1_000_000,
-        "g" | "gb" => 1_000_000_000,
-        "t" | "tb" => 1_000_000_000_000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        "tib" => 1 << 40,
-        other => return Err(format!("unknown size unit `{other}` in `{text}`")),
+    // parse-size wants a digit first; `.5 KiB` has always meant half a KiB here.
+    let number = match text.strip_prefix('.') {
+        Some(fraction) if fraction.starts_with(|c: char| c.is_ascii_digit()) => {
+            std::borrow::Cow::Owned(format!("0.{fraction}"))
+        }
+        _ => std::borrow::Cow::Borrowed(text),
     };
     let out_of_range = || format!("size `{text}` is out of range (at most 8 EiB)");
-    // Whole numbers are computed exactly; fractions (`1.5 KiB`) through f64.
-    let bytes = match number.parse::<u64>() {
-        Ok(whole) => whole.checked_mul(multiplier).ok_or_else(out_of_range)?,
-        Err(_) => {
-            let bytes = number
-                .parse::<f64>()
-                .map_err(|_| format!("`{text}` is not a size (examples: 4096, \"256KiB\")"))?
-                * multiplier as f64;
-            if !bytes.is_finite() || bytes < 0.0 || bytes >= MAX_SIZE_BYTES as f64 {
-                return Err(out_of_range());
-            }
-            bytes as u64
-        }
-    };
+    let bytes = parse_size::parse_size(number.as_bytes()).map_err(|error| match error {
+        parse_size::Error::PosOverflow => out_of_range(),
+        _ => format!(
+            "`{text}` is not a size (examples: 4096, \"256KiB\", \"64 MiB\"; units B, KB, MB, \
+             GB, TB, KiB, MiB, GiB, TiB)"
+        ),
+    })?;
     if bytes > MAX_SIZE_BYTES {
         return Err(out_of_range());
     }
@@ -370,25 +352,6 @@ fn de_bytes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error>
             "size {n} is out of range (at most 8 EiB)"
         ))),
         Size::Text(text) => parse_bytes(&text).map_err(serde::de::Error::custom),
-    }
-}
-
-mod humantime_serde_compat {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&humantime::format_duration(*value).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "`{text}` is not a duration ({e}); examples: \"1h\", \"30m\""
-            ))
-        })
     }
 }
 
@@ -503,5 +466,77 @@ mod tests {
         assert_eq!(parse_bytes("2kb").unwrap(), 2000);
         assert!(parse_bytes("-1").is_err());
         assert!(parse_bytes("").is_err());
+    }
+
+    /// Issue 15: `parse_bytes` goes through `parse-size`; every unit accepted before still
+    /// parses to the same value, and the edges (empty, unit only, negative, overflow of u64
+    /// and of the TOML integer range) are errors.
+    #[test]
+    fn parse_bytes_edges() {
+        let cases: [(&str, u64); 22] = [
+            ("0", 0),
+            ("4096", 4096),
+            ("7B", 7),
+            ("7 b", 7),
+            ("2k", 2000),
+            ("2K", 2000),
+            ("3MB", 3_000_000),
+            ("3m", 3_000_000),
+            ("4gb", 4_000_000_000),
+            ("5 TB", 5_000_000_000_000),
+            ("1KiB", 1024),
+            ("64 MiB", 64 << 20),
+            ("1gib", 1 << 30),
+            ("2 TiB", 2 << 40),
+            ("  256KiB  ", 256 << 10),
+            ("0.5KiB", 512),
+            (".5 KiB", 512),
+            ("1.25 MiB", 1_310_720),
+            ("1.", 1),
+            ("7EiB", 7 << 60),
+            ("9223372036854775807", MAX_SIZE_BYTES),
+            ("9223372036854775807B", MAX_SIZE_BYTES),
+        ];
+        for (text, bytes) in cases {
+            assert_eq!(parse_bytes(text), Ok(bytes), "{text}");
+        }
+        for bad in [
+            "",
+            "   ",
+            "KiB",
+            ".",
+            "-1",
+            "1 parsec",
+            "1,5",
+            "0x10",
+            "8EiB",
+            "9223372036854775808",
+            "18446744073709551615B",
+            "18446744073709551616B",
+            "99999999999999999999999B",
+            "1e30",
+        ] {
+            assert!(parse_bytes(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    /// Issue 15: `segment_age` goes through `humantime-serde`; what `ctrace config` prints
+    /// parses back to the same duration, and a bad duration names its key.
+    #[test]
+    fn segment_age_round_trips_through_humantime_serde() {
+        let config = Config::parse(
+            "[storage]\nsegment_age = \"1h 30m 5s\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.storage.segment_age, Duration::from_secs(5405));
+        let printed = config.to_toml().unwrap();
+        assert!(printed.contains("segment_age = \"1h 30m 5s\""), "{printed}");
+        assert_eq!(
+            Config::parse(&printed, Path::new("c.toml")).unwrap(),
+            config
+        );
+        let err = Config::parse("[storage]\nsegment_age = 5\n", Path::new("c.toml")).unwrap_err();
+        assert!(err.to_string().contains("storage.segment_age"), "{err}");
     }
 }

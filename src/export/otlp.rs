@@ -23,7 +23,6 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::ingest::archive::hex;
 use crate::views::tree::{Node, NodeKind, Status};
 
 /// `kind` of every span: `SPAN_KIND_INTERNAL` (the agent, its turns and tools run in-process).
@@ -120,7 +119,7 @@ impl<'a> Builder<'a> {
             .occurrences
             .entry((kind_name(node.kind), &node.id))
             .or_insert(0);
-        let id = hex(&span_id(self.session, node.kind, &node.id, *occurrence));
+        let id = hex::encode(span_id(self.session, node.kind, &node.id, *occurrence));
         *occurrence += 1;
         let mut attributes = vec![
             string_attr("gen_ai.provider.name", PROVIDER),
@@ -246,7 +245,7 @@ impl<'a> Builder<'a> {
 pub fn request(tree: &Node, session: &str) -> Value {
     let mut builder = Builder {
         session,
-        trace_id: hex(&trace_id(session)),
+        trace_id: hex::encode(trace_id(session)),
         occurrences: HashMap::new(),
         spans: Vec::new(),
     };
@@ -343,7 +342,7 @@ mod tests {
         assert_eq!(spans.len(), 8);
         let trace = spans[0]["traceId"].as_str().unwrap();
         assert_eq!(trace.len(), 32);
-        assert_eq!(trace, hex(&trace_id("sess-1")));
+        assert_eq!(trace, hex::encode(trace_id("sess-1")));
         let ids: Vec<&str> = spans
             .iter()
             .map(|s| s["spanId"].as_str().unwrap())

@@ -113,7 +113,7 @@ mod digest_bytes {
 
     pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
-            serializer.serialize_str(&bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+            serializer.serialize_str(&hex::encode(bytes))
         } else {
             serde_bytes::serialize(bytes, serializer)
         }
@@ -122,13 +122,9 @@ mod digest_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
         if deserializer.is_human_readable() {
             let text = String::deserialize(deserializer)?;
-            (0..text.len() / 2)
-                .map(|i| {
-                    text.get(2 * i..2 * i + 2)
-                        .and_then(|h| u8::from_str_radix(h, 16).ok())
-                        .ok_or_else(|| serde::de::Error::custom("not a hex digest"))
-                })
-                .collect()
+            hex::decode(&text).map_err(|e| {
+                serde::de::Error::custom(format!("`{text}` is not a hex digest ({e})"))
+            })
         } else {
             serde_bytes::deserialize(deserializer)
         }
@@ -138,7 +134,7 @@ mod digest_bytes {
 impl Truncated {
     /// The SHA-256 in lowercase hex.
     pub fn sha256_hex(&self) -> String {
-        self.sha256.iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(&self.sha256)
     }
 }
 
@@ -565,6 +561,25 @@ mod tests {
     fn garbage_does_not_decode() {
         for bytes in [&b""[..], b"\xc1", b"\x81\xa2ts\xc0", &[0x92, 0x01, 0x02]] {
             assert!(Record::decode(bytes).is_err());
+        }
+    }
+
+    /// Issue 15: the digest's hex goes through the `hex` crate; JSON round-trips and a digest
+    /// with an odd number of digits or a non-hex digit is refused (it used to lose the last
+    /// digit silently).
+    #[test]
+    fn truncated_digest_is_hex_in_json() {
+        let truncated = Truncated {
+            total_bytes: 3,
+            sha256: vec![0x00, 0xab, 0xff],
+        };
+        let json = serde_json::to_string(&truncated).unwrap();
+        assert_eq!(json, r#"{"total_bytes":3,"sha256":"00abff"}"#);
+        assert_eq!(truncated.sha256_hex(), "00abff");
+        assert_eq!(serde_json::from_str::<Truncated>(&json).unwrap(), truncated);
+        for bad in ["00abf", "00abfg"] {
+            let json = format!(r#"{{"total_bytes":3,"sha256":"{bad}"}}"#);
+            assert!(serde_json::from_str::<Truncated>(&json).is_err(), "{bad}");
         }
     }
 }

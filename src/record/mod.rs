@@ -214,92 +214,57 @@ pub fn terminal_size() -> Option<(u16, u16)> {
         })
 }
 
-/// A new random session id in the UUID v4 layout.
+/// A new random session id: a UUID v4 (`uuid` crate, OS random source), lowercase and
+/// hyphenated like Claude Code's own session ids (`8-4-4-4-12` hex digits).
 pub fn new_session_id() -> String {
-    let mut bytes = [0u8; 16];
-    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    if random.is_err() {
-        // No /dev/urandom: time and pid are unique enough for one machine.
-        let now = crate::now_ns().to_le_bytes();
-        bytes[..8].copy_from_slice(&now);
-        bytes[8..12].copy_from_slice(&std::process::id().to_le_bytes());
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    uuid::Uuid::new_v4().to_string()
 }
 
-/// Finds `program` like a shell: a name with a `/` is taken as a path, others are searched in
-/// `PATH`.
+/// Finds `program` like a shell, with the `which` crate: a name with a `/` is taken as a path
+/// (relative to the working directory), others are searched in `PATH`.
 ///
 /// # Errors
-/// [`RecordError::NotFound`] or [`RecordError::NotExecutable`].
+/// [`RecordError::NotExecutable`] (the shell's 126) when no executable was found but the path,
+/// or a file of that name in a `PATH` directory, exists; else [`RecordError::NotFound`] (127).
 pub fn resolve_program(program: &std::ffi::OsStr) -> Result<PathBuf, RecordError> {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |path: &Path| match std::fs::metadata(path) {
-        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => Some(true),
-        Ok(_) => Some(false),
-        Err(_) => None,
-    };
-    let path = Path::new(program);
-    if program.as_encoded_bytes().contains(&b'/') {
-        return match executable(path) {
-            Some(true) => Ok(path.to_path_buf()),
-            Some(false) => Err(RecordError::NotExecutable {
-                path: path.to_path_buf(),
-            }),
-            None => Err(RecordError::NotFound {
-                program: program.to_owned(),
-            }),
-        };
-    }
-    let mut not_executable = None;
     if !program.is_empty()
-        && let Some(paths) = std::env::var_os("PATH")
+        && let Ok(path) = which::which(program)
     {
-        for dir in std::env::split_paths(&paths) {
-            let candidate = dir.join(path);
-            match executable(&candidate) {
-                Some(true) => return Ok(candidate),
-                Some(false) if not_executable.is_none() => not_executable = Some(candidate),
-                _ => {}
-            }
-        }
+        return Ok(path);
     }
-    match not_executable {
-        Some(path) => Err(RecordError::NotExecutable { path }),
-        None => Err(RecordError::NotFound {
+    let path = Path::new(program);
+    let exists = if program.as_encoded_bytes().contains(&b'/') {
+        path.exists().then(|| path.to_path_buf())
+    } else if program.is_empty() {
+        None
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(path))
+                .find(|candidate| candidate.is_file())
+        })
+    };
+    Err(match exists {
+        Some(path) => RecordError::NotExecutable { path },
+        None => RecordError::NotFound {
             program: program.to_owned(),
-        }),
-    }
+        },
+    })
 }
 
-/// The command line as one string, arguments quoted for a POSIX shell where needed.
+/// The command line as one string, arguments quoted for a POSIX shell where needed (`shlex`).
 pub fn command_line(command: &[OsString]) -> String {
-    command
+    let args: Vec<String> = command
         .iter()
-        .map(|arg| {
-            let arg = arg.to_string_lossy();
-            let plain = !arg.is_empty()
-                && arg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-            if plain {
-                arg.into_owned()
-            } else {
-                format!("'{}'", arg.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+        .map(|arg| arg.to_string_lossy().into_owned())
+        .collect();
+    // An argument never holds a NUL byte (execve's strings end at one), the only thing
+    // `try_join` refuses; were one there, it is dropped rather than losing the line.
+    shlex::try_join(args.iter().map(String::as_str)).unwrap_or_else(|_| {
+        let args = args.iter().map(|arg| arg.replace('\0', ""));
+        let args: Vec<String> = args.collect();
+        shlex::try_join(args.iter().map(String::as_str)).unwrap_or_default()
+    })
 }
 
 /// Maps portable-pty's exit status to what a shell reports: the code, or 128 + signal number.
@@ -872,6 +837,20 @@ mod tests {
         assert_eq!(id.len(), 36);
         assert_eq!(id.as_bytes()[14], b'4');
         assert_ne!(id, new_session_id());
+        // Issue 15: the `uuid` crate's v4 keeps the textual shape: lowercase, hyphenated,
+        // RFC 4122 variant.
+        let parsed = uuid::Uuid::parse_str(&id).unwrap();
+        assert_eq!(parsed.get_version_num(), 4);
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+        assert_eq!(parsed.hyphenated().to_string(), id);
+        assert!(
+            id.bytes()
+                .all(|b| b == b'-' || b.is_ascii_digit() || b.is_ascii_lowercase())
+        );
+        assert_eq!(
+            id.match_indices('-').map(|(i, _)| i).collect::<Vec<_>>(),
+            [8, 13, 18, 23]
+        );
     }
 
     #[test]
@@ -880,7 +859,13 @@ mod tests {
             .into_iter()
             .map(Into::into)
             .collect();
-        assert_eq!(command_line(&args), r"bash -c 'echo '\''hi'\'' there'");
+        let line = command_line(&args);
+        // Issue 15: quoted by shlex; a shell splits the line back into the same arguments.
+        assert_eq!(
+            shlex::split(&line),
+            Some(vec!["bash".into(), "-c".into(), "echo 'hi' there".into()])
+        );
+        assert!(line.starts_with("bash -c "), "{line}");
     }
 
     #[test]
@@ -888,5 +873,31 @@ mod tests {
         let error = resolve_program("ctrace-no-such-program-xyz".as_ref()).unwrap_err();
         assert_eq!(error.exit_code(), 127);
         assert!(resolve_program("sh".as_ref()).is_ok());
+    }
+
+    /// Issue 15: `resolve_program` goes through `which`; a path that exists but is not
+    /// executable is still the shell's 126, a missing path or empty name 127, and an
+    /// executable path is found.
+    #[test]
+    fn not_executable_programs_are_126() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = resolve_program(plain.as_os_str()).unwrap_err();
+        assert_eq!(error.exit_code(), 126, "{error}");
+        let missing = dir.path().join("missing");
+        assert_eq!(
+            resolve_program(missing.as_os_str())
+                .unwrap_err()
+                .exit_code(),
+            127
+        );
+        assert_eq!(resolve_program("".as_ref()).unwrap_err().exit_code(), 127);
+        let runnable = dir.path().join("runnable");
+        std::fs::write(&runnable, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&runnable, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(resolve_program(runnable.as_os_str()).unwrap(), runnable);
     }
 }

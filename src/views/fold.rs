@@ -16,6 +16,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::facts::{LineFacts, SessionFacts};
+use super::shell::shell_words;
 use super::{SqlContext, ViewsError};
 use crate::log::record::{Malformed, PtyKind, Source, Usage};
 use crate::segments::Offset;
@@ -782,37 +783,6 @@ pub(crate) struct TaskChange {
     pub status: String,
     /// Parent issue (Beads `--parent`).
     pub parent: Option<String>,
-}
-
-fn shell_words(command: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quote: Option<char> = None;
-    let mut has = false;
-    for c in command.chars() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => word.push(c),
-            None if c == '"' || c == '\'' => {
-                quote = Some(c);
-                has = true;
-            }
-            None if c.is_whitespace() || c == ';' || c == '&' || c == '|' => {
-                if has || !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                    has = false;
-                }
-                if !c.is_whitespace() {
-                    words.push(c.to_string());
-                }
-            }
-            None => word.push(c),
-        }
-    }
-    if has || !word.is_empty() {
-        words.push(word);
-    }
-    words
 }
 
 /// Whether `word` looks like a Beads issue id (`bd-12`, `spotter-dov.1`): letters, digits,
@@ -2007,6 +1977,13 @@ mod tests {
         assert_eq!(created.parent.as_deref(), Some("bd-1"));
         assert!(beads_changes("echo bd is great").is_empty());
         assert_eq!(beads_changes("bd close x-1 2>&1").len(), 1);
+        // Issue 15 (shlex): an escaped quote stays in the title, a cut-off command keeps its id.
+        let created =
+            beads_created(r#"bd create "say \"hi\"" -p 1"#, "Created issue: bd-8").unwrap();
+        assert_eq!(created.title.as_deref(), Some(r#"say "hi""#));
+        let cut = beads_changes(r#"bd close bd-9 --reason "half a reas"#);
+        assert_eq!(cut.len(), 1);
+        assert_eq!(cut[0].task_id, "bd-9");
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod pricing;
 mod rebuild;
 pub mod schema;
 pub mod shape;
+mod shell;
 pub mod summary;
 pub mod tasks;
 pub mod tree;
