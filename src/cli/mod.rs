@@ -18,6 +18,7 @@ pub mod import;
 pub mod ingest;
 pub mod install;
 pub mod output;
+pub mod passphrase;
 pub mod pin;
 pub mod record;
 pub mod recover;
