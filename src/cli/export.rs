@@ -27,8 +27,8 @@ use clap::{Args, ValueEnum};
 use super::UsageError;
 use super::time::now_ns;
 use crate::ingest::archive::{self, ArchiveManifest, ArchiveWriter, Selection};
-use crate::ingest::encrypt;
 use crate::ingest::asciicast;
+use crate::ingest::encrypt;
 use crate::log::Store;
 use crate::log::read::TimeRange;
 use crate::log::record::{Body, Record, Source};
@@ -362,8 +362,9 @@ fn archive_export(
         Some(encryptor) => {
             // The age stream wraps exactly the bytes of the plain archive.
             let sealed = encryptor.wrap_output(out)?;
-            let (manifest, sealed) =
-                write_archive(sealed, &name, &snapshot, time, selected, selection, progress)?;
+            let (manifest, sealed) = write_archive(
+                sealed, &name, &snapshot, time, selected, selection, progress,
+            )?;
             sealed.finish()?;
             Ok(manifest)
         }

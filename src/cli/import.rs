@@ -117,13 +117,8 @@ pub fn run(store: &Store, args: &ImportArgs) -> anyhow::Result<i32> {
     }
     let mut lock = store.lock()?;
     let importing = bar(args, total, "importing");
-    let summary = archive::import(
-        &mut lock,
-        file,
-        &manifest,
-        reporter(importing.clone()),
-    )
-    .with_context(|| format!("importing {}", args.file.display()))?;
+    let summary = archive::import(&mut lock, file, &manifest, reporter(importing.clone()))
+        .with_context(|| format!("importing {}", args.file.display()))?;
     drop(lock);
     if let Some(bar) = importing {
         bar.finish_and_clear();

@@ -36,9 +36,7 @@ pub fn get(confirm: bool) -> anyhow::Result<Option<SecretString>> {
         return Err(UsageError("empty passphrase".into()).into());
     }
     if confirm {
-        let again = SecretString::from(rpassword::prompt_password(
-            "ctrace: passphrase (again): ",
-        )?);
+        let again = SecretString::from(rpassword::prompt_password("ctrace: passphrase (again): ")?);
         if again.expose_secret() != first.expose_secret() {
             return Err(UsageError("the two passphrases differ".into()).into());
         }

@@ -75,7 +75,9 @@ pub enum EncryptError {
     },
     /// None of the identities given can open the file (wrong key, or a key it is not
     /// encrypted to).
-    #[error("none of the identities given can decrypt {} (it is encrypted to other keys)", path.display())]
+    #[error(
+        "none of the identities given can decrypt {} (it is encrypted to other keys, or its header was changed)", path.display()
+    )]
     NoMatchingIdentity {
         /// The encrypted file.
         path: PathBuf,
@@ -233,9 +235,10 @@ pub fn read_identity_file(path: &Path) -> Result<Vec<Box<dyn age::Identity>>, En
         let filename = Some(path.display().to_string());
         let identity = age::ssh::Identity::from_buffer(&text[..], filename).map_err(io_error)?;
         return match identity {
-            age::ssh::Identity::Unencrypted(_) => Ok(vec![Box::new(
-                identity.with_callbacks(age::NoCallbacks),
-            )]),
+            age::ssh::Identity::Unencrypted(_) => {
+                let identity: Box<dyn age::Identity> = Box::new(identity);
+                Ok(vec![identity])
+            }
             age::ssh::Identity::Encrypted(_) => Err(EncryptError::NoIdentity {
                 path: path.to_path_buf(),
                 what: "a passphrase-protected SSH key; decrypt a copy with `ssh-keygen -p`, or use an age key",
@@ -387,7 +390,7 @@ pub fn decrypt(
             decryptor.decrypt(std::iter::once(&identity as &dyn age::Identity))
         }
     };
-    let mut reader = opened.map_err(|e| key_error(path, e))?;
+    let mut reader = opened.map_err(|e| key_error(path, scrypt, e))?;
     let mut buf = vec![0u8; CHUNK_BYTES as usize];
     let mut position = 0u64;
     loop {
@@ -407,14 +410,14 @@ pub fn decrypt(
     Ok(position)
 }
 
-fn key_error(path: &Path, error: age::DecryptError) -> EncryptError {
+fn key_error(path: &Path, scrypt: bool, error: age::DecryptError) -> EncryptError {
     let path = path.to_path_buf();
     match error {
-        age::DecryptError::NoMatchingKeys | age::DecryptError::KeyDecryptionFailed => {
-            EncryptError::NoMatchingIdentity { path }
-        }
         // The scrypt identity's only failure to unwrap its stanza.
-        age::DecryptError::DecryptionFailed => EncryptError::WrongPassphrase { path },
+        age::DecryptError::DecryptionFailed if scrypt => EncryptError::WrongPassphrase { path },
+        age::DecryptError::NoMatchingKeys
+        | age::DecryptError::KeyDecryptionFailed
+        | age::DecryptError::DecryptionFailed => EncryptError::NoMatchingIdentity { path },
         age::DecryptError::ExcessiveWork { required, target } => EncryptError::ExcessiveWork {
             path,
             required,
