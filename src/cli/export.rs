@@ -13,6 +13,9 @@
 //! (`.tar.zst`/`.tzst`, `.jsonl`/`.ndjson`, `.cast`), else a single `--session` naming a PTY
 //! recording is exported as asciicast (what `ctrace export --session S` did before the other
 //! formats existed), else the archive.
+//!
+//! `--encrypt-to R` (repeatable) or `--passphrase` wrap the archive in an age file
+//! (`crate::ingest::encrypt`); the archive format is then implied, and `.age` names an archive.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{IsTerminal, Write};
@@ -23,8 +26,9 @@ use clap::{Args, ValueEnum};
 
 use super::UsageError;
 use super::time::now_ns;
-use crate::ingest::archive::{self, ArchiveWriter, Selection};
+use crate::ingest::archive::{self, ArchiveManifest, ArchiveWriter, Selection};
 use crate::ingest::asciicast;
+use crate::ingest::encrypt;
 use crate::log::Store;
 use crate::log::read::TimeRange;
 use crate::log::record::{Body, Record, Source};
@@ -70,6 +74,14 @@ pub struct ExportArgs {
     /// No progress bar
     #[arg(long, short)]
     pub quiet: bool,
+    /// Encrypt the archive with age to this recipient: age1… (age-keygen) or an ssh-ed25519 /
+    /// ssh-rsa public key (repeatable)
+    #[arg(long, value_name = "RECIPIENT", conflicts_with = "passphrase")]
+    pub encrypt_to: Vec<String>,
+    /// Encrypt the archive with age to a passphrase, read from $CTRACE_PASSPHRASE or asked on
+    /// the terminal (never given on the command line)
+    #[arg(long)]
+    pub passphrase: bool,
 }
 
 /// Runs `export`.
@@ -94,10 +106,18 @@ pub fn run(store: &Store, args: &ExportArgs) -> anyhow::Result<i32> {
             sessions.push((id.to_owned(), *has_pty));
         }
     }
+    let encrypting = !args.encrypt_to.is_empty() || args.passphrase;
     let format = match args.format {
         Some(format) => format,
+        None if encrypting => ExportFormat::Archive,
         None => infer_format(args, output, &sessions),
     };
+    if encrypting && format != ExportFormat::Archive {
+        return Err(UsageError(
+            "--encrypt-to and --passphrase apply to the archive format only".into(),
+        )
+        .into());
+    }
     if args.v3 && format != ExportFormat::Asciicast {
         return Err(UsageError("--v3 applies to --format asciicast only".into()).into());
     }
@@ -119,13 +139,23 @@ pub fn run(store: &Store, args: &ExportArgs) -> anyhow::Result<i32> {
                 )
                 .into());
             }
+            // Recipients and passphrase are checked before anything is read or written.
+            let encryptor = encryptor(args)?;
             let selection = Selection {
                 sessions: selected.as_ref().map(|s| s.iter().cloned().collect()),
                 project: args.project.clone(),
                 since_ns: time.since,
                 until_ns: time.until,
             };
-            archive_export(store, args, output, time, selected.as_ref(), selection)
+            archive_export(
+                store,
+                args,
+                output,
+                time,
+                selected.as_ref(),
+                selection,
+                encryptor,
+            )
         }
         ExportFormat::Jsonl => {
             let (records, _) = write_output(output, |out| {
@@ -181,7 +211,7 @@ fn infer_format(
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().to_lowercase())
         .unwrap_or_default();
-    if name.ends_with(".tar.zst") || name.ends_with(".tzst") {
+    if name.ends_with(".tar.zst") || name.ends_with(".tzst") || name.ends_with(".age") {
         return ExportFormat::Archive;
     }
     if name.ends_with(".jsonl") || name.ends_with(".ndjson") {
@@ -245,6 +275,54 @@ fn progress_bar(args: &ExportArgs, total: u64, what: &str) -> Option<indicatif::
     })
 }
 
+/// The age encryptor `--encrypt-to` or `--passphrase` ask for, if any.
+fn encryptor(args: &ExportArgs) -> anyhow::Result<Option<age::Encryptor>> {
+    if !args.encrypt_to.is_empty() {
+        let encryptor = encrypt::recipients_encryptor(&args.encrypt_to)
+            .map_err(|e| UsageError(e.to_string()))?;
+        return Ok(Some(encryptor));
+    }
+    if !args.passphrase {
+        return Ok(None);
+    }
+    match super::passphrase::get(true)? {
+        Some(passphrase) => Ok(Some(encrypt::passphrase_encryptor(passphrase))),
+        None => Err(UsageError(format!(
+            "--passphrase needs a passphrase: run on a terminal to be asked, or set {}",
+            super::passphrase::ENV
+        ))
+        .into()),
+    }
+}
+
+/// Writes the archive into `out` and returns its manifest and `out`.
+fn write_archive<W: Write>(
+    out: W,
+    name: &Path,
+    snapshot: &crate::log::Snapshot,
+    time: TimeRange,
+    selected: Option<&BTreeSet<String>>,
+    selection: Selection,
+    progress: impl FnMut(u64),
+) -> anyhow::Result<(ArchiveManifest, W)> {
+    let mut writer = ArchiveWriter::new(out, name, selection)?;
+    archive::export(
+        snapshot,
+        time,
+        |head| match (selected, head) {
+            (None, _) => true,
+            (Some(selected), Some(head)) => head
+                .session
+                .as_deref()
+                .is_some_and(|s| selected.contains(s)),
+            (Some(_), None) => false,
+        },
+        &mut writer,
+        progress,
+    )?;
+    Ok(writer.finish()?)
+}
+
 fn archive_export(
     store: &Store,
     args: &ExportArgs,
@@ -252,6 +330,7 @@ fn archive_export(
     time: TimeRange,
     selected: Option<&BTreeSet<String>>,
     selection: Selection,
+    encryptor: Option<age::Encryptor>,
 ) -> anyhow::Result<i32> {
     let snapshot = store.snapshot()?;
     let total: u64 = snapshot
@@ -263,35 +342,39 @@ fn archive_export(
         + snapshot.unsealed_bytes();
     let bar = progress_bar(args, total, "exporting");
     let name = output.map_or_else(|| PathBuf::from("<stdout>"), Path::to_path_buf);
-    let (manifest, archive_bytes) = write_output(output, |out| {
-        let mut writer = ArchiveWriter::new(out, &name, selection)?;
-        archive::export(
-            &snapshot,
-            time,
-            |head| match (selected, head) {
-                (None, _) => true,
-                (Some(selected), Some(head)) => head
-                    .session
-                    .as_deref()
-                    .is_some_and(|s| selected.contains(s)),
-                (Some(_), None) => false,
-            },
-            &mut writer,
-            |bytes| {
-                if let Some(bar) = &bar {
-                    bar.inc(bytes);
-                }
-            },
-        )?;
-        let (manifest, _) = writer.finish()?;
-        Ok(manifest)
+    let encrypted = match (&encryptor, args.encrypt_to.len()) {
+        (None, _) => String::new(),
+        (Some(_), 0) => ", age-encrypted to a passphrase".to_owned(),
+        (Some(_), 1) => ", age-encrypted to 1 recipient".to_owned(),
+        (Some(_), n) => format!(", age-encrypted to {n} recipients"),
+    };
+    let progress = |bytes| {
+        if let Some(bar) = &bar {
+            bar.inc(bytes);
+        }
+    };
+    let (manifest, archive_bytes) = write_output(output, |out| match encryptor {
+        None => {
+            let (manifest, _) =
+                write_archive(out, &name, &snapshot, time, selected, selection, progress)?;
+            Ok(manifest)
+        }
+        Some(encryptor) => {
+            // The age stream wraps exactly the bytes of the plain archive.
+            let sealed = encryptor.wrap_output(out)?;
+            let (manifest, sealed) = write_archive(
+                sealed, &name, &snapshot, time, selected, selection, progress,
+            )?;
+            sealed.finish()?;
+            Ok(manifest)
+        }
     })?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
     if let Some(path) = output {
         eprintln!(
-            "ctrace: wrote {} records of {} sessions ({} bytes of records) to {} ({} bytes, archive format {})",
+            "ctrace: wrote {} records of {} sessions ({} bytes of records) to {} ({} bytes, archive format {}{encrypted})",
             manifest.records,
             manifest.sessions,
             manifest.record_bytes,

@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod install;
 pub mod items;
 pub mod output;
+pub mod passphrase;
 pub mod pin;
 pub mod record;
 pub mod recover;

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod asciicast;
 pub mod bounded;
 pub mod bulk;
+pub mod encrypt;
 pub mod hook;
 pub mod json_array;
 pub mod payload;
