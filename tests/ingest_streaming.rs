@@ -1,6 +1,10 @@
 //! Bulk ingest reads files line by line with a bounded buffer (issue 14 item 9): a line of a
 //! few times `storage.max_record_bytes` is stored truncated with the size and SHA-256 of the
 //! line in the file, the lines after it are intact, and the cursor moves past the whole line.
+#![expect(
+    clippy::unwrap_used,
+    reason = "clippy's allow-unwrap-in-tests covers #[test] functions only, not these helpers"
+)]
 
 mod common;
 
