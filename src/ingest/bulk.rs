@@ -28,6 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
+use super::bounded::read_line_bounded;
 use super::json_array::split_array;
 use super::payload::{hook_record, transcript_record};
 use super::redact::Redactor;
@@ -39,6 +40,23 @@ use crate::log::{LogError, SealReport, StoreLock};
 pub const ROLL_BYTES: u64 = 32 << 20;
 /// An unterminated last line is taken once the file is this old.
 pub const SETTLED_AFTER: Duration = Duration::from_secs(5);
+/// Read buffer of bulk ingest in bytes (1 MiB); lines are read through it one at a time.
+const LINE_BUFFER_BYTES: usize = 1 << 20;
+/// Bytes kept of a line above `storage.max_record_bytes` beyond the limit (64 KiB), so that
+/// redaction sees a secret straddling the cut whole before the record is cut to the limit.
+const REDACTION_MARGIN_BYTES: usize = 64 << 10;
+
+/// A file whose lines bulk ingest reads, from `start` on.
+struct LineSource<'a> {
+    /// The file's key in the MANIFEST cursors (its canonical path).
+    key: &'a str,
+    path: &'a Path,
+    file: &'a std::fs::File,
+    start: u64,
+    /// Whether an unterminated last line is taken (the file has not changed for a while).
+    settled: bool,
+    mtime_ns: u64,
+}
 
 /// Errors of bulk ingest.
 #[derive(Debug, thiserror::Error)]
@@ -171,7 +189,9 @@ impl<'l, 's> Ingester<'l, 's> {
     fn push(&mut self, mut record: Record) -> Result<(), IngestError> {
         self.redactor.redact_record(&mut record);
         // After redaction, so a secret is never left half-visible at the cut.
-        if record.truncate_to(self.lock.store().config().max_record_bytes()) {
+        let cut = record.truncate_to(self.lock.store().config().max_record_bytes());
+        // A line read truncated (`lines`) is already flagged, with its size in the file.
+        if cut || record.truncated().is_some() {
             self.summary.truncated += 1;
             if let Some(cut) = record.truncated() {
                 tracing::warn!(
@@ -507,15 +527,28 @@ impl<'l, 's> Ingester<'l, 's> {
         let whole = matches!(kind, FileKind::HookArray | FileKind::HookObject);
         let start = if whole { 0 } else { cursor };
         file.seek(SeekFrom::Start(start)).map_err(io)?;
-        let mut bytes = Vec::with_capacity((len - start) as usize);
-        file.read_to_end(&mut bytes).map_err(io)?;
         let before = self.summary.records;
         let end = match kind {
             FileKind::TranscriptLines | FileKind::HookLines => {
-                self.lines(&key, &bytes, start, kind, settled, mtime_ns, path)?
+                let source = LineSource {
+                    key: &key,
+                    path,
+                    file: &file,
+                    start,
+                    settled,
+                    mtime_ns,
+                };
+                self.lines(&source, kind)?
             }
-            FileKind::HookArray => self.array(&key, &bytes, cursor, mtime_ns)?,
-            FileKind::HookObject => self.object(&key, &bytes, cursor, mtime_ns)?,
+            FileKind::HookArray | FileKind::HookObject => {
+                let mut bytes = Vec::with_capacity((len - start) as usize);
+                file.read_to_end(&mut bytes).map_err(io)?;
+                if kind == FileKind::HookArray {
+                    self.array(&key, &bytes, cursor, mtime_ns)?
+                } else {
+                    self.object(&key, &bytes, cursor, mtime_ns)?
+                }
+            }
         };
         self.cursors.insert(key, end.max(cursor));
         if self.summary.records == before {
@@ -527,52 +560,70 @@ impl<'l, 's> Ingester<'l, 's> {
         Ok(())
     }
 
-    #[expect(clippy::too_many_arguments, reason = "internal helper with one caller")]
-    fn lines(
-        &mut self,
-        key: &str,
-        bytes: &[u8],
-        start: u64,
-        kind: FileKind,
-        settled: bool,
-        mtime_ns: u64,
-        path: &Path,
-    ) -> Result<u64, IngestError> {
-        let session = session_from_path(path);
+    /// Reads the lines of `source` from its start position one at a time with a bounded
+    /// buffer (`super::bounded::read_line_bounded`): a line longer than
+    /// `storage.max_record_bytes` keeps its head and is stored truncated with its whole size
+    /// and SHA-256, and its whole length still counts in the record's origin (the cursor).
+    /// Records go to the producer inbox as they are made. Returns the end of the last line
+    /// taken.
+    fn lines(&mut self, source: &LineSource<'_>, kind: FileKind) -> Result<u64, IngestError> {
+        let io = |error| IngestError::Io {
+            path: source.path.to_path_buf(),
+            source: error,
+        };
+        let session = session_from_path(source.path);
+        // A truncated line keeps a margin past the limit: `push` cuts to the limit after
+        // redaction, so a secret at the cut is still seen whole by the redactor. Its size and
+        // SHA-256 are those of the line in the file, as for a hook payload.
+        let limit = self.lock.store().config().max_record_bytes();
+        let mut reader = std::io::BufReader::with_capacity(LINE_BUFFER_BYTES, source.file);
         // Lines without a `timestamp` (snapshots, summaries) take the time of the line before
-        // them, or of the first timestamped line, or the file's mtime.
-        let mut fallback_ts = first_timestamp(bytes).unwrap_or(mtime_ns);
-        let mut at = 0usize;
-        let mut end = start;
-        while at < bytes.len() {
-            let newline = bytes[at..].iter().position(|&b| b == b'\n');
-            let line_end = newline.map_or(bytes.len(), |n| at + n);
-            let line = &bytes[at..line_end];
-            let next = newline.map_or(bytes.len(), |_| line_end + 1);
-            if line.iter().all(u8::is_ascii_whitespace) {
-                at = next;
+        // them, or of the first timestamped line (looked for when the first record is made),
+        // or the file's mtime.
+        let mut fallback_ts: Option<u64> = None;
+        let mut position = source.start;
+        let mut end = source.start;
+        while let Some(line) =
+            read_line_bounded(&mut reader, limit, REDACTION_MARGIN_BYTES).map_err(io)?
+        {
+            let at = position;
+            position += line.span();
+            if line.blank {
                 continue;
             }
-            if newline.is_none()
-                && !settled
-                && serde_json::from_slice::<serde::de::IgnoredAny>(line).is_err()
+            if !line.terminated
+                && !source.settled
+                && (line.truncated.is_some()
+                    || serde_json::from_slice::<serde::de::IgnoredAny>(&line.head).is_err())
             {
-                self.summary.pending_tail_bytes += line.len() as u64;
+                self.summary.pending_tail_bytes += line.len;
                 break;
             }
             let origin = Origin {
-                file: key.to_owned(),
-                position: start + at as u64,
-                len: line.len() as u64,
+                file: source.key.to_owned(),
+                position: at,
+                len: line.len,
             };
-            end = origin.position + origin.len;
-            let record = match kind {
-                FileKind::HookLines => hook_record(line.to_vec(), mtime_ns, None, Some(origin)),
-                _ => transcript_record(line.to_vec(), origin, fallback_ts, session.as_deref()),
+            end = at + line.len;
+            let fallback = match fallback_ts {
+                Some(ts) => ts,
+                None => first_timestamp_from(source.file, at)
+                    .map_err(io)?
+                    .unwrap_or(source.mtime_ns),
             };
-            fallback_ts = record.ts;
+            let mut record = match kind {
+                FileKind::HookLines => hook_record(line.head, source.mtime_ns, None, Some(origin)),
+                _ => transcript_record(line.head, origin, fallback, session.as_deref()),
+            };
+            if line.truncated.is_some() {
+                match &mut record.body {
+                    Body::Hook(body) => body.truncated = line.truncated,
+                    Body::Transcript(body) => body.truncated = line.truncated,
+                    _ => {}
+                }
+            }
+            fallback_ts = Some(record.ts);
             self.push(record)?;
-            at = next;
         }
         Ok(end)
     }
@@ -655,12 +706,58 @@ impl<'l, 's> Ingester<'l, 's> {
     }
 }
 
-/// The first `"timestamp":"..."` value in `bytes` that parses, in ns.
-fn first_timestamp(bytes: &[u8]) -> Option<u64> {
-    const KEY: &[u8] = b"\"timestamp\":\"";
+/// Length of a `"timestamp":"` key plus the most bytes its value is looked for in.
+const TIMESTAMP_WINDOW_BYTES: usize = TIMESTAMP_KEY.len() + 40;
+const TIMESTAMP_KEY: &[u8] = b"\"timestamp\":\"";
+
+/// The first `"timestamp":"..."` value that parses in `file` from byte `from` on, in ns, read
+/// 1 MiB at a time (positioned reads: the file's offset is left alone).
+fn first_timestamp_from(file: &std::fs::File, from: u64) -> std::io::Result<Option<u64>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf: Vec<u8> = Vec::new();
+    let mut position = from;
+    loop {
+        let old = buf.len();
+        buf.resize(old + LINE_BUFFER_BYTES, 0);
+        let mut filled = old;
+        while filled < buf.len() {
+            match file.read_at(&mut buf[filled..], position) {
+                Ok(0) => break,
+                Ok(n) => {
+                    filled += n;
+                    position += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let eof = filled < buf.len();
+        buf.truncate(filled);
+        // A key that starts this close to the end is looked at with the next bytes.
+        let safe = if eof {
+            buf.len()
+        } else {
+            buf.len().saturating_sub(TIMESTAMP_WINDOW_BYTES)
+        };
+        if let Some(ts) = first_timestamp(&buf, safe) {
+            return Ok(Some(ts));
+        }
+        if eof {
+            return Ok(None);
+        }
+        buf.drain(..safe);
+    }
+}
+
+/// The first `"timestamp":"..."` value in `bytes` whose key starts before `before` and that
+/// parses, in ns.
+fn first_timestamp(bytes: &[u8], before: usize) -> Option<u64> {
     let mut from = 0;
-    while let Some(found) = bytes[from..].windows(KEY.len()).position(|w| w == KEY) {
-        let start = from + found + KEY.len();
+    while let Some(found) = memchr::memmem::find(&bytes[from..], TIMESTAMP_KEY) {
+        if from + found >= before {
+            return None;
+        }
+        let start = from + found + TIMESTAMP_KEY.len();
         let end = bytes[start..]
             .iter()
             .take(40)

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use super::manifest::Manifest;
 use super::record::{Record, StoredRecord};
 use super::{LogError, Store, inbox, list_dir};
-use crate::segments::frame::{MAX_FRAME_LIMIT_BYTES, ScanItem, Scanner};
+use crate::segments::frame::{MAX_FRAME_LIMIT_BYTES, ScanItem, StreamScanner};
 use crate::segments::segment::SegmentReader;
 use crate::segments::{Offset, SegmentError};
 
@@ -63,7 +63,10 @@ pub fn take_skipped() -> Vec<Skipped> {
 pub struct Snapshot {
     manifest: Manifest,
     segments: Vec<Arc<SegmentReader>>,
-    unsealed: Vec<Vec<u8>>,
+    /// Inbox and spool files as they were when the snapshot was taken, re-read frame by frame
+    /// by each iterator (never held in memory whole).
+    unsealed: Vec<UnsealedFile>,
+    unsealed_records: u64,
     unsealed_bytes: u64,
     unsealed_skipped_bytes: u64,
 }
@@ -135,7 +138,9 @@ impl Snapshot {
             // A symlinked inbox is refused with an error naming it.
             super::private::check_dir(&paths.inbox, super::private::DirRule::Real)?;
             let active_path = paths.inbox.join(inbox::ACTIVE_FILE);
-            let (active_bytes, active_inode) = read_with_inode(&active_path)?;
+            let active = open_with_inode(&active_path)?;
+            let active_inode = active.as_ref().map(|(_, inode)| *inode);
+            let active = active.map(|(file, _)| file);
             let mut sealing = Vec::new();
             let mut producers = Vec::new();
             for name in list_dir(&paths.inbox)? {
@@ -166,28 +171,35 @@ impl Snapshot {
             }
             let mut contents = Vec::new();
             for path in sealing.into_iter().chain(producers) {
-                let (bytes, inode) = read_with_inode(&path)?;
-                if inode.is_some() && inode == active_inode {
+                let Some((file, inode)) = open_with_inode(&path)? else {
+                    continue;
+                };
+                if Some(inode) == active_inode {
                     continue;
                 }
-                contents.push(bytes);
+                contents.push(file);
             }
-            contents.push(active_bytes);
+            contents.extend(active);
             for path in spooled {
-                contents.push(read_with_inode(&path)?.0);
+                contents.extend(open_with_inode(&path)?.map(|(file, _)| file));
             }
-            let mut unsealed = Vec::new();
+            let mut unsealed_records = 0;
             let mut unsealed_bytes = 0;
             let mut unsealed_skipped_bytes = 0;
-            for bytes in contents {
-                unsealed_bytes += bytes.len() as u64;
-                for item in Scanner::new(&bytes, MAX_FRAME_LIMIT_BYTES, 0) {
+            for file in &contents {
+                unsealed_bytes += file.len;
+                let mut scanner = StreamScanner::new(file.reader(), MAX_FRAME_LIMIT_BYTES);
+                while let Some(item) = scanner
+                    .next_item()
+                    .map_err(|source| super::private::io_error(&file.path, source))?
+                {
                     match item {
-                        ScanItem::Record { bytes, .. } => unsealed.push(bytes),
+                        ScanItem::Record { .. } => unsealed_records += 1,
                         ScanItem::Skipped { len, .. } => unsealed_skipped_bytes += len,
                     }
                 }
             }
+            let unsealed = contents;
             let again = Manifest::load(&paths.manifest)?;
             if again.generation != manifest.generation {
                 continue;
@@ -196,6 +208,7 @@ impl Snapshot {
                 manifest,
                 segments,
                 unsealed,
+                unsealed_records,
                 unsealed_bytes,
                 unsealed_skipped_bytes,
             });
@@ -222,7 +235,7 @@ impl Snapshot {
 
     /// Number of unsealed records seen in the inbox.
     pub fn unsealed_records(&self) -> u64 {
-        self.unsealed.len() as u64
+        self.unsealed_records
     }
 
     /// Bytes of inbox and spool files not yet sealed.
@@ -257,6 +270,7 @@ impl Snapshot {
             from,
             time,
             unsealed_next: if unsealed { 0 } else { usize::MAX },
+            unsealed_scan: None,
         }
     }
 
@@ -301,20 +315,64 @@ impl Snapshot {
 /// A file's identity: (device, inode).
 type FileId = (u64, u64);
 
-/// Reads a whole file and returns its bytes and identity; a missing file is empty.
-fn read_with_inode(path: &std::path::Path) -> Result<(Vec<u8>, Option<FileId>), LogError> {
-    use std::io::Read;
+/// An inbox or spool file as a snapshot saw it: its first `len` bytes (appends after the
+/// snapshot are not read; the open descriptor keeps a file the sealer renames or deletes).
+#[derive(Debug)]
+struct UnsealedFile {
+    path: PathBuf,
+    file: Arc<std::fs::File>,
+    len: u64,
+}
+
+impl UnsealedFile {
+    fn reader(&self) -> PositionedReader {
+        PositionedReader {
+            file: Arc::clone(&self.file),
+            position: 0,
+            end: self.len,
+        }
+    }
+}
+
+/// Reads `file` from `position` to `end` with positioned reads (iterators over one snapshot
+/// do not share a file offset).
+#[derive(Debug)]
+struct PositionedReader {
+    file: Arc<std::fs::File>,
+    position: u64,
+    end: u64,
+}
+
+impl std::io::Read for PositionedReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let left = usize::try_from(self.end.saturating_sub(self.position)).unwrap_or(usize::MAX);
+        let want = buf.len().min(left);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.position)?;
+        self.position += n as u64;
+        Ok(n)
+    }
+}
+
+/// Opens a file and returns it (with its length now) and its identity; `None` when missing.
+fn open_with_inode(path: &std::path::Path) -> Result<Option<(UnsealedFile, FileId)>, LogError> {
     use std::os::unix::fs::MetadataExt;
     let io = |source| super::private::io_error(path, source);
-    let mut file = match inbox::open_read(path) {
+    let file = match inbox::open_read(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(e)),
     };
     let meta = file.metadata().map_err(io)?;
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(io)?;
-    Ok((bytes, Some((meta.dev(), meta.ino()))))
+    let unsealed = UnsealedFile {
+        path: path.to_path_buf(),
+        file: Arc::new(file),
+        len: meta.len(),
+    };
+    Ok(Some((unsealed, (meta.dev(), meta.ino()))))
 }
 
 /// Iterator over a snapshot's records. A damaged block or a record that does not decode is
@@ -332,7 +390,9 @@ pub struct Records<'a> {
     block_segment: usize,
     from: Offset,
     time: TimeRange,
+    /// Index of the unsealed file being read (`usize::MAX`: unsealed records not wanted).
     unsealed_next: usize,
+    unsealed_scan: Option<StreamScanner<PositionedReader>>,
 }
 
 impl Iterator for Records<'_> {
@@ -397,10 +457,28 @@ impl Iterator for Records<'_> {
                 }
                 continue;
             }
-            // Unsealed records.
-            let bytes = self.snapshot.unsealed.get(self.unsealed_next)?;
-            self.unsealed_next += 1;
-            match Record::decode(bytes) {
+            // Unsealed records, one file after the other, read frame by frame.
+            let file = self.snapshot.unsealed.get(self.unsealed_next)?;
+            let scanner = self
+                .unsealed_scan
+                .get_or_insert_with(|| StreamScanner::new(file.reader(), MAX_FRAME_LIMIT_BYTES));
+            let item = match scanner.next_item() {
+                Ok(Some(item)) => item,
+                Ok(None) => {
+                    self.unsealed_scan = None;
+                    self.unsealed_next += 1;
+                    continue;
+                }
+                Err(source) => {
+                    self.unsealed_scan = None;
+                    self.unsealed_next += 1;
+                    return Some(Err(super::private::io_error(&file.path, source)));
+                }
+            };
+            let ScanItem::Record { bytes, .. } = item else {
+                continue;
+            };
+            match Record::decode(&bytes) {
                 Ok(record) if self.time.contains(record.ts) => {
                     return Some(Ok(StoredRecord {
                         offset: None,

@@ -5,8 +5,9 @@
 //!    whose producer has finished (their `flock` is free), `active.wal` (renamed aside to
 //!    `sealing-<generation>.wal`, then locked exclusively to wait out in-flight writers), and
 //!    spool files;
-//! 2. scan them with resynchronisation, counting damaged and torn bytes;
-//! 3. write segments: extend the tail segment while it is below `segment_bytes` and younger
+//! 2. scan them with resynchronisation, counting damaged and torn bytes, reading each file
+//!    frame by frame (memory: one record and one 1 MiB read, whatever the inbox size);
+//! 3. write each record to segments as it is scanned: extend the tail segment while it is below `segment_bytes` and younger
 //!    than `segment_age` (its full blocks are copied, its last block re-packed), otherwise
 //!    start new ones; roll whenever a segment reaches `segment_bytes`;
 //! 4. sync segment files and the directory, commit the MANIFEST (new segments, next offset,
@@ -19,7 +20,6 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -28,7 +28,7 @@ use sha2::Digest;
 
 use super::record::{Body, BodyHead, InternalBody, Record, RecordHead, Source};
 use super::{LogError, StoreLock, inbox, list_dir, remove_file};
-use crate::segments::frame::{MAX_FRAME_LIMIT_BYTES, ScanItem, Scanner};
+use crate::segments::frame::{MAX_FRAME_LIMIT_BYTES, ScanItem, StreamScanner};
 use crate::segments::segment::{SegmentReader, SegmentWriter};
 use crate::segments::{Offset, SegmentId};
 
@@ -68,18 +68,13 @@ struct InboxFile {
     /// Name recorded in `consumed_inbox` (relative to the store root, or absolute).
     name: String,
     path: PathBuf,
-    _file: File,
-    bytes: Vec<u8>,
+    /// Locked exclusively; read frame by frame when sealed.
+    file: File,
 }
 
 /// Room for a record's envelope (extracted fields, framing) above `storage.max_record_bytes`
 /// before the sealer cuts it (1 MiB).
 const ENVELOPE_SLACK_BYTES: usize = 1 << 20;
-
-struct Pending {
-    bytes: Vec<u8>,
-    ts: u64,
-}
 
 impl StoreLock<'_> {
     /// Seals every finished inbox file into segments and commits a new MANIFEST.
@@ -106,48 +101,10 @@ impl StoreLock<'_> {
         if files.is_empty() {
             return Ok(report);
         }
-        let mut pending = Vec::new();
         let mut cursors = self.manifest.cursors.clone();
-        let now = crate::now_ns();
-        for file in &files {
-            let mut scanner = Scanner::new(&file.bytes, MAX_FRAME_LIMIT_BYTES, 0);
-            for item in scanner.by_ref() {
-                match item {
-                    ScanItem::Record { bytes, .. } => {
-                        let (bytes, ts) = match RecordHead::decode(&bytes) {
-                            Ok(head) => {
-                                note_head(&head, &mut report, &mut cursors);
-                                let ts = head.ts;
-                                (self.within_limits(bytes, ts, &mut report)?, ts)
-                            }
-                            Err(_) => {
-                                report.undecodable += 1;
-                                tracing::warn!(file = %file.path.display(), bytes = bytes.len(), "inbox record does not decode: sealed wrapped in an undecodable_record record");
-                                (self.wrap_undecodable(&bytes, now)?, now)
-                            }
-                        };
-                        pending.push(Pending { bytes, ts });
-                    }
-                    ScanItem::Skipped {
-                        position,
-                        len,
-                        error,
-                    } => {
-                        report.skipped_bytes += len;
-                        tracing::warn!(file = %file.path.display(), position, len, %error, "skipped damaged inbox bytes");
-                    }
-                }
-            }
-            if scanner.tail_bytes() > 0 {
-                report.torn_bytes += scanner.tail_bytes() as u64;
-                tracing::info!(file = %file.path.display(), bytes = scanner.tail_bytes(), "torn tail (writer died mid-write)");
-            }
-        }
-        report.files = files.len() as u32;
-        report.records = pending.len() as u64;
-        report.raw_bytes = pending.iter().map(|p| p.bytes.len() as u64).sum();
         let mut created = Vec::new();
-        let (segments, replaced) = match self.write_segments(&pending, &mut created) {
+        let written = self.seal_files(&files, &mut report, &mut cursors, &mut created);
+        let (segments, replaced) = match written {
             Ok(written) => written,
             Err(e) => {
                 discard(&created);
@@ -160,7 +117,7 @@ impl StoreLock<'_> {
         manifest.retired.clear();
         manifest.cursors = cursors;
         manifest.segments = segments;
-        manifest.next_offset = Offset(self.manifest.next_offset.0 + pending.len() as u64);
+        manifest.next_offset = Offset(self.manifest.next_offset.0 + report.records);
         manifest.version = manifest.required_version();
         if let Err(e) = manifest.commit(&self.store.paths.manifest) {
             self.poisoned = true;
@@ -195,6 +152,59 @@ impl StoreLock<'_> {
             "sealed"
         );
         Ok(report)
+    }
+
+    /// Reads `files` frame by frame ([`StreamScanner`]: one record and 1 MiB read at a time,
+    /// not whole files) and writes their records to segments as they come; counts into
+    /// `report` and moves `cursors`. Every file it creates is pushed to `created`.
+    fn seal_files(
+        &mut self,
+        files: &[InboxFile],
+        report: &mut SealReport,
+        cursors: &mut std::collections::BTreeMap<String, Cursor>,
+        created: &mut Vec<PathBuf>,
+    ) -> Result<(Vec<SegmentEntry>, Option<String>), LogError> {
+        let mut sink = SegmentSink::begin(self)?;
+        let now = crate::now_ns();
+        for file in files {
+            let io = |source| super::private::io_error(&file.path, source);
+            let mut scanner = StreamScanner::new(&file.file, MAX_FRAME_LIMIT_BYTES);
+            while let Some(item) = scanner.next_item().map_err(io)? {
+                match item {
+                    ScanItem::Record { bytes, .. } => {
+                        let (bytes, ts) = match RecordHead::decode(&bytes) {
+                            Ok(head) => {
+                                note_head(&head, report, cursors);
+                                let ts = head.ts;
+                                (self.within_limits(bytes, ts, report)?, ts)
+                            }
+                            Err(_) => {
+                                report.undecodable += 1;
+                                tracing::warn!(file = %file.path.display(), bytes = bytes.len(), "inbox record does not decode: sealed wrapped in an undecodable_record record");
+                                (self.wrap_undecodable(&bytes, now)?, now)
+                            }
+                        };
+                        report.records += 1;
+                        report.raw_bytes += bytes.len() as u64;
+                        sink.add(self, &bytes, ts, created)?;
+                    }
+                    ScanItem::Skipped {
+                        position,
+                        len,
+                        error,
+                    } => {
+                        report.skipped_bytes += len;
+                        tracing::warn!(file = %file.path.display(), position, len, %error, "skipped damaged inbox bytes");
+                    }
+                }
+            }
+            if scanner.tail_bytes() > 0 {
+                report.torn_bytes += scanner.tail_bytes();
+                tracing::info!(file = %file.path.display(), bytes = scanner.tail_bytes(), "torn tail (writer died mid-write)");
+            }
+        }
+        report.files = files.len() as u32;
+        sink.finish(self, created)
     }
 
     /// A record that fits a block every reader accepts: `bytes` as they are when they are at
@@ -376,78 +386,6 @@ impl StoreLock<'_> {
         Ok(files)
     }
 
-    /// Writes `pending` after the current last offset; returns the new segment list and the file
-    /// name of a tail segment that the new MANIFEST replaces.
-    /// Every file it creates (temp or final) is pushed to `created`, for [`discard`] on failure.
-    fn write_segments(
-        &mut self,
-        pending: &[Pending],
-        created: &mut Vec<PathBuf>,
-    ) -> Result<(Vec<SegmentEntry>, Option<String>), LogError> {
-        // A MANIFEST exists before the first segment file does, so that a missing MANIFEST
-        // with segments beside it is always a lost one (`load_manifest`), never a first seal
-        // that died before its commit.
-        if std::fs::symlink_metadata(&self.store.paths.manifest).is_err()
-            && let Err(e) = self.manifest.commit(&self.store.paths.manifest)
-        {
-            self.poisoned = true;
-            return Err(e);
-        }
-        let storage = &self.store.config.storage;
-        let paths = &self.store.paths;
-        let mut segments = self.manifest.segments.clone();
-        let now = crate::now_ns();
-        let mut replaced = None;
-        let mut open: Option<OpenSegment> = None;
-        if let Some(tail) = segments.last().cloned() {
-            let age_ns = now.saturating_sub(tail.created_ns);
-            // A sparse tail (rewritten by retention) is never extended: its blocks cannot be
-            // copied as a dense run.
-            if !tail.is_sparse()
-                && tail.end() == self.manifest.next_offset
-                && tail.raw_bytes < storage.segment_bytes
-                && u128::from(age_ns) < storage.segment_age.as_nanos()
-                && !pending.is_empty()
-            {
-                match self.reopen_tail(&tail, created) {
-                    Ok(segment) => {
-                        open = Some(segment);
-                        segments.pop();
-                        replaced = Some(tail.file);
-                    }
-                    // A damaged tail is never extended (its intact blocks stay as they are):
-                    // the new records start a segment of their own.
-                    Err(LogError::Segment(error)) => {
-                        tracing::warn!(file = %tail.file, %error, "not extending a damaged tail segment");
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        let mut next = self.manifest.next_offset;
-        for item in pending {
-            let segment = match open.as_mut() {
-                Some(segment) => segment,
-                None => open.insert(OpenSegment::create(self, next, now, created)?),
-            };
-            segment.writer.add(&item.bytes, item.ts)?;
-            next = Offset(next.0 + 1);
-            if segment.writer.raw_bytes() >= storage.segment_bytes
-                && let Some(full) = open.take()
-            {
-                segments.push(full.finish(paths, created)?);
-            }
-        }
-        if let Some(last) = open.take() {
-            segments.push(last.finish(paths, created)?);
-        }
-        if let Err(e) = sync_dir(&paths.segments) {
-            self.poisoned = true;
-            return Err(e);
-        }
-        Ok((segments, replaced))
-    }
-
     /// Starts a new segment with the tail segment's full blocks copied and its last block's
     /// records re-added.
     fn reopen_tail(
@@ -476,6 +414,117 @@ impl StoreLock<'_> {
             }
         }
         Ok(segment)
+    }
+}
+
+/// Writes sealed records after the current last offset, one at a time: extends the tail
+/// segment when it may be (on the first record), rolls segments at `segment_bytes`.
+struct SegmentSink {
+    segments: Vec<SegmentEntry>,
+    /// File name of a tail segment that the new MANIFEST replaces.
+    replaced: Option<String>,
+    open: Option<OpenSegment>,
+    next: Offset,
+    now: u64,
+    /// Whether a record was added (the tail is looked at before the first one).
+    started: bool,
+}
+
+impl SegmentSink {
+    fn begin(lock: &mut StoreLock<'_>) -> Result<Self, LogError> {
+        // A MANIFEST exists before the first segment file does, so that a missing MANIFEST
+        // with segments beside it is always a lost one (`load_manifest`), never a first seal
+        // that died before its commit.
+        if std::fs::symlink_metadata(&lock.store.paths.manifest).is_err()
+            && let Err(e) = lock.manifest.commit(&lock.store.paths.manifest)
+        {
+            lock.poisoned = true;
+            return Err(e);
+        }
+        Ok(Self {
+            segments: lock.manifest.segments.clone(),
+            replaced: None,
+            open: None,
+            next: lock.manifest.next_offset,
+            now: crate::now_ns(),
+            started: false,
+        })
+    }
+
+    /// Before the first record: reopens the tail segment when it is dense, below
+    /// `segment_bytes` and younger than `segment_age`.
+    fn start(&mut self, lock: &StoreLock<'_>, created: &mut Vec<PathBuf>) -> Result<(), LogError> {
+        self.started = true;
+        let storage = &lock.store.config.storage;
+        let Some(tail) = self.segments.last().cloned() else {
+            return Ok(());
+        };
+        let age_ns = self.now.saturating_sub(tail.created_ns);
+        // A sparse tail (rewritten by retention) is never extended: its blocks cannot be
+        // copied as a dense run.
+        if !tail.is_sparse()
+            && tail.end() == lock.manifest.next_offset
+            && tail.raw_bytes < storage.segment_bytes
+            && u128::from(age_ns) < storage.segment_age.as_nanos()
+        {
+            match lock.reopen_tail(&tail, created) {
+                Ok(segment) => {
+                    self.open = Some(segment);
+                    self.segments.pop();
+                    self.replaced = Some(tail.file);
+                }
+                // A damaged tail is never extended (its intact blocks stay as they are):
+                // the new records start a segment of their own.
+                Err(LogError::Segment(error)) => {
+                    tracing::warn!(file = %tail.file, %error, "not extending a damaged tail segment");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn add(
+        &mut self,
+        lock: &StoreLock<'_>,
+        bytes: &[u8],
+        ts: u64,
+        created: &mut Vec<PathBuf>,
+    ) -> Result<(), LogError> {
+        if !self.started {
+            self.start(lock, created)?;
+        }
+        let segment = match self.open.as_mut() {
+            Some(segment) => segment,
+            None => self
+                .open
+                .insert(OpenSegment::create(lock, self.next, self.now, created)?),
+        };
+        segment.writer.add(bytes, ts)?;
+        self.next = Offset(self.next.0 + 1);
+        if segment.writer.raw_bytes() >= lock.store.config.storage.segment_bytes
+            && let Some(full) = self.open.take()
+        {
+            self.segments.push(full.finish(&lock.store.paths, created)?);
+        }
+        Ok(())
+    }
+
+    /// Finishes the open segment and syncs the segment directory; returns the new segment
+    /// list and the replaced tail segment's file name.
+    fn finish(
+        mut self,
+        lock: &mut StoreLock<'_>,
+        created: &mut Vec<PathBuf>,
+    ) -> Result<(Vec<SegmentEntry>, Option<String>), LogError> {
+        if let Some(last) = self.open.take() {
+            self.segments.push(last.finish(&lock.store.paths, created)?);
+        }
+        if let Err(e) = sync_dir(&lock.store.paths.segments) {
+            lock.poisoned = true;
+            return Err(e);
+        }
+        Ok((self.segments, self.replaced))
     }
 }
 
@@ -603,11 +652,11 @@ fn note_head(
     }
 }
 
-/// Opens and exclusively locks an inbox file and reads it whole. With `wait`, waits for the
+/// Opens and exclusively locks an inbox file (read later, frame by frame). With `wait`, waits for the
 /// lock (in-flight hook writers hold it shared); without, a busy file is skipped (`None`).
 fn take_file(name: String, path: &Path, wait: bool) -> Result<Option<InboxFile>, LogError> {
     let io = |source| super::private::io_error(path, source);
-    let mut file = match inbox::open_read(path) {
+    let file = match inbox::open_read(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(e)),
@@ -621,12 +670,9 @@ fn take_file(name: String, path: &Path, wait: bool) -> Result<Option<InboxFile>,
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
     }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).map_err(io)?;
     Ok(Some(InboxFile {
         name,
         path: path.to_path_buf(),
-        _file: file,
-        bytes,
+        file,
     }))
 }

@@ -387,6 +387,144 @@ impl Iterator for Scanner<'_> {
     }
 }
 
+/// Bytes a [`StreamScanner`] reads at a time (1 MiB).
+const STREAM_READ_BYTES: usize = 1 << 20;
+
+/// A [`Scanner`] over a reader rather than a buffer: it holds the bytes of the record being
+/// decoded plus one read (1 MiB), not the whole input, and yields the same records, skipped
+/// ranges (damage may be reported in several pieces, of the same total) and torn tail as a
+/// [`Scanner`] over the whole input. Memory: the largest frame chain in the input (a frame is
+/// at most `limit_bytes`) plus 1 MiB.
+#[derive(Debug)]
+pub struct StreamScanner<R> {
+    reader: R,
+    buf: Vec<u8>,
+    /// Bytes of `buf` already yielded.
+    at: usize,
+    /// Input position of `buf[0]`.
+    base: u64,
+    eof: bool,
+    torn: bool,
+    limit_bytes: u32,
+    /// Input position after the last whole record.
+    valid_end: u64,
+}
+
+impl<R: std::io::Read> StreamScanner<R> {
+    /// A scanner over `reader` from its current position (input position 0).
+    pub fn new(reader: R, limit_bytes: u32) -> Self {
+        Self {
+            reader,
+            buf: Vec::new(),
+            at: 0,
+            base: 0,
+            eof: false,
+            torn: false,
+            limit_bytes,
+            valid_end: 0,
+        }
+    }
+
+    /// Bytes read so far that are not part of a whole record, after the last whole record
+    /// (as [`Scanner::tail_bytes`] once the scan has ended).
+    pub fn tail_bytes(&self) -> u64 {
+        (self.base + self.buf.len() as u64).saturating_sub(self.valid_end)
+    }
+
+    /// Reads up to 1 MiB more, first dropping the bytes already yielded. Sets `eof` when
+    /// nothing more comes.
+    fn fill(&mut self) -> std::io::Result<()> {
+        if self.at > 0 {
+            self.buf.drain(..self.at);
+            self.base += self.at as u64;
+            self.at = 0;
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + STREAM_READ_BYTES, 0);
+        let read = loop {
+            match self.reader.read(&mut self.buf[old..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.buf.truncate(old);
+                    return Err(e);
+                }
+            }
+        };
+        self.buf.truncate(old + read);
+        self.eof = read == 0;
+        Ok(())
+    }
+
+    /// Skips `len` bytes from the current position as damage.
+    fn skip(&mut self, len: usize, error: SegmentError) -> ScanItem {
+        let position = self.base + self.at as u64;
+        self.at += len;
+        ScanItem::Skipped {
+            position,
+            len: len as u64,
+            error,
+        }
+    }
+
+    /// The next record or skipped range; `Ok(None)` at the end of the input or at a torn tail.
+    ///
+    /// # Errors
+    /// The reader's I/O error.
+    pub fn next_item(&mut self) -> std::io::Result<Option<ScanItem>> {
+        loop {
+            if self.torn {
+                return Ok(None);
+            }
+            if self.at >= self.buf.len() {
+                if self.eof {
+                    return Ok(None);
+                }
+                self.fill()?;
+                continue;
+            }
+            let position = self.base + self.at as u64;
+            let scanner = Scanner::new(&self.buf[self.at..], self.limit_bytes, position);
+            match scanner.record_at(0) {
+                Ok(Some((bytes, end))) => {
+                    self.at += end;
+                    self.valid_end = position + end as u64;
+                    return Ok(Some(ScanItem::Record {
+                        position,
+                        len: end as u64,
+                        bytes,
+                    }));
+                }
+                // Maybe only cut by the end of what was read so far.
+                Ok(None) if !self.eof => self.fill()?,
+                Ok(None) => match scanner.next_whole_record(1) {
+                    Some(next) => {
+                        return Ok(Some(
+                            self.skip(next, SegmentError::FrameCutShort { position }),
+                        ));
+                    }
+                    None => {
+                        self.torn = true;
+                        return Ok(None);
+                    }
+                },
+                Err(error) => {
+                    let window = self.buf.len() - self.at;
+                    let next = match scanner.resync(1) {
+                        Some(next) => next,
+                        None if self.eof => window,
+                        // The last bytes may start a magic that the next read completes.
+                        None => window
+                            .saturating_sub(FRAME_MAGIC.to_le_bytes().len() - 1)
+                            .max(1),
+                    };
+                    return Ok(Some(self.skip(next, error)));
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,5 +631,54 @@ mod tests {
             decode_frame(&bad_magic, 1024, 0),
             Err(SegmentError::BadMagic { .. })
         ));
+    }
+
+    /// Issue 14 item 9: a stream scan read in small pieces yields the records, skipped
+    /// bytes and torn tail of a scan of the whole buffer.
+    #[test]
+    fn stream_scanner_matches_the_buffer_scanner() {
+        let big = vec![7u8; 5000];
+        let mut input = framed(&[b"one", &big, b"three"], 1024);
+        let damaged_at = input.len();
+        input.extend_from_slice(b"garbage CTF1 more garbage");
+        input.extend_from_slice(&framed(&[b"four"], 1024));
+        let mut torn = framed(&[b"five is torn"], 1024);
+        torn.truncate(torn.len() - 3);
+        input.extend_from_slice(&torn);
+        let summary = |items: Vec<ScanItem>| {
+            let mut records = Vec::new();
+            let mut skipped = 0;
+            for item in items {
+                match item {
+                    ScanItem::Record {
+                        position, bytes, ..
+                    } => records.push((position, bytes)),
+                    ScanItem::Skipped { len, .. } => skipped += len,
+                }
+            }
+            (records, skipped)
+        };
+        let mut whole = Scanner::new(&input, 1024, 0);
+        let expected = summary(whole.by_ref().collect());
+        /// A reader that returns at most 5 bytes per read.
+        struct Trickle<'a>(&'a [u8]);
+        impl std::io::Read for Trickle<'_> {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(out.len()).min(5);
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut stream = StreamScanner::new(Trickle(&input), 1024);
+        let mut items = Vec::new();
+        while let Some(item) = stream.next_item().unwrap() {
+            items.push(item);
+        }
+        let got = summary(items);
+        assert_eq!(got, expected);
+        assert_eq!(got.0.len(), 4);
+        assert!(got.1 > 0 && damaged_at > 0);
+        assert_eq!(stream.tail_bytes(), whole.tail_bytes() as u64);
     }
 }
