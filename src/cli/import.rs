@@ -184,7 +184,7 @@ fn decrypt(args: &ImportArgs, total: u64) -> anyhow::Result<tempfile::NamedTempF
     let dir = std::env::temp_dir();
     let decrypting = bar(args, total, "decrypting");
     let mut report = reporter(decrypting.clone());
-    let temp = encrypt::decrypt_to_temp(file, &with, Path::new(&dir), |read| report(read))
+    let temp = encrypt::decrypt_to_temp(file, &with, Path::new(&dir), &mut report)
         .with_context(refusing)?;
     if let Some(bar) = decrypting {
         bar.finish_and_clear();
