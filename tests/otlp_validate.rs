@@ -181,6 +181,7 @@ fn node(kind: NodeKind, id: &str, name: &str, start: u64, end: Option<u64>) -> N
         error: None,
         models: Vec::new(),
         tokens: Tokens::default(),
+        own_tokens: Tokens::default(),
         cost_usd: None,
         offset: None,
         children: Vec::new(),
@@ -196,7 +197,7 @@ fn trees() -> Vec<(String, Node)> {
     failing.status = Status::Error;
     failing.error = Some("exit status 1: «no such file»".into());
     let mut sub = node(NodeKind::Subagent, "a1b2", "general-purpose", T + 20, None);
-    sub.tokens = Tokens {
+    sub.own_tokens = Tokens {
         input: 10,
         output: 20,
         cache_creation: 30,
@@ -219,8 +220,8 @@ fn trees() -> Vec<(String, Node)> {
         Some(T + 100),
     );
     turn.models = vec!["claude-opus-4-5".into(), "claude-haiku-4-5-20251001".into()];
-    turn.tokens.input = 3;
-    turn.tokens.output = 4;
+    turn.own_tokens.input = 3;
+    turn.own_tokens.output = 4;
     turn.cost_usd = Some(0.0123);
     turn.children = vec![task, failing];
     let mut root = node(NodeKind::Session, "s-full", "", T, Some(T + 200));

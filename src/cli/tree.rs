@@ -98,9 +98,9 @@ fn facts(node: &Node) -> String {
         parts.push(format_duration(end.saturating_sub(node.start_ns)));
     }
     let t = &node.tokens;
-    let own = t.input + t.output + t.cache_creation + t.cache_read;
-    if own > 0 {
-        parts.push(format!("{own} tok"));
+    let total = t.input + t.output + t.cache_creation + t.cache_read;
+    if total > 0 {
+        parts.push(format!("{total} tok"));
     }
     if node.kind != NodeKind::Tool || node.cost_usd != Some(0.0) {
         parts.push(cost_text(node.cost_usd));

@@ -174,7 +174,9 @@ impl<'a> Builder<'a> {
                 "value": { "arrayValue": { "values": values } }
             }));
         }
-        let t = &node.tokens;
+        // Each span carries its own responses' tokens, so a backend summing spans counts
+        // every response once.
+        let t = &node.own_tokens;
         if t.input + t.output + t.cache_creation + t.cache_read > 0 {
             // GenAI conventions count cached input inside `input_tokens`; Anthropic's
             // `input_tokens` excludes it, and is kept as `ctrace.usage.input_tokens`.
@@ -286,6 +288,7 @@ mod tests {
             error: None,
             models: Vec::new(),
             tokens: Tokens::default(),
+            own_tokens: Tokens::default(),
             cost_usd: None,
             offset: Some(start),
             children: Vec::new(),
@@ -298,7 +301,7 @@ mod tests {
         failing.error = Some("exit 1".into());
         let mut sub = node(NodeKind::Subagent, "agent-1", "Explore", 20, None);
         sub.children = vec![node(NodeKind::Tool, "toolu_3", "Read", 21, Some(90))];
-        sub.tokens = Tokens {
+        sub.own_tokens = Tokens {
             input: 3,
             output: 7,
             cache_creation: 11,
@@ -309,8 +312,8 @@ mod tests {
         task.children = vec![sub];
         let mut turn = node(NodeKind::Turn, "p1", "fix the bug", 10, Some(100));
         turn.models = vec!["claude-opus-4-5".into(), "claude-haiku-4-5".into()];
-        turn.tokens.input = 5;
-        turn.tokens.output = 6;
+        turn.own_tokens.input = 5;
+        turn.own_tokens.output = 6;
         turn.children = vec![task, failing];
         // A tool call without tool_use_id (old hooks): the views make up `o<offset>`.
         turn.children

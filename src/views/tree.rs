@@ -65,10 +65,14 @@ pub struct Node {
     pub status: Status,
     /// Error text, when failed.
     pub error: Option<String>,
-    /// Model(s) that answered under this node (most tokens first).
+    /// Model(s) that answered this node's own responses (most tokens first).
     pub models: Vec<String>,
-    /// Tokens of this node's own API responses (not its children's).
+    /// Tokens of this node and its children, rolled up as `cost_usd` is (the session node sums
+    /// its turns, a turn its tool calls and subagents).
     pub tokens: Tokens,
+    /// Tokens of this node's own API responses only (what a span of it should carry, so that
+    /// summing spans counts each response once).
+    pub own_tokens: Tokens,
     /// Cost in USD of this node and its children; `None` when some usage is unpriced.
     pub cost_usd: Option<f64>,
     /// The log offset of the record that started the node (for `replay --at`).
@@ -419,6 +423,7 @@ pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<
                 error: None,
                 models: Vec::new(),
                 tokens: Tokens::default(),
+                own_tokens: Tokens::default(),
                 cost_usd: None,
                 offset: Some(turn.4),
                 children: kids,
@@ -449,6 +454,7 @@ pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<
             error: None,
             models: Vec::new(),
             tokens: Tokens::default(),
+            own_tokens: Tokens::default(),
             cost_usd: None,
             offset: None,
             children,
@@ -532,6 +538,7 @@ fn span_node(
             error: s.error_text.clone().filter(|_| s.error),
             models: Vec::new(),
             tokens: Tokens::default(),
+            own_tokens: Tokens::default(),
             cost_usd: None,
             offset: Some(s.offset),
             children: kids,
@@ -543,12 +550,19 @@ fn span_node(
 
 /// Sets a node's own tokens and models, and its cost with its children's.
 fn finish(mut node: Node, own: &Own, prices: &PriceTable) -> Node {
-    node.tokens = Tokens {
+    node.own_tokens = Tokens {
         input: own.tokens.input,
         output: own.tokens.output,
         cache_creation: own.tokens.cache_creation,
         cache_read: own.tokens.cache_read,
     };
+    node.tokens = node.own_tokens.clone();
+    for child in &node.children {
+        node.tokens.input += child.tokens.input;
+        node.tokens.output += child.tokens.output;
+        node.tokens.cache_creation += child.tokens.cache_creation;
+        node.tokens.cache_read += child.tokens.cache_read;
+    }
     let mut models: Vec<(&String, &(TokenCounts, u64))> = own.by_model.iter().collect();
     models.sort_by(|a, b| b.1.1.cmp(&a.1.1).then(a.0.cmp(b.0)));
     node.models = models.iter().map(|(m, _)| (*m).clone()).collect();
@@ -567,4 +581,79 @@ fn finish(mut node: Node, own: &Own, prices: &PriceTable) -> Node {
     }
     node.cost_usd = cost;
     node
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn leaf(kind: NodeKind, id: &str, own: &Own, prices: &PriceTable) -> Node {
+        finish(
+            Node {
+                kind,
+                id: id.to_owned(),
+                name: id.to_owned(),
+                start_ns: 0,
+                end_ns: Some(1),
+                status: Status::Ok,
+                error: None,
+                models: Vec::new(),
+                tokens: Tokens::default(),
+                own_tokens: Tokens::default(),
+                cost_usd: None,
+                offset: None,
+                children: Vec::new(),
+            },
+            own,
+            prices,
+        )
+    }
+
+    /// Issue 15 (fidelity): tokens roll up like cost, so the session node is not all zeros
+    /// while its turns carry the tokens; each node keeps its own responses apart.
+    #[test]
+    fn tokens_roll_up_like_cost() {
+        let prices = PriceTable::new(&Config::default().pricing);
+        let usage = |model: &str, input: u64, output: u64| {
+            let mut own = Own::default();
+            own.add(
+                model,
+                &TokenCounts {
+                    input,
+                    output,
+                    ..TokenCounts::default()
+                },
+            );
+            own
+        };
+        let sub = leaf(
+            NodeKind::Subagent,
+            "a",
+            &usage("claude-haiku-4-5", 10, 20),
+            &prices,
+        );
+        let mut turn = leaf(
+            NodeKind::Turn,
+            "t",
+            &usage("claude-opus-4-5", 100, 200),
+            &prices,
+        );
+        turn.children = vec![sub];
+        let turn = finish(turn, &usage("claude-opus-4-5", 100, 200), &prices);
+        let mut session = leaf(NodeKind::Session, "s", &Own::default(), &prices);
+        session.children = vec![turn];
+        let session = finish(session, &Own::default(), &prices);
+
+        let turn = &session.children[0];
+        assert_eq!((turn.own_tokens.input, turn.own_tokens.output), (100, 200));
+        assert_eq!((turn.tokens.input, turn.tokens.output), (110, 220));
+        assert_eq!(turn.models, ["claude-opus-4-5"]);
+        assert_eq!(session.own_tokens, Tokens::default());
+        assert_eq!((session.tokens.input, session.tokens.output), (110, 220));
+        let (Some(total), Some(part)) = (session.cost_usd, turn.children[0].cost_usd) else {
+            panic!("priced models have a cost");
+        };
+        assert!(total > part && part > 0.0);
+    }
 }
