@@ -421,29 +421,27 @@ fn block_jobs(
     from: Offset,
     end: Offset,
 ) -> Vec<BlockJob> {
+    // Walked block by block, not by segment spans: a sparse segment (records removed by
+    // retention) may start with a gap, or have gaps between its blocks, and its footer's
+    // `record_count` counts only the records it holds.
     let mut jobs = Vec::new();
-    let mut pos = from;
-    while pos < end {
-        let i = segments
-            .partition_point(|s| s.footer().base_offset.0 + s.footer().record_count <= pos.0);
-        let Some(segment) = segments.get(i) else {
-            break;
-        };
-        pos = pos.max(segment.footer().base_offset);
-        let Some(block) = segment.block_of(pos) else {
-            pos = Offset(segment.footer().base_offset.0 + segment.footer().record_count);
-            continue;
-        };
-        let meta = segment.blocks()[block];
-        let block_end = Offset(meta.first_offset.0 + u64::from(meta.count));
-        jobs.push(BlockJob {
-            segment: i,
-            block,
-            first: meta.first_offset,
-            from: pos,
-            end: block_end,
-        });
-        pos = block_end;
+    for (i, segment) in segments.iter().enumerate() {
+        for (block, meta) in segment.blocks().iter().enumerate() {
+            let block_end = Offset(meta.first_offset.0 + u64::from(meta.count));
+            if block_end <= from || meta.count == 0 {
+                continue;
+            }
+            if meta.first_offset >= end {
+                return jobs;
+            }
+            jobs.push(BlockJob {
+                segment: i,
+                block,
+                first: meta.first_offset,
+                from: from.max(meta.first_offset),
+                end: block_end,
+            });
+        }
     }
     jobs
 }
