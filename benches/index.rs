@@ -16,8 +16,8 @@ use criterion::{Criterion, SamplingMode, Throughput};
 use ctrace::config::Config;
 use ctrace::index::{self, PtyCarry, SearchRequest, SortOrder};
 use ctrace::ingest::{hook_record, transcript_record};
-use ctrace::log::record::Origin;
 use ctrace::log::{Record, Store};
+use ctrace::model::Origin;
 
 /// Exits with a message on error: a bench has nobody to return an error to.
 fn or_exit<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> T {

@@ -11,7 +11,7 @@ use criterion::{Criterion, Throughput};
 use ctrace::config::Config;
 use ctrace::ingest::{hook_record, transcript_record};
 use ctrace::log::Store;
-use ctrace::log::record::Origin;
+use ctrace::model::Origin;
 use ctrace::views::cost::{CostQuery, GroupBy};
 use ctrace::views::pricing::PriceTable;
 use serde_json::json;

@@ -2,20 +2,24 @@
 //!
 //! # Layout
 //!
-//! Modules in data-flow order; dependencies point downward only (`DESIGN.md` §1):
+//! Modules in data-flow order; the layering rule is in `ARCHITECTURE.md` (checked by
+//! `tests/architecture.rs`):
 //!
 //! - [`segments`]: bytes on disk: the frame codec, the sealed segment format, read-only maps.
 //! - [`log`]: the store as a whole: inbox append, sealing, MANIFEST, recovery, reading, verify.
 //! - [`ingest`]: parsers that turn hook payloads, transcript lines and asciicast files into
 //!   records, and bulk ingest of files and directories with per-file cursors.
-//! - [`record`]: the PTY recorder (portable-pty); it only uses the log's append API.
+//! - [`pty`]: the PTY recorder (portable-pty); it only uses the log's append API.
 //! - [`views`]: the compactor's SQLite views (sessions, turns, spans, tasks, usage) and cost.
 //! - [`index`]: the tantivy full-text index and its indexer.
 //! - [`compactor`]: one pass from new log data to everything derived (seal, views, index,
 //!   retention with its log ↔ index crash protocol, recompression), and the loop a service
 //!   drives.
-//! - [`export`]: conversions to other tools' formats (OTLP/JSON traces).
+//! - [`export`]: export archives (write, verify, import; age encryption), asciicast output and
+//!   OTLP/JSON traces.
 //! - [`config`]: the configuration file (`config.toml`).
+//! - [`model`]: the record model (`DESIGN.md` §2), seen by every layer.
+//! - [`fs`]: atomic replacement, directory sync, idempotent removal.
 //! - [`cli`]: the `ctrace` command line (clap), one file per subcommand.
 //! - [`fault`]: I/O fault injection points for the fault tests (compiled out of release builds).
 //!
@@ -26,10 +30,12 @@ pub mod compactor;
 pub mod config;
 pub mod export;
 pub mod fault;
+pub mod fs;
 pub mod index;
 pub mod ingest;
 pub mod log;
-pub mod record;
+pub mod model;
+pub mod pty;
 pub mod segments;
 pub mod views;
 

@@ -1,12 +1,12 @@
 //! The layering rule of `ARCHITECTURE.md`, checked on the source (issue 15 item 5):
 //!
 //! ```text
-//! cli → (views, index, export, pty, ingest, serve) → compactor → log → (segments, config, model)
+//! cli → (views, index, export, pty, ingest, serve) → compactor → log → (segments, config, model, fs)
 //! ```
 //!
 //! A module may import its own layer's siblings and anything below; nothing imports anything
 //! above it. The bottom layer holds what every layer may see: the byte format (`segments`),
-//! the configuration (`config`) and the record model (`log::record`, named `model` here).
+//! the configuration (`config`), the record model (`model`) and the file-system helpers (`fs`).
 //! `fault` (the fault injection points) and the crate root's helpers (`now_ns`) are visible
 //! to every module and import nothing from the crate.
 //!
@@ -23,10 +23,10 @@ use std::path::{Path, PathBuf};
 /// The layer of a top-level module of `src/`; `None` for the shared ones (visible to all).
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
-        "segments" | "config" | "model" => 0,
+        "segments" | "config" | "model" | "fs" => 0,
         "log" => 1,
         "compactor" => 2,
-        "views" | "index" | "export" | "pty" | "record" | "ingest" | "serve" | "otlp" => 3,
+        "views" | "index" | "export" | "pty" | "ingest" | "serve" | "otlp" => 3,
         "cli" | "main" | "lib" => 4,
         "fault" | "now_ns" => return None,
         other => panic!(
@@ -59,7 +59,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// The `crate::…` targets a source text names outside comments and test modules, as
-/// (line number, target module), with `log::record` as the shared record model `model`.
+/// (line number, target module).
 fn imports(text: &str) -> Vec<(usize, String)> {
     let mut found = Vec::new();
     let mut lines = text.lines().enumerate().peekable();
@@ -87,16 +87,7 @@ fn imports(text: &str) -> Vec<(usize, String)> {
                 .chars()
                 .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
                 .collect();
-            let target = if name == "log" && after[name.len()..].starts_with("::record") {
-                let tail = &after["log::record".len()..];
-                if tail.starts_with("::") || !tail.starts_with(|c: char| c.is_alphanumeric()) {
-                    "model".to_owned()
-                } else {
-                    name.clone()
-                }
-            } else {
-                name.clone()
-            };
+            let target = name.clone();
             if !name.is_empty() {
                 found.push((n + 1, target));
             }
@@ -114,11 +105,6 @@ fn forbidden_edges(src: &Path) -> Vec<String> {
     let mut bad = Vec::new();
     for file in files {
         let from = module_of(src, &file);
-        let from = if file.ends_with("log/record.rs") {
-            "model".to_owned()
-        } else {
-            from
-        };
         let text = std::fs::read_to_string(&file).unwrap();
         for (line, to) in imports(&text) {
             if to == from {
@@ -162,14 +148,14 @@ fn the_checker_finds_an_upward_import() {
     std::fs::create_dir_all(src.join("views")).unwrap();
     std::fs::write(
         src.join("log/mod.rs"),
-        "use crate::segments::Offset;\n// crate::cli in a comment\nuse crate::log::record::Record;\n\
+        "use crate::segments::Offset;\n// crate::cli in a comment\nuse crate::model::Record;\n\
          fn f() { crate::views::catch_up(); }\n#[cfg(test)]\nmod tests {\n    use crate::cli;\n}\n",
     )
     .unwrap();
     std::fs::write(src.join("views/mod.rs"), "use crate::log::Store;\n").unwrap();
     std::fs::write(
         src.join("config.rs"),
-        "use crate::segments::frame::LIMIT;\nuse crate::log::record::Source;\nuse crate::log::Store;\n",
+        "use crate::segments::frame::LIMIT;\nuse crate::model::Source;\nuse crate::log::Store;\n",
     )
     .unwrap();
     std::fs::write(src.join("fault.rs"), "use crate::config::Config;\n").unwrap();

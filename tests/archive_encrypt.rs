@@ -19,9 +19,9 @@ use std::process::Output;
 use age::secrecy::ExposeSecret;
 use common::{Sandbox, assert_success};
 use ctrace::config::Config;
-use ctrace::ingest::archive;
+use ctrace::export::archive;
 use ctrace::log::Store;
-use ctrace::log::record::{Body, HookBody, Record, Source};
+use ctrace::model::{Body, HookBody, Record, Source};
 
 const T0: u64 = 1_760_000_000_000_000_000;
 /// A string held by one record, that must not appear in an encrypted export.

@@ -210,7 +210,7 @@ fn every_valid_corpus_cast_round_trips_and_invalid_ones_are_rejected() {
         if other_version == 2 {
             expected
                 .events
-                .retain(|e| e.kind != ctrace::log::record::PtyKind::Exit);
+                .retain(|e| e.kind != ctrace::model::PtyKind::Exit);
         }
         assert_same_events(&expected, &converted, &format!("{name} (v{other_version})"));
 
@@ -219,7 +219,7 @@ fn every_valid_corpus_cast_round_trips_and_invalid_ones_are_rejected() {
         let output: Vec<u8> = original
             .events
             .iter()
-            .filter(|e| e.kind == ctrace::log::record::PtyKind::Output)
+            .filter(|e| e.kind == ctrace::model::PtyKind::Output)
             .flat_map(|e| e.data.iter().copied())
             .collect();
         assert!(replayed == output, "{name}: replay --no-timing differs");

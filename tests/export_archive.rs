@@ -16,9 +16,9 @@ use std::path::Path;
 
 use common::{Sandbox, assert_success};
 use ctrace::config::Config;
-use ctrace::ingest::archive::{self, ArchiveError};
+use ctrace::export::archive::{self, ArchiveError};
 use ctrace::log::Store;
-use ctrace::log::record::{
+use ctrace::model::{
     Body, HookBody, InternalBody, Origin, PtyBody, PtyKind, Record, Source, TranscriptBody,
 };
 

@@ -490,12 +490,20 @@ fn points_in_sources() -> BTreeSet<String> {
     let pattern =
         regex::Regex::new(r#"fault(?:::|_)(?:point|write_all|crash|sqlite)\(\s*"([a-z0-9-]+)""#)
             .unwrap();
+    let replace = regex::Regex::new(r"ReplacePoints \{([^}]*)\}").unwrap();
+    let quoted = regex::Regex::new(r#""([a-z0-9-]+)""#).unwrap();
     for entry in walkdir::WalkDir::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("src")) {
         let entry = entry.unwrap();
         if entry.path().extension().is_some_and(|e| e == "rs") {
             let text = std::fs::read_to_string(entry.path()).unwrap();
             for capture in pattern.captures_iter(&text) {
                 found.insert(capture[1].to_owned());
+            }
+            // Points named as data: the steps of an atomic replacement (`fs::ReplacePoints`).
+            for block in replace.captures_iter(&text) {
+                for name in quoted.captures_iter(&block[1]) {
+                    found.insert(name[1].to_owned());
+                }
             }
         }
     }

@@ -11,7 +11,7 @@ mod common;
 
 use common::{Sandbox, assert_success};
 use ctrace::log::manifest::{Manifest, SegmentEntry};
-use ctrace::log::record::{Body, HookBody, Record, Source};
+use ctrace::model::{Body, HookBody, Record, Source};
 use ctrace::segments::segment::SegmentWriter;
 use ctrace::segments::{Offset, SegmentId};
 

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use common::{Sandbox, assert_success};
 use ctrace::config::Config;
 use ctrace::log::Store;
-use ctrace::log::record::{Body, HookBody, Record, Source};
+use ctrace::model::{Body, HookBody, Record, Source};
 use sha2::{Digest, Sha256};
 
 const SMALL: &str = r#"{"hook_event_name":"Stop","session_id":"s1"}"#;

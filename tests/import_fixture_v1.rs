@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use ctrace::config::Config;
-use ctrace::ingest::archive;
+use ctrace::export::archive;
 use ctrace::log::Store;
 
 fn fixtures() -> std::path::PathBuf {

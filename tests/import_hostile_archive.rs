@@ -15,9 +15,9 @@ use std::path::Path;
 
 use common::{Sandbox, assert_success};
 use ctrace::config::Config;
-use ctrace::ingest::archive::{self, ArchiveError};
+use ctrace::export::archive::{self, ArchiveError};
 use ctrace::log::Store;
-use ctrace::log::record::{Body, HookBody, Record, Source};
+use ctrace::model::{Body, HookBody, Record, Source};
 use sha2::{Digest, Sha256};
 
 const T0: u64 = 1_760_000_000_000_000_000;

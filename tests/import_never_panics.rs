@@ -12,10 +12,10 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use ctrace::config::Config;
-use ctrace::ingest::archive::{self, ArchiveWriter, Selection};
+use ctrace::export::archive::{self, ArchiveWriter, Selection};
 use ctrace::log::Store;
 use ctrace::log::read::TimeRange;
-use ctrace::log::record::{Body, HookBody, Record, Source};
+use ctrace::model::{Body, HookBody, Record, Source};
 use proptest::prelude::*;
 
 /// A small valid archive of 50 records, built once.

@@ -245,7 +245,7 @@ fn json_escaped_secrets_are_redacted() {
 /// the payload.
 #[test]
 fn every_stored_string_field_is_redacted() {
-    use ctrace::log::record::{Body, HookBody, Record, Source};
+    use ctrace::model::{Body, HookBody, Record, Source};
     let redactor = default_redactor();
     let key = format!("sk-ant-api03-{}", "aB3dE5fG7hJ9kL1mN2pQ4rS6tU8vW0xYz");
     let mut record = Record {

@@ -89,7 +89,7 @@ fn v2_sparse_store_reads_back_exactly() {
             ts: 1,
             source: ctrace::log::Source::Internal,
             session: None,
-            body: ctrace::log::Body::Internal(ctrace::log::record::InternalBody {
+            body: ctrace::log::Body::Internal(ctrace::model::InternalBody {
                 event: "test".into(),
                 detail: String::new(),
                 data: Vec::new(),

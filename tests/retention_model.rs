@@ -11,9 +11,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use ctrace::config::Config;
-use ctrace::log::record::{Body, HookBody, PtyBody, PtyKind};
 use ctrace::log::retention::{Pins, Policy, Removal, SourceLimits};
 use ctrace::log::{Record, Source, Store, verify};
+use ctrace::model::{Body, HookBody, PtyBody, PtyKind};
 use ctrace::segments::Offset;
 use proptest::prelude::*;
 

@@ -10,9 +10,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use ctrace::config::{Config, ConfigError};
-use ctrace::log::record::{Body, HookBody, PtyBody, PtyKind};
 use ctrace::log::retention::{Pins, Policy, Removal};
 use ctrace::log::{Record, Source, Store, verify};
+use ctrace::model::{Body, HookBody, PtyBody, PtyKind};
 use ctrace::segments::Offset;
 
 const DAY: u64 = 86_400 * 1_000_000_000;

@@ -24,8 +24,8 @@ use std::sync::OnceLock;
 use ctrace::config::Config;
 use ctrace::ingest::{hook_record, transcript_record};
 use ctrace::log::manifest::{Cursor, Manifest, SegmentEntry};
-use ctrace::log::record::{Malformed, Origin, RecordHead};
 use ctrace::log::{Body, Record, Store, verify};
+use ctrace::model::{Malformed, Origin, RecordHead};
 use ctrace::segments::frame::{
     Decoded, FRAME_MAGIC, HEADER_BYTES, MAX_FRAME_LIMIT_BYTES, ScanItem, Scanner, decode_frame,
     encode_frame, encode_record,

@@ -1,4 +1,4 @@
-//! The archive reader of `ctrace import` (`ingest::archive::verify`: zstd, tar, header,
+//! The archive reader of `ctrace import` (`export::archive::verify`: zstd, tar, header,
 //! manifest, checksums, member names, chunk framing, record decoding) on arbitrary bytes:
 //! errors only, no panic, no unbounded allocation; an archive it accepts holds only records
 //! that decode, in the counts its manifest gives.
@@ -15,7 +15,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use ctrace::ingest::archive::{
+use ctrace::export::archive::{
     CHUNK_DIR, MANIFEST_MEMBER, MANIFEST_SUM_MEMBER, sha256_hex, split_chunk, verify,
 };
 use ctrace::log::Record;

@@ -4,7 +4,7 @@
 
 use ctrace::ingest::{hook_record, transcript_record};
 use ctrace::log::Record;
-use ctrace::log::record::{Origin, RecordHead};
+use ctrace::model::{Origin, RecordHead};
 use libfuzzer_sys::fuzz_target;
 
 fn round_trip(record: &Record, raw: &[u8]) {

@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::time::{format_ts, now_ns};
 use crate::log::Store;
-use crate::log::record::Source;
+use crate::model::Source;
 use crate::segments::Offset;
 
 /// Arguments of `cat`.

@@ -3,7 +3,7 @@
 //!
 //! Formats (`docs/export.md`):
 //! - `archive` (default): a `.tar.zst` archive with a manifest and a SHA-256 of every member,
-//!   that `ctrace import` restores (`crate::ingest::archive`);
+//!   that `ctrace import` restores (`crate::export::archive`);
 //! - `jsonl`: one record per line, exactly as `ctrace cat --json` prints it;
 //! - `asciicast`: one PTY session as asciicast v2, or v3 with `--v3`;
 //! - `otlp-json`: each Claude session as one OTLP/JSON `ExportTraceServiceRequest` per line, the
@@ -15,7 +15,7 @@
 //! formats existed), else the archive.
 //!
 //! `--encrypt-to R` (repeatable) or `--passphrase` wrap the archive in an age file
-//! (`crate::ingest::encrypt`); the archive format is then implied, and `.age` names an archive.
+//! (`crate::export::encrypt`); the archive format is then implied, and `.age` names an archive.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::{IsTerminal, Write};
@@ -26,12 +26,12 @@ use clap::{Args, ValueEnum};
 
 use super::UsageError;
 use super::time::now_ns;
-use crate::ingest::archive::{self, ArchiveManifest, ArchiveWriter, Selection};
-use crate::ingest::asciicast;
-use crate::ingest::encrypt;
+use crate::export::archive::{self, ArchiveManifest, ArchiveWriter, Selection};
+use crate::export::asciicast;
+use crate::export::encrypt;
 use crate::log::Store;
 use crate::log::read::TimeRange;
-use crate::log::record::{Body, Record, Source};
+use crate::model::{Body, Record, Source};
 use crate::segments::Offset;
 
 /// Export formats.
@@ -239,26 +239,14 @@ fn write_output<T>(
         out.flush()?;
         return Ok((value, 0));
     };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let temp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a file in {}", dir.display()))?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, temp);
-    let value = write(&mut out).with_context(|| format!("writing {}", path.display()))?;
-    let temp = out
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(|| format!("writing {}", path.display()))?;
-    temp.as_file()
-        .sync_all()
-        .with_context(|| format!("writing {}", path.display()))?;
-    let bytes = temp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
-    temp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok((value, bytes))
+    let options = crate::fs::Replace {
+        dir_sync_best_effort: true,
+        ..crate::fs::Replace::default()
+    };
+    crate::fs::replace_with(path, &options, |out| {
+        write(out).map_err(|e| std::io::Error::other(format!("{e:#}")))
+    })
+    .with_context(|| format!("writing {}", path.display()))
 }
 
 fn progress_bar(args: &ExportArgs, total: u64, what: &str) -> Option<indicatif::ProgressBar> {

@@ -18,8 +18,8 @@ use super::UsageError;
 use super::search::{label, replay_command, use_colour, write_highlighted};
 use super::time::{format_ts, now_ns};
 use crate::log::read::TimeRange;
-use crate::log::record::{Body, Record, Source};
 use crate::log::{Snapshot, Store};
+use crate::model::{Body, Record, Source};
 use crate::segments::Offset;
 use crate::segments::frame::{Decoded, decode_frame};
 use crate::segments::segment::{MAX_BLOCK_RAW_BYTES, SegmentReader};
@@ -118,7 +118,7 @@ struct TranscriptView<'a> {
 
 #[derive(serde::Deserialize)]
 struct PtyView<'a> {
-    kind: crate::log::record::PtyKind,
+    kind: crate::model::PtyKind,
     #[serde(borrow, default)]
     data: &'a [u8],
 }

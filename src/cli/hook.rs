@@ -13,9 +13,9 @@ use std::path::Path;
 use crate::config::Config;
 use crate::ingest::bounded::read_bounded;
 use crate::ingest::hook::{Payload, Placement, store_payload};
-use crate::log::record::Truncated;
+use crate::model::Truncated;
 
-pub use crate::record::PTY_SESSION_ENV;
+pub use crate::pty::PTY_SESSION_ENV;
 
 /// Runs the hook command; always returns exit code 0.
 pub fn run(store_flag: Option<&Path>, config_flag: Option<&Path>) -> i32 {

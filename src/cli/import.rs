@@ -1,6 +1,6 @@
 //! `ctrace import FILE`: add the records of an export archive to this store.
 //!
-//! The whole archive is read and every checksum checked first (`crate::ingest::archive::verify`);
+//! The whole archive is read and every checksum checked first (`crate::export::archive::verify`);
 //! a damaged, truncated or foreign file is refused naming the member, and the store is not
 //! touched. Then the records are added under the store lock, skipping those already present, so
 //! importing the same archive again adds nothing.
@@ -18,8 +18,8 @@ use anyhow::Context;
 use clap::Args;
 
 use super::UsageError;
-use crate::ingest::archive;
-use crate::ingest::encrypt::{self, DecryptWith};
+use crate::export::archive;
+use crate::export::encrypt::{self, DecryptWith};
 use crate::log::Store;
 
 /// Arguments of `ctrace import`.

@@ -808,21 +808,14 @@ fn write_settings(
         None => None,
     };
 
-    let mut temp = tempfile::NamedTempFile::new_in(&dir).map_err(io_error(&dir))?;
-    temp.write_all(new.as_bytes())
-        .map_err(io_error(temp.path()))?;
-    if let Some(permissions) = permissions {
-        temp.as_file()
-            .set_permissions(permissions)
-            .map_err(io_error(temp.path()))?;
-    }
-    temp.as_file().sync_all().map_err(io_error(temp.path()))?;
-    temp.persist(&target).map_err(|e| SettingsError::Io {
-        path: target.clone(),
-        source: e.error,
-    })?;
-    // Best effort: the rename has happened, and some filesystems refuse to sync a directory.
-    let _ = crate::log::manifest::sync_dir(&dir);
+    // The directory sync is best effort: the rename has happened, and some filesystems
+    // refuse to sync a directory.
+    let options = crate::fs::Replace {
+        permissions,
+        dir_sync_best_effort: true,
+        ..crate::fs::Replace::default()
+    };
+    crate::fs::write_atomic(&target, new.as_bytes(), &options).map_err(io_error(&target))?;
     Ok(backup)
 }
 

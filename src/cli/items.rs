@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use super::output::{one_line, summary, tool_input_summary};
 use super::time::format_ts;
-use crate::log::record::{Body, Source, StoredRecord};
+use crate::model::{Body, Source, StoredRecord};
 use crate::views::shape::{SessionShape, ToolFacts};
 use crate::views::tree::Status;
 
@@ -88,7 +88,7 @@ impl Item {
 }
 
 /// Whether a record belongs in timelines (everything but PTY data, which replay shows).
-pub fn in_timeline(record: &crate::log::record::Record) -> bool {
+pub fn in_timeline(record: &crate::model::Record) -> bool {
     !matches!(record.source, Source::Pty)
 }
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::log::record::{Body, Record, StoredRecord};
+use crate::model::{Body, Record, StoredRecord};
 
 /// Writes `value` as one JSON line.
 ///

@@ -1,5 +1,5 @@
 //! `ctrace record [--name NAME] [--input] -- CMD [ARGS...]`: runs a command under a PTY and
-//! records its terminal stream (`crate::record`).
+//! records its terminal stream (`crate::pty`).
 //!
 //! Exit status: the child's (its exit code, or 128 + signal number); 127 when the command is
 //! not found and 126 when it cannot be run, like a shell; 1 when the store cannot be written
@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use clap::Args;
 
 use crate::log::Store;
-use crate::record::{RecordOptions, record};
+use crate::pty::{RecordOptions, record};
 
 /// Arguments of `record`.
 #[derive(Debug, Args)]

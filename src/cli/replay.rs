@@ -19,7 +19,7 @@ use clap::Args;
 use super::UsageError;
 use super::show::ShowArgs;
 use crate::log::Store;
-use crate::log::record::{Body, PtyKind, Source, StoredRecord};
+use crate::model::{Body, PtyKind, Source, StoredRecord};
 use crate::segments::Offset;
 
 /// Arguments of `replay`.
@@ -266,7 +266,7 @@ fn show_marker(
     let label: String = label.chars().filter(|c| !c.is_control()).collect();
     match sink {
         MarkerSink::StatusLine => {
-            let (width, height) = crate::record::terminal_size().unwrap_or((80, 24));
+            let (width, height) = crate::pty::terminal_size().unwrap_or((80, 24));
             let text: String = format!(" [{at}] {label} ")
                 .chars()
                 .take(usize::from(width.max(1)))
@@ -401,7 +401,7 @@ pub fn run(store: &Store, args: &ReplayArgs) -> anyhow::Result<i32> {
     };
     let keys = if args.no_timing { None } else { key_events() };
     let raw = if keys.is_some() {
-        crate::record::raw_mode_guard()?
+        crate::pty::raw_mode_guard()?
     } else {
         None
     };
@@ -551,7 +551,7 @@ pub fn run(store: &Store, args: &ReplayArgs) -> anyhow::Result<i32> {
     out.flush()?;
     drop(out);
     drop(raw);
-    if let Some((width, height)) = crate::record::terminal_size()
+    if let Some((width, height)) = crate::pty::terminal_size()
         && is_terminal
         && (width < largest.0 || height < largest.1)
     {

@@ -15,7 +15,7 @@ use super::UsageError;
 use super::time::{format_ts, now_ns};
 use crate::index::{self, IndexError, SearchRequest, SortOrder};
 use crate::log::Store;
-use crate::log::record::{Record, Source};
+use crate::model::{Record, Source};
 
 /// Longest time `search` spends indexing before it answers.
 pub const CATCH_UP_BUDGET: Duration = Duration::from_secs(3);

@@ -9,8 +9,8 @@ use clap::Args;
 use serde::Serialize;
 
 use super::time::{format_duration, format_ts, now_ns};
-use crate::log::record::{Body, PtyKind, StoredRecord};
 use crate::log::{Snapshot, Store};
+use crate::model::{Body, PtyKind, StoredRecord};
 use crate::views::summary::SessionRow;
 
 /// How long without records before a session without `SessionEnd` counts as not active.
@@ -142,7 +142,7 @@ fn summarize(row: Row, now_ns: u64) -> SessionSummary {
     let has_pty = s.records.get("pty").is_some_and(|n| *n > 0);
     // A PTY recording without an `exit` record is still being recorded while its recorder
     // holds its inbox file (records not sealed yet); once every record is sealed, the
-    // recorder is gone: `unfinished` (see `crate::record`). Ingested casts were complete
+    // recorder is gone: `unfinished` (see `crate::pty`). Ingested casts were complete
     // files: `ended`.
     let cast = s
         .session

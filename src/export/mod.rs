@@ -2,4 +2,7 @@
 //!
 //! - [`otlp`]: a session's span tree as an OTLP/JSON `ExportTraceServiceRequest`.
 
+pub mod archive;
+pub mod asciicast;
+pub mod encrypt;
 pub mod otlp;

@@ -25,7 +25,7 @@ use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::log::record::{Body, PtyKind, Record};
+use crate::model::{Body, PtyKind, Record};
 
 /// JSON keys whose values contribute no text.
 pub const SKIPPED_KEYS: &[&str] = &[
@@ -428,7 +428,7 @@ impl<'de> Visitor<'de> for MaybeStr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::record::{HookBody, PtyBody, Source, TranscriptBody};
+    use crate::model::{HookBody, PtyBody, Source, TranscriptBody};
 
     fn hook(raw: &str) -> Record {
         Record {

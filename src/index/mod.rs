@@ -38,8 +38,8 @@ pub use extract::{BLOB_MIN_BYTES, Extracted, PTY_CARRY_BYTES, PtyCarry, SKIPPED_
 pub use search::{Highlighter, Hit, SearchRequest, SearchResults, Snippet, SortOrder, search};
 
 use crate::log::read::TimeRange;
-use crate::log::record::StoredRecord;
 use crate::log::{LogError, Snapshot, Store, StorePaths};
+use crate::model::StoredRecord;
 use crate::segments::Offset;
 
 /// Version of the schema and payload; an index of another version must be rebuilt.

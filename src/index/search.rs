@@ -14,7 +14,7 @@ use tantivy::{DocAddress, Order, ReloadPolicy, Searcher, Term};
 use super::{Fields, IndexError, open, tantivy_err};
 use crate::log::StorePaths;
 use crate::log::read::TimeRange;
-use crate::log::record::Source;
+use crate::model::Source;
 use crate::segments::Offset;
 
 /// Field names a query may use (`field:value`); `text` is the default field.

@@ -9,7 +9,7 @@ use std::io::{BufRead, Read};
 
 use sha2::{Digest, Sha256};
 
-use crate::log::record::Truncated;
+use crate::model::Truncated;
 
 /// Bytes read per `read()` once past the limit (64 KiB).
 const CHUNK_BYTES: usize = 64 << 10;
@@ -36,7 +36,7 @@ impl BoundedHead {
 
     /// An empty input that is truncated past `limit` bytes but keeps `limit + margin` of them
     /// (so that a caller can still redact across the cut before cutting at `limit` with
-    /// [`crate::log::record::Record::truncate_to`], which keeps this size and digest).
+    /// [`crate::model::Record::truncate_to`], which keeps this size and digest).
     pub fn with_margin(limit: usize, margin: usize) -> Self {
         Self {
             head: Vec::new(),

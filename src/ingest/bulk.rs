@@ -33,8 +33,8 @@ use super::json_array::split_array;
 use super::payload::{hook_record, transcript_record};
 use super::redact::Redactor;
 use crate::log::inbox::ProducerInbox;
-use crate::log::record::{Body, Origin, Record};
 use crate::log::{LogError, SealReport, StoreLock};
+use crate::model::{Body, Origin, Record};
 
 /// Producer inbox size in bytes after which ingest seals and starts a new one (32 MiB).
 pub const ROLL_BYTES: u64 = 32 << 20;
@@ -427,7 +427,7 @@ impl<'l, 's> Ingester<'l, 's> {
                 let stored = stored?;
                 if let (Some(session), Body::Pty(pty)) =
                     (&stored.record.session, &stored.record.body)
-                    && pty.kind == crate::log::record::PtyKind::Start
+                    && pty.kind == crate::model::PtyKind::Start
                 {
                     sessions.insert(session.clone());
                 }

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use crate::config::Config;
 use crate::ingest::hook_record;
 use crate::ingest::redact::Redactor;
-use crate::log::record::{Body, Truncated};
 use crate::log::{LogError, Store, StorePaths, inbox, private};
+use crate::model::{Body, Truncated};
 
 /// Where a payload was stored.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,11 +1,10 @@
 //! Parsers that turn Claude Code hook payloads, transcript lines and asciicast files into
 //! records, and bulk ingest of files and directories.
 
-pub mod archive;
 pub mod asciicast;
 pub mod bounded;
 pub mod bulk;
-pub mod encrypt;
+
 pub mod hook;
 pub mod json_array;
 pub mod payload;

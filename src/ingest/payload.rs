@@ -10,9 +10,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::log::record::{
-    Body, HookBody, Malformed, Origin, Record, Source, TranscriptBody, Usage,
-};
+use crate::model::{Body, HookBody, Malformed, Origin, Record, Source, TranscriptBody, Usage};
 
 /// Result of a lenient JSON parse.
 struct Parsed {

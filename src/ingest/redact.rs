@@ -23,7 +23,7 @@ use regex::bytes::{Regex, RegexBuilder};
 
 pub use crate::config::redaction::DEFAULT_RULES;
 use crate::config::redaction::RedactionConfig;
-use crate::log::record::{Body, PtyKind, Record};
+use crate::model::{Body, PtyKind, Record};
 
 /// Largest tail of a stream held back as a possible start of a secret (8 KiB: a PEM private
 /// key of an 8192-bit RSA key fits).
@@ -728,7 +728,7 @@ mod tests {
             ts: 0,
             source: crate::log::Source::Pty,
             session: Some("s".into()),
-            body: Body::Pty(crate::log::record::PtyBody {
+            body: Body::Pty(crate::model::PtyBody {
                 kind: PtyKind::Output,
                 data: data.to_vec(),
                 command: None,

@@ -9,7 +9,6 @@
 //! `cursors` are exactly the file positions covered by sealed records.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -210,23 +209,20 @@ impl Manifest {
     /// [`LogError::Io`]; after a failed sync the caller must treat the store as poisoned.
     pub fn commit(&self, path: &Path) -> Result<(), LogError> {
         let bytes = self.encode()?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let io = |source| LogError::Io {
+        let options = crate::fs::Replace {
+            prefix: "MANIFEST.",
+            points: Some(crate::fs::ReplacePoints {
+                write: "manifest-write",
+                sync: "manifest-sync",
+                rename: "manifest-rename",
+                dir_sync: "manifest-dir-sync",
+            }),
+            ..crate::fs::Replace::default()
+        };
+        crate::fs::write_atomic(path, &bytes, &options).map_err(|source| LogError::Io {
             path: path.to_path_buf(),
             source,
-        };
-        let mut temp = tempfile::Builder::new()
-            .prefix("MANIFEST.")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(io)?;
-        crate::fault::write_all("manifest-write", &mut temp, &bytes).map_err(io)?;
-        crate::fault::point("manifest-sync").map_err(io)?;
-        temp.as_file().sync_all().map_err(io)?;
-        crate::fault::point("manifest-rename").map_err(io)?;
-        temp.persist(path).map_err(|e| io(e.error))?;
-        crate::fault::point("manifest-dir-sync").map_err(io)?;
-        sync_dir(dir)
+        })
     }
 }
 
@@ -235,13 +231,10 @@ impl Manifest {
 /// # Errors
 /// [`LogError::Io`].
 pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    crate::fault::point("dir-sync")
-        .and_then(|()| File::open(dir))
-        .and_then(|d| d.sync_all())
-        .map_err(|source| LogError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })
+    crate::fs::sync_dir(dir).map_err(|source| LogError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ pub mod manifest;
 pub mod private;
 pub mod read;
 pub mod recompress;
-pub mod record;
+
 pub mod recover;
 pub mod retention;
 mod seal;
@@ -25,9 +25,9 @@ use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+pub use crate::model::{Body, Record, Source, StoredRecord};
 pub use manifest::{Cursor, Manifest, SegmentEntry};
 pub use read::Snapshot;
-pub use record::{Body, Record, Source, StoredRecord};
 pub use seal::SealReport;
 pub use verify::{Damage, VerifyReport, verify};
 
@@ -92,7 +92,7 @@ pub enum LogError {
         offset: Offset,
         /// The decoder's error.
         #[source]
-        source: record::DecodeError,
+        source: crate::model::DecodeError,
     },
     /// Something could not be encoded.
     #[error("encoding {what}: {message}")]
@@ -519,12 +519,10 @@ fn fault_point(name: &str, path: &Path) -> Result<(), LogError> {
 }
 
 fn remove_file(path: &Path) -> Result<(), LogError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(LogError::Io {
+    crate::fs::remove_if_exists(path)
+        .map(|_| ())
+        .map_err(|source| LogError::Io {
             path: path.to_path_buf(),
             source,
-        }),
-    }
+        })
 }

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::manifest::Manifest;
-use super::record::{Record, StoredRecord};
 use super::{LogError, Store, inbox, list_dir};
+use crate::model::{Record, StoredRecord};
 use crate::segments::frame::{MAX_FRAME_LIMIT_BYTES, ScanItem, StreamScanner};
 use crate::segments::segment::SegmentReader;
 use crate::segments::{Offset, SegmentError};

@@ -13,8 +13,8 @@
 //! the MANIFEST (see `read`).
 
 use super::manifest::{SegmentEntry, sync_dir};
-use super::record::RecordHead;
 use super::{LogError, StoreLock, remove_file};
+use crate::model::RecordHead;
 use crate::segments::Offset;
 use crate::segments::segment::{BlockLayout, SegmentReader, SegmentWriter};
 

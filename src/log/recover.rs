@@ -15,8 +15,8 @@
 use std::collections::BTreeMap;
 
 use super::manifest::{Cursor, Manifest, SegmentEntry};
-use super::record::{Body, Record};
 use super::{LogError, StorePaths, list_dir};
+use crate::model::{Body, Record};
 use crate::segments::segment::SegmentReader;
 use crate::segments::{Offset, SegmentId};
 

@@ -17,15 +17,14 @@
 //! checkpoints stay valid. Nothing here knows about views or the index.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::manifest::{SegmentEntry, sync_dir};
-use super::record::{RecordHead, Source};
 use super::{LogError, StoreLock, StorePaths, remove_file};
 use crate::config::retention::RetentionConfig;
+use crate::model::{RecordHead, Source};
 use crate::segments::segment::{SegmentReader, SegmentWriter};
 use crate::segments::{Offset, SegmentId};
 
@@ -169,15 +168,11 @@ impl Pins {
             what: "pins",
             message: e.to_string(),
         })?;
-        let mut temp = tempfile::Builder::new()
-            .prefix("PINS.")
-            .suffix(".tmp")
-            .tempfile_in(&paths.root)
-            .map_err(io)?;
-        temp.write_all(&json).map_err(io)?;
-        temp.as_file().sync_all().map_err(io)?;
-        temp.persist(&path).map_err(|e| io(e.error))?;
-        sync_dir(&paths.root)
+        let options = crate::fs::Replace {
+            prefix: "PINS.",
+            ..crate::fs::Replace::default()
+        };
+        crate::fs::write_atomic(&path, &json, &options).map_err(io)
     }
 
     /// Whether `session` is pinned.

@@ -26,8 +26,8 @@ use std::time::Instant;
 use super::manifest::{Cursor, SegmentEntry, sync_dir};
 use sha2::Digest;
 
-use super::record::{Body, BodyHead, InternalBody, Record, RecordHead, Source};
 use super::{LogError, StoreLock, inbox, list_dir, remove_file};
+use crate::model::{Body, BodyHead, InternalBody, Record, RecordHead, Source};
 use crate::segments::frame::{MAX_FRAME_LIMIT_BYTES, ScanItem, StreamScanner};
 use crate::segments::segment::{SegmentReader, SegmentWriter};
 use crate::segments::{Offset, SegmentId};

@@ -14,8 +14,8 @@ use std::fs::File;
 use std::path::PathBuf;
 
 use super::manifest::Manifest;
-use super::record::Record;
 use super::{Store, inbox, list_dir};
+use crate::model::Record;
 use crate::segments::frame::{MAX_FRAME_LIMIT_BYTES, ScanItem, Scanner};
 use crate::segments::segment::{parse_segment, read_block};
 

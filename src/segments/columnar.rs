@@ -2,7 +2,7 @@
 //! as a section of compact *envelopes* followed by a section of *payloads*.
 //!
 //! This is the one place where the segment layer knows what a record means. A record's
-//! envelope (`log::record::Record` without its payload) mostly repeats what its payload
+//! envelope (`model::Record` without its payload) mostly repeats what its payload
 //! already says: the session id, the hook event, the tool-use id, the transcript line's uuid
 //! and so on are all strings inside the payload's JSON. Written inline in front of every
 //! payload (format versions 1 and 2) they cost about 40 bytes per record *after* zstd, because
@@ -49,7 +49,7 @@
 use memchr::memmem;
 use serde::{Deserialize, Serialize};
 
-use crate::log::record::{Malformed, Source, Usage};
+use crate::model::{Malformed, Source, Usage};
 
 /// First four bytes of a columnar block's raw content. Blocks of format versions 1 and 2
 /// start with a frame (`"CTF1"`), so the two layouts are told apart by their first bytes.
@@ -765,7 +765,7 @@ impl Fields {
     }
 }
 
-// Borrowed mirrors of `log::record::{Record, HookBody, TranscriptBody, Origin}` with the same
+// Borrowed mirrors of `model::{Record, HookBody, TranscriptBody, Origin}` with the same
 // field names, order and serde attributes, so rmp-serde encodes them to the same bytes without
 // copying strings and payloads into owned values first. `round_trips_every_kind_of_record`
 // and the corpus tests check the bytes are equal. They are also what [`for_each_record`] gives
@@ -775,7 +775,7 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// A hook or transcript record borrowed from a columnar block: `log::record::Record` with
+/// A hook or transcript record borrowed from a columnar block: `model::Record` with
 /// strings and payload pointing into the block's raw content. Encodes (rmp-serde, named) to
 /// exactly the bytes `Record::encode` gives for the same record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -799,10 +799,10 @@ pub struct RecordRef<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BodyRef<'a> {
-    /// A hook payload (`log::record::HookBody`).
+    /// A hook payload (`model::HookBody`).
     #[serde(borrow)]
     Hook(HookRef<'a>),
-    /// A transcript line (`log::record::TranscriptBody`).
+    /// A transcript line (`model::TranscriptBody`).
     #[serde(borrow)]
     Transcript(TranscriptRef<'a>),
 }
@@ -817,7 +817,7 @@ impl BodyRef<'_> {
     }
 }
 
-/// Where a payload was read from (`log::record::Origin`).
+/// Where a payload was read from (`model::Origin`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OriginRef<'a> {
     /// The file.
@@ -828,7 +828,7 @@ pub struct OriginRef<'a> {
     pub len: u64,
 }
 
-/// A hook payload's fields (`log::record::HookBody`).
+/// A hook payload's fields (`model::HookBody`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookRef<'a> {
     /// `hook_event_name`.
@@ -872,7 +872,7 @@ pub struct HookRef<'a> {
     pub raw: &'a [u8],
 }
 
-/// A transcript line's fields (`log::record::TranscriptBody`).
+/// A transcript line's fields (`model::TranscriptBody`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TranscriptRef<'a> {
     /// `type`.
@@ -1189,7 +1189,7 @@ impl OneRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::record::{Body, InternalBody, Origin, PtyBody, PtyKind, Record};
+    use crate::model::{Body, InternalBody, Origin, PtyBody, PtyKind, Record};
 
     fn hook(ts: u64, raw: &str, origin: Option<Origin>) -> Record {
         crate::ingest::payload::hook_record(raw.as_bytes().to_vec(), ts, None, origin)

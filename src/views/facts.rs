@@ -22,7 +22,7 @@ use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::fold::{ViewBody, ViewRecord};
 use super::{SqlContext, ViewsError};
-use crate::log::record::{PtyKind, Source};
+use crate::model::{PtyKind, Source};
 
 /// Records of other sessions a range may span between two records of its own session: a reader
 /// of the session decodes at most this many foreign records per stored range.

@@ -18,11 +18,11 @@ use serde_json::value::RawValue;
 use super::facts::{LineFacts, SessionFacts};
 use super::shell::shell_words;
 use super::{SqlContext, ViewsError};
-use crate::log::record::{Malformed, PtyKind, Source, Usage};
+use crate::model::{Malformed, PtyKind, Source, Usage};
 use crate::segments::Offset;
 
 /// A record decoded for the views: only the fields they use, strings and payloads borrowed
-/// from the block (no copies). Field names follow `log::record::Record`'s named encoding.
+/// from the block (no copies). Field names follow `model::Record`'s named encoding.
 #[derive(Debug, PartialEq, Deserialize)]
 pub(super) struct ViewRecord<'a> {
     pub(super) ts: u64,

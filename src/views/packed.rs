@@ -14,7 +14,7 @@
 use std::ops::Range;
 
 use super::fold::{self, HookView, OriginView, PtyView, TranscriptView, ViewBody, ViewRecord};
-use crate::log::record::{Malformed, PtyKind, Source, Usage};
+use crate::model::{Malformed, PtyKind, Source, Usage};
 use crate::segments::Offset;
 use crate::segments::columnar::{BlockRecord, BodyRef, RecordRef};
 
@@ -297,7 +297,7 @@ pub(super) fn view_of<'a>(record: &RecordRef<'a>) -> ViewRecord<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::record::{Body, InternalBody, Origin, PtyBody, PtyKind, Record, Source};
+    use crate::model::{Body, InternalBody, Origin, PtyBody, PtyKind, Record, Source};
     use crate::segments::columnar;
 
     fn records() -> Vec<Record> {

@@ -32,8 +32,8 @@ use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 
 use crate::ingest::redact::{Redactor, StreamRedactor};
 use crate::log::inbox::ProducerInbox;
-use crate::log::record::{Body, PtyBody, PtyKind, Record, Source};
 use crate::log::{LogError, Store};
+use crate::model::{Body, PtyBody, PtyKind, Record, Source};
 
 /// Environment variable the recorder sets for the child: the recording's session id.
 pub const PTY_SESSION_ENV: &str = "CTRACE_PTY_SESSION";

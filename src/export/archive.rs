@@ -34,8 +34,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::log::read::TimeRange;
-use crate::log::record::{Record, RecordHead};
 use crate::log::{LogError, SealReport, Snapshot, StoreLock};
+use crate::model::{Record, RecordHead};
 use crate::segments::Offset;
 
 /// The `format` field of the header and manifest.
@@ -161,7 +161,7 @@ pub enum ArchiveError {
         index: usize,
         /// The decoder's error.
         #[source]
-        source: crate::log::record::DecodeError,
+        source: crate::model::DecodeError,
     },
     /// A member is larger than [`MAX_MEMBER_BYTES`].
     #[error("member {member} is {bytes} bytes, above the limit of {limit} bytes")]

@@ -1,4 +1,4 @@
-//! Encrypted export archives: an export archive ([`crate::ingest::archive`]) wrapped, byte for
+//! Encrypted export archives: an export archive ([`crate::export::archive`]) wrapped, byte for
 //! byte, in an [age](https://age-encryption.org/v1) file, so decrypting it with any age
 //! implementation gives a normal `.tar.zst` archive.
 //!
