@@ -197,47 +197,109 @@ pub struct Cast {
     pub events: Vec<Event>,
 }
 
-/// Parses a whole asciicast v2 or v3 file.
+/// Parses a whole asciicast v2 or v3 file held in memory ([`CastParser`] line by line).
 ///
 /// Blank lines are ignored; lines starting with `#` are comments (v3).
 ///
 /// # Errors
 /// [`CastError`] for the first invalid line.
 pub fn parse(bytes: &[u8]) -> Result<Cast, CastError> {
-    let mut header: Option<Header> = None;
+    let mut parser = CastParser::default();
+    let mut header = None;
     let mut events = Vec::new();
-    let mut clock_ns: u64 = 0;
-    let mut line_no: u64 = 0;
     for line in bytes.split(|&b| b == b'\n') {
-        line_no += 1;
+        match parser.line(line, line.len() as u64)? {
+            Some(Item::Header(h)) => header = Some(h),
+            Some(Item::Event(event)) => events.push(event),
+            None => {}
+        }
+    }
+    // `split` yields an empty last piece after a final `\n`, counted as a line as before.
+    let header = header.ok_or(CastError::Empty {
+        line: parser.lines(),
+    })?;
+    Ok(Cast { header, events })
+}
+
+/// What one line of a cast holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// The header (the first line that is not blank or a comment).
+    Header(Header),
+    /// An event.
+    Event(Event),
+}
+
+/// A cast parsed one line at a time, so a file of any size is read with one line in memory
+/// (the bulk ingester streams casts through it). Feed every line in order, `\n` removed, then
+/// call [`CastParser::finish`].
+#[derive(Debug, Default)]
+pub struct CastParser {
+    version: Option<u8>,
+    clock_ns: u64,
+    line_no: u64,
+}
+
+impl CastParser {
+    /// Parses the next line (without its `\n`; a trailing `\r` is removed here). `len` is the
+    /// line's whole length in bytes: the caller may pass only the first bytes of a line longer
+    /// than [`MAX_LINE_BYTES`], which is then rejected. `Ok(None)` for a blank, comment or
+    /// unknown-event line.
+    ///
+    /// # Errors
+    /// [`CastError`] naming this line.
+    pub fn line(&mut self, line: &[u8], len: u64) -> Result<Option<Item>, CastError> {
+        self.line_no += 1;
+        let whole = line.len() as u64 >= len;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.len() > MAX_LINE_BYTES {
+        // The length without the `\r` when the whole line is here; a cut line is too long
+        // either way.
+        let len = if whole {
+            line.len()
+        } else {
+            usize::try_from(len).unwrap_or(usize::MAX)
+        };
+        if len > MAX_LINE_BYTES {
             return Err(CastError::LineTooLong {
-                line: line_no,
-                len: line.len(),
+                line: self.line_no,
+                len,
                 limit: MAX_LINE_BYTES,
             });
         }
         if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+            return Ok(None);
         }
-        if line.first() == Some(&b'#') && header.as_ref().is_none_or(|h| h.version >= 3) {
-            continue;
+        if line.first() == Some(&b'#') && self.version.is_none_or(|v| v >= 3) {
+            return Ok(None);
         }
-        let value: Value = serde_json::from_slice(line).map_err(|error| CastError::Json {
-            line: line_no,
-            error,
-        })?;
-        let Some(header) = &header else {
-            header = Some(parse_header(line, value, line_no)?);
-            continue;
+        let line_no = self.line_no;
+        let value: Value =
+            serde_json::from_slice(line).map_err(|error| CastError::Json { line: line_no, error })?;
+        let Some(version) = self.version else {
+            let header = parse_header(line, value, line_no)?;
+            self.version = Some(header.version);
+            return Ok(Some(Item::Header(header)));
         };
-        if let Some(event) = parse_event(value, header.version, &mut clock_ns, line_no)? {
-            events.push(event);
+        Ok(parse_event(value, version, &mut self.clock_ns, line_no)?.map(Item::Event))
+    }
+
+    /// Lines fed so far.
+    pub fn lines(&self) -> u64 {
+        self.line_no
+    }
+
+    /// Ends the cast.
+    ///
+    /// # Errors
+    /// [`CastError::Empty`] when no header was seen.
+    pub fn finish(&self) -> Result<(), CastError> {
+        match self.version {
+            Some(_) => Ok(()),
+            None => Err(CastError::Empty {
+                line: self.line_no,
+            }),
         }
     }
-    let header = header.ok_or(CastError::Empty { line: line_no })?;
-    Ok(Cast { header, events })
 }
 
 fn parse_header(raw: &[u8], value: Value, line: u64) -> Result<Header, CastError> {
@@ -510,13 +572,46 @@ pub const SESSION_PREFIX: &str = "cast-";
 /// A session id for a cast, derived from its bytes (so ingesting the same file twice names the
 /// same session): [`SESSION_PREFIX`] and 24 hex digits.
 pub fn session_id(bytes: &[u8]) -> String {
-    // FNV-1a 64 and CRC-32 together: an identifier, not a security property.
-    let mut fnv: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        fnv ^= u64::from(b);
-        fnv = fnv.wrapping_mul(0x0000_0100_0000_01b3);
+    let mut hasher = SessionHasher::default();
+    hasher.update(bytes);
+    hasher.session_id()
+}
+
+/// [`session_id`] computed over a file read in pieces.
+#[derive(Debug, Clone)]
+pub struct SessionHasher {
+    fnv: u64,
+    crc: crc32fast::Hasher,
+}
+
+impl Default for SessionHasher {
+    fn default() -> Self {
+        Self {
+            fnv: 0xcbf2_9ce4_8422_2325,
+            crc: crc32fast::Hasher::new(),
+        }
     }
-    format!("{SESSION_PREFIX}{fnv:016x}{:08x}", crc32fast::hash(bytes))
+}
+
+impl SessionHasher {
+    /// Feeds the next bytes of the file.
+    pub fn update(&mut self, bytes: &[u8]) {
+        // FNV-1a 64 and CRC-32 together: an identifier, not a security property.
+        for &b in bytes {
+            self.fnv ^= u64::from(b);
+            self.fnv = self.fnv.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.crc.update(bytes);
+    }
+
+    /// The session id of the bytes fed.
+    pub fn session_id(&self) -> String {
+        format!(
+            "{SESSION_PREFIX}{:016x}{:08x}",
+            self.fnv,
+            self.crc.clone().finalize()
+        )
+    }
 }
 
 /// The records of a cast: a `start` record, then one record per event.
@@ -524,43 +619,61 @@ pub fn session_id(bytes: &[u8]) -> String {
 /// `fallback_start_ns` is the start time used when the header has no `timestamp`.
 pub fn records(cast: &Cast, session: &str, fallback_start_ns: u64) -> Vec<Record> {
     let start = cast.header.timestamp_ns.unwrap_or(fallback_start_ns);
-    let record = |ts: u64, body: PtyBody| Record {
+    let mut out = Vec::with_capacity(cast.events.len() + 1);
+    out.push(start_record(&cast.header, session, start));
+    out.extend(
+        cast.events
+            .iter()
+            .map(|event| event_record(event.clone(), session, start)),
+    );
+    out
+}
+
+/// The `start` record of a cast whose recording started at `start_ns` (the header's
+/// `timestamp`, else a fallback chosen by the caller).
+pub fn start_record(header: &Header, session: &str, start_ns: u64) -> Record {
+    pty_record(
+        start_ns,
+        session,
+        PtyBody {
+            kind: PtyKind::Start,
+            data: header.raw.clone(),
+            command: header.command.clone(),
+            cwd: None,
+            term: header.term.clone(),
+            width: Some(header.width),
+            height: Some(header.height),
+            status: None,
+        },
+    )
+}
+
+/// The record of one event of a cast whose recording started at `start_ns`.
+pub fn event_record(event: Event, session: &str, start_ns: u64) -> Record {
+    pty_record(
+        start_ns.saturating_add(event.time_ns),
+        session,
+        PtyBody {
+            kind: event.kind,
+            data: event.data,
+            command: None,
+            cwd: None,
+            term: None,
+            width: event.size.map(|(w, _)| w),
+            height: event.size.map(|(_, h)| h),
+            status: event.status,
+        },
+    )
+}
+
+fn pty_record(ts: u64, session: &str, body: PtyBody) -> Record {
+    Record {
         ts,
         source: Source::Pty,
         session: Some(session.to_owned()),
         body: Body::Pty(body),
         redactions: 0,
-    };
-    let mut out = Vec::with_capacity(cast.events.len() + 1);
-    out.push(record(
-        start,
-        PtyBody {
-            kind: PtyKind::Start,
-            data: cast.header.raw.clone(),
-            command: cast.header.command.clone(),
-            cwd: None,
-            term: cast.header.term.clone(),
-            width: Some(cast.header.width),
-            height: Some(cast.header.height),
-            status: None,
-        },
-    ));
-    for event in &cast.events {
-        out.push(record(
-            start.saturating_add(event.time_ns),
-            PtyBody {
-                kind: event.kind,
-                data: event.data.clone(),
-                command: None,
-                cwd: None,
-                term: None,
-                width: event.size.map(|(w, _)| w),
-                height: event.size.map(|(_, h)| h),
-                status: event.status,
-            },
-        ));
     }
-    out
 }
 
 #[cfg(test)]

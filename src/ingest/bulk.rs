@@ -29,6 +29,8 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 
 use super::bounded::read_line_bounded;
+use super::asciicast::CastError;
+use super::cast_file::{self, CastFileError};
 use super::json_array::split_array;
 use super::payload::{hook_record, transcript_record};
 use super::redact::Redactor;
@@ -149,7 +151,8 @@ pub struct Ingester<'l, 's> {
     seals: Vec<SealReport>,
     started: Instant,
     pty_sessions: Option<BTreeSet<String>>,
-    redactor: Redactor,
+    /// Shared so a cast pass can redact while `push` borrows the ingester.
+    redactor: std::sync::Arc<Redactor>,
 }
 
 impl<'l, 's> Ingester<'l, 's> {
@@ -159,7 +162,7 @@ impl<'l, 's> Ingester<'l, 's> {
     /// [`IngestError::Log`] when sealing fails.
     pub fn new(lock: &'l mut StoreLock<'s>) -> Result<Self, IngestError> {
         lock.seal()?;
-        let redactor = Redactor::new(&lock.store().config().redaction);
+        let redactor = std::sync::Arc::new(Redactor::new(&lock.store().config().redaction));
         Ok(Self {
             redactor,
             lock,
@@ -372,49 +375,71 @@ impl<'l, 's> Ingester<'l, 's> {
     /// [`IngestError::Io`] when the file cannot be read; [`IngestError::Log`] when the store
     /// fails.
     pub fn ingest_cast(&mut self, path: &Path) -> Result<(), IngestError> {
-        let bytes = std::fs::read(path).map_err(|source| IngestError::Io {
+        let io = |source| IngestError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
-        self.summary.files += 1;
-        let cast = match super::asciicast::parse(&bytes) {
-            Ok(cast) => cast,
-            Err(error) => {
-                self.summary.files -= 1;
-                self.summary.skipped.push(SkippedFile {
-                    rejected: true,
-                    path: path.to_path_buf(),
-                    reason: format!(
-                        "invalid asciicast at {}:{}: {error}",
-                        path.display(),
-                        error.line()
-                    ),
-                });
+        };
+        // O_NONBLOCK: a file swapped for a FIFO after the walk must not block the open.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() {
+            return Err(io(std::io::Error::other(format!(
+                "not a regular file ({})",
+                special_kind(&meta.file_type())
+            ))));
+        }
+        let reject = |this: &mut Self, error: CastError| {
+            this.summary.skipped.push(SkippedFile {
+                rejected: true,
+                path: path.to_path_buf(),
+                reason: format!(
+                    "invalid asciicast at {}:{}: {error}",
+                    path.display(),
+                    error.line()
+                ),
+            });
+        };
+        let scan = match cast_file::scan(&mut file, &self.redactor) {
+            Ok(scan) => scan,
+            Err(CastFileError::Cast(error)) => {
+                reject(self, error);
                 return Ok(());
             }
+            Err(CastFileError::Io(source)) => return Err(io(source)),
         };
-        let session = super::asciicast::session_id(&bytes);
-        if self.pty_sessions()?.contains(&session) {
+        self.summary.files += 1;
+        if self.pty_sessions()?.contains(&scan.session) {
             self.summary.unchanged_files += 1;
             return Ok(());
         }
-        let mtime_ns = std::fs::metadata(path)
-            .and_then(|m| m.modified())
+        let mtime_ns = meta
+            .modified()
             .ok()
             .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             .map_or_else(crate::now_ns, |d| u64::try_from(d.as_nanos()).unwrap_or(0));
-        let mut records = super::asciicast::records(&cast, &session, mtime_ns);
-        // Output split across events is redacted as one stream; `push` then finds nothing more.
-        self.redactor.redact_pty_records(&mut records);
-        for record in records {
-            self.push(record)?;
-        }
-        self.summary.pty_records += cast.events.len() as u64 + 1;
-        self.summary.bytes += bytes.len() as u64;
+        let redactor = std::sync::Arc::clone(&self.redactor);
+        cast_file::records(&mut file, &scan, &redactor, mtime_ns, |record| {
+            self.push(record)
+        })
+        .map_err(|error| match error {
+            cast_file::PassError::Push(error) => error,
+            // The file changed between the passes: what was pushed stays (it is valid cast
+            // data), the rest is reported.
+            cast_file::PassError::File(CastFileError::Io(source)) => io(source),
+            cast_file::PassError::File(CastFileError::Cast(error)) => io(std::io::Error::other(
+                format!("the cast changed while it was read: line {}: {error}", error.line()),
+            )),
+        })?;
+        self.summary.pty_records += scan.events + 1;
+        self.summary.bytes += scan.bytes;
         if let Some(sessions) = self.pty_sessions.as_mut() {
-            sessions.insert(session);
+            sessions.insert(scan.session);
         }
-        (self.progress)(bytes.len() as u64);
+        (self.progress)(scan.bytes);
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 pub mod asciicast;
 pub mod bounded;
 pub mod bulk;
+pub mod cast_file;
 
 pub mod hook;
 pub mod json_array;
