@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Peak RSS of `hook`, `ingest`, `compact` and `record` on hostile inputs (issue 14 item 9):
 # a stream of zeros on the hook's stdin, a regular file of zeros without a newline, a single
-# line of SIZE bytes, and a file of SIZE bytes of short lines. Prints a Markdown table.
+# line of SIZE bytes, and files of LINES_SIZE bytes of short lines, of a JSON array of hook
+# payloads and of an asciicast. Prints a Markdown table.
 #
 #   nice cargo build --release && scripts/peak_rss.sh            # SIZE defaults to 1 GiB
 #   SIZE=$((256 << 20)) LINES_SIZE=$((64 << 20)) CTRACE_BIN=target/release/ctrace scripts/peak_rss.sh
 #
-# Needs GNU time (`/usr/bin/time -v`; Debian/Ubuntu package `time`). Uses 3 × SIZE of disk
+# Needs GNU time (`/usr/bin/time -v`; Debian/Ubuntu package `time`). Uses 2 × SIZE + 3 × LINES_SIZE of disk
 # under $TMPDIR for the inputs, plus the stores.
 set -euo pipefail
 
@@ -50,8 +51,21 @@ head -c "$SIZE" /dev/zero >"$zeros"
 } >"$line"
 { yes '{"type":"user","sessionId":"s","uuid":"u","message":{"content":"hello"}}' || true; } |
     head -c "$LINES_SIZE" >"$lines"
+array="$work/hooks.json"
+{
+    printf '[\n'
+    { yes '{"session_id":"s","hook_event_name":"PostToolUse","tool_name":"Bash"},' || true; } |
+        head -c "$LINES_SIZE"
+    printf '{"session_id":"s","hook_event_name":"Stop"}]\n'
+} >"$array"
+cast="$work/session.cast"
+{
+    printf '{"version": 2, "width": 80, "height": 24}\n'
+    { yes '[0.25, "o", "hello from the terminal\r\n"]' || true; } | head -c "$LINES_SIZE"
+    printf '\n[1.5, "o", "bye"]\n'
+} >"$cast"
 # Settled files: an unterminated last line is taken, not left waiting for more bytes.
-touch -d '1 hour ago' "$zeros" "$line" "$lines"
+touch -d '1 hour ago' "$zeros" "$line" "$lines" "$array" "$cast"
 
 echo "| command | input | peak RSS (MiB) | wall (s) | store |"
 echo "| --- | --- | ---: | ---: | ---: |"
@@ -71,6 +85,13 @@ for input in zeros line lines; do
     run "ingest" "$what" "$s" "$BIN" --store "$s" ingest --quiet "$work/$input.jsonl"
     run "compact" "the store above" "$s" "$BIN" --store "$s" compact
 done
+lines_human=$(numfmt --to=iec "$LINES_SIZE")
+s="$work/ingest-array"
+run "ingest" "$lines_human JSON array of hook payloads" "$s" "$BIN" --store "$s" ingest --quiet "$array"
+run "compact" "the store above" "$s" "$BIN" --store "$s" compact
+s="$work/ingest-cast"
+run "ingest" "$lines_human asciicast" "$s" "$BIN" --store "$s" ingest --quiet "$cast"
+run "compact" "the store above" "$s" "$BIN" --store "$s" compact
 s="$work/record"
 run "record" "$(numfmt --to=iec "$RECORD_SIZE") of zeros from the program" "$s" \
     "$BIN" --store "$s" record -- head -c "$RECORD_SIZE" /dev/zero

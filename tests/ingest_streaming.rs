@@ -119,3 +119,62 @@ fn a_file_of_zeros_without_a_newline_is_one_truncated_record() {
     );
     assert_eq!(records[1].origin.as_ref().unwrap().position, 100_001);
 }
+
+/// Issue 14 item 9: a hook log written as one JSON array is split while it streams: an element
+/// of ten times the limit holding a secret is stored as its redacted head with the size and
+/// SHA-256 of its text in the file, the elements around it are whole, a malformed tail is kept
+/// raw, and re-ingesting adds nothing.
+#[test]
+fn a_json_array_hook_log_streams_with_a_long_element_truncated() {
+    let sandbox = small_limit_sandbox();
+    let small = |n: u32| {
+        format!(
+            r#"{{"session_id":"j1","hook_event_name":"PostToolUse","tool_name":"Bash","n":{n}}}"#
+        )
+    };
+    let long = format!(
+        r#"{{"session_id":"j1","hook_event_name":"PreToolUse","tool_input":{{"command":"{} password: hunter2hunter2 {}"}}}}"#,
+        "a".repeat(1000),
+        "b".repeat(40_000)
+    );
+    let text = format!(
+        "[\n  {},\n  {long} ,\n  {}, {{\"session_id\":\"j1\",\"hook_event_name\":",
+        small(1),
+        small(2)
+    );
+    let file = sandbox.path("hooks.json");
+    std::fs::write(&file, &text).unwrap();
+    let summary = sandbox.ingest(&[&file]);
+    assert_eq!(summary.records, 4, "three elements and the malformed tail");
+    let stdout = sandbox.ok_stdout(&["cat", "--json"]);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let big = lines
+        .iter()
+        .find(|l| !l["body"]["truncated"].is_null())
+        .expect("the long element is flagged truncated");
+    assert_eq!(big["body"]["truncated"]["total_bytes"], long.len() as u64);
+    assert_eq!(
+        big["body"]["truncated"]["sha256"],
+        hex(&Sha256::digest(long.as_bytes())).as_str()
+    );
+    assert_eq!(big["body"]["origin"]["len"], long.len() as u64);
+    assert_eq!(
+        big["body"]["origin"]["position"],
+        text.find(&long).unwrap() as u64
+    );
+    let records = sandbox.cat(&[]);
+    let raws: Vec<&[u8]> = records.iter().map(|r| &r.raw[..]).collect();
+    assert!(raws.contains(&small(1).as_bytes()) && raws.contains(&small(2).as_bytes()));
+    assert!(
+        raws.contains(&&b"{\"session_id\":\"j1\",\"hook_event_name\":"[..]),
+        "the malformed tail is kept raw"
+    );
+    assert!(
+        !stdout.contains("hunter2"),
+        "the kept head of the long element is redacted"
+    );
+    assert_eq!(sandbox.ingest(&[&file]).records, 0);
+}

@@ -273,8 +273,10 @@ impl CastParser {
             return Ok(None);
         }
         let line_no = self.line_no;
-        let value: Value =
-            serde_json::from_slice(line).map_err(|error| CastError::Json { line: line_no, error })?;
+        let value: Value = serde_json::from_slice(line).map_err(|error| CastError::Json {
+            line: line_no,
+            error,
+        })?;
         let Some(version) = self.version else {
             let header = parse_header(line, value, line_no)?;
             self.version = Some(header.version);
@@ -295,9 +297,7 @@ impl CastParser {
     pub fn finish(&self) -> Result<(), CastError> {
         match self.version {
             Some(_) => Ok(()),
-            None => Err(CastError::Empty {
-                line: self.line_no,
-            }),
+            None => Err(CastError::Empty { line: self.line_no }),
         }
     }
 }

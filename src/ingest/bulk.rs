@@ -28,10 +28,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::bounded::read_line_bounded;
 use super::asciicast::CastError;
+use super::bounded::read_line_bounded;
 use super::cast_file::{self, CastFileError};
-use super::json_array::split_array;
+use super::json_file;
 use super::payload::{hook_record, transcript_record};
 use super::redact::Redactor;
 use crate::log::inbox::ProducerInbox;
@@ -430,9 +430,12 @@ impl<'l, 's> Ingester<'l, 's> {
             // The file changed between the passes: what was pushed stays (it is valid cast
             // data), the rest is reported.
             cast_file::PassError::File(CastFileError::Io(source)) => io(source),
-            cast_file::PassError::File(CastFileError::Cast(error)) => io(std::io::Error::other(
-                format!("the cast changed while it was read: line {}: {error}", error.line()),
-            )),
+            cast_file::PassError::File(CastFileError::Cast(error)) => {
+                io(std::io::Error::other(format!(
+                    "the cast changed while it was read: line {}: {error}",
+                    error.line()
+                )))
+            }
         })?;
         self.summary.pty_records += scan.events + 1;
         self.summary.bytes += scan.bytes;
@@ -566,12 +569,41 @@ impl<'l, 's> Ingester<'l, 's> {
                 self.lines(&source, kind)?
             }
             FileKind::HookArray | FileKind::HookObject => {
-                let mut bytes = Vec::with_capacity((len - start) as usize);
-                file.read_to_end(&mut bytes).map_err(io)?;
+                let bounds = json_file::Bounds {
+                    limit: self.lock.store().config().max_record_bytes(),
+                    margin: REDACTION_MARGIN_BYTES,
+                };
+                let mut push = |payload: json_file::Payload| {
+                    let origin = Origin {
+                        file: key.clone(),
+                        position: payload.position,
+                        len: payload.len,
+                    };
+                    let mut record = hook_record(payload.head, mtime_ns, None, Some(origin));
+                    if let Body::Hook(body) = &mut record.body
+                        && payload.truncated.is_some()
+                    {
+                        body.truncated = payload.truncated;
+                    }
+                    self.push(record)
+                };
                 if kind == FileKind::HookArray {
-                    self.array(&key, &bytes, cursor, mtime_ns)?
+                    json_file::array_payloads(&mut file, cursor, bounds, |payload| {
+                        push(payload).map_err(JsonStop::Push)
+                    })
+                    .map_err(|stop| match stop {
+                        JsonStop::Push(error) => error,
+                        JsonStop::Io(source) => io(source),
+                    })?
                 } else {
-                    self.object(&key, &bytes, cursor, mtime_ns)?
+                    match json_file::object_payload(&mut file, cursor, bounds).map_err(io)? {
+                        Some(payload) => {
+                            let end = payload.position + payload.len;
+                            push(payload)?;
+                            end
+                        }
+                        None => cursor,
+                    }
                 }
             }
         };
@@ -653,73 +685,6 @@ impl<'l, 's> Ingester<'l, 's> {
         Ok(end)
     }
 
-    fn array(
-        &mut self,
-        key: &str,
-        bytes: &[u8],
-        cursor: u64,
-        mtime_ns: u64,
-    ) -> Result<u64, IngestError> {
-        let split = split_array(bytes);
-        let mut end = cursor;
-        for &(s, e) in &split.elements {
-            if (s as u64) < cursor {
-                continue;
-            }
-            let origin = Origin {
-                file: key.to_owned(),
-                position: s as u64,
-                len: (e - s) as u64,
-            };
-            end = e as u64;
-            self.push(hook_record(
-                bytes[s..e].to_vec(),
-                mtime_ns,
-                None,
-                Some(origin),
-            ))?;
-        }
-        if let Some(broken) = split.broken_at {
-            // Keep what could not be split, raw, as one malformed payload.
-            let tail = &bytes[broken.min(bytes.len())..];
-            let lead = tail.iter().take_while(|b| b.is_ascii_whitespace()).count();
-            let rest = trim_ws(tail);
-            let position = (broken + lead) as u64;
-            if !rest.is_empty() && position >= cursor {
-                let origin = Origin {
-                    file: key.to_owned(),
-                    position,
-                    len: rest.len() as u64,
-                };
-                end = position + rest.len() as u64;
-                self.push(hook_record(rest.to_vec(), mtime_ns, None, Some(origin)))?;
-            }
-        }
-        Ok(end)
-    }
-
-    fn object(
-        &mut self,
-        key: &str,
-        bytes: &[u8],
-        cursor: u64,
-        mtime_ns: u64,
-    ) -> Result<u64, IngestError> {
-        let lead = bytes.iter().take_while(|b| b.is_ascii_whitespace()).count();
-        let body = trim_ws(&bytes[lead..]);
-        let end = (lead + body.len()) as u64;
-        if body.is_empty() || end <= cursor {
-            return Ok(cursor);
-        }
-        let origin = Origin {
-            file: key.to_owned(),
-            position: lead as u64,
-            len: body.len() as u64,
-        };
-        self.push(hook_record(body.to_vec(), mtime_ns, None, Some(origin)))?;
-        Ok(end)
-    }
-
     /// Seals what was ingested and returns the summary and the seals done.
     ///
     /// # Errors
@@ -728,6 +693,18 @@ impl<'l, 's> Ingester<'l, 's> {
         self.seal()?;
         self.summary.elapsed_ns = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(0);
         Ok((self.summary, self.seals))
+    }
+}
+
+/// Why a streaming pass over a JSON hook log stopped: the file, or storing a payload.
+enum JsonStop {
+    Io(std::io::Error),
+    Push(IngestError),
+}
+
+impl From<std::io::Error> for JsonStop {
+    fn from(error: std::io::Error) -> Self {
+        Self::Io(error)
     }
 }
 
@@ -800,18 +777,6 @@ fn first_timestamp(bytes: &[u8], before: usize) -> Option<u64> {
     None
 }
 
-fn trim_ws(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &bytes[start..end.max(start)]
-}
-
 fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
@@ -878,7 +843,7 @@ fn detect(path: &Path, head: &[u8], named: bool) -> Option<FileKind> {
     if extension(path).as_deref() == Some("json") {
         return match first {
             Some(b'[') => {
-                let split = split_array(head);
+                let split = super::json_array::split_array(head);
                 let payload = split.elements.first().is_some_and(|&(s, e)| {
                     serde_json::from_slice::<serde_json::Value>(&head[s..e])
                         .map(|v| looks_like_payload(&v))

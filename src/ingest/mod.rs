@@ -8,6 +8,7 @@ pub mod cast_file;
 
 pub mod hook;
 pub mod json_array;
+pub mod json_file;
 pub mod payload;
 pub mod redact;
 pub mod tail;
