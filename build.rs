@@ -16,10 +16,11 @@
 //!    constructor; the C library stays shared. Applies when the C compiler knows `libgcc_eh.a`
 //!    (GCC); set `CTRACE_SHARED_LIBGCC=1` at build time to link `libgcc_s.so.1` as usual.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
+    corpus_cfg();
     println!("cargo::rerun-if-env-changed=CTRACE_PIE");
     println!("cargo::rerun-if-env-changed=CTRACE_SHARED_LIBGCC");
     println!("cargo::rerun-if-env-changed=CC");
@@ -53,6 +54,35 @@ fn main() {
 }
 
 /// Whether the environment variable is set to something other than empty or `0`.
+/// Sets `cfg(corpus_missing)` when the real-data corpus the tests read is absent, so that its
+/// tests are reported as `ignored` with the reason, counted in `cargo test`'s summary line,
+/// rather than passing silently. Never under `CI=true`: there a missing corpus fails the tests
+/// (`tests/common/mod.rs`).
+fn corpus_cfg() {
+    println!("cargo::rustc-check-cfg=cfg(corpus_missing)");
+    println!("cargo::rerun-if-env-changed=CTRACE_CORPUS");
+    println!("cargo::rerun-if-env-changed=CI");
+    let corpus = match std::env::var_os("CTRACE_CORPUS").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default())
+            .join("../shared/corpus"),
+    };
+    println!("cargo::rerun-if-changed={}", corpus.join("hooks").display());
+    println!(
+        "cargo::rerun-if-changed={}",
+        corpus.join("transcripts").display()
+    );
+    let present = corpus.join("hooks").is_dir() && corpus.join("transcripts").is_dir();
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    if !present && !ci {
+        println!("cargo::rustc-cfg=corpus_missing");
+        println!(
+            "cargo::warning=corpus not found at {}: its tests are ignored (set CTRACE_CORPUS)",
+            corpus.display()
+        );
+    }
+}
+
 fn env_flag(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
 }

@@ -484,3 +484,71 @@ fn bad_encryption_arguments_are_refused() {
         assert!(!file.exists(), "{extra:?} wrote {file_arg}");
     }
 }
+
+/// Issue 14, "Encrypted exports": an SSH ed25519 public key as `--encrypt-to` and its private
+/// key (OpenSSH format, as `ssh-keygen` writes it, no passphrase) as `--identity` round-trip
+/// every record; another SSH key is refused and the store stays unchanged.
+#[test]
+fn ssh_key_round_trip() {
+    let sandbox = Sandbox::new();
+    let a = sandbox.path("a");
+    build_store(&a);
+    let keygen = |name: &str| {
+        let path = sandbox.path(name);
+        let status = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "ctrace-test", "-f"])
+            .arg(&path)
+            .status()
+            .expect("ssh-keygen (package openssh-client) runs");
+        assert!(status.success());
+        let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+        (path, public.trim().to_owned())
+    };
+    let (private, public) = keygen("id_ed25519");
+    let (other, _) = keygen("other_ed25519");
+    let file = sandbox.path("ssh.tar.zst.age");
+    let file_arg = file.to_str().unwrap();
+    ok_in(
+        &sandbox,
+        &a,
+        &["export", "--encrypt-to", &public, "-o", file_arg],
+        &[],
+    );
+    assert!(!contains(&std::fs::read(&file).unwrap(), CANARY.as_bytes()));
+
+    let b = target_store(&sandbox, "b");
+    let before = store_files(&b);
+    let refused = run_in(
+        &sandbox,
+        &b,
+        &["import", "--identity", other.to_str().unwrap(), file_arg],
+        &[],
+    );
+    assert!(!refused.status.success(), "a foreign SSH key decrypts");
+    assert_eq!(
+        store_files(&b),
+        before,
+        "a refused import changed the store"
+    );
+
+    let c = sandbox.path("c");
+    let out = ok_in(
+        &sandbox,
+        &c,
+        &[
+            "import",
+            "--json",
+            "--identity",
+            private.to_str().unwrap(),
+            file_arg,
+        ],
+        &[],
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["added"], 61);
+    assert_eq!(
+        records_without_offsets(&sandbox, &c),
+        records_without_offsets(&sandbox, &a)
+    );
+    assert_eq!(leftovers(&sandbox), Vec::<String>::new());
+}

@@ -113,6 +113,10 @@ fn filters_limits_and_exit_codes() {
 }
 
 #[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
 fn corpus_count_equals_a_scan_of_payloads() {
     let Some(corpus) = common::corpus() else {
         return;

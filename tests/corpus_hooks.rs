@@ -31,6 +31,10 @@ fn payload_files(corpus: &std::path::Path) -> Vec<PathBuf> {
 }
 
 #[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
 fn every_corpus_payload_through_ctrace_hook() {
     let Some(corpus) = common::corpus() else {
         return;

@@ -207,6 +207,10 @@ fn expected_files(corpus: &Path, dirs: &[&str]) -> Vec<SourceFile> {
 }
 
 #[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
 fn ingest_whole_corpus() {
     let Some(corpus) = common::corpus() else {
         return;
@@ -397,6 +401,10 @@ fn ingest_whole_corpus() {
 
 /// Transcript lines land in the session their `sessionId` names (subagent files included).
 #[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
 fn corpus_sessions_group_main_and_subagent_files() {
     let Some(corpus) = common::corpus() else {
         return;
@@ -449,6 +457,10 @@ fn append(path: &Path, bytes: &[u8]) {
 }
 
 #[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
 fn grown_file_adds_only_new_lines() {
     let Some(corpus) = common::corpus() else {
         return;
@@ -583,6 +595,10 @@ fn settled_unterminated_invalid_line_is_stored_flagged() {
 /// `bytes` in the summary is "source bytes consumed"; a re-ingest that adds nothing should
 /// consume nothing. JSON array / object files are re-read whole and counted again.
 #[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
 fn reingest_of_unchanged_files_consumes_no_bytes() {
     let Some(corpus) = common::corpus() else {
         return;

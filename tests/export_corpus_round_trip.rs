@@ -107,6 +107,10 @@ fn same_search(sandbox: &Sandbox, a: &Path, b: &Path, query: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
 fn corpus_store_round_trips_through_an_archive() {
     let Some(corpus) = corpus() else { return };
     let sandbox = Sandbox::new();

@@ -55,6 +55,10 @@ fn contains_word(text: &str, lower_words: &BTreeSet<String>, word: &str) -> bool
 }
 
 #[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
 fn search_equals_whole_word_scan_of_extracted_text() {
     let Some(corpus) = common::corpus() else {
         return;

@@ -87,6 +87,10 @@ fn kill_when(sandbox: &Sandbox, args: &[&str], ready: impl Fn() -> bool) -> bool
 }
 
 #[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
 fn reindex_killed_mid_way_resumes_on_search() {
     let Some(corpus) = common::corpus() else {
         return;
@@ -114,6 +118,10 @@ fn reindex_killed_mid_way_resumes_on_search() {
 }
 
 #[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
 fn catch_up_killed_mid_way_leaves_the_checkpoint_and_resumes() {
     let Some(corpus) = common::corpus() else {
         return;

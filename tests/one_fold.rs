@@ -155,6 +155,10 @@ fn json(sandbox: &Sandbox, args: &[&str]) -> Value {
 }
 
 #[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
 fn show_tree_and_views_agree_on_every_corpus_session() {
     let Some(corpus) = common::corpus() else {
         return;

@@ -39,6 +39,12 @@ fn positives() -> Vec<(&'static str, String, String)> {
         ),
         ("anthropic_api_key", format!("key:\\n{ant} done\n"), ant),
         (
+            "age_secret_key",
+            "# created: 2026-12-05\nAGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZ5HAQ3L\n"
+                .into(),
+            "AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZ5HAQ3L".into(),
+        ),
+        (
             "openai_api_key",
             format!("OPENAI_API_KEY={oai}\n"),
             oai.clone(),
@@ -168,6 +174,10 @@ fn positives() -> Vec<(&'static str, String, String)> {
 fn negatives() -> Vec<(&'static str, String)> {
     vec![
         ("anthropic_api_key", "sk-ant-short is not a key\n".into()),
+        (
+            "age_secret_key",
+            "age-keygen prints AGE-SECRET-KEY-1 keys\n".into(),
+        ),
         (
             "openai_api_key",
             "the task-abcdefghijklmnopqrstuvwxyz0123 ran\n".into(),

@@ -340,6 +340,10 @@ fn generated_sessions_fold_the_same_in_any_batch_size() {
 }
 
 #[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
 fn corpus_folds_the_same_in_any_batch_size() {
     let Some(corpus) = common::corpus() else {
         return;

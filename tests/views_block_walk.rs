@@ -100,6 +100,10 @@ fn v3_fixture_blocks_walk_like_read_block() {
 }
 
 #[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
 fn corpus_blocks_walk_like_read_block() {
     let Some(corpus) = common::corpus() else {
         return;

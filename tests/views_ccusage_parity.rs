@@ -33,6 +33,10 @@ fn ccusage() -> Option<PathBuf> {
 type Tokens = [u64; 4];
 
 #[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
 fn cost_by_session_matches_ccusage() {
     let Some(corpus) = common::corpus() else {
         return;

@@ -23,6 +23,10 @@ fn outputs(sandbox: &Sandbox) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
 fn passes_and_kills_equal_a_rebuild() {
     let Some(corpus) = common::corpus() else {
         return;

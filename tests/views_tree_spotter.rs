@@ -63,6 +63,10 @@ fn walk<'a>(
 }
 
 #[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
 fn spotter_tool_calls_pair_and_subagents_nest() {
     let Some(corpus) = common::corpus() else {
         return;

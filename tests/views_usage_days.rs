@@ -61,6 +61,10 @@ fn cost_tables(sandbox: &Sandbox) -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
 fn per_day_sums_follow_usage() {
     let Some(corpus) = common::corpus() else {
         return;

@@ -276,29 +276,29 @@ fn write_table(
 ) -> anyhow::Result<()> {
     let header = by.key_name().to_uppercase();
     // Grouped by model, the key is the model: no second model column.
-    let (mw, model_header) = if matches!(by, GroupBy::Model) {
-        (0, "")
-    } else {
-        (28, "MODEL")
+    let with_model = !matches!(by, GroupBy::Model);
+    let mut columns = vec![header.as_str()];
+    if with_model {
+        columns.push("MODEL");
+    }
+    columns.extend(["INPUT", "OUTPUT", "CACHE WRITE", "CACHE READ", "USD"]);
+    let first_number = columns.len() - 5;
+    let right: Vec<usize> = (first_number..columns.len()).collect();
+    let mut table = super::table::plain(&columns, &right);
+    let row = |key: &str, model: &str, tokens: &TokenCounts, usd: String| {
+        let mut cells = vec![key.to_owned()];
+        if with_model {
+            cells.push(model.to_owned());
+        }
+        cells.extend([
+            tokens.input.to_string(),
+            tokens.output.to_string(),
+            tokens.cache_creation.to_string(),
+            tokens.cache_read.to_string(),
+            usd,
+        ]);
+        cells
     };
-    let width = report
-        .rows
-        .iter()
-        .map(|r| r.key.chars().count())
-        .max()
-        .unwrap_or(0)
-        .clamp(header.len(), 60);
-    writeln!(
-        out,
-        "{header:<width$}  {:<mw$}{}{:>12}  {:>12}  {:>14}  {:>14}  {:>10}",
-        model_header,
-        if mw == 0 { "" } else { "  " },
-        "INPUT",
-        "OUTPUT",
-        "CACHE WRITE",
-        "CACHE READ",
-        "USD"
-    )?;
     let mut total = TokenCounts::default();
     let mut priced = 0.0;
     let mut any_unpriced = false;
@@ -308,36 +308,11 @@ fn write_table(
             [first, rest @ ..] => format!("{first} +{}", rest.len()),
             [] => String::new(),
         };
-        writeln!(
-            out,
-            "{:<width$}  {:<mw$}{}{:>12}  {:>12}  {:>14}  {:>14}  {:>10}",
-            m.key,
-            if breakdown || mw == 0 {
-                ""
-            } else {
-                models.as_str()
-            },
-            if mw == 0 { "" } else { "  " },
-            m.tokens.input,
-            m.tokens.output,
-            m.tokens.cache_creation,
-            m.tokens.cache_read,
-            usd(m.cost)
-        )?;
+        let model = if breakdown { "" } else { models.as_str() };
+        table.add_row(row(&m.key, model, &m.tokens, usd(m.cost)));
         if breakdown {
             for r in report.rows.iter().filter(|r| r.key == m.key) {
-                writeln!(
-                    out,
-                    "{:<width$}  {:<mw$}{}{:>12}  {:>12}  {:>14}  {:>14}  {:>10}",
-                    "",
-                    if mw == 0 { "" } else { r.model.as_str() },
-                    if mw == 0 { "" } else { "  " },
-                    r.tokens.input,
-                    r.tokens.output,
-                    r.tokens.cache_creation,
-                    r.tokens.cache_read,
-                    usd(r.cost_usd)
-                )?;
+                table.add_row(row("", &r.model, &r.tokens, usd(r.cost_usd)));
             }
         }
         total.add(&m.tokens);
@@ -346,22 +321,13 @@ fn write_table(
             None => any_unpriced = true,
         }
     }
-    writeln!(
-        out,
-        "{:<width$}  {:<mw$}{}{:>12}  {:>12}  {:>14}  {:>14}  {:>10}",
-        "TOTAL",
-        "",
-        if mw == 0 { "" } else { "  " },
-        total.input,
-        total.output,
-        total.cache_creation,
-        total.cache_read,
-        if any_unpriced {
-            format!("${priced:.2}+unpriced")
-        } else {
-            usd(Some(priced))
-        }
-    )?;
+    let total_usd = if any_unpriced {
+        format!("${priced:.2}+unpriced")
+    } else {
+        usd(Some(priced))
+    };
+    table.add_row(row("TOTAL", "", &total, total_usd));
+    writeln!(out, "{}", super::table::render(&table))?;
     writeln!(out, "prices: {}", report.price_table)?;
     if !report.unpriced.is_empty() {
         let list: Vec<String> = report

@@ -29,6 +29,7 @@ pub mod search;
 pub mod sessions;
 pub mod show;
 pub mod stats;
+mod table;
 pub mod tasks;
 pub mod time;
 pub mod tree;

@@ -231,11 +231,13 @@ pub fn run(store: &Store, args: &SessionsArgs) -> anyhow::Result<i32> {
         )?;
         return Ok(0);
     }
-    writeln!(
-        out,
-        "{:<36}  {:<24}  {:>8}  {:>6}  {:>6}  {:>5}  {:<11}  {:<11}  {:<30}  MODELS",
-        "SESSION", "LAST", "DURATION", "HOOKS", "LINES", "TOOLS", "STATUS", "LINKED", "PROJECT"
-    )?;
+    let mut table = super::table::plain(
+        &[
+            "SESSION", "LAST", "DURATION", "HOOKS", "LINES", "TOOLS", "STATUS", "LINKED",
+            "PROJECT", "MODELS",
+        ],
+        &[2, 3, 4, 5],
+    );
     for s in &sessions {
         let project = s.project.clone().unwrap_or_default();
         let project = if project.chars().count() > 30 {
@@ -262,20 +264,23 @@ pub fn run(store: &Store, args: &SessionsArgs) -> anyhow::Result<i32> {
             }
             None => String::new(),
         };
-        writeln!(
-            out,
-            "{:<36}  {:<24}  {:>8}  {:>6}  {:>6}  {:>5}  {:<11}  {:<11}  {:<30}  {}",
-            s.session,
-            s.last,
+        table.add_row(vec![
+            s.session.clone(),
+            s.last.clone(),
             format_duration(s.duration_ns),
-            s.records.get("hook").copied().unwrap_or(0),
-            s.records.get("transcript").copied().unwrap_or(0),
-            s.tool_calls,
-            s.status,
+            s.records.get("hook").copied().unwrap_or(0).to_string(),
+            s.records
+                .get("transcript")
+                .copied()
+                .unwrap_or(0)
+                .to_string(),
+            s.tool_calls.to_string(),
+            s.status.to_string(),
             linked,
             project,
-            s.models.iter().cloned().collect::<Vec<_>>().join(",")
-        )?;
+            s.models.iter().cloned().collect::<Vec<_>>().join(","),
+        ]);
     }
+    writeln!(out, "{}", super::table::render(&table))?;
     Ok(0)
 }

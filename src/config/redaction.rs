@@ -215,6 +215,15 @@ pub const DEFAULT_RULES: &[DefaultRule] = &[
         literals: &["sk-ant-"],
     },
     DefaultRule {
+        // age (https://age-encryption.org/v1) X25519 and post-quantum identities: Bech32 with
+        // the HRP `AGE-SECRET-KEY-` (or `AGE-SECRET-KEY-PQ-`), upper case as `age-keygen`
+        // prints them. `ctrace export --encrypt-to` users keep these files beside their work.
+        name: "age_secret_key",
+        pattern: r"AGE-SECRET-KEY-(?:PQ-)?1[0-9A-Za-z]{20,}",
+        replacement: "[REDACTED:age_secret_key]",
+        literals: &["AGE-SECRET-KEY-"],
+    },
+    DefaultRule {
         name: "openai_api_key",
         pattern: r"(^|[^A-Za-z0-9_\-]|\\[nrtbf])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
         replacement: "${1}[REDACTED:openai_api_key]",
