@@ -228,6 +228,12 @@ pub struct HookBody {
     /// bytes only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated: Option<Truncated>,
+    /// Set when the record's `ts` is only when the payload reached the store, not when the hook
+    /// fired: a payload read from a hook log (`origin` set) that carries no logger time
+    /// (`timestamp`, `logged_at`) gets the log file's modification time. Views never take a
+    /// session's, turn's or span's time from such a record (issue 15, "Fidelity").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub arrival_time: bool,
     /// The payload bytes exactly as received (the first bytes of them when `truncated`).
     #[serde(with = "serde_bytes")]
     pub raw: Vec<u8>,

@@ -177,17 +177,18 @@ pub fn hook_record(
     let parsed = parse_lenient(&raw);
     let map = parsed.object.unwrap_or_default();
     // Payloads read from hook logs may carry the logger's time; live hooks use capture time.
-    let ts = if origin.is_some() {
-        ["timestamp", "logged_at"]
-            .iter()
-            .find_map(|k| {
-                map.get(*k)
-                    .and_then(Value::as_str)
-                    .and_then(parse_timestamp)
-            })
-            .unwrap_or(ts)
-    } else {
-        ts
+    // A logged payload without one only has the time it was read: marked as such.
+    let logged = origin.is_some().then(|| {
+        ["timestamp", "logged_at"].iter().find_map(|k| {
+            map.get(*k)
+                .and_then(Value::as_str)
+                .and_then(parse_timestamp)
+        })
+    });
+    let (ts, arrival_time) = match logged {
+        Some(Some(logged)) => (logged, false),
+        Some(None) => (ts, true),
+        None => (ts, false),
     };
     let body = HookBody {
         event: string(&map, "hook_event_name"),
@@ -203,6 +204,7 @@ pub fn hook_record(
         malformed: parsed.malformed,
         origin,
         truncated: None,
+        arrival_time,
         raw,
     };
     Record {
