@@ -166,7 +166,7 @@ pub fn record(store: &Store, options: &RecordOptions) -> Result<Recording, Recor
             return Err(e);
         }
     };
-    let (reader, pty_writer) = pty_io(pair.master.as_ref())?;
+    let io = pty_io(pair.master.as_ref())?;
 
     let raw = raw_mode_guard().map_err(RecordError::RawMode)?;
 
@@ -178,10 +178,16 @@ pub fn record(store: &Store, options: &RecordOptions) -> Result<Recording, Recor
     // PTY → stdout and the writer.
     let (output_done, output_finished) = std::sync::mpsc::channel::<()>();
     let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    spawn_output(reader, events.clone(), progress.clone(), output_done, clock);
+    spawn_output(
+        io.reader,
+        events.clone(),
+        progress.clone(),
+        output_done,
+        clock,
+    );
 
     // stdin → PTY (and the writer with --input).
-    spawn_input(pty_writer, events.clone(), options.input, clock);
+    spawn_input(io.writer, events.clone(), options.input, clock);
 
     // Signals: window size changes and termination requests.
     spawn_signals(pair.master, events.clone(), child.process_id(), clock);
@@ -271,13 +277,17 @@ fn spawn_child(
     })
 }
 
+/// The two ends of a PTY master: what the child writes, and where its input goes.
+struct PtyIo {
+    reader: Box<dyn Read + Send>,
+    writer: Box<dyn Write + Send>,
+}
+
 /// The PTY master's reading and writing ends.
 ///
 /// # Errors
 /// [`RecordError::Pty`] when either cannot be had.
-fn pty_io(
-    master: &(dyn MasterPty + Send),
-) -> Result<(Box<dyn Read + Send>, Box<dyn Write + Send>), RecordError> {
+fn pty_io(master: &(dyn MasterPty + Send)) -> Result<PtyIo, RecordError> {
     let reader = master.try_clone_reader().map_err(|e| RecordError::Pty {
         action: "clone reader",
         source: e.into(),
@@ -286,7 +296,7 @@ fn pty_io(
         action: "take writer",
         source: e.into(),
     })?;
-    Ok((reader, writer))
+    Ok(PtyIo { reader, writer })
 }
 
 /// Starts the output thread: PTY → stdout (unbuffered), and each chunk to the writer.
