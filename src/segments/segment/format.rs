@@ -144,12 +144,23 @@ pub fn parse_segment(
     file: &[u8],
 ) -> Result<(Footer, Vec<BlockMeta>), SegmentError> {
     let footer = decode_footer(segment, file)?;
+    let version = check_header(segment, file, &footer)?;
+    let blocks = read_index(segment, file, &footer)?;
+    check_tiling(segment, version, &footer, &blocks)?;
+    Ok((footer, blocks))
+}
+
+/// Checks the segment header of `file` against `footer`; returns the format version.
+///
+/// # Errors
+/// [`SegmentError::Corrupt`], [`SegmentError::ChecksumMismatch`] or
+/// [`SegmentError::UnsupportedVersion`], naming the byte position.
+fn check_header(segment: SegmentId, file: &[u8], footer: &Footer) -> Result<u32, SegmentError> {
     let corrupt = |position: u64, what: &'static str| SegmentError::Corrupt {
         segment,
         position,
         what,
     };
-    // Header.
     let header = &file[..8 + HEADER_CONTENT_BYTES];
     if header[..8] != skippable_header(HEADER_FRAME_MAGIC, HEADER_CONTENT_BYTES) {
         return Err(corrupt(0, "header frame header"));
@@ -183,7 +194,23 @@ pub fn parse_segment(
     if base != footer.base_offset.0 || (segment.0 != base && segment.0 != u64::MAX) {
         return Err(corrupt(24, "base offset"));
     }
-    // Index.
+    Ok(version)
+}
+
+/// Reads the block index that `footer` locates in `file` and checks its frame and CRC.
+///
+/// # Errors
+/// [`SegmentError::Corrupt`] or [`SegmentError::ChecksumMismatch`], naming the byte position.
+fn read_index(
+    segment: SegmentId,
+    file: &[u8],
+    footer: &Footer,
+) -> Result<Vec<BlockMeta>, SegmentError> {
+    let corrupt = |position: u64, what: &'static str| SegmentError::Corrupt {
+        segment,
+        position,
+        what,
+    };
     let footer_at = (file.len() - FOOTER_FRAME_BYTES) as u64;
     let index_end = footer
         .index_position
@@ -220,6 +247,25 @@ pub fn parse_segment(
         .chunks_exact(INDEX_ENTRY_BYTES)
         .map(BlockMeta::decode)
         .collect();
+    Ok(blocks)
+}
+
+/// Checks that `blocks` tile the file between header and index, with the offsets format
+/// `version` allows, and add up to the footer's totals.
+///
+/// # Errors
+/// [`SegmentError::Corrupt`] naming the first block entry that does not fit.
+fn check_tiling(
+    segment: SegmentId,
+    version: u32,
+    footer: &Footer,
+    blocks: &[BlockMeta],
+) -> Result<(), SegmentError> {
+    let corrupt = |position: u64, what: &'static str| SegmentError::Corrupt {
+        segment,
+        position,
+        what,
+    };
     // Blocks must tile the file between header and index, with dense offsets (version 1) or
     // ascending, non-overlapping dense runs (version 2).
     let sparse = version == SPARSE_FORMAT_VERSION || version == COLUMNAR_SPARSE_FORMAT_VERSION;
@@ -227,7 +273,7 @@ pub fn parse_segment(
     let mut offset = footer.base_offset.0;
     let mut raw = 0u64;
     let mut records = 0u64;
-    for block in &blocks {
+    for block in blocks {
         let offset_ok = if sparse {
             block.first_offset.0 >= offset
         } else {
@@ -251,5 +297,5 @@ pub fn parse_segment(
     {
         return Err(corrupt(footer.index_position, "block index totals"));
     }
-    Ok((footer, blocks))
+    Ok(())
 }
