@@ -132,13 +132,7 @@ pub fn record(store: &Store, options: &RecordOptions) -> Result<Recording, Recor
         width,
         height,
     };
-    let mut start = pty_record(&session, start_ts, start.into_body(start_ts));
-    writer.redactor.redact_record(&mut start);
-    writer.push(&start);
-    writer.flush();
-    if let Some(error) = writer.error.take() {
-        return Err(error.into());
-    }
+    write_start(&mut writer, &session, start_ts, start)?;
 
     let pair = open_pty(width, height)?;
     let spawned = spawn_child(
@@ -152,17 +146,7 @@ pub fn record(store: &Store, options: &RecordOptions) -> Result<Recording, Recor
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
-            // Close the session: it never ran.
-            writer.push(&pty_record(
-                &session,
-                clock.now(),
-                PtyBody {
-                    status: Some(126),
-                    data: b"126".to_vec(),
-                    ..body(PtyKind::Exit)
-                },
-            ));
-            writer.close();
+            close_unstarted(writer, &session, clock.now());
             return Err(e);
         }
     };
@@ -467,4 +451,38 @@ fn drain_output(progress: &AtomicU64, output_finished: &Receiver<()>) {
             }
         }
     }
+}
+
+/// Writes and flushes the `start` record (redacted like every record) before the child runs.
+///
+/// # Errors
+/// The store's error when the record cannot be written.
+fn write_start(
+    writer: &mut Writer,
+    session: &str,
+    ts: u64,
+    start: StartInfo<'_>,
+) -> Result<(), RecordError> {
+    let mut start = pty_record(session, ts, start.into_body(ts));
+    writer.redactor.redact_record(&mut start);
+    writer.push(&start);
+    writer.flush();
+    match writer.error.take() {
+        Some(error) => Err(error.into()),
+        None => Ok(()),
+    }
+}
+
+/// Closes a session whose child never ran: an `exit` record with status 126 at `ts`.
+fn close_unstarted(mut writer: Writer, session: &str, ts: u64) {
+    writer.push(&pty_record(
+        session,
+        ts,
+        PtyBody {
+            status: Some(126),
+            data: b"126".to_vec(),
+            ..body(PtyKind::Exit)
+        },
+    ));
+    writer.close();
 }
