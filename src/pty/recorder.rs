@@ -15,7 +15,10 @@ use portable_pty::{
 };
 
 use super::writer::{Clock, Event, Writer, body, pty_record};
-use super::*;
+use super::{
+    CHANNEL_CHUNKS, CHUNK_BYTES, DRAIN_QUIET, PTY_SESSION_ENV, RecordError, RecordOptions,
+    Recording, command_line, new_session_id, raw_mode_guard, resolve_program, terminal_size,
+};
 use crate::log::Store;
 use crate::model::{PtyBody, PtyKind};
 

@@ -4,7 +4,7 @@
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Instant;
 
-use super::*;
+use super::{FLUSH_AFTER, FLUSH_BYTES, ROLL_AFTER, ROLL_BYTES};
 use crate::ingest::redact::{Redactor, StreamRedactor};
 use crate::log::inbox::ProducerInbox;
 use crate::log::{LogError, Store};

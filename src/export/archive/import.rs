@@ -3,10 +3,17 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::read::read_members;
-use super::*;
+use super::{
+    ArchiveError, ArchiveManifest, CHUNK_DIR, IMPORT_ROLL_BYTES, MemberEntry, for_each_sealed,
+    sha256_hex, split_chunk,
+};
+use crate::log::SealReport;
+use crate::log::StoreLock;
+use crate::log::read::TimeRange;
 
 /// What an import did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -31,10 +31,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::log::read::TimeRange;
-use crate::log::{LogError, SealReport, Snapshot, StoreLock};
-use crate::model::RecordHead;
-use crate::segments::Offset;
+use crate::log::LogError;
 
 mod import;
 mod read;

@@ -5,7 +5,10 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
-use super::*;
+use super::{
+    ArchiveError, ArchiveHeader, CHUNK_DIR, FORMAT_NAME, FORMAT_VERSION, HEADER_MEMBER,
+    MANIFEST_MEMBER, MANIFEST_SUM_MEMBER, MAX_MEMBER_BYTES, ZSTD_MAGIC,
+};
 
 /// A reader that counts the bytes read through it.
 pub(super) struct Counting<R> {

@@ -3,7 +3,10 @@
 use std::path::Path;
 
 use super::read::{check_header, read_members};
-use super::*;
+use super::{
+    ArchiveError, ArchiveManifest, CHUNK_DIR, FORMAT_VERSION, HEADER_MEMBER, MANIFEST_MEMBER,
+    MANIFEST_SUM_MEMBER, check_member_name, sha256_hex, split_chunk,
+};
 use crate::model::Record;
 
 /// A member as read: its name, size, SHA-256 and, for a chunk, its record count and the

@@ -1,12 +1,23 @@
 //! Writing an archive: [`ArchiveWriter`] (members, chunks, manifest) and [`export`] of a
 //! store's sealed records.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::*;
+use super::{
+    ArchiveError, ArchiveHeader, ArchiveManifest, CHUNK_BYTES, CHUNK_DIR, FORMAT_NAME,
+    FORMAT_VERSION, HEADER_MEMBER, MANIFEST_MEMBER, MANIFEST_SUM_MEMBER, MemberEntry, Selection,
+    ZSTD_LEVEL, max_opt, min_opt, sha256_hex,
+};
+use crate::log::LogError;
+use crate::log::Snapshot;
+use crate::log::read::TimeRange;
+use crate::model::RecordHead;
+use crate::segments::Offset;
 
 /// Writes an archive to `out` as records are added.
 pub struct ArchiveWriter<W: Write> {

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::decode::payload_ts;
 use super::decode::{EntrySource, Fields, Loc};
-use super::*;
+use super::{BlockDecodeError, KIND_HOOK, SLOT_SESSION};
 use crate::model::{Malformed, Source, Usage};
 
 impl Fields {

@@ -3,7 +3,11 @@
 
 use super::borrowed::{BodyRef, OriginRef, RecordRef};
 use super::decode::payload_ts;
-use super::*;
+use super::{
+    BLOCK_MAGIC, KIND_HOOK, KIND_OPAQUE, KIND_TRANSCRIPT, KIND_TS_FROM_PAYLOAD, SLOT_FILE,
+    SLOT_SESSION, SLOTS, STR_LIT, STR_NONE, STR_REF, STR_REF_END, STR_SAME, find, malformed_code,
+    put_varint, zigzag,
+};
 
 // --- encoding ---------------------------------------------------------------------------------
 

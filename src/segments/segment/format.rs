@@ -1,7 +1,14 @@
 //! The byte layout of a segment's header, block index and footer: encoding, decoding and
 //! the validation of a whole file before any block is handed out.
 
-use super::*;
+use super::{
+    BlockMeta, COLUMNAR_SPARSE_FORMAT_VERSION, FOOTER_CONTENT_BYTES, FOOTER_FRAME_BYTES,
+    FOOTER_FRAME_MAGIC, FOOTER_MAGIC, FORMAT_VERSION, Footer, HEADER_CONTENT_BYTES,
+    HEADER_FRAME_MAGIC, INDEX_ENTRY_BYTES, INDEX_FRAME_MAGIC, SEGMENT_MAGIC, SPARSE_FORMAT_VERSION,
+};
+use crate::segments::Offset;
+use crate::segments::SegmentError;
+use crate::segments::SegmentId;
 
 impl BlockMeta {
     pub(super) fn encode(&self, out: &mut Vec<u8>) {

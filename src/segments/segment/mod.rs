@@ -24,7 +24,7 @@
 //! before it hands out blocks; a decoder never panics and never allocates more than
 //! [`MAX_BLOCK_RAW_BYTES`] for a block whatever the file says.
 
-use super::{Offset, SegmentError, SegmentId};
+use super::Offset;
 
 mod format;
 mod reader;
@@ -137,6 +137,7 @@ pub struct Footer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::segments::SegmentId;
     use std::path::{Path, PathBuf};
 
     fn write(dir: &Path, records: &[(Vec<u8>, u64)], block_bytes: usize) -> PathBuf {

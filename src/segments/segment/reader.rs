@@ -5,7 +5,13 @@ use std::path::{Path, PathBuf};
 
 use super::format::{header_u32, parse_segment};
 use super::stream::{BlockStream, find_record_in_stream};
-use super::*;
+use super::{
+    BlockMeta, COLUMNAR_SPARSE_FORMAT_VERSION, Footer, HEADER_BYTES_MIN, MAX_BLOCK_RAW_BYTES,
+    SPARSE_FORMAT_VERSION,
+};
+use crate::segments::Offset;
+use crate::segments::SegmentError;
+use crate::segments::SegmentId;
 use crate::segments::frame::{ScanItem, Scanner};
 use crate::segments::mmap::ReadOnlyMap;
 

@@ -1,7 +1,9 @@
 //! Streaming decompression of one block, pulling only as much raw content as a record read
 //! needs, with a per-thread buffer kept between calls.
 
-use super::*;
+use super::MAX_BLOCK_RAW_BYTES;
+use crate::segments::SegmentError;
+use crate::segments::SegmentId;
 
 /// Finds the `index`-th record of the block being decompressed by `stream`, pulling only as
 /// much raw content as it needs.

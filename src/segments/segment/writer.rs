@@ -5,7 +5,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::format::{encode_footer, skippable_header};
-use super::*;
+use super::{
+    BlockLayout, BlockMeta, COLUMNAR_FORMAT_VERSION, COLUMNAR_SPARSE_FORMAT_VERSION,
+    FORMAT_VERSION, Footer, HEADER_CONTENT_BYTES, HEADER_FRAME_MAGIC, INDEX_ENTRY_BYTES,
+    INDEX_FRAME_MAGIC, MAX_RECORD_IN_BLOCK_BYTES, SEGMENT_MAGIC, SPARSE_FORMAT_VERSION,
+};
+use crate::segments::Offset;
+use crate::segments::SegmentError;
+use crate::segments::SegmentId;
 use crate::segments::frame;
 
 /// Writes one sealed segment. Records are added in offset order; blocks are cut at the target
