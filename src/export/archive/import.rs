@@ -41,7 +41,7 @@ fn record_key(bytes: &[u8]) -> RecordKey {
     key
 }
 
-/// Adds the records of a verified archive (see [`verify`]) to the store held by `lock`, in archive
+/// Adds the records of a verified archive (see [`verify`](super::verify)) to the store held by `lock`, in archive
 /// order, skipping records whose exact bytes the store already holds (as a multiset). Records
 /// keep their bytes: `ts`, `source`, `session`, body and raw payloads are those of the exporting
 /// store; offsets are assigned by this store. Seals every [`IMPORT_ROLL_BYTES`] and at the end.
@@ -52,7 +52,7 @@ fn record_key(bytes: &[u8]) -> RecordKey {
 ///
 /// # Errors
 /// [`ArchiveError::ChecksumMismatch`] when a chunk no longer matches the manifest (the file
-/// changed since [`verify`]; chunks before it have been added); reading errors as [`verify`];
+/// changed since [`verify`](super::verify); chunks before it have been added); reading errors as [`verify`](super::verify);
 /// [`ArchiveError::Log`] when appending or sealing fails.
 pub fn import(
     lock: &mut StoreLock<'_>,

@@ -162,7 +162,7 @@ pub(super) fn damaged(member: &str, source: std::io::Error) -> ArchiveError {
 }
 
 /// Checks a member name: exactly [`HEADER_MEMBER`], [`MANIFEST_MEMBER`],
-/// [`MANIFEST_SUM_MEMBER`], or `records/<8+ digits>.bin` as [`ArchiveWriter`] writes them.
+/// [`MANIFEST_SUM_MEMBER`], or `records/<8+ digits>.bin` as [`ArchiveWriter`](super::ArchiveWriter) writes them.
 /// Anything else (absolute paths, `..`, `.` or empty components, backslashes, NUL, other
 /// directories) is refused before its content is looked at.
 ///

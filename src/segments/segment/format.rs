@@ -145,7 +145,7 @@ pub(super) fn header_u32(file: &[u8], at: usize) -> u32 {
 /// Validates header, index and footer of a whole segment file and returns footer and index.
 ///
 /// # Errors
-/// As [`SegmentReader::open`].
+/// As [`SegmentReader::open`](super::SegmentReader::open).
 pub fn parse_segment(
     segment: SegmentId,
     file: &[u8],

@@ -54,7 +54,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// footer's `record_count` counts the records present. Readers accept both versions.
 pub const SPARSE_FORMAT_VERSION: u32 = 2;
 /// Format version of dense segments whose blocks may use the columnar layout
-/// ([`super::columnar`]); what sealing writes since ctrace 0.4. A block's layout is told by its
+/// ([`crate::segments::columnar`]); what sealing writes since ctrace 0.4. A block's layout is told by its
 /// first raw bytes (`"CTB3"` columnar, `"CTF1"` frames), so blocks copied from version 1
 /// segments stay valid. Readers of versions 1 and 2 reject these segments by version.
 pub const COLUMNAR_FORMAT_VERSION: u32 = 3;
@@ -67,7 +67,7 @@ pub enum BlockLayout {
     /// Frames of records (format versions 1 and 2): each record framed with magic, length and
     /// CRC-32, as in the inbox; chained frames for records above the frame limit.
     Frames,
-    /// The columnar layout of [`super::columnar`] (format versions 3 and 4): compact envelopes,
+    /// The columnar layout of [`crate::segments::columnar`] (format versions 3 and 4): compact envelopes,
     /// then the payloads back to back.
     Columnar,
 }

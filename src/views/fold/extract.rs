@@ -230,7 +230,7 @@ pub(super) struct UserLine {
 }
 
 /// The JSON a record's fold needs, extracted ahead of the fold (on the reading threads of
-/// [`super::fold_log`], so that JSON parsing runs beside the SQLite writes). Absent parts were
+/// [`crate::views::fold_log`], so that JSON parsing runs beside the SQLite writes). Absent parts were
 /// not needed or did not parse.
 #[derive(Debug, Default)]
 pub(in crate::views) struct Extracted {
