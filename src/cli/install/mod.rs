@@ -1,0 +1,411 @@
+//! `ctrace install` / `ctrace uninstall`: add or remove ctrace in Claude Code's settings.json.
+//!
+//! The target is `DIR/.claude/settings.json` with `--project DIR`, else the user settings:
+//! `$CLAUDE_CONFIG_DIR/settings.json`, else `~/.claude/settings.json`. Install adds one matcher
+//! group per hook event, in Claude Code's format:
+//!
+//! ```json
+//! { "hooks": { "PreToolUse": [ { "matcher": "*",
+//!                                "hooks": [ { "type": "command", "command": "/abs/ctrace hook" } ] } ] } }
+//! ```
+//!
+//! Invariants:
+//!
+//! - **Only ctrace's own entries are touched.** A handler is ctrace's when it has
+//!   `"type": "command"` and its command's program has the basename `ctrace` (or `ctrace.exe`)
+//!   or is the running binary's own path (what install writes, whatever the binary is named),
+//!   and the next word is `hook` ([`is_ctrace_command`]). Every other key, event, matcher group
+//!   and handler keeps its value and its place. Key order survives only when serde_json's
+//!   `preserve_order` feature is enabled; without it serde_json writes keys sorted.
+//! - **Idempotent.** An existing ctrace handler is updated in place (its command rewritten), extra
+//!   copies are removed, and a second install leaves the file byte-identical. Nothing is written,
+//!   and no backup is made, when the settings do not change.
+//! - **Safe writes.** The previous content is first copied to `settings.json.bak-<unix seconds>`
+//!   (same permissions), then the new content is written to a temporary file in the target's
+//!   directory, synced, and renamed over the target. A symlinked settings.json stays a symlink:
+//!   its target is replaced.
+//! - **Invalid input is refused.** Settings that are not valid JSON, or whose `hooks` (or an
+//!   event being installed) has the wrong shape, give an error naming the file (and the line
+//!   and column) and leave the file untouched.
+//! - **Version-aware.** Claude Code before 2.1.101 skips a whole settings file that names a hook
+//!   event it does not know, so install writes only the events the installed Claude Code accepts
+//!   (`claude --version`, or `--claude-version`), and removes ctrace's entries from the others.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+
+use super::UsageError;
+use events::selected_events;
+use hooks::{install_hooks, remove_hooks, shell_quote};
+use settings::{parse_settings, print_diff, read_settings, render, write_settings};
+
+mod events;
+mod hooks;
+mod settings;
+
+pub use events::{ClaudeVersion, HOOK_EVENTS, NOT_INSTALLED, ParseVersionError, accepted_since};
+pub use hooks::is_ctrace_command;
+pub use settings::SettingsError;
+
+/// Arguments of `install` and `uninstall`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Edit the user settings, the default: $CLAUDE_CONFIG_DIR/settings.json, else
+    /// ~/.claude/settings.json
+    #[arg(long, conflicts_with = "project")]
+    pub user: bool,
+    /// Edit the project settings (DIR/.claude/settings.json)
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// Print the diff instead of writing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Install only the hook events this Claude Code version accepts [default: the version
+    /// `claude --version` prints; every event when it cannot be run]. Ignored by uninstall
+    #[arg(long, value_name = "X.Y.Z")]
+    pub claude_version: Option<ClaudeVersion>,
+}
+
+/// Runs `install` (or `uninstall` when `remove`). `store` is the global `--store`, written into
+/// the hook command when given. Prints a one-line summary (or, with `--dry-run`, a unified diff)
+/// on stdout; returns exit code 0.
+///
+/// # Errors
+/// When settings.json cannot be read, parsed or written ([`SettingsError`]), when `--project`
+/// is not a directory ([`UsageError`]), or when the path of the running binary or of the user
+/// settings cannot be determined.
+pub fn run(args: &InstallArgs, remove: bool, store: Option<&Path>) -> anyhow::Result<i32> {
+    let path = settings_path(args)?;
+    let old_text = read_settings(&path)?;
+    let before = parse_settings(&path, old_text.as_deref())?;
+    let mut after = before.clone();
+
+    let (events, changed_events) = if remove {
+        let removed = remove_hooks(&mut after, |_| true);
+        (Vec::new(), removed)
+    } else {
+        let command = hook_command(store)?;
+        let events = selected_events(args.claude_version.clone());
+        install_hooks(&mut after, &path, &events, &command)?;
+        let count = events.len();
+        (events, count)
+    };
+
+    let new_text = render(&after)?;
+    let mut out = io::stdout().lock();
+    if args.dry_run {
+        print_diff(
+            &mut out,
+            &path,
+            old_text.as_deref().unwrap_or(""),
+            &new_text,
+            before == after,
+        )?;
+        return Ok(0);
+    }
+    if before == after {
+        if remove {
+            writeln!(
+                out,
+                "ctrace is not installed in {} (unchanged)",
+                path.display()
+            )?;
+        } else {
+            writeln!(
+                out,
+                "ctrace is already installed for {} hook events in {} (unchanged)",
+                events.len(),
+                path.display()
+            )?;
+        }
+        return Ok(0);
+    }
+    let backup = write_settings(&path, old_text.as_deref(), &new_text)?;
+    let note = match &backup {
+        Some(backup) => format!("backup: {}", backup.display()),
+        None => "new file".to_owned(),
+    };
+    let verb = if remove {
+        "removed ctrace from"
+    } else {
+        "installed ctrace for"
+    };
+    writeln!(
+        out,
+        "{verb} {changed_events} hook events in {} ({note})",
+        path.display()
+    )?;
+    Ok(0)
+}
+
+/// The settings file `args` name: `DIR/.claude/settings.json` for `--project DIR`, else
+/// `$CLAUDE_CONFIG_DIR/settings.json`, else `$HOME/.claude/settings.json`.
+fn settings_path(args: &InstallArgs) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = &args.project {
+        if !dir.is_dir() {
+            return Err(UsageError(format!("--project {}: not a directory", dir.display())).into());
+        }
+        return Ok(dir.join(".claude").join("settings.json"));
+    }
+    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(dir) = env("CLAUDE_CONFIG_DIR") {
+        return Ok(PathBuf::from(dir).join("settings.json"));
+    }
+    let home = env("HOME").or_else(|| env("USERPROFILE")).context(
+        "cannot find the user settings: set HOME or CLAUDE_CONFIG_DIR, or use --project",
+    )?;
+    Ok(PathBuf::from(home).join(".claude").join("settings.json"))
+}
+
+/// The hook command: the running binary's absolute path (shell-quoted when needed), ` hook`,
+/// and ` --store <absolute DIR>` when `store` is given.
+fn hook_command(store: Option<&Path>) -> anyhow::Result<String> {
+    let exe = std::env::current_exe().context("finding the path of the running ctrace binary")?;
+    let exe = exe
+        .to_str()
+        .with_context(|| format!("ctrace's path is not UTF-8: {}", exe.display()))?;
+    let mut command = format!("{} hook", shell_quote(exe)?);
+    if let Some(store) = store {
+        let store = std::path::absolute(store)
+            .with_context(|| format!("making --store {} absolute", store.display()))?;
+        let store = store
+            .to_str()
+            .with_context(|| format!("--store is not UTF-8: {}", store.display()))?;
+        command.push_str(" --store ");
+        command.push_str(&shell_quote(store)?);
+    }
+    Ok(command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::events::{TOOL_EVENTS, UNKNOWN_EVENTS_IGNORED_SINCE};
+    use super::hooks::is_ctrace_handler;
+    use super::*;
+    use serde_json::{Map, Value, json};
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn every_event_has_a_version_and_no_duplicates() {
+        for (i, event) in HOOK_EVENTS.iter().enumerate() {
+            assert!(accepted_since(event).is_some(), "{event} has no version");
+            assert!(!HOOK_EVENTS[..i].contains(event), "{event} listed twice");
+        }
+        for event in TOOL_EVENTS.iter().chain(NOT_INSTALLED) {
+            assert!(HOOK_EVENTS.contains(event), "{event} is not in HOOK_EVENTS");
+        }
+        assert_eq!(HOOK_EVENTS.len(), 31);
+        assert_eq!(accepted_since("NoSuchEvent"), None);
+    }
+
+    #[test]
+    fn versions_parse_and_order() {
+        let v: ClaudeVersion = "2.1.114".parse().unwrap();
+        assert_eq!(v, ClaudeVersion::new(2, 1, 114));
+        assert!(ClaudeVersion::new(2, 1, 9) < ClaudeVersion::new(2, 1, 10));
+        assert!(ClaudeVersion::new(1, 0, 99) < ClaudeVersion::new(2, 0, 0));
+        assert_eq!(v.to_string(), "2.1.114");
+        // Issue 15: `semver` parses; surrounding whitespace is tolerated, pre-releases sort
+        // before their release, and every version the corpus records parses.
+        assert_eq!(
+            " 2.0.14\n".parse::<ClaudeVersion>().unwrap(),
+            ClaudeVersion::new(2, 0, 14)
+        );
+        let beta: ClaudeVersion = "2.1.101-beta.1".parse().unwrap();
+        assert!(ClaudeVersion::new(2, 1, 100) < beta && beta < UNKNOWN_EVENTS_IGNORED_SINCE);
+        for seen in [
+            "2.1.39", "1.0.59", "1.0.98", "2.1.38", "2.1.72", "2.0.28", "1.0.24",
+        ] {
+            assert!(seen.parse::<ClaudeVersion>().is_ok(), "{seen}");
+        }
+        for bad in [
+            "", "2", "2.1", "2.1.x", "2.1.1.4", "v2.1.1", "2..1", "-1.0.0",
+        ] {
+            assert!(bad.parse::<ClaudeVersion>().is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn recognises_ctrace_commands() {
+        for yes in [
+            "/usr/local/bin/ctrace hook",
+            "ctrace hook",
+            "'/home/a b/bin/ctrace' hook --store '/x y'",
+            "\"/home/a b/ctrace\" hook",
+            "/home/a\\ b/ctrace hook",
+            "CTRACE_HOME=/tmp/s /opt/ctrace hook",
+            "'C:\\Users\\me\\ctrace.exe' hook",
+            "C:\\Users\\me\\ctrace.exe hook",
+            "  ctrace   hook  ",
+            // Issue 15: shlex refuses an unterminated quote; the raw words still match.
+            "/usr/bin/ctrace hook --store '/x y",
+            "ctrace hook # installed by ctrace",
+        ] {
+            assert!(is_ctrace_command(yes), "{yes:?} not recognised");
+        }
+        for no in [
+            "",
+            "ctrace",
+            "ctrace cat",
+            "ctrace-dev hook",
+            "/bin/notctrace hook",
+            "echo ctrace hook",
+            "'ctrace hook'",
+            "/usr/bin/ctrace --store /x hook",
+        ] {
+            assert!(!is_ctrace_command(no), "{no:?} recognised");
+        }
+    }
+
+    #[test]
+    fn handler_args_continue_the_command() {
+        let handler = json!({"type": "command", "command": "/bin/ctrace", "args": ["hook"]});
+        assert!(is_ctrace_handler(&handler));
+        let http = json!({"type": "http", "command": "/bin/ctrace hook"});
+        assert!(!is_ctrace_handler(&http));
+    }
+
+    #[test]
+    fn quoting_round_trips_through_the_splitter() {
+        for s in [
+            "/usr/bin/ctrace",
+            "/a b/c",
+            "it's",
+            "/x/$HOME/`y`",
+            "C:\\a b\\c.exe",
+            "é/ü",
+        ] {
+            let quoted = shell_quote(s).unwrap();
+            assert_eq!(
+                shlex::split(&quoted),
+                Some(vec![s.to_owned()]),
+                "{s:?} → {quoted}"
+            );
+            assert!(
+                is_ctrace_command(&format!("{quoted}/ctrace hook")),
+                "{quoted}"
+            );
+        }
+        assert_eq!(shell_quote("/usr/bin/ctrace").unwrap(), "/usr/bin/ctrace");
+        assert!(shell_quote("a\0b").is_err());
+    }
+
+    #[test]
+    fn install_then_remove_restores_the_settings() {
+        let original = object(json!({
+            "model": "opus",
+            "hooks": {
+                "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "mine"}]}],
+                "Custom": "left alone"
+            }
+        }));
+        let mut settings = original.clone();
+        let events = ["PreToolUse", "Stop"];
+        install_hooks(
+            &mut settings,
+            Path::new("s.json"),
+            &events,
+            "/x/ctrace hook",
+        )
+        .unwrap();
+        let once = settings.clone();
+        install_hooks(
+            &mut settings,
+            Path::new("s.json"),
+            &events,
+            "/x/ctrace hook",
+        )
+        .unwrap();
+        assert_eq!(settings, once, "second install changed something");
+        assert_eq!(
+            settings["hooks"]["PreToolUse"][1],
+            json!({"matcher": "*", "hooks": [{"type": "command", "command": "/x/ctrace hook"}]})
+        );
+        assert_eq!(
+            settings["hooks"]["Stop"],
+            json!([{"hooks": [{"type": "command", "command": "/x/ctrace hook"}]}])
+        );
+        assert_eq!(remove_hooks(&mut settings, |_| true), 2);
+        assert_eq!(settings, original);
+    }
+
+    #[test]
+    fn existing_handler_is_updated_in_place_and_duplicates_dropped() {
+        let mut settings = object(json!({"hooks": {"Stop": [
+            {"hooks": [{"type": "command", "command": "mine"}]},
+            {"matcher": "", "hooks": [{"type": "command", "command": "/old/ctrace hook", "timeout": 5}]},
+            {"hooks": [{"type": "command", "command": "after"}, {"type": "command", "command": "ctrace hook"}]}
+        ]}}));
+        install_hooks(
+            &mut settings,
+            Path::new("s.json"),
+            &["Stop"],
+            "/new/ctrace hook",
+        )
+        .unwrap();
+        assert_eq!(
+            settings["hooks"]["Stop"],
+            json!([
+                {"hooks": [{"type": "command", "command": "mine"}]},
+                {"hooks": [{"type": "command", "command": "/new/ctrace hook", "timeout": 5}]},
+                {"hooks": [{"type": "command", "command": "after"}]}
+            ])
+        );
+    }
+
+    #[test]
+    fn unselected_events_lose_ctrace_only() {
+        let mut settings = object(json!({"hooks": {
+            "Setup": [{"hooks": [{"type": "command", "command": "ctrace hook"}]}],
+            "Stop": [{"hooks": [{"type": "command", "command": "mine"}]}]
+        }}));
+        install_hooks(&mut settings, Path::new("s.json"), &[], "ctrace hook").unwrap();
+        assert_eq!(
+            Value::Object(settings),
+            json!({"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "mine"}]}]}})
+        );
+    }
+
+    #[test]
+    fn wrong_shapes_are_errors_naming_the_place() {
+        let mut settings = object(json!({"hooks": []}));
+        let err = install_hooks(&mut settings, Path::new("s.json"), &["Stop"], "c").unwrap_err();
+        assert!(
+            matches!(err, SettingsError::NotAnObject { ref pointer, .. } if pointer == "/hooks")
+        );
+        let mut settings = object(json!({"hooks": {"Stop": {}}}));
+        let err = install_hooks(&mut settings, Path::new("s.json"), &["Stop"], "c").unwrap_err();
+        assert!(
+            matches!(err, SettingsError::NotAnArray { ref pointer, .. } if pointer == "/hooks/Stop")
+        );
+        let err = parse_settings(Path::new("s.json"), Some("[1]")).unwrap_err();
+        assert!(
+            matches!(err, SettingsError::NotAnObject { ref pointer, .. } if pointer.is_empty())
+        );
+        let err = parse_settings(Path::new("s.json"), Some("{\n  \"a\": 1,\n}")).unwrap_err();
+        assert!(matches!(err, SettingsError::InvalidJson { line: 3, .. }));
+    }
+
+    #[test]
+    fn blank_and_bom_files_parse() {
+        assert!(
+            parse_settings(Path::new("s"), Some(" \n"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(parse_settings(Path::new("s"), None).unwrap().is_empty());
+        assert_eq!(
+            parse_settings(Path::new("s"), Some("\u{feff}{\"a\":1}")).unwrap()["a"],
+            1
+        );
+    }
+}
