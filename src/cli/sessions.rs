@@ -82,8 +82,12 @@ fn overlay(rows: &mut BTreeMap<String, Row>, snapshot: &Snapshot) {
             unsealed_pty: false,
         });
         let s = &mut row.view;
-        s.first_ns = s.first_ns.min(record.ts);
-        s.last_ns = s.last_ns.max(record.ts);
+        // Hook records timed only by their arrival never stretch a session (as in the views).
+        if !matches!(&record.body, Body::Hook(hook) if hook.arrival_time) || s.first_ns == u64::MAX
+        {
+            s.first_ns = s.first_ns.min(record.ts);
+            s.last_ns = s.last_ns.max(record.ts);
+        }
         *s.records
             .entry(record.source.as_str().to_owned())
             .or_default() += 1;

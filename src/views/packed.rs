@@ -33,6 +33,7 @@ struct PackedHook {
     cwd: Str,
     pty_session: Str,
     malformed: Option<Malformed>,
+    arrival_time: bool,
 }
 
 /// A transcript record's fields (see [`TranscriptView`]).
@@ -115,6 +116,7 @@ impl Text {
                 cwd: self.get(&h.cwd),
                 pty_session: self.get(&h.pty_session),
                 malformed: h.malformed,
+                arrival_time: h.arrival_time,
                 raw: &[],
             }),
             PackedBody::Transcript(t) => ViewBody::Transcript(TranscriptView {
@@ -194,6 +196,7 @@ impl PackedBlock {
                 cwd: self.put(hook.cwd),
                 pty_session: self.put(hook.pty_session),
                 malformed: hook.malformed,
+                arrival_time: hook.arrival_time,
             }),
             ViewBody::Transcript(line) => PackedBody::Transcript(PackedTranscript {
                 line_type: self.put(line.line_type),
@@ -266,6 +269,8 @@ pub(super) fn view_of<'a>(record: &RecordRef<'a>) -> ViewRecord<'a> {
             cwd: hook.cwd,
             pty_session: hook.pty_session,
             malformed: hook.malformed,
+            // A record marked so is never in compact form (the envelope has no such field).
+            arrival_time: false,
             raw: hook.raw,
         }),
         BodyRef::Transcript(line) => ViewBody::Transcript(TranscriptView {

@@ -4,7 +4,7 @@
 
 /// Schema version stored in `meta.schema_version`; a different stored version makes
 /// `catch_up` rebuild the views.
-pub const SCHEMA_VERSION: &str = "5";
+pub const SCHEMA_VERSION: &str = "6";
 
 /// Connection settings applied on every open.
 pub const PRAGMAS: &str = "
@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     malformed          INTEGER NOT NULL,
     ended_ns           INTEGER,
     turn_finished      INTEGER,
-    pty_exited         INTEGER NOT NULL DEFAULT 0
+    pty_exited         INTEGER NOT NULL DEFAULT 0,
+    timed              INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS session_sources (
     session TEXT NOT NULL,

@@ -9,8 +9,12 @@ use crate::model::Usage;
 pub(super) struct SessionAgg {
     pub(super) project: Option<String>,
     pub(super) transcript_dir: Option<String>,
+    /// First and last time of the records with a capture time, ns (`u64::MAX`, 0 when none).
     pub(super) first_ns: u64,
     pub(super) last_ns: u64,
+    /// First and last time of the hook records timed only by their arrival
+    /// (`model::HookBody::arrival_time`): the session's times when it has no other record.
+    pub(super) arrival: Option<(u64, u64)>,
     pub(super) records: u64,
     pub(super) hook_records: u64,
     pub(super) transcript_records: u64,

@@ -57,6 +57,9 @@ pub(in crate::views) struct HookView<'a> {
     pub(in crate::views) pty_session: Option<&'a str>,
     #[serde(default)]
     pub(in crate::views) malformed: Option<Malformed>,
+    /// The record's time is only its arrival (`model::HookBody::arrival_time`).
+    #[serde(default)]
+    pub(in crate::views) arrival_time: bool,
     #[serde(borrow, with = "serde_bytes")]
     pub(in crate::views) raw: &'a [u8],
 }

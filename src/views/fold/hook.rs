@@ -125,7 +125,9 @@ impl Folder<'_> {
         let event = hook.event.unwrap_or("");
         if let Some(agent_id) = hook.agent_id {
             let agg = self.agent(session, agent_id, offset);
-            widen(&mut agg.hook, ts);
+            if !hook.arrival_time {
+                widen(&mut agg.hook, ts);
+            }
             if agg.agent_type.is_none() {
                 agg.agent_type = hook.agent_type.map(str::to_owned);
             }
@@ -139,6 +141,9 @@ impl Folder<'_> {
             &Value::Null
         };
         match event {
+            // A hook timed only by its arrival says nothing of when a turn or the session
+            // started or ended: the transcript's lines give those.
+            "UserPromptSubmit" | "Stop" | "SessionEnd" if hook.arrival_time => {}
             "UserPromptSubmit" => {
                 let turn_id = hook
                     .prompt_id
@@ -206,16 +211,18 @@ impl Folder<'_> {
             ..SpanUpdate::default()
         };
         let subagent_type = input.get("subagent_type").and_then(Value::as_str);
+        // Without a capture time the call's times come from the transcript only.
+        let time = (!hook.arrival_time).then_some(ts);
         match event {
             "PreToolUse" => {
-                update.hook_start = Some(ts);
+                update.hook_start = time;
                 update.detail = name.and_then(|n| input_detail(n, input));
                 update.agent_type = subagent_type;
                 update.prompt_key = prompt_key(input);
             }
-            "PostToolUse" => update.hook_end = Some(ts),
+            "PostToolUse" => update.hook_end = time,
             _ => {
-                update.hook_end = Some(ts);
+                update.hook_end = time;
                 update.error = true;
                 update.error_text = payload
                     .get("error")

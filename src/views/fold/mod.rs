@@ -18,7 +18,7 @@ use super::{SqlContext, ViewsError};
 use crate::segments::Offset;
 use agg::{
     AgentAgg, PerSession, SessionAgg, SpanAgg, SpanUpdate, UsageRow, keep, keep_str, merge_max,
-    merge_min,
+    merge_min, widen,
 };
 
 mod agg;
@@ -138,8 +138,12 @@ impl<'t> Folder<'t> {
                 first_ns: u64::MAX,
                 ..SessionAgg::default()
             });
-        agg.first_ns = agg.first_ns.min(record.ts);
-        agg.last_ns = agg.last_ns.max(record.ts);
+        if matches!(&record.body, ViewBody::Hook(hook) if hook.arrival_time) {
+            widen(&mut agg.arrival, record.ts);
+        } else {
+            agg.first_ns = agg.first_ns.min(record.ts);
+            agg.last_ns = agg.last_ns.max(record.ts);
+        }
         agg.records += 1;
         match &record.body {
             ViewBody::Hook(hook) => {
@@ -263,14 +267,25 @@ impl<'t> Folder<'t> {
         let mut stmt = self
             .tx
             .prepare_cached(
+                // Times with a capture time win over arrival times (`timed`), whatever the
+                // batches: the merge is the same in any order.
                 "INSERT INTO sessions (session, project, transcript_dir, first_ns, last_ns,
-                    records, hook_records, transcript_records, malformed, ended_ns)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                    records, hook_records, transcript_records, malformed, ended_ns, timed)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (session) DO UPDATE SET
                     project = coalesce(sessions.project, excluded.project),
                     transcript_dir = coalesce(sessions.transcript_dir, excluded.transcript_dir),
-                    first_ns = min(sessions.first_ns, excluded.first_ns),
-                    last_ns = max(sessions.last_ns, excluded.last_ns),
+                    first_ns = CASE
+                        WHEN excluded.timed = sessions.timed
+                            THEN min(sessions.first_ns, excluded.first_ns)
+                        WHEN excluded.timed > sessions.timed THEN excluded.first_ns
+                        ELSE sessions.first_ns END,
+                    last_ns = CASE
+                        WHEN excluded.timed = sessions.timed
+                            THEN max(sessions.last_ns, excluded.last_ns)
+                        WHEN excluded.timed > sessions.timed THEN excluded.last_ns
+                        ELSE sessions.last_ns END,
+                    timed = max(sessions.timed, excluded.timed),
                     records = sessions.records + excluded.records,
                     hook_records = sessions.hook_records + excluded.hook_records,
                     transcript_records = sessions.transcript_records
@@ -280,17 +295,23 @@ impl<'t> Folder<'t> {
             )
             .sql(self.path, "preparing a statement")?;
         for (session, a) in self.sessions.drain() {
+            let timed = a.first_ns <= a.last_ns;
+            let (first_ns, last_ns) = match a.arrival {
+                Some(arrival) if !timed => arrival,
+                _ => (a.first_ns, a.last_ns),
+            };
             stmt.execute(params![
                 session,
                 a.project,
                 a.transcript_dir,
-                to_i64(a.first_ns),
-                to_i64(a.last_ns),
+                to_i64(first_ns),
+                to_i64(last_ns),
                 to_i64(a.records),
                 to_i64(a.hook_records),
                 to_i64(a.transcript_records),
                 to_i64(a.malformed),
                 opt_i64(a.ended_ns),
+                i64::from(timed),
             ])
             .sql(self.path, "writing a session")?;
         }
