@@ -51,18 +51,21 @@ head -c "$SIZE" /dev/zero >"$zeros"
 } >"$line"
 { yes '{"type":"user","sessionId":"s","uuid":"u","message":{"content":"hello"}}' || true; } |
     head -c "$LINES_SIZE" >"$lines"
+# whole_lines LINE: LINE repeated to about LINES_SIZE bytes, every copy whole.
+whole_lines() {
+    { yes "$1" || true; } | head -n "$((LINES_SIZE / (${#1} + 1) + 1))"
+}
 array="$work/hooks.json"
 {
     printf '[\n'
-    { yes '{"session_id":"s","hook_event_name":"PostToolUse","tool_name":"Bash"},' || true; } |
-        head -c "$LINES_SIZE"
+    whole_lines '{"session_id":"s","hook_event_name":"PostToolUse","tool_name":"Bash"},'
     printf '{"session_id":"s","hook_event_name":"Stop"}]\n'
 } >"$array"
 cast="$work/session.cast"
 {
     printf '{"version": 2, "width": 80, "height": 24}\n'
-    { yes '[0.25, "o", "hello from the terminal\r\n"]' || true; } | head -c "$LINES_SIZE"
-    printf '\n[1.5, "o", "bye"]\n'
+    whole_lines '[0.25, "o", "hello from the terminal\r\n"]'
+    printf '[1.5, "o", "bye"]\n'
 } >"$cast"
 # Settled files: an unterminated last line is taken, not left waiting for more bytes.
 touch -d '1 hour ago' "$zeros" "$line" "$lines" "$array" "$cast"
