@@ -7,70 +7,24 @@
     reason = "clippy's allow-unwrap-in-tests covers #[test] functions only, not these helpers"
 )]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+
+mod common;
+
+use common::tmux::Tmux;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ctrace");
 const SECRET: &str = "correct horse battery staple 42";
 
-struct Tmux {
-    socket: PathBuf,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> Output {
-        let output = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .arg("-f")
-            .arg("/dev/null")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
-    }
-
-    fn screen(&self) -> String {
-        String::from_utf8(self.run(&["capture-pane", "-p", "-t", "t"]).stdout).unwrap()
-    }
-
-    fn type_line(&self, text: &str) {
-        self.run(&["send-keys", "-t", "t", "-l", text]);
-        self.run(&["send-keys", "-t", "t", "Enter"]);
-    }
-
-    /// Waits until the screen has `count` lines starting with `what`; returns the screen.
-    fn wait_for(&self, what: &str, count: usize) -> String {
-        let started = Instant::now();
-        loop {
-            let screen = self.screen();
-            if screen.lines().filter(|l| l.starts_with(what)).count() >= count {
-                return screen;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "timed out waiting for {what:?} (×{count}); screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .output();
-    }
+/// Waits until the plain screen has `count` lines starting with `what`; returns the screen.
+fn wait_lines(tmux: &Tmux, what: &str, count: usize) -> String {
+    let mut screen = String::new();
+    tmux.wait_for(&format!("{what:?} ×{count}"), || {
+        screen = tmux.text("t");
+        screen.lines().filter(|l| l.starts_with(what)).count() >= count
+    });
+    screen
 }
 
 fn quote(path: &Path) -> String {
@@ -101,7 +55,7 @@ fn ctrace(store: &Path, args: &[&str], stdin: &[u8]) -> Output {
 
 #[test]
 fn passphrase_is_asked_twice_without_echo_and_imports_back() {
-    if Command::new("tmux").arg("-V").output().is_err() {
+    if !common::tmux::available() {
         eprintln!("SKIP: tmux is not installed");
         return;
     }
@@ -137,33 +91,39 @@ fn passphrase_is_asked_twice_without_echo_and_imports_back() {
     ]);
 
     // Two different entries: refused, no file.
-    tmux.type_line(&format!(
-        "{} --store {} export --passphrase -o {}; echo EXIT=$?",
-        BIN,
-        quote(&a),
-        quote(&mismatch)
-    ));
-    tmux.wait_for("ctrace: passphrase:", 1);
-    tmux.type_line(SECRET);
-    tmux.wait_for("ctrace: passphrase (again):", 1);
-    tmux.type_line("something else");
-    let screen = tmux.wait_for("EXIT=", 1);
+    tmux.send(
+        "t",
+        &format!(
+            "{} --store {} export --passphrase -o {}; echo EXIT=$?",
+            BIN,
+            quote(&a),
+            quote(&mismatch)
+        ),
+    );
+    wait_lines(&tmux, "ctrace: passphrase:", 1);
+    tmux.send("t", SECRET);
+    wait_lines(&tmux, "ctrace: passphrase (again):", 1);
+    tmux.send("t", "something else");
+    let screen = wait_lines(&tmux, "EXIT=", 1);
     assert!(screen.contains("the two passphrases differ"), "{screen}");
     assert!(!screen.contains("EXIT=0"), "{screen}");
     assert!(!mismatch.exists(), "a refused export left a file");
 
     // Export: asked twice, nothing echoed.
-    tmux.type_line(&format!(
-        "{} --store {} export --passphrase -o {}; echo EXIT=$?",
-        BIN,
-        quote(&a),
-        quote(&archive)
-    ));
-    tmux.wait_for("ctrace: passphrase:", 2);
-    tmux.type_line(SECRET);
-    tmux.wait_for("ctrace: passphrase (again):", 2);
-    tmux.type_line(SECRET);
-    let screen = tmux.wait_for("EXIT=0", 1);
+    tmux.send(
+        "t",
+        &format!(
+            "{} --store {} export --passphrase -o {}; echo EXIT=$?",
+            BIN,
+            quote(&a),
+            quote(&archive)
+        ),
+    );
+    wait_lines(&tmux, "ctrace: passphrase:", 2);
+    tmux.send("t", SECRET);
+    wait_lines(&tmux, "ctrace: passphrase (again):", 2);
+    tmux.send("t", SECRET);
+    let screen = wait_lines(&tmux, "EXIT=0", 1);
     assert!(
         !screen.contains(SECRET),
         "the passphrase was echoed:\n{screen}"
@@ -172,15 +132,18 @@ fn passphrase_is_asked_twice_without_echo_and_imports_back() {
     assert!(sealed.starts_with(b"age-encryption.org/v1\n"));
 
     // Import: asked once; every record comes back.
-    tmux.type_line(&format!(
-        "{} --store {} import {}; echo EXIT=$?",
-        BIN,
-        quote(&b),
-        quote(&archive)
-    ));
-    tmux.wait_for("ctrace: passphrase:", 3);
-    tmux.type_line(SECRET);
-    let screen = tmux.wait_for("EXIT=", 3);
+    tmux.send(
+        "t",
+        &format!(
+            "{} --store {} import {}; echo EXIT=$?",
+            BIN,
+            quote(&b),
+            quote(&archive)
+        ),
+    );
+    wait_lines(&tmux, "ctrace: passphrase:", 3);
+    tmux.send("t", SECRET);
+    let screen = wait_lines(&tmux, "EXIT=", 3);
     assert_eq!(
         screen.lines().filter(|l| l.contains("EXIT=0")).count(),
         2,

@@ -7,65 +7,14 @@
     reason = "clippy's allow-unwrap-in-tests covers #[test] functions only, not these helpers"
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+
+mod common;
+
+use common::tmux::Tmux;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ctrace");
-
-struct Tmux {
-    socket: PathBuf,
-}
-
-impl Tmux {
-    fn run(&self, args: &[&str]) -> Output {
-        let output = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .arg("-f")
-            .arg("/dev/null")
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "tmux {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        output
-    }
-
-    fn capture(&self, target: &str) -> String {
-        String::from_utf8(self.run(&["capture-pane", "-p", "-e", "-t", target]).stdout).unwrap()
-    }
-
-    fn send(&self, target: &str, keys: &str) {
-        self.run(&["send-keys", "-t", target, "-l", keys]);
-        self.run(&["send-keys", "-t", target, "Enter"]);
-    }
-
-    fn wait_for(&self, what: &str, mut done: impl FnMut() -> bool) {
-        let started = Instant::now();
-        while !done() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "timed out waiting for {what}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .arg("-S")
-            .arg(&self.socket)
-            .arg("kill-server")
-            .output();
-    }
-}
 
 fn shell_quote(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
@@ -73,7 +22,7 @@ fn shell_quote(path: &Path) -> String {
 
 #[test]
 fn replay_in_a_second_window_shows_the_same_screen() {
-    if Command::new("tmux").arg("-V").output().is_err() {
+    if !common::tmux::available() {
         eprintln!("SKIP: tmux is not installed");
         return;
     }

@@ -379,19 +379,7 @@ impl<'l, 's> Ingester<'l, 's> {
             path: path.to_path_buf(),
             source,
         };
-        // O_NONBLOCK: a file swapped for a FIFO after the walk must not block the open.
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)
-            .map_err(io)?;
-        let meta = file.metadata().map_err(io)?;
-        if !meta.is_file() {
-            return Err(io(std::io::Error::other(format!(
-                "not a regular file ({})",
-                special_kind(&meta.file_type())
-            ))));
-        }
+        let (mut file, meta) = open_regular(path).map_err(io)?;
         let reject = |this: &mut Self, error: CastError| {
             this.summary.skipped.push(SkippedFile {
                 rejected: true,
@@ -497,19 +485,7 @@ impl<'l, 's> Ingester<'l, 's> {
             path: path.to_path_buf(),
             source,
         };
-        // O_NONBLOCK: a file swapped for a FIFO after the walk must not block the open.
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)
-            .map_err(io)?;
-        let meta = file.metadata().map_err(io)?;
-        if !meta.is_file() {
-            return Err(io(std::io::Error::other(format!(
-                "not a regular file ({})",
-                special_kind(&meta.file_type())
-            ))));
-        }
+        let (mut file, meta) = open_regular(path).map_err(io)?;
         let len = meta.len();
         let mtime = meta.modified().unwrap_or(SystemTime::now());
         let settled = mtime
@@ -694,6 +670,23 @@ impl<'l, 's> Ingester<'l, 's> {
         self.summary.elapsed_ns = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(0);
         Ok((self.summary, self.seals))
     }
+}
+
+/// Opens `path` for reading if it is a regular file, with its metadata. `O_NONBLOCK`: a file
+/// swapped for a FIFO after the walk must not block the open.
+fn open_regular(path: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other(format!(
+            "not a regular file ({})",
+            special_kind(&meta.file_type())
+        )));
+    }
+    Ok((file, meta))
 }
 
 /// Why a streaming pass over a JSON hook log stopped: the file, or storing a payload.

@@ -26,6 +26,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tempfile::TempDir;
 
+pub mod tmux;
+
 /// The `ctrace` binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_ctrace");
 
