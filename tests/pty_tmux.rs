@@ -2,11 +2,6 @@
 //! coloured output, runs a full-screen program (`less`) and is resized; replay the session in a
 //! second tmux window of the final size; the `capture-pane` screens (with colours) match.
 //! Skipped when tmux is not installed.
-#![expect(
-    clippy::unwrap_used,
-    reason = "clippy's allow-unwrap-in-tests covers #[test] functions only, not these helpers"
-)]
-
 use std::path::Path;
 use std::process::Command;
 
