@@ -525,3 +525,6 @@ impl Iterator for Records<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
