@@ -418,7 +418,8 @@ fn read_ahead(
             free.push(buffers);
         }
         let mut buffers = free.pop().unwrap_or_default();
-        let records = read_block_into(snapshot, &job.block, job.from, &mut buffers).map(|()| buffers);
+        let records =
+            read_block_into(snapshot, &job.block, job.from, &mut buffers).map(|()| buffers);
         let read = ReadBlock {
             first: job.block.first,
             end: job.block.end,

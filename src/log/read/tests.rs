@@ -13,7 +13,10 @@ use crate::segments::{Offset, SegmentError, SegmentId};
 /// Record `n`: a hook record (even `n`) or a PTY record, at time `1000 + n`.
 fn record(n: u64) -> Record {
     let (source, body) = if n % 2 == 0 {
-        let raw = format!(r#"{{"session_id":"s","n":{n},"pad":"{}"}}"#, "x".repeat(200));
+        let raw = format!(
+            r#"{{"session_id":"s","n":{n},"pad":"{}"}}"#,
+            "x".repeat(200)
+        );
         (
             Source::Hook,
             Body::Hook(HookBody {
@@ -104,7 +107,11 @@ fn blocks_select_offset_and_time_ranges() {
         let late = snapshot.blocks(.., time);
         assert!(late.iter().all(|b| b.max_ts >= 1050) && late.len() < blocks.len());
         assert!(late[0].offsets().contains(&Offset(50)));
-        assert!(snapshot.blocks(Offset(60).., TimeRange::default()).is_empty());
+        assert!(
+            snapshot
+                .blocks(Offset(60).., TimeRange::default())
+                .is_empty()
+        );
     }
 }
 
@@ -188,7 +195,10 @@ fn a_damaged_block_is_a_typed_error_naming_file_and_offsets() {
             let error = error.unwrap();
             assert_eq!(error.file, dir.path().join("seg"));
             assert_eq!((error.first, error.end), (victim.first, victim.end));
-            assert!(matches!(error.source, SegmentError::ChecksumMismatch { .. }));
+            assert!(matches!(
+                error.source,
+                SegmentError::ChecksumMismatch { .. }
+            ));
             assert_eq!(error.skipped().first, victim.first);
         }
         for block in blocks.iter().filter(|b| **b != victim) {
@@ -207,8 +217,16 @@ fn sparse_segments_list_only_present_blocks() {
         let snapshot = snapshot(dir.path(), layout, &present);
         let blocks = snapshot.blocks(.., TimeRange::default());
         assert_eq!(offsets_of(&snapshot, &blocks), present);
-        assert!(snapshot.blocks(..Offset(30), TimeRange::default()).is_empty());
-        assert!(snapshot.blocks(Offset(50)..Offset(80), TimeRange::default()).is_empty());
+        assert!(
+            snapshot
+                .blocks(..Offset(30), TimeRange::default())
+                .is_empty()
+        );
+        assert!(
+            snapshot
+                .blocks(Offset(50)..Offset(80), TimeRange::default())
+                .is_empty()
+        );
         let after_gap = snapshot.blocks(Offset(10)..Offset(35), TimeRange::default());
         assert_eq!(after_gap[0].first, Offset(30));
         let mut seen = Vec::new();
