@@ -12,7 +12,7 @@ use crate::segments::{Offset, SegmentError, SegmentId};
 
 /// Record `n`: a hook record (even `n`) or a PTY record, at time `1000 + n`.
 fn record(n: u64) -> Record {
-    let (source, body) = if n % 2 == 0 {
+    let (source, body) = if n.is_multiple_of(2) {
         let raw = format!(
             r#"{{"session_id":"s","n":{n},"pad":"{}"}}"#,
             "x".repeat(200)
