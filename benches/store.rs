@@ -44,7 +44,7 @@ use ctrace::log::{Record, Snapshot, Store};
 use ctrace::model::{Origin, RecordHead};
 use ctrace::segments::Offset;
 use ctrace::segments::frame::{Decoded, MAX_FRAME_LIMIT_BYTES, ScanItem, Scanner, decode_frame};
-use ctrace::segments::segment::{DEFAULT_BLOCK_BYTES, SegmentWriter};
+use ctrace::segments::segment::{DEFAULT_BLOCK_BYTES, SegmentReader, SegmentWriter};
 use serde_json::{Value, json};
 
 /// Exits with a message on error: a bench has nobody to return an error to, and the crate's
@@ -1008,15 +1008,15 @@ fn probe_get(corpus: &Corpus, encoded: &[Vec<u8>]) {
         })
         .collect();
     largest_times.sort_unstable();
-    let blocks: Vec<_> = snapshot
-        .segments()
+    let segments = open_segments(&store, &snapshot);
+    let blocks: Vec<_> = segments
         .iter()
         .flat_map(|s| s.blocks().iter().copied())
         .collect();
     let block_raw: u64 = blocks.iter().map(|b| u64::from(b.raw_len)).sum();
     // The cost of decompressing one whole block, for attribution.
     let mut decompress = Vec::new();
-    if let Some(segment) = snapshot.segments().first() {
+    if let Some(segment) = segments.first() {
         for meta in segment.blocks().iter().take(200) {
             let start = meta.position as usize;
             let bytes = &segment.bytes()[start..start + meta.compressed_len as usize];
@@ -1031,7 +1031,7 @@ fn probe_get(corpus: &Corpus, encoded: &[Vec<u8>]) {
         "{}",
         json!({
             "probe": "get", "data": corpus.label, "records": records, "gets": gets,
-            "segments": snapshot.segments().len(), "blocks": blocks.len(),
+            "segments": segments.len(), "blocks": blocks.len(),
             "block_bytes": store.config().storage.block_bytes,
             "zstd_level": store.config().storage.zstd_level,
             "raw_bytes": block_raw,
@@ -1097,7 +1097,8 @@ fn probe_big(corpus: &Corpus, encoded: &[Vec<u8>]) {
             std::process::exit(1);
         }
     });
-    let segment = snapshot.segments().first().or_exit("no segment");
+    let segments = open_segments(&store, &snapshot);
+    let segment = segments.first().or_exit("no segment");
     let block = segment.block_of(offset).or_exit("no block");
     let block_us = time(&|| {
         black_box(segment.read_block(block).or_exit("reading a block"));
@@ -1108,6 +1109,19 @@ fn probe_big(corpus: &Corpus, encoded: &[Vec<u8>]) {
             "block_raw_bytes": segment.blocks()[block].raw_len,
             "get_p50_us": get_us, "read_block_p50_us": block_us})
     );
+}
+
+/// The sealed segments of `snapshot`, opened from their files (the bench looks inside them).
+fn open_segments(store: &Store, snapshot: &Snapshot) -> Vec<SegmentReader> {
+    snapshot
+        .manifest()
+        .segments
+        .iter()
+        .map(|entry| {
+            let path = store.paths().segments.join(&entry.file);
+            SegmentReader::open(&path, entry.id).or_exit("opening a segment")
+        })
+        .collect()
 }
 
 fn main() {

@@ -109,7 +109,7 @@ fn check_snapshot(store: &Store) -> u64 {
     let snapshot = store.snapshot().unwrap();
     let mut last: BTreeMap<u64, u64> = BTreeMap::new();
     let mut seen_per_writer: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut next_offset = snapshot.segments().first().map_or(0, |s| s.id().0);
+    let mut next_offset = snapshot.first_sealed_offset().map_or(0, |o| o.0);
     for stored in snapshot.iter() {
         let stored = stored.unwrap();
         if let Some(offset) = stored.offset {

@@ -917,7 +917,9 @@ proptest! {
         let snapshot = store.snapshot().unwrap();
         // (A segment or block is cut once it reaches its target, so it exceeds the target by
         // less than one framed record, at most ~9.2 KiB here.)
-        for reader in snapshot.segments() {
+        for entry in &snapshot.manifest().segments {
+            let path = store.paths().segments.join(&entry.file);
+            let reader = SegmentReader::open(&path, entry.id).unwrap();
             let footer = reader.footer();
             prop_assert!(
                 footer.raw_bytes < 16384 + 9_600,

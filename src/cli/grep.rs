@@ -8,21 +8,19 @@
 //! `--since`/`--until` are not decompressed. Unsealed inbox records are scanned too.
 
 use std::io::{BufWriter, Write};
+use std::ops::ControlFlow;
 
 use clap::Args;
-use rayon::prelude::*;
 use regex::bytes::{Regex, RegexBuilder};
 use serde::Serialize;
 
 use super::UsageError;
 use super::search::{label, replay_command, use_colour, write_highlighted};
 use super::time::{format_ts, now_ns};
-use crate::log::read::TimeRange;
+use crate::log::read::{Block, Candidate, TimeRange, map_blocks};
 use crate::log::{Snapshot, Store};
 use crate::model::{Body, Record, Source};
 use crate::segments::Offset;
-use crate::segments::frame::{Decoded, decode_frame};
-use crate::segments::segment::{MAX_BLOCK_RAW_BYTES, SegmentReader};
 
 /// Characters of context shown on each side of a match.
 const CONTEXT_CHARS: usize = 60;
@@ -354,118 +352,44 @@ fn scan_sealed(
     filter: &Filter<'_>,
     printer: &mut Printer<'_, impl Write>,
 ) -> anyhow::Result<()> {
-    let mut blocks = Vec::new();
-    for (s, segment) in snapshot.segments().iter().enumerate() {
-        for (b, meta) in segment.blocks().iter().enumerate() {
-            if filter.time.overlaps(meta.min_ts, meta.max_ts) {
-                blocks.push((s, b));
+    let blocks = snapshot.blocks(.., filter.time);
+    let batch = BLOCKS_PER_ROUND.max(rayon::current_num_threads() * 4);
+    let scan = |block: &Block| scan_block(snapshot, block, filter);
+    let flow = map_blocks(&blocks, batch, scan, |matches| {
+        for m in matches {
+            if let Err(error) = printer.print(&m) {
+                return ControlFlow::Break(Err(error));
+            }
+            if printer.done() {
+                return ControlFlow::Break(Ok(()));
             }
         }
+        ControlFlow::Continue(())
+    });
+    match flow {
+        ControlFlow::Break(result) => Ok(result?),
+        ControlFlow::Continue(()) => Ok(()),
     }
-    for round in blocks.chunks(BLOCKS_PER_ROUND.max(rayon::current_num_threads() * 4)) {
-        let results: Vec<anyhow::Result<Vec<Match>>> = round
-            .par_iter()
-            .map(|&(s, b)| scan_block(&snapshot.segments()[s], b, filter))
-            .collect();
-        for result in results {
-            for m in result? {
-                printer.print(&m)?;
-                if printer.done() {
-                    return Ok(());
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
-/// The matches in one sealed block. Fast path: check the block's CRC, decompress it into a
-/// per-thread buffer and walk its frames in place (no copy per record); a block that holds a
-/// record chained across frames, or anything unexpected, goes through
-/// [`SegmentReader::read_block`], which reports damage precisely.
-fn scan_block(
-    segment: &SegmentReader,
-    block: usize,
-    filter: &Filter<'_>,
-) -> anyhow::Result<Vec<Match>> {
-    thread_local! {
-        static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    let meta = segment.blocks()[block];
-    let first = meta.first_offset.0;
-    let fast = RAW.with(|raw| {
-        let mut raw = raw.borrow_mut();
-        let start = usize::try_from(meta.position).ok()?;
-        let compressed = segment
-            .bytes()
-            .get(start..start.checked_add(meta.compressed_len as usize)?)?;
-        if crc32fast::hash(compressed) != meta.crc32 || meta.raw_len > MAX_BLOCK_RAW_BYTES {
-            return None;
-        }
-        raw.clear();
-        raw.reserve(meta.raw_len as usize);
-        let n = zstd::bulk::Decompressor::new()
-            .ok()?
-            .decompress_to_buffer(compressed, &mut *raw)
-            .ok()?;
-        if n != meta.raw_len as usize {
-            return None;
-        }
-        if crate::segments::columnar::is_columnar(&raw) {
-            // Columnar block: test each payload as it lies in the block and decode only the
-            // records whose payload matches (a compact record's payload is exactly what the
-            // pattern is matched against below; an opaque one is the whole encoded record).
-            let selected = crate::segments::columnar::decode_block_selected(
-                &raw,
-                meta.count,
-                |_, payload, compact| {
-                    !(compact || filter.prefilter) || filter.regex.is_match(payload)
-                },
-            )
-            .ok()?;
-            return Some(
-                selected
-                    .iter()
-                    .filter_map(|(i, bytes)| filter.check(Some(Offset(first + *i as u64)), bytes))
-                    .collect(),
-            );
-        }
-        let mut matches = Vec::new();
-        let mut at = 0usize;
-        let mut index = 0u64;
-        while at < raw.len() {
-            match decode_frame(&raw[at..], MAX_BLOCK_RAW_BYTES, at as u64) {
-                Ok(Decoded::Frame(frame, len)) if frame.flags == 0 => {
-                    matches.extend(filter.check(Some(Offset(first + index)), frame.payload));
-                    index += 1;
-                    at += len;
-                }
-                _ => return None,
-            }
-        }
-        (index == u64::from(meta.count)).then_some(matches)
-    });
-    if let Some(matches) = fast {
-        return Ok(matches);
-    }
-    let records = match segment.read_block(block) {
-        Ok(records) => records,
-        Err(error) => {
-            // One damaged block costs only its own records.
-            crate::log::read::note_skipped(crate::log::read::Skipped {
-                file: segment.path().to_path_buf(),
-                first: meta.first_offset,
-                end: Offset(first + u64::from(meta.count)),
-                reason: error.to_string(),
-            });
-            return Ok(Vec::new());
-        }
+/// The matches in one sealed block. Only records whose bytes the pattern matches are decoded
+/// (for a compact record of a columnar block, its payload as it lies in the block: exactly what
+/// the pattern is matched against below; otherwise the whole encoded record). A damaged block
+/// costs only its own records.
+fn scan_block(snapshot: &Snapshot, block: &Block, filter: &Filter<'_>) -> Vec<Match> {
+    let keep = |candidate: Candidate<'_>| {
+        (candidate.encoded && !filter.prefilter) || filter.regex.is_match(candidate.bytes)
     };
-    Ok(records
-        .iter()
-        .enumerate()
-        .filter_map(|(i, bytes)| filter.check(Some(Offset(first + i as u64)), bytes))
-        .collect())
+    match snapshot.read_block_selected(block, keep) {
+        Ok(selected) => selected
+            .iter()
+            .filter_map(|(offset, bytes)| filter.check(Some(*offset), bytes))
+            .collect(),
+        Err(damaged) => {
+            damaged.note();
+            Vec::new()
+        }
+    }
 }
 
 struct Printer<'a, W: Write> {

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use super::CompactError;
 use super::consumer::Consumer;
+use crate::log::read::TimeRange;
 use crate::log::retention::{Pins, Policy, Removal, RetentionReport};
 use crate::log::{Store, StoreLock};
 use crate::segments::Offset;
@@ -271,13 +272,12 @@ pub fn repair(store: &Store, consumers: &[&dyn Consumer]) -> Result<u64, Compact
     }
     let snapshot = store.snapshot().map_err(CompactError::Snapshot)?;
     let next = snapshot.manifest().next_offset;
-    let present = snapshot.segments().iter().flat_map(|segment| {
-        segment.blocks().iter().map(|block| {
-            let start = block.first_offset.0;
-            (start, start + u64::from(block.count))
-        })
-    });
-    let absent = absent_offsets(present.collect(), next);
+    let present = snapshot
+        .blocks(.., TimeRange::default())
+        .iter()
+        .map(|block| (block.first.0, block.end.0))
+        .collect();
+    let absent = absent_offsets(present, next);
     let mut removed = 0;
     for (consumer, marker) in pending {
         let now = if absent.is_empty() {

@@ -680,10 +680,7 @@ pub fn catch_up_from(
         ..IndexReport::default()
     };
     // Records below the first live segment were removed by retention: not unreadable.
-    let first_live = snapshot
-        .segments()
-        .first()
-        .map_or(end, |s| s.footer().base_offset.0);
+    let first_live = snapshot.first_sealed_offset().map_or(end, |o| o.0);
     let mut expected = applied.max(first_live);
     let mut since_commit_bytes = 0u64;
     let mut since_commit_records = 0u64;

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
+use crate::log::read::{Block, TimeRange};
 use crate::log::{LogError, Snapshot, Store, StorePaths};
 use crate::segments::Offset;
 
@@ -343,107 +344,47 @@ struct ReadBlock {
 /// that filled it (no allocation per block, and none freed across threads).
 type Spent = packed::PackedBlock;
 
-/// Reads block `block` of `segment` (its first record at `first`) into `out`, decoding the
-/// records from `from` on.
+/// Reads `block` into `out`, decoding the records from `from` on. A damaged block is passed
+/// over with the warning every reader of the log gives (the commands that read only the views
+/// print it too).
 ///
 /// # Errors
-/// The block's damage, as `{:#}` text.
+/// The block's damage, as text.
 fn read_block_into(
-    segment: &crate::segments::segment::SegmentReader,
-    block: usize,
+    snapshot: &Snapshot,
+    block: &Block,
     from: Offset,
     out: &mut packed::PackedBlock,
 ) -> Result<(), String> {
-    let meta = segment.blocks()[block];
-    // A damaged block is passed over with the warning every reader of the log gives (the
-    // commands that read only the views print it too).
-    read_block_records(segment, block, from, out).inspect_err(|reason| {
-        crate::log::read::note_skipped(crate::log::read::Skipped {
-            file: segment.path().to_path_buf(),
-            first: meta.first_offset,
-            end: Offset(meta.first_offset.0 + u64::from(meta.count)),
-            reason: reason.clone(),
-        });
-    })
+    snapshot
+        .for_each_record_in(block, |offset, record| {
+            out.push_block_record(offset, from, record);
+        })
+        .map_err(|damaged| {
+            damaged.note();
+            damaged.source.to_string()
+        })
 }
 
-/// [`read_block_into`] without the warning.
-fn read_block_records(
-    segment: &crate::segments::segment::SegmentReader,
-    block: usize,
-    from: Offset,
-    out: &mut packed::PackedBlock,
-) -> Result<(), String> {
-    let meta = segment.blocks()[block];
-    let first = meta.first_offset.0;
-    let raw = segment
-        .read_block_raw(block)
-        .map_err(|error| format!("{error:#}"))?;
-    if crate::segments::columnar::is_columnar(&raw) {
-        crate::segments::columnar::for_each_record(&raw, meta.count, |k, record| {
-            out.push_block_record(Offset(first + k as u64), from, record);
-        })
-        .map_err(|what| {
-            let error = crate::segments::SegmentError::Corrupt {
-                segment: segment.id(),
-                position: meta.position,
-                what,
-            };
-            format!("{error:#}")
-        })
-    } else {
-        // Frames (format versions 1 and 2, or a block copied from such a segment).
-        let records = segment
-            .read_block(block)
-            .map_err(|error| format!("{error:#}"))?;
-        for (k, bytes) in records.iter().enumerate() {
-            out.push_bytes(Offset(first + k as u64), from, bytes);
-        }
-        Ok(())
-    }
-}
-
-/// One block to read: block `block` of segment `segment` (indexes into the snapshot's
-/// segments), records `from..end` of it, the block's first record at `first`.
+/// One block to read, from record `from` on (records below were folded already).
 #[derive(Debug, Clone, Copy)]
 struct BlockJob {
-    segment: usize,
-    block: usize,
-    first: Offset,
+    block: Block,
     from: Offset,
-    end: Offset,
 }
 
 /// The blocks holding records `from..end`, in offset order. Records below the first live
-/// segment (removed by retention) and past the last one are in no job.
-fn block_jobs(
-    segments: &[std::sync::Arc<crate::segments::segment::SegmentReader>],
-    from: Offset,
-    end: Offset,
-) -> Vec<BlockJob> {
-    // Walked block by block, not by segment spans: a sparse segment (records removed by
-    // retention) may start with a gap, or have gaps between its blocks, and its footer's
-    // `record_count` counts only the records it holds.
-    let mut jobs = Vec::new();
-    for (i, segment) in segments.iter().enumerate() {
-        for (block, meta) in segment.blocks().iter().enumerate() {
-            let block_end = Offset(meta.first_offset.0 + u64::from(meta.count));
-            if block_end <= from || meta.count == 0 {
-                continue;
-            }
-            if meta.first_offset >= end {
-                return jobs;
-            }
-            jobs.push(BlockJob {
-                segment: i,
-                block,
-                first: meta.first_offset,
-                from: from.max(meta.first_offset),
-                end: block_end,
-            });
-        }
-    }
-    jobs
+/// segment (removed by retention), in the gaps of a sparse segment, and past the last segment
+/// are in no job.
+fn block_jobs(snapshot: &Snapshot, from: Offset, end: Offset) -> Vec<BlockJob> {
+    snapshot
+        .blocks(from..end, TimeRange::default())
+        .into_iter()
+        .map(|block| BlockJob {
+            block,
+            from: from.max(block.first),
+        })
+        .collect()
 }
 
 /// Reading threads of [`fold_log`] beside the folding one: one per core, at least one, at
@@ -465,7 +406,7 @@ fn reader_threads() -> usize {
 /// the fold hands back are cleared here, so their extracted values are freed by the thread
 /// that allocated them.
 fn read_ahead(
-    segments: &[std::sync::Arc<crate::segments::segment::SegmentReader>],
+    snapshot: &Snapshot,
     jobs: impl Iterator<Item = BlockJob>,
     blocks: &std::sync::mpsc::SyncSender<ReadBlock>,
     spent: &std::sync::mpsc::Receiver<Spent>,
@@ -477,11 +418,11 @@ fn read_ahead(
             free.push(buffers);
         }
         let mut buffers = free.pop().unwrap_or_default();
-        let records = read_block_into(&segments[job.segment], job.block, job.from, &mut buffers)
-            .map(|()| buffers);
+        let records =
+            read_block_into(snapshot, &job.block, job.from, &mut buffers).map(|()| buffers);
         let read = ReadBlock {
-            first: job.first,
-            end: job.end,
+            first: job.block.first,
+            end: job.block.end,
             from: job.from,
             records,
         };
@@ -539,8 +480,7 @@ fn fold_log(
     batch: usize,
     report: &mut ViewsReport,
 ) -> Result<(), ViewsError> {
-    let segments = snapshot.segments();
-    let jobs = block_jobs(segments, report.applied, end);
+    let jobs = block_jobs(snapshot, report.applied, end);
     let readers = reader_threads().min(jobs.len().max(1));
     let jobs = &jobs;
     std::thread::scope(|scope| {
@@ -558,7 +498,7 @@ fn fold_log(
             ordered.receivers.push(blocks);
             ordered.give_back.push(give_back);
             let mine = jobs.iter().copied().skip(reader).step_by(readers);
-            handles.push(scope.spawn(move || read_ahead(segments, mine, &sender, &spent)));
+            handles.push(scope.spawn(move || read_ahead(snapshot, mine, &sender, &spent)));
         }
         let folded = fold_blocks(db, &mut ordered, end, batch, report);
         // Hanging up stops readers still reading ahead; joining them here turns a reader's
@@ -747,22 +687,20 @@ pub fn open_current(store: &Store) -> Result<ViewsDb, ViewsError> {
 #[cfg(test)]
 mod tests {
     use super::{BlockJob, OrderedBlocks, ReadBlock, ViewsError};
+    use crate::log::read::Block;
     use crate::segments::Offset;
 
     fn job(k: u64) -> BlockJob {
         BlockJob {
-            segment: 0,
-            block: k as usize,
-            first: Offset(k * 10),
+            block: Block::detached(Offset(k * 10), Offset(k * 10 + 10)),
             from: Offset(k * 10),
-            end: Offset(k * 10 + 10),
         }
     }
 
     fn read(job: &BlockJob) -> ReadBlock {
         ReadBlock {
-            first: job.first,
-            end: job.end,
+            first: job.block.first,
+            end: job.block.end,
             from: job.from,
             records: Err("test".to_owned()),
         }

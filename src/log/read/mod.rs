@@ -11,11 +11,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use super::manifest::Manifest;
-use super::{LogError, Store, inbox, list_dir};
+use super::{LogError, Store, StorePaths, inbox, list_dir};
 use crate::model::{Record, StoredRecord};
 use crate::segments::frame::{MAX_FRAME_LIMIT_BYTES, ScanItem, StreamScanner};
 use crate::segments::segment::SegmentReader;
 use crate::segments::{Offset, SegmentError};
+
+mod blocks;
+
+pub use blocks::{Block, Candidate, DamagedBlock, map_blocks};
 
 const SNAPSHOT_ATTEMPTS: u32 = 200;
 
@@ -93,113 +97,15 @@ impl TimeRange {
 }
 
 impl Snapshot {
-    pub(super) fn take(store: &Store) -> Result<Self, LogError> {
+    pub(in crate::log) fn take(store: &Store) -> Result<Self, LogError> {
         let paths = store.paths();
         for _ in 0..SNAPSHOT_ATTEMPTS {
             let manifest = super::load_manifest(paths)?;
-            let mut segments = Vec::with_capacity(manifest.segments.len());
-            let mut raced = false;
-            for entry in &manifest.segments {
-                let path = paths.segments.join(&entry.file);
-                match SegmentReader::open(&path, entry.id) {
-                    Ok(reader) => segments.push(Arc::new(reader)),
-                    Err(SegmentError::Io { source, .. })
-                        if source.kind() == std::io::ErrorKind::NotFound =>
-                    {
-                        // Deleted by a commit since we read the MANIFEST (start over), or
-                        // missing while the MANIFEST still names it (damage: skip it).
-                        let now = super::load_manifest(paths)?;
-                        if now.generation != manifest.generation {
-                            raced = true;
-                            break;
-                        }
-                        note_skipped(Skipped {
-                            file: path,
-                            first: Offset(entry.id.0),
-                            end: entry.end(),
-                            reason: "segment file named in MANIFEST is missing".to_owned(),
-                        });
-                    }
-                    Err(e) => note_skipped(Skipped {
-                        file: path,
-                        first: Offset(entry.id.0),
-                        end: entry.end(),
-                        reason: format!("segment does not open: {e}"),
-                    }),
-                }
-            }
-            if raced {
+            let Some(segments) = open_segments(paths, &manifest)? else {
                 continue;
-            }
-            let consumed: BTreeSet<&str> =
-                manifest.consumed_inbox.iter().map(String::as_str).collect();
-            // Read active.wal first and remember its inode: if the sealer renames it aside
-            // while we list the directory, its `sealing-*` name is the file already read.
-            // A symlinked inbox is refused with an error naming it.
-            super::private::check_dir(&paths.inbox, super::private::DirRule::Real)?;
-            let active_path = paths.inbox.join(inbox::ACTIVE_FILE);
-            let active = open_with_inode(&active_path)?;
-            let active_inode = active.as_ref().map(|(_, inode)| *inode);
-            let active = active.map(|(file, _)| file);
-            let mut sealing = Vec::new();
-            let mut producers = Vec::new();
-            for name in list_dir(&paths.inbox)? {
-                let relative = format!("inbox/{name}");
-                if !name.ends_with(".wal") || consumed.contains(relative.as_str()) {
-                    continue;
-                }
-                if name.starts_with("sealing-") {
-                    sealing.push(paths.inbox.join(&name));
-                } else if name != inbox::ACTIVE_FILE {
-                    producers.push(paths.inbox.join(&name));
-                }
-            }
-            let mut spooled = Vec::new();
-            if let Some(dir) = paths.checked_spool() {
-                for (name, path) in inbox::spool_files(&dir)? {
-                    if !consumed.contains(format!("spool/{name}").as_str()) {
-                        spooled.push(path);
-                    }
-                }
-            }
-            if let Some(dir) = paths.checked_fallback_spool() {
-                for (_, path) in inbox::spool_files(&dir)? {
-                    if !consumed.contains(path.to_string_lossy().as_ref()) {
-                        spooled.push(path);
-                    }
-                }
-            }
-            let mut contents = Vec::new();
-            for path in sealing.into_iter().chain(producers) {
-                let Some((file, inode)) = open_with_inode(&path)? else {
-                    continue;
-                };
-                if Some(inode) == active_inode {
-                    continue;
-                }
-                contents.push(file);
-            }
-            contents.extend(active);
-            for path in spooled {
-                contents.extend(open_with_inode(&path)?.map(|(file, _)| file));
-            }
-            let mut unsealed_records = 0;
-            let mut unsealed_bytes = 0;
-            let mut unsealed_skipped_bytes = 0;
-            for file in &contents {
-                unsealed_bytes += file.len;
-                let mut scanner = StreamScanner::new(file.reader(), MAX_FRAME_LIMIT_BYTES);
-                while let Some(item) = scanner
-                    .next_item()
-                    .map_err(|source| super::private::io_error(&file.path, source))?
-                {
-                    match item {
-                        ScanItem::Record { .. } => unsealed_records += 1,
-                        ScanItem::Skipped { len, .. } => unsealed_skipped_bytes += len,
-                    }
-                }
-            }
-            let unsealed = contents;
+            };
+            let unsealed = unsealed_files(paths, &manifest)?;
+            let counts = UnsealedCounts::of(&unsealed)?;
             let again = Manifest::load(&paths.manifest)?;
             if again.generation != manifest.generation {
                 continue;
@@ -208,9 +114,9 @@ impl Snapshot {
                 manifest,
                 segments,
                 unsealed,
-                unsealed_records,
-                unsealed_bytes,
-                unsealed_skipped_bytes,
+                unsealed_records: counts.records,
+                unsealed_bytes: counts.bytes,
+                unsealed_skipped_bytes: counts.skipped_bytes,
             });
         }
         Err(LogError::SnapshotRace {
@@ -223,8 +129,9 @@ impl Snapshot {
         &self.manifest
     }
 
-    /// Open readers of the sealed segments, in offset order.
-    pub fn segments(&self) -> &[Arc<SegmentReader>] {
+    /// Open readers of the sealed segments, in offset order. Only the export archive still
+    /// walks segments itself; everything else reads through [`Snapshot::blocks`].
+    pub(crate) fn segments(&self) -> &[Arc<SegmentReader>] {
         &self.segments
     }
 
@@ -309,6 +216,133 @@ impl Snapshot {
         Record::decode(&bytes)
             .map(Some)
             .map_err(|source| LogError::RecordDecode { offset, source })
+    }
+}
+
+/// Opens the segments `manifest` names, passing over (and noting) those that do not open;
+/// `None` when a commit deleted one since `manifest` was read (the snapshot starts over).
+fn open_segments(
+    paths: &StorePaths,
+    manifest: &Manifest,
+) -> Result<Option<Vec<Arc<SegmentReader>>>, LogError> {
+    let mut segments = Vec::with_capacity(manifest.segments.len());
+    for entry in &manifest.segments {
+        let path = paths.segments.join(&entry.file);
+        match SegmentReader::open(&path, entry.id) {
+            Ok(reader) => segments.push(Arc::new(reader)),
+            Err(SegmentError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                // Deleted by a commit since we read the MANIFEST (start over), or
+                // missing while the MANIFEST still names it (damage: skip it).
+                let now = super::load_manifest(paths)?;
+                if now.generation != manifest.generation {
+                    return Ok(None);
+                }
+                note_skipped(Skipped {
+                    file: path,
+                    first: Offset(entry.id.0),
+                    end: entry.end(),
+                    reason: "segment file named in MANIFEST is missing".to_owned(),
+                });
+            }
+            Err(e) => note_skipped(Skipped {
+                file: path,
+                first: Offset(entry.id.0),
+                end: entry.end(),
+                reason: format!("segment does not open: {e}"),
+            }),
+        }
+    }
+    Ok(Some(segments))
+}
+
+/// The inbox and spool files `manifest` has not consumed, open, in the order their records
+/// are read: files being sealed, producers' files, `active.wal`, then spooled files.
+fn unsealed_files(paths: &StorePaths, manifest: &Manifest) -> Result<Vec<UnsealedFile>, LogError> {
+    let consumed: BTreeSet<&str> = manifest.consumed_inbox.iter().map(String::as_str).collect();
+    // Read active.wal first and remember its inode: if the sealer renames it aside
+    // while we list the directory, its `sealing-*` name is the file already read.
+    // A symlinked inbox is refused with an error naming it.
+    super::private::check_dir(&paths.inbox, super::private::DirRule::Real)?;
+    let active_path = paths.inbox.join(inbox::ACTIVE_FILE);
+    let active = open_with_inode(&active_path)?;
+    let active_inode = active.as_ref().map(|(_, inode)| *inode);
+    let active = active.map(|(file, _)| file);
+    let mut sealing = Vec::new();
+    let mut producers = Vec::new();
+    for name in list_dir(&paths.inbox)? {
+        let relative = format!("inbox/{name}");
+        if !name.ends_with(".wal") || consumed.contains(relative.as_str()) {
+            continue;
+        }
+        if name.starts_with("sealing-") {
+            sealing.push(paths.inbox.join(&name));
+        } else if name != inbox::ACTIVE_FILE {
+            producers.push(paths.inbox.join(&name));
+        }
+    }
+    let mut spooled = Vec::new();
+    if let Some(dir) = paths.checked_spool() {
+        for (name, path) in inbox::spool_files(&dir)? {
+            if !consumed.contains(format!("spool/{name}").as_str()) {
+                spooled.push(path);
+            }
+        }
+    }
+    if let Some(dir) = paths.checked_fallback_spool() {
+        for (_, path) in inbox::spool_files(&dir)? {
+            if !consumed.contains(path.to_string_lossy().as_ref()) {
+                spooled.push(path);
+            }
+        }
+    }
+    let mut contents = Vec::new();
+    for path in sealing.into_iter().chain(producers) {
+        let Some((file, inode)) = open_with_inode(&path)? else {
+            continue;
+        };
+        if Some(inode) == active_inode {
+            continue;
+        }
+        contents.push(file);
+    }
+    contents.extend(active);
+    for path in spooled {
+        contents.extend(open_with_inode(&path)?.map(|(file, _)| file));
+    }
+    Ok(contents)
+}
+
+/// What a snapshot's unsealed files hold.
+#[derive(Debug, Default)]
+struct UnsealedCounts {
+    /// Whole records.
+    records: u64,
+    /// Bytes of the files.
+    bytes: u64,
+    /// Bytes that do not form valid frames.
+    skipped_bytes: u64,
+}
+
+impl UnsealedCounts {
+    /// Counts the records of `files`, frame by frame.
+    fn of(files: &[UnsealedFile]) -> Result<Self, LogError> {
+        let mut counts = Self::default();
+        for file in files {
+            counts.bytes += file.len;
+            let mut scanner = StreamScanner::new(file.reader(), MAX_FRAME_LIMIT_BYTES);
+            while let Some(item) = scanner
+                .next_item()
+                .map_err(|source| super::private::io_error(&file.path, source))?
+            {
+                match item {
+                    ScanItem::Record { .. } => counts.records += 1,
+                    ScanItem::Skipped { len, .. } => counts.skipped_bytes += len,
+                }
+            }
+        }
+        Ok(counts)
     }
 }
 
@@ -491,3 +525,6 @@ impl Iterator for Records<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
