@@ -284,27 +284,17 @@ pub fn for_each_sealed(
     time: TimeRange,
     mut f: impl FnMut(Offset, &[u8]) -> Result<(), ArchiveError>,
 ) -> Result<(), ArchiveError> {
-    for segment in snapshot.segments() {
-        for (index, meta) in segment.blocks().iter().enumerate() {
-            if !time.overlaps(meta.min_ts, meta.max_ts) {
+    for block in snapshot.blocks(.., time) {
+        let records = match snapshot.read_block(&block) {
+            Ok(records) => records,
+            Err(damaged) => {
+                // Exported without the damaged block; the warning names it.
+                damaged.note();
                 continue;
             }
-            let records = match segment.read_block(index) {
-                Ok(records) => records,
-                Err(error) => {
-                    // Exported without the damaged block; the warning names it.
-                    crate::log::read::note_skipped(crate::log::read::Skipped {
-                        file: segment.path().to_path_buf(),
-                        first: meta.first_offset,
-                        end: Offset(meta.first_offset.0 + u64::from(meta.count)),
-                        reason: error.to_string(),
-                    });
-                    continue;
-                }
-            };
-            for (i, bytes) in records.iter().enumerate() {
-                f(Offset(meta.first_offset.0 + i as u64), bytes)?;
-            }
+        };
+        for (i, bytes) in records.iter().enumerate() {
+            f(Offset(block.first.0 + i as u64), bytes)?;
         }
     }
     Ok(())

@@ -25,7 +25,8 @@ use crate::segments::frame::{Decoded, HEADER_BYTES, ScanItem, Scanner, decode_fr
 use crate::segments::segment::{MAX_BLOCK_RAW_BYTES, SegmentReader};
 use crate::segments::{Offset, SegmentError, SegmentId};
 
-/// One sealed block of a snapshot, as its segment's block index describes it.
+/// One sealed block of a snapshot, as its segment's block index describes it. Valid only with
+/// the snapshot that listed it ([`Snapshot::blocks`]); its readers panic otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Block {
     /// The segment holding the block (its base offset).
@@ -287,8 +288,19 @@ impl Snapshot {
         )
     }
 
+    /// The open segment of `block`.
+    ///
+    /// # Panics
+    /// When `block` was listed by a snapshot of other segments (a caller's bug: blocks are
+    /// only valid with the snapshot that listed them).
     fn reader_of(&self, block: &Block) -> &SegmentReader {
-        &self.segments[block.reader]
+        match self.segments.get(block.reader) {
+            Some(reader) if reader.id() == block.segment => reader,
+            _ => panic!(
+                "block {}..{} of segment {:?} read through a snapshot that did not list it",
+                block.first.0, block.end.0, block.segment
+            ),
+        }
     }
 }
 

@@ -129,12 +129,6 @@ impl Snapshot {
         &self.manifest
     }
 
-    /// Open readers of the sealed segments, in offset order. Only the export archive still
-    /// walks segments itself; everything else reads through [`Snapshot::blocks`].
-    pub(crate) fn segments(&self) -> &[Arc<SegmentReader>] {
-        &self.segments
-    }
-
     /// Number of sealed records (offsets removed by retention are not counted).
     pub fn sealed_records(&self) -> u64 {
         self.manifest.segments.iter().map(|s| s.record_count).sum()
