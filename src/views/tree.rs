@@ -126,8 +126,55 @@ pub fn resolve_session(db: &ViewsDb, prefix: &str) -> Result<Vec<String>, ViewsE
     Ok(found)
 }
 
-/// A `turns` row: id, start, end, prompt, offset.
-type TurnRow = (String, u64, Option<u64>, Option<String>, u64);
+/// A turn of the session: `turns` rows of one prompt merged across sources.
+#[derive(Debug, Clone)]
+struct TurnRow {
+    turn_id: String,
+    /// ns since the Unix epoch.
+    start_ns: u64,
+    end_ns: Option<u64>,
+    prompt: Option<String>,
+    /// The log offset of the record that opened the turn.
+    offset: u64,
+}
+
+/// The `sessions` row's times, ns since the Unix epoch.
+#[derive(Debug, Clone, Copy)]
+struct SessionTimes {
+    first_ns: u64,
+    last_ns: u64,
+    ended_ns: Option<u64>,
+}
+
+/// One deduplicated API response's tokens (`usage` row).
+#[derive(Debug)]
+struct UsageRow {
+    /// The subagent that made the request; `None` for the main agent.
+    agent_id: Option<String>,
+    ts_ns: u64,
+    model: String,
+    tokens: TokenCounts,
+}
+
+/// Where a span hangs in the tree.
+#[derive(Debug, Clone, Copy)]
+enum Place {
+    /// Under another span (a subagent under its tool call, a call under its subagent).
+    Span(usize),
+    /// Under a turn, by time.
+    Turn(usize),
+    /// Directly under the session.
+    Root,
+}
+
+/// Tokens of usage rows by the node they belong to: turns by index, subagents by span index,
+/// the session for the rest.
+#[derive(Debug, Default)]
+struct UsageByNode {
+    turns: Vec<Own>,
+    agents: HashMap<usize, Own>,
+    session: Own,
+}
 
 #[derive(Debug)]
 struct SpanRow {
@@ -170,26 +217,119 @@ fn u(n: Option<i64>) -> Option<u64> {
 /// # Errors
 /// [`ViewsError::Sqlite`].
 pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<Node>, ViewsError> {
-    let path = db.path();
     let found = resolve_session(db, session)?;
     let [session] = found.as_slice() else {
         return Ok(None);
     };
-    let (first_ns, last_ns, ended_ns): (u64, u64, Option<u64>) = db
-        .conn()
+    let times = read_session_times(db, session)?;
+    let turns = read_turns(db, session)?;
+    let spans = read_spans(db, session)?;
+    let usage = read_usage(db, session)?;
+    let index_of = |kind: &str| -> HashMap<String, usize> {
+        spans
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.kind == kind)
+            .map(|(i, s)| (s.id.clone(), i))
+            .collect()
+    };
+    let subagents = index_of("subagent");
+    let tools = index_of("tool");
+    let turn_of =
+        |ts: u64| -> Option<usize> { turns.partition_point(|t| t.start_ns <= ts).checked_sub(1) };
+    let owners = attribute_usage(&usage, &subagents, turns.len(), &turn_of);
+    let places = place_spans(&spans, &subagents, &tools, &turn_of);
+    // Children lists by parent.
+    let mut span_children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
+    let mut turn_children: Vec<Vec<usize>> = vec![Vec::new(); turns.len()];
+    let mut root_children: Vec<usize> = Vec::new();
+    for (i, place) in places.iter().enumerate() {
+        match *place {
+            Place::Span(p) if p != i => span_children[p].push(i),
+            Place::Span(_) | Place::Root => root_children.push(i),
+            Place::Turn(t) => turn_children[t].push(i),
+        }
+    }
+    let mut visiting = vec![false; spans.len()];
+    let mut make = |i: usize| {
+        span_node(
+            i,
+            None,
+            &spans,
+            &span_children,
+            &owners.agents,
+            prices,
+            &mut visiting,
+        )
+    };
+    let mut children: Vec<Node> = Vec::new();
+    for (t, turn) in turns.iter().enumerate() {
+        let kids: Vec<Node> = turn_children[t].iter().filter_map(|&i| make(i)).collect();
+        let last_usage = usage
+            .iter()
+            .filter(|x| turn_of(x.ts_ns) == Some(t))
+            .map(|x| x.ts_ns)
+            .max();
+        let next_start = turns.get(t + 1).map(|n| n.start_ns);
+        children.push(turn_node(
+            turn,
+            kids,
+            last_usage,
+            next_start,
+            &owners.turns[t],
+            prices,
+        ));
+    }
+    children.extend(root_children.iter().filter_map(|&i| make(i)));
+    children.sort_by_key(|n| n.start_ns);
+    let status =
+        if times.ended_ns.is_some() || children.last().is_some_and(|c| c.status == Status::Ok) {
+            Status::Ok
+        } else {
+            Status::Unfinished
+        };
+    let root = finish(
+        Node {
+            kind: NodeKind::Session,
+            id: session.clone(),
+            name: session.clone(),
+            start_ns: times.first_ns,
+            end_ns: Some(times.ended_ns.unwrap_or(times.last_ns)),
+            status,
+            error: None,
+            models: Vec::new(),
+            tokens: Tokens::default(),
+            own_tokens: Tokens::default(),
+            cost_usd: None,
+            offset: None,
+            children,
+        },
+        &owners.session,
+        prices,
+    );
+    Ok(Some(root))
+}
+
+fn read_session_times(db: &ViewsDb, session: &str) -> Result<SessionTimes, ViewsError> {
+    db.conn()
         .query_row(
             "SELECT first_ns, last_ns, ended_ns FROM sessions WHERE session = ?1",
             [session],
             |row| {
-                Ok((
-                    u(row.get(0)?).unwrap_or(0),
-                    u(row.get(1)?).unwrap_or(0),
-                    u(row.get(2)?),
-                ))
+                Ok(SessionTimes {
+                    first_ns: u(row.get(0)?).unwrap_or(0),
+                    last_ns: u(row.get(1)?).unwrap_or(0),
+                    ended_ns: u(row.get(2)?),
+                })
             },
         )
-        .sql(path, "reading the session")?;
-    // Turns, merged across sources.
+        .sql(db.path(), "reading the session")
+}
+
+/// The session's turns in start order, rows of the same prompt less than
+/// [`SAME_TURN_NS`] apart (one turn seen by hooks and by the transcript) merged.
+fn read_turns(db: &ViewsDb, session: &str) -> Result<Vec<TurnRow>, ViewsError> {
+    let path = db.path();
     let mut stmt = db
         .conn()
         .prepare(
@@ -197,26 +337,26 @@ pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<
              WHERE session = ?1 ORDER BY start_ns",
         )
         .sql(path, "reading turns")?;
-    let raw_turns: Vec<TurnRow> = stmt
+    let rows: Vec<TurnRow> = stmt
         .query_map([session], |row| {
-            Ok((
-                row.get(0)?,
-                u(row.get(1)?).unwrap_or(0),
-                u(row.get(2)?),
-                row.get(3)?,
-                u(row.get(4)?).unwrap_or(0),
-            ))
+            Ok(TurnRow {
+                turn_id: row.get(0)?,
+                start_ns: u(row.get(1)?).unwrap_or(0),
+                end_ns: u(row.get(2)?),
+                prompt: row.get(3)?,
+                offset: u(row.get(4)?).unwrap_or(0),
+            })
         })
         .sql(path, "reading turns")?
         .collect::<Result<_, _>>()
         .sql(path, "reading turns")?;
     let mut turns: Vec<TurnRow> = Vec::new();
-    for t in raw_turns {
+    for t in rows {
         if let Some(last) = turns.last_mut()
-            && t.1.saturating_sub(last.1) <= SAME_TURN_NS
-            && t.3 == last.3
+            && t.start_ns.saturating_sub(last.start_ns) <= SAME_TURN_NS
+            && t.prompt == last.prompt
         {
-            last.2 = match (last.2, t.2) {
+            last.end_ns = match (last.end_ns, t.end_ns) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
             };
@@ -224,7 +364,12 @@ pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<
         }
         turns.push(t);
     }
-    // Spans.
+    Ok(turns)
+}
+
+/// The session's spans (tool calls and subagents), by start time (unknown last), then offset.
+fn read_spans(db: &ViewsDb, session: &str) -> Result<Vec<SpanRow>, ViewsError> {
+    let path = db.path();
     let mut stmt = db
         .conn()
         .prepare(
@@ -256,19 +401,12 @@ pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<
         .collect::<Result<_, _>>()
         .sql(path, "reading spans")?;
     spans.sort_by_key(|s| (s.start.unwrap_or(u64::MAX), s.offset));
-    let subagents: HashMap<String, usize> = spans
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.kind == "subagent")
-        .map(|(i, s)| (s.id.clone(), i))
-        .collect();
-    let tools: HashMap<String, usize> = spans
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.kind == "tool")
-        .map(|(i, s)| (s.id.clone(), i))
-        .collect();
-    // Usage.
+    Ok(spans)
+}
+
+/// The session's usage rows in time order.
+fn read_usage(db: &ViewsDb, session: &str) -> Result<Vec<UsageRow>, ViewsError> {
+    let path = db.path();
     let mut stmt = db
         .conn()
         .prepare(
@@ -277,50 +415,64 @@ pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<
              FROM usage WHERE session = ?1 ORDER BY ts_ns",
         )
         .sql(path, "reading usage")?;
-    let usage: Vec<(Option<String>, u64, String, TokenCounts)> = stmt
-        .query_map([session], |row| {
-            let n = |i: usize| u(row.get(i).ok()).unwrap_or(0);
-            Ok((
-                row.get(0)?,
-                u(row.get(1)?).unwrap_or(0),
-                row.get(2)?,
-                TokenCounts {
-                    input: n(3),
-                    output: n(4),
-                    cache_creation: n(5),
-                    cache_creation_1h: n(6),
-                    cache_read: n(7),
-                },
-            ))
+    stmt.query_map([session], |row| {
+        let n = |i: usize| u(row.get(i).ok()).unwrap_or(0);
+        Ok(UsageRow {
+            agent_id: row.get(0)?,
+            ts_ns: u(row.get(1)?).unwrap_or(0),
+            model: row.get(2)?,
+            tokens: TokenCounts {
+                input: n(3),
+                output: n(4),
+                cache_creation: n(5),
+                cache_creation_1h: n(6),
+                cache_read: n(7),
+            },
         })
-        .sql(path, "reading usage")?
-        .collect::<Result<_, _>>()
-        .sql(path, "reading usage")?;
+    })
+    .sql(path, "reading usage")?
+    .collect::<Result<_, _>>()
+    .sql(path, "reading usage")
+}
 
-    let turn_of = |ts: u64| -> Option<usize> {
-        let i = turns.partition_point(|t| t.1 <= ts);
-        i.checked_sub(1)
+/// Each usage row's owner: the subagent that made it, else the turn it falls in by time, else
+/// the session.
+fn attribute_usage(
+    usage: &[UsageRow],
+    subagents: &HashMap<String, usize>,
+    turns: usize,
+    turn_of: &impl Fn(u64) -> Option<usize>,
+) -> UsageByNode {
+    let mut owners = UsageByNode {
+        turns: vec![Own::default(); turns],
+        ..UsageByNode::default()
     };
-    // Own usage per node: turns by index, subagents by span index, session for the rest.
-    let mut turn_usage: Vec<Own> = vec![Own::default(); turns.len()];
-    let mut agent_usage: HashMap<usize, Own> = HashMap::new();
-    let mut session_usage = Own::default();
-    for (agent, ts, model, tokens) in &usage {
-        match agent.as_ref().and_then(|a| subagents.get(a)) {
-            Some(i) => agent_usage.entry(*i).or_default().add(model, tokens),
-            None => match turn_of(*ts) {
-                Some(t) => turn_usage[t].add(model, tokens),
-                None => session_usage.add(model, tokens),
+    for row in usage {
+        match row.agent_id.as_ref().and_then(|a| subagents.get(a)) {
+            Some(i) => owners
+                .agents
+                .entry(*i)
+                .or_default()
+                .add(&row.model, &row.tokens),
+            None => match turn_of(row.ts_ns) {
+                Some(t) => owners.turns[t].add(&row.model, &row.tokens),
+                None => owners.session.add(&row.model, &row.tokens),
             },
         }
     }
-    // Where each span goes: under a subagent, a tool call (subagents), a turn, or the session.
-    #[derive(Clone, Copy)]
-    enum Place {
-        Span(usize),
-        Turn(usize),
-        Root,
-    }
+    owners
+}
+
+/// Where each span goes: a subagent under the main agent's Task/Agent call that started it
+/// (linked by `parent_tool_use_id`, else by prompt, else by the call whose time contains its
+/// start); a call made inside a subagent under that subagent; anything else under the turn it
+/// starts in, or the session.
+fn place_spans(
+    spans: &[SpanRow],
+    subagents: &HashMap<String, usize>,
+    tools: &HashMap<String, usize>,
+    turn_of: &impl Fn(u64) -> Option<usize>,
+) -> Vec<Place> {
     let main_agent_calls: Vec<usize> = spans
         .iter()
         .enumerate()
@@ -335,9 +487,15 @@ pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<
         Some(t) => Place::Turn(t),
         None => Place::Root,
     };
-    let mut places: Vec<Place> = Vec::with_capacity(spans.len());
-    for s in &spans {
-        let place = if s.kind == "subagent" {
+    spans
+        .iter()
+        .map(|s| {
+            if s.kind != "subagent" {
+                return match s.agent_id.as_ref().and_then(|a| subagents.get(a)) {
+                    Some(i) => Place::Span(*i),
+                    None => by_time(s.start),
+                };
+            }
             let linked = s.parent.as_ref().and_then(|p| tools.get(p)).copied();
             let by_prompt = || {
                 let key = s.prompt_key.as_ref()?;
@@ -361,108 +519,49 @@ pub fn build(db: &ViewsDb, prices: &PriceTable, session: &str) -> Result<Option<
                 Some(i) => Place::Span(i),
                 None => by_time(s.start),
             }
-        } else {
-            match s.agent_id.as_ref().and_then(|a| subagents.get(a)) {
-                Some(i) => Place::Span(*i),
-                None => by_time(s.start),
-            }
-        };
-        places.push(place);
-    }
-    // Build nodes bottom-up: children lists by parent.
-    let mut span_children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
-    let mut turn_children: Vec<Vec<usize>> = vec![Vec::new(); turns.len()];
-    let mut root_children: Vec<usize> = Vec::new();
-    for (i, place) in places.iter().enumerate() {
-        match *place {
-            Place::Span(p) if p != i => span_children[p].push(i),
-            Place::Span(_) | Place::Root => root_children.push(i),
-            Place::Turn(t) => turn_children[t].push(i),
-        }
-    }
-    let mut visiting = vec![false; spans.len()];
-    let mut make = |i: usize| {
-        span_node(
-            i,
-            None,
-            &spans,
-            &span_children,
-            &agent_usage,
-            prices,
-            &mut visiting,
-        )
-    };
-    let mut children: Vec<Node> = Vec::new();
-    for (t, turn) in turns.iter().enumerate() {
-        let next_start = turns.get(t + 1).map(|n| n.1);
-        let kids: Vec<Node> = turn_children[t].iter().filter_map(|&i| make(i)).collect();
-        let activity_end = kids
-            .iter()
-            .filter_map(|k| k.end_ns)
-            .chain(
-                usage
-                    .iter()
-                    .filter(|x| turn_of(x.1) == Some(t))
-                    .map(|x| x.1),
-            )
-            .max();
-        let end = turn.2.or(activity_end.or(next_start));
-        let status = if turn.2.is_some() || next_start.is_some() {
-            Status::Ok
-        } else {
-            Status::Unfinished
-        };
-        children.push(finish(
-            Node {
-                kind: NodeKind::Turn,
-                id: turn.0.clone(),
-                name: turn.3.clone().unwrap_or_default(),
-                start_ns: turn.1,
-                end_ns: end,
-                status,
-                error: None,
-                models: Vec::new(),
-                tokens: Tokens::default(),
-                own_tokens: Tokens::default(),
-                cost_usd: None,
-                offset: Some(turn.4),
-                children: kids,
-            },
-            &turn_usage[t],
-            prices,
-        ));
-    }
-    for &i in &root_children {
-        if let Some(n) = make(i) {
-            children.push(n);
-        }
-    }
-    children.sort_by_key(|n| n.start_ns);
-    let status = if ended_ns.is_some() || children.last().is_some_and(|c| c.status == Status::Ok) {
+        })
+        .collect()
+}
+
+/// A turn's node: it ends at its own end, else at its last activity (a child's end or a
+/// response), else where the next turn starts; without an end or a next turn it is unfinished.
+fn turn_node(
+    turn: &TurnRow,
+    children: Vec<Node>,
+    last_usage: Option<u64>,
+    next_start: Option<u64>,
+    own: &Own,
+    prices: &PriceTable,
+) -> Node {
+    let activity_end = children
+        .iter()
+        .filter_map(|k| k.end_ns)
+        .chain(last_usage)
+        .max();
+    let status = if turn.end_ns.is_some() || next_start.is_some() {
         Status::Ok
     } else {
         Status::Unfinished
     };
-    let root = finish(
+    finish(
         Node {
-            kind: NodeKind::Session,
-            id: session.clone(),
-            name: session.clone(),
-            start_ns: first_ns,
-            end_ns: Some(ended_ns.unwrap_or(last_ns)),
+            kind: NodeKind::Turn,
+            id: turn.turn_id.clone(),
+            name: turn.prompt.clone().unwrap_or_default(),
+            start_ns: turn.start_ns,
+            end_ns: turn.end_ns.or(activity_end.or(next_start)),
             status,
             error: None,
             models: Vec::new(),
             tokens: Tokens::default(),
             own_tokens: Tokens::default(),
             cost_usd: None,
-            offset: None,
+            offset: Some(turn.offset),
             children,
         },
-        &session_usage,
+        own,
         prices,
-    );
-    Ok(Some(root))
+    )
 }
 
 fn span_node(
