@@ -271,16 +271,23 @@ impl Acc {
     }
 }
 
-type TaskRow = (
-    String,
-    String,
-    String,
-    Option<String>,
-    String,
-    Option<String>,
-    u64,
-    u64,
-);
+/// A `tasks` row.
+#[derive(Debug)]
+struct TaskRow {
+    session: String,
+    /// `task` (TaskCreate/TaskUpdate), `todo` (TodoWrite) or `beads`.
+    kind: String,
+    task_id: String,
+    title: Option<String>,
+    status: String,
+    parent: Option<String>,
+    /// ns since the Unix epoch.
+    created_ns: u64,
+    updated_ns: u64,
+}
+
+/// Tokens and cost per (session, task label), with in-progress time per the same key.
+type ByTask<T> = HashMap<(String, String), T>;
 
 /// Builds the task forest, optionally for one session.
 ///
@@ -291,57 +298,10 @@ pub fn task_forest(
     prices: &PriceTable,
     session: Option<&str>,
 ) -> Result<TaskForest, ViewsError> {
-    let path = db.path();
     let intervals = in_progress_intervals(db)?;
-    // Cost per task label.
-    let mut acc: HashMap<(String, String), Acc> = HashMap::new();
-    {
-        let mut stmt = db
-            .conn()
-            .prepare(
-                "SELECT session, model, ts_ns, input_tokens, output_tokens,
-                    cache_creation_tokens, cache_creation_1h_tokens, cache_read_tokens
-                 FROM usage WHERE ?1 IS NULL OR session = ?1",
-            )
-            .sql(path, "reading usage")?;
-        let rows = stmt
-            .query_map([session], |row| {
-                let n = |i: usize| row.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
-                Ok((
-                    row.get::<_, Option<String>>(0)?.unwrap_or_default(),
-                    row.get::<_, String>(1)?,
-                    n(2)?,
-                    TokenCounts {
-                        input: n(3)?,
-                        output: n(4)?,
-                        cache_creation: n(5)?,
-                        cache_creation_1h: n(6)?,
-                        cache_read: n(7)?,
-                    },
-                ))
-            })
-            .sql(path, "reading usage")?;
-        for row in rows {
-            let (s, model, ts, tokens) = row.sql(path, "reading usage")?;
-            let Some(label) = intervals.task_at(&s, ts) else {
-                continue;
-            };
-            let cost = prices.cost(&model, &tokens);
-            let a = acc.entry((s, label)).or_default();
-            a.add(&Acc {
-                tokens: Tokens {
-                    input: tokens.input,
-                    output: tokens.output,
-                    cache_creation: tokens.cache_creation,
-                    cache_read: tokens.cache_read,
-                },
-                cost: cost.unwrap_or(0.0),
-                unpriced: cost.is_none(),
-            });
-        }
-    }
-    // In-progress time per (session, kind, id).
-    let mut progress: HashMap<(String, String), u64> = HashMap::new();
+    let acc = task_costs(db, prices, session, &intervals)?;
+    // In-progress time per (session, label).
+    let mut progress: ByTask<u64> = HashMap::new();
     for (s, list) in &intervals.by_session {
         for i in list {
             if i.end != u64::MAX {
@@ -349,6 +309,111 @@ pub fn task_forest(
             }
         }
     }
+    let rows = read_task_rows(db, session)?;
+    let (beads_rows, todo_rows): (Vec<&TaskRow>, Vec<&TaskRow>) =
+        rows.iter().partition(|row| row.kind == "beads");
+    let mut roots = session_roots(&todo_rows, &acc, &progress);
+    let mut problems = Vec::new();
+    // Beads: per project, issues from the file merged with those seen in commands.
+    let projects = read_projects(db, session)?;
+    let mut beads_by_session: BTreeMap<String, Vec<&TaskRow>> = BTreeMap::new();
+    for row in beads_rows {
+        beads_by_session
+            .entry(row.session.clone())
+            .or_default()
+            .push(row);
+    }
+    let mut beads_projects: BTreeMap<String, Vec<String>> = projects.clone();
+    for s in beads_by_session.keys() {
+        if !projects.values().any(|v| v.contains(s)) {
+            beads_projects
+                .entry(format!("(session {s})"))
+                .or_default()
+                .push(s.clone());
+        }
+    }
+    for (project, sessions) in beads_projects {
+        let (root, file_problems) =
+            beads_root(&project, &sessions, &beads_by_session, &acc, &progress);
+        problems.extend(file_problems);
+        roots.extend(root);
+    }
+    Ok(TaskForest { roots, problems })
+}
+
+/// A task node without children, its tokens and cost from `acc` (`cost_usd` is `None` when
+/// some of its usage had no price).
+fn task_node(kind: &str, id: &str, title: &str, status: &str, acc: Option<&Acc>) -> TaskNode {
+    TaskNode {
+        kind: kind.to_owned(),
+        id: id.to_owned(),
+        title: title.to_owned(),
+        status: status.to_owned(),
+        created_ns: None,
+        updated_ns: None,
+        in_progress_ns: 0,
+        tokens: acc.map(|a| a.tokens.clone()).unwrap_or_default(),
+        cost_usd: acc.map_or(Some(0.0), |a| (!a.unpriced).then_some(a.cost)),
+        children: Vec::new(),
+    }
+}
+
+/// Tokens and cost of every usage row made while a task was in progress, per (session, label).
+fn task_costs(
+    db: &ViewsDb,
+    prices: &PriceTable,
+    session: Option<&str>,
+    intervals: &Intervals,
+) -> Result<ByTask<Acc>, ViewsError> {
+    let path = db.path();
+    let mut acc: ByTask<Acc> = HashMap::new();
+    let mut stmt = db
+        .conn()
+        .prepare(
+            "SELECT session, model, ts_ns, input_tokens, output_tokens,
+                cache_creation_tokens, cache_creation_1h_tokens, cache_read_tokens
+             FROM usage WHERE ?1 IS NULL OR session = ?1",
+        )
+        .sql(path, "reading usage")?;
+    let rows = stmt
+        .query_map([session], |row| {
+            let n = |i: usize| row.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
+            Ok((
+                row.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                row.get::<_, String>(1)?,
+                n(2)?,
+                TokenCounts {
+                    input: n(3)?,
+                    output: n(4)?,
+                    cache_creation: n(5)?,
+                    cache_creation_1h: n(6)?,
+                    cache_read: n(7)?,
+                },
+            ))
+        })
+        .sql(path, "reading usage")?;
+    for row in rows {
+        let (s, model, ts, tokens) = row.sql(path, "reading usage")?;
+        let Some(label) = intervals.task_at(&s, ts) else {
+            continue;
+        };
+        let cost = prices.cost(&model, &tokens);
+        acc.entry((s, label)).or_default().add(&Acc {
+            tokens: Tokens {
+                input: tokens.input,
+                output: tokens.output,
+                cache_creation: tokens.cache_creation,
+                cache_read: tokens.cache_read,
+            },
+            cost: cost.unwrap_or(0.0),
+            unpriced: cost.is_none(),
+        });
+    }
+    Ok(acc)
+}
+
+fn read_task_rows(db: &ViewsDb, session: Option<&str>) -> Result<Vec<TaskRow>, ViewsError> {
+    let path = db.path();
     let mut stmt = db
         .conn()
         .prepare(
@@ -358,151 +423,153 @@ pub fn task_forest(
              ORDER BY t.session, t.created_ns",
         )
         .sql(path, "reading tasks")?;
-    let rows: Vec<TaskRow> = stmt
-        .query_map([session], |row| {
-            Ok((
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get(5)?,
-                u64::try_from(row.get::<_, i64>(6)?).unwrap_or(0),
-                u64::try_from(row.get::<_, i64>(7)?).unwrap_or(0),
-            ))
+    stmt.query_map([session], |row| {
+        Ok(TaskRow {
+            session: row.get(0)?,
+            kind: row.get(1)?,
+            task_id: row.get(2)?,
+            title: row.get(3)?,
+            status: row.get(4)?,
+            parent: row.get(5)?,
+            created_ns: u64::try_from(row.get::<_, i64>(6)?).unwrap_or(0),
+            updated_ns: u64::try_from(row.get::<_, i64>(7)?).unwrap_or(0),
         })
-        .sql(path, "reading tasks")?
-        .collect::<Result<_, _>>()
-        .sql(path, "reading tasks")?;
-    // Projects of the sessions (for Beads files).
-    let mut projects: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    {
-        let mut stmt = db
-            .conn()
-            .prepare("SELECT session, project FROM sessions WHERE ?1 IS NULL OR session = ?1")
-            .sql(path, "reading sessions")?;
-        let rows = stmt
-            .query_map([session], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
-            })
-            .sql(path, "reading sessions")?;
-        for row in rows {
-            let (s, project) = row.sql(path, "reading sessions")?;
-            if let Some(project) = project {
-                projects.entry(project).or_default().push(s);
-            }
-        }
-    }
-    let node = |kind: &str, id: &str, title: &str, status: &str, a: Option<&Acc>| TaskNode {
-        kind: kind.to_owned(),
-        id: id.to_owned(),
-        title: title.to_owned(),
-        status: status.to_owned(),
-        created_ns: None,
-        updated_ns: None,
-        in_progress_ns: 0,
-        tokens: a.map(|a| a.tokens.clone()).unwrap_or_default(),
-        cost_usd: a.map_or(Some(0.0), |a| (!a.unpriced).then_some(a.cost)),
-        children: Vec::new(),
-    };
-    let mut roots = Vec::new();
-    let mut problems = Vec::new();
-    // Sessions with their to-dos.
-    let mut by_session: BTreeMap<String, Vec<TaskNode>> = BTreeMap::new();
-    let mut beads_rows: BTreeMap<String, Vec<&TaskRow>> = BTreeMap::new();
-    for row in &rows {
-        let (s, kind, id, title, status, _parent, created, updated) = row;
-        if kind == "beads" {
-            beads_rows.entry(s.clone()).or_default().push(row);
-            continue;
-        }
-        let l = label(kind, id, title.as_deref());
-        let key = (s.clone(), l);
-        let mut n = node(
-            kind,
-            id,
-            title.as_deref().unwrap_or(id),
-            status,
-            acc.get(&key),
-        );
-        n.created_ns = Some(*created);
-        n.updated_ns = Some(*updated);
-        n.in_progress_ns = progress.get(&key).copied().unwrap_or(0);
-        by_session.entry(s.clone()).or_default().push(n);
-    }
-    for (s, children) in by_session {
-        let mut root = node("session", &s, &s, "", None);
-        root.children = children;
-        roll_up(&mut root);
-        roots.push(root);
-    }
-    // Beads: per project, issues from the file merged with those seen in commands.
-    let mut beads_projects: BTreeMap<String, Vec<String>> = projects.clone();
-    for s in beads_rows.keys() {
-        if !projects.values().any(|v| v.contains(s)) {
-            beads_projects
-                .entry(format!("(session {s})"))
-                .or_default()
-                .push(s.clone());
-        }
-    }
-    for (project, sessions) in beads_projects {
-        let (file_issues, file_problems) = read_beads(Path::new(&project));
-        problems.extend(file_problems);
-        let mut issues: BTreeMap<String, TaskNode> = BTreeMap::new();
-        let mut parents: HashMap<String, String> = HashMap::new();
-        for issue in &file_issues {
-            let mut n = node("beads", &issue.id, &issue.title, &issue.status, None);
-            n.created_ns = issue.created_ns;
-            n.updated_ns = issue.updated_ns;
-            if let Some(p) = &issue.parent {
-                parents.insert(issue.id.clone(), p.clone());
-            }
-            issues.insert(issue.id.clone(), n);
-        }
-        for s in &sessions {
-            for (_, _, id, title, status, parent, created, updated) in
-                beads_rows.get(s).into_iter().flatten().copied()
-            {
-                let n = issues.entry(id.clone()).or_insert_with(|| {
-                    node("beads", id, title.as_deref().unwrap_or(id), status, None)
-                });
-                if file_issues.iter().all(|i| &i.id != id) {
-                    n.status.clone_from(status);
-                }
-                n.created_ns = Some(n.created_ns.map_or(*created, |c| c.min(*created)));
-                n.updated_ns = Some(n.updated_ns.map_or(*updated, |u| u.max(*updated)));
-                if let Some(p) = parent {
-                    parents.entry(id.clone()).or_insert_with(|| p.clone());
-                }
-            }
-            for n in issues.values_mut() {
-                let key = (s.clone(), format!("beads:{}", n.id));
-                if let Some(a) = acc.get(&key) {
-                    let mut own = Acc {
-                        tokens: n.tokens.clone(),
-                        cost: n.cost_usd.unwrap_or(0.0),
-                        unpriced: n.cost_usd.is_none(),
-                    };
-                    own.add(a);
-                    n.tokens = own.tokens;
-                    n.cost_usd = (!own.unpriced).then_some(own.cost);
-                }
-                n.in_progress_ns += progress.get(&key).copied().unwrap_or(0);
-            }
-        }
-        if issues.is_empty() {
-            continue;
-        }
-        let mut root = node("project", &project, &project, "", None);
-        root.children = nest(issues, &parents);
-        roll_up(&mut root);
-        roots.push(root);
-    }
-    Ok(TaskForest { roots, problems })
+    })
+    .sql(path, "reading tasks")?
+    .collect::<Result<_, _>>()
+    .sql(path, "reading tasks")
 }
 
-/// Puts issues under their parents (unknown parents leave the issue at the top).
+/// The sessions of each project (for the projects' Beads files).
+fn read_projects(
+    db: &ViewsDb,
+    session: Option<&str>,
+) -> Result<BTreeMap<String, Vec<String>>, ViewsError> {
+    let path = db.path();
+    let mut projects: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut stmt = db
+        .conn()
+        .prepare("SELECT session, project FROM sessions WHERE ?1 IS NULL OR session = ?1")
+        .sql(path, "reading sessions")?;
+    let rows = stmt
+        .query_map([session], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+        })
+        .sql(path, "reading sessions")?;
+    for row in rows {
+        let (s, project) = row.sql(path, "reading sessions")?;
+        if let Some(project) = project {
+            projects.entry(project).or_default().push(s);
+        }
+    }
+    Ok(projects)
+}
+
+/// One `session` root per session with to-dos or tasks, its children in creation order.
+fn session_roots(rows: &[&TaskRow], acc: &ByTask<Acc>, progress: &ByTask<u64>) -> Vec<TaskNode> {
+    let mut by_session: BTreeMap<String, Vec<TaskNode>> = BTreeMap::new();
+    for row in rows {
+        let key = (
+            row.session.clone(),
+            label(&row.kind, &row.task_id, row.title.as_deref()),
+        );
+        let mut n = task_node(
+            &row.kind,
+            &row.task_id,
+            row.title.as_deref().unwrap_or(&row.task_id),
+            &row.status,
+            acc.get(&key),
+        );
+        n.created_ns = Some(row.created_ns);
+        n.updated_ns = Some(row.updated_ns);
+        n.in_progress_ns = progress.get(&key).copied().unwrap_or(0);
+        by_session.entry(row.session.clone()).or_default().push(n);
+    }
+    by_session
+        .into_iter()
+        .map(|(s, children)| {
+            let mut root = task_node("session", &s, &s, "", None);
+            root.children = children;
+            roll_up(&mut root);
+            root
+        })
+        .collect()
+}
+
+/// The `project` root of one project's Beads issues: those of its `.beads/issues.jsonl`
+/// merged with those its sessions' commands created or changed (a command's status wins over
+/// the file's only for issues the file does not have), with their tokens, cost and
+/// in-progress time; `None` when there is no issue.
+fn beads_root(
+    project: &str,
+    sessions: &[String],
+    rows: &BTreeMap<String, Vec<&TaskRow>>,
+    acc: &ByTask<Acc>,
+    progress: &ByTask<u64>,
+) -> (Option<TaskNode>, Vec<BeadsProblem>) {
+    let (file_issues, problems) = read_beads(Path::new(project));
+    let mut issues: BTreeMap<String, TaskNode> = BTreeMap::new();
+    let mut parents: HashMap<String, String> = HashMap::new();
+    for issue in &file_issues {
+        let mut n = task_node("beads", &issue.id, &issue.title, &issue.status, None);
+        n.created_ns = issue.created_ns;
+        n.updated_ns = issue.updated_ns;
+        if let Some(p) = &issue.parent {
+            parents.insert(issue.id.clone(), p.clone());
+        }
+        issues.insert(issue.id.clone(), n);
+    }
+    for s in sessions {
+        for row in rows.get(s).into_iter().flatten() {
+            let id = &row.task_id;
+            let n = issues.entry(id.clone()).or_insert_with(|| {
+                task_node(
+                    "beads",
+                    id,
+                    row.title.as_deref().unwrap_or(id),
+                    &row.status,
+                    None,
+                )
+            });
+            if file_issues.iter().all(|i| &i.id != id) {
+                n.status.clone_from(&row.status);
+            }
+            n.created_ns = Some(
+                n.created_ns
+                    .map_or(row.created_ns, |c| c.min(row.created_ns)),
+            );
+            n.updated_ns = Some(
+                n.updated_ns
+                    .map_or(row.updated_ns, |u| u.max(row.updated_ns)),
+            );
+            if let Some(p) = &row.parent {
+                parents.entry(id.clone()).or_insert_with(|| p.clone());
+            }
+        }
+        for n in issues.values_mut() {
+            let key = (s.clone(), format!("beads:{}", n.id));
+            if let Some(a) = acc.get(&key) {
+                let mut own = Acc {
+                    tokens: n.tokens.clone(),
+                    cost: n.cost_usd.unwrap_or(0.0),
+                    unpriced: n.cost_usd.is_none(),
+                };
+                own.add(a);
+                n.tokens = own.tokens;
+                n.cost_usd = (!own.unpriced).then_some(own.cost);
+            }
+            n.in_progress_ns += progress.get(&key).copied().unwrap_or(0);
+        }
+    }
+    if issues.is_empty() {
+        return (None, problems);
+    }
+    let mut root = task_node("project", project, project, "", None);
+    root.children = nest(issues, &parents);
+    roll_up(&mut root);
+    (Some(root), problems)
+}
+
 fn nest(
     mut issues: BTreeMap<String, TaskNode>,
     parents: &HashMap<String, String>,
