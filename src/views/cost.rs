@@ -122,7 +122,37 @@ fn sql_key(by: GroupBy) -> &'static str {
 /// # Errors
 /// [`ViewsError::Sqlite`].
 pub fn query(db: &ViewsDb, prices: &PriceTable, q: &CostQuery) -> Result<CostReport, ViewsError> {
-    let path = db.path();
+    let (filter, args) = filters(q);
+    let sql = group_sql(q.by, &filter);
+    let groups = read_groups(db, &sql, args)?;
+    let groups = match q.by {
+        GroupBy::Block => key_by_block(groups),
+        GroupBy::Task => key_by_task(db, groups)?,
+        _ => groups,
+    };
+    let (rows, unpriced) = merge_groups(groups, prices);
+    Ok(CostReport {
+        rows,
+        unpriced,
+        price_table: prices.version(),
+        problems: read_problems(db)?,
+    })
+}
+
+/// Usage summed for one key and model (or one response, for per-response groupings).
+#[derive(Debug)]
+struct UsageGroup {
+    key: String,
+    model: String,
+    tokens: TokenCounts,
+    responses: u64,
+    /// First and last response time, ns since the Unix epoch.
+    first_ns: u64,
+    last_ns: u64,
+}
+
+/// The query's `WHERE` clause (empty without filters) and its arguments.
+fn filters(q: &CostQuery) -> (String, Vec<SqlValue>) {
     let mut filters = Vec::new();
     let mut args: Vec<SqlValue> = Vec::new();
     if let Some(since) = q.since {
@@ -143,8 +173,13 @@ pub fn query(db: &ViewsDb, prices: &PriceTable, q: &CostQuery) -> Result<CostRep
     } else {
         format!("WHERE {}", filters.join(" AND "))
     };
+    (filter, args)
+}
+
+/// The SQL of a grouping: columns key, model, five token sums, responses, first and last time.
+fn group_sql(by: GroupBy, filter: &str) -> String {
     // Join only what the key needs.
-    let joins = match q.by {
+    let joins = match by {
         GroupBy::Project => "LEFT JOIN sessions s ON s.session = u.session",
         GroupBy::Agent => {
             "LEFT JOIN spans a ON a.session = u.session AND a.span_id = u.agent_id
@@ -153,17 +188,17 @@ pub fn query(db: &ViewsDb, prices: &PriceTable, q: &CostQuery) -> Result<CostRep
         }
         _ => "",
     };
-    let per_response = matches!(q.by, GroupBy::Task | GroupBy::Block);
+    let per_response = matches!(by, GroupBy::Task | GroupBy::Block);
     // Groupings made of whole UTC days read the per-day sums (`usage_days`, a few rows per
     // day) instead of every usage row.
-    let day_key = match q.by {
+    let day_key = match by {
         GroupBy::Day => Some("date(d.day * 86400, 'unixepoch')"),
         GroupBy::Week => Some("date(d.day * 86400, 'unixepoch', 'weekday 0', '-6 days')"),
         GroupBy::Month => Some("strftime('%Y-%m', d.day * 86400, 'unixepoch')"),
         GroupBy::Model => Some("d.model"),
         _ => None,
     };
-    let sql = if let Some(key) = day_key.filter(|_| filters.is_empty()) {
+    if let Some(key) = day_key.filter(|_| filter.is_empty()) {
         format!(
             "SELECT {key} AS k, d.model, sum(d.input_tokens), sum(d.output_tokens),
                 sum(d.cache_creation_tokens), sum(d.cache_creation_1h_tokens),
@@ -183,87 +218,108 @@ pub fn query(db: &ViewsDb, prices: &PriceTable, q: &CostQuery) -> Result<CostRep
                 sum(u.cache_creation_tokens), sum(u.cache_creation_1h_tokens),
                 sum(u.cache_read_tokens), count(*), min(u.ts_ns), max(u.ts_ns)
              FROM usage u {joins} {filter} GROUP BY {group}, u.model",
-            key = sql_key(q.by),
-            group = match q.by {
+            key = sql_key(by),
+            group = match by {
                 GroupBy::Day => "u.day",
                 GroupBy::Session => "u.session",
                 _ => "k",
             }
         )
-    };
+    }
+}
+
+fn read_groups(
+    db: &ViewsDb,
+    sql: &str,
+    args: Vec<SqlValue>,
+) -> Result<Vec<UsageGroup>, ViewsError> {
+    let path = db.path();
     let mut stmt = db
         .conn()
-        .prepare(&sql)
+        .prepare(sql)
         .sql(path, "preparing the cost query")?;
-    let raw: Vec<(String, String, TokenCounts, u64, u64, u64)> = stmt
-        .query_map(params_from_iter(args), |row| {
-            let n = |i: usize| row.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
-            Ok((
-                row.get::<_, Option<String>>(0)?
-                    .unwrap_or_else(|| "(none)".to_owned()),
-                row.get::<_, String>(1)?,
-                TokenCounts {
-                    input: n(2)?,
-                    output: n(3)?,
-                    cache_creation: n(4)?,
-                    cache_creation_1h: n(5)?,
-                    cache_read: n(6)?,
-                },
-                n(7)?,
-                n(8)?,
-                n(9)?,
-            ))
+    stmt.query_map(params_from_iter(args), |row| {
+        let n = |i: usize| row.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
+        Ok(UsageGroup {
+            key: row
+                .get::<_, Option<String>>(0)?
+                .unwrap_or_else(|| "(none)".to_owned()),
+            model: row.get::<_, String>(1)?,
+            tokens: TokenCounts {
+                input: n(2)?,
+                output: n(3)?,
+                cache_creation: n(4)?,
+                cache_creation_1h: n(5)?,
+                cache_read: n(6)?,
+            },
+            responses: n(7)?,
+            first_ns: n(8)?,
+            last_ns: n(9)?,
         })
-        .sql(path, "running the cost query")?
-        .collect::<Result<_, _>>()
-        .sql(path, "reading the cost query")?;
-    let keyed: Vec<(String, String, TokenCounts, u64, u64, u64)> = match q.by {
-        GroupBy::Block => {
-            let mut block_start: Option<u64> = None;
-            let mut last = 0u64;
-            raw.into_iter()
-                .map(|(_, model, tokens, n, first, end)| {
-                    let start = match block_start {
-                        Some(start) if first < start + BLOCK_NS && first - last < BLOCK_NS => start,
-                        _ => first - first % HOUR_NS,
-                    };
-                    block_start = Some(start);
-                    last = first;
-                    let key = crate::views::tasks::format_ts_minutes(start);
-                    (key, model, tokens, n, first, end)
-                })
-                .collect()
-        }
-        GroupBy::Task => {
-            let intervals = super::tasks::in_progress_intervals(db)?;
-            raw.into_iter()
-                .map(|(session, model, tokens, n, first, end)| {
-                    let key = intervals
-                        .task_at(&session, first)
-                        .unwrap_or_else(|| "(no task)".to_owned());
-                    (key, model, tokens, n, first, end)
-                })
-                .collect()
-        }
-        _ => raw,
-    };
+    })
+    .sql(path, "running the cost query")?
+    .collect::<Result<_, _>>()
+    .sql(path, "reading the cost query")
+}
+
+/// Keys responses (in time order) by their 5-hour billing block: a block starts at the hour
+/// of a response that comes 5 h or more after the block's start, or after 5 h without one.
+fn key_by_block(groups: Vec<UsageGroup>) -> Vec<UsageGroup> {
+    let mut block_start: Option<u64> = None;
+    let mut last = 0u64;
+    groups
+        .into_iter()
+        .map(|mut group| {
+            let first = group.first_ns;
+            let start = match block_start {
+                Some(start) if first < start + BLOCK_NS && first - last < BLOCK_NS => start,
+                _ => first - first % HOUR_NS,
+            };
+            block_start = Some(start);
+            last = first;
+            group.key = crate::views::tasks::format_ts_minutes(start);
+            group
+        })
+        .collect()
+}
+
+/// Keys responses (whose key is their session) by the task in progress when they were made.
+fn key_by_task(db: &ViewsDb, groups: Vec<UsageGroup>) -> Result<Vec<UsageGroup>, ViewsError> {
+    let intervals = super::tasks::in_progress_intervals(db)?;
+    Ok(groups
+        .into_iter()
+        .map(|mut group| {
+            group.key = intervals
+                .task_at(&group.key, group.first_ns)
+                .unwrap_or_else(|| "(no task)".to_owned());
+            group
+        })
+        .collect())
+}
+
+/// One row per (key, model), priced, ordered by key then cost (highest first, unpriced
+/// first); and the tokens of each model without a price.
+fn merge_groups(
+    groups: Vec<UsageGroup>,
+    prices: &PriceTable,
+) -> (Vec<CostRow>, BTreeMap<String, u64>) {
     let mut merged: BTreeMap<(String, String), CostRow> = BTreeMap::new();
-    for (key, model, tokens, n, first, last) in keyed {
+    for group in groups {
         let row = merged
-            .entry((key.clone(), model.clone()))
+            .entry((group.key.clone(), group.model.clone()))
             .or_insert_with(|| CostRow {
-                key,
-                model,
+                key: group.key,
+                model: group.model,
                 tokens: TokenCounts::default(),
                 responses: 0,
                 cost_usd: None,
                 first_ns: u64::MAX,
                 last_ns: 0,
             });
-        row.tokens.add(&tokens);
-        row.responses += n;
-        row.first_ns = row.first_ns.min(first);
-        row.last_ns = row.last_ns.max(last);
+        row.tokens.add(&group.tokens);
+        row.responses += group.responses;
+        row.first_ns = row.first_ns.min(group.first_ns);
+        row.last_ns = row.last_ns.max(group.last_ns);
     }
     let mut unpriced = BTreeMap::new();
     let mut rows: Vec<CostRow> = merged
@@ -283,6 +339,12 @@ pub fn query(db: &ViewsDb, prices: &PriceTable, q: &CostQuery) -> Result<CostRep
                 .total_cmp(&a.cost_usd.unwrap_or(f64::MAX)),
         )
     });
+    (rows, unpriced)
+}
+
+/// Input problems the fold recorded, by kind.
+fn read_problems(db: &ViewsDb) -> Result<BTreeMap<String, u64>, ViewsError> {
+    let path = db.path();
     let mut problems = BTreeMap::new();
     let mut stmt = db
         .conn()
@@ -297,10 +359,5 @@ pub fn query(db: &ViewsDb, prices: &PriceTable, q: &CostQuery) -> Result<CostRep
         let (kind, n) = item.sql(path, "reading problems")?;
         problems.insert(kind, u64::try_from(n).unwrap_or(0));
     }
-    Ok(CostReport {
-        rows,
-        unpriced,
-        price_table: prices.version(),
-        problems,
-    })
+    Ok(problems)
 }
