@@ -45,7 +45,9 @@ fn members(tar_bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
 /// not a tar stream with a JSON manifest.
 fn fix(tar_bytes: &[u8]) -> Option<Vec<u8>> {
     let mut members = members(tar_bytes)?;
-    let at = members.iter().position(|(name, _)| name == MANIFEST_MEMBER)?;
+    let at = members
+        .iter()
+        .position(|(name, _)| name == MANIFEST_MEMBER)?;
     let mut manifest: serde_json::Value = serde_json::from_slice(&members[at].1).ok()?;
     let mut total = 0u64;
     if let Some(entries) = manifest.get_mut("members").and_then(|m| m.as_array_mut()) {
@@ -93,7 +95,10 @@ fn fix(tar_bytes: &[u8]) -> Option<Vec<u8>> {
 
 /// A file for this process's inputs (the reader takes a path).
 fn scratch() -> PathBuf {
-    std::env::temp_dir().join(format!("ctrace-fuzz-archive-{}.tar.zst", std::process::id()))
+    std::env::temp_dir().join(format!(
+        "ctrace-fuzz-archive-{}.tar.zst",
+        std::process::id()
+    ))
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,8 @@
 //! reads back with the same events.
 #![no_main]
 
-use ctrace::ingest::asciicast::{parse, records, session_id, write};
+use ctrace::export::asciicast::write;
+use ctrace::ingest::asciicast::{parse, records, session_id};
 use ctrace::log::Record;
 use libfuzzer_sys::fuzz_target;
 
@@ -14,7 +15,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let session = session_id(data);
     let records = records(&cast, &session, 1_700_000_000_000_000_000);
-    assert_eq!(records.len(), cast.events.len() + 1, "a start record, then the events");
+    assert_eq!(
+        records.len(),
+        cast.events.len() + 1,
+        "a start record, then the events"
+    );
     for record in &records {
         let bytes = record.encode().unwrap();
         assert_eq!(&Record::decode(&bytes).unwrap(), record);

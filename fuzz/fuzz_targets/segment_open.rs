@@ -15,12 +15,12 @@
 //! which must agree with the decoder.
 #![no_main]
 
+use ctrace::segments::SegmentId;
 use ctrace::segments::columnar::{OneRecord, Step, for_each_record};
 use ctrace::segments::segment::{
     FOOTER_FRAME_BYTES, HEADER_CONTENT_BYTES, INDEX_ENTRY_BYTES, parse_segment, read_block,
     read_block_raw,
 };
-use ctrace::segments::SegmentId;
 use libfuzzer_sys::fuzz_target;
 
 /// Largest raw block the fuzzer builds or fixes up (bytes): keeps runs fast.
