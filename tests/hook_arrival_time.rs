@@ -107,3 +107,36 @@ fn a_session_with_hook_logs_keeps_the_transcripts_time_span() {
         .count();
     assert_eq!(marked, arrival_payloads);
 }
+
+/// Old hook payloads without `tool_use_id` (Claude Code 1.0) read from a log without times:
+/// each `PostToolUse` still closes the oldest open call of its tool, and calls known only
+/// from such hooks keep their arrival times (never 0) in the tree.
+#[test]
+fn old_payloads_from_a_log_pair_and_keep_arrival_times() {
+    let sandbox = Sandbox::new();
+    let pre = |cmd: &str| {
+        format!(
+            r#"{{"session_id":"old1","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{{"command":"{cmd}"}}}}"#
+        )
+    };
+    let post = r#"{"session_id":"old1","hook_event_name":"PostToolUse","tool_name":"Bash","tool_response":{"stdout":"ok"}}"#;
+    let log = format!("[{}, {}, {post}, {post}]", pre("ls"), pre("pwd"));
+    let file = sandbox.path("pre_tool_use.json");
+    std::fs::write(&file, log).unwrap();
+    assert_eq!(sandbox.ingest(&[&file]).records, 4);
+    let tree: Value =
+        serde_json::from_str(&sandbox.ok_stdout(&["tree", "--json", "old1"])).unwrap();
+    let mut calls = Vec::new();
+    let mut stack = vec![&tree];
+    while let Some(node) = stack.pop() {
+        if node["kind"] == "tool" {
+            calls.push(node.clone());
+        }
+        stack.extend(node["children"].as_array().into_iter().flatten());
+    }
+    assert_eq!(calls.len(), 2, "{tree}");
+    for call in &calls {
+        assert_eq!(call["status"], "ok", "both calls are closed: {tree}");
+        assert!(call["start_ns"].as_u64().unwrap() > 0, "{call}");
+    }
+}

@@ -53,6 +53,11 @@ pub struct Item {
     /// Subagent the item ran in.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent_id: Option<String>,
+    /// Set when `ts` is only when the record was read from a hook log (the record's
+    /// `arrival_time`) and no tool call of the views gives it a time: the item sorts by it but
+    /// it is not when the event happened.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub arrival_time: bool,
     /// Items of subagents started by this tool call.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<Item>,
@@ -60,9 +65,13 @@ pub struct Item {
 
 impl Item {
     fn new(stored: &StoredRecord, event: String, summary: String) -> Self {
+        Self::at(stored, stored.record.ts, event, summary)
+    }
+
+    fn at(stored: &StoredRecord, ts: u64, event: String, summary: String) -> Self {
         Self {
-            ts: stored.record.ts,
-            time: format_ts(stored.record.ts),
+            ts,
+            time: format_ts(ts),
             offset: stored.offset.map(|o| o.0),
             source: stored.record.source.as_str(),
             event,
@@ -72,6 +81,7 @@ impl Item {
             duration_ns: None,
             status: None,
             agent_id: None,
+            arrival_time: false,
             children: Vec::new(),
         }
     }
@@ -110,8 +120,10 @@ fn content_blocks(map: &serde_json::Map<String, Value>) -> Vec<&Value> {
 /// Builds the timeline of one session from its records (any order; sorted by time here) and
 /// the views' shape of it.
 pub fn build(records: &[StoredRecord], shape: &SessionShape) -> Vec<Item> {
-    let mut sorted: Vec<&StoredRecord> = records.iter().collect();
-    sorted.sort_by_key(|r| (r.record.ts, r.offset.map_or(u64::MAX, |o| o.0)));
+    let mut sorted: Vec<(u64, &StoredRecord)> =
+        records.iter().map(|r| (display_ts(r, shape), r)).collect();
+    sorted.sort_by_key(|(ts, r)| (*ts, r.offset.map_or(u64::MAX, |o| o.0)));
+    let sorted: Vec<&StoredRecord> = sorted.into_iter().map(|(_, r)| r).collect();
     let hook_tool_ids: HashSet<&str> = sorted
         .iter()
         .filter_map(|r| match &r.record.body {
@@ -155,7 +167,9 @@ pub fn build(records: &[StoredRecord], shape: &SessionShape) -> Vec<Item> {
                     }
                 }
                 let (event, detail) = summary(&stored.record);
-                let mut item = Item::new(stored, event.clone(), detail);
+                let ts = display_ts(stored, shape);
+                let mut item = Item::at(stored, ts, event.clone(), detail);
+                item.arrival_time = hook.arrival_time && ts == stored.record.ts;
                 item.agent_id = hook.agent_id.clone();
                 // A malformed payload is shown but is no tool call (the views skip it).
                 if event == "PreToolUse" && hook.malformed.is_none() {
@@ -204,6 +218,26 @@ pub fn build(records: &[StoredRecord], shape: &SessionShape) -> Vec<Item> {
         }
     }
     nest(items, shape)
+}
+
+/// The time a record is shown at: its own, except for a hook record timed only by its arrival
+/// (`arrival_time`) whose tool call the views know from the transcript: then the call's start
+/// (`PreToolUse`) or end (`PostToolUse*`).
+fn display_ts(stored: &StoredRecord, shape: &SessionShape) -> u64 {
+    let Body::Hook(hook) = &stored.record.body else {
+        return stored.record.ts;
+    };
+    if !hook.arrival_time {
+        return stored.record.ts;
+    }
+    let call = hook.tool_use_id.as_ref().and_then(|id| shape.tools.get(id));
+    match (hook.event.as_deref(), call) {
+        (Some("PreToolUse"), Some(call)) => call.start_ns,
+        (Some("PostToolUse" | "PostToolUseFailure"), Some(call)) => {
+            call.end_ns.unwrap_or(call.start_ns)
+        }
+        _ => stored.record.ts,
+    }
 }
 
 /// Adds the items of one transcript line; returns the ids of the tool calls it showed.

@@ -213,6 +213,11 @@ fn print_item(out: &mut impl Write, item: &Item, depth: usize) -> std::io::Resul
         (Some(agent), 0) => format!("  (agent {agent})"),
         _ => String::new(),
     };
+    let agent = if item.arrival_time {
+        format!("{agent}  (time read from the log file, not captured)")
+    } else {
+        agent
+    };
     writeln!(
         out,
         "{}  {indent}{:<20} {}{timing}{agent}",

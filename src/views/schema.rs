@@ -80,6 +80,8 @@ CREATE TABLE IF NOT EXISTS spans (
     detail             TEXT,
     prompt_key         TEXT,
     offset             INTEGER NOT NULL,
+    arrival_start_ns   INTEGER,
+    arrival_end_ns     INTEGER,
     PRIMARY KEY (session, span_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS usage (

@@ -374,7 +374,8 @@ fn read_spans(db: &ViewsDb, session: &str) -> Result<Vec<SpanRow>, ViewsError> {
         .conn()
         .prepare(
             "SELECT span_id, kind, name, agent_id, agent_type, parent_tool_use_id,
-                coalesce(hook_start_ns, tx_start_ns), coalesce(hook_end_ns, tx_end_ns), error,
+                coalesce(hook_start_ns, tx_start_ns, arrival_start_ns),
+                coalesce(hook_end_ns, tx_end_ns, arrival_end_ns), error,
                 error_text, detail, offset, prompt_key
              FROM spans WHERE session = ?1",
         )

@@ -54,6 +54,10 @@ pub(super) struct SpanAgg {
     pub(super) parent: Option<String>,
     pub(super) hook_start: Option<u64>,
     pub(super) hook_end: Option<u64>,
+    /// Times of hooks timed only by their arrival (`arrival_time`): the call's times only when
+    /// neither hooks nor the transcript give them.
+    pub(super) arrival_start: Option<u64>,
+    pub(super) arrival_end: Option<u64>,
     pub(super) tx_start: Option<u64>,
     pub(super) tx_end: Option<u64>,
     pub(super) error: bool,
@@ -61,6 +65,18 @@ pub(super) struct SpanAgg {
     pub(super) detail: Option<String>,
     pub(super) prompt_key: Option<String>,
     pub(super) offset: u64,
+}
+
+impl SpanAgg {
+    /// Start by a hook: captured, else arrival.
+    pub(super) fn hook_started(&self) -> Option<u64> {
+        self.hook_start.or(self.arrival_start)
+    }
+
+    /// Whether a hook (captured or arrival-timed) ended the call.
+    pub(super) fn hook_ended(&self) -> bool {
+        self.hook_end.is_some() || self.arrival_end.is_some()
+    }
 }
 
 pub(super) fn keep<T>(slot: &mut Option<T>, value: Option<T>) {
@@ -115,6 +131,10 @@ pub(super) struct SpanUpdate<'a> {
     pub(super) parent: Option<&'a str>,
     pub(super) hook_start: Option<u64>,
     pub(super) hook_end: Option<u64>,
+    /// Times of hooks timed only by their arrival (`arrival_time`): the call's times only when
+    /// neither hooks nor the transcript give them.
+    pub(super) arrival_start: Option<u64>,
+    pub(super) arrival_end: Option<u64>,
     pub(super) tx_start: Option<u64>,
     pub(super) tx_end: Option<u64>,
     pub(super) error: bool,

@@ -211,18 +211,23 @@ impl Folder<'_> {
             ..SpanUpdate::default()
         };
         let subagent_type = input.get("subagent_type").and_then(Value::as_str);
-        // Without a capture time the call's times come from the transcript only.
-        let time = (!hook.arrival_time).then_some(ts);
+        // Without a capture time the call's times come from the transcript, the arrival time
+        // only when it has none.
+        let (start, end) = if hook.arrival_time {
+            (&mut update.arrival_start, &mut update.arrival_end)
+        } else {
+            (&mut update.hook_start, &mut update.hook_end)
+        };
         match event {
             "PreToolUse" => {
-                update.hook_start = time;
+                *start = Some(ts);
                 update.detail = name.and_then(|n| input_detail(n, input));
                 update.agent_type = subagent_type;
                 update.prompt_key = prompt_key(input);
             }
-            "PostToolUse" => update.hook_end = time,
+            "PostToolUse" => *end = Some(ts),
             _ => {
-                update.hook_end = time;
+                *end = Some(ts);
                 update.error = true;
                 update.error_text = payload
                     .get("error")
@@ -283,9 +288,9 @@ impl Folder<'_> {
         let mut stmt = self
             .tx
             .prepare_cached(
-                "SELECT span_id, hook_start_ns, offset FROM spans
+                "SELECT span_id, coalesce(hook_start_ns, arrival_start_ns), offset FROM spans
                  WHERE session = ?1 AND kind = 'tool' AND name IS ?2 AND span_id LIKE 'o%'
-                    AND hook_end_ns IS NULL",
+                    AND hook_end_ns IS NULL AND arrival_end_ns IS NULL",
             )
             .sql(self.path, "preparing a statement")?;
         let rows = stmt
@@ -303,9 +308,9 @@ impl Folder<'_> {
             let first = u64::try_from(first).unwrap_or(0);
             match batch.and_then(|ids| ids.get(&span_id)) {
                 // Closed in this batch.
-                Some(agg) if agg.hook_end.is_some() => {}
+                Some(agg) if agg.hook_ended() => {}
                 Some(agg) => {
-                    let start = match (start, agg.hook_start) {
+                    let start = match (start, agg.hook_started()) {
                         (Some(a), Some(b)) => Some(a.min(b)),
                         (a, b) => a.or(b),
                     };
@@ -321,10 +326,10 @@ impl Folder<'_> {
             if span_id.starts_with('o')
                 && agg.kind == "tool"
                 && agg.name.as_deref() == name
-                && agg.hook_end.is_none()
+                && !agg.hook_ended()
                 && !in_db.contains(span_id)
             {
-                open.push((agg.hook_start, agg.offset, span_id.clone()));
+                open.push((agg.hook_started(), agg.offset, span_id.clone()));
             }
         }
         Ok(open.into_iter().min().map(|(_, _, span_id)| span_id))

@@ -200,6 +200,8 @@ impl<'t> Folder<'t> {
         keep_str(&mut agg.parent, u.parent);
         merge_min(&mut agg.hook_start, u.hook_start);
         merge_max(&mut agg.hook_end, u.hook_end);
+        merge_min(&mut agg.arrival_start, u.arrival_start);
+        merge_max(&mut agg.arrival_end, u.arrival_end);
         merge_min(&mut agg.tx_start, u.tx_start);
         merge_max(&mut agg.tx_end, u.tx_end);
         agg.error |= u.error;
@@ -229,6 +231,8 @@ impl<'t> Folder<'t> {
                 a.detail,
                 to_i64(a.offset),
                 a.prompt_key,
+                opt_i64(a.arrival_start),
+                opt_i64(a.arrival_end),
             ])
             .sql(self.path, "writing a span")
             .map(|_| ())

@@ -4,8 +4,9 @@
 pub(super) const UPSERT_SPAN: &str =
     "INSERT INTO spans (session, span_id, kind, name, agent_id, agent_type,
                     parent_tool_use_id, hook_start_ns, hook_end_ns, tx_start_ns, tx_end_ns, error,
-                    error_text, detail, prompt_key, offset)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?16, ?15)
+                    error_text, detail, prompt_key, offset, arrival_start_ns, arrival_end_ns)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?16, ?15,
+                    ?17, ?18)
                  ON CONFLICT (session, span_id) DO UPDATE SET
                     name = coalesce(spans.name, excluded.name),
                     agent_id = coalesce(spans.agent_id, excluded.agent_id),
@@ -16,6 +17,11 @@ pub(super) const UPSERT_SPAN: &str =
                         spans.hook_start_ns, excluded.hook_start_ns),
                     hook_end_ns = coalesce(max(spans.hook_end_ns, excluded.hook_end_ns),
                         spans.hook_end_ns, excluded.hook_end_ns),
+                    arrival_start_ns = coalesce(
+                        min(spans.arrival_start_ns, excluded.arrival_start_ns),
+                        spans.arrival_start_ns, excluded.arrival_start_ns),
+                    arrival_end_ns = coalesce(max(spans.arrival_end_ns, excluded.arrival_end_ns),
+                        spans.arrival_end_ns, excluded.arrival_end_ns),
                     tx_start_ns = coalesce(min(spans.tx_start_ns, excluded.tx_start_ns),
                         spans.tx_start_ns, excluded.tx_start_ns),
                     tx_end_ns = coalesce(max(spans.tx_end_ns, excluded.tx_end_ns),
