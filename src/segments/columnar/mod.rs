@@ -185,8 +185,40 @@ mod tests {
     use super::*;
     use crate::model::{Body, InternalBody, Origin, PtyBody, PtyKind, Record, Source};
 
+    /// A hook record as captured (`arrival_time` cleared: the compact envelope has no such
+    /// field, so a record marked so is stored opaque; see `arrival_timed_hooks_are_opaque`).
     fn hook(ts: u64, raw: &str, origin: Option<Origin>) -> Record {
-        crate::ingest::payload::hook_record(raw.as_bytes().to_vec(), ts, None, origin)
+        let mut record =
+            crate::ingest::payload::hook_record(raw.as_bytes().to_vec(), ts, None, origin);
+        if let Body::Hook(hook) = &mut record.body {
+            hook.arrival_time = false;
+        }
+        record
+    }
+
+    /// A hook read from a log without a time (`arrival_time`) reads back byte for byte, in the
+    /// opaque form.
+    #[test]
+    fn arrival_timed_hooks_are_opaque() {
+        let origin = Origin {
+            file: "/logs/pre_tool_use.json".into(),
+            position: 1,
+            len: 40,
+        };
+        let record = crate::ingest::payload::hook_record(
+            br#"{"session_id":"s","hook_event_name":"Stop"}"#.to_vec(),
+            5,
+            None,
+            Some(origin),
+        );
+        assert!(matches!(&record.body, Body::Hook(h) if h.arrival_time));
+        let (bytes, raw) = encode(std::slice::from_ref(&record));
+        let mut kinds = Vec::new();
+        for_each_record(&raw, 1, |_, r| {
+            kinds.push(matches!(r, BlockRecord::Opaque(got) if got == bytes[0].as_slice()));
+        })
+        .unwrap();
+        assert_eq!(kinds, vec![true]);
     }
 
     fn transcript(raw: &str, position: u64) -> Record {
