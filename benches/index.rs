@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput};
+use ctrace::claude::{hook_record, transcript_record};
 use ctrace::config::Config;
 use ctrace::index::{self, PtyCarry, SearchRequest, SortOrder};
-use ctrace::ingest::{hook_record, transcript_record};
 use ctrace::log::{Record, Store};
 use ctrace::model::Origin;
 

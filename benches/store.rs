@@ -36,10 +36,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, SamplingMode, Throughput};
+use ctrace::claude::{hook_record, transcript_record};
 use ctrace::config::Config;
 use ctrace::ingest::bulk::session_from_path;
 use ctrace::ingest::json_array::split_array;
-use ctrace::ingest::{hook_record, transcript_record};
 use ctrace::log::{Record, Snapshot, Store};
 use ctrace::model::{Origin, RecordHead};
 use ctrace::segments::Offset;

@@ -8,8 +8,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput};
+use ctrace::claude::{hook_record, transcript_record};
 use ctrace::config::Config;
-use ctrace::ingest::{hook_record, transcript_record};
 use ctrace::log::Store;
 use ctrace::model::Origin;
 use ctrace::views::cost::{CostQuery, GroupBy};

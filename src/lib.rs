@@ -25,6 +25,7 @@
 //!
 //! `ARCHITECTURE.md` walks the same order.
 
+pub mod claude;
 pub mod cli;
 pub mod compactor;
 pub mod config;

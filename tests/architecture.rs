@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 /// The layer of a top-level module of `src/`; `None` for the shared ones (visible to all).
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
-        "segments" | "config" | "model" | "fs" => 0,
+        "segments" | "config" | "model" | "fs" | "claude" => 0,
         "log" => 1,
         "compactor" => 2,
         "views" | "index" | "export" | "pty" | "ingest" | "serve" | "otlp" => 3,

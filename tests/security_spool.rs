@@ -35,7 +35,7 @@ fn spool_levels(sandbox: &Sandbox) -> [String; 2] {
 fn plant_record(dir: &Path) -> PathBuf {
     fs::create_dir_all(dir).unwrap();
     let raw = br#"{"session_id":"forged","hook_event_name":"Stop"}"#.to_vec();
-    let record = ctrace::ingest::hook_record(raw, 1_700_000_000_000_000_000, None, None);
+    let record = ctrace::claude::hook_record(raw, 1_700_000_000_000_000_000, None, None);
     ctrace::log::inbox::spool(dir, &record.encode().unwrap(), 1 << 20).unwrap()
 }
 

@@ -24,8 +24,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use ctrace::claude::hook_record;
 use ctrace::config::Config;
-use ctrace::ingest::hook_record;
 use ctrace::log::{Record, SealReport, Store, verify};
 use ctrace::segments::Offset;
 

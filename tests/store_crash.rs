@@ -29,8 +29,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ctrace::claude::hook_record;
 use ctrace::config::Config;
-use ctrace::ingest::hook_record;
 use ctrace::log::{Store, verify};
 use ctrace::segments::Offset;
 

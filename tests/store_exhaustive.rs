@@ -22,8 +22,8 @@
 
 use std::path::{Path, PathBuf};
 
+use ctrace::claude::{hook_record, transcript_record};
 use ctrace::config::Config;
-use ctrace::ingest::{hook_record, transcript_record};
 use ctrace::log::manifest::Manifest;
 use ctrace::log::{Record, Store, verify};
 use ctrace::model::Origin;

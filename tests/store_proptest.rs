@@ -21,8 +21,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use ctrace::claude::{hook_record, transcript_record};
 use ctrace::config::Config;
-use ctrace::ingest::{hook_record, transcript_record};
 use ctrace::log::manifest::{Cursor, Manifest, SegmentEntry};
 use ctrace::log::{Body, Record, Store, verify};
 use ctrace::model::{Malformed, Origin, RecordHead};

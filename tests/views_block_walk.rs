@@ -13,8 +13,9 @@ mod common;
 
 use std::path::Path;
 
+use ctrace::model::{BodyRef, RecordRef};
 use ctrace::segments::SegmentId;
-use ctrace::segments::columnar::{self, BlockRecord, BodyRef, RecordRef};
+use ctrace::segments::columnar::{self, BlockRecord};
 use ctrace::segments::segment::SegmentReader;
 
 /// Records walked: (compact hook, compact transcript, opaque, malformed).
@@ -66,7 +67,7 @@ fn check_segments(store: &Path) -> Walked {
                         let mut again = Vec::new();
                         rmp_serde::encode::write_named(&mut again, record).unwrap();
                         assert_eq!(&again, bytes, "{at}");
-                        let decoded: RecordRef<'_> = rmp_serde::from_slice(bytes).unwrap();
+                        let decoded = RecordRef::decode(bytes).unwrap();
                         assert_eq!(&decoded, record, "{at}");
                         let malformed = match &record.body {
                             BodyRef::Hook(hook) => {
@@ -76,6 +77,9 @@ fn check_segments(store: &Path) -> Walked {
                             BodyRef::Transcript(line) => {
                                 walked.lines += 1;
                                 line.malformed.is_some()
+                            }
+                            BodyRef::Pty(_) | BodyRef::Internal(_) => {
+                                panic!("{at}: a compact record is a hook or a transcript line")
                             }
                         };
                         walked.malformed += usize::from(malformed);

@@ -2,7 +2,7 @@
 //! raw bytes kept exactly, and the record encoding round-trips.
 #![no_main]
 
-use ctrace::ingest::{hook_record, transcript_record};
+use ctrace::claude::{hook_record, transcript_record};
 use ctrace::log::Record;
 use ctrace::model::{Origin, RecordHead};
 use libfuzzer_sys::fuzz_target;

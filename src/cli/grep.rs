@@ -19,7 +19,7 @@ use super::search::{label, replay_command, use_colour, write_highlighted};
 use super::time::{format_ts, now_ns};
 use crate::log::read::{Block, Candidate, TimeRange, map_blocks};
 use crate::log::{Snapshot, Store};
-use crate::model::{Body, Record, Source};
+use crate::model::{BodyRef, Record, RecordRef, Source};
 use crate::segments::Offset;
 
 /// Characters of context shown on each side of a match.
@@ -75,84 +75,22 @@ struct Match {
     range: std::ops::Range<usize>,
 }
 
-/// The fields of an encoded record that grep looks at, borrowed from the encoding (no copy of
-/// the payload).
-#[derive(serde::Deserialize)]
-struct RecordView<'a> {
-    ts: u64,
-    source: Source,
-    #[serde(borrow, default)]
-    session: Option<&'a str>,
-    #[serde(borrow)]
-    body: BodyView<'a>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum BodyView<'a> {
-    Hook(#[serde(borrow)] HookView<'a>),
-    Transcript(#[serde(borrow)] TranscriptView<'a>),
-    Pty(#[serde(borrow)] PtyView<'a>),
-    Internal(#[serde(borrow)] InternalView<'a>),
-}
-
-#[derive(serde::Deserialize)]
-struct HookView<'a> {
-    #[serde(borrow, default)]
-    event: Option<&'a str>,
-    #[serde(borrow, default)]
-    tool_name: Option<&'a str>,
-    #[serde(borrow)]
-    raw: &'a [u8],
-}
-
-#[derive(serde::Deserialize)]
-struct TranscriptView<'a> {
-    #[serde(borrow, default)]
-    line_type: Option<&'a str>,
-    #[serde(borrow)]
-    raw: &'a [u8],
-}
-
-#[derive(serde::Deserialize)]
-struct PtyView<'a> {
-    kind: crate::model::PtyKind,
-    #[serde(borrow, default)]
-    data: &'a [u8],
-}
-
-#[derive(serde::Deserialize)]
-struct InternalView<'a> {
-    #[serde(borrow)]
-    event: &'a str,
-    #[serde(borrow, default)]
-    detail: &'a str,
-}
-
-impl<'a> RecordView<'a> {
-    fn raw(&self) -> &'a [u8] {
-        match &self.body {
-            BodyView::Hook(b) => b.raw,
-            BodyView::Transcript(b) => b.raw,
-            BodyView::Pty(b) => b.data,
-            BodyView::Internal(b) => b.detail.as_bytes(),
-        }
+/// What grep shows as a record's event: the hook event, the transcript line's type, the
+/// internal event, or `pty/<kind>`.
+fn event_of<'a>(record: &RecordRef<'a>) -> Option<std::borrow::Cow<'a, str>> {
+    match &record.body {
+        BodyRef::Hook(b) => b.event.map(Into::into),
+        BodyRef::Transcript(b) => b.line_type.map(Into::into),
+        BodyRef::Internal(b) => Some(b.event.into()),
+        BodyRef::Pty(b) => Some(format!("pty/{:?}", b.kind).to_lowercase().into()),
     }
+}
 
-    fn event(&self) -> Option<std::borrow::Cow<'a, str>> {
-        match &self.body {
-            BodyView::Hook(b) => b.event.map(Into::into),
-            BodyView::Transcript(b) => b.line_type.map(Into::into),
-            BodyView::Internal(b) => Some(b.event.into()),
-            BodyView::Pty(b) => Some(format!("pty/{:?}", b.kind).to_lowercase().into()),
-        }
-    }
-
-    fn tool(&self) -> Option<&'a str> {
-        match &self.body {
-            BodyView::Hook(b) => b.tool_name,
-            _ => None,
-        }
+/// The hook's tool, if the record is a hook with one.
+fn tool_of<'a>(record: &RecordRef<'a>) -> Option<&'a str> {
+    match &record.body {
+        BodyRef::Hook(b) => b.tool_name,
+        _ => None,
     }
 }
 
@@ -178,29 +116,6 @@ struct Filter<'a> {
     prefilter: bool,
     args: &'a GrepArgs,
     time: TimeRange,
-}
-
-fn event_of(record: &Record) -> Option<&str> {
-    match &record.body {
-        Body::Hook(hook) => hook.event.as_deref(),
-        Body::Transcript(line) => line.line_type.as_deref(),
-        Body::Internal(internal) => Some(&internal.event),
-        Body::Pty(_) => None,
-    }
-}
-
-fn tool_of(record: &Record) -> Option<&str> {
-    match &record.body {
-        Body::Hook(hook) => hook.tool_name.as_deref(),
-        _ => None,
-    }
-}
-
-fn pty_event(record: &Record) -> Option<String> {
-    match &record.body {
-        Body::Pty(pty) => Some(format!("pty/{:?}", pty.kind).to_lowercase()),
-        _ => None,
-    }
 }
 
 impl Filter<'_> {
@@ -233,12 +148,12 @@ impl Filter<'_> {
         if self.prefilter && !self.regex.is_match(bytes) {
             return None;
         }
-        let view: RecordView<'_> = rmp_serde::from_slice(bytes).ok()?;
-        let event = || view.event().map(std::borrow::Cow::into_owned);
-        if !self.passes(view.ts, view.source, view.session, event, view.tool()) {
+        let view = RecordRef::decode(bytes).ok()?;
+        let event = || event_of(&view).map(std::borrow::Cow::into_owned);
+        if !self.passes(view.ts, view.source, view.session, event, tool_of(&view)) {
             return None;
         }
-        let range = self.regex.find(view.raw())?.range();
+        let range = self.regex.find(view.body.raw())?.range();
         let record = if self.args.count {
             None
         } else {
@@ -253,18 +168,9 @@ impl Filter<'_> {
 
     /// The match in a decoded record, if it passes the filters.
     fn check_record(&self, offset: Option<Offset>, record: Record) -> Option<Match> {
-        let event = || {
-            event_of(&record)
-                .map(str::to_owned)
-                .or_else(|| pty_event(&record))
-        };
-        if !self.passes(
-            record.ts,
-            record.source,
-            record.session.as_deref(),
-            event,
-            tool_of(&record),
-        ) {
+        let view = record.as_ref();
+        let event = || event_of(&view).map(std::borrow::Cow::into_owned);
+        if !self.passes(view.ts, view.source, view.session, event, tool_of(&view)) {
             return None;
         }
         let range = self.regex.find(record.raw())?.range();
@@ -414,8 +320,8 @@ impl<W: Write> Printer<'_, W> {
         let replay = m
             .offset
             .map(|o| replay_command(record.session.as_deref(), o.0));
-        let pty = pty_event(record);
-        let event = event_of(record).or(pty.as_deref());
+        let view = record.as_ref();
+        let event = event_of(&view);
         if self.args.json {
             let value = MatchOut {
                 offset: m.offset.map(|o| o.0),
@@ -423,15 +329,15 @@ impl<W: Write> Printer<'_, W> {
                 time: format_ts(record.ts),
                 source: record.source.as_str(),
                 session: record.session.as_deref(),
-                event,
-                tool: tool_of(record),
+                event: event.as_deref(),
+                tool: tool_of(&view),
                 matched: String::from_utf8_lossy(&raw[m.range.clone()]).into_owned(),
                 context: &context,
                 replay,
             };
             return super::output::json_line(self.out, &value);
         }
-        let tools: Vec<String> = tool_of(record).map(str::to_owned).into_iter().collect();
+        let tools: Vec<String> = tool_of(&view).map(str::to_owned).into_iter().collect();
         let (magenta, green, dim, reset) = if self.colour {
             ("\x1b[35m", "\x1b[32m", "\x1b[2m", "\x1b[0m")
         } else {
@@ -442,7 +348,7 @@ impl<W: Write> Printer<'_, W> {
             "{magenta}{}{reset}  {green}{}{reset}  {}",
             record.session.as_deref().unwrap_or("-"),
             format_ts(record.ts),
-            label(event, &tools)
+            label(event.as_deref(), &tools)
         )?;
         self.out.write_all(b"    ")?;
         write_highlighted(self.out, &context, &[highlight], self.colour)?;

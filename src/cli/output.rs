@@ -51,7 +51,7 @@ impl<'a> Payload<'a> {
                     Ok(value)
                         if single_line
                             && value.get().len() == text.len()
-                            && crate::ingest::payload::replace_lone_surrogates(text).is_none() =>
+                            && crate::claude::replace_lone_surrogates(text).is_none() =>
                     {
                         out.payload = Some(value);
                     }
@@ -188,31 +188,19 @@ fn hook_detail(raw: &[u8], tool: Option<&str>) -> String {
     String::new()
 }
 
-/// What a tool call was about: the command, file path, pattern or description.
+/// What a tool call was about, on one line of at most 100 characters
+/// ([`crate::claude::tool::input_description`]).
 pub fn tool_input_summary(tool: &str, input: Option<&serde_json::Map<String, Value>>) -> String {
-    let Some(input) = input else {
-        return String::new();
-    };
-    let keys: &[&str] = match tool {
-        "Bash" => &["command"],
-        "Read" | "Write" | "Edit" | "MultiEdit" | "NotebookEdit" => &["file_path", "notebook_path"],
-        "Grep" | "Glob" => &["pattern"],
-        "WebFetch" => &["url"],
-        "WebSearch" => &["query"],
-        "Task" | "Agent" => &["description", "subagent_type"],
-        _ => &[
-            "description",
-            "command",
-            "file_path",
-            "pattern",
-            "url",
-            "query",
-            "prompt",
-        ],
-    };
-    keys.iter()
-        .find_map(|k| input.get(*k).and_then(Value::as_str))
-        .map(|s| one_line(s, 100))
+    input
+        .and_then(|input| {
+            crate::claude::tool::describing_keys(tool)
+                .iter()
+                .find_map(|key| match input.get(*key) {
+                    Some(Value::String(s)) => Some(one_line(s, 100)),
+                    Some(Value::Number(n)) => Some(n.to_string()),
+                    _ => None,
+                })
+        })
         .unwrap_or_default()
 }
 

@@ -49,7 +49,7 @@ pub fn parse_time(text: &str, now_ns: u64, flag: &str) -> Result<u64, UsageError
     } else {
         trimmed.to_owned()
     };
-    if let Some(ts) = crate::ingest::payload::parse_timestamp(&candidate) {
+    if let Some(ts) = crate::claude::parse_timestamp(&candidate) {
         return Ok(ts);
     }
     Err(UsageError(format!(

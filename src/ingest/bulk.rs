@@ -32,8 +32,8 @@ use super::asciicast::CastError;
 use super::bounded::read_line_bounded;
 use super::cast_file::{self, CastFileError};
 use super::json_file;
-use super::payload::{hook_record, transcript_record};
 use super::redact::Redactor;
+use crate::claude::{hook_record, parse_timestamp, transcript_record};
 use crate::log::inbox::ProducerInbox;
 use crate::log::{LogError, SealReport, StoreLock};
 use crate::model::{Body, Origin, Record};
@@ -761,7 +761,7 @@ fn first_timestamp(bytes: &[u8], before: usize) -> Option<u64> {
         if let Some(end) = end
             && let Some(ts) = std::str::from_utf8(&bytes[start..end])
                 .ok()
-                .and_then(super::payload::parse_timestamp)
+                .and_then(parse_timestamp)
         {
             return Some(ts);
         }

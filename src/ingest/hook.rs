@@ -14,8 +14,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::claude::hook_record;
 use crate::config::Config;
-use crate::ingest::hook_record;
 use crate::ingest::redact::Redactor;
 use crate::log::{LogError, Store, StorePaths, inbox, private};
 use crate::model::{Body, Truncated};

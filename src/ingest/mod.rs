@@ -9,9 +9,7 @@ pub mod cast_file;
 pub mod hook;
 pub mod json_array;
 pub mod json_file;
-pub mod payload;
 pub mod redact;
 pub mod tail;
 
 pub use bulk::{FileKind, IngestError, IngestSummary, Ingester, SkippedFile};
-pub use payload::{hook_record, transcript_record};

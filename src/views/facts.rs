@@ -20,8 +20,8 @@ use std::path::Path;
 use hashbrown::HashMap;
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::fold::{ViewBody, ViewRecord};
 use super::{SqlContext, ViewsError};
+use crate::model::{BodyRef, RecordRef};
 use crate::model::{PtyKind, Source};
 
 /// Records of other sessions a range may span between two records of its own session: a reader
@@ -65,7 +65,7 @@ impl SessionFacts {
         &mut self,
         offset: u64,
         session: &str,
-        record: &ViewRecord<'_>,
+        record: &RecordRef<'_>,
         line: LineFacts,
     ) {
         let facts = self.sessions.entry_ref(session).or_default();
@@ -77,7 +77,7 @@ impl SessionFacts {
             _ => facts.ranges.push((offset, offset)),
         }
         match &record.body {
-            ViewBody::Hook(hook) => {
+            BodyRef::Hook(hook) => {
                 if let Some(pty) = hook.pty_session
                     && pty != session
                 {
@@ -89,7 +89,7 @@ impl SessionFacts {
                     _ => {}
                 }
             }
-            ViewBody::Transcript(t) if t.malformed.is_none() => match t.line_type {
+            BodyRef::Transcript(t) if t.malformed.is_none() => match t.line_type {
                 Some("assistant") if line.uses_tool => facts.turn_finished = Some(false),
                 Some("assistant") if line.end_turn => facts.turn_finished = Some(true),
                 Some("user") if line.user && t.is_sidechain != Some(true) => {
@@ -100,8 +100,8 @@ impl SessionFacts {
                 }
                 _ => {}
             },
-            ViewBody::Pty(pty) => facts.pty_exited |= pty.kind == PtyKind::Exit,
-            ViewBody::Transcript(_) | ViewBody::Internal(_) => {}
+            BodyRef::Pty(pty) => facts.pty_exited |= pty.kind == PtyKind::Exit,
+            BodyRef::Transcript(_) | BodyRef::Internal(_) => {}
         }
     }
 

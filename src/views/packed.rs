@@ -3,25 +3,27 @@
 //! ranges into it, and its JSON already extracted.
 //!
 //! The reading thread decodes each record once, in place in the decompressed block
-//! ([`columnar::for_each_record`]; the rmp-serde decoding of [`fold::decode`] only for opaque
+//! ([`columnar::for_each_record`]; [`RecordRef::decode`] only for opaque
 //! records and blocks of format versions 1 and 2). The folding thread rebuilds a
-//! [`ViewRecord`] from the ranges without decoding anything, and the buffers go back to the
+//! [`RecordRef`] from the ranges without decoding anything, and the buffers go back to the
 //! reading thread to be reused, so no per-record allocation crosses threads.
 //!
-//! Invariants: [`Packed::view`] gives the [`ViewRecord`] it was packed from, except the payload
-//! (`raw`), which only [`fold::extract`] reads and is empty here.
+//! Invariants: [`Text::view`] gives the [`RecordRef`] it was packed from, except the payloads,
+//! which only [`fold::extract`] reads and are empty here, and the fields the fold does not
+//! read, which are absent.
 
 use std::ops::Range;
 
-use super::fold::{self, HookView, OriginView, PtyView, TranscriptView, ViewBody, ViewRecord};
+use super::fold;
+use crate::model::{BodyRef, HookRef, InternalRef, OriginRef, PtyRef, RecordRef, TranscriptRef};
 use crate::model::{Malformed, PtyKind, Source, Usage};
 use crate::segments::Offset;
-use crate::segments::columnar::{BlockRecord, BodyRef, RecordRef};
+use crate::segments::columnar::BlockRecord;
 
 /// A string of a packed record: a range of its block's text, or absent.
 type Str = Option<Range<usize>>;
 
-/// A hook record's fields (see [`HookView`]).
+/// A hook record's fields (see [`HookRef`]).
 #[derive(Debug)]
 struct PackedHook {
     event: Str,
@@ -36,7 +38,7 @@ struct PackedHook {
     arrival_time: bool,
 }
 
-/// A transcript record's fields (see [`TranscriptView`]).
+/// A transcript record's fields (see [`TranscriptRef`]).
 #[derive(Debug)]
 struct PackedTranscript {
     line_type: Str,
@@ -103,10 +105,13 @@ impl Text {
         range.as_ref().and_then(|r| self.0.get(r.clone()))
     }
 
-    /// The view of `packed`, a record of the block this text belongs to (`raw` payloads are empty).
-    pub(super) fn view<'a>(&'a self, packed: &Packed) -> ViewRecord<'a> {
+    /// The view of `packed`, a record of the block this text belongs to: the fields the fold
+    /// reads; payloads (`raw`, PTY `data`) are empty and the fields it does not read
+    /// (`transcript_path`, `agent_transcript_path`, origin positions, `truncated`,
+    /// `redactions`, PTY start fields, internal events) are absent.
+    pub(super) fn view<'a>(&'a self, packed: &Packed) -> RecordRef<'a> {
         let body = match &packed.body {
-            PackedBody::Hook(h) => ViewBody::Hook(HookView {
+            PackedBody::Hook(h) => BodyRef::Hook(HookRef {
                 event: self.get(&h.event),
                 tool_name: self.get(&h.tool_name),
                 tool_use_id: self.get(&h.tool_use_id),
@@ -114,12 +119,16 @@ impl Text {
                 agent_type: self.get(&h.agent_type),
                 prompt_id: self.get(&h.prompt_id),
                 cwd: self.get(&h.cwd),
+                transcript_path: None,
+                agent_transcript_path: None,
                 pty_session: self.get(&h.pty_session),
                 malformed: h.malformed,
+                origin: None,
+                truncated: None,
                 arrival_time: h.arrival_time,
                 raw: &[],
             }),
-            PackedBody::Transcript(t) => ViewBody::Transcript(TranscriptView {
+            PackedBody::Transcript(t) => BodyRef::Transcript(TranscriptRef {
                 line_type: self.get(&t.line_type),
                 subtype: self.get(&t.subtype),
                 uuid: self.get(&t.uuid),
@@ -131,22 +140,36 @@ impl Text {
                 is_sidechain: t.is_sidechain,
                 agent_id: self.get(&t.agent_id),
                 malformed: t.malformed,
-                origin: OriginView {
+                origin: OriginRef {
                     file: self.0.get(t.file.clone()).unwrap_or_default(),
+                    position: 0,
+                    len: 0,
                 },
+                truncated: None,
                 raw: &[],
             }),
-            PackedBody::Pty(kind, cwd) => ViewBody::Pty(PtyView {
+            PackedBody::Pty(kind, cwd) => BodyRef::Pty(PtyRef {
                 kind: *kind,
+                data: &[],
+                command: None,
                 cwd: self.get(cwd),
+                term: None,
+                width: None,
+                height: None,
+                status: None,
             }),
-            PackedBody::Other => ViewBody::Internal(serde::de::IgnoredAny),
+            PackedBody::Other => BodyRef::Internal(InternalRef {
+                event: "",
+                detail: "",
+                data: &[],
+            }),
         };
-        ViewRecord {
+        RecordRef {
             ts: packed.ts,
             source: packed.source,
             session: self.get(&packed.session),
             body,
+            redactions: 0,
         }
     }
 }
@@ -182,11 +205,11 @@ impl PackedBlock {
     }
 
     /// Extracts the JSON of `record` and adds the record.
-    pub(super) fn push(&mut self, record: &ViewRecord<'_>) {
+    pub(super) fn push(&mut self, record: &RecordRef<'_>) {
         let extracted = fold::extract(record);
         let session = self.put(record.session);
         let body = match &record.body {
-            ViewBody::Hook(hook) => PackedBody::Hook(PackedHook {
+            BodyRef::Hook(hook) => PackedBody::Hook(PackedHook {
                 event: self.put(hook.event),
                 tool_name: self.put(hook.tool_name),
                 tool_use_id: self.put(hook.tool_use_id),
@@ -198,7 +221,7 @@ impl PackedBlock {
                 malformed: hook.malformed,
                 arrival_time: hook.arrival_time,
             }),
-            ViewBody::Transcript(line) => PackedBody::Transcript(PackedTranscript {
+            BodyRef::Transcript(line) => PackedBody::Transcript(PackedTranscript {
                 line_type: self.put(line.line_type),
                 subtype: self.put(line.subtype),
                 uuid: self.put(line.uuid),
@@ -212,8 +235,8 @@ impl PackedBlock {
                 malformed: line.malformed,
                 file: self.put(Some(line.origin.file)).unwrap_or_default(),
             }),
-            ViewBody::Pty(pty) => PackedBody::Pty(pty.kind, self.put(pty.cwd)),
-            ViewBody::Internal(_) => PackedBody::Other,
+            BodyRef::Pty(pty) => PackedBody::Pty(pty.kind, self.put(pty.cwd)),
+            BodyRef::Internal(_) => PackedBody::Other,
         };
         self.items.push(Item::Record(
             Packed {
@@ -233,7 +256,7 @@ impl PackedBlock {
             self.push_skipped();
             return;
         }
-        match fold::decode(bytes) {
+        match RecordRef::decode(bytes) {
             Ok(record) => self.push(&record),
             Err(error) => self.push_unreadable(error.to_string()),
         }
@@ -249,53 +272,9 @@ impl PackedBlock {
     ) {
         match record {
             _ if offset < from => self.push_skipped(),
-            BlockRecord::Compact(record) => self.push(&view_of(&record)),
+            BlockRecord::Compact(record) => self.push(&record),
             BlockRecord::Opaque(bytes) => self.push_bytes(offset, from, bytes),
         }
-    }
-}
-
-/// The views' part of a compact record of a columnar block (what [`fold::decode`] gives for
-/// its encoded bytes).
-pub(super) fn view_of<'a>(record: &RecordRef<'a>) -> ViewRecord<'a> {
-    let body = match &record.body {
-        BodyRef::Hook(hook) => ViewBody::Hook(HookView {
-            event: hook.event,
-            tool_name: hook.tool_name,
-            tool_use_id: hook.tool_use_id,
-            agent_id: hook.agent_id,
-            agent_type: hook.agent_type,
-            prompt_id: hook.prompt_id,
-            cwd: hook.cwd,
-            pty_session: hook.pty_session,
-            malformed: hook.malformed,
-            // A record marked so is never in compact form (the envelope has no such field).
-            arrival_time: false,
-            raw: hook.raw,
-        }),
-        BodyRef::Transcript(line) => ViewBody::Transcript(TranscriptView {
-            line_type: line.line_type,
-            subtype: line.subtype,
-            uuid: line.uuid,
-            parent_uuid: line.parent_uuid,
-            request_id: line.request_id,
-            message_id: line.message_id,
-            model: line.model,
-            usage: line.usage.clone(),
-            is_sidechain: line.is_sidechain,
-            agent_id: line.agent_id,
-            malformed: line.malformed,
-            origin: OriginView {
-                file: line.origin.file,
-            },
-            raw: line.raw,
-        }),
-    };
-    ViewRecord {
-        ts: record.ts,
-        source: record.source,
-        session: record.session,
-        body,
     }
 }
 
@@ -306,11 +285,9 @@ mod tests {
     use crate::segments::columnar;
 
     fn records() -> Vec<Record> {
-        let hook = |raw: &str| {
-            crate::ingest::payload::hook_record(raw.as_bytes().to_vec(), 10, None, None)
-        };
+        let hook = |raw: &str| crate::claude::hook_record(raw.as_bytes().to_vec(), 10, None, None);
         let line = |raw: &str, position: u64| {
-            crate::ingest::payload::transcript_record(
+            crate::claude::transcript_record(
                 raw.as_bytes().to_vec(),
                 Origin {
                     file: "/home/u/.claude/projects/-p/s1.jsonl".into(),
@@ -365,12 +342,32 @@ mod tests {
         ]
     }
 
-    /// `view` as the fold sees it after packing: no payload.
-    fn without_payload(mut view: ViewRecord<'_>) -> ViewRecord<'_> {
+    /// `view` as the fold sees it after packing ([`Text::view`]): no payload, and only the
+    /// fields the fold reads.
+    fn as_packed(mut view: RecordRef<'_>) -> RecordRef<'_> {
+        view.redactions = 0;
         match &mut view.body {
-            ViewBody::Hook(hook) => hook.raw = &[],
-            ViewBody::Transcript(line) => line.raw = &[],
-            ViewBody::Pty(_) | ViewBody::Internal(_) => {}
+            BodyRef::Hook(hook) => {
+                hook.raw = &[];
+                hook.transcript_path = None;
+                hook.agent_transcript_path = None;
+                hook.origin = None;
+                hook.truncated = None;
+            }
+            BodyRef::Transcript(line) => {
+                line.raw = &[];
+                line.origin.position = 0;
+                line.origin.len = 0;
+                line.truncated = None;
+            }
+            BodyRef::Pty(pty) => {
+                pty.data = &[];
+                (pty.command, pty.term) = (None, None);
+                (pty.width, pty.height, pty.status) = (None, None, None);
+            }
+            BodyRef::Internal(internal) => {
+                (internal.event, internal.detail, internal.data) = ("", "", &[]);
+            }
         }
         view
     }
@@ -387,7 +384,7 @@ mod tests {
         columnar::for_each_record(&raw, bytes.len() as u32, |k, record| {
             if let BlockRecord::Compact(r) = &record {
                 compact += 1;
-                assert_eq!(view_of(r), fold::decode(&bytes[k]).unwrap(), "record {k}");
+                assert_eq!(*r, RecordRef::decode(&bytes[k]).unwrap(), "record {k}");
             }
             walked.push_block_record(Offset(k as u64), Offset(0), record);
         })
@@ -404,7 +401,7 @@ mod tests {
                 let Item::Record(packed, _) = item else {
                     panic!("record {k}: {item:?}");
                 };
-                let expected = without_payload(fold::decode(&bytes[k]).unwrap());
+                let expected = as_packed(RecordRef::decode(&bytes[k]).unwrap());
                 assert_eq!(block.text.view(packed), expected, "record {k}");
             }
         }

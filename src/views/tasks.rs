@@ -153,7 +153,7 @@ fn ts_field(value: &Value, key: &str) -> Option<u64> {
     value
         .get(key)
         .and_then(Value::as_str)
-        .and_then(crate::ingest::payload::parse_timestamp)
+        .and_then(crate::claude::parse_timestamp)
 }
 
 /// Reads `<dir>/.beads/issues.jsonl`: issues, and the lines that are not issues. A missing file

@@ -3,14 +3,13 @@
 
 use memchr::memmem;
 
-use super::borrowed::RecordRef;
 use super::{
     BLOCK_MAGIC, BlockDecodeError, Cursor, KIND_HOOK, KIND_OPAQUE, KIND_TRANSCRIPT,
     KIND_TS_FROM_PAYLOAD, SLOT_FILE, SLOT_SESSION, SLOTS, STR_LIT, STR_NONE, STR_REF, STR_REF_END,
     STR_SAME, is_columnar, malformed_from, unzigzag,
 };
-use crate::model::Malformed;
 use crate::model::Usage;
+use crate::model::{Malformed, RecordRef};
 
 /// Where a decoded string lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,13 +1,13 @@
 //! Encoding a columnar block: compact envelopes with strings as references into the
 //! record's own payload, then the payloads back to back.
 
-use super::borrowed::{BodyRef, OriginRef, RecordRef};
 use super::decode::payload_ts;
 use super::{
     BLOCK_MAGIC, KIND_HOOK, KIND_OPAQUE, KIND_TRANSCRIPT, KIND_TS_FROM_PAYLOAD, SLOT_FILE,
     SLOT_SESSION, SLOTS, STR_LIT, STR_NONE, STR_REF, STR_REF_END, STR_SAME, find, malformed_code,
     put_varint, zigzag,
 };
+use crate::model::{BodyRef, OriginRef, RecordRef};
 
 // --- encoding ---------------------------------------------------------------------------------
 
@@ -101,8 +101,8 @@ impl EncodeState {
     }
 }
 
-/// Writes the compact envelope of `record`; PTY and internal records write nothing (the
-/// caller stores those opaque).
+/// Writes the compact envelope of `record`, one [`has_envelope`] accepts (PTY and internal
+/// records write nothing: the caller stores those opaque).
 fn encode_compact(state: &mut EncodeState, out: &mut Vec<u8>, record: &RecordRef<'_>) {
     match &record.body {
         BodyRef::Hook(hook) => {
@@ -170,6 +170,18 @@ fn encode_compact(state: &mut EncodeState, out: &mut Vec<u8>, record: &RecordRef
             out.push(malformed_code(line.malformed));
             state.origin(out, Some(&line.origin), raw);
         }
+        BodyRef::Pty(_) | BodyRef::Internal(_) => {}
+    }
+}
+
+/// Whether the compact envelope describes every field of `record`: hook and transcript
+/// records, except those with the rare fields it has no place for (`truncated`, a hook's
+/// `arrival_time`). PTY and internal records are always stored opaque.
+fn has_envelope(record: &RecordRef<'_>) -> bool {
+    match &record.body {
+        BodyRef::Hook(hook) => hook.truncated.is_none() && !hook.arrival_time,
+        BodyRef::Transcript(line) => line.truncated.is_none(),
+        BodyRef::Pty(_) | BodyRef::Internal(_) => false,
     }
 }
 
@@ -188,15 +200,15 @@ pub fn encode_block<'a>(records: impl IntoIterator<Item = &'a [u8]>, out: &mut V
     let mut again = Vec::new();
     for bytes in records {
         count += 1;
-        // Decoded borrowed (no copies); PTY and internal records do not decode as a
-        // `RecordRef` and stay opaque, as do bytes that are not exactly what ctrace's encoder
-        // writes for what they decode to (for example a field this build does not know).
-        let compact = rmp_serde::from_slice::<RecordRef<'_>>(bytes)
-            .ok()
-            .filter(|record| {
+        // Decoded borrowed (no copies); records the envelope cannot describe stay opaque
+        // ([`has_envelope`]), as do bytes that are not exactly what ctrace's encoder writes
+        // for what they decode to (for example a field this build does not know).
+        let compact = RecordRef::decode(bytes).ok().filter(|record| {
+            has_envelope(record) && {
                 again.clear();
-                rmp_serde::encode::write_named(&mut again, record).is_ok() && again == bytes
-            });
+                record.encode_into(&mut again).is_ok() && again == bytes
+            }
+        });
         match compact {
             Some(record) => {
                 encode_compact(&mut state, &mut envelopes, &record);

@@ -138,7 +138,6 @@ mod borrowed;
 mod decode;
 mod encode;
 
-pub use borrowed::{BodyRef, HookRef, OriginRef, RecordRef, TranscriptRef};
 pub use decode::{
     BlockRecord, OneRecord, Step, decode_block, decode_block_selected, for_each_record,
 };
@@ -188,8 +187,7 @@ mod tests {
     /// A hook record as captured (`arrival_time` cleared: the compact envelope has no such
     /// field, so a record marked so is stored opaque; see `arrival_timed_hooks_are_opaque`).
     fn hook(ts: u64, raw: &str, origin: Option<Origin>) -> Record {
-        let mut record =
-            crate::ingest::payload::hook_record(raw.as_bytes().to_vec(), ts, None, origin);
+        let mut record = crate::claude::hook_record(raw.as_bytes().to_vec(), ts, None, origin);
         if let Body::Hook(hook) = &mut record.body {
             hook.arrival_time = false;
         }
@@ -205,7 +203,7 @@ mod tests {
             position: 1,
             len: 40,
         };
-        let record = crate::ingest::payload::hook_record(
+        let record = crate::claude::hook_record(
             br#"{"session_id":"s","hook_event_name":"Stop"}"#.to_vec(),
             5,
             None,
@@ -222,7 +220,7 @@ mod tests {
     }
 
     fn transcript(raw: &str, position: u64) -> Record {
-        crate::ingest::payload::transcript_record(
+        crate::claude::transcript_record(
             raw.as_bytes().to_vec(),
             Origin {
                 file: "/home/u/.claude/projects/p/s.jsonl".into(),
@@ -340,7 +338,7 @@ mod tests {
                     let mut again = Vec::new();
                     rmp_serde::encode::write_named(&mut again, record).unwrap();
                     assert_eq!(&again, expected, "record {i}");
-                    let decoded: RecordRef<'_> = rmp_serde::from_slice(expected).unwrap();
+                    let decoded = crate::model::RecordRef::decode(expected).unwrap();
                     assert_eq!(&decoded, record, "record {i}");
                 }
                 BlockRecord::Opaque(got) => {
@@ -438,7 +436,7 @@ mod tests {
         ] {
             assert_eq!(
                 parse_utc(text.as_bytes()),
-                crate::ingest::payload::parse_timestamp(text),
+                crate::claude::parse_timestamp(text),
                 "{text}"
             );
         }
@@ -475,7 +473,7 @@ mod tests {
         let raw = br#"{"message":{"timestamp":"2020-01-01T00:00:00Z"},"timestamp":"2025-06-26T11:45:51.979Z"}"#;
         assert_eq!(
             payload_ts(raw),
-            crate::ingest::payload::parse_timestamp("2025-06-26T11:45:51.979Z")
+            crate::claude::parse_timestamp("2025-06-26T11:45:51.979Z")
         );
     }
 

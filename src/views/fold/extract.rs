@@ -1,173 +1,16 @@
 //! What a record says: the transcript line and hook payload shapes the fold reads, parsed
 //! ahead of the fold (no database access).
 
-use serde::Deserialize;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
-use super::decode::{ViewBody, ViewRecord};
 use super::first_line;
+use crate::claude::hook::HookPayload;
+use crate::claude::tool::{input_description, input_value};
+use crate::claude::transcript::{
+    AssistantLine, Block, Line, Message, ProgressData, ResultKeys, result_text,
+};
+use crate::model::{BodyRef, RecordRef};
 use crate::views::facts::LineFacts;
-
-/// Transcript line fields the views need (borrowed where possible; large parts stay raw).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(super) struct Line<'a> {
-    pub(super) cwd: Option<String>,
-    #[serde(rename = "isMeta")]
-    pub(super) is_meta: Option<bool>,
-    #[serde(rename = "isCompactSummary")]
-    pub(super) is_compact_summary: Option<bool>,
-    #[serde(rename = "promptId")]
-    pub(super) prompt_id: Option<String>,
-    #[serde(borrow)]
-    pub(super) message: Option<&'a RawValue>,
-    #[serde(rename = "toolUseResult", borrow)]
-    pub(super) tool_use_result: Option<&'a RawValue>,
-    #[serde(rename = "parentToolUseID")]
-    pub(super) parent_tool_use_id: Option<String>,
-    #[serde(borrow)]
-    pub(super) data: Option<&'a RawValue>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(super) struct Message<'a> {
-    #[serde(borrow)]
-    pub(super) content: Option<&'a RawValue>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(super) struct Block<'a> {
-    #[serde(rename = "type")]
-    pub(super) kind: String,
-    pub(super) id: Option<String>,
-    pub(super) name: Option<String>,
-    #[serde(borrow)]
-    pub(super) input: Option<&'a RawValue>,
-    pub(super) tool_use_id: Option<String>,
-    pub(super) is_error: Option<bool>,
-    #[serde(borrow)]
-    pub(super) content: Option<&'a RawValue>,
-    pub(super) text: Option<String>,
-}
-
-/// An assistant line as [`extract_tool_uses`] reads it: `message.content`'s blocks, parsed in
-/// one pass (each level held as a `RawValue` and parsed again would scan the content three
-/// times). A line whose `message` or `content` has another shape has no tool calls.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(super) struct AssistantLine<'a> {
-    #[serde(borrow)]
-    pub(super) message: Option<AssistantMessage<'a>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(super) struct AssistantMessage<'a> {
-    #[serde(borrow)]
-    pub(super) content: Option<Vec<Block<'a>>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(super) struct ProgressData {
-    #[serde(rename = "agentId")]
-    pub(super) agent_id: Option<String>,
-}
-
-/// The input keys the views read; other keys are skipped without building values.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(super) struct InputKeys {
-    pub(super) command: Option<Value>,
-    pub(super) file_path: Option<Value>,
-    pub(super) notebook_path: Option<Value>,
-    pub(super) pattern: Option<Value>,
-    pub(super) description: Option<Value>,
-    pub(super) prompt: Option<Value>,
-    pub(super) url: Option<Value>,
-    pub(super) query: Option<Value>,
-    pub(super) path: Option<Value>,
-    pub(super) subagent_type: Option<Value>,
-}
-
-/// A tool call's input as a JSON object with only the keys the views read (the whole input
-/// for the to-do tools, whose lists they need).
-pub(super) fn input_value(name: &str, raw: Option<&RawValue>) -> Value {
-    let Some(raw) = raw else {
-        return Value::Null;
-    };
-    if matches!(name, "TodoWrite" | "TaskUpdate" | "TaskCreate") {
-        return serde_json::from_str(raw.get()).unwrap_or(Value::Null);
-    }
-    let Ok(keys) = serde_json::from_str::<InputKeys>(raw.get()) else {
-        return Value::Null;
-    };
-    let mut map = serde_json::Map::new();
-    for (key, value) in [
-        ("command", keys.command),
-        ("file_path", keys.file_path),
-        ("notebook_path", keys.notebook_path),
-        ("pattern", keys.pattern),
-        ("description", keys.description),
-        ("prompt", keys.prompt),
-        ("url", keys.url),
-        ("query", keys.query),
-        ("path", keys.path),
-        ("subagent_type", keys.subagent_type),
-    ] {
-        if let Some(value) = value {
-            map.insert(key.to_owned(), value);
-        }
-    }
-    Value::Object(map)
-}
-
-/// The hook payload keys the views read.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(super) struct HookPayload<'a> {
-    pub(super) prompt: Option<Value>,
-    #[serde(borrow)]
-    pub(super) tool_input: Option<&'a RawValue>,
-    #[serde(borrow)]
-    pub(super) tool_response: Option<&'a RawValue>,
-    pub(super) error: Option<Value>,
-}
-
-impl HookPayload<'_> {
-    /// A small JSON object with `prompt`, `tool_input` (see [`input_value`]), `error`, and
-    /// `tool_response` only when it can matter (Task/Agent results, task and issue creation).
-    pub(super) fn into_value(self, tool: &str) -> Value {
-        let mut map = serde_json::Map::new();
-        if let Some(prompt) = self.prompt {
-            map.insert("prompt".to_owned(), prompt);
-        }
-        if let Some(error) = self.error {
-            map.insert("error".to_owned(), error);
-        }
-        let input = input_value(tool, self.tool_input);
-        if !input.is_null() {
-            map.insert("tool_input".to_owned(), input);
-        }
-        if let Some(raw) = self.tool_response {
-            let text = raw.get();
-            if matches!(tool, "Task" | "Agent" | "TaskCreate")
-                || text.contains("Created issue:")
-                || text.contains("Task #")
-            {
-                if let Ok(value) = serde_json::from_str(text) {
-                    map.insert("tool_response".to_owned(), value);
-                }
-            } else {
-                map.insert("tool_response".to_owned(), Value::Null);
-            }
-        }
-        Value::Object(map)
-    }
-}
 
 /// A tool call found in an assistant line.
 #[derive(Debug)]
@@ -186,15 +29,6 @@ pub(super) struct ToolResult {
     /// See [`result_text`]; empty unless the fold reads it (an error, or a result that may
     /// announce a task or issue).
     pub(super) text: String,
-}
-
-/// The `toolUseResult` keys the views read (an object's `agentId` and `task`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(super) struct ResultKeys {
-    #[serde(rename = "agentId")]
-    pub(super) agent_id: Option<Value>,
-    pub(super) task: Option<Value>,
 }
 
 /// The content of a user line's message.
@@ -266,20 +100,20 @@ pub(super) fn hook_needs_payload(event: &str) -> bool {
 }
 
 /// Extracts the JSON that [`Folder::apply`] needs from `record` (pure: no database access).
-pub(in crate::views) fn extract(record: &ViewRecord<'_>) -> Extracted {
+pub(in crate::views) fn extract(record: &RecordRef<'_>) -> Extracted {
     let mut out = Extracted::default();
     if record.session.is_none() {
         return out;
     }
     match &record.body {
-        ViewBody::Hook(hook)
+        BodyRef::Hook(hook)
             if hook.malformed.is_none() && hook_needs_payload(hook.event.unwrap_or("")) =>
         {
             out.hook_payload = serde_json::from_slice::<HookPayload<'_>>(hook.raw)
                 .ok()
                 .map(|p| p.into_value(hook.tool_name.unwrap_or("")));
         }
-        ViewBody::Transcript(line) if line.malformed.is_none() => {
+        BodyRef::Transcript(line) if line.malformed.is_none() => {
             match line.line_type.unwrap_or("") {
                 "assistant" => {
                     out.tool_uses = extract_tool_uses(line.raw);
@@ -409,46 +243,7 @@ pub(super) fn extract_progress(raw: &[u8]) -> Option<(String, String)> {
     Some((parsed.parent_tool_use_id?, data.agent_id?))
 }
 
-/// The text of a `tool_result` content (a string or an array of text blocks).
-pub(super) fn result_text(content: Option<&RawValue>) -> String {
-    let Some(raw) = content else {
-        return String::new();
-    };
-    match serde_json::from_str::<Value>(raw.get()) {
-        Ok(Value::String(s)) => s,
-        Ok(Value::Array(items)) => items
-            .iter()
-            .filter_map(|item| item.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
-}
-
-/// A short description of a tool call's input: the command, path, pattern or description.
-pub(crate) fn input_detail(name: &str, input: &Value) -> Option<String> {
-    let keys: &[&str] = match name {
-        "Bash" => &["command"],
-        "Read" | "Write" | "Edit" | "MultiEdit" | "NotebookEdit" => &["file_path", "notebook_path"],
-        "Grep" | "Glob" => &["pattern"],
-        "Task" | "Agent" => &["description", "prompt"],
-        "WebFetch" => &["url"],
-        "WebSearch" => &["query"],
-        "TaskCreate" => &["subject", "description"],
-        "TaskUpdate" => &["taskId"],
-        _ => &[
-            "description",
-            "command",
-            "file_path",
-            "path",
-            "query",
-            "url",
-            "pattern",
-        ],
-    };
-    keys.iter().find_map(|key| match input.get(*key) {
-        Some(Value::String(s)) => Some(first_line(s)),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    })
+/// A short description of a tool call's input, one line ([`input_description`]).
+pub(super) fn input_detail(name: &str, input: &Value) -> Option<String> {
+    input_description(name, input).map(|text| first_line(&text))
 }

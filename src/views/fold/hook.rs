@@ -4,10 +4,10 @@ use rusqlite::params;
 use serde_json::Value;
 
 use super::agg::{SpanUpdate, widen};
-use super::decode::HookView;
 use super::extract::{hook_needs_payload, input_detail};
 use super::tasks::{TaskChange, beads_changes, beads_created, task_created_id, todo_changes};
 use super::{Folder, first_line, prompt_key, to_i64};
+use crate::model::HookRef;
 use crate::views::{SqlContext, ViewsError};
 
 impl Folder<'_> {
@@ -119,7 +119,7 @@ impl Folder<'_> {
         offset: u64,
         ts: u64,
         session: &str,
-        hook: &HookView<'_>,
+        hook: &HookRef<'_>,
         payload: Option<&Value>,
     ) -> Result<(), ViewsError> {
         let event = hook.event.unwrap_or("");
@@ -188,7 +188,7 @@ impl Folder<'_> {
         offset: u64,
         ts: u64,
         session: &str,
-        hook: &HookView<'_>,
+        hook: &HookRef<'_>,
         event: &str,
         payload: &Value,
     ) -> Result<(), ViewsError> {

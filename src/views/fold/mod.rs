@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::facts::SessionFacts;
 use super::{SqlContext, ViewsError};
+use crate::model::{BodyRef, RecordRef};
 use crate::segments::Offset;
 use agg::{
     AgentAgg, PerSession, SessionAgg, SpanAgg, SpanUpdate, UsageRow, keep, keep_str, merge_max,
@@ -22,16 +23,12 @@ use agg::{
 };
 
 mod agg;
-mod decode;
 mod extract;
 mod hook;
 mod sql;
 mod tasks;
 mod transcript;
 
-pub(super) use decode::{
-    HookView, OriginView, PtyView, TranscriptView, ViewBody, ViewRecord, decode,
-};
 pub(super) use extract::{Extracted, extract};
 
 /// Longest text kept in `prompt`, `detail` and `error_text` columns, in characters.
@@ -123,7 +120,7 @@ impl<'t> Folder<'t> {
     pub(super) fn apply(
         &mut self,
         offset: Offset,
-        record: &ViewRecord<'_>,
+        record: &RecordRef<'_>,
         extracted: &Extracted,
     ) -> Result<(), ViewsError> {
         let Some(session) = record.session else {
@@ -138,7 +135,7 @@ impl<'t> Folder<'t> {
                 first_ns: u64::MAX,
                 ..SessionAgg::default()
             });
-        if matches!(&record.body, ViewBody::Hook(hook) if hook.arrival_time) {
+        if matches!(&record.body, BodyRef::Hook(hook) if hook.arrival_time) {
             widen(&mut agg.arrival, record.ts);
         } else {
             agg.first_ns = agg.first_ns.min(record.ts);
@@ -146,7 +143,7 @@ impl<'t> Folder<'t> {
         }
         agg.records += 1;
         match &record.body {
-            ViewBody::Hook(hook) => {
+            BodyRef::Hook(hook) => {
                 agg.hook_records += 1;
                 if hook.malformed.is_some() {
                     agg.malformed += 1;
@@ -164,7 +161,7 @@ impl<'t> Folder<'t> {
                     )?;
                 }
             }
-            ViewBody::Transcript(line) => {
+            BodyRef::Transcript(line) => {
                 agg.transcript_records += 1;
                 if line.malformed.is_some() {
                     agg.malformed += 1;
@@ -176,12 +173,12 @@ impl<'t> Folder<'t> {
                     self.transcript(offset.0, record.ts, session, line, extracted)?;
                 }
             }
-            ViewBody::Pty(pty) => {
+            BodyRef::Pty(pty) => {
                 if agg.project.is_none() {
                     agg.project = pty.cwd.map(str::to_owned);
                 }
             }
-            ViewBody::Internal(_) => {}
+            BodyRef::Internal(_) => {}
         }
         Ok(())
     }

@@ -5,9 +5,9 @@ use rusqlite::params;
 use serde_json::Value;
 
 use super::agg::{SpanUpdate, UsageRow, widen};
-use super::decode::TranscriptView;
 use super::extract::{Extracted, ToolUse, UserContent, UserLine, input_detail};
 use super::{Folder, first_line, prompt_key, text_key, to_i64};
+use crate::model::TranscriptRef;
 use crate::views::{SqlContext, ViewsError};
 
 impl Folder<'_> {
@@ -16,7 +16,7 @@ impl Folder<'_> {
         offset: u64,
         ts: u64,
         session: &str,
-        line: &TranscriptView<'_>,
+        line: &TranscriptRef<'_>,
         extracted: &Extracted,
     ) -> Result<(), ViewsError> {
         let line_type = line.line_type.unwrap_or("");
@@ -80,7 +80,7 @@ impl Folder<'_> {
     pub(super) fn sidechain_root(
         &mut self,
         session: &str,
-        line: &TranscriptView<'_>,
+        line: &TranscriptRef<'_>,
     ) -> Result<Option<String>, ViewsError> {
         let Some(uuid) = line.uuid else {
             return Ok(None);
@@ -104,7 +104,7 @@ impl Folder<'_> {
         offset: u64,
         ts: u64,
         session: &str,
-        line: &TranscriptView<'_>,
+        line: &TranscriptRef<'_>,
         agent_id: Option<&str>,
         tool_uses: &[ToolUse],
     ) -> Result<(), ViewsError> {
@@ -190,7 +190,7 @@ impl Folder<'_> {
         offset: u64,
         ts: u64,
         session: &str,
-        line: &TranscriptView<'_>,
+        line: &TranscriptRef<'_>,
         agent_id: Option<&str>,
         user: &UserLine,
     ) -> Result<(), ViewsError> {

@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::segments::Offset;
 
+mod borrowed;
+
+pub use borrowed::{BodyRef, HookRef, InternalRef, OriginRef, PtyRef, RecordRef, TranscriptRef};
+
 /// Where a record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
