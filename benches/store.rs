@@ -41,7 +41,7 @@ use ctrace::config::Config;
 use ctrace::ingest::bulk::session_from_path;
 use ctrace::ingest::json_array::split_array;
 use ctrace::log::{Record, Snapshot, Store};
-use ctrace::model::{Origin, RecordHead};
+use ctrace::model::{Origin, RecordRef};
 use ctrace::segments::Offset;
 use ctrace::segments::frame::{Decoded, MAX_FRAME_LIMIT_BYTES, ScanItem, Scanner, decode_frame};
 use ctrace::segments::segment::{DEFAULT_BLOCK_BYTES, SegmentReader, SegmentWriter};
@@ -852,7 +852,7 @@ fn seal_run(encoded: &[Vec<u8>], target: u64) -> (u64, u64, SealRun) {
     let mut pending = Vec::new();
     for item in Scanner::new(&bytes, MAX_FRAME_LIMIT_BYTES, 0) {
         if let ScanItem::Record { bytes, .. } = item {
-            let ts = RecordHead::decode(&bytes).map(|h| h.ts).unwrap_or(0);
+            let ts = RecordRef::decode(&bytes).map_or(0, |r| r.ts);
             pending.push((bytes, ts));
         }
     }

@@ -25,7 +25,7 @@ use ctrace::claude::{hook_record, transcript_record};
 use ctrace::config::Config;
 use ctrace::log::manifest::{Cursor, Manifest, SegmentEntry};
 use ctrace::log::{Body, Record, Store, verify};
-use ctrace::model::{Malformed, Origin, RecordHead};
+use ctrace::model::{Malformed, Origin, RecordRef};
 use ctrace::segments::frame::{
     Decoded, FRAME_MAGIC, HEADER_BYTES, MAX_FRAME_LIMIT_BYTES, ScanItem, Scanner, decode_frame,
     encode_frame, encode_record,
@@ -707,7 +707,7 @@ fn check_record(
     prop_assert_eq!(record.raw(), raw);
     let bytes = record.encode().unwrap();
     prop_assert_eq!(&Record::decode(&bytes).unwrap(), record);
-    prop_assert_eq!(RecordHead::decode(&bytes).unwrap().ts, record.ts);
+    prop_assert_eq!(RecordRef::decode(&bytes).unwrap().ts, record.ts);
     let is_object = serde_json::from_slice::<serde_json::Value>(raw).is_ok_and(|v| v.is_object());
     if is_object {
         prop_assert_eq!(malformed, None);
@@ -785,7 +785,7 @@ proptest! {
         ],
     ) {
         let full = Record::decode(&bytes);
-        let head = RecordHead::decode(&bytes);
+        let head = RecordRef::decode(&bytes);
         if let Ok(record) = full {
             // Whatever decodes as a record re-encodes and decodes to the same record.
             let again = record.encode().unwrap();

@@ -14,7 +14,7 @@
 
 use super::manifest::{SegmentEntry, sync_dir};
 use super::{LogError, StoreLock, remove_file};
-use crate::model::RecordHead;
+use crate::model::RecordRef;
 use crate::segments::Offset;
 use crate::segments::segment::{BlockLayout, SegmentReader, SegmentWriter};
 
@@ -160,7 +160,7 @@ impl StoreLock<'_> {
         let result = (|| {
             for (i, meta) in reader.blocks().iter().enumerate() {
                 for (j, bytes) in reader.read_block(i)?.into_iter().enumerate() {
-                    let ts = RecordHead::decode(&bytes).map_or(meta.min_ts, |h| h.ts);
+                    let ts = RecordRef::decode(&bytes).map_or(meta.min_ts, |r| r.ts);
                     writer.add_at(Offset(meta.first_offset.0 + j as u64), &bytes, ts)?;
                 }
             }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use super::manifest::{SegmentEntry, sync_dir};
 use super::{LogError, StoreLock, StorePaths, remove_file};
 use crate::config::retention::RetentionConfig;
-use crate::model::{RecordHead, Source};
+use crate::model::{RecordRef, Source};
 use crate::segments::segment::{SegmentReader, SegmentWriter};
 use crate::segments::{Offset, SegmentId};
 
@@ -301,12 +301,12 @@ fn read_heads(paths: &StorePaths, entry: &SegmentEntry) -> Result<Vec<Head>, Log
     let mut heads = Vec::with_capacity(usize::try_from(entry.record_count).unwrap_or(0));
     for (i, meta) in reader.blocks().iter().enumerate() {
         for (j, bytes) in reader.read_block(i)?.into_iter().enumerate() {
-            let head = RecordHead::decode(&bytes).ok();
+            let head = RecordRef::decode(&bytes).ok();
             heads.push(Head {
                 offset: Offset(meta.first_offset.0 + j as u64),
                 ts: head.as_ref().map_or(meta.min_ts, |h| h.ts),
                 source: head.as_ref().map(|h| h.source),
-                session: head.and_then(|h| h.session),
+                session: head.and_then(|h| h.session.map(str::to_owned)),
                 raw_bytes: bytes.len() as u64,
                 remove: false,
             });
@@ -542,7 +542,7 @@ impl StoreLock<'_> {
                 if removed.contains(&offset) {
                     continue;
                 }
-                let ts = RecordHead::decode(&bytes).map_or(meta.min_ts, |h| h.ts);
+                let ts = RecordRef::decode(&bytes).map_or(meta.min_ts, |r| r.ts);
                 writer.add_at(offset, &bytes, ts)?;
             }
         }

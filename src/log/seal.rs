@@ -27,7 +27,7 @@ use super::manifest::{Cursor, SegmentEntry, sync_dir};
 use sha2::Digest;
 
 use super::{LogError, StoreLock, inbox, list_dir, remove_file};
-use crate::model::{Body, BodyHead, InternalBody, Record, RecordHead, Source};
+use crate::model::{Body, BodyRef, InternalBody, Record, RecordRef, Source};
 use crate::segments::frame::{MAX_FRAME_LIMIT_BYTES, ScanItem, StreamScanner};
 use crate::segments::segment::{SegmentReader, SegmentWriter};
 use crate::segments::{Offset, SegmentId};
@@ -172,7 +172,7 @@ impl StoreLock<'_> {
             while let Some(item) = scanner.next_item().map_err(io)? {
                 match item {
                     ScanItem::Record { bytes, .. } => {
-                        let (bytes, ts) = match RecordHead::decode(&bytes) {
+                        let (bytes, ts) = match RecordRef::decode(&bytes) {
                             Ok(head) => {
                                 note_head(&head, report, cursors);
                                 let ts = head.ts;
@@ -402,9 +402,7 @@ impl StoreLock<'_> {
             let last = i + 1 == blocks.len();
             if last && u64::from(meta.raw_len) < block_target {
                 for bytes in reader.read_block(i)? {
-                    let ts = RecordHead::decode(&bytes)
-                        .map(|h| h.ts)
-                        .unwrap_or(meta.min_ts);
+                    let ts = RecordRef::decode(&bytes).map_or(meta.min_ts, |r| r.ts);
                     segment.writer.add(&bytes, ts)?;
                 }
             } else {
@@ -625,23 +623,20 @@ fn creation_key(name: &str) -> (u128, String) {
 }
 
 fn note_head(
-    head: &RecordHead,
+    head: &RecordRef<'_>,
     report: &mut SealReport,
     cursors: &mut std::collections::BTreeMap<String, Cursor>,
 ) {
     if let Some(origin) = head.body.origin() {
         let end = origin.position + origin.len;
-        let cursor = cursors.entry(origin.file.clone()).or_default();
+        let cursor = cursors.entry(origin.file.to_owned()).or_default();
         cursor.end = cursor.end.max(end);
     }
-    if let BodyHead::Hook(hook) = &head.body
+    if let BodyRef::Hook(hook) = &head.body
         && hook.origin.is_none()
-        && hook
-            .event
-            .as_deref()
-            .is_some_and(|event| TAIL_EVENTS.contains(&event))
+        && hook.event.is_some_and(|event| TAIL_EVENTS.contains(&event))
     {
-        for path in [&hook.transcript_path, &hook.agent_transcript_path]
+        for path in [hook.transcript_path, hook.agent_transcript_path]
             .into_iter()
             .flatten()
         {

@@ -219,6 +219,15 @@ impl<'a> BodyRef<'a> {
         }
     }
 
+    /// Where the payload was read from, for hook payloads and transcript lines read from files.
+    pub fn origin(&self) -> Option<&OriginRef<'a>> {
+        match self {
+            BodyRef::Hook(hook) => hook.origin.as_ref(),
+            BodyRef::Transcript(line) => Some(&line.origin),
+            BodyRef::Pty(_) | BodyRef::Internal(_) => None,
+        }
+    }
+
     fn to_body(&self) -> Body {
         let own = |s: Option<&str>| s.map(str::to_owned);
         match self {

@@ -455,80 +455,6 @@ impl Record {
     }
 }
 
-/// Just the fields the sealer needs, decoded without copying payloads.
-#[derive(Debug, Deserialize)]
-pub struct RecordHead {
-    /// Capture time, ns.
-    pub ts: u64,
-    /// Session id.
-    #[serde(default)]
-    pub session: Option<String>,
-    /// Source.
-    pub source: Source,
-    /// Body summary.
-    pub body: BodyHead,
-}
-
-/// Body summary used by the sealer to find transcripts to tail.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BodyHead {
-    /// A hook payload's event and transcript paths.
-    Hook(HookHead),
-    /// A transcript line's origin.
-    Transcript(TranscriptHead),
-    /// Ignored.
-    Pty(serde::de::IgnoredAny),
-    /// Ignored.
-    Internal(serde::de::IgnoredAny),
-}
-
-/// The hook fields the sealer looks at.
-#[derive(Debug, Deserialize)]
-pub struct HookHead {
-    /// `hook_event_name`.
-    #[serde(default)]
-    pub event: Option<String>,
-    /// `transcript_path`.
-    #[serde(default)]
-    pub transcript_path: Option<String>,
-    /// `agent_transcript_path`.
-    #[serde(default)]
-    pub agent_transcript_path: Option<String>,
-    /// Source file position, for bulk-ingested payloads.
-    #[serde(default)]
-    pub origin: Option<Origin>,
-}
-
-/// The transcript fields the sealer looks at.
-#[derive(Debug, Deserialize)]
-pub struct TranscriptHead {
-    /// Source file position.
-    #[serde(default)]
-    pub origin: Option<Origin>,
-}
-
-impl BodyHead {
-    /// The bulk-ingest origin, if the record has one.
-    pub fn origin(&self) -> Option<&Origin> {
-        match self {
-            BodyHead::Hook(hook) => hook.origin.as_ref(),
-            BodyHead::Transcript(line) => line.origin.as_ref(),
-            _ => None,
-        }
-    }
-}
-
-impl RecordHead {
-    /// Decodes the head of a record.
-    ///
-    /// # Errors
-    /// [`DecodeError`] when the bytes are not a record.
-    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        Ok(rmp_serde::from_slice(bytes)?)
-    }
-}
-
 /// A record as read back from the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredRecord {
@@ -558,11 +484,15 @@ mod tests {
         };
         let bytes = record.encode().unwrap();
         assert_eq!(Record::decode(&bytes).unwrap(), record);
-        let head = RecordHead::decode(&bytes).unwrap();
-        assert_eq!(head.ts, record.ts);
-        assert!(
-            matches!(head.body, BodyHead::Hook(HookHead { event: Some(ref e), .. }) if e == "PreToolUse")
-        );
+        let view = RecordRef::decode(&bytes).unwrap();
+        assert_eq!(view.ts, record.ts);
+        assert!(matches!(
+            view.body,
+            BodyRef::Hook(HookRef {
+                event: Some("PreToolUse"),
+                ..
+            })
+        ));
         // Field names are in the encoding (named, not positional).
         assert!(bytes.windows(4).any(|w| w == b"body"));
     }

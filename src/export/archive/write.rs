@@ -16,7 +16,7 @@ use super::{
 use crate::log::LogError;
 use crate::log::Snapshot;
 use crate::log::read::TimeRange;
-use crate::model::RecordHead;
+use crate::model::RecordRef;
 use crate::segments::Offset;
 
 /// Writes an archive to `out` as records are added.
@@ -133,7 +133,7 @@ impl<W: Write> ArchiveWriter<W> {
         &mut self,
         bytes: &[u8],
         offset: Option<Offset>,
-        head: Option<&RecordHead>,
+        head: Option<&RecordRef<'_>>,
     ) -> Result<(), ArchiveError> {
         let len = u32::try_from(bytes.len()).map_err(|_| ArchiveError::BadMember {
             member: self.chunk_name(),
@@ -164,10 +164,10 @@ impl<W: Write> ArchiveWriter<W> {
                     .sources
                     .entry(head.source.as_str().to_owned())
                     .or_default() += 1;
-                if let Some(session) = &head.session
+                if let Some(session) = head.session
                     && !self.sessions.contains(session)
                 {
-                    self.sessions.insert(session.clone());
+                    self.sessions.insert(session.to_owned());
                 }
             }
             None => manifest.undecodable += 1,
@@ -241,12 +241,12 @@ pub(super) fn json_bytes(value: &impl Serialize, member: &str) -> Result<Vec<u8>
 pub fn export<W: Write>(
     snapshot: &Snapshot,
     time: TimeRange,
-    mut keep: impl FnMut(Option<&RecordHead>) -> bool,
+    mut keep: impl FnMut(Option<&RecordRef<'_>>) -> bool,
     writer: &mut ArchiveWriter<W>,
     mut progress: impl FnMut(u64),
 ) -> Result<(), ArchiveError> {
     for_each_sealed(snapshot, time, |offset, bytes| {
-        let head = RecordHead::decode(bytes).ok();
+        let head = RecordRef::decode(bytes).ok();
         if head.as_ref().is_some_and(|h| !time.contains(h.ts)) {
             return Ok(());
         }
@@ -265,7 +265,7 @@ pub fn export<W: Write>(
             what: "record",
             message: e.to_string(),
         })?;
-        let head = RecordHead::decode(&bytes).ok();
+        let head = RecordRef::decode(&bytes).ok();
         if keep(head.as_ref()) {
             writer.add(&bytes, None, head.as_ref())?;
         }
