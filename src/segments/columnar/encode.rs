@@ -7,7 +7,7 @@ use super::{
     SLOT_SESSION, SLOTS, STR_LIT, STR_NONE, STR_REF, STR_REF_END, STR_SAME, find, malformed_code,
     put_varint, zigzag,
 };
-use crate::model::{BodyRef, OriginRef, RecordRef};
+use crate::model::{BodyRef, HookRef, OriginRef, RecordRef, TranscriptRef};
 
 // --- encoding ---------------------------------------------------------------------------------
 
@@ -174,13 +174,58 @@ fn encode_compact(state: &mut EncodeState, out: &mut Vec<u8>, record: &RecordRef
     }
 }
 
-/// Whether the compact envelope describes every field of `record`: hook and transcript
-/// records, except those with the rare fields it has no place for (`truncated`, a hook's
-/// `arrival_time`). PTY and internal records are always stored opaque.
+/// Whether the compact envelope describes every field of `record`. Written as exhaustive
+/// patterns on purpose: a field added to the record model does not compile here until it is
+/// either given a place in the envelope (`_` below) or checked to be absent, in which case a
+/// record that has it is stored opaque rather than losing it. Today the fields without a place
+/// are `truncated` and a hook's `arrival_time`; PTY and internal records are always opaque.
 fn has_envelope(record: &RecordRef<'_>) -> bool {
-    match &record.body {
-        BodyRef::Hook(hook) => hook.truncated.is_none() && !hook.arrival_time,
-        BodyRef::Transcript(line) => line.truncated.is_none(),
+    let RecordRef {
+        ts: _,
+        source: _,
+        session: _,
+        body,
+        redactions: _,
+    } = record;
+    match body {
+        BodyRef::Hook(HookRef {
+            event: _,
+            tool_name: _,
+            tool_use_id: _,
+            agent_id: _,
+            agent_type: _,
+            prompt_id: _,
+            cwd: _,
+            transcript_path: _,
+            agent_transcript_path: _,
+            pty_session: _,
+            malformed: _,
+            origin: _,
+            truncated,
+            arrival_time,
+            raw: _,
+        }) => truncated.is_none() && !arrival_time,
+        BodyRef::Transcript(TranscriptRef {
+            line_type: _,
+            subtype: _,
+            uuid: _,
+            parent_uuid: _,
+            request_id: _,
+            message_id: _,
+            model: _,
+            usage: _,
+            is_sidechain: _,
+            agent_id: _,
+            malformed: _,
+            origin:
+                OriginRef {
+                    file: _,
+                    position: _,
+                    len: _,
+                },
+            truncated,
+            raw: _,
+        }) => truncated.is_none(),
         BodyRef::Pty(_) | BodyRef::Internal(_) => false,
     }
 }

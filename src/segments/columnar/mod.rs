@@ -194,29 +194,48 @@ mod tests {
         record
     }
 
-    /// A hook read from a log without a time (`arrival_time`) reads back byte for byte, in the
-    /// opaque form.
+    /// Records with a field the envelope has no place for (a hook read from a log without a
+    /// time, `arrival_time`; a truncated hook or line, `truncated`) read back byte for byte, in
+    /// the opaque form, beside compact ones.
     #[test]
-    fn arrival_timed_hooks_are_opaque() {
+    fn fields_without_an_envelope_place_are_stored_opaque() {
         let origin = Origin {
             file: "/logs/pre_tool_use.json".into(),
             position: 1,
             len: 40,
         };
-        let record = crate::claude::hook_record(
+        let arrival = crate::claude::hook_record(
             br#"{"session_id":"s","hook_event_name":"Stop"}"#.to_vec(),
             5,
             None,
             Some(origin),
         );
-        assert!(matches!(&record.body, Body::Hook(h) if h.arrival_time));
-        let (bytes, raw) = encode(std::slice::from_ref(&record));
+        assert!(matches!(&arrival.body, Body::Hook(h) if h.arrival_time));
+        let mut truncated_hook = hook(
+            6,
+            r#"{"session_id":"s","hook_event_name":"Stop","x":"0123456789"}"#,
+            None,
+        );
+        assert!(truncated_hook.truncate_to(30));
+        let mut truncated_line = transcript(
+            r#"{"type":"user","sessionId":"s","message":"0123456789"}"#,
+            0,
+        );
+        assert!(truncated_line.truncate_to(20));
+        let plain = hook(7, r#"{"session_id":"s","hook_event_name":"Stop"}"#, None);
+        let records = [arrival, truncated_hook, truncated_line, plain];
+        let (bytes, raw) = encode(&records);
         let mut kinds = Vec::new();
-        for_each_record(&raw, 1, |_, r| {
-            kinds.push(matches!(r, BlockRecord::Opaque(got) if got == bytes[0].as_slice()));
+        for_each_record(&raw, 4, |i, r| {
+            kinds.push(match r {
+                BlockRecord::Opaque(got) => got == bytes[i].as_slice(),
+                BlockRecord::Compact(_) => false,
+            });
         })
         .unwrap();
-        assert_eq!(kinds, vec![true]);
+        assert_eq!(kinds, vec![true, true, true, false]);
+        let decoded = decode_block(&raw, 4).unwrap();
+        assert_eq!(decoded, bytes);
     }
 
     fn transcript(raw: &str, position: u64) -> Record {
