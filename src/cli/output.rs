@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use crate::claude::summary::{hook_summary, transcript_summary};
 use crate::model::{Body, Record, StoredRecord};
 
 /// Writes `value` as one JSON line.
@@ -132,7 +133,7 @@ pub fn summary(record: &Record) -> (String, String) {
                 Some(m) => format!("<{}>", m.as_str()),
                 None => "<no event>".into(),
             });
-            let detail = hook_detail(&hook.raw, hook.tool_name.as_deref());
+            let detail = hook_summary(&hook.raw, hook.tool_name.as_deref());
             (event, detail)
         }
         Body::Transcript(line) => {
@@ -144,110 +145,9 @@ pub fn summary(record: &Record) -> (String, String) {
                     None => "<no type>".into(),
                 },
             };
-            (kind, transcript_detail(&line.raw))
+            (kind, transcript_summary(&line.raw))
         }
         Body::Pty(pty) => (format!("pty/{:?}", pty.kind).to_lowercase(), String::new()),
         Body::Internal(internal) => (internal.event.clone(), internal.detail.clone()),
     }
-}
-
-/// First line of `text`, cut to `max` characters.
-pub fn one_line(text: &str, max: usize) -> String {
-    let line = text.trim().lines().next().unwrap_or("");
-    let mut out: String = line.chars().take(max).collect();
-    if line.chars().count() > max || text.trim().lines().nth(1).is_some() {
-        out.push('…');
-    }
-    out
-}
-
-fn hook_detail(raw: &[u8], tool: Option<&str>) -> String {
-    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(raw) else {
-        return String::new();
-    };
-    let input = map.get("tool_input").and_then(Value::as_object);
-    if let Some(tool) = tool {
-        return format!("{tool} {}", tool_input_summary(tool, input));
-    }
-    if let Some(agent) = map.get("agent_id").and_then(Value::as_str) {
-        let kind = map.get("agent_type").and_then(Value::as_str).unwrap_or("");
-        return format!("agent {agent} {kind}").trim_end().to_owned();
-    }
-    for key in [
-        "prompt",
-        "message",
-        "reason",
-        "source",
-        "trigger",
-        "last_assistant_message",
-    ] {
-        if let Some(text) = map.get(key).and_then(Value::as_str) {
-            return one_line(text, 100);
-        }
-    }
-    String::new()
-}
-
-/// What a tool call was about, on one line of at most 100 characters
-/// ([`crate::claude::tool::input_description`]).
-pub fn tool_input_summary(tool: &str, input: Option<&serde_json::Map<String, Value>>) -> String {
-    input
-        .and_then(|input| {
-            crate::claude::tool::describing_keys(tool)
-                .iter()
-                .find_map(|key| match input.get(*key) {
-                    Some(Value::String(s)) => Some(one_line(s, 100)),
-                    Some(Value::Number(n)) => Some(n.to_string()),
-                    _ => None,
-                })
-        })
-        .unwrap_or_default()
-}
-
-fn transcript_detail(raw: &[u8]) -> String {
-    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(raw) else {
-        return String::new();
-    };
-    if let Some(summary) = map.get("summary").and_then(Value::as_str) {
-        return one_line(summary, 100);
-    }
-    let Some(content) = map.get("message").and_then(|m| m.get("content")) else {
-        return map
-            .get("content")
-            .and_then(Value::as_str)
-            .map(|s| one_line(s, 100))
-            .unwrap_or_default();
-    };
-    if let Some(text) = content.as_str() {
-        return one_line(text, 100);
-    }
-    let Some(blocks) = content.as_array() else {
-        return String::new();
-    };
-    for block in blocks {
-        match block.get("type").and_then(Value::as_str) {
-            Some("text") => {
-                if let Some(text) = block.get("text").and_then(Value::as_str) {
-                    return one_line(text, 100);
-                }
-            }
-            Some("tool_use") => {
-                let name = block.get("name").and_then(Value::as_str).unwrap_or("?");
-                let input = block.get("input").and_then(Value::as_object);
-                return format!("{name} {}", tool_input_summary(name, input));
-            }
-            Some("tool_result") => {
-                let error = block.get("is_error").and_then(Value::as_bool) == Some(true);
-                return if error {
-                    "tool result (error)"
-                } else {
-                    "tool result"
-                }
-                .into();
-            }
-            Some("thinking") => return "(thinking)".into(),
-            _ => {}
-        }
-    }
-    String::new()
 }

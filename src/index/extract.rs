@@ -27,42 +27,9 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 
 use crate::model::{Body, PtyKind, Record};
 
-/// JSON keys whose values contribute no text.
-pub const SKIPPED_KEYS: &[&str] = &[
-    "agentId",
-    "agent_transcript_path",
-    "cwd",
-    "entrypoint",
-    "gitBranch",
-    "id",
-    "leafUuid",
-    "logicalParentUuid",
-    "messageId",
-    "parentToolUseID",
-    "parentUuid",
-    "permission_mode",
-    "permissionMode",
-    "promptId",
-    "prompt_id",
-    "requestId",
-    "role",
-    "sessionId",
-    "session_id",
-    "signature",
-    "slug",
-    "stop_reason",
-    "subtype",
-    "timestamp",
-    "toolUseID",
-    "toolUseResult",
-    "tool_use_id",
-    "transcript_path",
-    "type",
-    "usage",
-    "userType",
-    "uuid",
-    "version",
-];
+/// JSON keys whose values contribute no text: Claude Code's bookkeeping members
+/// ([`crate::claude::BOOKKEEPING_KEYS`]).
+pub const SKIPPED_KEYS: &[&str] = crate::claude::BOOKKEEPING_KEYS;
 
 /// Strings at least this long (bytes) with no whitespace are treated as blobs and skipped.
 pub const BLOB_MIN_BYTES: usize = 256;
