@@ -1,12 +1,13 @@
 //! The layering rule of `ARCHITECTURE.md`, checked on the source (issue 15 item 5):
 //!
 //! ```text
-//! cli → (views, index, export, pty, ingest, serve) → compactor → log → (segments, config, model, fs)
+//! cli → (views, index, export, pty, ingest, serve) → compactor → log → (segments, config, model, claude, fs)
 //! ```
 //!
 //! A module may import its own layer's siblings and anything below; nothing imports anything
 //! above it. The bottom layer holds what every layer may see: the byte format (`segments`),
-//! the configuration (`config`), the record model (`model`) and the file-system helpers (`fs`).
+//! the configuration (`config`), the record model (`model`), Claude Code's shapes (`claude`) and
+//! the file-system helpers (`fs`).
 //! `fault` (the fault injection points) and the crate root's helpers (`now_ns`) are visible
 //! to every module and import nothing from the crate.
 //!
