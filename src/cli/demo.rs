@@ -135,7 +135,7 @@ impl Session {
             }),
         );
         if agent {
-            line.insert("agentId".into(), json!("a1b2c3d"));
+            line.insert("agentId".into(), json!(AGENT_ID));
         }
         self.line(agent, line)
     }
@@ -206,28 +206,108 @@ impl Session {
             json!({"stdout": stdout, "stderr": stderr}),
         );
         if agent.is_some() {
-            result.insert("agentId".into(), json!("a1b2c3d"));
+            result.insert("agentId".into(), json!(AGENT_ID));
         }
         self.line(agent.is_some(), result)
     }
 }
 
-/// Runs the demo.
-///
-/// # Errors
-/// When a command cannot be started or the store fails.
-pub fn run(root: &Path, config: Config, args: &DemoArgs) -> anyhow::Result<i32> {
-    let store_dir = if args.into_store {
-        root.to_path_buf()
-    } else {
-        let dir = std::env::temp_dir().join(format!("ctrace-demo-{}", std::process::id()));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
-        dir
-    };
-    let store = Store::open(&store_dir, config)?;
-    let project = store_dir.join("demo-project");
+/// The subagent of the demo session.
+const AGENT_ID: &str = "a1b2c3d";
+
+impl Session {
+    /// `SessionStart`, the user's prompt as a hook and as a transcript line.
+    fn start(&mut self, prompt: &str) -> anyhow::Result<()> {
+        let mut start = self.base("SessionStart");
+        start.insert("source".into(), json!("startup"));
+        start.remove("permission_mode");
+        self.hook(Value::Object(start))?;
+        let mut submit = self.base("UserPromptSubmit");
+        submit.insert("prompt".into(), json!(prompt));
+        self.hook(Value::Object(submit))?;
+        let mut user = serde_json::Map::new();
+        user.insert("type".into(), json!("user"));
+        user.insert("message".into(), json!({"role": "user", "content": prompt}));
+        self.line(false, user)
+    }
+
+    /// A subagent: Task tool call, SubagentStart, its own tool call, SubagentStop.
+    fn subagent(&mut self) -> anyhow::Result<()> {
+        let task_id = self.next_id("toolu_");
+        let task_input = json!({"description": "Survey the sources", "prompt": "List the Rust sources and their sizes", "subagent_type": "Explore"});
+        self.assistant(
+            false,
+            json!([{"type": "tool_use", "id": task_id, "name": "Task", "input": task_input}]),
+            60,
+        )?;
+        let mut pre = self.base("PreToolUse");
+        pre.insert("tool_name".into(), json!("Task"));
+        pre.insert("tool_input".into(), task_input);
+        pre.insert("tool_use_id".into(), json!(task_id));
+        self.hook(Value::Object(pre.clone()))?;
+        let mut sub = self.base("SubagentStart");
+        sub.insert("agent_id".into(), json!(AGENT_ID));
+        sub.insert("agent_type".into(), json!("Explore"));
+        self.hook(Value::Object(sub))?;
+        self.bash(
+            "find . -name '*.rs' -exec wc -c {} +",
+            "Sizes of Rust sources",
+            Some(AGENT_ID),
+        )?;
+        self.assistant(
+            true,
+            json!([{"type": "text", "text": "One Rust source: src/main.rs."}]),
+            20,
+        )?;
+        let mut sub_stop = self.base("SubagentStop");
+        sub_stop.insert("agent_id".into(), json!(AGENT_ID));
+        sub_stop.insert("agent_type".into(), json!("Explore"));
+        sub_stop.insert("stop_hook_active".into(), json!(false));
+        sub_stop.insert("agent_transcript_path".into(), json!(self.agent_transcript));
+        self.hook(Value::Object(sub_stop))?;
+        let mut post = pre;
+        post.insert("hook_event_name".into(), json!("PostToolUse"));
+        post.insert("tool_response".into(), json!({"status": "completed", "agentId": AGENT_ID, "content": [{"type": "text", "text": "One Rust source: src/main.rs."}]}));
+        self.hook(Value::Object(post))?;
+        let mut result = serde_json::Map::new();
+        result.insert("type".into(), json!("user"));
+        result.insert("message".into(), json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": task_id, "content": "One Rust source: src/main.rs."}]}));
+        result.insert(
+            "toolUseResult".into(),
+            json!({"agentId": AGENT_ID, "totalTokens": 15832}),
+        );
+        self.line(false, result)
+    }
+
+    /// The final answer, `Stop` and `SessionEnd`.
+    fn finish(&mut self, answer: &str) -> anyhow::Result<()> {
+        self.assistant(false, json!([{"type": "text", "text": answer}]), 120)?;
+        let mut stop = self.base("Stop");
+        stop.insert("stop_hook_active".into(), json!(false));
+        stop.insert("last_assistant_message".into(), json!(answer));
+        self.hook(Value::Object(stop))?;
+        let mut end = self.base("SessionEnd");
+        end.insert("reason".into(), json!("prompt_input_exit"));
+        end.remove("permission_mode");
+        self.hook(Value::Object(end))
+    }
+}
+
+/// The store the demo records into: the given one with `--into-store`, else a new one in the
+/// temporary directory.
+fn demo_store_dir(root: &Path, args: &DemoArgs) -> anyhow::Result<PathBuf> {
+    if args.into_store {
+        return Ok(root.to_path_buf());
+    }
+    let dir = std::env::temp_dir().join(format!("ctrace-demo-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    Ok(dir)
+}
+
+/// Writes the tiny project the demo session works on.
+fn write_project(project: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(project.join("src"))?;
     std::fs::write(
         project.join("src/main.rs"),
@@ -237,6 +317,41 @@ pub fn run(root: &Path, config: Config, args: &DemoArgs) -> anyhow::Result<i32> 
         project.join("README.md"),
         "# demo-project\nA tiny project the ctrace demo works on.\n",
     )?;
+    Ok(())
+}
+
+/// Shows what was recorded: `sessions`, `show`, `verify`, and what to try next.
+fn show_recorded(store: &Store, store_dir: &Path, id: &str) -> anyhow::Result<()> {
+    println!("$ ctrace sessions");
+    super::sessions::run(store, &super::sessions::SessionsArgs { json: false })?;
+    println!("\n$ ctrace show {id}");
+    super::show::run(
+        store,
+        &super::show::ShowArgs {
+            session: id.to_owned(),
+            json: false,
+        },
+    )?;
+    println!("\n$ ctrace verify");
+    super::verify::run(store, &super::verify::VerifyArgs { json: false })?;
+    let flag = format!("--store {}", store_dir.display());
+    println!("\nTry next:");
+    println!("  ctrace {flag} cat --json --session {id} | head -3");
+    println!("  ctrace {flag} stats");
+    println!("  ctrace ingest ~/.claude/projects          # your own Claude Code history");
+    println!("  ctrace install --user                     # record every future hook event");
+    Ok(())
+}
+
+/// Runs the demo.
+///
+/// # Errors
+/// When a command cannot be started or the store fails.
+pub fn run(root: &Path, config: Config, args: &DemoArgs) -> anyhow::Result<i32> {
+    let store_dir = demo_store_dir(root, args)?;
+    let store = Store::open(&store_dir, config)?;
+    let project = store_dir.join("demo-project");
+    write_project(&project)?;
     let transcripts = store_dir.join("demo-claude/projects/demo-project");
     let id = format!(
         "demo-{:08x}-{:04x}",
@@ -250,7 +365,9 @@ pub fn run(root: &Path, config: Config, args: &DemoArgs) -> anyhow::Result<i32> 
         id: id.clone(),
         cwd: project.clone(),
         transcript: transcripts.join(format!("{id}.jsonl")),
-        agent_transcript: transcripts.join(&id).join("subagents/agent-a1b2c3d.jsonl"),
+        agent_transcript: transcripts
+            .join(&id)
+            .join(format!("subagents/agent-{AGENT_ID}.jsonl")),
         last_uuid: None,
         counter: 0,
         hooks: 0,
@@ -259,19 +376,7 @@ pub fn run(root: &Path, config: Config, args: &DemoArgs) -> anyhow::Result<i32> 
     println!("  store:   {}", store_dir.display());
     println!("  project: {}\n", project.display());
 
-    let mut start = s.base("SessionStart");
-    start.insert("source".into(), json!("startup"));
-    start.remove("permission_mode");
-    s.hook(Value::Object(start))?;
-    let prompt = "Look around this project, check the toolchain, and tell me what is here.";
-    let mut submit = s.base("UserPromptSubmit");
-    submit.insert("prompt".into(), json!(prompt));
-    s.hook(Value::Object(submit))?;
-    let mut user = serde_json::Map::new();
-    user.insert("type".into(), json!("user"));
-    user.insert("message".into(), json!({"role": "user", "content": prompt}));
-    s.line(false, user)?;
-
+    s.start("Look around this project, check the toolchain, and tell me what is here.")?;
     s.bash("ls -la", "List the project files", None)?;
     s.bash(
         "uname -sr && sh -c 'echo shell: $0'",
@@ -280,86 +385,15 @@ pub fn run(root: &Path, config: Config, args: &DemoArgs) -> anyhow::Result<i32> 
     )?;
     s.bash("wc -l src/main.rs README.md", "Count lines", None)?;
     s.bash("cat Cargo.toml", "Read the manifest", None)?;
-
-    // A subagent: Task tool call, SubagentStart, its own tool call, SubagentStop.
-    let task_id = s.next_id("toolu_");
-    let task_input = json!({"description": "Survey the sources", "prompt": "List the Rust sources and their sizes", "subagent_type": "Explore"});
-    s.assistant(
-        false,
-        json!([{"type": "tool_use", "id": task_id, "name": "Task", "input": task_input}]),
-        60,
+    s.subagent()?;
+    s.finish(
+        "This is a small Rust project with src/main.rs and a README; there is no Cargo.toml yet.",
     )?;
-    let mut pre = s.base("PreToolUse");
-    pre.insert("tool_name".into(), json!("Task"));
-    pre.insert("tool_input".into(), task_input);
-    pre.insert("tool_use_id".into(), json!(task_id));
-    s.hook(Value::Object(pre.clone()))?;
-    let mut sub = s.base("SubagentStart");
-    sub.insert("agent_id".into(), json!("a1b2c3d"));
-    sub.insert("agent_type".into(), json!("Explore"));
-    s.hook(Value::Object(sub))?;
-    s.bash(
-        "find . -name '*.rs' -exec wc -c {} +",
-        "Sizes of Rust sources",
-        Some("a1b2c3d"),
-    )?;
-    s.assistant(
-        true,
-        json!([{"type": "text", "text": "One Rust source: src/main.rs."}]),
-        20,
-    )?;
-    let mut sub_stop = s.base("SubagentStop");
-    sub_stop.insert("agent_id".into(), json!("a1b2c3d"));
-    sub_stop.insert("agent_type".into(), json!("Explore"));
-    sub_stop.insert("stop_hook_active".into(), json!(false));
-    sub_stop.insert("agent_transcript_path".into(), json!(s.agent_transcript));
-    s.hook(Value::Object(sub_stop))?;
-    let mut post = pre;
-    post.insert("hook_event_name".into(), json!("PostToolUse"));
-    post.insert("tool_response".into(), json!({"status": "completed", "agentId": "a1b2c3d", "content": [{"type": "text", "text": "One Rust source: src/main.rs."}]}));
-    s.hook(Value::Object(post))?;
-    let mut result = serde_json::Map::new();
-    result.insert("type".into(), json!("user"));
-    result.insert("message".into(), json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": task_id, "content": "One Rust source: src/main.rs."}]}));
-    result.insert(
-        "toolUseResult".into(),
-        json!({"agentId": "a1b2c3d", "totalTokens": 15832}),
-    );
-    s.line(false, result)?;
-
-    let answer =
-        "This is a small Rust project with src/main.rs and a README; there is no Cargo.toml yet.";
-    s.assistant(false, json!([{"type": "text", "text": answer}]), 120)?;
-    let mut stop = s.base("Stop");
-    stop.insert("stop_hook_active".into(), json!(false));
-    stop.insert("last_assistant_message".into(), json!(answer));
-    s.hook(Value::Object(stop))?;
-    let mut end = s.base("SessionEnd");
-    end.insert("reason".into(), json!("prompt_input_exit"));
-    end.remove("permission_mode");
-    s.hook(Value::Object(end))?;
 
     println!(
         "recorded {} hook payloads through `ctrace hook`; sealing (this also tails the transcript the Stop hook names)\n",
         s.hooks
     );
-    println!("$ ctrace sessions");
-    super::sessions::run(&store, &super::sessions::SessionsArgs { json: false })?;
-    println!("\n$ ctrace show {id}");
-    super::show::run(
-        &store,
-        &super::show::ShowArgs {
-            session: id.clone(),
-            json: false,
-        },
-    )?;
-    println!("\n$ ctrace verify");
-    super::verify::run(&store, &super::verify::VerifyArgs { json: false })?;
-    let flag = format!("--store {}", store_dir.display());
-    println!("\nTry next:");
-    println!("  ctrace {flag} cat --json --session {id} | head -3");
-    println!("  ctrace {flag} stats");
-    println!("  ctrace ingest ~/.claude/projects          # your own Claude Code history");
-    println!("  ctrace install --user                     # record every future hook event");
+    show_recorded(&store, &store_dir, &id)?;
     Ok(0)
 }

@@ -84,6 +84,14 @@ pub struct ExportArgs {
     pub passphrase: bool,
 }
 
+/// A session named by `--session`, resolved to its full id.
+struct WantedSession {
+    /// The full session id.
+    id: String,
+    /// Whether the session has PTY records.
+    has_pty: bool,
+}
+
 /// Runs `export`.
 ///
 /// # Errors
@@ -93,36 +101,10 @@ pub fn run(store: &Store, args: &ExportArgs) -> anyhow::Result<i32> {
     let now = now_ns();
     let time = super::time::parse_range(args.since.as_deref(), args.until.as_deref(), now)?;
     let output = args.output.as_deref().filter(|p| p.as_os_str() != "-");
-    let ids = if !args.session.is_empty() {
-        super::replay::session_ids(store)?
-    } else {
-        super::refresh(store)?;
-        BTreeMap::new()
-    };
-    let mut sessions: Vec<(String, bool)> = Vec::new();
-    for wanted in &args.session {
-        let (id, has_pty) = super::replay::resolve(&ids, wanted)?;
-        if !sessions.iter().any(|(s, _)| s == id) {
-            sessions.push((id.to_owned(), *has_pty));
-        }
-    }
-    let encrypting = !args.encrypt_to.is_empty() || args.passphrase;
-    let format = match args.format {
-        Some(format) => format,
-        None if encrypting => ExportFormat::Archive,
-        None => infer_format(args, output, &sessions),
-    };
-    if encrypting && format != ExportFormat::Archive {
-        return Err(UsageError(
-            "--encrypt-to and --passphrase apply to the archive format only".into(),
-        )
-        .into());
-    }
-    if args.v3 && format != ExportFormat::Asciicast {
-        return Err(UsageError("--v3 applies to --format asciicast only".into()).into());
-    }
+    let sessions = wanted_sessions(store, args)?;
+    let format = choose_format(args, output, &sessions)?;
     let mut selected: Option<BTreeSet<String>> =
-        (!sessions.is_empty()).then(|| sessions.iter().map(|(s, _)| s.clone()).collect());
+        (!sessions.is_empty()).then(|| sessions.iter().map(|s| s.id.clone()).collect());
     if let Some(project) = &args.project {
         let in_project = sessions_in_project(store, project)?;
         selected = Some(match selected {
@@ -169,40 +151,94 @@ pub fn run(store: &Store, args: &ExportArgs) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
-        ExportFormat::OtlpJson => {
-            let claude: Vec<String> = match &selected {
-                Some(selected) => selected.iter().cloned().collect(),
-                None => claude_sessions(store)?,
-            };
-            let ((traces, spans), _) = write_output(output, |out| {
-                let mut totals = (0u64, 0u64);
-                for session in &claude {
-                    let tree = crate::views::tree::session_tree(store, session)
-                        .with_context(|| format!("building the span tree of session {session}"))?;
-                    let Some(tree) = tree else { continue };
-                    let line = crate::export::otlp::request(&tree, session);
-                    totals.0 += 1;
-                    totals.1 += crate::export::otlp::span_count(&tree);
-                    serde_json::to_writer(&mut *out, &line)?;
-                    out.write_all(b"\n")?;
-                }
-                Ok(totals)
-            })?;
-            if let Some(path) = output {
-                eprintln!(
-                    "ctrace: wrote {traces} traces ({spans} spans) to {} (otlp-json)",
-                    path.display()
-                );
-            }
-            Ok(0)
+        ExportFormat::OtlpJson => otlp_export(store, output, selected),
+    }
+}
+
+/// The sessions named by `--session`, resolved, each once, in the order given.
+fn wanted_sessions(store: &Store, args: &ExportArgs) -> anyhow::Result<Vec<WantedSession>> {
+    let ids = if !args.session.is_empty() {
+        super::replay::session_ids(store)?
+    } else {
+        super::refresh(store)?;
+        BTreeMap::new()
+    };
+    let mut sessions: Vec<WantedSession> = Vec::new();
+    for wanted in &args.session {
+        let (id, has_pty) = super::replay::resolve(&ids, wanted)?;
+        if !sessions.iter().any(|s| s.id == id) {
+            sessions.push(WantedSession {
+                id: id.to_owned(),
+                has_pty: *has_pty,
+            });
         }
     }
+    Ok(sessions)
+}
+
+/// The format: `--format`, else the archive when encrypting, else inferred; refuses flags that
+/// do not apply to it.
+fn choose_format(
+    args: &ExportArgs,
+    output: Option<&Path>,
+    sessions: &[WantedSession],
+) -> anyhow::Result<ExportFormat> {
+    let encrypting = !args.encrypt_to.is_empty() || args.passphrase;
+    let format = match args.format {
+        Some(format) => format,
+        None if encrypting => ExportFormat::Archive,
+        None => infer_format(args, output, sessions),
+    };
+    if encrypting && format != ExportFormat::Archive {
+        return Err(UsageError(
+            "--encrypt-to and --passphrase apply to the archive format only".into(),
+        )
+        .into());
+    }
+    if args.v3 && format != ExportFormat::Asciicast {
+        return Err(UsageError("--v3 applies to --format asciicast only".into()).into());
+    }
+    Ok(format)
+}
+
+/// Writes each selected Claude session (all of them without a selection) as one OTLP/JSON
+/// request per line.
+fn otlp_export(
+    store: &Store,
+    output: Option<&Path>,
+    selected: Option<BTreeSet<String>>,
+) -> anyhow::Result<i32> {
+    let claude: Vec<String> = match selected {
+        Some(selected) => selected.into_iter().collect(),
+        None => claude_sessions(store)?,
+    };
+    let ((traces, spans), _) = write_output(output, |out| {
+        let mut totals = (0u64, 0u64);
+        for session in &claude {
+            let tree = crate::views::tree::session_tree(store, session)
+                .with_context(|| format!("building the span tree of session {session}"))?;
+            let Some(tree) = tree else { continue };
+            let line = crate::export::otlp::request(&tree, session);
+            totals.0 += 1;
+            totals.1 += crate::export::otlp::span_count(&tree);
+            serde_json::to_writer(&mut *out, &line)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(totals)
+    })?;
+    if let Some(path) = output {
+        eprintln!(
+            "ctrace: wrote {traces} traces ({spans} spans) to {} (otlp-json)",
+            path.display()
+        );
+    }
+    Ok(0)
 }
 
 fn infer_format(
     args: &ExportArgs,
     output: Option<&Path>,
-    sessions: &[(String, bool)],
+    sessions: &[WantedSession],
 ) -> ExportFormat {
     if args.v3 {
         return ExportFormat::Asciicast;
@@ -222,7 +258,7 @@ fn infer_format(
     }
     let filtered = args.project.is_some() || args.since.is_some() || args.until.is_some();
     match sessions {
-        [(_, true)] if !filtered => ExportFormat::Asciicast,
+        [WantedSession { has_pty: true, .. }] if !filtered => ExportFormat::Asciicast,
         _ => ExportFormat::Archive,
     }
 }
@@ -471,9 +507,15 @@ fn asciicast_export(
     store: &Store,
     args: &ExportArgs,
     output: Option<&Path>,
-    sessions: &[(String, bool)],
+    sessions: &[WantedSession],
 ) -> anyhow::Result<i32> {
-    let [(session, has_pty)] = sessions else {
+    let [
+        WantedSession {
+            id: session,
+            has_pty,
+        },
+    ] = sessions
+    else {
         return Err(UsageError("asciicast export takes exactly one --session".into()).into());
     };
     if !has_pty {

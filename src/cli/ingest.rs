@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::ingest::Ingester;
+use crate::ingest::{IngestSummary, Ingester};
 use crate::log::Store;
 
 /// Arguments of `ingest`.
@@ -39,31 +39,8 @@ pub fn run(store: &Store, args: &IngestArgs) -> anyhow::Result<i32> {
             .into());
         }
     }
-    let total: u64 = args
-        .paths
-        .iter()
-        .map(|p| {
-            walkdir::WalkDir::new(p)
-                .into_iter()
-                .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_file())
-                // Sizes for the progress bar only: nothing is opened here.
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum::<u64>()
-        })
-        .sum();
-    let bar = (!args.quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(total);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} ingesting [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar
-    });
+    let bar = (!args.quiet && std::io::stderr().is_terminal())
+        .then(|| progress_bar(total_bytes(&args.paths)));
     let mut lock = store.lock()?;
     let mut ingester = Ingester::new(&mut lock)?;
     if let Some(bar) = bar.clone() {
@@ -83,8 +60,47 @@ pub fn run(store: &Store, args: &IngestArgs) -> anyhow::Result<i32> {
     }
     if args.json {
         super::output::json_line(&mut out, &summary)?;
-        return Ok(code);
+    } else {
+        write_summary(&mut out, &summary, rejected.len())?;
     }
+    Ok(code)
+}
+
+/// The bytes of every file under `paths`, for the progress bar only: nothing is opened here.
+fn total_bytes(paths: &[PathBuf]) -> u64 {
+    paths
+        .iter()
+        .map(|p| {
+            walkdir::WalkDir::new(p)
+                .into_iter()
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_file())
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+/// A progress bar over `total` bytes, on stderr.
+fn progress_bar(total: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} ingesting [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// The summary for a person; `rejected` files were listed on stderr already.
+fn write_summary(
+    out: &mut impl Write,
+    summary: &IngestSummary,
+    rejected: usize,
+) -> std::io::Result<()> {
     let secs = summary.elapsed_ns as f64 / 1e9;
     writeln!(
         out,
@@ -137,12 +153,12 @@ pub fn run(store: &Store, args: &IngestArgs) -> anyhow::Result<i32> {
             skipped.reason
         )?;
     }
-    if !rejected.is_empty() {
+    if rejected > 0 {
         writeln!(
             out,
             "refused {} of the files named or found (listed on stderr); the rest were ingested",
-            rejected.len()
+            rejected
         )?;
     }
-    Ok(code)
+    Ok(())
 }

@@ -10,17 +10,17 @@
 //! when stdout is a terminal, else written to stderr.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{IsTerminal, Read, Write};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::io::Write;
 
 use clap::Args;
 
 use super::UsageError;
 use super::show::ShowArgs;
-use crate::log::Store;
+use crate::log::{LogError, Store};
 use crate::model::{Body, PtyKind, Source, StoredRecord};
 use crate::segments::Offset;
+
+mod play;
 
 /// Arguments of `replay`.
 #[derive(Debug, Args)]
@@ -216,113 +216,17 @@ where
     }
 }
 
-enum Key {
-    Pause,
-    Step,
-    NextMarker,
-    Quit,
-}
-
-fn key_events() -> Option<Receiver<Key>> {
-    if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
-        return None;
-    }
-    let (send, receive) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("ctrace-replay-keys".into())
-        .spawn(move || {
-            let mut stdin = std::io::stdin();
-            let mut byte = [0u8; 1];
-            while let Ok(1) = stdin.read(&mut byte) {
-                let key = match byte[0] {
-                    b' ' => Key::Pause,
-                    b'.' => Key::Step,
-                    b']' => Key::NextMarker,
-                    b'q' | 3 => Key::Quit,
-                    _ => continue,
-                };
-                if send.send(key).is_err() {
-                    break;
-                }
-            }
-        })
-        .ok()?;
-    Some(receive)
-}
-
-/// Where markers go: a status line on the terminal's last row, or stderr.
-enum MarkerSink {
-    StatusLine,
-    Stderr,
-}
-
-fn show_marker(
-    out: &mut impl Write,
-    sink: &MarkerSink,
-    since_start_ns: u64,
-    label: &str,
-) -> std::io::Result<()> {
-    let at = format!("{:.3}s", since_start_ns as f64 / 1e9);
-    let label: String = label.chars().filter(|c| !c.is_control()).collect();
-    match sink {
-        MarkerSink::StatusLine => {
-            let (width, height) = crate::pty::terminal_size().unwrap_or((80, 24));
-            let text: String = format!(" [{at}] {label} ")
-                .chars()
-                .take(usize::from(width.max(1)))
-                .collect();
-            // Save the cursor, last row, clear it, reverse video, restore.
-            write!(out, "\x1b7\x1b[{height};1H\x1b[2K\x1b[7m{text}\x1b[0m\x1b8")
-        }
-        MarkerSink::Stderr => {
-            out.flush()?;
-            let mut err = std::io::stderr().lock();
-            writeln!(err, "ctrace: marker at {at}: {label}")
-        }
-    }
-}
-
 /// Runs `replay`.
 ///
 /// # Errors
 /// When the session is unknown, the arguments are out of range, or the store cannot be read.
 pub fn run(store: &Store, args: &ReplayArgs) -> anyhow::Result<i32> {
-    if !(args.speed.is_finite() && args.speed > 0.0) {
-        return Err(UsageError(format!(
-            "--speed must be a positive number, not {}",
-            args.speed
-        ))
-        .into());
-    }
-    if args
-        .idle_limit
-        .is_some_and(|l| !(l.is_finite() && l >= 0.0))
-    {
-        return Err(
-            UsageError("--idle-limit must be a non-negative number of seconds".into()).into(),
-        );
-    }
-    // A full id (not a prefix) of a PTY session, without `--events`, needs no pass over the
-    // whole store first: the session's first record says it is a recording.
-    let full_id = !args.events && args.session.len() >= FULL_ID_LEN && {
-        super::refresh(store)?;
-        let snapshot = store.snapshot()?;
-        let first = snapshot
-            .scan(Offset(0), crate::log::read::TimeRange::default(), true)
-            .find(|r| {
-                r.as_ref()
-                    .map_or(true, |s| s.record.session.as_deref() == Some(&args.session))
-            })
-            .transpose()?;
-        first.is_some_and(|s| s.record.source == Source::Pty)
-    };
-    let (session, has_pty, mut linked_events) = if full_id {
-        (args.session.clone(), true, BTreeMap::new())
-    } else {
-        let catalog = catalog(store)?;
-        let (session, has_pty) = resolve(&catalog.ids, &args.session)?;
-        (session.to_owned(), *has_pty, catalog.linked_events)
-    };
+    check_args(args)?;
+    let Found {
+        session,
+        has_pty,
+        mut linked_events,
+    } = find_session(store, args)?;
     if !has_pty {
         if let Some(at) = args.at {
             return timeline_from(store, &session, Offset(at), args.json);
@@ -344,223 +248,179 @@ pub fn run(store: &Store, args: &ReplayArgs) -> anyhow::Result<i32> {
             .session(&session, crate::log::read::TimeRange::default())
             .filter(|r| r.as_ref().map_or(true, |s| s.record.source == Source::Pty))
     };
-    let from = args.from.as_deref().map(parse_bound);
-    let to = args.to.as_deref().map(parse_bound);
+    let mut bounds = Bounds {
+        from: args.from.as_deref().map(parse_bound),
+        to: args.to.as_deref().map(parse_bound),
+        from_ts: None,
+        to_ts: None,
+    };
     // Marker labels need a first pass to find their time.
-    let (from_ts, to_ts) = if matches!(from, Some(Bound::Marker(_)))
-        || matches!(to, Some(Bound::Marker(_)))
+    if matches!(bounds.from, Some(Bound::Marker(_))) || matches!(bounds.to, Some(Bound::Marker(_)))
     {
-        let mut start = None;
-        let mut markers: Vec<Marker> = events.iter().cloned().collect();
-        for stored in pty_records() {
-            let stored = stored?;
-            start.get_or_insert(stored.record.ts);
-            if let Body::Pty(pty) = &stored.record.body
-                && pty.kind == PtyKind::Marker
-            {
-                markers.push(Marker {
-                    ts: stored.record.ts,
-                    label: String::from_utf8_lossy(&pty.data).into_owned(),
-                });
-            }
-        }
-        markers.sort_by_key(|m| m.ts);
-        let start = start.unwrap_or(0);
-        let absolute = |bound: &Option<Bound>, flag: &str| -> Result<Option<u64>, UsageError> {
-            match bound {
-                None => Ok(None),
-                Some(Bound::Time(ns)) => Ok(Some(start.saturating_add(*ns))),
-                Some(Bound::Marker(label)) => markers
-                    .iter()
-                    .find(|m| m.label == *label)
-                    .map(|m| Some(m.ts))
-                    .ok_or_else(|| {
-                        let known: Vec<&str> =
-                            markers.iter().take(10).map(|m| m.label.as_str()).collect();
-                        UsageError(format!(
-                            "{flag} `{label}` is neither a time (90, 1m30s) nor a marker of this session{}",
-                            if known.is_empty() {
-                                String::from(" (it has none; --events adds the linked hook events)")
-                            } else {
-                                format!(" (markers: {})", known.join(", "))
-                            }
-                        ))
-                    }),
-            }
-        };
-        (absolute(&from, "--from")?, absolute(&to, "--to")?)
-    } else {
-        (None, None)
-    };
-    let stdout = std::io::stdout();
-    let is_terminal = stdout.is_terminal();
-    let sink = if is_terminal {
-        MarkerSink::StatusLine
-    } else {
-        MarkerSink::Stderr
-    };
-    let keys = if args.no_timing { None } else { key_events() };
-    let raw = if keys.is_some() {
-        crate::pty::raw_mode_guard()?
-    } else {
-        None
-    };
-    let idle_limit_ns = args.idle_limit.map(|l| (l * 1e9) as u64);
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    let mut anchor = Instant::now();
-    let mut virtual_ns: f64 = 0.0;
-    let mut emitted_ns: f64 = 0.0;
-    let mut previous_ts: Option<u64> = None;
-    let mut start_ts: Option<u64> = None;
-    let mut paused = false;
-    // Before the start point (`--from`, `--at`) and while jumping to the next marker, items
-    // are written at once.
-    let mut seeking = from.is_some() || args.at.is_some();
-    let mut skipping_to_marker = false;
-    let mut starting = false;
-    let mut largest = (0u16, 0u16);
+        let markers = session_markers(pty_records(), &events)?;
+        bounds.from_ts = markers.absolute(bounds.from.as_ref(), "--from")?;
+        bounds.to_ts = markers.absolute(bounds.to.as_ref(), "--to")?;
+    }
     let merged = Merged {
         records: pty_records(),
         events,
         pending: None,
     };
-    'items: for item in merged {
-        let item = item?;
-        let ts = item.ts();
-        let start = *start_ts.get_or_insert(ts);
-        let since_start = ts.saturating_sub(start);
-        let to_reached = match (&to, to_ts) {
+    play::play(args, bounds, merged)
+}
+
+/// Refuses a speed or idle limit out of range.
+fn check_args(args: &ReplayArgs) -> Result<(), UsageError> {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        return Err(UsageError(format!(
+            "--speed must be a positive number, not {}",
+            args.speed
+        )));
+    }
+    if args
+        .idle_limit
+        .is_some_and(|l| !(l.is_finite() && l >= 0.0))
+    {
+        return Err(UsageError(
+            "--idle-limit must be a non-negative number of seconds".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The session `replay` plays.
+struct Found {
+    /// Its full id.
+    session: String,
+    /// Whether it has PTY records.
+    has_pty: bool,
+    /// Hook events linked to PTY sessions, by PTY session (empty when not looked for).
+    linked_events: BTreeMap<String, Vec<Marker>>,
+}
+
+/// Finds the session named by `args.session`. A full id (not a prefix) of a PTY session,
+/// without `--events`, needs no pass over the whole store first: the session's first record
+/// says it is a recording.
+fn find_session(store: &Store, args: &ReplayArgs) -> anyhow::Result<Found> {
+    let full_id = !args.events && args.session.len() >= FULL_ID_LEN && {
+        super::refresh(store)?;
+        let snapshot = store.snapshot()?;
+        let first = snapshot
+            .scan(Offset(0), crate::log::read::TimeRange::default(), true)
+            .find(|r| {
+                r.as_ref()
+                    .map_or(true, |s| s.record.session.as_deref() == Some(&args.session))
+            })
+            .transpose()?;
+        first.is_some_and(|s| s.record.source == Source::Pty)
+    };
+    if full_id {
+        return Ok(Found {
+            session: args.session.clone(),
+            has_pty: true,
+            linked_events: BTreeMap::new(),
+        });
+    }
+    let catalog = catalog(store)?;
+    let (session, has_pty) = resolve(&catalog.ids, &args.session)?;
+    Ok(Found {
+        session: session.to_owned(),
+        has_pty: *has_pty,
+        linked_events: catalog.linked_events,
+    })
+}
+
+/// The markers of a session (its own and the linked hook events) in time order, with the time
+/// of its first record.
+struct SessionMarkers {
+    start: u64,
+    markers: Vec<Marker>,
+}
+
+fn session_markers(
+    records: impl Iterator<Item = Result<StoredRecord, LogError>>,
+    events: &VecDeque<Marker>,
+) -> Result<SessionMarkers, LogError> {
+    let mut start = None;
+    let mut markers: Vec<Marker> = events.iter().cloned().collect();
+    for stored in records {
+        let stored = stored?;
+        start.get_or_insert(stored.record.ts);
+        if let Body::Pty(pty) = &stored.record.body
+            && pty.kind == PtyKind::Marker
+        {
+            markers.push(Marker {
+                ts: stored.record.ts,
+                label: String::from_utf8_lossy(&pty.data).into_owned(),
+            });
+        }
+    }
+    markers.sort_by_key(|m| m.ts);
+    Ok(SessionMarkers {
+        start: start.unwrap_or(0),
+        markers,
+    })
+}
+
+impl SessionMarkers {
+    /// The absolute time of a bound (ns); `flag` names it in the error.
+    fn absolute(&self, bound: Option<&Bound>, flag: &str) -> Result<Option<u64>, UsageError> {
+        match bound {
+            None => Ok(None),
+            Some(Bound::Time(ns)) => Ok(Some(self.start.saturating_add(*ns))),
+            Some(Bound::Marker(label)) => self
+                .markers
+                .iter()
+                .find(|m| m.label == *label)
+                .map(|m| Some(m.ts))
+                .ok_or_else(|| {
+                    let known: Vec<&str> = self
+                        .markers
+                        .iter()
+                        .take(10)
+                        .map(|m| m.label.as_str())
+                        .collect();
+                    UsageError(format!(
+                        "{flag} `{label}` is neither a time (90, 1m30s) nor a marker of this session{}",
+                        if known.is_empty() {
+                            String::from(" (it has none; --events adds the linked hook events)")
+                        } else {
+                            format!(" (markers: {})", known.join(", "))
+                        }
+                    ))
+                }),
+        }
+    }
+}
+
+/// `--from` and `--to`, with their absolute times when they name markers.
+struct Bounds {
+    from: Option<Bound>,
+    to: Option<Bound>,
+    /// The absolute time of `from` (ns), when a first pass found it.
+    from_ts: Option<u64>,
+    /// The absolute time of `to` (ns), when a first pass found it.
+    to_ts: Option<u64>,
+}
+
+impl Bounds {
+    /// Whether an item at `ts` (`since_start` into the session) is past `--to`.
+    fn past_end(&self, ts: u64, since_start: u64) -> bool {
+        match (&self.to, self.to_ts) {
             (_, Some(limit)) => ts > limit,
             (Some(Bound::Time(ns)), None) => since_start > *ns,
             _ => false,
-        };
-        if to_reached {
-            break;
-        }
-        let marker_label = match &item {
-            Item::Event(marker) => Some(marker.label.clone()),
-            Item::Pty(stored) => match &stored.record.body {
-                Body::Pty(pty) if pty.kind == PtyKind::Marker => {
-                    Some(String::from_utf8_lossy(&pty.data).into_owned())
-                }
-                _ => None,
-            },
-        };
-        if seeking {
-            let reached = match (&item, args.at) {
-                (Item::Pty(stored), Some(at)) => stored.offset.is_none_or(|o| o >= Offset(at)),
-                (Item::Event(_), Some(_)) => false,
-                (_, None) => match (&from, from_ts) {
-                    (_, Some(limit)) => ts >= limit,
-                    (Some(Bound::Time(ns)), None) => since_start >= *ns,
-                    _ => true,
-                },
-            };
-            if reached {
-                seeking = false;
-                starting = true;
-            }
-        }
-        let mut gap = previous_ts.map_or(0, |p| ts.saturating_sub(p));
-        previous_ts = Some(ts);
-        if let Some(limit) = idle_limit_ns {
-            gap = gap.min(limit);
-        }
-        virtual_ns += gap as f64 / args.speed;
-        if skipping_to_marker && marker_label.is_some() {
-            skipping_to_marker = false;
-            // Resume the clock from this marker.
-            anchor = Instant::now() - Duration::from_nanos(virtual_ns as u64);
-            emitted_ns = virtual_ns;
-        }
-        let data = match &item {
-            Item::Pty(stored) => match &stored.record.body {
-                Body::Pty(pty) => {
-                    if let (Some(w), Some(h)) = (pty.width, pty.height) {
-                        largest = (largest.0.max(w), largest.1.max(h));
-                    }
-                    (pty.kind == PtyKind::Output).then_some(&pty.data)
-                }
-                _ => None,
-            },
-            Item::Event(_) => None,
-        };
-        if data.is_none() && marker_label.is_none() {
-            continue;
-        }
-        // The start point itself plays at once, and the clock runs from it.
-        if seeking || starting || skipping_to_marker || args.no_timing {
-            starting = false;
-            anchor = Instant::now() - Duration::from_nanos(virtual_ns as u64);
-            emitted_ns = virtual_ns;
-        } else {
-            out.flush()?;
-            loop {
-                if paused {
-                    let Some(keys) = &keys else { break };
-                    match keys.recv() {
-                        Ok(Key::Pause) => {
-                            paused = false;
-                            anchor = Instant::now() - Duration::from_nanos(emitted_ns as u64);
-                        }
-                        Ok(Key::Step) => break,
-                        Ok(Key::NextMarker) => {
-                            skipping_to_marker = marker_label.is_none();
-                            break;
-                        }
-                        Ok(Key::Quit) | Err(_) => break 'items,
-                    }
-                    continue;
-                }
-                let due = anchor + Duration::from_nanos(virtual_ns as u64);
-                let now = Instant::now();
-                if now >= due {
-                    break;
-                }
-                match &keys {
-                    Some(keys) => match keys.recv_timeout(due - now) {
-                        Ok(Key::Pause) => paused = true,
-                        Ok(Key::Step) => {}
-                        Ok(Key::NextMarker) => {
-                            skipping_to_marker = marker_label.is_none();
-                            break;
-                        }
-                        Ok(Key::Quit) => break 'items,
-                        Err(RecvTimeoutError::Timeout) => break,
-                        Err(RecvTimeoutError::Disconnected) => std::thread::sleep(due - now),
-                    },
-                    None => std::thread::sleep(due - now),
-                }
-            }
-            emitted_ns = virtual_ns;
-            if paused || skipping_to_marker {
-                // A step or a jump: the clock restarts from this item.
-                anchor = Instant::now() - Duration::from_nanos(emitted_ns as u64);
-            }
-        }
-        if let Some(data) = data {
-            out.write_all(data)?;
-        }
-        if let Some(label) = marker_label
-            && !seeking
-            && (args.events || !args.no_timing)
-        {
-            show_marker(&mut out, &sink, since_start, &label)?;
         }
     }
-    out.flush()?;
-    drop(out);
-    drop(raw);
-    if let Some((width, height)) = crate::pty::terminal_size()
-        && is_terminal
-        && (width < largest.0 || height < largest.1)
-    {
-        eprintln!(
-            "ctrace: the recording used up to {}x{}, this terminal is {width}x{height}: lines may wrap",
-            largest.0, largest.1
-        );
+
+    /// Whether an item at `ts` (`since_start` into the session) is at or past `--from`.
+    fn reached_start(&self, ts: u64, since_start: u64) -> bool {
+        match (&self.from, self.from_ts) {
+            (_, Some(limit)) => ts >= limit,
+            (Some(Bound::Time(ns)), None) => since_start >= *ns,
+            _ => true,
+        }
     }
-    Ok(0)
 }
 
 /// The timeline of a session without terminal data from the item that holds the record at

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::Args;
 
-use crate::log::{Store, verify};
+use crate::log::{Store, VerifyReport, verify};
 
 /// Arguments of `verify`.
 #[derive(Debug, Args)]
@@ -20,7 +20,20 @@ pub struct VerifyArgs {
 /// I/O errors writing stdout.
 pub fn run(store: &Store, args: &VerifyArgs) -> anyhow::Result<i32> {
     let mut report = verify(store);
-    // The views are derived data: damage there is repaired from the log (`compact --rebuild`).
+    check_views(store, &mut report);
+    check_index(store, &mut report);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        write_json(&mut out, &report)?;
+    } else {
+        write_text(&mut out, &report)?;
+    }
+    Ok(if report.is_clean() { 0 } else { 1 })
+}
+
+/// Adds the views' check to `report`. The views are derived data: damage there is repaired
+/// from the log (`compact --rebuild`).
+fn check_views(store: &Store, report: &mut VerifyReport) {
     let views_file = crate::views::db_path(store.paths());
     match crate::views::check::check(store) {
         Ok(check) => {
@@ -45,6 +58,10 @@ pub fn run(store: &Store, args: &VerifyArgs) -> anyhow::Result<i32> {
             anyhow::Error::new(error)
         )),
     }
+}
+
+/// Adds the search index's check to `report`.
+fn check_index(store: &Store, report: &mut VerifyReport) {
     let next = crate::log::load_manifest(store.paths())
         .map(|m| m.next_offset)
         .unwrap_or_default();
@@ -70,60 +87,59 @@ pub fn run(store: &Store, args: &VerifyArgs) -> anyhow::Result<i32> {
             anyhow::Error::new(error)
         )),
     }
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        let damage: Vec<serde_json::Value> = report
-            .damage
-            .iter()
-            .map(|d| {
-                serde_json::json!({
-                    "file": d.file.display().to_string(),
-                    "position": d.position,
-                    "kind": d.kind,
-                })
+}
+
+/// The report as one JSON object.
+fn write_json(out: &mut impl Write, report: &VerifyReport) -> std::io::Result<()> {
+    let damage: Vec<serde_json::Value> = report
+        .damage
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "file": d.file.display().to_string(),
+                "position": d.position,
+                "kind": d.kind,
             })
-            .collect();
-        super::output::json_line(
-            &mut out,
-            &serde_json::json!({
-                "clean": report.is_clean(),
-                "segments": report.segments,
-                "blocks": report.blocks,
-                "records": report.records,
-                "inbox_files": report.inbox_files,
-                "inbox_records": report.inbox_records,
-                "damage": damage,
-                "notes": report.notes,
-            }),
-        )?;
-    } else {
-        writeln!(
-            out,
-            "checked {} segments, {} blocks, {} sealed records; {} inbox files with {} unsealed records",
-            report.segments,
-            report.blocks,
-            report.records,
-            report.inbox_files,
-            report.inbox_records
-        )?;
-        for note in &report.notes {
-            writeln!(out, "note: {note}")?;
-        }
-        for d in &report.damage {
-            match d.position {
-                Some(p) => writeln!(out, "DAMAGE {} at byte {p}: {}", d.file.display(), d.kind)?,
-                None => writeln!(out, "DAMAGE {}: {}", d.file.display(), d.kind)?,
-            }
-        }
-        writeln!(
-            out,
-            "{}",
-            if report.is_clean() {
-                "clean"
-            } else {
-                "damaged"
-            }
-        )?;
+        })
+        .collect();
+    super::output::json_line(
+        out,
+        &serde_json::json!({
+            "clean": report.is_clean(),
+            "segments": report.segments,
+            "blocks": report.blocks,
+            "records": report.records,
+            "inbox_files": report.inbox_files,
+            "inbox_records": report.inbox_records,
+            "damage": damage,
+            "notes": report.notes,
+        }),
+    )
+}
+
+/// The report for a person: counts, notes, one line per damage, and a verdict.
+fn write_text(out: &mut impl Write, report: &VerifyReport) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "checked {} segments, {} blocks, {} sealed records; {} inbox files with {} unsealed records",
+        report.segments, report.blocks, report.records, report.inbox_files, report.inbox_records
+    )?;
+    for note in &report.notes {
+        writeln!(out, "note: {note}")?;
     }
-    Ok(if report.is_clean() { 0 } else { 1 })
+    for d in &report.damage {
+        match d.position {
+            Some(p) => writeln!(out, "DAMAGE {} at byte {p}: {}", d.file.display(), d.kind)?,
+            None => writeln!(out, "DAMAGE {}: {}", d.file.display(), d.kind)?,
+        }
+    }
+    writeln!(
+        out,
+        "{}",
+        if report.is_clean() {
+            "clean"
+        } else {
+            "damaged"
+        }
+    )
 }

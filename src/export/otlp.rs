@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::views::tree::{Node, NodeKind, Status};
+use crate::views::tree::{Node, NodeKind, Status, Tokens};
 
 /// `kind` of every span: `SPAN_KIND_INTERNAL` (the agent, its turns and tools run in-process).
 pub const SPAN_KIND_INTERNAL: u8 = 1;
@@ -128,99 +128,16 @@ impl<'a> Builder<'a> {
             string_attr("ctrace.node.kind", kind_name(node.kind)),
             string_attr("ctrace.node.id", &node.id),
         ];
-        let name = match node.kind {
-            NodeKind::Session => {
-                attributes.push(string_attr("gen_ai.operation.name", "invoke_agent"));
-                attributes.push(string_attr("gen_ai.agent.name", SERVICE_NAME));
-                attributes.push(string_attr("gen_ai.agent.id", &node.id));
-                format!("invoke_agent {SERVICE_NAME}")
-            }
-            NodeKind::Subagent => {
-                let agent = if node.name.is_empty() {
-                    "subagent"
-                } else {
-                    &node.name
-                };
-                attributes.push(string_attr("gen_ai.operation.name", "invoke_agent"));
-                attributes.push(string_attr("gen_ai.agent.name", agent));
-                attributes.push(string_attr("gen_ai.agent.id", &node.id));
-                format!("invoke_agent {agent}")
-            }
-            NodeKind::Tool => {
-                attributes.push(string_attr("gen_ai.operation.name", "execute_tool"));
-                attributes.push(string_attr("gen_ai.tool.name", &node.name));
-                if !is_synthetic_id(&node.id) {
-                    attributes.push(string_attr("gen_ai.tool.call.id", &node.id));
-                }
-                format!("execute_tool {}", node.name)
-            }
-            NodeKind::Turn => {
-                attributes.push(string_attr("ctrace.turn.prompt", &node.name));
-                "turn".to_owned()
-            }
-        };
-        if let Some(model) = node.models.first() {
-            attributes.push(string_attr("gen_ai.request.model", model));
-            attributes.push(string_attr("gen_ai.response.model", model));
-        }
-        if node.models.len() > 1 {
-            let values: Vec<Value> = node
-                .models
-                .iter()
-                .map(|m| json!({ "stringValue": m }))
-                .collect();
-            attributes.push(json!({
-                "key": "ctrace.models",
-                "value": { "arrayValue": { "values": values } }
-            }));
-        }
-        // Each span carries its own responses' tokens, so a backend summing spans counts
-        // every response once.
-        let t = &node.own_tokens;
-        if t.input + t.output + t.cache_creation + t.cache_read > 0 {
-            // GenAI conventions count cached input inside `input_tokens`; Anthropic's
-            // `input_tokens` excludes it, and is kept as `ctrace.usage.input_tokens`.
-            attributes.push(int_attr(
-                "gen_ai.usage.input_tokens",
-                t.input + t.cache_creation + t.cache_read,
-            ));
-            attributes.push(int_attr("gen_ai.usage.output_tokens", t.output));
-            attributes.push(int_attr(
-                "gen_ai.usage.cache_creation.input_tokens",
-                t.cache_creation,
-            ));
-            attributes.push(int_attr(
-                "gen_ai.usage.cache_read.input_tokens",
-                t.cache_read,
-            ));
-            attributes.push(int_attr("ctrace.usage.input_tokens", t.input));
-            attributes.push(int_attr(
-                "ctrace.usage.cache_creation_input_tokens",
-                t.cache_creation,
-            ));
-            attributes.push(int_attr(
-                "ctrace.usage.cache_read_input_tokens",
-                t.cache_read,
-            ));
-        }
+        let name = operation(node, &mut attributes);
+        model_attrs(node, &mut attributes);
+        token_attrs(&node.own_tokens, &mut attributes);
         if let Some(cost) = node.cost_usd.filter(|c| c.is_finite()) {
             attributes.push(json!({ "key": "ctrace.cost_usd", "value": { "doubleValue": cost } }));
         }
         if let Some(offset) = node.offset {
             attributes.push(int_attr("ctrace.offset", offset));
         }
-        let (code, status_name) = match node.status {
-            Status::Ok => (STATUS_CODE_OK, "ok"),
-            Status::Error => (STATUS_CODE_ERROR, "error"),
-            Status::Unfinished => (STATUS_CODE_UNSET, "unfinished"),
-        };
-        attributes.push(string_attr("ctrace.status", status_name));
-        let mut status = json!({ "code": code });
-        if node.status == Status::Error
-            && let Some(error) = &node.error
-        {
-            status["message"] = Value::String(error.clone());
-        }
+        let status = status(node, &mut attributes);
         let mut span = json!({
             "traceId": self.trace_id,
             "spanId": id,
@@ -239,6 +156,110 @@ impl<'a> Builder<'a> {
             self.add(child, Some(&id));
         }
     }
+}
+
+/// The span name of `node`, with the `gen_ai.operation.name` attributes that go with it.
+fn operation(node: &Node, attributes: &mut Vec<Value>) -> String {
+    match node.kind {
+        NodeKind::Session => {
+            attributes.push(string_attr("gen_ai.operation.name", "invoke_agent"));
+            attributes.push(string_attr("gen_ai.agent.name", SERVICE_NAME));
+            attributes.push(string_attr("gen_ai.agent.id", &node.id));
+            format!("invoke_agent {SERVICE_NAME}")
+        }
+        NodeKind::Subagent => {
+            let agent = if node.name.is_empty() {
+                "subagent"
+            } else {
+                &node.name
+            };
+            attributes.push(string_attr("gen_ai.operation.name", "invoke_agent"));
+            attributes.push(string_attr("gen_ai.agent.name", agent));
+            attributes.push(string_attr("gen_ai.agent.id", &node.id));
+            format!("invoke_agent {agent}")
+        }
+        NodeKind::Tool => {
+            attributes.push(string_attr("gen_ai.operation.name", "execute_tool"));
+            attributes.push(string_attr("gen_ai.tool.name", &node.name));
+            if !is_synthetic_id(&node.id) {
+                attributes.push(string_attr("gen_ai.tool.call.id", &node.id));
+            }
+            format!("execute_tool {}", node.name)
+        }
+        NodeKind::Turn => {
+            attributes.push(string_attr("ctrace.turn.prompt", &node.name));
+            "turn".to_owned()
+        }
+    }
+}
+
+/// `gen_ai.request.model` / `gen_ai.response.model` (the first model), and `ctrace.models` when
+/// the node used several.
+fn model_attrs(node: &Node, attributes: &mut Vec<Value>) {
+    if let Some(model) = node.models.first() {
+        attributes.push(string_attr("gen_ai.request.model", model));
+        attributes.push(string_attr("gen_ai.response.model", model));
+    }
+    if node.models.len() > 1 {
+        let values: Vec<Value> = node
+            .models
+            .iter()
+            .map(|m| json!({ "stringValue": m }))
+            .collect();
+        attributes.push(json!({
+            "key": "ctrace.models",
+            "value": { "arrayValue": { "values": values } }
+        }));
+    }
+}
+
+/// The token attributes of a span's own responses (none when all are zero). Each span carries
+/// its own responses' tokens, so a backend summing spans counts every response once.
+fn token_attrs(t: &Tokens, attributes: &mut Vec<Value>) {
+    if t.input + t.output + t.cache_creation + t.cache_read == 0 {
+        return;
+    }
+    // GenAI conventions count cached input inside `input_tokens`; Anthropic's
+    // `input_tokens` excludes it, and is kept as `ctrace.usage.input_tokens`.
+    attributes.push(int_attr(
+        "gen_ai.usage.input_tokens",
+        t.input + t.cache_creation + t.cache_read,
+    ));
+    attributes.push(int_attr("gen_ai.usage.output_tokens", t.output));
+    attributes.push(int_attr(
+        "gen_ai.usage.cache_creation.input_tokens",
+        t.cache_creation,
+    ));
+    attributes.push(int_attr(
+        "gen_ai.usage.cache_read.input_tokens",
+        t.cache_read,
+    ));
+    attributes.push(int_attr("ctrace.usage.input_tokens", t.input));
+    attributes.push(int_attr(
+        "ctrace.usage.cache_creation_input_tokens",
+        t.cache_creation,
+    ));
+    attributes.push(int_attr(
+        "ctrace.usage.cache_read_input_tokens",
+        t.cache_read,
+    ));
+}
+
+/// The span `status` of `node`, after pushing its `ctrace.status` attribute.
+fn status(node: &Node, attributes: &mut Vec<Value>) -> Value {
+    let (code, status_name) = match node.status {
+        Status::Ok => (STATUS_CODE_OK, "ok"),
+        Status::Error => (STATUS_CODE_ERROR, "error"),
+        Status::Unfinished => (STATUS_CODE_UNSET, "unfinished"),
+    };
+    attributes.push(string_attr("ctrace.status", status_name));
+    let mut status = json!({ "code": code });
+    if node.status == Status::Error
+        && let Some(error) = &node.error
+    {
+        status["message"] = Value::String(error.clone());
+    }
+    status
 }
 
 /// The OTLP/JSON `ExportTraceServiceRequest` of one session's tree: one resource
@@ -271,7 +292,6 @@ pub fn request(tree: &Node, session: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::views::tree::Tokens;
 
     fn node(kind: NodeKind, id: &str, name: &str, start: u64, end: Option<u64>) -> Node {
         Node {
@@ -334,13 +354,17 @@ mod tests {
             .map(|a| &a["value"])
     }
 
+    fn spans(request: &Value) -> &Vec<Value> {
+        request["resourceSpans"][0]["scopeSpans"][0]["spans"]
+            .as_array()
+            .unwrap()
+    }
+
     #[test]
     fn spans_links_ids_and_encoding() {
         let tree = sample();
         let request = request(&tree, "sess-1");
-        let spans = request["resourceSpans"][0]["scopeSpans"][0]["spans"]
-            .as_array()
-            .unwrap();
+        let spans = spans(&request);
         assert_eq!(spans.len() as u64, span_count(&tree));
         assert_eq!(spans.len(), 8);
         let trace = spans[0]["traceId"].as_str().unwrap();
@@ -377,6 +401,12 @@ mod tests {
             );
         }
         assert_eq!(roots, 1);
+    }
+
+    #[test]
+    fn span_names_status_and_attributes() {
+        let request = request(&sample(), "sess-1");
+        let spans = spans(&request);
         // Depth-first: session, turn, Task, subagent, Read, Bash, second turn.
         let names: Vec<&str> = spans.iter().map(|s| s["name"].as_str().unwrap()).collect();
         assert_eq!(

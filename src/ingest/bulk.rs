@@ -20,9 +20,10 @@
 //! The caller holds the store lock for the whole run: records go to a producer inbox file that
 //! is sealed every [`ROLL_BYTES`] and at the end.
 
+mod files;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,10 +34,14 @@ use super::bounded::read_line_bounded;
 use super::cast_file::{self, CastFileError};
 use super::json_file;
 use super::redact::Redactor;
-use crate::claude::{hook_record, parse_timestamp, transcript_record};
+use crate::claude::{hook_record, transcript_record};
 use crate::log::inbox::ProducerInbox;
 use crate::log::{LogError, SealReport, StoreLock};
 use crate::model::{Body, Origin, Record};
+pub use files::session_from_path;
+use files::{
+    canonical, detect, extension, first_timestamp_from, open_regular, read_up_to, special_kind,
+};
 
 /// Producer inbox size in bytes after which ingest seals and starts a new one (32 MiB).
 pub const ROLL_BYTES: u64 = 32 << 20;
@@ -58,6 +63,41 @@ struct LineSource<'a> {
     /// Whether an unterminated last line is taken (the file has not changed for a while).
     settled: bool,
     mtime_ns: u64,
+}
+
+/// A JSON hook log (an array of payloads, or one payload) that bulk ingest reads.
+struct JsonSource<'a> {
+    /// The file's key in the MANIFEST cursors (its canonical path).
+    key: &'a str,
+    path: &'a Path,
+    /// [`FileKind::HookArray`] or [`FileKind::HookObject`].
+    kind: FileKind,
+    /// The end of what was ingested of the file before.
+    cursor: u64,
+    mtime_ns: u64,
+}
+
+/// A file's modification time, as bulk ingest uses it.
+struct FileTimes {
+    /// Whether the file has not changed for [`SETTLED_AFTER`].
+    settled: bool,
+    /// The modification time in ns since the Unix epoch (0 when unknown).
+    mtime_ns: u64,
+}
+
+impl FileTimes {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        let mtime = meta.modified().unwrap_or(SystemTime::now());
+        let settled = mtime
+            .elapsed()
+            .map(|age| age >= SETTLED_AFTER)
+            .unwrap_or(false);
+        let mtime_ns = mtime
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(0))
+            .unwrap_or(0);
+        Self { settled, mtime_ns }
+    }
 }
 
 /// Errors of bulk ingest.
@@ -487,15 +527,7 @@ impl<'l, 's> Ingester<'l, 's> {
         };
         let (mut file, meta) = open_regular(path).map_err(io)?;
         let len = meta.len();
-        let mtime = meta.modified().unwrap_or(SystemTime::now());
-        let settled = mtime
-            .elapsed()
-            .map(|age| age >= SETTLED_AFTER)
-            .unwrap_or(false);
-        let mtime_ns = mtime
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(0))
-            .unwrap_or(0);
+        let times = FileTimes::of(&meta);
         let cursor = self.cursor(&key);
         self.summary.files += 1;
         if len < cursor {
@@ -508,25 +540,8 @@ impl<'l, 's> Ingester<'l, 's> {
             });
             return Ok(());
         }
-        let kind = match kind {
-            Some(kind) => kind,
-            None => {
-                let mut head = vec![0u8; 64 << 10];
-                let n = read_up_to(&mut file, &mut head).map_err(io)?;
-                head.truncate(n);
-                match detect(path, &head, named) {
-                    Some(kind) => kind,
-                    None => {
-                        self.summary.files -= 1;
-                        self.summary.skipped.push(SkippedFile {
-                            rejected: false,
-                            path: path.to_path_buf(),
-                            reason: "not a hook payload or transcript".into(),
-                        });
-                        return Ok(());
-                    }
-                }
-            }
+        let Some(kind) = self.kind_of(&mut file, path, kind, named)? else {
+            return Ok(());
         };
         let whole = matches!(kind, FileKind::HookArray | FileKind::HookObject);
         let start = if whole { 0 } else { cursor };
@@ -539,48 +554,20 @@ impl<'l, 's> Ingester<'l, 's> {
                     path,
                     file: &file,
                     start,
-                    settled,
-                    mtime_ns,
+                    settled: times.settled,
+                    mtime_ns: times.mtime_ns,
                 };
                 self.lines(&source, kind)?
             }
             FileKind::HookArray | FileKind::HookObject => {
-                let bounds = json_file::Bounds {
-                    limit: self.lock.store().config().max_record_bytes(),
-                    margin: REDACTION_MARGIN_BYTES,
+                let source = JsonSource {
+                    key: &key,
+                    path,
+                    kind,
+                    cursor,
+                    mtime_ns: times.mtime_ns,
                 };
-                let mut push = |payload: json_file::Payload| {
-                    let origin = Origin {
-                        file: key.clone(),
-                        position: payload.position,
-                        len: payload.len,
-                    };
-                    let mut record = hook_record(payload.head, mtime_ns, None, Some(origin));
-                    if let Body::Hook(body) = &mut record.body
-                        && payload.truncated.is_some()
-                    {
-                        body.truncated = payload.truncated;
-                    }
-                    self.push(record)
-                };
-                if kind == FileKind::HookArray {
-                    json_file::array_payloads(&mut file, cursor, bounds, |payload| {
-                        push(payload).map_err(JsonStop::Push)
-                    })
-                    .map_err(|stop| match stop {
-                        JsonStop::Push(error) => error,
-                        JsonStop::Io(source) => io(source),
-                    })?
-                } else {
-                    match json_file::object_payload(&mut file, cursor, bounds).map_err(io)? {
-                        Some(payload) => {
-                            let end = payload.position + payload.len;
-                            push(payload)?;
-                            end
-                        }
-                        None => cursor,
-                    }
-                }
+                self.json_payloads(&mut file, &source)?
             }
         };
         self.cursors.insert(key, end.max(cursor));
@@ -591,6 +578,85 @@ impl<'l, 's> Ingester<'l, 's> {
         self.summary.bytes += consumed;
         (self.progress)(len.saturating_sub(cursor));
         Ok(())
+    }
+
+    /// The kind of `file`: `kind` when given, else detected from its first 64 KiB. `None` (and
+    /// the file listed as skipped) when it is neither hook payloads nor a transcript.
+    fn kind_of(
+        &mut self,
+        file: &mut std::fs::File,
+        path: &Path,
+        kind: Option<FileKind>,
+        named: bool,
+    ) -> Result<Option<FileKind>, IngestError> {
+        if let Some(kind) = kind {
+            return Ok(Some(kind));
+        }
+        let mut head = vec![0u8; 64 << 10];
+        let n = read_up_to(file, &mut head).map_err(|source| IngestError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        head.truncate(n);
+        let detected = detect(path, &head, named);
+        if detected.is_none() {
+            self.summary.files -= 1;
+            self.summary.skipped.push(SkippedFile {
+                rejected: false,
+                path: path.to_path_buf(),
+                reason: "not a hook payload or transcript".into(),
+            });
+        }
+        Ok(detected)
+    }
+
+    /// Streams the hook payloads of a JSON array or object file (from `source.cursor`) into
+    /// records. Returns the end of the last payload taken.
+    fn json_payloads(
+        &mut self,
+        file: &mut std::fs::File,
+        source: &JsonSource<'_>,
+    ) -> Result<u64, IngestError> {
+        let io = |error| IngestError::Io {
+            path: source.path.to_path_buf(),
+            source: error,
+        };
+        let bounds = json_file::Bounds {
+            limit: self.lock.store().config().max_record_bytes(),
+            margin: REDACTION_MARGIN_BYTES,
+        };
+        let mut push = |payload: json_file::Payload| {
+            let origin = Origin {
+                file: source.key.to_owned(),
+                position: payload.position,
+                len: payload.len,
+            };
+            let mut record = hook_record(payload.head, source.mtime_ns, None, Some(origin));
+            if let Body::Hook(body) = &mut record.body
+                && payload.truncated.is_some()
+            {
+                body.truncated = payload.truncated;
+            }
+            self.push(record)
+        };
+        if source.kind == FileKind::HookArray {
+            json_file::array_payloads(file, source.cursor, bounds, |payload| {
+                push(payload).map_err(JsonStop::Push)
+            })
+            .map_err(|stop| match stop {
+                JsonStop::Push(error) => error,
+                JsonStop::Io(error) => io(error),
+            })
+        } else {
+            match json_file::object_payload(file, source.cursor, bounds).map_err(io)? {
+                Some(payload) => {
+                    let end = payload.position + payload.len;
+                    push(payload)?;
+                    Ok(end)
+                }
+                None => Ok(source.cursor),
+            }
+        }
     }
 
     /// Reads the lines of `source` from its start position one at a time with a bounded
@@ -672,23 +738,6 @@ impl<'l, 's> Ingester<'l, 's> {
     }
 }
 
-/// Opens `path` for reading if it is a regular file, with its metadata. `O_NONBLOCK`: a file
-/// swapped for a FIFO after the walk must not block the open.
-fn open_regular(path: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other(format!(
-            "not a regular file ({})",
-            special_kind(&meta.file_type())
-        )));
-    }
-    Ok((file, meta))
-}
-
 /// Why a streaming pass over a JSON hook log stopped: the file, or storing a payload.
 enum JsonStop {
     Io(std::io::Error),
@@ -699,176 +748,4 @@ impl From<std::io::Error> for JsonStop {
     fn from(error: std::io::Error) -> Self {
         Self::Io(error)
     }
-}
-
-/// Length of a `"timestamp":"` key plus the most bytes its value is looked for in.
-const TIMESTAMP_WINDOW_BYTES: usize = TIMESTAMP_KEY.len() + 40;
-const TIMESTAMP_KEY: &[u8] = b"\"timestamp\":\"";
-
-/// The first `"timestamp":"..."` value that parses in `file` from byte `from` on, in ns, read
-/// 1 MiB at a time (positioned reads: the file's offset is left alone).
-fn first_timestamp_from(file: &std::fs::File, from: u64) -> std::io::Result<Option<u64>> {
-    use std::os::unix::fs::FileExt;
-    let mut buf: Vec<u8> = Vec::new();
-    let mut position = from;
-    loop {
-        let old = buf.len();
-        buf.resize(old + LINE_BUFFER_BYTES, 0);
-        let mut filled = old;
-        while filled < buf.len() {
-            match file.read_at(&mut buf[filled..], position) {
-                Ok(0) => break,
-                Ok(n) => {
-                    filled += n;
-                    position += n as u64;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let eof = filled < buf.len();
-        buf.truncate(filled);
-        // A key that starts this close to the end is looked at with the next bytes.
-        let safe = if eof {
-            buf.len()
-        } else {
-            buf.len().saturating_sub(TIMESTAMP_WINDOW_BYTES)
-        };
-        if let Some(ts) = first_timestamp(&buf, safe) {
-            return Ok(Some(ts));
-        }
-        if eof {
-            return Ok(None);
-        }
-        buf.drain(..safe);
-    }
-}
-
-/// The first `"timestamp":"..."` value in `bytes` whose key starts before `before` and that
-/// parses, in ns.
-fn first_timestamp(bytes: &[u8], before: usize) -> Option<u64> {
-    let mut from = 0;
-    while let Some(found) = memchr::memmem::find(&bytes[from..], TIMESTAMP_KEY) {
-        if from + found >= before {
-            return None;
-        }
-        let start = from + found + TIMESTAMP_KEY.len();
-        let end = bytes[start..]
-            .iter()
-            .take(40)
-            .position(|&b| b == b'"')
-            .map(|e| start + e);
-        if let Some(end) = end
-            && let Some(ts) = std::str::from_utf8(&bytes[start..end])
-                .ok()
-                .and_then(parse_timestamp)
-        {
-            return Some(ts);
-        }
-        from = start;
-    }
-    None
-}
-
-fn read_up_to(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    file.seek(SeekFrom::Start(0))?;
-    Ok(filled)
-}
-
-/// What kind of special file `file_type` is, for messages.
-fn special_kind(file_type: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if file_type.is_fifo() {
-        "a FIFO"
-    } else if file_type.is_socket() {
-        "a socket"
-    } else if file_type.is_char_device() {
-        "a character device"
-    } else if file_type.is_block_device() {
-        "a block device"
-    } else if file_type.is_symlink() {
-        "a symbolic link"
-    } else {
-        "a special file"
-    }
-}
-
-fn extension(path: &Path) -> Option<String> {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-}
-
-fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-/// The session a transcript file belongs to when its lines do not say: the session directory
-/// for `<session>/subagents/agent-*.jsonl`, else the file stem.
-pub fn session_from_path(path: &Path) -> Option<String> {
-    let parent = path.parent()?;
-    if parent.file_name().and_then(|n| n.to_str()) == Some("subagents") {
-        return parent
-            .parent()?
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(str::to_owned);
-    }
-    path.file_stem().and_then(|s| s.to_str()).map(str::to_owned)
-}
-
-fn looks_like_payload(value: &serde_json::Value) -> bool {
-    value
-        .as_object()
-        .is_some_and(|map| map.contains_key("hook_event_name") || map.contains_key("session_id"))
-}
-
-/// Decides a file's kind from its extension and first bytes. `None`: not something to ingest.
-fn detect(path: &Path, head: &[u8], named: bool) -> Option<FileKind> {
-    let first = head.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    if extension(path).as_deref() == Some("json") {
-        return match first {
-            Some(b'[') => {
-                let split = super::json_array::split_array(head);
-                let payload = split.elements.first().is_some_and(|&(s, e)| {
-                    serde_json::from_slice::<serde_json::Value>(&head[s..e])
-                        .map(|v| looks_like_payload(&v))
-                        .unwrap_or(true)
-                });
-                (named || payload).then_some(FileKind::HookArray)
-            }
-            Some(b'{') => {
-                let payload = serde_json::from_slice::<serde_json::Value>(head)
-                    .map(|v| looks_like_payload(&v))
-                    .unwrap_or(head.windows(10).any(|w| w == b"session_id"));
-                (named || payload).then_some(FileKind::HookObject)
-            }
-            _ => named.then_some(FileKind::HookObject),
-        };
-    }
-    let mut hooks = 0;
-    let mut lines = 0;
-    for line in head.split(|&b| b == b'\n').take(20) {
-        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(line) {
-            lines += 1;
-            if value
-                .as_object()
-                .is_some_and(|m| m.contains_key("hook_event_name"))
-            {
-                hooks += 1;
-            }
-        }
-    }
-    Some(if lines > 0 && hooks * 2 > lines {
-        FileKind::HookLines
-    } else {
-        FileKind::TranscriptLines
-    })
 }

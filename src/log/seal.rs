@@ -253,10 +253,7 @@ impl StoreLock<'_> {
                 detail: format!(
                     "record of {} bytes above storage.max_record_bytes; data holds its first {limit} encoded bytes; sha256 {}",
                     bytes.len(),
-                    digest
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect::<String>()
+                    hex::encode(digest)
                 ),
                 data: bytes[..limit.min(bytes.len())].to_vec(),
             }),
