@@ -370,6 +370,32 @@ impl Record {
 mod tests {
     use super::*;
 
+    fn pty_start() -> Body {
+        Body::Pty(PtyBody {
+            kind: PtyKind::Start,
+            data: b"\x1b[31mred\xff".to_vec(),
+            command: Some("bash -l".into()),
+            cwd: Some("/x".into()),
+            term: Some("xterm-256color".into()),
+            width: Some(80),
+            height: Some(24),
+            status: Some(-1),
+        })
+    }
+
+    fn pty_empty() -> Body {
+        Body::Pty(PtyBody {
+            kind: PtyKind::Output,
+            data: Vec::new(),
+            command: None,
+            cwd: None,
+            term: None,
+            width: None,
+            height: None,
+            status: None,
+        })
+    }
+
     /// One record of every body kind with every field set, and one with every optional field
     /// absent.
     fn every_kind() -> Vec<Record> {
@@ -426,26 +452,8 @@ mod tests {
                 raw: b"{\"type\":\"assistant\"}".to_vec(),
             }),
             Body::Transcript(TranscriptBody::default()),
-            Body::Pty(PtyBody {
-                kind: PtyKind::Start,
-                data: b"\x1b[31mred\xff".to_vec(),
-                command: some("bash -l"),
-                cwd: some("/x"),
-                term: some("xterm-256color"),
-                width: Some(80),
-                height: Some(24),
-                status: Some(-1),
-            }),
-            Body::Pty(PtyBody {
-                kind: PtyKind::Output,
-                data: Vec::new(),
-                command: None,
-                cwd: None,
-                term: None,
-                width: None,
-                height: None,
-                status: None,
-            }),
+            pty_start(),
+            pty_empty(),
             Body::Internal(InternalBody {
                 event: "undecodable_record".into(),
                 detail: "inbox file 3".into(),

@@ -556,37 +556,11 @@ fn fold_blocks(
             }
             match &mut block.records {
                 Ok(records) => {
-                    let packed::PackedBlock { text, items } = records;
-                    // The first record left for the next batch, when this one fills up.
-                    let mut stopped = None;
-                    for (k, item) in items.iter_mut().enumerate() {
-                        let offset = Offset(block.first.0 + k as u64);
-                        if offset < pos || matches!(item, packed::Item::Skipped) {
-                            continue;
-                        }
-                        if count == batch {
-                            stopped = Some(offset);
-                            break;
-                        }
-                        count += 1;
-                        match item {
-                            packed::Item::Record(record, extracted) => {
-                                let view = text.view(record);
-                                folder.apply(offset, &view, extracted)?;
-                            }
-                            packed::Item::Skipped => {}
-                            packed::Item::Unreadable(error) => {
-                                report.unreadable_records += 1;
-                                folder.problem(
-                                    Some(offset.0),
-                                    None,
-                                    "unreadable_record",
-                                    &format!("record {offset} does not decode: {error}"),
-                                )?;
-                            }
-                        }
-                    }
-                    if let Some(offset) = stopped {
+                    let window = Window { pos, batch };
+                    let first = block.first;
+                    if let Some(offset) =
+                        fold_packed(&mut folder, records, first, window, &mut count, report)?
+                    {
                         // Batches end at a record, not a block: the rest of this block
                         // opens the next one.
                         pos = offset;
@@ -630,6 +604,54 @@ fn fold_blocks(
     }
     report.applied = pos;
     Ok(())
+}
+
+/// Where a batch of [`fold_blocks`] stands: the next offset to fold and the batch size.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    pos: Offset,
+    batch: usize,
+}
+
+/// Folds the records of one read block (its first record at `first`) from `window.pos` on,
+/// until the batch holds `window.batch` records (`count` so far). Returns the offset of the
+/// first record left for the next batch, when the batch filled up inside this block.
+fn fold_packed(
+    folder: &mut fold::Folder<'_>,
+    records: &mut packed::PackedBlock,
+    first: Offset,
+    window: Window,
+    count: &mut usize,
+    report: &mut ViewsReport,
+) -> Result<Option<Offset>, ViewsError> {
+    let packed::PackedBlock { text, items } = records;
+    for (k, item) in items.iter_mut().enumerate() {
+        let offset = Offset(first.0 + k as u64);
+        if offset < window.pos || matches!(item, packed::Item::Skipped) {
+            continue;
+        }
+        if *count == window.batch {
+            return Ok(Some(offset));
+        }
+        *count += 1;
+        match item {
+            packed::Item::Record(record, extracted) => {
+                let view = text.view(record);
+                folder.apply(offset, &view, extracted)?;
+            }
+            packed::Item::Skipped => {}
+            packed::Item::Unreadable(error) => {
+                report.unreadable_records += 1;
+                folder.problem(
+                    Some(offset.0),
+                    None,
+                    "unreadable_record",
+                    &format!("record {offset} does not decode: {error}"),
+                )?;
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Rebuilds the views from the whole log (`ctrace compact --rebuild`) into a fresh database

@@ -263,8 +263,17 @@ impl<'t> Folder<'t> {
         agg
     }
 
-    /// Writes the batch's session and subagent aggregates.
+    /// Writes what the batch aggregated in memory: sessions, usage, subagent and tool spans,
+    /// and the session facts.
     pub(super) fn finish(&mut self) -> Result<(), ViewsError> {
+        self.flush_sessions()?;
+        self.flush_usage()?;
+        self.flush_spans()?;
+        self.facts.write(self.tx, self.path)
+    }
+
+    /// Writes the batch's session aggregates, merged with the rows of earlier batches.
+    fn flush_sessions(&mut self) -> Result<(), ViewsError> {
         let mut stmt = self
             .tx
             .prepare_cached(
@@ -316,7 +325,11 @@ impl<'t> Folder<'t> {
             ])
             .sql(self.path, "writing a session")?;
         }
-        drop(stmt);
+        Ok(())
+    }
+
+    /// Writes the batch's deduplicated usage rows in key order.
+    fn flush_usage(&mut self) -> Result<(), ViewsError> {
         // Key order: B-tree inserts in order touch each page once.
         // Sorted by reference: the rows are large, the keys are compared in place.
         let usage: Vec<((String, String), UsageRow)> = self.usage.drain().collect();
@@ -348,6 +361,11 @@ impl<'t> Folder<'t> {
                     .sql(self.path, "writing usage")?;
             }
         }
+        Ok(())
+    }
+
+    /// Writes the batch's subagent spans, then its tool-call spans.
+    fn flush_spans(&mut self) -> Result<(), ViewsError> {
         for (session, agents) in self.agents.drain_sorted() {
             for (agent_id, a) in agents {
                 self.span(SpanUpdate {
@@ -371,7 +389,7 @@ impl<'t> Folder<'t> {
                 self.flush_span(&session, span_id, a)?;
             }
         }
-        self.facts.write(self.tx, self.path)
+        Ok(())
     }
 }
 
