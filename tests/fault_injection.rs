@@ -492,11 +492,16 @@ fn points_in_sources() -> BTreeSet<String> {
             .unwrap();
     let replace = regex::Regex::new(r"ReplacePoints \{([^}]*)\}").unwrap();
     let quoted = regex::Regex::new(r#""([a-z0-9-]+)""#).unwrap();
+    // The point before a new segment file is renamed into place (`manifest::NewSegment`).
+    let segment = regex::Regex::new(r#"fault_point: "([a-z0-9-]+)""#).unwrap();
     for entry in walkdir::WalkDir::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("src")) {
         let entry = entry.unwrap();
         if entry.path().extension().is_some_and(|e| e == "rs") {
             let text = std::fs::read_to_string(entry.path()).unwrap();
             for capture in pattern.captures_iter(&text) {
+                found.insert(capture[1].to_owned());
+            }
+            for capture in segment.captures_iter(&text) {
                 found.insert(capture[1].to_owned());
             }
             // Points named as data: the steps of an atomic replacement (`fs::ReplacePoints`).

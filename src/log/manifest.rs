@@ -14,6 +14,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::LogError;
+use crate::segments::segment::Finished;
 use crate::segments::{Offset, SegmentId};
 
 /// First eight bytes of a MANIFEST file.
@@ -54,7 +55,63 @@ pub struct SegmentEntry {
     pub level: Option<i32>,
 }
 
+/// How a segment file came to be written, for [`SegmentEntry::install`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct NewSegment<'a> {
+    /// Base offset.
+    pub(super) id: SegmentId,
+    /// The finished temporary file.
+    pub(super) temp: &'a Path,
+    /// Its name once installed in `segments/`.
+    pub(super) file: &'a str,
+    /// What the writer finished with.
+    pub(super) finished: &'a Finished,
+    /// [`SegmentEntry::created_ns`].
+    pub(super) created_ns: u64,
+    /// [`SegmentEntry::end`].
+    pub(super) end: Option<Offset>,
+    /// [`SegmentEntry::level`].
+    pub(super) level: Option<i32>,
+    /// The fault injection point before the rename (`crate::fault`).
+    pub(super) fault_point: &'static str,
+}
+
 impl SegmentEntry {
+    /// Renames a finished temporary segment file into `segments_dir` under its name and returns
+    /// its manifest entry (not yet committed: the caller syncs the directory and writes the
+    /// MANIFEST). Sealing, retention and recompression install segments this way.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] naming the destination when the rename fails.
+    pub(super) fn install(segments_dir: &Path, new: NewSegment<'_>) -> Result<Self, LogError> {
+        let path = segments_dir.join(new.file);
+        (crate::fault::point(new.fault_point).and_then(|()| std::fs::rename(new.temp, &path)))
+            .map_err(|source| LogError::Io { path, source })?;
+        Ok(SegmentEntry {
+            id: new.id,
+            file: new.file.to_owned(),
+            record_count: new.finished.footer.record_count,
+            min_ts: new.finished.footer.min_ts,
+            max_ts: new.finished.footer.max_ts,
+            raw_bytes: new.finished.footer.raw_bytes,
+            file_bytes: new.finished.file_bytes,
+            crc32: new.finished.crc32,
+            created_ns: new.created_ns,
+            end: new.end,
+            level: new.level,
+        })
+    }
+
+    /// The file name of this segment rewritten (by retention or recompression) for the
+    /// MANIFEST `generation` that will list it: `<base>-<end>-g<generation>.seg`.
+    pub(super) fn rewritten_file_name(&self, generation: u64) -> String {
+        format!(
+            "{:020}-{:020}-g{generation:020}.seg",
+            self.id.0,
+            self.end().0
+        )
+    }
+
     /// One past the last offset the segment covers (saturating; [`Manifest::decode`] rejects
     /// entries where it would overflow).
     pub fn end(&self) -> Offset {

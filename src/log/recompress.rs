@@ -12,7 +12,7 @@
 //! removes. Readers that opened the old file keep their map; readers that find it gone reload
 //! the MANIFEST (see `read`).
 
-use super::manifest::{SegmentEntry, sync_dir};
+use super::manifest::{NewSegment, SegmentEntry, sync_dir};
 use super::{LogError, StoreLock, remove_file};
 use crate::model::RecordRef;
 use crate::segments::Offset;
@@ -173,29 +173,19 @@ impl StoreLock<'_> {
                 return Err(e);
             }
         };
-        let file = format!(
-            "{:020}-{:020}-g{generation:020}.seg",
-            entry.id.0,
-            entry.end().0
-        );
-        let path = paths.segments.join(&file);
-        (crate::fault::point("recompress-rename").and_then(|()| std::fs::rename(&temp, &path)))
-            .map_err(|source| LogError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        Ok(SegmentEntry {
-            id: entry.id,
-            file,
-            record_count: finished.footer.record_count,
-            min_ts: finished.footer.min_ts,
-            max_ts: finished.footer.max_ts,
-            raw_bytes: finished.footer.raw_bytes,
-            file_bytes: finished.file_bytes,
-            crc32: finished.crc32,
-            created_ns: entry.created_ns,
-            end: entry.end,
-            level: Some(level),
-        })
+        let file = entry.rewritten_file_name(generation);
+        SegmentEntry::install(
+            &paths.segments,
+            NewSegment {
+                id: entry.id,
+                temp: &temp,
+                file: &file,
+                finished: &finished,
+                created_ns: entry.created_ns,
+                end: entry.end,
+                level: Some(level),
+                fault_point: "recompress-rename",
+            },
+        )
     }
 }

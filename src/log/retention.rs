@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::manifest::{SegmentEntry, sync_dir};
+use super::manifest::{NewSegment, SegmentEntry, sync_dir};
 use super::{LogError, StoreLock, StorePaths, remove_file};
 use crate::config::retention::RetentionConfig;
 use crate::model::{RecordRef, Source};
@@ -547,30 +547,20 @@ impl StoreLock<'_> {
             }
         }
         let finished = writer.finish()?;
-        let file = format!(
-            "{:020}-{:020}-g{generation:020}.seg",
-            entry.id.0,
-            entry.end().0
-        );
-        let path = paths.segments.join(&file);
-        (crate::fault::point("retention-rename").and_then(|()| std::fs::rename(&temp, &path)))
-            .map_err(|source| LogError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        Ok(SegmentEntry {
-            id: entry.id,
-            file,
-            record_count: finished.footer.record_count,
-            min_ts: finished.footer.min_ts,
-            max_ts: finished.footer.max_ts,
-            raw_bytes: finished.footer.raw_bytes,
-            file_bytes: finished.file_bytes,
-            crc32: finished.crc32,
-            created_ns: entry.created_ns,
-            end: Some(entry.end()),
-            level: None,
-        })
+        let file = entry.rewritten_file_name(generation);
+        SegmentEntry::install(
+            &paths.segments,
+            NewSegment {
+                id: entry.id,
+                temp: &temp,
+                file: &file,
+                finished: &finished,
+                created_ns: entry.created_ns,
+                end: Some(entry.end()),
+                level: None,
+                fault_point: "retention-rename",
+            },
+        )
     }
 }
 

@@ -23,7 +23,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::manifest::{Cursor, SegmentEntry, sync_dir};
+use super::manifest::{Cursor, NewSegment, SegmentEntry, sync_dir};
 use sha2::Digest;
 
 use super::{LogError, StoreLock, inbox, list_dir, remove_file};
@@ -568,27 +568,20 @@ impl OpenSegment {
         let end = self.writer.next_offset();
         let finished = self.writer.finish()?;
         let file = segment_file_name(SegmentId(self.base.0), end);
-        let path = paths.segments.join(&file);
-        created.push(path.clone());
-        (crate::fault::point("seal-segment-rename")
-            .and_then(|()| std::fs::rename(&self.temp, &path)))
-        .map_err(|source| LogError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(SegmentEntry {
-            id: SegmentId(self.base.0),
-            file,
-            record_count: finished.footer.record_count,
-            min_ts: finished.footer.min_ts,
-            max_ts: finished.footer.max_ts,
-            raw_bytes: finished.footer.raw_bytes,
-            file_bytes: finished.file_bytes,
-            crc32: finished.crc32,
-            created_ns: self.created_ns,
-            end: None,
-            level: None,
-        })
+        created.push(paths.segments.join(&file));
+        SegmentEntry::install(
+            &paths.segments,
+            NewSegment {
+                id: SegmentId(self.base.0),
+                temp: &self.temp,
+                file: &file,
+                finished: &finished,
+                created_ns: self.created_ns,
+                end: None,
+                level: None,
+                fault_point: "seal-segment-rename",
+            },
+        )
     }
 }
 
