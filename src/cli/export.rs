@@ -344,10 +344,7 @@ fn write_archive<W: Write>(
         time,
         |head| match (selected, head) {
             (None, _) => true,
-            (Some(selected), Some(head)) => head
-                .session
-                .as_deref()
-                .is_some_and(|s| selected.contains(s)),
+            (Some(selected), Some(head)) => head.session.is_some_and(|s| selected.contains(s)),
             (Some(_), None) => false,
         },
         &mut writer,
