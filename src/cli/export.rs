@@ -201,6 +201,15 @@ fn choose_format(
     Ok(format)
 }
 
+/// What an OTLP export wrote.
+#[derive(Debug, Default)]
+struct OtlpTotals {
+    /// Requests (one per session).
+    traces: u64,
+    /// Spans in them.
+    spans: u64,
+}
+
 /// Writes each selected Claude session (all of them without a selection) as one OTLP/JSON
 /// request per line.
 fn otlp_export(
@@ -212,15 +221,15 @@ fn otlp_export(
         Some(selected) => selected.into_iter().collect(),
         None => claude_sessions(store)?,
     };
-    let ((traces, spans), _) = write_output(output, |out| {
-        let mut totals = (0u64, 0u64);
+    let (OtlpTotals { traces, spans }, _) = write_output(output, |out| {
+        let mut totals = OtlpTotals::default();
         for session in &claude {
             let tree = crate::views::tree::session_tree(store, session)
                 .with_context(|| format!("building the span tree of session {session}"))?;
             let Some(tree) = tree else { continue };
             let line = crate::export::otlp::request(&tree, session);
-            totals.0 += 1;
-            totals.1 += crate::export::otlp::span_count(&tree);
+            totals.traces += 1;
+            totals.spans += crate::export::otlp::span_count(&tree);
             serde_json::to_writer(&mut *out, &line)?;
             out.write_all(b"\n")?;
         }
@@ -335,10 +344,7 @@ fn write_archive<W: Write>(
         time,
         |head| match (selected, head) {
             (None, _) => true,
-            (Some(selected), Some(head)) => head
-                .session
-                .as_deref()
-                .is_some_and(|s| selected.contains(s)),
+            (Some(selected), Some(head)) => head.session.is_some_and(|s| selected.contains(s)),
             (Some(_), None) => false,
         },
         &mut writer,

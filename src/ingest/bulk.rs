@@ -293,7 +293,7 @@ impl<'l, 's> Ingester<'l, 's> {
     /// [`IngestError::Io`] when a named path cannot be read; [`IngestError::Log`] when the store
     /// fails. Files that are unsupported are listed in the summary, not errors.
     pub fn ingest_paths(&mut self, paths: &[PathBuf]) -> Result<(), IngestError> {
-        let mut files: Vec<(PathBuf, Option<FileKind>)> = Vec::new();
+        let mut files: Vec<PathBuf> = Vec::new();
         let mut casts: Vec<PathBuf> = Vec::new();
         // Directory entries are detected; named files too, but always taken.
         let mut seen = BTreeSet::new();
@@ -345,7 +345,7 @@ impl<'l, 's> Ingester<'l, 's> {
                     let file = entry.path().to_path_buf();
                     match extension(&file).as_deref() {
                         Some("jsonl" | "ndjson" | "json") if seen.insert(canonical(&file)) => {
-                            files.push((file, None));
+                            files.push(file);
                         }
                         Some("cast") if seen.insert(canonical(&file)) => {
                             casts.push(file);
@@ -358,12 +358,12 @@ impl<'l, 's> Ingester<'l, 's> {
                     casts.push(path.clone());
                 } else {
                     // Named files of any other extension are read as JSON lines or JSON.
-                    files.push((path.clone(), None));
+                    files.push(path.clone());
                 }
             }
         }
         let explicit: BTreeSet<PathBuf> = paths.iter().map(|p| canonical(p)).collect();
-        for (file, _) in files {
+        for file in files {
             let named = explicit.contains(&canonical(&file));
             let result = self.ingest_file(&file, None, named);
             self.refuse_unreadable(&file, result)?;

@@ -31,6 +31,13 @@ use rules::{BLOCK_RULE, Fast, PASSWORD_KEYWORDS, Rule};
 /// key of an 8192-bit RSA key fits).
 pub const MAX_HOLD_BYTES: usize = 8 << 10;
 
+/// A literal a rule requires (one occurrence triggers the rule).
+struct Literal {
+    /// The rule's index.
+    rule: usize,
+    text: String,
+}
+
 /// A compiled set of redaction rules.
 #[derive(Debug)]
 pub struct Redactor {
@@ -54,14 +61,17 @@ impl Redactor {
     /// Builds the rules of `config` (no regex is compiled yet).
     pub fn new(config: &RedactionConfig) -> Self {
         let mut rules = Vec::new();
-        let mut literals: Vec<(usize, String)> = Vec::new();
+        let mut literals: Vec<Literal> = Vec::new();
         if config.defaults {
             for rule in DEFAULT_RULES {
                 if config.disable.iter().any(|name| name == rule.name) {
                     continue;
                 }
                 let index = rules.len();
-                literals.extend(rule.literals.iter().map(|l| (index, (*l).to_owned())));
+                literals.extend(rule.literals.iter().map(|l| Literal {
+                    rule: index,
+                    text: (*l).to_owned(),
+                }));
                 rules.push(Rule {
                     name: rule.name.to_owned(),
                     pattern: rule.pattern.to_owned(),
@@ -81,7 +91,10 @@ impl Redactor {
         }
         for rule in &config.rules {
             let index = rules.len();
-            literals.extend(rule.literals.iter().map(|l| (index, l.clone())));
+            literals.extend(rule.literals.iter().map(|l| Literal {
+                rule: index,
+                text: l.clone(),
+            }));
             rules.push(Rule {
                 name: rule.name.clone(),
                 pattern: rule.pattern.clone(),
@@ -93,19 +106,19 @@ impl Redactor {
                 regex: OnceLock::new(),
             });
         }
-        literals.retain(|(_, l)| !l.is_empty());
+        literals.retain(|l| !l.text.is_empty());
         let mut first_bytes = [false; 256];
-        for (_, literal) in &literals {
-            if let Some(&b) = literal.as_bytes().first() {
+        for literal in &literals {
+            if let Some(&b) = literal.text.as_bytes().first() {
                 first_bytes[usize::from(b.to_ascii_lowercase())] = true;
             }
         }
         Self {
             rules,
-            literal_rule: literals.iter().map(|(i, _)| *i).collect(),
+            literal_rule: literals.iter().map(|l| l.rule).collect(),
             literals_lower: literals
                 .iter()
-                .map(|(_, l)| l.to_ascii_lowercase().into_bytes())
+                .map(|l| l.text.to_ascii_lowercase().into_bytes())
                 .collect(),
             first_bytes,
             automaton: OnceLock::new(),

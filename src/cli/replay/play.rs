@@ -120,7 +120,7 @@ pub(super) fn play(
         seeking: bounds.from.is_some() || args.at.is_some(),
         skipping_to_marker: false,
         starting: false,
-        largest: (0, 0),
+        largest: TerminalSize::default(),
         bounds,
     };
     for item in merged {
@@ -134,14 +134,21 @@ pub(super) fn play(
     let largest = player.largest;
     if let Some((width, height)) = crate::pty::terminal_size()
         && is_terminal
-        && (width < largest.0 || height < largest.1)
+        && (width < largest.width || height < largest.height)
     {
         eprintln!(
             "ctrace: the recording used up to {}x{}, this terminal is {width}x{height}: lines may wrap",
-            largest.0, largest.1
+            largest.width, largest.height
         );
     }
     Ok(0)
+}
+
+/// A terminal size in columns and rows.
+#[derive(Debug, Default, Clone, Copy)]
+struct TerminalSize {
+    width: u16,
+    height: u16,
 }
 
 /// Playback state: the clock, the keys, and where playback stands.
@@ -163,8 +170,8 @@ struct Player<'a> {
     seeking: bool,
     skipping_to_marker: bool,
     starting: bool,
-    /// The largest terminal size of the recording (columns, rows).
-    largest: (u16, u16),
+    /// The largest terminal size of the recording.
+    largest: TerminalSize,
 }
 
 impl Player<'_> {
@@ -202,7 +209,8 @@ impl Player<'_> {
             Item::Pty(stored) => match &stored.record.body {
                 Body::Pty(pty) => {
                     if let (Some(w), Some(h)) = (pty.width, pty.height) {
-                        self.largest = (self.largest.0.max(w), self.largest.1.max(h));
+                        self.largest.width = self.largest.width.max(w);
+                        self.largest.height = self.largest.height.max(h);
                     }
                     (pty.kind == PtyKind::Output).then_some(&pty.data)
                 }
