@@ -866,7 +866,7 @@ fn seal_run(encoded: &[Vec<u8>], target: u64) -> (u64, u64, SealRun) {
     while let Ok(Decoded::Frame(frame, size)) =
         decode_frame(&bytes[at..], MAX_FRAME_LIMIT_BYTES, at as u64)
     {
-        heads += RecordHead::decode(frame.payload).map_or(0, |h| h.ts & 1);
+        heads += RecordRef::decode(frame.payload).map_or(0, |r| r.ts & 1);
         at += size;
     }
     black_box(heads);
