@@ -4,14 +4,14 @@
 
 use ctrace::claude::{hook_record, transcript_record};
 use ctrace::log::Record;
-use ctrace::model::{Origin, RecordHead};
+use ctrace::model::{Origin, RecordRef};
 use libfuzzer_sys::fuzz_target;
 
 fn round_trip(record: &Record, raw: &[u8]) {
     assert_eq!(record.raw(), raw, "raw bytes kept");
     let bytes = record.encode().unwrap();
     assert_eq!(&Record::decode(&bytes).unwrap(), record);
-    assert_eq!(RecordHead::decode(&bytes).unwrap().ts, record.ts);
+    assert_eq!(RecordRef::decode(&bytes).unwrap().ts, record.ts);
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -35,5 +35,5 @@ fuzz_target!(|data: &[u8]| {
         let again = record.encode().unwrap();
         assert_eq!(Record::decode(&again).unwrap(), record);
     }
-    let _ = RecordHead::decode(data);
+    let _ = RecordRef::decode(data);
 });
