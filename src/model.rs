@@ -380,6 +380,13 @@ pub struct Record {
     pub redactions: u32,
 }
 
+/// Formats a record time (ns since the Unix epoch) as RFC 3339 UTC with milliseconds, as
+/// every JSON output of records and rows shows it (`2026-01-31T12:00:00.123Z`).
+pub fn format_ts(ts_ns: u64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ts_ns);
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

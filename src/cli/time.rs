@@ -1,8 +1,6 @@
 //! Time arguments and display: `--since 2h`, `--since yesterday`, `--until 2026-01-31`,
 //! RFC 3339 timestamps; display as RFC 3339 UTC with milliseconds.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use super::UsageError;
 
 /// The time range of a command's `--since` / `--until` flags, each parsed by [`parse_time`]
@@ -59,8 +57,7 @@ pub fn parse_time(text: &str, now_ns: u64, flag: &str) -> Result<u64, UsageError
 
 /// Formats ns since the epoch as RFC 3339 UTC with milliseconds.
 pub fn format_ts(ts_ns: u64) -> String {
-    let time = UNIX_EPOCH + Duration::from_nanos(ts_ns);
-    humantime::format_rfc3339_millis(time).to_string()
+    crate::model::format_ts(ts_ns)
 }
 
 /// Formats a duration in ns compactly (`850ms`, `12.3s`, `4m05s`, `2h13m`).
