@@ -17,7 +17,7 @@ pub mod hook;
 pub mod import;
 pub mod ingest;
 pub mod install;
-pub mod items;
+pub use crate::views::items;
 pub mod output;
 pub mod passphrase;
 pub mod pin;

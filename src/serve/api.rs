@@ -290,6 +290,29 @@ pub(crate) async fn session(
     .await
 }
 
+/// `GET /api/sessions/{id}/timeline`: the items as `ctrace show --json`.
+pub(crate) async fn timeline(
+    State(state): State<AppState>,
+    Path(wanted): Path<String>,
+) -> Result<Json<Vec<crate::views::items::Item>>, ApiError> {
+    blocking(&state, move |store| {
+        let snapshot = store.snapshot()?;
+        let db = match views(store)? {
+            Some(db) => db,
+            None => ViewsDb::in_memory()?,
+        };
+        let id = resolve(Some(&db), store, &wanted)?;
+        let records: Vec<_> = crate::views::listing::session_records(&db, &snapshot, &id)?
+            .into_iter()
+            .filter(|r| crate::views::items::in_timeline(&r.record))
+            .collect();
+        let prices = PriceTable::new(&store.config().pricing);
+        let shape = crate::views::shape::session_shape(&db, &prices, &id)?.unwrap_or_default();
+        Ok(Json(crate::views::items::build(&records, &shape)))
+    })
+    .await
+}
+
 /// Query of `GET /api/sessions/{id}/tree`.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct TreeQuery {

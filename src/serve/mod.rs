@@ -131,6 +131,7 @@ fn router(state: AppState) -> Router {
         .route("/api/stats", get(api::stats))
         .route("/api/sessions", get(api::sessions))
         .route("/api/sessions/{id}", get(api::session))
+        .route("/api/sessions/{id}/timeline", get(api::timeline))
         .route("/api/sessions/{id}/tree", get(api::tree))
         .route("/api/sessions/{id}/records", get(api::records))
         .route("/api/tasks", get(api::tasks))

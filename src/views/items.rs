@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::output::{one_line, summary, tool_input_summary};
-use super::time::format_ts;
+use super::record_text::{one_line, summary, tool_input_summary};
+use crate::model::format_ts;
 use crate::model::{Body, Source, StoredRecord};
 use crate::views::shape::{SessionShape, ToolFacts};
 use crate::views::tree::Status;
