@@ -47,7 +47,7 @@ impl Server {
         });
         let line = rx
             .recv_timeout(DEADLINE)
-            .expect("serve printed no `listening on` line");
+            .unwrap_or_else(|e| panic!("serve printed no `listening on` line: {e}"));
         let addr = line
             .strip_prefix("listening on http://")
             .unwrap_or_else(|| panic!("unexpected first line: {line}"))
@@ -320,6 +320,13 @@ fn rows_equal_the_cli() {
             .unwrap(),
         &cli_lines(&sandbox, &store, &["cat", "--json", "--session", id])
     );
+    let mermaid = server.get(&format!("/api/sessions/{prefix}/tree?format=mermaid"));
+    assert_eq!(mermaid.status, 200);
+    let cli_mermaid = sandbox
+        .command_in(&store, &["tree", id, "--mermaid"])
+        .output()
+        .unwrap();
+    assert_eq!(mermaid.body, cli_mermaid.stdout);
     assert_eq!(
         server.json("/api/tasks"),
         cli_json(&sandbox, &store, &["tasks", "--json"])
@@ -365,6 +372,7 @@ fn bad_requests_get_json_errors() {
         ("/api/sessions/nope/timeline", 404),
         ("/api/sessions/dup-", 400),
         ("/api/sessions/dup-/tree", 400),
+        ("/api/sessions/dup-a/tree?format=svg", 400),
         ("/api/sessions?since=yesterdayish", 400),
         ("/api/sessions?limit=0", 400),
         ("/api/sessions?cursor=zzz", 400),
@@ -483,4 +491,15 @@ fn sigterm_exits_zero_and_the_store_verifies() {
     assert_eq!(server.terminate(), Some(0));
     sandbox.ok(&["verify"]);
     assert_eq!(sandbox.cat(&[]).len(), 5);
+}
+
+/// Issue 16 item 1 (loopback by default): without the API tokens, an address that is not
+/// loopback is refused at start (exit 1, the address named), and nothing is listening.
+#[test]
+fn non_loopback_bind_is_refused() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.run(&["serve", "--bind", "0.0.0.0:0"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("0.0.0.0:0"), "{stderr}");
 }

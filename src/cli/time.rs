@@ -62,19 +62,7 @@ pub fn format_ts(ts_ns: u64) -> String {
 
 /// Formats a duration in ns compactly (`850ms`, `12.3s`, `4m05s`, `2h13m`).
 pub fn format_duration(ns: u64) -> String {
-    let ms = ns / 1_000_000;
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let secs = ms as f64 / 1000.0;
-    if secs < 60.0 {
-        return format!("{secs:.1}s");
-    }
-    let total = ms / 1000;
-    if total < 3600 {
-        return format!("{}m{:02}s", total / 60, total % 60);
-    }
-    format!("{}h{:02}m", total / 3600, (total % 3600) / 60)
+    crate::model::format_duration(ns)
 }
 
 /// The current time in ns since the epoch (one definition, in the library root).

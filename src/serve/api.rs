@@ -319,19 +319,24 @@ pub(crate) struct TreeQuery {
     format: Option<String>,
 }
 
-/// `GET /api/sessions/{id}/tree`: the tree as `ctrace tree --json`.
+/// `GET /api/sessions/{id}/tree`: the tree as `ctrace tree --json`, or with
+/// `?format=mermaid` the flowchart of `ctrace tree --mermaid` as text.
 pub(crate) async fn tree(
     State(state): State<AppState>,
     Path(wanted): Path<String>,
     Query(query): Query<TreeQuery>,
 ) -> Result<Response, ApiError> {
-    if let Some(format) = query.format.as_deref().filter(|f| *f != "json") {
-        return Err(ApiError::BadParam {
-            param: "format",
-            value: format.to_owned(),
-            expected: "is not supported (json)",
-        });
-    }
+    let mermaid = match query.format.as_deref() {
+        None | Some("json") => false,
+        Some("mermaid") => true,
+        Some(other) => {
+            return Err(ApiError::BadParam {
+                param: "format",
+                value: other.to_owned(),
+                expected: "is not a tree format (json, mermaid)",
+            });
+        }
+    };
     blocking(&state, move |store| {
         let db = views(store)?;
         let id = resolve(db.as_ref(), store, &wanted)?;
@@ -340,8 +345,14 @@ pub(crate) async fn tree(
             Some(db) => crate::views::tree::build(db, &prices, &id)?,
             None => None,
         };
-        tree.map(|t| Json(t).into_response())
-            .ok_or(ApiError::UnknownSession { wanted })
+        let tree = tree.ok_or(ApiError::UnknownSession { wanted })?;
+        if !mermaid {
+            return Ok(Json(tree).into_response());
+        }
+        let mut text = Vec::new();
+        crate::views::tree_mermaid::write_mermaid(&mut text, &tree)
+            .map_err(|source| ApiError::Render { source })?;
+        Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
     })
     .await
 }

@@ -65,6 +65,13 @@ pub enum ApiError {
     /// Reading the index failed.
     #[error("reading the index")]
     Index(#[source] IndexError),
+    /// A response could not be rendered.
+    #[error("rendering the response")]
+    Render {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The hook payload could not be stored anywhere.
     #[error("the payload could not be stored (inbox and spools failed)")]
     NotStored,
@@ -93,9 +100,12 @@ impl ApiError {
             Self::UnknownSession { .. } | Self::NoRoute { .. } => StatusCode::NOT_FOUND,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Body(_) => StatusCode::BAD_REQUEST,
-            Self::Views(_) | Self::Log(_) | Self::Index(_) | Self::NotStored | Self::Task(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::Views(_)
+            | Self::Log(_)
+            | Self::Index(_)
+            | Self::Render { .. }
+            | Self::NotStored
+            | Self::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

@@ -250,28 +250,22 @@ fn spawn_compactor(
         .spawn(move || {
             let compactor = Compactor::new(&store, &CONSUMERS)
                 .with_tailer(&crate::ingest::tail::TranscriptTailer);
-            service::run(
-                &compactor,
-                &trigger,
-                &service_options,
-                &mut |pass| match pass {
-                    Ok(report) => {
-                        let applied: u64 = report
-                            .consumers
-                            .iter()
-                            .map(|(_, pass)| pass.applied_records)
-                            .sum();
-                        tracing::info!(
-                            sealed = report.refresh.records(),
-                            applied,
-                            "compaction pass"
-                        );
-                        passes.send_modify(|n| *n = n.wrapping_add(1));
-                    }
-                    // `service::run` logs the failure and retries.
-                    Err(_) => {}
-                },
-            );
+            service::run(&compactor, &trigger, &service_options, &mut |pass| {
+                // A failed pass is logged and retried by `service::run`.
+                if let Ok(report) = pass {
+                    let applied: u64 = report
+                        .consumers
+                        .iter()
+                        .map(|(_, pass)| pass.applied_records)
+                        .sum();
+                    tracing::info!(
+                        sealed = report.refresh.records(),
+                        applied,
+                        "compaction pass"
+                    );
+                    passes.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            });
         })
         .map_err(ServeError::Runtime)
 }

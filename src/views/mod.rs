@@ -31,6 +31,7 @@ mod shell;
 pub mod summary;
 pub mod tasks;
 pub mod tree;
+pub mod tree_mermaid;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
