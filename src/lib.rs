@@ -17,6 +17,8 @@
 //!   drives.
 //! - [`export`]: export archives (write, verify, import; age encryption), asciicast output and
 //!   OTLP/JSON traces.
+//! - [`serve`]: `ctrace serve`: the compactor loop on its own thread, the HTTP hook target, the
+//!   JSON API and the Server-Sent Events stream (tokio, axum).
 //! - [`config`]: the configuration file (`config.toml`).
 //! - [`model`]: the record model (`DESIGN.md` §2), seen by every layer.
 //! - [`fs`]: atomic replacement, directory sync, idempotent removal.
@@ -38,6 +40,7 @@ pub mod log;
 pub mod model;
 pub mod pty;
 pub mod segments;
+pub mod serve;
 pub mod views;
 
 /// The current time in ns since the Unix epoch (0 if the clock is before 1970).

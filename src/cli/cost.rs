@@ -1,16 +1,15 @@
 //! `ctrace cost`: tokens and USD by session, day, week, month, model, project, agent, tool,
 //! task or 5-hour block, from the views (brought up to date first).
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use clap::{Args, ValueEnum};
-use serde::Serialize;
 
 use super::UsageError;
 use super::time::{now_ns, parse_time};
 use crate::log::Store;
-use crate::views::cost::{CostQuery, CostReport, CostRow, GroupBy};
+use crate::views::cost::{CostQuery, CostReport, GroupBy};
+use crate::views::cost_rows::merge;
 use crate::views::pricing::{PriceTable, TokenCounts};
 
 /// Grouping of `ctrace cost`.
@@ -76,75 +75,6 @@ pub struct CostArgs {
     /// Print a JSON array of rows
     #[arg(long)]
     pub json: bool,
-}
-
-/// One JSON row.
-#[derive(Debug, Serialize)]
-struct JsonRow {
-    #[serde(flatten)]
-    key: BTreeMap<&'static str, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    model: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    models: Option<Vec<String>>,
-    input_tokens: u64,
-    output_tokens: u64,
-    cache_creation_tokens: u64,
-    cache_creation_1h_tokens: u64,
-    cache_read_tokens: u64,
-    total_tokens: u64,
-    responses: u64,
-    cost_usd: Option<f64>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    unpriced_models: Vec<String>,
-    first: String,
-    last: String,
-    price_table: String,
-}
-
-/// A group's rows merged (all models).
-struct Merged {
-    key: String,
-    models: Vec<String>,
-    tokens: TokenCounts,
-    responses: u64,
-    cost: Option<f64>,
-    unpriced: Vec<String>,
-    first_ns: u64,
-    last_ns: u64,
-}
-
-fn merge(rows: &[CostRow]) -> Vec<Merged> {
-    let mut out: Vec<Merged> = Vec::new();
-    for row in rows {
-        if out.last().is_none_or(|m| m.key != row.key) {
-            out.push(Merged {
-                key: row.key.clone(),
-                models: Vec::new(),
-                tokens: TokenCounts::default(),
-                responses: 0,
-                cost: Some(0.0),
-                unpriced: Vec::new(),
-                first_ns: u64::MAX,
-                last_ns: 0,
-            });
-        }
-        if let Some(m) = out.last_mut() {
-            m.models.push(row.model.clone());
-            m.tokens.add(&row.tokens);
-            m.responses += row.responses;
-            m.first_ns = m.first_ns.min(row.first_ns);
-            m.last_ns = m.last_ns.max(row.last_ns);
-            match row.cost_usd {
-                Some(c) => m.cost = m.cost.map(|x| x + c),
-                None => {
-                    m.cost = None;
-                    m.unpriced.push(row.model.clone());
-                }
-            }
-        }
-    }
-    out
 }
 
 fn usd(cost: Option<f64>) -> String {
@@ -213,56 +143,7 @@ fn write_json(
     report: &CostReport,
     breakdown: bool,
 ) -> anyhow::Result<()> {
-    let ts = super::time::format_ts;
-    let key = |k: &str| BTreeMap::from([(by.key_name(), k.to_owned())]);
-    let rows: Vec<JsonRow> = if breakdown {
-        report
-            .rows
-            .iter()
-            .map(|r| JsonRow {
-                key: key(&r.key),
-                model: Some(r.model.clone()),
-                models: None,
-                input_tokens: r.tokens.input,
-                output_tokens: r.tokens.output,
-                cache_creation_tokens: r.tokens.cache_creation,
-                cache_creation_1h_tokens: r.tokens.cache_creation_1h,
-                cache_read_tokens: r.tokens.cache_read,
-                total_tokens: r.tokens.total(),
-                responses: r.responses,
-                cost_usd: r.cost_usd,
-                unpriced_models: if r.cost_usd.is_none() {
-                    vec![r.model.clone()]
-                } else {
-                    Vec::new()
-                },
-                first: ts(r.first_ns),
-                last: ts(r.last_ns),
-                price_table: report.price_table.clone(),
-            })
-            .collect()
-    } else {
-        merge(&report.rows)
-            .into_iter()
-            .map(|m| JsonRow {
-                key: key(&m.key),
-                model: None,
-                models: Some(m.models),
-                input_tokens: m.tokens.input,
-                output_tokens: m.tokens.output,
-                cache_creation_tokens: m.tokens.cache_creation,
-                cache_creation_1h_tokens: m.tokens.cache_creation_1h,
-                cache_read_tokens: m.tokens.cache_read,
-                total_tokens: m.tokens.total(),
-                responses: m.responses,
-                cost_usd: m.cost,
-                unpriced_models: m.unpriced,
-                first: ts(m.first_ns),
-                last: ts(m.last_ns),
-                price_table: report.price_table.clone(),
-            })
-            .collect()
-    };
+    let rows = crate::views::cost_rows::json_rows(by, report, breakdown);
     serde_json::to_writer_pretty(&mut *out, &rows)?;
     writeln!(out)?;
     Ok(())

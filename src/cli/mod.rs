@@ -17,7 +17,7 @@ pub mod hook;
 pub mod import;
 pub mod ingest;
 pub mod install;
-pub mod items;
+pub use crate::views::items;
 pub mod output;
 pub mod passphrase;
 pub mod pin;
@@ -26,6 +26,7 @@ pub mod recover;
 pub mod reindex;
 pub mod replay;
 pub mod search;
+pub mod serve;
 pub mod sessions;
 pub mod show;
 pub mod stats;
@@ -121,6 +122,8 @@ pub enum Command {
     Forget(forget::ForgetArgs),
     /// Add the records of an export archive to this store (checksums verified first)
     Import(import::ImportArgs),
+    /// Run the service: background compactor, HTTP hook target, JSON API and live stream
+    Serve(serve::ServeArgs),
     /// Run a self-contained demo: record real commands through the hook path and show them
     Demo(demo::DemoArgs),
 }
@@ -248,6 +251,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Unpin(args) => pin::run(&open(&root, config)?, &args, true),
         Command::Forget(args) => forget::run(&open(&root, config)?, &args),
         Command::Import(args) => import::run(&open(&root, config)?, &args),
+        Command::Serve(args) => serve::run(&open(&root, config)?, &args),
         Command::Demo(args) => demo::run(&root, config, &args),
     }
 }

@@ -85,20 +85,9 @@ pub fn session_records(
     snapshot: &Snapshot,
     session: &str,
 ) -> anyhow::Result<Vec<StoredRecord>> {
-    let mut records = Vec::new();
-    for (first, last) in crate::views::summary::record_ranges(db, session)? {
-        for stored in snapshot.scan(first, TimeRange::default(), false) {
-            let stored = stored?;
-            if stored.offset.is_some_and(|o| o > last) {
-                break;
-            }
-            if stored.record.session.as_deref() == Some(session) {
-                records.push(stored);
-            }
-        }
-    }
-    records.extend(unsealed(snapshot).filter(|r| r.record.session.as_deref() == Some(session)));
-    Ok(records)
+    Ok(crate::views::listing::session_records(
+        db, snapshot, session,
+    )?)
 }
 
 /// One session's timeline and what `show` prints above it.

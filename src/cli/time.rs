@@ -1,8 +1,6 @@
 //! Time arguments and display: `--since 2h`, `--since yesterday`, `--until 2026-01-31`,
 //! RFC 3339 timestamps; display as RFC 3339 UTC with milliseconds.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use super::UsageError;
 
 /// The time range of a command's `--since` / `--until` flags, each parsed by [`parse_time`]
@@ -59,25 +57,12 @@ pub fn parse_time(text: &str, now_ns: u64, flag: &str) -> Result<u64, UsageError
 
 /// Formats ns since the epoch as RFC 3339 UTC with milliseconds.
 pub fn format_ts(ts_ns: u64) -> String {
-    let time = UNIX_EPOCH + Duration::from_nanos(ts_ns);
-    humantime::format_rfc3339_millis(time).to_string()
+    crate::model::format_ts(ts_ns)
 }
 
 /// Formats a duration in ns compactly (`850ms`, `12.3s`, `4m05s`, `2h13m`).
 pub fn format_duration(ns: u64) -> String {
-    let ms = ns / 1_000_000;
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let secs = ms as f64 / 1000.0;
-    if secs < 60.0 {
-        return format!("{secs:.1}s");
-    }
-    let total = ms / 1000;
-    if total < 3600 {
-        return format!("{}m{:02}s", total / 60, total % 60);
-    }
-    format!("{}h{:02}m", total / 3600, (total % 3600) / 60)
+    crate::model::format_duration(ns)
 }
 
 /// The current time in ns since the epoch (one definition, in the library root).

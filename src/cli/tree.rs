@@ -10,7 +10,8 @@ use super::UsageError;
 use super::time::format_duration;
 use crate::log::Store;
 use crate::views::pricing::PriceTable;
-use crate::views::tree::{Node, NodeKind, Status};
+use crate::views::tree::{Node, NodeKind};
+use crate::views::tree_mermaid::{cost_text, kind_word, label, status_word, write_mermaid};
 
 /// Arguments of `ctrace tree`.
 #[derive(Debug, Args)]
@@ -60,36 +61,6 @@ pub fn run(store: &Store, args: &TreeArgs) -> anyhow::Result<i32> {
         writeln!(out, "prices: {}", prices.version())?;
     }
     Ok(0)
-}
-
-fn status_word(status: Status) -> &'static str {
-    match status {
-        Status::Ok => "ok",
-        Status::Error => "error",
-        Status::Unfinished => "unfinished",
-    }
-}
-
-fn kind_word(kind: NodeKind) -> &'static str {
-    match kind {
-        NodeKind::Session => "session",
-        NodeKind::Turn => "turn",
-        NodeKind::Tool => "tool",
-        NodeKind::Subagent => "subagent",
-    }
-}
-
-fn cost_text(cost: Option<f64>) -> String {
-    cost.map_or_else(|| "unpriced".to_owned(), |c| format!("${c:.4}"))
-}
-
-fn label(node: &Node, max_chars: usize) -> String {
-    let name: String = node.name.chars().take(max_chars).collect();
-    if node.name.chars().count() > max_chars {
-        format!("{name}…")
-    } else {
-        name
-    }
 }
 
 fn facts(node: &Node) -> String {
@@ -148,70 +119,6 @@ fn write_text(
             &format!("{child_prefix}{next}"),
             false,
         )?;
-    }
-    Ok(())
-}
-
-/// Text safe inside a Mermaid `"..."` label.
-fn mermaid_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("#quot;"),
-            '<' => out.push_str("#lt;"),
-            '>' => out.push_str("#gt;"),
-            '#' => out.push_str("#35;"),
-            '\n' | '\r' | '\t' => out.push(' '),
-            '`' => out.push('\''),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn write_mermaid(out: &mut impl Write, tree: &Node) -> std::io::Result<()> {
-    writeln!(out, "flowchart TD")?;
-    writeln!(out, "  classDef ok fill:#d4edda,stroke:#28a745,color:#000")?;
-    writeln!(
-        out,
-        "  classDef error fill:#f8d7da,stroke:#dc3545,color:#000"
-    )?;
-    writeln!(
-        out,
-        "  classDef unfinished fill:#fff3cd,stroke:#ffc107,color:#000"
-    )?;
-    let mut next = 0usize;
-    mermaid_node(out, tree, None, &mut next)
-}
-
-fn mermaid_node(
-    out: &mut impl Write,
-    node: &Node,
-    parent: Option<usize>,
-    next: &mut usize,
-) -> std::io::Result<()> {
-    let id = *next;
-    *next += 1;
-    let mut text = format!("{}: {}", kind_word(node.kind), label(node, 48));
-    if let Some(end) = node.end_ns {
-        text.push_str(&format!(
-            "<br/>{}",
-            format_duration(end.saturating_sub(node.start_ns))
-        ));
-    }
-    text = mermaid_escape(&text).replace("#lt;br/#gt;", "<br/>");
-    let cost = mermaid_escape(&cost_text(node.cost_usd));
-    writeln!(
-        out,
-        "  n{id}[\"{text}<br/>{cost}\"]:::{}",
-        status_word(node.status)
-    )?;
-    if let Some(parent) = parent {
-        writeln!(out, "  n{parent} --> n{id}")?;
-    }
-    for child in &node.children {
-        mermaid_node(out, child, Some(id), next)?;
     }
     Ok(())
 }

@@ -6,3 +6,4 @@ pub mod archive;
 pub mod asciicast;
 pub mod encrypt;
 pub mod otlp;
+pub mod record_json;

@@ -384,6 +384,30 @@ pub struct Record {
     pub redactions: u32,
 }
 
+/// Formats a record time (ns since the Unix epoch) as RFC 3339 UTC with milliseconds, as
+/// every JSON output of records and rows shows it (`2026-01-31T12:00:00.123Z`).
+pub fn format_ts(ts_ns: u64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ts_ns);
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// Formats a duration in ns compactly (`850ms`, `12.3s`, `4m05s`, `2h13m`).
+pub fn format_duration(ns: u64) -> String {
+    let ms = ns / 1_000_000;
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let secs = ms as f64 / 1000.0;
+    if secs < 60.0 {
+        return format!("{secs:.1}s");
+    }
+    let total = ms / 1000;
+    if total < 3600 {
+        return format!("{}m{:02}s", total / 60, total % 60);
+    }
+    format!("{}h{:02}m", total / 3600, (total % 3600) / 60)
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

@@ -17,9 +17,9 @@ use std::collections::{BTreeMap, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::output::summary;
-use super::time::format_ts;
+use super::record_text::summary;
 use crate::claude::summary::{one_line, tool_input_summary};
+use crate::model::format_ts;
 use crate::model::{Body, Source, StoredRecord};
 use crate::views::shape::{SessionShape, ToolFacts};
 use crate::views::tree::Status;

@@ -1,0 +1,45 @@
+//! `ctrace serve`: the service ([`crate::serve`]) on this store until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+
+use clap::Args;
+
+use crate::log::Store;
+use crate::serve::{DEFAULT_BIND, ServeOptions};
+
+/// Arguments of `ctrace serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on (port 0: any free port)
+    #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_BIND)]
+    pub bind: SocketAddr,
+    /// Do not watch the inbox; compact on HTTP hooks and once a minute only
+    #[arg(long)]
+    pub no_watch: bool,
+    /// Largest request body accepted (bytes, or 64MiB, 1MB, ...)
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub max_body: usize,
+}
+
+fn parse_size(text: &str) -> Result<usize, String> {
+    parse_size::parse_size(text)
+        .map_err(|e| e.to_string())
+        .and_then(|n| usize::try_from(n).map_err(|e| e.to_string()))
+}
+
+/// Runs `ctrace serve`; prints `listening on http://ADDR:PORT` on stderr once bound.
+///
+/// # Errors
+/// When the address cannot be bound, the watcher or the runtime cannot start.
+pub fn run(store: &Store, args: &ServeArgs) -> anyhow::Result<i32> {
+    let options = ServeOptions {
+        bind: args.bind,
+        watch: !args.no_watch,
+        max_body_bytes: args.max_body,
+        ..ServeOptions::default()
+    };
+    crate::serve::serve(store.clone(), options, |addr| {
+        eprintln!("listening on http://{addr}");
+    })?;
+    Ok(0)
+}

@@ -1,0 +1,271 @@
+//! `ctrace serve`: the compactor as a long-running service, an HTTP hook target, a JSON API
+//! over the views and the index, and a Server-Sent Events stream of new records. The API is
+//! described in `docs/api.md` and by the OpenAPI document served at `/api/openapi.json`.
+//!
+//! Threads: a tokio runtime answers HTTP; the compactor loop
+//! ([`crate::compactor::service::run`]) runs on its own std thread, woken by the inbox watcher
+//! and by every HTTP hook. Invariants:
+//! - the compactor thread is the only writer of the views and the index; requests open the
+//!   views per request on the blocking pool and only read;
+//! - `POST /ingest/hook` answers 200 only after [`crate::ingest::hook::store_payload`] has put
+//!   the payload in a file the next seal reads (the same path as `ctrace hook`);
+//! - a stream client is fed from the log by offset through a bounded queue: memory does not
+//!   grow with a slow client (it is dropped after [`ServeOptions::stream_send_timeout`]);
+//! - on SIGINT/SIGTERM the streams end, the server stops accepting, the compactor's pass in
+//!   progress commits, and [`serve`] returns.
+
+mod api;
+mod error;
+mod hook;
+mod stream;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tokio::sync::watch;
+
+pub use self::error::ApiError;
+use crate::compactor::service::{self, ServiceOptions, Trigger};
+use crate::compactor::{Compactor, Consumer};
+use crate::log::Store;
+
+/// The consumers the service's compactor keeps in step: the views, then the index (the same
+/// list as the command line's).
+static CONSUMERS: [&dyn Consumer; 2] = [
+    &crate::views::consumer::Views,
+    &crate::index::consumer::Index,
+];
+
+/// The default address of `ctrace serve` (loopback; port 4318 stays free for an OpenTelemetry
+/// Collector).
+pub const DEFAULT_BIND: &str = "127.0.0.1:7317";
+
+/// Settings of the service.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on (port 0: any free port, reported to `on_bound`).
+    pub bind: SocketAddr,
+    /// Watch the inbox with inotify (otherwise passes run on HTTP hooks and the idle timer).
+    pub watch: bool,
+    /// Largest request body accepted, bytes (default 64 MiB); larger ones get 413. Hook
+    /// payloads above `storage.max_record_bytes` but within this are stored truncated, as
+    /// `ctrace hook` stores them.
+    pub max_body_bytes: usize,
+    /// Events a stream client may have queued (default 256).
+    pub stream_queue: usize,
+    /// How long a stream client may leave its queue full before it is dropped (default 10 s).
+    pub stream_send_timeout: Duration,
+    /// Records read from the log per step of a stream client (default 256).
+    pub stream_batch: usize,
+    /// Timing of the compactor loop.
+    pub service: ServiceOptions,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 7317)),
+            watch: true,
+            max_body_bytes: 64 << 20,
+            stream_queue: 256,
+            stream_send_timeout: Duration::from_secs(10),
+            stream_batch: 256,
+            service: ServiceOptions::default(),
+        }
+    }
+}
+
+/// Errors that stop the service (request errors are [`ApiError`]s, answered and logged).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The address could not be bound.
+    #[error("binding {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The tokio runtime, the signal handlers or the compactor thread could not start, or the
+    /// server failed while accepting.
+    #[error("running the HTTP server")]
+    Runtime(#[source] std::io::Error),
+    /// The address is not a loopback address: the API has no authentication yet.
+    #[error(
+        "refusing to listen on {addr}: only loopback addresses are allowed until the API has tokens"
+    )]
+    NotLoopback {
+        /// The address.
+        addr: SocketAddr,
+    },
+    /// The inbox watcher could not start.
+    #[error("starting the inbox watcher")]
+    Watch(#[from] service::WatchError),
+}
+
+/// What every request handler shares.
+#[derive(Debug, Clone)]
+pub(crate) struct AppState {
+    pub(crate) store: Store,
+    pub(crate) trigger: Arc<Trigger>,
+    /// Bumped after every compaction pass that succeeded (stream clients re-read the log).
+    pub(crate) passes: watch::Receiver<u64>,
+    /// Set to `true` when the service stops (stream clients end).
+    pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) options: Arc<ServeOptions>,
+}
+
+/// The router of the service over `state`.
+fn router(state: AppState) -> Router {
+    use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+    let limit = state.options.max_body_bytes;
+    Router::new()
+        .route("/ingest/hook", post(hook::ingest))
+        .route("/api/health", get(api::health))
+        .route("/api/stats", get(api::stats))
+        .route("/api/sessions", get(api::sessions))
+        .route("/api/sessions/{id}", get(api::session))
+        .route("/api/sessions/{id}/timeline", get(api::timeline))
+        .route("/api/sessions/{id}/tree", get(api::tree))
+        .route("/api/sessions/{id}/records", get(api::records))
+        .route("/api/tasks", get(api::tasks))
+        .route("/api/cost", get(api::cost))
+        .route("/api/stream", get(stream::stream))
+        .route("/api/openapi.json", get(api::openapi))
+        .fallback(api::not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .with_state(state)
+}
+
+/// Runs the service on `store` until SIGINT or SIGTERM: binds `options.bind`, calls
+/// `on_bound` with the bound address, starts the compactor thread and answers requests. On a
+/// signal, stream clients are ended, the server stops, the compactor finishes (and commits)
+/// the pass in progress, and this returns `Ok`.
+///
+/// # Errors
+/// [`ServeError::NotLoopback`] for an address other than loopback; [`ServeError::Bind`] when
+/// the address is taken or not allowed; [`ServeError::Watch`] when
+/// inotify refuses the watch; [`ServeError::Runtime`] when the runtime or a thread cannot
+/// start.
+pub fn serve(
+    store: Store,
+    options: ServeOptions,
+    on_bound: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    if !options.bind.ip().is_loopback() {
+        return Err(ServeError::NotLoopback { addr: options.bind });
+    }
+    let listener = TcpListener::bind(options.bind).map_err(|source| ServeError::Bind {
+        addr: options.bind,
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(ServeError::Runtime)?;
+    listener
+        .set_nonblocking(true)
+        .map_err(ServeError::Runtime)?;
+    let trigger = Arc::new(Trigger::new());
+    let _watcher = if options.watch {
+        Some(service::watch_inbox(&store, Arc::clone(&trigger))?)
+    } else {
+        None
+    };
+    let (passes_tx, passes) = watch::channel(0u64);
+    let (shutdown_tx, shutdown) = watch::channel(false);
+    let compactor = spawn_compactor(store.clone(), Arc::clone(&trigger), &options, passes_tx)?;
+    let state = AppState {
+        store,
+        trigger: Arc::clone(&trigger),
+        passes,
+        shutdown,
+        options: Arc::new(options),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ctrace-serve")
+        .build()
+        .map_err(ServeError::Runtime)?;
+    let stop = Arc::clone(&trigger);
+    let served = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        tracing::info!(%addr, "listening");
+        on_bound(addr);
+        let signal = async move {
+            wait_for_signal().await;
+            tracing::info!("stopping: closing streams, finishing the compaction pass");
+            // Streams end first: the graceful shutdown waits for every connection.
+            let _ = shutdown_tx.send(true);
+            stop.stop();
+        };
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(signal)
+            .await
+    });
+    // Whatever ended the server, the compactor stops after its pass and commits.
+    trigger.stop();
+    if compactor.join().is_err() {
+        tracing::error!("the compactor thread panicked");
+    }
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    served.map_err(ServeError::Runtime)
+}
+
+/// Waits for SIGINT or SIGTERM (only SIGINT where SIGTERM cannot be handled).
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot handle SIGTERM; stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Starts the compactor loop on its own thread; each successful pass bumps `passes`.
+fn spawn_compactor(
+    store: Store,
+    trigger: Arc<Trigger>,
+    options: &ServeOptions,
+    passes: watch::Sender<u64>,
+) -> Result<std::thread::JoinHandle<()>, ServeError> {
+    let service_options = options.service.clone();
+    std::thread::Builder::new()
+        .name("ctrace-compactor".into())
+        .spawn(move || {
+            let compactor = Compactor::new(&store, &CONSUMERS)
+                .with_tailer(&crate::ingest::tail::TranscriptTailer);
+            service::run(&compactor, &trigger, &service_options, &mut |pass| {
+                // A failed pass is logged and retried by `service::run`.
+                if let Ok(report) = pass {
+                    let applied: u64 = report
+                        .consumers
+                        .iter()
+                        .map(|(_, pass)| pass.applied_records)
+                        .sum();
+                    tracing::info!(
+                        sealed = report.refresh.records(),
+                        applied,
+                        "compaction pass"
+                    );
+                    passes.send_modify(|n| *n = n.wrapping_add(1));
+                }
+            });
+        })
+        .map_err(ServeError::Runtime)
+}

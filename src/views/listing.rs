@@ -1,0 +1,241 @@
+//! The rows of `ctrace sessions --json` and the service's `/api/sessions`: the views' session
+//! rows ([`super::summary`]) with the records not sealed yet (a PTY recording in progress, hooks
+//! waiting for the lock) laid over them, and each session's status.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::summary::SessionRow;
+use super::{ViewsDb, ViewsError};
+use crate::log::Snapshot;
+use crate::log::read::TimeRange;
+use crate::model::{Body, PtyKind, StoredRecord};
+use crate::segments::Offset;
+
+/// How long without records before a session without `SessionEnd` counts as not active.
+pub const ACTIVE_WINDOW_NS: u64 = 10 * 60 * 1_000_000_000;
+
+/// One row of `ctrace sessions`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionSummary {
+    /// Session id.
+    pub session: String,
+    /// Working directory (project) of the session, when known.
+    pub project: Option<String>,
+    /// First record time, ns since the epoch.
+    pub first_ns: u64,
+    /// Last record time, ns since the epoch.
+    pub last_ns: u64,
+    /// First record time, RFC 3339.
+    pub first: String,
+    /// Last record time, RFC 3339.
+    pub last: String,
+    /// `last - first`, ns.
+    pub duration_ns: u64,
+    /// Records by source.
+    pub records: BTreeMap<String, u64>,
+    /// Tool calls (the views' tool spans, plus unsealed `PreToolUse` hooks).
+    pub tool_calls: u64,
+    /// Models of the session's API responses.
+    pub models: BTreeSet<String>,
+    /// Records flagged malformed.
+    pub malformed: u64,
+    /// `ended` (SessionEnd seen, or idle after a finished turn), `active` (records in the last
+    /// 10 minutes), or `interrupted` (idle in the middle of a turn); for PTY recordings without
+    /// an `exit` record, `recording` (its recorder still holds its inbox file) or `unfinished`.
+    pub status: &'static str,
+    /// Sessions joined to this one through `CTRACE_PTY_SESSION`: for a PTY recording, the
+    /// Claude sessions whose hooks ran inside it; for a Claude session, the recording(s) its
+    /// hooks ran in.
+    pub linked_sessions: BTreeSet<String>,
+}
+
+/// A views row and what the unsealed records add to it.
+#[derive(Debug, Default)]
+struct Row {
+    view: SessionRow,
+    unsealed_pty: bool,
+}
+
+/// Lays the unsealed records of `snapshot` over the views' rows (new sessions get rows).
+fn overlay(rows: &mut BTreeMap<String, Row>, snapshot: &Snapshot) {
+    for stored in snapshot.scan(crate::segments::Offset(u64::MAX), Default::default(), true) {
+        let Ok(StoredRecord { record, .. }) = stored else {
+            continue;
+        };
+        let Some(id) = &record.session else { continue };
+        let row = rows.entry(id.clone()).or_insert_with(|| Row {
+            view: SessionRow {
+                session: id.clone(),
+                first_ns: u64::MAX,
+                ..SessionRow::default()
+            },
+            unsealed_pty: false,
+        });
+        let s = &mut row.view;
+        // Hook records timed only by their arrival never stretch a session (as in the views).
+        if !matches!(&record.body, Body::Hook(hook) if hook.arrival_time) || s.first_ns == u64::MAX
+        {
+            s.first_ns = s.first_ns.min(record.ts);
+            s.last_ns = s.last_ns.max(record.ts);
+        }
+        *s.records
+            .entry(record.source.as_str().to_owned())
+            .or_default() += 1;
+        match &record.body {
+            Body::Hook(hook) => {
+                s.malformed += u64::from(hook.malformed.is_some());
+                if s.project.is_none() {
+                    s.project = hook.cwd.clone();
+                }
+                if let Some(pty) = &hook.pty_session
+                    && pty != id
+                {
+                    s.recordings.insert(pty.clone());
+                }
+                match hook.event.as_deref() {
+                    Some("PreToolUse") => {
+                        s.tool_calls += 1;
+                        s.turn_finished = Some(false);
+                    }
+                    Some("UserPromptSubmit") => s.turn_finished = Some(false),
+                    Some("Stop") => s.turn_finished = Some(true),
+                    Some("SessionEnd") => s.ended_ns = Some(record.ts),
+                    _ => {}
+                }
+            }
+            Body::Transcript(line) => s.malformed += u64::from(line.malformed.is_some()),
+            Body::Pty(pty) => {
+                row.unsealed_pty = true;
+                s.pty_exited |= pty.kind == PtyKind::Exit;
+                if s.project.is_none() {
+                    s.project = pty.cwd.clone();
+                }
+            }
+            Body::Internal(_) => {}
+        }
+    }
+    // Links seen only in unsealed hooks: the recording's side.
+    let links: Vec<(String, String)> = rows
+        .values()
+        .flat_map(|r| {
+            r.view
+                .recordings
+                .iter()
+                .map(|pty| (r.view.session.clone(), pty.clone()))
+        })
+        .collect();
+    for (claude, pty) in links {
+        if let Some(r) = rows.get_mut(&pty) {
+            r.view.claude_sessions.insert(claude);
+        }
+    }
+}
+
+fn summarize(row: Row, now_ns: u64) -> SessionSummary {
+    let s = row.view;
+    let has_pty = s.records.get("pty").is_some_and(|n| *n > 0);
+    // A PTY recording without an `exit` record is still being recorded while its recorder
+    // holds its inbox file (records not sealed yet); once every record is sealed, the
+    // recorder is gone: `unfinished` (see `crate::pty`). Ingested casts were complete
+    // files: `ended`.
+    let cast = s
+        .session
+        .starts_with(crate::ingest::asciicast::SESSION_PREFIX);
+    let session_end = s.ended_ns.is_some();
+    let pty_running = has_pty && !s.pty_exited && !session_end && !cast;
+    let pty_ended = has_pty && (s.pty_exited || cast);
+    let status = if pty_running {
+        if row.unsealed_pty {
+            "recording"
+        } else {
+            "unfinished"
+        }
+    } else if session_end || pty_ended {
+        "ended"
+    } else if now_ns.saturating_sub(s.last_ns) < ACTIVE_WINDOW_NS {
+        "active"
+    } else if s.turn_finished == Some(true) {
+        "ended"
+    } else {
+        "interrupted"
+    };
+    SessionSummary {
+        first: crate::model::format_ts(s.first_ns),
+        last: crate::model::format_ts(s.last_ns),
+        duration_ns: s.last_ns.saturating_sub(s.first_ns),
+        linked_sessions: s.recordings.union(&s.claude_sessions).cloned().collect(),
+        session: s.session,
+        project: s.project,
+        first_ns: s.first_ns,
+        last_ns: s.last_ns,
+        records: s.records,
+        tool_calls: s.tool_calls,
+        models: s.models,
+        malformed: s.malformed,
+        status,
+    }
+}
+
+/// Every session, most recent first: the views' rows with the unsealed records of `snapshot`
+/// laid over them; `now_ns` (ns since the epoch) decides which sessions are still `active`. No
+/// sealed record is decoded. Take the snapshot before opening `db`, so the views hold at least
+/// every record it has sealed.
+///
+/// # Errors
+/// When the store or the views cannot be read.
+pub fn summaries(
+    db: &ViewsDb,
+    snapshot: &Snapshot,
+    now_ns: u64,
+) -> Result<Vec<SessionSummary>, ViewsError> {
+    let mut rows: BTreeMap<String, Row> = super::summary::sessions(db, None)?
+        .into_iter()
+        .map(|view| {
+            (
+                view.session.clone(),
+                Row {
+                    view,
+                    unsealed_pty: false,
+                },
+            )
+        })
+        .collect();
+    overlay(&mut rows, snapshot);
+    let mut out: Vec<SessionSummary> = rows.into_values().map(|r| summarize(r, now_ns)).collect();
+    out.sort_by(|a, b| b.last_ns.cmp(&a.last_ns).then(a.session.cmp(&b.session)));
+    Ok(out)
+}
+
+/// The records of `session`: the sealed ones read through the offset ranges the views keep for
+/// it (only those ranges are decoded), then the unsealed ones, in offset order.
+///
+/// # Errors
+/// [`ViewsError::Sqlite`] when the views cannot be read; [`ViewsError::Log`] when a record
+/// cannot be read.
+pub fn session_records(
+    db: &ViewsDb,
+    snapshot: &Snapshot,
+    session: &str,
+) -> Result<Vec<StoredRecord>, ViewsError> {
+    let mut records = Vec::new();
+    for (first, last) in super::summary::record_ranges(db, session)? {
+        for stored in snapshot.scan(first, TimeRange::default(), false) {
+            let stored = stored?;
+            if stored.offset.is_some_and(|o| o > last) {
+                break;
+            }
+            if stored.record.session.as_deref() == Some(session) {
+                records.push(stored);
+            }
+        }
+    }
+    records.extend(
+        snapshot
+            .scan(Offset(u64::MAX), TimeRange::default(), true)
+            .filter_map(Result::ok)
+            .filter(|r| r.record.session.as_deref() == Some(session)),
+    );
+    Ok(records)
+}

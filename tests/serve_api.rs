@@ -1,0 +1,505 @@
+//! `ctrace serve` (issue 16): the built binary on a temp store, driven over loopback HTTP with
+//! a plain `TcpStream` client. Every wait polls with a deadline; no test sleeps for a fixed
+//! time.
+#![expect(
+    clippy::unwrap_used,
+    reason = "clippy's allow-unwrap-in-tests covers #[test] functions only, not these helpers; \
+              a failed setup step should fail the test"
+)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::Sandbox;
+use serde_json::Value;
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// A running `ctrace serve`; dropping it kills the process.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(sandbox: &Sandbox, store: &Path, extra: &[&str]) -> Self {
+        let mut args = vec!["serve", "--bind", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        let mut child = sandbox
+            .command_in(store, &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx
+            .recv_timeout(DEADLINE)
+            .unwrap_or_else(|e| panic!("serve printed no `listening on` line: {e}"));
+        let addr = line
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .parse()
+            .unwrap();
+        Self { child, addr }
+    }
+
+    /// Sends SIGTERM and returns the exit code (waits with a deadline).
+    fn terminate(mut self) -> Option<i32> {
+        // `kill(1)`: the crate forbids `unsafe`, which `libc::kill` needs.
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn get(&self, path: &str) -> Response {
+        request(self.addr, "GET", path, &[], b"")
+    }
+
+    fn json(&self, path: &str) -> Value {
+        let response = self.get(path);
+        assert_eq!(response.status, 200, "GET {path}: {}", response.text());
+        serde_json::from_slice(&response.body).unwrap()
+    }
+
+    fn post_hook(&self, body: &[u8]) -> Response {
+        request(
+            self.addr,
+            "POST",
+            "/ingest/hook",
+            &[("Content-Type", "application/json")],
+            body,
+        )
+    }
+
+    /// Polls `/api/health` until every record is sealed, folded and indexed (the index only
+    /// once it exists: `search` or `reindex` creates it).
+    fn wait_caught_up(&self, at_least: u64) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let health = self.json("/api/health");
+            let next = health["next_offset"].as_u64().unwrap();
+            if next >= at_least
+                && health["unsealed_records"] == 0
+                && health["views_checkpoint"].as_u64() == Some(next)
+                && (health["index_checkpoint"].is_null()
+                    || health["index_checkpoint"].as_u64() == Some(next))
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not caught up: {health}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Response {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn error(&self) -> String {
+        let value: Value = serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {}", self.text()));
+        value["error"].as_str().unwrap().to_owned()
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; the response read to its end.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    // A server that answers before reading everything (413) may reset the rest.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    Response { status, body }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap(), 16).unwrap();
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+fn hook_payload(session: &str, n: u64) -> Vec<u8> {
+    format!(
+        r#"{{"hook_event_name":"UserPromptSubmit","session_id":"{session}","cwd":"/tmp/p","prompt":"prompt {n}"}}"#
+    )
+    .into_bytes()
+}
+
+/// A store written by `ctrace demo` (an agent session through the hook path, with its
+/// transcript): its path.
+fn demo_store(sandbox: &Sandbox) -> PathBuf {
+    let stdout = sandbox.ok_stdout(&["demo"]);
+    stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("store:"))
+        .map(|s| PathBuf::from(s.trim()))
+        .unwrap_or_else(|| panic!("no store line:\n{stdout}"))
+}
+
+fn cli_json(sandbox: &Sandbox, store: &Path, args: &[&str]) -> Value {
+    let output = sandbox.command_in(store, args).output().unwrap();
+    common::assert_success(args, &output);
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn cli_lines(sandbox: &Sandbox, store: &Path, args: &[&str]) -> Vec<Value> {
+    let output = sandbox.command_in(store, args).output().unwrap();
+    common::assert_success(args, &output);
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Issue 16 item 2 (HTTP hook target): valid, malformed and oversized payloads are answered
+/// 200 with an empty body, stored through the hook path (malformed kept byte for byte, the
+/// oversized one truncated and flagged as `ctrace hook` does), and readable through `cat` and
+/// the API; a body above `--max-body` is refused with a JSON 413.
+#[test]
+fn hooks_posted_over_http_are_stored() {
+    let sandbox = Sandbox::without_redaction();
+    std::fs::write(
+        sandbox.store().join("config.toml"),
+        "[redaction]\ndefaults = false\n[storage]\nmax_record_bytes = \"64KiB\"\n",
+    )
+    .unwrap();
+    let store = sandbox.store();
+    let server = Server::start(&sandbox, &store, &["--max-body", "1MiB"]);
+    let valid = hook_payload("http-session", 1);
+    let malformed = br#"{"hook_event_name":"UserPromptSubmit","session_id":"http-session", oops"#;
+    let mut oversized =
+        br#"{"hook_event_name":"UserPromptSubmit","session_id":"http-session","prompt":""#.to_vec();
+    oversized.extend(std::iter::repeat_n(b'x', 100 << 10));
+    oversized.extend_from_slice(b"\"}");
+    for body in [&valid[..], &malformed[..], &oversized[..]] {
+        let response = server.post_hook(body);
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert!(response.body.is_empty(), "{}", response.text());
+    }
+    let too_big = vec![b'y'; 2 << 20];
+    let response = server.post_hook(&too_big);
+    assert_eq!(response.status, 413);
+    assert!(response.error().contains("limit"));
+
+    server.wait_caught_up(3);
+    let records = sandbox.cat(&[]);
+    assert_eq!(records.len(), 3, "the 413 body is not stored");
+    assert_eq!(records[0].raw, valid);
+    assert_eq!(records[1].raw, malformed);
+    assert!(records[1].malformed.is_some());
+    assert_eq!(
+        records[2].raw.len(),
+        64 << 10,
+        "kept its first max_record_bytes"
+    );
+    assert!(
+        records[2].line.contains("\"truncated\""),
+        "{}",
+        records[2].line
+    );
+
+    let page = server.json("/api/sessions/http-session/records");
+    let api: Vec<&Value> = page["records"].as_array().unwrap().iter().collect();
+    let cli = cli_lines(&sandbox, &store, &["cat", "--json"]);
+    assert_eq!(api.len(), 3);
+    for (api, cli) in api.iter().zip(&cli) {
+        assert_eq!(*api, cli);
+    }
+    assert_eq!(server.terminate(), Some(0));
+}
+
+/// Issue 16 item 3 (REST rows as the CLI's `--json`): sessions, one session, its tree,
+/// records, tasks and cost equal the command line's output for the same store.
+#[test]
+fn rows_equal_the_cli() {
+    let sandbox = Sandbox::new();
+    let store = demo_store(&sandbox);
+    let server = Server::start(&sandbox, &store, &[]);
+    server.wait_caught_up(1);
+
+    let cli_sessions = cli_lines(&sandbox, &store, &["sessions", "--json"]);
+    let api = server.json("/api/sessions");
+    assert_eq!(api["sessions"].as_array().unwrap(), &cli_sessions);
+    assert_eq!(api["next_cursor"], Value::Null);
+    let id = cli_sessions[0]["session"].as_str().unwrap();
+    let prefix = &id[..8];
+    assert_eq!(
+        server.json(&format!("/api/sessions/{prefix}")),
+        cli_sessions[0]
+    );
+    assert_eq!(
+        server.json(&format!("/api/sessions/{prefix}/timeline")),
+        cli_json(&sandbox, &store, &["show", id, "--json"])
+    );
+    assert_eq!(
+        server.json(&format!("/api/sessions/{prefix}/tree")),
+        cli_json(&sandbox, &store, &["tree", id, "--json"])
+    );
+    assert_eq!(
+        server.json(&format!("/api/sessions/{id}/records"))["records"]
+            .as_array()
+            .unwrap(),
+        &cli_lines(&sandbox, &store, &["cat", "--json", "--session", id])
+    );
+    let mermaid = server.get(&format!("/api/sessions/{prefix}/tree?format=mermaid"));
+    assert_eq!(mermaid.status, 200);
+    let cli_mermaid = sandbox
+        .command_in(&store, &["tree", id, "--mermaid"])
+        .output()
+        .unwrap();
+    assert_eq!(mermaid.body, cli_mermaid.stdout);
+    assert_eq!(
+        server.json("/api/tasks"),
+        cli_json(&sandbox, &store, &["tasks", "--json"])
+    );
+    for by in ["session", "day", "model", "tool"] {
+        assert_eq!(
+            server.json(&format!("/api/cost?by={by}")),
+            cli_json(&sandbox, &store, &["cost", "--by", by, "--json"]),
+            "cost by {by}"
+        );
+    }
+    // Paging: one row per page, the cursor walks every session once.
+    let mut seen = Vec::new();
+    let mut path = "/api/sessions?limit=1".to_owned();
+    loop {
+        let page = server.json(&path);
+        seen.extend(page["sessions"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/sessions?limit=1&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, cli_sessions);
+    let openapi = server.json("/api/openapi.json");
+    assert!(openapi["openapi"].as_str().unwrap().starts_with("3.1"));
+}
+
+/// Issue 16 item 3 (errors): unknown session 404, ambiguous prefix 400, bad parameters 400,
+/// unknown route 404, each with a JSON `{"error": …}` body.
+#[test]
+fn bad_requests_get_json_errors() {
+    let sandbox = Sandbox::new();
+    let store = sandbox.store();
+    let server = Server::start(&sandbox, &store, &[]);
+    for session in ["dup-a", "dup-b"] {
+        assert_eq!(server.post_hook(&hook_payload(session, 0)).status, 200);
+    }
+    server.wait_caught_up(2);
+    for (path, status) in [
+        ("/api/sessions/nope", 404),
+        ("/api/sessions/nope/tree", 404),
+        ("/api/sessions/nope/records", 404),
+        ("/api/sessions/nope/timeline", 404),
+        ("/api/sessions/dup-", 400),
+        ("/api/sessions/dup-/tree", 400),
+        ("/api/sessions/dup-a/tree?format=svg", 400),
+        ("/api/sessions?since=yesterdayish", 400),
+        ("/api/sessions?limit=0", 400),
+        ("/api/sessions?cursor=zzz", 400),
+        ("/api/cost?by=planet", 400),
+        ("/api/cost?until=2026-13-45", 400),
+        ("/api/stream?source=martian", 400),
+        ("/api/nothing-here", 404),
+    ] {
+        let response = server.get(path);
+        assert_eq!(response.status, status, "GET {path}: {}", response.text());
+        assert!(!response.error().is_empty(), "GET {path}");
+    }
+    assert_eq!(
+        server.json("/api/sessions/dup-a")["session"],
+        Value::from("dup-a")
+    );
+}
+
+/// An open SSE connection read line by line.
+struct Events {
+    reader: BufReader<TcpStream>,
+}
+
+impl Events {
+    fn open(addr: SocketAddr, query: &str, last_event_id: Option<u64>) -> Self {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut head = format!("GET /api/stream{query} HTTP/1.1\r\nHost: {addr}\r\n");
+        if let Some(id) = last_event_id {
+            head.push_str(&format!("Last-Event-ID: {id}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.contains(" 200 "), "{line}");
+        loop {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+        }
+        Self { reader }
+    }
+
+    /// The next `record` event as (id, data), skipping keep-alives and chunk sizes.
+    fn next_record(&mut self) -> (u64, Value) {
+        let (mut id, mut data, mut event) = (None, None, None);
+        loop {
+            let mut line = String::new();
+            let n = self.reader.read_line(&mut line).unwrap();
+            assert!(n > 0, "stream ended");
+            let line = line.trim_end_matches(['\r', '\n']);
+            if let Some(v) = line.strip_prefix("id: ") {
+                id = Some(v.parse().unwrap());
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                data = Some(serde_json::from_str(v).unwrap());
+            } else if let Some(v) = line.strip_prefix("event: ") {
+                event = Some(v.to_owned());
+            } else if line.is_empty()
+                && event.as_deref() == Some("record")
+                && let (Some(id), Some(data)) = (id, data.take())
+            {
+                return (id, data);
+            }
+        }
+    }
+}
+
+/// Issue 16 item 4 (SSE): a hook posted after a client connected arrives as a `record` event
+/// with its offset as id; reconnecting with `Last-Event-ID` delivers exactly the records
+/// after it, in order, without gaps or duplicates.
+#[test]
+fn stream_delivers_and_resumes_without_gaps() {
+    let sandbox = Sandbox::new();
+    let store = sandbox.store();
+    let server = Server::start(&sandbox, &store, &[]);
+    assert_eq!(server.post_hook(&hook_payload("before", 0)).status, 200);
+    server.wait_caught_up(1);
+
+    let mut events = Events::open(server.addr, "?session=live", None);
+    assert_eq!(server.post_hook(&hook_payload("other", 0)).status, 200);
+    assert_eq!(server.post_hook(&hook_payload("live", 1)).status, 200);
+    let (first, data) = events.next_record();
+    assert_eq!(data["session"], "live");
+    assert_eq!(data["offset"].as_u64(), Some(first));
+    drop(events);
+
+    for n in 2..5 {
+        assert_eq!(server.post_hook(&hook_payload("live", n)).status, 200);
+    }
+    server.wait_caught_up(first + 4);
+    let mut resumed = Events::open(server.addr, "", Some(first));
+    let ids: Vec<u64> = (0..3).map(|_| resumed.next_record().0).collect();
+    assert_eq!(ids, vec![first + 1, first + 2, first + 3]);
+    assert_eq!(server.post_hook(&hook_payload("live", 5)).status, 200);
+    let (next, data) = resumed.next_record();
+    assert_eq!(next, first + 4);
+    assert_eq!(data["body"]["payload"]["prompt"], "prompt 5");
+}
+
+/// Issue 16 item 1 (graceful shutdown): SIGTERM with a stream client connected exits 0 and
+/// leaves a store that verifies.
+#[test]
+fn sigterm_exits_zero_and_the_store_verifies() {
+    let sandbox = Sandbox::new();
+    let store = sandbox.store();
+    let server = Server::start(&sandbox, &store, &[]);
+    for n in 0..5 {
+        assert_eq!(server.post_hook(&hook_payload("bye", n)).status, 200);
+    }
+    server.wait_caught_up(5);
+    let _client = Events::open(server.addr, "", None);
+    assert_eq!(server.terminate(), Some(0));
+    sandbox.ok(&["verify"]);
+    assert_eq!(sandbox.cat(&[]).len(), 5);
+}
+
+/// Issue 16 item 1 (loopback by default): without the API tokens, an address that is not
+/// loopback is refused at start (exit 1, the address named), and nothing is listening.
+#[test]
+fn non_loopback_bind_is_refused() {
+    let sandbox = Sandbox::new();
+    let output = sandbox.run(&["serve", "--bind", "0.0.0.0:0"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("0.0.0.0:0"), "{stderr}");
+}
