@@ -155,7 +155,7 @@ pub struct Block<'a> {
     pub text: Option<String>,
 }
 
-/// An assistant line as [`extract_tool_uses`] reads it: `message.content`'s blocks, parsed in
+/// An assistant line as the views' fold reads it: `message.content`'s blocks, parsed in
 /// one pass (each level held as a `RawValue` and parsed again would scan the content three
 /// times). A line whose `message` or `content` has another shape has no tool calls.
 #[derive(Debug, Default, Deserialize)]
