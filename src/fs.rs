@@ -116,7 +116,7 @@ pub fn remove_if_exists(path: &Path) -> io::Result<bool> {
 }
 
 /// The directory a file lives in (`.` for a bare file name).
-pub fn parent_dir(path: &Path) -> &Path {
+pub(crate) fn parent_dir(path: &Path) -> &Path {
     path.parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))

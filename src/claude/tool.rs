@@ -12,12 +12,12 @@ use serde_json::value::RawValue;
 
 /// Tools whose whole input the views keep (their to-do lists and task fields), not just
 /// [`InputKeys`].
-pub const WHOLE_INPUT_TOOLS: &[&str] = &["TodoWrite", "TaskUpdate", "TaskCreate"];
+pub(crate) const WHOLE_INPUT_TOOLS: &[&str] = &["TodoWrite", "TaskUpdate", "TaskCreate"];
 
 /// The input keys the views read; other keys are skipped without building values.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct InputKeys {
+pub(crate) struct InputKeys {
     /// The `command` member.
     pub command: Option<Value>,
     /// The `file_path` member.

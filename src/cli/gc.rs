@@ -27,7 +27,7 @@ pub struct GcArgs {
 
 /// The JSON form of a retention run.
 #[derive(Debug, Serialize)]
-pub struct GcSummary {
+pub(crate) struct GcSummary {
     /// Whether the changes were applied (false for `--dry-run` or when nothing goes).
     pub applied: bool,
     /// Records removed.
@@ -126,7 +126,7 @@ pub fn run(store: &Store, args: &GcArgs) -> anyhow::Result<i32> {
 ///
 /// # Errors
 /// When stdout fails.
-pub fn print_report(
+pub(crate) fn print_report(
     out: &mut impl Write,
     report: &RetentionReport,
     dry_run: bool,

@@ -55,7 +55,7 @@ terminal stream into a checksummed, segmented, zstd-compressed append-only log, 
 sessions, read their timelines, search all history, account for cost, replay terminals, keep the \
 store under retention policies, export it, and verify it.\n\nStart with `ctrace demo`."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Store directory [default: $CTRACE_HOME, else $XDG_DATA_HOME/ctrace, else ~/.local/share/ctrace]
     #[arg(long, global = true, value_name = "DIR")]
     pub store: Option<PathBuf>,
@@ -261,7 +261,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 ///
 /// # Errors
 /// When none of them can be determined (no `HOME`).
-pub fn store_dir(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub(crate) fn store_dir(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = flag {
         return Ok(dir.to_path_buf());
     }
@@ -280,7 +280,7 @@ pub fn store_dir(flag: Option<&Path>) -> anyhow::Result<PathBuf> {
 ///
 /// # Errors
 /// A [`crate::config::ConfigError`] naming the key.
-pub fn load_config(root: &Path, flag: Option<&Path>) -> anyhow::Result<Config> {
+pub(crate) fn load_config(root: &Path, flag: Option<&Path>) -> anyhow::Result<Config> {
     Ok(match flag {
         Some(path) => Config::load(path, true)?,
         None => Config::load(&root.join("config.toml"), false)?,
@@ -296,7 +296,7 @@ fn open(root: &Path, config: Config) -> anyhow::Result<Store> {
 /// cannot be created, is not a directory of ours (a symlink, another user's), or holds a
 /// symlink where a log file would be: the log is never written outside the store. Write errors
 /// later (a full disk) are dropped silently: the runtime log never prints on stderr.
-pub fn init_logging(root: &Path) -> Option<()> {
+pub(crate) fn init_logging(root: &Path) -> Option<()> {
     use tracing_subscriber::EnvFilter;
     let dir = root.join("logs");
     crate::log::inbox::create_dir_private(&dir).ok()?;
@@ -368,7 +368,7 @@ pub fn refresh(store: &Store) -> anyhow::Result<()> {
 
 /// Prints, once per process, that the store cannot be written and what the command does
 /// instead.
-pub fn note_unwritable(instead: &str, error: &dyn std::fmt::Display) {
+pub(crate) fn note_unwritable(instead: &str, error: &dyn std::fmt::Display) {
     static NOTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     tracing::warn!(%error, "store not writable: {instead}");
     if !NOTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
@@ -381,7 +381,7 @@ pub fn note_unwritable(instead: &str, error: &dyn std::fmt::Display) {
 ///
 /// # Errors
 /// When the views cannot be read or folded.
-pub fn views_for_reading(store: &Store) -> anyhow::Result<crate::views::ViewsDb> {
+pub(crate) fn views_for_reading(store: &Store) -> anyhow::Result<crate::views::ViewsDb> {
     let (db, fallback) =
         crate::views::access::open_current_or_memory(store).context("updating the views")?;
     if let Some(error) = fallback {

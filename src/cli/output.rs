@@ -6,7 +6,10 @@ use std::io::Write;
 ///
 /// # Errors
 /// I/O errors (a closed pipe included).
-pub fn json_line(out: &mut impl Write, value: &impl serde::Serialize) -> std::io::Result<()> {
+pub(crate) fn json_line(
+    out: &mut impl Write,
+    value: &impl serde::Serialize,
+) -> std::io::Result<()> {
     serde_json::to_writer(&mut *out, value).map_err(std::io::Error::from)?;
     out.write_all(b"\n")
 }

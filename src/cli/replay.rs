@@ -92,7 +92,7 @@ pub fn resolve<'a, V>(
 ///
 /// # Errors
 /// When the store cannot be read.
-pub fn session_ids(store: &Store) -> anyhow::Result<BTreeMap<String, bool>> {
+pub(crate) fn session_ids(store: &Store) -> anyhow::Result<BTreeMap<String, bool>> {
     Ok(catalog(store)?.ids)
 }
 

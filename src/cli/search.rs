@@ -86,7 +86,7 @@ struct HitOut<'a> {
 }
 
 /// Whether to colour output: stdout is a terminal and `NO_COLOR` is unset or empty.
-pub fn use_colour() -> bool {
+pub(crate) fn use_colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
@@ -94,7 +94,7 @@ pub fn use_colour() -> bool {
 ///
 /// # Errors
 /// I/O errors.
-pub fn write_highlighted(
+pub(crate) fn write_highlighted(
     out: &mut impl Write,
     text: &str,
     ranges: &[std::ops::Range<usize>],
@@ -118,7 +118,7 @@ pub fn write_highlighted(
 }
 
 /// The command that replays a session from a record.
-pub fn replay_command(session: Option<&str>, offset: u64) -> String {
+pub(crate) fn replay_command(session: Option<&str>, offset: u64) -> String {
     match session {
         Some(s) => format!("ctrace replay {s} --at {offset}"),
         None => format!("ctrace cat  # offset {offset} has no session"),

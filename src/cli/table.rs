@@ -23,7 +23,7 @@ pub fn plain(header: &[&str], right: &[usize]) -> Table {
 }
 
 /// The table's lines, each without trailing spaces.
-pub fn render(table: &Table) -> String {
+pub(crate) fn render(table: &Table) -> String {
     table.trim_fmt()
 }
 

@@ -8,7 +8,7 @@ use super::UsageError;
 ///
 /// # Errors
 /// [`UsageError`] naming the flag.
-pub fn parse_range(
+pub(crate) fn parse_range(
     since: Option<&str>,
     until: Option<&str>,
     now_ns: u64,

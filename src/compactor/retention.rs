@@ -40,7 +40,7 @@ pub struct RemovalOutcome {
 ///
 /// # Errors
 /// [`CompactError::Consumer`] when a checkpoint cannot be read: retention then does nothing.
-pub fn consumers_bound(
+pub(crate) fn consumers_bound(
     store: &Store,
     consumers: &[&dyn Consumer],
     next: Offset,

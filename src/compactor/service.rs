@@ -77,7 +77,7 @@ impl Trigger {
     }
 
     /// Whether [`Trigger::stop`] was called.
-    pub fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

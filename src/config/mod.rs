@@ -82,11 +82,11 @@ pub enum ConfigError {
 /// Default of `storage.max_record_bytes` (16 MiB): about 90× the longest line of the corpus
 /// (174 KiB), and small enough that the few copies of one record a command holds at once stay
 /// well under the 256 MiB peak-RSS bound (`docs/benchmarks.md`).
-pub const DEFAULT_MAX_RECORD_BYTES: u64 = 16 << 20;
+pub(crate) const DEFAULT_MAX_RECORD_BYTES: u64 = 16 << 20;
 /// Largest `storage.max_record_bytes` accepted (64 MiB): a record this large plus its
 /// envelope fits a block that every reader accepts
 /// ([`crate::segments::segment::MAX_BLOCK_RAW_BYTES`], 256 MiB) with room to spare.
-pub const MAX_MAX_RECORD_BYTES: u64 = 64 << 20;
+pub(crate) const MAX_MAX_RECORD_BYTES: u64 = 64 << 20;
 
 /// When appended records are made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

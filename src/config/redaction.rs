@@ -72,7 +72,7 @@ impl RedactionRule {
 }
 
 /// Whether `text` can stand inside a JSON string unescaped: no `"`, `\` or control characters.
-pub fn json_safe(text: &str) -> bool {
+pub(crate) fn json_safe(text: &str) -> bool {
     !text
         .chars()
         .any(|c| c == '"' || c == '\\' || c.is_control())

@@ -132,7 +132,7 @@ pub fn extract(record: &Record, carry: &mut PtyCarry) -> Extracted {
 
 /// [`extract`] for a record whose PTY output bytes were joined with the carry already
 /// ([`PtyCarry::prepare`]); `joined` is ignored for other records.
-pub fn extract_prepared(record: &Record, joined: Option<&[u8]>) -> Extracted {
+pub(crate) fn extract_prepared(record: &Record, joined: Option<&[u8]>) -> Extracted {
     let mut out = Extracted::default();
     match &record.body {
         Body::Hook(hook) => {

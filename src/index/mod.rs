@@ -42,7 +42,7 @@ use crate::log::{LogError, StorePaths};
 use crate::segments::Offset;
 
 /// Version of the schema and payload; an index of another version must be rebuilt.
-pub const INDEX_VERSION: u32 = 1;
+pub(crate) const INDEX_VERSION: u32 = 1;
 
 /// Raw bytes (payload bytes of records) between two commits of a long pass.
 pub const COMMIT_EVERY_BYTES: u64 = 256 << 20;

@@ -18,7 +18,7 @@ use crate::model::Source;
 use crate::segments::Offset;
 
 /// Field names a query may use (`field:value`); `text` is the default field.
-pub const FIELD_NAMES: &[&str] = &[
+pub(crate) const FIELD_NAMES: &[&str] = &[
     "text", "session", "source", "event", "tool", "model", "agent", "project", "type", "offset",
 ];
 

@@ -16,7 +16,7 @@
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 
 /// Name under which the tokenizer is registered in the index.
-pub const TOKENIZER_NAME: &str = "ctrace_words_cjk";
+pub(crate) const TOKENIZER_NAME: &str = "ctrace_words_cjk";
 
 /// Longest token kept, in bytes (UTF-8, before lowercasing).
 pub const MAX_TOKEN_BYTES: usize = 64;
@@ -52,13 +52,13 @@ fn is_word_char(c: char) -> bool {
 /// Token buffers are reused from one text to the next, so tokenizing allocates only when a text
 /// has more tokens, or longer ones, than any before it.
 #[derive(Debug, Clone, Default)]
-pub struct WordsCjkTokenizer {
+pub(crate) struct WordsCjkTokenizer {
     tokens: Vec<Token>,
 }
 
 /// The tokens of one text, produced eagerly.
 #[derive(Debug)]
-pub struct WordsCjkTokenStream<'a> {
+pub(crate) struct WordsCjkTokenStream<'a> {
     tokens: &'a mut [Token],
     next: usize,
 }

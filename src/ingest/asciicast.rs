@@ -579,7 +579,7 @@ pub fn session_id(bytes: &[u8]) -> String {
 
 /// [`session_id`] computed over a file read in pieces.
 #[derive(Debug, Clone)]
-pub struct SessionHasher {
+pub(crate) struct SessionHasher {
     fnv: u64,
     crc: crc32fast::Hasher,
 }
@@ -631,7 +631,7 @@ pub fn records(cast: &Cast, session: &str, fallback_start_ns: u64) -> Vec<Record
 
 /// The `start` record of a cast whose recording started at `start_ns` (the header's
 /// `timestamp`, else a fallback chosen by the caller).
-pub fn start_record(header: &Header, session: &str, start_ns: u64) -> Record {
+pub(crate) fn start_record(header: &Header, session: &str, start_ns: u64) -> Record {
     pty_record(
         start_ns,
         session,
@@ -649,7 +649,7 @@ pub fn start_record(header: &Header, session: &str, start_ns: u64) -> Record {
 }
 
 /// The record of one event of a cast whose recording started at `start_ns`.
-pub fn event_record(event: Event, session: &str, start_ns: u64) -> Record {
+pub(crate) fn event_record(event: Event, session: &str, start_ns: u64) -> Record {
     pty_record(
         start_ns.saturating_add(event.time_ns),
         session,

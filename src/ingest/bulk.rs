@@ -497,7 +497,10 @@ impl<'l, 's> Ingester<'l, 's> {
     ///
     /// # Errors
     /// As [`Ingester::ingest_paths`].
-    pub fn tail_transcripts(&mut self, paths: &BTreeSet<PathBuf>) -> Result<(), IngestError> {
+    pub(crate) fn tail_transcripts(
+        &mut self,
+        paths: &BTreeSet<PathBuf>,
+    ) -> Result<(), IngestError> {
         for path in paths {
             if !path.is_file() {
                 tracing::debug!(path = %path.display(), "transcript named by a hook is not here");
@@ -513,7 +516,7 @@ impl<'l, 's> Ingester<'l, 's> {
     ///
     /// # Errors
     /// As [`Ingester::ingest_paths`].
-    pub fn ingest_file(
+    pub(crate) fn ingest_file(
         &mut self,
         path: &Path,
         kind: Option<FileKind>,

@@ -4,7 +4,7 @@
 //! 1. [`scan`] parses every line (an invalid cast is rejected before anything is stored),
 //!    derives the session id from the file's bytes ([`super::asciicast::session_id`]), counts
 //!    the output and input events and runs the redaction rules over each of those two streams
-//!    without keeping them (a dry run, as [`Redactor::redact_pty_records`] does).
+//!    without keeping them (a dry run, as the in-memory `Redactor::redact_pty_records` of the tests does).
 //! 2. [`records`] parses the file again and hands over its records in order: the `start`
 //!    record, then one per event. When the dry run found a secret in a stream, that stream is
 //!    redacted as one stream ([`StreamRedactor`]): bytes held back at a chunk's end move to the

@@ -83,7 +83,7 @@ impl ArraySink for Elements {
 ///
 /// # Errors
 /// Reading the file, or `each`'s error.
-pub fn array_payloads<E: From<std::io::Error>>(
+pub(crate) fn array_payloads<E: From<std::io::Error>>(
     file: &mut File,
     from: u64,
     bounds: Bounds,
@@ -130,7 +130,7 @@ pub fn array_payloads<E: From<std::io::Error>>(
 ///
 /// # Errors
 /// Reading the file.
-pub fn object_payload(
+pub(crate) fn object_payload(
     file: &mut File,
     from: u64,
     bounds: Bounds,

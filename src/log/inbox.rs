@@ -24,9 +24,9 @@ use crate::config::Durability;
 use crate::segments::frame;
 
 /// Name of the shared inbox file.
-pub const ACTIVE_FILE: &str = "active.wal";
+pub(crate) const ACTIVE_FILE: &str = "active.wal";
 /// Extension of inbox and spool files.
-pub const WAL_EXTENSION: &str = "wal";
+pub(crate) const WAL_EXTENSION: &str = "wal";
 
 /// Creates the store directory `dir` and its parents with mode 0700 if missing, and checks it
 /// (see [`private::ensure_store_dir`]).
@@ -283,7 +283,7 @@ pub fn spool_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, LogError> {
 ///
 /// # Errors
 /// The I/O error (`ELOOP` for a symlink).
-pub fn open_read(path: &Path) -> std::io::Result<File> {
+pub(crate) fn open_read(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
         .read(true)
         .custom_flags(private::NOFOLLOW)

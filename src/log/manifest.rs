@@ -18,9 +18,9 @@ use crate::segments::segment::Finished;
 use crate::segments::{Offset, SegmentId};
 
 /// First eight bytes of a MANIFEST file.
-pub const MANIFEST_MAGIC: [u8; 8] = *b"CTMANIF1";
+pub(crate) const MANIFEST_MAGIC: [u8; 8] = *b"CTMANIF1";
 /// Largest MANIFEST accepted, in bytes (64 MiB), checked before allocating.
-pub const MAX_MANIFEST_BYTES: u32 = 64 << 20;
+pub(crate) const MAX_MANIFEST_BYTES: u32 = 64 << 20;
 
 /// One live sealed segment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -182,7 +182,7 @@ impl StorePaths {
     /// The fallback spool directory if it exists and passes the checks of
     /// [`private::check_spool_dir`]; a directory that fails them is logged and skipped, so
     /// planted files are never read or sealed.
-    pub fn checked_fallback_spool(&self) -> Option<PathBuf> {
+    pub(crate) fn checked_fallback_spool(&self) -> Option<PathBuf> {
         let (base, levels) = self.fallback_spool_levels();
         let levels = [levels[0].as_str(), levels[1].as_str()];
         match private::check_spool_dir(&base, &levels) {
@@ -197,7 +197,7 @@ impl StorePaths {
 
     /// The store's own `spool/` if it exists and is a directory (not a symlink); otherwise
     /// logged and skipped.
-    pub fn checked_spool(&self) -> Option<PathBuf> {
+    pub(crate) fn checked_spool(&self) -> Option<PathBuf> {
         match private::check_dir(&self.spool, private::DirRule::Real) {
             Ok(true) => Some(self.spool.clone()),
             Ok(false) => None,

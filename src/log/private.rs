@@ -24,9 +24,9 @@ use super::LogError;
 pub const NOFOLLOW: i32 = libc::O_NOFOLLOW;
 
 /// Mode of every directory ctrace creates.
-pub const DIR_MODE: u32 = 0o700;
+pub(crate) const DIR_MODE: u32 = 0o700;
 /// Mode of every file ctrace creates.
-pub const FILE_MODE: u32 = 0o600;
+pub(crate) const FILE_MODE: u32 = 0o600;
 
 /// The effective user id of this process.
 pub fn euid() -> u32 {
@@ -125,7 +125,7 @@ fn judge_dir(meta: &Metadata, rule: DirRule) -> Result<(), Unsafe> {
 ///
 /// # Errors
 /// The reason it may not.
-pub fn judge_spool_file(meta: &Metadata, expected: u32) -> Result<(), Unsafe> {
+pub(crate) fn judge_spool_file(meta: &Metadata, expected: u32) -> Result<(), Unsafe> {
     if meta.file_type().is_symlink() {
         return Err(Unsafe::Symlink);
     }
@@ -206,7 +206,7 @@ pub fn ensure_store_dir(dir: &Path) -> Result<(), LogError> {
 /// # Errors
 /// [`LogError::Unsafe`] for a symlink or a non-directory; [`LogError::Io`] when it cannot be
 /// examined.
-pub fn prepare_store_dir(dir: &Path) -> Result<(), LogError> {
+pub(crate) fn prepare_store_dir(dir: &Path) -> Result<(), LogError> {
     match lstat(dir)? {
         None => {
             if let Err(error) = create_dirs(dir) {
@@ -278,7 +278,7 @@ pub fn ensure_spool_dir(base: &Path, levels: &[&str]) -> Result<PathBuf, LogErro
 ///
 /// # Errors
 /// As [`check_dir`] with [`DirRule::OwnedPrivate`].
-pub fn check_spool_dir(base: &Path, levels: &[&str]) -> Result<bool, LogError> {
+pub(crate) fn check_spool_dir(base: &Path, levels: &[&str]) -> Result<bool, LogError> {
     let mut dir = base.to_path_buf();
     for level in levels {
         dir.push(level);

@@ -22,7 +22,7 @@ use crate::segments::{Offset, SegmentId};
 
 /// What a segment file that the MANIFEST does not name is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unlisted {
+pub(crate) enum Unlisted {
     /// Its committed offsets are all in listed segments, the others were never committed.
     Uncommitted,
     /// Named in the MANIFEST's `retired` list.
@@ -32,7 +32,7 @@ pub enum Unlisted {
 }
 
 /// A segment file name's offsets: `<base:020>-<end:020>[-g<generation:020>].seg`.
-pub fn parse_segment_name(name: &str) -> Option<(u64, u64, u64)> {
+pub(crate) fn parse_segment_name(name: &str) -> Option<(u64, u64, u64)> {
     let stem = name.strip_suffix(".seg")?;
     let mut parts = stem.split('-');
     let base = parts.next()?.parse().ok()?;
@@ -49,7 +49,7 @@ pub fn parse_segment_name(name: &str) -> Option<(u64, u64, u64)> {
 
 /// Judges an unlisted segment file by the rules in the module docs. A name that does not parse
 /// is [`Unlisted::Committed`] (kept).
-pub fn unlisted_segment(manifest: &Manifest, name: &str) -> Unlisted {
+pub(crate) fn unlisted_segment(manifest: &Manifest, name: &str) -> Unlisted {
     if manifest.retired.iter().any(|r| r == name) {
         return Unlisted::Retired;
     }

@@ -29,7 +29,7 @@ use crate::segments::segment::{SegmentReader, SegmentWriter};
 use crate::segments::{Offset, SegmentId};
 
 /// Name of the pin list file in the store directory.
-pub const PINS_FILE: &str = "PINS";
+pub(crate) const PINS_FILE: &str = "PINS";
 
 /// Limits of one source.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -34,7 +34,7 @@ use crate::segments::{Offset, SegmentId};
 
 /// Hook events after which the session's transcript is tailed (`transcript_path`,
 /// `agent_transcript_path`).
-pub const TAIL_EVENTS: [&str; 4] = ["Stop", "SubagentStop", "SessionEnd", "PreCompact"];
+pub(crate) const TAIL_EVENTS: [&str; 4] = ["Stop", "SubagentStop", "SessionEnd", "PreCompact"];
 
 /// What one seal did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -598,7 +598,7 @@ fn discard(created: &[PathBuf]) {
 /// A segment's file name: `<base:020>-<end:020>.seg`, where `end` is one past its last offset.
 /// The end is part of the name so that extending the tail segment writes a new file and the
 /// MANIFEST commit switches to it atomically.
-pub fn segment_file_name(base: SegmentId, end: Offset) -> String {
+pub(crate) fn segment_file_name(base: SegmentId, end: Offset) -> String {
     format!("{:020}-{:020}.seg", base.0, end.0)
 }
 

@@ -124,7 +124,7 @@ pub struct Recording {
 
 /// A new random session id: a UUID v4 (`uuid` crate, OS random source), lowercase and
 /// hyphenated like Claude Code's own session ids (`8-4-4-4-12` hex digits).
-pub fn new_session_id() -> String {
+pub(crate) fn new_session_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
@@ -134,7 +134,7 @@ pub fn new_session_id() -> String {
 /// # Errors
 /// [`RecordError::NotExecutable`] (the shell's 126) when no executable was found but the path,
 /// or a file of that name in a `PATH` directory, exists; else [`RecordError::NotFound`] (127).
-pub fn resolve_program(program: &std::ffi::OsStr) -> Result<PathBuf, RecordError> {
+pub(crate) fn resolve_program(program: &std::ffi::OsStr) -> Result<PathBuf, RecordError> {
     if !program.is_empty()
         && let Ok(path) = which::which(program)
     {
@@ -161,7 +161,7 @@ pub fn resolve_program(program: &std::ffi::OsStr) -> Result<PathBuf, RecordError
 }
 
 /// The command line as one string, arguments quoted for a POSIX shell where needed (`shlex`).
-pub fn command_line(command: &[OsString]) -> String {
+pub(crate) fn command_line(command: &[OsString]) -> String {
     let args: Vec<String> = command
         .iter()
         .map(|arg| arg.to_string_lossy().into_owned())

@@ -33,7 +33,7 @@ pub const MAX_FRAME_LIMIT_BYTES: u32 = 64 << 20;
 pub const FLAG_CONTINUES: u8 = 0x01;
 /// Flag bit: this frame continues the record of the previous frame (set on every frame of a
 /// chain but the first), so a chain cut short can never absorb the next record's frame.
-pub const FLAG_CONTINUED: u8 = 0x02;
+pub(crate) const FLAG_CONTINUED: u8 = 0x02;
 /// Flag bits a valid frame may carry.
 const KNOWN_FLAGS: u8 = FLAG_CONTINUES | FLAG_CONTINUED;
 

@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// A read-only map of a whole file (an empty file maps to an empty slice).
 #[derive(Debug)]
-pub struct ReadOnlyMap {
+pub(crate) struct ReadOnlyMap {
     map: Option<memmap2::Mmap>,
 }
 

@@ -26,7 +26,7 @@ use crate::model::{PtyKind, Source};
 
 /// Records of other sessions a range may span between two records of its own session: a reader
 /// of the session decodes at most this many foreign records per stored range.
-pub const RANGE_GAP_RECORDS: u64 = 256;
+pub(crate) const RANGE_GAP_RECORDS: u64 = 256;
 
 /// What the session facts read of a transcript line's JSON (extracted by the reading thread).
 #[derive(Debug, Clone, Copy, Default)]

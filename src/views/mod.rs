@@ -309,7 +309,7 @@ pub fn catch_up(store: &Store) -> Result<ViewsReport, ViewsError> {
 ///
 /// # Errors
 /// [`ViewsError`].
-pub fn catch_up_db(store: &Store, db: &mut ViewsDb) -> Result<ViewsReport, ViewsError> {
+pub(crate) fn catch_up_db(store: &Store, db: &mut ViewsDb) -> Result<ViewsReport, ViewsError> {
     let started = Instant::now();
     let snapshot = store.snapshot()?;
     let end = snapshot.manifest().next_offset;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use crate::config::pricing::{ModelPrice, PricingConfig};
 
 /// Version of the bundled price table, shown by `ctrace cost`.
-pub const PRICE_TABLE_VERSION: &str = "anthropic-list-2026-02";
+pub(crate) const PRICE_TABLE_VERSION: &str = "anthropic-list-2026-02";
 
 const fn price(
     input: f64,
@@ -37,7 +37,7 @@ const HAIKU_35: ModelPrice = price(0.80, 4.0, 1.0, 1.6, 0.08);
 const HAIKU_3: ModelPrice = price(0.25, 1.25, 0.30, 0.50, 0.03);
 
 /// The bundled table: model name (without date suffix) and its prices.
-pub const BUNDLED: &[(&str, ModelPrice)] = &[
+pub(crate) const BUNDLED: &[(&str, ModelPrice)] = &[
     ("claude-opus-4-8", OPUS_45),
     ("claude-opus-4-7", OPUS_45),
     ("claude-opus-4-6", OPUS_45),
@@ -64,7 +64,7 @@ pub const BUNDLED: &[(&str, ModelPrice)] = &[
 ];
 
 /// Claude Code writes this model name on messages it made up itself (no API call): free.
-pub const SYNTHETIC_MODEL: &str = "<synthetic>";
+pub(crate) const SYNTHETIC_MODEL: &str = "<synthetic>";
 
 /// Token counts of one or more API responses, split the way they are priced.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -134,7 +134,7 @@ impl PriceTable {
 
     /// The prices of `model`: exact name, then without a `-YYYYMMDD` suffix, then without a
     /// provider prefix (`anthropic/`, `us.anthropic.`). `None` when unknown.
-    pub fn lookup(&self, model: &str) -> Option<ModelPrice> {
+    pub(crate) fn lookup(&self, model: &str) -> Option<ModelPrice> {
         if model == SYNTHETIC_MODEL {
             return Some(price(0.0, 0.0, 0.0, 0.0, 0.0));
         }

@@ -4,10 +4,10 @@
 
 /// Schema version stored in `meta.schema_version`; a different stored version makes
 /// `catch_up` rebuild the views.
-pub const SCHEMA_VERSION: &str = "6";
+pub(crate) const SCHEMA_VERSION: &str = "6";
 
 /// Connection settings applied on every open.
-pub const PRAGMAS: &str = "
+pub(crate) const PRAGMAS: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 PRAGMA foreign_keys = OFF;
@@ -16,7 +16,7 @@ PRAGMA cache_size = -262144;
 ";
 
 /// The tables, created if missing (their secondary indexes are in [`INDEXES`]).
-pub const TABLES: &str = "
+pub(crate) const TABLES: &str = "
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -155,7 +155,7 @@ CREATE TABLE IF NOT EXISTS problems (
 
 /// The secondary indexes, created if missing. A rebuild creates them after the bulk load,
 /// except `turns_by_start`, which the fold itself reads (ending turns).
-pub const INDEXES: &str = "
+pub(crate) const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS turns_by_start ON turns (session, start_ns);
 -- Covering indexes: `cost --by day` and `--by session` read them in group order, no sort.
 CREATE INDEX IF NOT EXISTS usage_by_day ON usage (day, model, ts_ns, input_tokens,
@@ -169,7 +169,7 @@ CREATE INDEX IF NOT EXISTS usage_by_session ON usage (session, model, ts_ns, inp
 /// response) subtracts the old values and adds the new; a delete (`forget`) subtracts. First and
 /// last times of a group a row left are re-read from `usage_by_day` (an index seek), so they
 /// stay exact. A rebuild fills `usage_days` with [`FILL_USAGE_DAYS`] before creating them.
-pub const TRIGGERS: &str = "
+pub(crate) const TRIGGERS: &str = "
 CREATE TRIGGER IF NOT EXISTS usage_days_insert AFTER INSERT ON usage BEGIN
     INSERT INTO usage_days (day, model, input_tokens, output_tokens, cache_creation_tokens,
         cache_creation_1h_tokens, cache_read_tokens, responses, first_ns, last_ns)
@@ -237,7 +237,7 @@ END;
 ";
 
 /// Fills `usage_days` from `usage` (a rebuild, before [`TRIGGERS`] exist).
-pub const FILL_USAGE_DAYS: &str = "
+pub(crate) const FILL_USAGE_DAYS: &str = "
 DELETE FROM usage_days;
 INSERT INTO usage_days (day, model, input_tokens, output_tokens, cache_creation_tokens,
     cache_creation_1h_tokens, cache_read_tokens, responses, first_ns, last_ns)
@@ -247,14 +247,14 @@ FROM usage GROUP BY day, model;
 ";
 
 /// The index the fold reads while loading (created before the rows during a rebuild).
-pub const FOLD_INDEXES: &str = "
+pub(crate) const FOLD_INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS turns_by_start ON turns (session, start_ns);
 ";
 
 /// Connection settings of a rebuild's fresh database file: no rollback journal, no fsync
 /// until the end (the file is only renamed into place once complete and synced), one
 /// connection, 512 MiB of page cache.
-pub const BULK_PRAGMAS: &str = "
+pub(crate) const BULK_PRAGMAS: &str = "
 PRAGMA journal_mode = OFF;
 PRAGMA synchronous = OFF;
 PRAGMA locking_mode = EXCLUSIVE;
@@ -264,7 +264,7 @@ PRAGMA cache_size = -524288;
 ";
 
 /// Every table that holds rows of a session (for `forget`), with its session column.
-pub const SESSION_TABLES: &[&str] = &[
+pub(crate) const SESSION_TABLES: &[&str] = &[
     "sessions",
     "session_sources",
     "session_links",

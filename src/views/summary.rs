@@ -142,7 +142,10 @@ pub fn sessions(db: &ViewsDb, only: Option<&str>) -> Result<Vec<SessionRow>, Vie
 ///
 /// # Errors
 /// [`ViewsError::Sqlite`].
-pub fn record_ranges(db: &ViewsDb, session: &str) -> Result<Vec<(Offset, Offset)>, ViewsError> {
+pub(crate) fn record_ranges(
+    db: &ViewsDb,
+    session: &str,
+) -> Result<Vec<(Offset, Offset)>, ViewsError> {
     let path = db.path();
     let what = "reading session ranges";
     let mut stmt = db

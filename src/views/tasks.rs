@@ -17,7 +17,7 @@ use super::tree::Tokens;
 use super::{SqlContext, ViewsDb, ViewsError};
 
 /// RFC 3339 UTC to the minute (`2026-02-11T22:00Z`).
-pub fn format_ts_minutes(ns: u64) -> String {
+pub(crate) fn format_ts_minutes(ns: u64) -> String {
     let time = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns);
     let text = humantime::format_rfc3339_seconds(time).to_string();
     format!("{}Z", &text[..text.len().min(16)])
@@ -25,7 +25,7 @@ pub fn format_ts_minutes(ns: u64) -> String {
 
 /// Periods during which a task was in progress, per session.
 #[derive(Debug, Default, Clone)]
-pub struct Intervals {
+pub(crate) struct Intervals {
     by_session: HashMap<String, Vec<Interval>>,
 }
 
@@ -39,7 +39,7 @@ struct Interval {
 
 impl Intervals {
     /// The label (`beads:<id>` or `todo:<title>`) of the task in progress in `session` at `ts`.
-    pub fn task_at(&self, session: &str, ts: u64) -> Option<String> {
+    pub(crate) fn task_at(&self, session: &str, ts: u64) -> Option<String> {
         let list = self.by_session.get(session)?;
         let pick = |beads: bool| {
             list.iter()
@@ -65,7 +65,7 @@ fn label(kind: &str, id: &str, title: Option<&str>) -> String {
 ///
 /// # Errors
 /// [`ViewsError::Sqlite`].
-pub fn in_progress_intervals(db: &ViewsDb) -> Result<Intervals, ViewsError> {
+pub(crate) fn in_progress_intervals(db: &ViewsDb) -> Result<Intervals, ViewsError> {
     let path = db.path();
     let mut stmt = db
         .conn()
@@ -123,7 +123,7 @@ pub fn in_progress_intervals(db: &ViewsDb) -> Result<Intervals, ViewsError> {
 
 /// One Beads issue read from `.beads/issues.jsonl`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BeadsIssue {
+pub(crate) struct BeadsIssue {
     /// Issue id (`bd-12`).
     pub id: String,
     /// Title.
@@ -158,7 +158,7 @@ fn ts_field(value: &Value, key: &str) -> Option<u64> {
 
 /// Reads `<dir>/.beads/issues.jsonl`: issues, and the lines that are not issues. A missing file
 /// gives nothing; an unreadable one is one problem.
-pub fn read_beads(dir: &Path) -> (Vec<BeadsIssue>, Vec<BeadsProblem>) {
+pub(crate) fn read_beads(dir: &Path) -> (Vec<BeadsIssue>, Vec<BeadsProblem>) {
     let file = dir.join(".beads").join("issues.jsonl");
     let Ok(bytes) = std::fs::read(&file) else {
         return (Vec::new(), Vec::new());

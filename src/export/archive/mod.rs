@@ -60,7 +60,7 @@ pub const CHUNK_BYTES: usize = 16 << 20;
 /// Largest member accepted when reading, in bytes (1 GiB), checked before allocating.
 pub const MAX_MEMBER_BYTES: u64 = 1 << 30;
 /// zstd level of the archive stream.
-pub const ZSTD_LEVEL: i32 = 3;
+pub(crate) const ZSTD_LEVEL: i32 = 3;
 /// Producer inbox size in bytes after which import seals (32 MiB), as bulk ingest does.
 pub const IMPORT_ROLL_BYTES: u64 = 32 << 20;
 
@@ -182,7 +182,7 @@ pub enum ArchiveError {
 
 /// The first member: enough to tell a ctrace archive and its format version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ArchiveHeader {
+pub(crate) struct ArchiveHeader {
     /// Always [`FORMAT_NAME`].
     pub format: String,
     /// Archive format version.

@@ -1,7 +1,9 @@
 //! Redaction of records: every text a record carries, and a recording's PTY streams as
 //! streams (a secret split across records is still found).
 
-use super::{Redactor, StreamRedactor};
+use super::Redactor;
+#[cfg(test)]
+use super::StreamRedactor;
 use crate::model::{Body, PtyKind, Record};
 
 impl Redactor {
@@ -109,7 +111,8 @@ impl Redactor {
     /// are redacted on their own. A stream without any secret is left exactly as it was, event
     /// boundaries included (an asciicast round trip stays byte-identical); in a stream with a
     /// secret, held-back bytes move to the next event of their stream.
-    pub fn redact_pty_records(&self, records: &mut [Record]) {
+    #[cfg(test)]
+    pub(crate) fn redact_pty_records(&self, records: &mut [Record]) {
         if self.is_empty() {
             return;
         }
@@ -128,6 +131,7 @@ impl Redactor {
     }
 
     /// Redacts the events of one kind as one stream (see [`Self::redact_pty_records`]).
+    #[cfg(test)]
     fn redact_pty_stream(&self, records: &mut [Record], kind: PtyKind) {
         let indices: Vec<usize> = records
             .iter()

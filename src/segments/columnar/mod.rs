@@ -51,7 +51,7 @@ use memchr::memmem;
 
 /// First four bytes of a columnar block's raw content. Blocks of format versions 1 and 2
 /// start with a frame (`"CTF1"`), so the two layouts are told apart by their first bytes.
-pub const BLOCK_MAGIC: [u8; 4] = *b"CTB3";
+pub(crate) const BLOCK_MAGIC: [u8; 4] = *b"CTB3";
 
 const KIND_OPAQUE: u8 = 0;
 const KIND_HOOK: u8 = 1;
@@ -72,7 +72,7 @@ const SLOT_SESSION: usize = 18;
 const SLOT_FILE: usize = 19;
 
 /// Why a columnar block does not decode (the caller adds segment and position).
-pub type BlockDecodeError = &'static str;
+pub(crate) type BlockDecodeError = &'static str;
 
 /// Whether `raw` (a block's decompressed content) uses the columnar layout.
 pub fn is_columnar(raw: &[u8]) -> bool {

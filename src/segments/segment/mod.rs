@@ -36,15 +36,15 @@ pub use reader::{SegmentReader, read_block, read_block_raw};
 pub use writer::{Finished, SegmentWriter};
 
 /// Skippable-frame magic of the segment header.
-pub const HEADER_FRAME_MAGIC: u32 = 0x184D_2A50;
+pub(crate) const HEADER_FRAME_MAGIC: u32 = 0x184D_2A50;
 /// Skippable-frame magic of the block index.
-pub const INDEX_FRAME_MAGIC: u32 = 0x184D_2A51;
+pub(crate) const INDEX_FRAME_MAGIC: u32 = 0x184D_2A51;
 /// Skippable-frame magic of the footer.
-pub const FOOTER_FRAME_MAGIC: u32 = 0x184D_2A52;
+pub(crate) const FOOTER_FRAME_MAGIC: u32 = 0x184D_2A52;
 /// Magic at the start of the header content.
-pub const SEGMENT_MAGIC: [u8; 8] = *b"CTRACSEG";
+pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"CTRACSEG";
 /// Magic near the end of the footer content (`"CTSF"`).
-pub const FOOTER_MAGIC: u32 = u32::from_le_bytes(*b"CTSF");
+pub(crate) const FOOTER_MAGIC: u32 = u32::from_le_bytes(*b"CTSF");
 /// Format version written into the header of segments written by sealing: blocks hold dense,
 /// contiguous offsets from the base offset on.
 pub const FORMAT_VERSION: u32 = 1;
@@ -59,7 +59,7 @@ pub const SPARSE_FORMAT_VERSION: u32 = 2;
 /// segments stay valid. Readers of versions 1 and 2 reject these segments by version.
 pub const COLUMNAR_FORMAT_VERSION: u32 = 3;
 /// Sparse segments (as version 2) whose blocks may use the columnar layout.
-pub const COLUMNAR_SPARSE_FORMAT_VERSION: u32 = 4;
+pub(crate) const COLUMNAR_SPARSE_FORMAT_VERSION: u32 = 4;
 
 /// How a segment writer lays out the raw content of its blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +76,7 @@ pub const HEADER_CONTENT_BYTES: usize = 32;
 /// Index entry size in bytes.
 pub const INDEX_ENTRY_BYTES: usize = 48;
 /// Footer content size in bytes.
-pub const FOOTER_CONTENT_BYTES: usize = 64;
+pub(crate) const FOOTER_CONTENT_BYTES: usize = 64;
 /// Whole footer frame size in bytes (skippable-frame header + content).
 pub const FOOTER_FRAME_BYTES: usize = 8 + FOOTER_CONTENT_BYTES;
 /// Upper bound for one block's raw size in bytes that any reader accepts (64 MiB + slack for a
@@ -84,7 +84,7 @@ pub const FOOTER_FRAME_BYTES: usize = 8 + FOOTER_CONTENT_BYTES;
 pub const MAX_BLOCK_RAW_BYTES: u32 = 256 << 20;
 /// Largest record [`SegmentWriter::add`] accepts, in bytes: [`MAX_BLOCK_RAW_BYTES`] less 1 MiB
 /// for framing or the columnar envelope.
-pub const MAX_RECORD_IN_BLOCK_BYTES: usize = (MAX_BLOCK_RAW_BYTES as usize) - (1 << 20);
+pub(crate) const MAX_RECORD_IN_BLOCK_BYTES: usize = (MAX_BLOCK_RAW_BYTES as usize) - (1 << 20);
 /// Smallest encoded frame in bytes (header only), used to bound allocations.
 const HEADER_BYTES_MIN: usize = super::frame::HEADER_BYTES;
 /// Default raw block target in bytes (512 KiB): with the columnar layout, the size at which
