@@ -373,6 +373,8 @@ fn bad_requests_get_json_errors() {
         ("/api/sessions/dup-", 400),
         ("/api/sessions/dup-/tree", 400),
         ("/api/sessions/dup-a/tree?format=svg", 400),
+        ("/api/sessions/dup-a/cast", 404),
+        ("/api/sessions/nope/cast", 404),
         ("/api/sessions?since=yesterdayish", 400),
         ("/api/sessions?limit=0", 400),
         ("/api/sessions?cursor=zzz", 400),
@@ -420,8 +422,8 @@ impl Events {
         Self { reader }
     }
 
-    /// The next `record` event as (id, data), skipping keep-alives and chunk sizes.
-    fn next_record(&mut self) -> (u64, Value) {
+    /// The next event as (event name, id, data), skipping keep-alives and chunk sizes.
+    fn next_event(&mut self) -> (String, Option<u64>, Value) {
         let (mut id, mut data, mut event) = (None, None, None);
         loop {
             let mut line = String::new();
@@ -435,11 +437,22 @@ impl Events {
             } else if let Some(v) = line.strip_prefix("event: ") {
                 event = Some(v.to_owned());
             } else if line.is_empty()
-                && event.as_deref() == Some("record")
-                && let (Some(id), Some(data)) = (id, data.take())
+                && let (Some(name), Some(value)) = (event.take(), data.take())
             {
-                return (id, data);
+                return (name, id.take(), value);
             }
+        }
+    }
+
+    /// The next `record` event as (id, data), skipping `session` events.
+    fn next_record(&mut self) -> (u64, Value) {
+        loop {
+            let (event, id, data) = self.next_event();
+            if event == "record" {
+                return (id.unwrap(), data);
+            }
+            assert_eq!(event, "session", "unknown event {event}: {data}");
+            assert_eq!(id, None, "a session event moves the resume point");
         }
     }
 }
@@ -502,4 +515,235 @@ fn non_loopback_bind_is_refused() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("0.0.0.0:0"), "{stderr}");
+}
+
+/// Issue 16 item 4 (SSE `session` events): after a session's records, a `session` event
+/// carries its row as `/api/sessions/{id}` gives it, without an id.
+#[test]
+fn stream_sends_session_rows_after_records() {
+    let sandbox = Sandbox::new();
+    let store = sandbox.store();
+    let server = Server::start(&sandbox, &store, &[]);
+    let mut events = Events::open(server.addr, "", None);
+    for n in 0..3 {
+        assert_eq!(server.post_hook(&hook_payload("rows", n)).status, 200);
+    }
+    let mut records = 0;
+    let row = loop {
+        let (event, id, data) = events.next_event();
+        match event.as_str() {
+            "record" => records += 1,
+            "session" => {
+                assert_eq!(id, None);
+                assert_eq!(data["session"], "rows");
+                if data["records"]["hook"] == 3 {
+                    break data;
+                }
+            }
+            other => panic!("unknown event {other}"),
+        }
+    };
+    assert_eq!(records, 3);
+    server.wait_caught_up(3);
+    assert_eq!(row["session"], server.json("/api/sessions/rows")["session"]);
+    assert_eq!(row["records"], server.json("/api/sessions/rows")["records"]);
+}
+
+/// Issue 16 item 4 (SSE across a restart): hooks written by `ctrace hook` (the command, not
+/// HTTP) while a client listens arrive as events; hooks written while the service is down are
+/// delivered after a restart to a client resuming with `Last-Event-ID`, none lost or repeated.
+#[test]
+fn stream_resumes_across_a_restart_with_command_hooks() {
+    let sandbox = Sandbox::new();
+    let store = sandbox.store();
+    let server = Server::start(&sandbox, &store, &[]);
+    let mut events = Events::open(server.addr, "?source=hook", None);
+    sandbox.hook(&hook_payload("cli", 0));
+    let (first, data) = events.next_record();
+    assert_eq!(data["body"]["payload"]["prompt"], "prompt 0");
+    drop(events);
+    assert_eq!(server.terminate(), Some(0));
+
+    for n in 1..4 {
+        sandbox.hook(&hook_payload("cli", n));
+    }
+    let server = Server::start(&sandbox, &store, &[]);
+    let mut resumed = Events::open(server.addr, "?source=hook", Some(first));
+    let prompts: Vec<(u64, Value)> = (0..3).map(|_| resumed.next_record()).collect();
+    assert_eq!(
+        prompts.iter().map(|p| p.0).collect::<Vec<_>>(),
+        vec![first + 1, first + 2, first + 3]
+    );
+    for (n, (_, data)) in (1..4).zip(&prompts) {
+        assert_eq!(data["body"]["payload"]["prompt"], format!("prompt {n}"));
+    }
+    sandbox.hook(&hook_payload("cli", 4));
+    let (next, data) = resumed.next_record();
+    assert_eq!(next, first + 4);
+    assert_eq!(data["body"]["payload"]["prompt"], "prompt 4");
+}
+
+/// Issue 16 item 3 (search, sources, cast): on the demo store, `/api/search` gives the hits
+/// of `ctrace search --json`, `/api/sources` counts every source's records, and
+/// `/api/sessions/{id}/cast` is the asciicast `ctrace export` writes, for the recording and
+/// for the Claude session that ran inside it.
+#[test]
+fn search_sources_and_cast_equal_the_cli() {
+    let sandbox = Sandbox::new();
+    let store = demo_store(&sandbox);
+    // The CLI's search builds the index; the service then keeps it current.
+    let cli_hits = cli_lines(&sandbox, &store, &["search", "error", "--json", "-n", "20"]);
+    assert!(!cli_hits.is_empty(), "the demo has an error to find");
+    let server = Server::start(&sandbox, &store, &[]);
+    server.wait_caught_up(1);
+    let page = server.json("/api/search?q=error&limit=20");
+    assert_eq!(page["hits"].as_array().unwrap(), &cli_hits);
+    assert_eq!(page["unindexed_records"], 0);
+    let hook_only = server.json("/api/search?q=error&source=hook&limit=20");
+    assert!(
+        hook_only["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["source"] == "hook")
+    );
+
+    let sessions = cli_lines(&sandbox, &store, &["sessions", "--json"]);
+    let sources = server.json("/api/sources");
+    for source in ["hook", "transcript", "pty"] {
+        let expected: u64 = sessions
+            .iter()
+            .filter_map(|s| s["records"][source].as_u64())
+            .sum();
+        let row = sources["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["source"] == source)
+            .unwrap_or_else(|| panic!("no {source} in {sources}"));
+        assert_eq!(row["records"].as_u64(), Some(expected), "{source}");
+        assert!(row["last_ns"].as_u64().unwrap() > 0);
+    }
+
+    let recording = sessions
+        .iter()
+        .find(|s| s["records"]["pty"].as_u64().is_some_and(|n| n > 0))
+        .expect("the demo records its terminal");
+    let recording_id = recording["session"].as_str().unwrap();
+    let claude = recording["linked_sessions"][0].as_str().unwrap();
+    let exported = sandbox
+        .command_in(
+            &store,
+            &["export", "--format", "asciicast", "--session", recording_id],
+        )
+        .output()
+        .unwrap();
+    common::assert_success(&["export"], &exported);
+    for id in [recording_id, claude] {
+        let cast = server.get(&format!("/api/sessions/{id}/cast"));
+        assert_eq!(cast.status, 200, "{}", cast.text());
+        assert_eq!(
+            cast.text(),
+            String::from_utf8_lossy(&exported.stdout),
+            "{id}"
+        );
+    }
+    let header: Value = serde_json::from_str(
+        String::from_utf8_lossy(&exported.stdout)
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["version"], 2);
+    assert_eq!(
+        server
+            .get(&format!("/api/sessions/{recording_id}/cast?version=9"))
+            .status,
+        400
+    );
+    for (path, status) in [
+        ("/api/search", 400),
+        ("/api/search?q=", 400),
+        ("/api/search?q=nofield:x", 400),
+        ("/api/search?q=error&sort=random", 400),
+        ("/api/search?q=error&source=martian", 400),
+        ("/api/search?q=error&session=nope", 404),
+        ("/api/tasks/no-such-task", 404),
+    ] {
+        let response = server.get(path);
+        assert_eq!(response.status, status, "GET {path}: {}", response.text());
+        assert!(!response.error().is_empty(), "GET {path}");
+    }
+}
+
+/// Issue 16 item 3 (one task): on the corpus, `/api/tasks/{id}` is the node `ctrace tasks
+/// --json` has for that id (children left out, counted by status), and `/tree` the node with
+/// its children; tool usage counts are consistent.
+#[test]
+fn one_task_equals_its_node_in_the_forest() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    sandbox.ingest(&[&corpus.join("claude-home/projects")]);
+    let store = sandbox.store();
+    let forest = cli_json(&sandbox, &store, &["tasks", "--json"]);
+    // The first to-do or task whose id is unique in the forest.
+    let mut nodes = Vec::new();
+    let mut stack: Vec<(Value, Value)> = forest["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|root| {
+            root["children"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |c| (root.clone(), c.clone()))
+        })
+        .collect();
+    while let Some((root, node)) = stack.pop() {
+        for child in node["children"].as_array().unwrap() {
+            stack.push((root.clone(), child.clone()));
+        }
+        nodes.push((root, node));
+    }
+    let unique = nodes
+        .iter()
+        .find(|(_, n)| nodes.iter().filter(|(_, m)| m["id"] == n["id"]).count() == 1)
+        .expect("the corpus has tasks");
+    let (root, node) = unique;
+    let id = node["id"].as_str().unwrap();
+    let server = Server::start(&sandbox, &store, &[]);
+    server.wait_caught_up(1);
+    let path_id: String = id
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let tree = server.json(&format!("/api/tasks/{path_id}/tree"));
+    assert_eq!(&tree["task"], node);
+    assert_eq!(tree["root_id"], root["id"]);
+    let detail = server.json(&format!("/api/tasks/{path_id}"));
+    let mut bare = node.clone();
+    bare["children"] = Value::Array(Vec::new());
+    assert_eq!(detail["task"], bare);
+    assert_eq!(
+        detail["children_summary"]["total"].as_u64(),
+        Some(node["children"].as_array().unwrap().len() as u64)
+    );
+    let usage_sum: u64 = detail["tool_usage"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(detail["tool_calls"].as_u64(), Some(usage_sum));
+    assert!(detail["errors"].as_u64().unwrap() <= usage_sum);
 }

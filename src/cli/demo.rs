@@ -3,8 +3,12 @@
 //! payloads in Claude Code's format (`SessionStart`, `UserPromptSubmit`, `PreToolUse` /
 //! `PostToolUse` / `PostToolUseFailure` with the command's real output and exit status,
 //! `SubagentStart` / `SubagentStop` for a subagent, `Stop`, `SessionEnd`) into `ctrace hook`
-//! subprocesses, while writing the session's transcript lines the way Claude Code does. Then it
-//! seals (which tails the transcript the `Stop` hook names), and shows `sessions` and `show`.
+//! subprocesses, while writing the session's transcript lines the way Claude Code does. The
+//! session plays inside a real terminal recording (`ctrace record`, which runs `ctrace demo
+//! --play` and links the session's hooks to the recording through `CTRACE_PTY_SESSION`). Then it
+//! seals (which tails the transcript the `Stop` hook names), and shows what ctrace is for:
+//! `sessions`, `show`, `search "error"`, `cost`, `tree`, `replay --no-timing` and `verify`;
+//! `--serve` then starts the service and its dashboard on the demo store.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,6 +28,16 @@ pub struct DemoArgs {
     /// Record into the store given by --store / CTRACE_HOME instead of a new demo store
     #[arg(long)]
     pub into_store: bool,
+    /// Then serve the demo store (`ctrace serve`) and print the dashboard's URL; stop with Ctrl-C
+    #[arg(long)]
+    pub serve: bool,
+    /// With --serve: address and port to listen on
+    #[arg(long, value_name = "ADDR:PORT", default_value = crate::serve::DEFAULT_BIND, requires = "serve")]
+    pub bind: std::net::SocketAddr,
+    /// Play the agent session with this id into --store (what the demo runs inside its
+    /// terminal recording)
+    #[arg(long, hide = true, value_name = "ID")]
+    pub play: Option<String>,
 }
 
 struct Session {
@@ -36,6 +50,18 @@ struct Session {
     last_uuid: Option<String>,
     counter: u64,
     hooks: u64,
+}
+
+/// Writes `text` to the terminal the session plays in, with at most `max_lines` lines of it.
+fn say(prefix: &str, text: &str, max_lines: usize) {
+    let mut lines = text.lines();
+    for (i, line) in lines.by_ref().take(max_lines).enumerate() {
+        println!("{}{line}", if i == 0 { prefix } else { "    " });
+    }
+    let rest = lines.count();
+    if rest > 0 {
+        println!("    … +{rest} lines");
+    }
 }
 
 impl Session {
@@ -164,6 +190,7 @@ impl Session {
             pre.insert("agent_type".into(), json!("Explore"));
         }
         self.hook(Value::Object(pre.clone()))?;
+        println!("\n● Bash({command})");
         let started = Instant::now();
         let output = Command::new("sh")
             .arg("-c")
@@ -175,6 +202,15 @@ impl Session {
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         let ok = output.status.success();
+        if ok {
+            say("  ⎿ ", &stdout, 4);
+        } else {
+            say(
+                "  ⎿ error: ",
+                &format!("exit code {}\n{stderr}", output.status.code().unwrap_or(-1)),
+                4,
+            );
+        }
         let mut post = pre;
         post.insert("duration_ms".into(), json!(duration_ms));
         if ok {
@@ -228,6 +264,7 @@ impl Session {
         let mut user = serde_json::Map::new();
         user.insert("type".into(), json!("user"));
         user.insert("message".into(), json!({"role": "user", "content": prompt}));
+        println!("> {prompt}");
         self.line(false, user)
     }
 
@@ -249,6 +286,7 @@ impl Session {
         sub.insert("agent_id".into(), json!(AGENT_ID));
         sub.insert("agent_type".into(), json!("Explore"));
         self.hook(Value::Object(sub))?;
+        println!("\n● Task(Survey the sources) — Explore subagent");
         self.bash(
             "find . -name '*.rs' -exec wc -c {} +",
             "Sizes of Rust sources",
@@ -282,6 +320,8 @@ impl Session {
     /// The final answer, `Stop` and `SessionEnd`.
     fn finish(&mut self, answer: &str) -> anyhow::Result<()> {
         self.assistant(false, json!([{"type": "text", "text": answer}]), 120)?;
+        println!();
+        say("● ", answer, 10);
         let mut stop = self.base("Stop");
         stop.insert("stop_hook_active".into(), json!(false));
         stop.insert("last_assistant_message".into(), json!(answer));
@@ -320,11 +360,22 @@ fn write_project(project: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Shows what was recorded: `sessions`, `show`, `verify`, and what to try next.
-fn show_recorded(store: &Store, store_dir: &Path, id: &str) -> anyhow::Result<()> {
-    println!("$ ctrace sessions");
+/// Prints `$ ctrace ARGS` before a step of the tour.
+fn step(args: &str) {
+    println!("\n$ ctrace {args}");
+}
+
+/// Shows what was recorded: `sessions`, `show`, `search "error"`, `cost`, `tree`,
+/// `replay --no-timing` of the terminal recording, `verify`, and what to try next.
+fn show_recorded(
+    store: &Store,
+    store_dir: &Path,
+    id: &str,
+    recording: Option<&str>,
+) -> anyhow::Result<()> {
+    step("sessions");
     super::sessions::run(store, &super::sessions::SessionsArgs { json: false })?;
-    println!("\n$ ctrace show {id}");
+    step(&format!("show {id}"));
     super::show::run(
         store,
         &super::show::ShowArgs {
@@ -332,50 +383,96 @@ fn show_recorded(store: &Store, store_dir: &Path, id: &str) -> anyhow::Result<()
             json: false,
         },
     )?;
-    println!("\n$ ctrace verify");
+    step("search error");
+    super::search::run(
+        store,
+        &super::search::SearchArgs {
+            query: "error".into(),
+            session: None,
+            source: None,
+            event: None,
+            tool: None,
+            since: None,
+            until: None,
+            limit: 5,
+            sort: super::search::SortArg::Time,
+            json: false,
+        },
+    )?;
+    step("cost");
+    super::cost::run(
+        store,
+        &super::cost::CostArgs {
+            by: super::cost::By::Session,
+            since: None,
+            until: None,
+            session: None,
+            breakdown: false,
+            json: false,
+        },
+    )?;
+    step(&format!("tree {id}"));
+    super::tree::run(
+        store,
+        &super::tree::TreeArgs {
+            session: id.to_owned(),
+            json: false,
+            mermaid: false,
+        },
+    )?;
+    if let Some(recording) = recording {
+        step(&format!("replay {recording} --no-timing"));
+        std::io::stdout().flush()?;
+        super::replay::run(
+            store,
+            &super::replay::ReplayArgs {
+                session: recording.to_owned(),
+                speed: 1.0,
+                idle_limit: None,
+                no_timing: true,
+                from: None,
+                to: None,
+                at: None,
+                events: false,
+                json: false,
+            },
+        )?;
+        println!();
+    }
+    step("verify");
     super::verify::run(store, &super::verify::VerifyArgs { json: false })?;
     let flag = format!("--store {}", store_dir.display());
     println!("\nTry next:");
+    println!(
+        "  ctrace {flag} serve                        # the dashboard at http://{}/",
+        crate::serve::DEFAULT_BIND
+    );
     println!("  ctrace {flag} cat --json --session {id} | head -3");
-    println!("  ctrace {flag} stats");
     println!("  ctrace ingest ~/.claude/projects          # your own Claude Code history");
     println!("  ctrace install --user                     # record every future hook event");
     Ok(())
 }
 
-/// Runs the demo.
-///
-/// # Errors
-/// When a command cannot be started or the store fails.
-pub fn run(root: &Path, config: Config, args: &DemoArgs) -> anyhow::Result<i32> {
-    let store_dir = demo_store_dir(root, args)?;
-    let store = Store::open(&store_dir, config)?;
+/// Plays the agent session `id` into `store_dir` (the demo project and transcripts beside
+/// it), printing what a terminal would show.
+fn play(store_dir: &Path, id: &str) -> anyhow::Result<u64> {
     let project = store_dir.join("demo-project");
     write_project(&project)?;
     let transcripts = store_dir.join("demo-claude/projects/demo-project");
-    let id = format!(
-        "demo-{:08x}-{:04x}",
-        (crate::now_ns() / 1_000_000) & 0xffff_ffff,
-        std::process::id() & 0xffff
-    );
-    std::fs::create_dir_all(transcripts.join(&id).join("subagents"))?;
+    std::fs::create_dir_all(transcripts.join(id).join("subagents"))?;
     let mut s = Session {
         exe: std::env::current_exe().context("finding the ctrace binary")?,
-        store: store_dir.clone(),
-        id: id.clone(),
-        cwd: project.clone(),
+        store: store_dir.to_path_buf(),
+        id: id.to_owned(),
+        cwd: project,
         transcript: transcripts.join(format!("{id}.jsonl")),
         agent_transcript: transcripts
-            .join(&id)
+            .join(id)
             .join(format!("subagents/agent-{AGENT_ID}.jsonl")),
         last_uuid: None,
         counter: 0,
         hooks: 0,
     };
-    println!("ctrace demo: playing one agent session through the real `ctrace hook` path");
-    println!("  store:   {}", store_dir.display());
-    println!("  project: {}\n", project.display());
-
     s.start("Look around this project, check the toolchain, and tell me what is here.")?;
     s.bash("ls -la", "List the project files", None)?;
     s.bash(
@@ -387,13 +484,86 @@ pub fn run(root: &Path, config: Config, args: &DemoArgs) -> anyhow::Result<i32> 
     s.bash("cat Cargo.toml", "Read the manifest", None)?;
     s.subagent()?;
     s.finish(
-        "This is a small Rust project with src/main.rs and a README; there is no Cargo.toml yet.",
+        "This is a small Rust project with src/main.rs and a README. Reading Cargo.toml failed \
+         with an error: there is no Cargo.toml yet, so it does not build with cargo.",
     )?;
+    Ok(s.hooks)
+}
 
-    println!(
-        "recorded {} hook payloads through `ctrace hook`; sealing (this also tails the transcript the Stop hook names)\n",
-        s.hooks
+/// Plays the session inside `ctrace record` (a real PTY recording named `demo terminal`); the
+/// recording's session id, or `None` when no terminal could be opened (then the session is
+/// played without one).
+fn play_recorded(store: &Store, store_dir: &Path, id: &str) -> anyhow::Result<Option<String>> {
+    let exe = std::env::current_exe().context("finding the ctrace binary")?;
+    let output = Command::new(&exe)
+        .arg("--store")
+        .arg(store_dir)
+        .args(["record", "-q", "--name", "demo terminal", "--"])
+        .arg(&exe)
+        .arg("--store")
+        .arg(store_dir)
+        .args(["demo", "--play", id])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("starting `ctrace record`")?;
+    if !output.status.success() {
+        eprintln!(
+            "ctrace demo: the terminal recording failed ({}); playing the session without one",
+            output.status
+        );
+        play(store_dir, id)?;
+        return Ok(None);
+    }
+    super::refresh(store)?;
+    let db = crate::views::ViewsDb::open_existing(store.paths())?;
+    let snapshot = store.snapshot()?;
+    let recording = match db {
+        Some(db) => crate::views::listing::summary(&db, &snapshot, id, crate::now_ns())?
+            .and_then(|row| row.linked_sessions.into_iter().next()),
+        None => None,
+    };
+    Ok(recording)
+}
+
+/// Runs the demo (or, with `--play`, the session it records).
+///
+/// # Errors
+/// When a command cannot be started or the store fails.
+pub fn run(root: &Path, config: Config, args: &DemoArgs) -> anyhow::Result<i32> {
+    if let Some(id) = &args.play {
+        play(root, id)?;
+        return Ok(0);
+    }
+    let store_dir = demo_store_dir(root, args)?;
+    let store = Store::open(&store_dir, config)?;
+    let id = format!(
+        "demo-{:08x}-{:04x}",
+        (crate::now_ns() / 1_000_000) & 0xffff_ffff,
+        std::process::id() & 0xffff
     );
-    show_recorded(&store, &store_dir, &id)?;
+    println!("ctrace demo: playing one agent session through the real `ctrace hook` path,");
+    println!("inside a terminal recording (`ctrace record`)");
+    println!("  store:   {}", store_dir.display());
+    println!("  project: {}\n", store_dir.join("demo-project").display());
+    let recording = play_recorded(&store, &store_dir, &id)?;
+    println!(
+        "recorded the session's hooks through `ctrace hook`{}; sealing (this also tails the transcript the Stop hook names)",
+        match &recording {
+            Some(r) => format!(" and its terminal as {r}"),
+            None => String::new(),
+        }
+    );
+    show_recorded(&store, &store_dir, &id, recording.as_deref())?;
+    if args.serve {
+        let options = crate::serve::ServeOptions {
+            bind: args.bind,
+            ..crate::serve::ServeOptions::default()
+        };
+        crate::serve::serve(store.clone(), options, |addr| {
+            println!("\ndashboard: http://{addr}/   (Ctrl-C stops the service)");
+            let _ = std::io::stdout().flush();
+        })?;
+    }
     Ok(0)
 }

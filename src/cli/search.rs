@@ -9,19 +9,15 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use serde::Serialize;
 
 use super::UsageError;
-use super::time::{format_ts, now_ns};
+use super::time::now_ns;
 use crate::index::{self, IndexError, SearchRequest, SortOrder};
 use crate::log::Store;
-use crate::model::{Record, Source};
+use crate::model::Source;
 
 /// Longest time `search` spends indexing before it answers.
 pub const CATCH_UP_BUDGET: Duration = Duration::from_secs(3);
-
-/// Snippet length in characters.
-const SNIPPET_CHARS: usize = 160;
 
 /// Order of the hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -67,24 +63,6 @@ pub struct SearchArgs {
     pub json: bool,
 }
 
-#[derive(Serialize)]
-struct HitOut<'a> {
-    offset: u64,
-    ts: u64,
-    time: String,
-    score: Option<f32>,
-    source: &'static str,
-    session: Option<&'a str>,
-    event: Option<&'a str>,
-    tools: &'a [String],
-    model: Option<&'a str>,
-    agents: &'a [String],
-    projects: &'a [String],
-    snippet: &'a str,
-    highlights: Vec<[usize; 2]>,
-    replay: String,
-}
-
 /// Whether to colour output: stdout is a terminal and `NO_COLOR` is unset or empty.
 pub(crate) fn use_colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
@@ -117,13 +95,7 @@ pub(crate) fn write_highlighted(
     out.write_all(&text.as_bytes()[at..])
 }
 
-/// The command that replays a session from a record.
-pub(crate) fn replay_command(session: Option<&str>, offset: u64) -> String {
-    match session {
-        Some(s) => format!("ctrace replay {s} --at {offset}"),
-        None => format!("ctrace cat  # offset {offset} has no session"),
-    }
-}
+pub(crate) use crate::index::replay_command;
 
 /// A short label: event, plus tool names.
 pub fn label(event: Option<&str>, tools: &[String]) -> String {
@@ -201,38 +173,11 @@ pub fn run(store: &Store, args: &SearchArgs) -> anyhow::Result<i32> {
     let mut results = index::search(store.paths(), &request).map_err(to_usage)?;
     let colour = !args.json && use_colour();
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let mut carry = index::PtyCarry::new();
-    for hit in &results.hits {
-        let Some(record) = snapshot.get(hit.offset)? else {
-            continue;
-        };
-        let extracted = index::extract(&record, &mut carry);
-        let snippet = results.highlighter.snippet(&extracted.text, SNIPPET_CHARS);
-        let replay = replay_command(record.session.as_deref(), hit.offset.0);
+    for row in index::hit_rows(&snapshot, &mut results)? {
         if args.json {
-            let value = HitOut {
-                offset: hit.offset.0,
-                ts: record.ts,
-                time: format_ts(record.ts),
-                score: hit.score,
-                source: record.source.as_str(),
-                session: record.session.as_deref(),
-                event: extracted.event.as_deref(),
-                tools: &extracted.tools,
-                model: extracted.model.as_deref(),
-                agents: &extracted.agents,
-                projects: &extracted.projects,
-                snippet: &snippet.fragment,
-                highlights: snippet
-                    .highlights
-                    .iter()
-                    .map(|r| [r.start, r.end])
-                    .collect(),
-                replay,
-            };
-            super::output::json_line(&mut out, &value)?;
+            super::output::json_line(&mut out, &row)?;
         } else {
-            write_hit(&mut out, &record, &extracted, &snippet, &replay, colour)?;
+            write_hit(&mut out, &row, colour)?;
         }
     }
     if !args.json && results.total > results.hits.len() as u64 {
@@ -247,14 +192,7 @@ pub fn run(store: &Store, args: &SearchArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn write_hit(
-    out: &mut impl Write,
-    record: &Record,
-    extracted: &index::Extracted,
-    snippet: &index::Snippet,
-    replay: &str,
-    colour: bool,
-) -> std::io::Result<()> {
+fn write_hit(out: &mut impl Write, row: &index::HitRow, colour: bool) -> std::io::Result<()> {
     let (dim, magenta, green, reset) = if colour {
         ("\x1b[2m", "\x1b[35m", "\x1b[32m", "\x1b[0m")
     } else {
@@ -263,12 +201,13 @@ fn write_hit(
     writeln!(
         out,
         "{magenta}{}{reset}  {green}{}{reset}  {}",
-        record.session.as_deref().unwrap_or("-"),
-        format_ts(record.ts),
-        label(extracted.event.as_deref(), &extracted.tools),
+        row.session.as_deref().unwrap_or("-"),
+        row.time,
+        label(row.event.as_deref(), &row.tools),
     )?;
     out.write_all(b"    ")?;
-    write_highlighted(out, &snippet.fragment, &snippet.highlights, colour)?;
+    let ranges: Vec<std::ops::Range<usize>> = row.highlights.iter().map(|[a, b]| *a..*b).collect();
+    write_highlighted(out, &row.snippet, &ranges, colour)?;
     writeln!(out)?;
-    writeln!(out, "    {dim}{replay}{reset}")
+    writeln!(out, "    {dim}{}{reset}", row.replay)
 }

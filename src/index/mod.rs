@@ -18,6 +18,7 @@
 
 pub mod consumer;
 mod extract;
+mod hit_row;
 mod read_only;
 mod search;
 pub mod tokenizer;
@@ -35,6 +36,7 @@ use tantivy::tokenizer::{LowerCaser, RawTokenizer, TextAnalyzer};
 use tantivy::{Index, IndexWriter, TantivyError};
 
 pub use extract::{BLOB_MIN_BYTES, Extracted, PTY_CARRY_BYTES, PtyCarry, SKIPPED_KEYS, extract};
+pub use hit_row::{HitRow, SNIPPET_CHARS, hit_rows, replay_command};
 pub use search::{Highlighter, Hit, SearchRequest, SearchResults, Snippet, SortOrder, search};
 pub use write::{catch_up, catch_up_from, catch_up_with, delete_offsets, forget_session, rebuild};
 

@@ -25,7 +25,7 @@ const MAX_LIMIT: usize = 10_000;
 const OPENAPI: &str = include_str!("openapi.json");
 
 /// Runs `work` on the blocking pool with the store.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     state: &AppState,
     work: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -34,12 +34,15 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// The views database, opened for this request; `None` before the first pass built it.
-fn views(store: &Store) -> Result<Option<ViewsDb>, ApiError> {
+pub(super) fn views(store: &Store) -> Result<Option<ViewsDb>, ApiError> {
     Ok(ViewsDb::open_existing(store.paths())?)
 }
 
 /// A time parameter: ns since the epoch, an RFC 3339 timestamp, or a UTC date `YYYY-MM-DD`.
-fn parse_time(param: &'static str, value: Option<&str>) -> Result<Option<u64>, ApiError> {
+pub(super) fn parse_time(
+    param: &'static str,
+    value: Option<&str>,
+) -> Result<Option<u64>, ApiError> {
     let Some(text) = value.filter(|t| !t.is_empty()) else {
         return Ok(None);
     };
@@ -66,7 +69,7 @@ fn parse_time(param: &'static str, value: Option<&str>) -> Result<Option<u64>, A
 }
 
 /// A count parameter between 1 and [`MAX_LIMIT`], `default` when absent.
-fn parse_limit(value: Option<&str>, default: usize) -> Result<usize, ApiError> {
+pub(super) fn parse_limit(value: Option<&str>, default: usize) -> Result<usize, ApiError> {
     match value {
         None => Ok(default),
         Some(text) => text
@@ -83,7 +86,11 @@ fn parse_limit(value: Option<&str>, default: usize) -> Result<usize, ApiError> {
 
 /// The one session `wanted` names (an exact id or a unique prefix), among the views'
 /// sessions and the unsealed records.
-fn resolve(db: Option<&ViewsDb>, store: &Store, wanted: &str) -> Result<String, ApiError> {
+pub(super) fn resolve(
+    db: Option<&ViewsDb>,
+    store: &Store,
+    wanted: &str,
+) -> Result<String, ApiError> {
     let mut ids: BTreeSet<String> = match db {
         Some(db) => crate::views::tree::resolve_session(db, wanted)?
             .into_iter()
@@ -278,12 +285,13 @@ pub(crate) async fn session(
     Path(wanted): Path<String>,
 ) -> Result<Json<SessionSummary>, ApiError> {
     blocking(&state, move |store| {
-        let db = views(store)?;
-        let id = resolve(db.as_ref(), store, &wanted)?;
-        drop(db);
-        all_sessions(store)?
-            .into_iter()
-            .find(|s| s.session == id)
+        let snapshot = store.snapshot()?;
+        let db = match views(store)? {
+            Some(db) => db,
+            None => ViewsDb::in_memory()?,
+        };
+        let id = resolve(Some(&db), store, &wanted)?;
+        crate::views::listing::summary(&db, &snapshot, &id, crate::now_ns())?
             .map(Json)
             .ok_or(ApiError::UnknownSession { wanted })
     })

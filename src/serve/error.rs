@@ -38,6 +38,26 @@ pub enum ApiError {
         /// The sessions it matches (at most 5 are named).
         matches: Vec<String>,
     },
+    /// The session has no terminal recording.
+    #[error("session `{session}` has no terminal recording (record one with `ctrace record`)")]
+    NoRecording {
+        /// The session.
+        session: String,
+    },
+    /// No task has this id.
+    #[error("no task `{wanted}` in the store")]
+    UnknownTask {
+        /// The id asked for.
+        wanted: String,
+    },
+    /// Several tasks have this id (in different sessions or projects).
+    #[error("task `{wanted}` is in several places: {}; add `?session=`", places.join(", "))]
+    AmbiguousTask {
+        /// The id asked for.
+        wanted: String,
+        /// Where: `session <id>` or `project <dir>` (at most 5 are named).
+        places: Vec<String>,
+    },
     /// No such endpoint.
     #[error("no endpoint {path}")]
     NoRoute {
@@ -94,10 +114,14 @@ impl ApiError {
     /// The HTTP status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadParam { .. } | Self::AmbiguousSession { .. } | Self::BadQuery(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            Self::UnknownSession { .. } | Self::NoRoute { .. } => StatusCode::NOT_FOUND,
+            Self::BadParam { .. }
+            | Self::AmbiguousSession { .. }
+            | Self::AmbiguousTask { .. }
+            | Self::BadQuery(_) => StatusCode::BAD_REQUEST,
+            Self::UnknownSession { .. }
+            | Self::UnknownTask { .. }
+            | Self::NoRecording { .. }
+            | Self::NoRoute { .. } => StatusCode::NOT_FOUND,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Body(_) => StatusCode::BAD_REQUEST,
             Self::Views(_)

@@ -15,9 +15,12 @@
 //!   progress commits, and [`serve`] returns.
 
 mod api;
+mod cast;
 mod error;
 mod hook;
+mod search;
 mod stream;
+mod tasks;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -129,12 +132,17 @@ fn router(state: AppState) -> Router {
         .route("/ingest/hook", post(hook::ingest))
         .route("/api/health", get(api::health))
         .route("/api/stats", get(api::stats))
+        .route("/api/sources", get(search::sources))
+        .route("/api/search", get(search::search))
         .route("/api/sessions", get(api::sessions))
         .route("/api/sessions/{id}", get(api::session))
         .route("/api/sessions/{id}/timeline", get(api::timeline))
         .route("/api/sessions/{id}/tree", get(api::tree))
         .route("/api/sessions/{id}/records", get(api::records))
+        .route("/api/sessions/{id}/cast", get(cast::cast))
         .route("/api/tasks", get(api::tasks))
+        .route("/api/tasks/{id}", get(tasks::task))
+        .route("/api/tasks/{id}/tree", get(tasks::task_tree))
         .route("/api/cost", get(api::cost))
         .route("/api/stream", get(stream::stream))
         .route("/api/openapi.json", get(api::openapi))

@@ -1,5 +1,7 @@
 //! `GET /api/stream`: Server-Sent Events, one `record` event per sealed record (data: the
-//! record as `ctrace cat --json` prints it; id: its offset), with keep-alive comments.
+//! record as `ctrace cat --json` prints it; id: its offset), then one `session` event per
+//! session those records changed (data: its row as in `/api/sessions`; no id, so it does not
+//! move the resume point), with keep-alive comments.
 //!
 //! Each client has its own task that reads the log from the client's cursor (the offset after
 //! `Last-Event-ID`, or after `?after=`, else the end of the log) and is woken after every
@@ -54,14 +56,7 @@ pub(crate) async fn stream(
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let source = match query.source.as_deref() {
-        None => None,
-        Some(text) => Some(text.parse::<Source>().map_err(|_| ApiError::BadParam {
-            param: "source",
-            value: text.to_owned(),
-            expected: "is not a source (hook, transcript, pty, otlp, import, internal)",
-        })?),
-    };
+    let source = super::search::parse_source(query.source.as_deref())?;
     let resume = match headers.get("last-event-id") {
         Some(value) => Some(("Last-Event-ID", value.to_str().unwrap_or("").to_owned())),
         None => query.after.map(|after| ("after", after)),
@@ -155,6 +150,7 @@ fn read_batch(
 ) -> Result<Batch, crate::log::LogError> {
     let snapshot = store.snapshot()?;
     let mut events = Vec::new();
+    let mut sessions = std::collections::BTreeSet::new();
     let mut next = cursor;
     let mut scanned = 0;
     for stored in snapshot.scan(Offset(cursor), TimeRange::default(), false) {
@@ -169,6 +165,9 @@ fn read_batch(
                 .as_deref()
                 .is_none_or(|s| record.session.as_deref() == Some(s));
         if wanted {
+            if let Some(session) = &record.session {
+                sessions.insert(session.clone());
+            }
             match crate::export::record_json::record_json(&stored) {
                 Ok(json) => events.push(
                     Event::default()
@@ -183,9 +182,41 @@ fn read_batch(
             break;
         }
     }
+    if !sessions.is_empty() {
+        session_events(store, &snapshot, &sessions, &mut events);
+    }
     Ok(Batch {
         events,
         next,
         more: scanned == batch_size,
     })
+}
+
+/// Appends a `session` event with the current row of each of `sessions` (a session whose row
+/// cannot be read is logged and left out: its records were sent).
+fn session_events(
+    store: &Store,
+    snapshot: &crate::log::Snapshot,
+    sessions: &std::collections::BTreeSet<String>,
+    events: &mut Vec<Event>,
+) {
+    let db = match crate::views::ViewsDb::open_existing(store.paths()) {
+        Ok(Some(db)) => db,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(%error, "stream: views not readable, no session events");
+            return;
+        }
+    };
+    let now = crate::now_ns();
+    for session in sessions {
+        match crate::views::listing::summary(&db, snapshot, session, now) {
+            Ok(Some(row)) => match serde_json::to_string(&row) {
+                Ok(json) => events.push(Event::default().event("session").data(json)),
+                Err(error) => tracing::warn!(%error, session, "stream: session row skipped"),
+            },
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, session, "stream: session row skipped"),
+        }
+    }
 }

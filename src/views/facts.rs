@@ -1,7 +1,7 @@
 //! Per-session facts the session list and `ctrace show` read, folded beside the main fold
 //! (`fold.rs`) and written at the end of its batch:
 //!
-//! - `session_sources`: records per source;
+//! - `session_sources`: records per source, with the latest record time and offset;
 //! - `sessions.turn_finished`: whether the session's last turn-changing record finished a turn
 //!   (Stop, `end_turn`, `turn_duration`) or opened one (a prompt or a tool call);
 //! - `sessions.pty_exited`: a PTY `exit` record was seen;
@@ -41,7 +41,8 @@ pub(super) struct LineFacts {
 
 #[derive(Debug, Default)]
 struct Facts {
-    by_source: BTreeMap<Source, u64>,
+    /// Per source: records, latest `ts` (ns), latest offset.
+    by_source: BTreeMap<Source, (u64, u64, u64)>,
     turn_finished: Option<bool>,
     pty_exited: bool,
     links: BTreeSet<String>,
@@ -69,7 +70,10 @@ impl SessionFacts {
         line: LineFacts,
     ) {
         let facts = self.sessions.entry_ref(session).or_default();
-        *facts.by_source.entry(record.source).or_default() += 1;
+        let seen = facts.by_source.entry(record.source).or_default();
+        seen.0 += 1;
+        seen.1 = seen.1.max(record.ts);
+        seen.2 = seen.2.max(offset);
         match facts.ranges.last_mut() {
             Some(last) if offset <= last.1.saturating_add(RANGE_GAP_RECORDS + 1) => {
                 last.1 = last.1.max(offset);
@@ -116,9 +120,12 @@ impl SessionFacts {
                 pty_exited = max(pty_exited, ?3) WHERE session = ?1",
         )?;
         let mut source = prep(
-            "INSERT INTO session_sources (session, source, records) VALUES (?1, ?2, ?3)
+            "INSERT INTO session_sources (session, source, records, last_ns, last_offset)
+                VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (session, source) DO UPDATE SET
-                records = session_sources.records + excluded.records",
+                records = session_sources.records + excluded.records,
+                last_ns = max(session_sources.last_ns, excluded.last_ns),
+                last_offset = max(session_sources.last_offset, excluded.last_offset)",
         )?;
         let mut link =
             prep("INSERT OR IGNORE INTO session_links (session, pty_session) VALUES (?1, ?2)")?;
@@ -142,9 +149,15 @@ impl SessionFacts {
                     i64::from(facts.pty_exited)
                 ])
                 .sql(path, "writing session facts")?;
-            for (src, n) in &facts.by_source {
+            for (src, (n, last_ns, last_offset)) in &facts.by_source {
                 source
-                    .execute(params![session, src.as_str(), to_i64(*n)])
+                    .execute(params![
+                        session,
+                        src.as_str(),
+                        to_i64(*n),
+                        to_i64(*last_ns),
+                        to_i64(*last_offset)
+                    ])
                     .sql(path, "writing session sources")?;
             }
             for pty in &facts.links {

@@ -208,6 +208,34 @@ pub fn summaries(
     Ok(out)
 }
 
+/// The row of one session (as in [`summaries`]), reading only that session's views rows and
+/// the unsealed records; `None` when neither holds it.
+///
+/// # Errors
+/// When the store or the views cannot be read.
+pub fn summary(
+    db: &ViewsDb,
+    snapshot: &Snapshot,
+    session: &str,
+    now_ns: u64,
+) -> Result<Option<SessionSummary>, ViewsError> {
+    let mut rows: BTreeMap<String, Row> = super::summary::sessions(db, Some(session))?
+        .into_iter()
+        .filter(|view| view.session == session)
+        .map(|view| {
+            (
+                view.session.clone(),
+                Row {
+                    view,
+                    unsealed_pty: false,
+                },
+            )
+        })
+        .collect();
+    overlay(&mut rows, snapshot);
+    Ok(rows.remove(session).map(|r| summarize(r, now_ns)))
+}
+
 /// The records of `session`: the sealed ones read through the offset ranges the views keep for
 /// it (only those ranges are decoded), then the unsealed ones, in offset order.
 ///

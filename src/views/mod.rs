@@ -29,6 +29,7 @@ pub mod schema;
 pub mod shape;
 mod shell;
 pub mod summary;
+pub mod task_detail;
 pub mod tasks;
 pub mod tree;
 pub mod tree_mermaid;

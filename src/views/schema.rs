@@ -4,7 +4,7 @@
 
 /// Schema version stored in `meta.schema_version`; a different stored version makes
 /// `catch_up` rebuild the views.
-pub(crate) const SCHEMA_VERSION: &str = "6";
+pub(crate) const SCHEMA_VERSION: &str = "7";
 
 /// Connection settings applied on every open.
 pub(crate) const PRAGMAS: &str = "
@@ -38,8 +38,10 @@ CREATE TABLE IF NOT EXISTS sessions (
 );
 CREATE TABLE IF NOT EXISTS session_sources (
     session TEXT NOT NULL,
-    source  TEXT NOT NULL,
-    records INTEGER NOT NULL,
+    source      TEXT NOT NULL,
+    records     INTEGER NOT NULL,
+    last_ns     INTEGER NOT NULL,
+    last_offset INTEGER NOT NULL,
     PRIMARY KEY (session, source)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS session_links (

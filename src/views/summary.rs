@@ -162,3 +162,48 @@ pub(crate) fn record_ranges(
         .sql(path, what)?;
     rows.collect::<Result<_, _>>().sql(path, what)
 }
+
+/// What the views hold of one source (`hook`, `transcript`, `pty`, `otlp`, ...): records of
+/// sessions, and the latest of them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SourceRow {
+    /// Source name.
+    pub source: String,
+    /// Records with a session, folded into the views.
+    pub records: u64,
+    /// Sessions with records of this source.
+    pub sessions: u64,
+    /// The latest record time of this source, ns since the Unix epoch.
+    pub last_ns: u64,
+    /// The offset of the source's most recently appended record.
+    pub last_offset: u64,
+}
+
+/// Records per source, summed over sessions (records without a session are not counted), by
+/// source name.
+///
+/// # Errors
+/// [`ViewsError::Sqlite`].
+pub fn sources(db: &ViewsDb) -> Result<Vec<SourceRow>, ViewsError> {
+    let path = db.path();
+    let what = "reading session sources";
+    let mut stmt = db
+        .conn()
+        .prepare(
+            "SELECT source, sum(records), count(*), max(last_ns), max(last_offset)
+             FROM session_sources GROUP BY source ORDER BY source",
+        )
+        .sql(path, what)?;
+    let rows = stmt
+        .query_map([], |row| {
+            Ok(SourceRow {
+                source: row.get(0)?,
+                records: u(row.get(1)?),
+                sessions: u(row.get(2)?),
+                last_ns: u(row.get(3)?),
+                last_offset: u(row.get(4)?),
+            })
+        })
+        .sql(path, what)?;
+    rows.map(|row| row.sql(path, what)).collect()
+}

@@ -51,7 +51,7 @@ impl Intervals {
     }
 }
 
-fn label(kind: &str, id: &str, title: Option<&str>) -> String {
+pub(crate) fn label(kind: &str, id: &str, title: Option<&str>) -> String {
     match kind {
         "beads" => format!("beads:{id}"),
         "task" => format!("task:{id} {}", title.unwrap_or(""))
