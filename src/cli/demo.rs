@@ -516,13 +516,10 @@ fn play_recorded(store: &Store, store_dir: &Path, id: &str) -> anyhow::Result<Op
         return Ok(None);
     }
     super::refresh(store)?;
-    let db = crate::views::ViewsDb::open_existing(store.paths())?;
+    let db = super::views_for_reading(store)?;
     let snapshot = store.snapshot()?;
-    let recording = match db {
-        Some(db) => crate::views::listing::summary(&db, &snapshot, id, crate::now_ns())?
-            .and_then(|row| row.linked_sessions.into_iter().next()),
-        None => None,
-    };
+    let recording = crate::views::listing::summary(&db, &snapshot, id, crate::now_ns())?
+        .and_then(|row| row.linked_sessions.into_iter().next());
     Ok(recording)
 }
 
