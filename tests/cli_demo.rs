@@ -18,7 +18,6 @@ use serde_json::Value;
 
 /// What one demo run printed and where its store is.
 struct Demo {
-    stdout: String,
     store: PathBuf,
     session: String,
 }
@@ -90,7 +89,6 @@ fn check_output(output: &Output) -> Demo {
     assert!(lines.contains(&"clean"), "{stdout}");
     assert!(stdout.contains("Try next"), "{stdout}");
     Demo {
-        stdout,
         store,
         session,
     }
