@@ -88,10 +88,7 @@ fn check_output(output: &Output) -> Demo {
     );
     assert!(lines.contains(&"clean"), "{stdout}");
     assert!(stdout.contains("Try next"), "{stdout}");
-    Demo {
-        store,
-        session,
-    }
+    Demo { store, session }
 }
 
 /// Reads the demo's store with the CLI and checks what the demo claims.

@@ -320,6 +320,21 @@ fn rows_equal_the_cli() {
             .unwrap(),
         &cli_lines(&sandbox, &store, &["cat", "--json", "--session", id])
     );
+    // Paging the records: three at a time, `next_after` walks them all once.
+    let all = server.json(&format!("/api/sessions/{id}/records"))["records"].clone();
+    let mut paged = Vec::new();
+    let mut path = format!("/api/sessions/{id}/records?limit=3");
+    loop {
+        let page = server.json(&path);
+        let records = page["records"].as_array().unwrap();
+        assert!(records.len() <= 3);
+        paged.extend(records.iter().cloned());
+        match page["next_after"].as_u64() {
+            Some(after) => path = format!("/api/sessions/{id}/records?limit=3&after={after}"),
+            None => break,
+        }
+    }
+    assert_eq!(Value::Array(paged), all);
     let mermaid = server.get(&format!("/api/sessions/{prefix}/tree?format=mermaid"));
     assert_eq!(mermaid.status, 200);
     let cli_mermaid = sandbox

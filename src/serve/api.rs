@@ -401,31 +401,36 @@ pub(crate) async fn records(
         let db = views(store)?;
         let id = resolve(db.as_ref(), store, &wanted)?;
         let snapshot = store.snapshot()?;
-        let all = match &db {
-            Some(db) => crate::views::listing::session_records(db, &snapshot, &id)?,
-            None => crate::views::listing::session_records(&ViewsDb::in_memory()?, &snapshot, &id)?,
-        };
-        let mut page = Vec::new();
-        let mut last = None;
-        for stored in all
-            .iter()
-            .filter(|r| after.is_none_or(|a| r.offset.is_none_or(|o| o.0 > a)))
-        {
-            if page.len() == limit {
-                return Ok(Json(RecordsPage {
-                    records: page,
-                    next_after: last,
-                }));
+        let memory;
+        let db = match &db {
+            Some(db) => db,
+            None => {
+                memory = ViewsDb::in_memory()?;
+                &memory
             }
+        };
+        // One more than the page: whether there is a next page.
+        let mut found =
+            crate::views::listing::session_records_page(db, &snapshot, &id, after, limit + 1)?;
+        let more = found.len() > limit;
+        found.truncate(limit);
+        let mut page = Vec::with_capacity(found.len());
+        for stored in &found {
             let json = crate::export::record_json::record_json(stored)
                 .and_then(serde_json::value::RawValue::from_string)
-                .map_err(|_| ApiError::NotStored)?;
+                .map_err(|e| ApiError::Render {
+                    source: std::io::Error::other(e),
+                })?;
             page.push(json);
-            last = stored.offset.map(|o| o.0);
         }
+        let next_after = if more {
+            found.last().and_then(|r| r.offset).map(|o| o.0)
+        } else {
+            None
+        };
         Ok(Json(RecordsPage {
             records: page,
-            next_after: None,
+            next_after,
         }))
     })
     .await

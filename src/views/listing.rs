@@ -247,14 +247,40 @@ pub fn session_records(
     snapshot: &Snapshot,
     session: &str,
 ) -> Result<Vec<StoredRecord>, ViewsError> {
+    session_records_page(db, snapshot, session, None, usize::MAX)
+}
+
+/// At most `limit` records of `session` after the offset `after` (all when `None`), in the
+/// order of [`session_records`]; only the stored ranges past `after` are decoded, and reading
+/// stops once `limit` records are found.
+///
+/// # Errors
+/// As [`session_records`].
+pub fn session_records_page(
+    db: &ViewsDb,
+    snapshot: &Snapshot,
+    session: &str,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<Vec<StoredRecord>, ViewsError> {
     let mut records = Vec::new();
     for (first, last) in super::summary::record_ranges(db, session)? {
-        for stored in snapshot.scan(first, TimeRange::default(), false) {
+        if after.is_some_and(|a| last.0 <= a) {
+            continue;
+        }
+        let start = match after {
+            Some(a) if a >= first.0 => Offset(a + 1),
+            _ => first,
+        };
+        for stored in snapshot.scan(start, TimeRange::default(), false) {
             let stored = stored?;
             if stored.offset.is_some_and(|o| o > last) {
                 break;
             }
             if stored.record.session.as_deref() == Some(session) {
+                if records.len() == limit {
+                    return Ok(records);
+                }
                 records.push(stored);
             }
         }
@@ -263,7 +289,8 @@ pub fn session_records(
         snapshot
             .scan(Offset(u64::MAX), TimeRange::default(), true)
             .filter_map(Result::ok)
-            .filter(|r| r.record.session.as_deref() == Some(session)),
+            .filter(|r| r.record.session.as_deref() == Some(session))
+            .take(limit - records.len()),
     );
     Ok(records)
 }
