@@ -132,7 +132,14 @@ fn request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
         .unwrap_or_else(|| panic!("no response head: {}", String::from_utf8_lossy(&raw)));
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -234,12 +241,17 @@ fn page_and_assets_are_served_from_the_binary() {
         "CSP allows another origin: {csp}"
     );
     let html = page.text();
-    assert_eq!(html.as_bytes(), std::fs::read(web().join("index.html")).unwrap());
+    assert_eq!(
+        html.as_bytes(),
+        std::fs::read(web().join("index.html")).unwrap()
+    );
 
     let assets = referenced_assets(&html);
     for lib in ["uplot", "mermaid", "asciinema-player"] {
         assert!(
-            assets.iter().any(|a| a.starts_with(&format!("/assets/vendor/{lib}/"))),
+            assets
+                .iter()
+                .any(|a| a.starts_with(&format!("/assets/vendor/{lib}/"))),
             "index.html references no file of {lib}: {assets:?}"
         );
     }
@@ -272,7 +284,10 @@ fn page_and_assets_are_served_from_the_binary() {
             continue;
         }
         let name = entry.file_name().to_string_lossy().into_owned();
-        assert!(readme.contains(&format!("`{name}/LICENSE`")), "README lacks {name}");
+        assert!(
+            readme.contains(&format!("`{name}/LICENSE`")),
+            "README lacks {name}"
+        );
         assert_asset(&server, &format!("/assets/vendor/{name}/LICENSE"));
     }
 
@@ -388,8 +403,7 @@ fn dashboard_in_chromium() {
     sandbox.ok(&["ingest", "-q", projects.to_str().unwrap()]);
     let recorded = record_terminal(&sandbox);
 
-    let cost: Vec<Value> =
-        serde_json::from_slice(&sandbox.ok(&["cost", "--json"]).stdout).unwrap();
+    let cost: Vec<Value> = serde_json::from_slice(&sandbox.ok(&["cost", "--json"]).stdout).unwrap();
     let expected_cost: f64 = cost.iter().map(|r| r["cost_usd"].as_f64().unwrap()).sum();
     assert!(expected_cost > 1.0, "corpus cost: {expected_cost}");
     let sessions = sandbox.sessions();
@@ -493,7 +507,11 @@ fn dashboard_in_chromium() {
     assert!(report["error_rate_text"].as_str().unwrap().contains('%'));
 
     // Sorting from the keyboard keeps the focus on the header button.
-    assert_eq!(report["sort_descending"], true, "{}", report["sorted_costs"]);
+    assert_eq!(
+        report["sort_descending"], true,
+        "{}",
+        report["sorted_costs"]
+    );
     assert_eq!(report["focus_after_sort"], "cost");
 
     // Live: the hook shows up without a reload.

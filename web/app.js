@@ -42,6 +42,12 @@ async function show() {
   main.focus({ preventScroll: true });
 }
 
+// The skip link must not change the hash (the hash is the route).
+document.querySelector('.skip').addEventListener('click', (event) => {
+  event.preventDefault();
+  main.focus();
+});
+
 // ---- the search box in the header ----
 document.getElementById('search-form').addEventListener('submit', (event) => {
   event.preventDefault();

@@ -71,7 +71,10 @@ fn file(path: &str, request: &HeaderMap) -> Response {
     if fresh {
         return (StatusCode::NOT_MODIFIED, headers).into_response();
     }
-    let mime = match std::path::Path::new(path).extension().and_then(|e| e.to_str()) {
+    let mime = match std::path::Path::new(path)
+        .extension()
+        .and_then(|e| e.to_str())
+    {
         // `mime_guess` says `application/javascript`; the HTML standard's name is `text/…`.
         Some("js" | "mjs") => "text/javascript; charset=utf-8",
         Some("html") => "text/html; charset=utf-8",
