@@ -382,6 +382,96 @@ fn record_terminal(sandbox: &Sandbox) -> String {
         .to_owned()
 }
 
+/** Runs tests/e2e/dashboard.mjs against `server` and returns its report. */
+fn run_browser(
+    sandbox: &Sandbox,
+    server: &Server,
+    config: &Value,
+    playwright: &Path,
+    chromium: &Path,
+) -> Value {
+    let config_path = sandbox.path("e2e.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/dashboard.mjs");
+    let output = Command::new("node")
+        .arg(&script)
+        .arg(format!("http://{}", server.addr))
+        .arg(&config_path)
+        .env("NODE_PATH", playwright)
+        .env("CTRACE_CHROMIUM", chromium)
+        .env("TMPDIR", sandbox.tmp())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "the browser script printed no JSON ({e}); stdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    eprintln!("browser report: {report:#}");
+    assert!(output.status.success(), "browser script failed: {report}");
+    for key in ["overview", "sort", "live", "session", "cast", "search"] {
+        assert!(
+            report[format!("{key}_error")].is_null(),
+            "{key}: {}",
+            report[format!("{key}_error")]
+        );
+    }
+    report
+}
+
+/// No script error, nothing fetched from outside, no failed request; the only 404s the page
+/// may see are the optional endpoints (a session without a recording, search while the index
+/// does not exist).
+fn check_page_health(report: &Value) {
+    assert_eq!(report["page_errors"], serde_json::json!([]));
+    assert_eq!(report["outside_requests"], serde_json::json!([]));
+    assert_eq!(report["failed_requests"], serde_json::json!([]));
+    let http_errors = report["http_errors"].as_array().unwrap();
+    for error in http_errors {
+        let error = error.as_str().unwrap();
+        assert!(
+            error.starts_with("404 ") && (error.ends_with("/cast") || error == "404 /api/search"),
+            "unexpected HTTP error on the page: {error}"
+        );
+    }
+    for message in report["console_errors"].as_array().unwrap() {
+        assert!(
+            message
+                .as_str()
+                .unwrap()
+                .starts_with("Failed to load resource"),
+            "console error: {message}"
+        );
+    }
+    assert!(report["console_errors"].as_array().unwrap().len() <= http_errors.len());
+}
+
+/// The terminal player when `/cast` serves the recording (else the "no terminal recording"
+/// message), and search hits opening their record when `/api/search` answers: both endpoints
+/// are newer than the page.
+fn check_optional_endpoints(report: &Value) {
+    // The terminal recording: the player when the endpoint serves it, else the message.
+    match report["cast_status"].as_u64() {
+        Some(200) => assert_eq!(report["player"], 1, "no asciinema player on the page"),
+        Some(404) => {
+            eprintln!("NOTE: /api/sessions/{{id}}/cast answered 404; checked the message only");
+            assert_eq!(report["cast_no_recording"], 1);
+        }
+        other => panic!("/cast answered {other:?}"),
+    }
+    // Search: hits open their session at the record, when the endpoint exists.
+    if report["search_status"] == 200 && report["search_hits"].as_u64().unwrap_or(0) > 0 {
+        assert!(report["search_opened_record"].is_u64());
+    } else {
+        eprintln!(
+            "NOTE: /api/search answered {} with {} hits; the hit-opening check did not run",
+            report["search_status"], report["search_hits"]
+        );
+    }
+}
+
 /// Issue 16, "The dashboard" and its Chromium tests: on a store built from the corpus (plus a
 /// terminal recording), the overview shows the totals `ctrace cost --json` and `ctrace
 /// sessions --json` give, the sessions table sorts from the keyboard, a hook posted while the
@@ -426,69 +516,14 @@ fn dashboard_in_chromium() {
         .parent()
         .unwrap()
         .join("e2e-screenshots");
-    let config = sandbox.path("e2e.json");
-    std::fs::write(
-        &config,
-        serde_json::json!({
-            "session": busiest,
-            "cast_session": recorded,
-            "search": "README",
-            "screenshots": shots,
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/dashboard.mjs");
-    let output = Command::new("node")
-        .arg(&script)
-        .arg(format!("http://{}", server.addr))
-        .arg(&config)
-        .env("NODE_PATH", &playwright)
-        .env("CTRACE_CHROMIUM", &chromium)
-        .env("TMPDIR", sandbox.tmp())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "the browser script printed no JSON ({e}); stdout: {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
+    let config = serde_json::json!({
+        "session": busiest,
+        "cast_session": recorded,
+        "search": "README",
+        "screenshots": shots,
     });
-    eprintln!("browser report: {report:#}");
-    assert!(output.status.success(), "browser script failed: {report}");
-    for key in ["overview", "sort", "live", "session", "cast", "search"] {
-        assert!(
-            report[format!("{key}_error")].is_null(),
-            "{key}: {}",
-            report[format!("{key}_error")]
-        );
-    }
-
-    // No script error, nothing fetched from outside, no failed request; the only 404s the
-    // page may see are the optional endpoints (a session without a recording, search while
-    // the index does not exist).
-    assert_eq!(report["page_errors"], serde_json::json!([]));
-    assert_eq!(report["outside_requests"], serde_json::json!([]));
-    assert_eq!(report["failed_requests"], serde_json::json!([]));
-    let http_errors = report["http_errors"].as_array().unwrap();
-    for error in http_errors {
-        let error = error.as_str().unwrap();
-        assert!(
-            error.starts_with("404 ") && (error.ends_with("/cast") || error == "404 /api/search"),
-            "unexpected HTTP error on the page: {error}"
-        );
-    }
-    for message in report["console_errors"].as_array().unwrap() {
-        assert!(
-            message
-                .as_str()
-                .unwrap()
-                .starts_with("Failed to load resource"),
-            "console error: {message}"
-        );
-    }
-    assert!(report["console_errors"].as_array().unwrap().len() <= http_errors.len());
+    let report = run_browser(&sandbox, &server, &config, &playwright, &chromium);
+    check_page_health(&report);
 
     // The overview agrees with the command line.
     let shown_cost = report["total_cost"].as_f64().unwrap();
@@ -530,24 +565,7 @@ fn dashboard_in_chromium() {
     assert!(report["mermaid_nodes"].as_u64().unwrap() > 1);
     assert_eq!(report["records_shown"], records);
 
-    // The terminal recording: the player when the endpoint serves it, else the message.
-    match report["cast_status"].as_u64() {
-        Some(200) => assert_eq!(report["player"], 1, "no asciinema player on the page"),
-        Some(404) => {
-            eprintln!("NOTE: /api/sessions/{{id}}/cast answered 404; checked the message only");
-            assert_eq!(report["cast_no_recording"], 1);
-        }
-        other => panic!("/cast answered {other:?}"),
-    }
-    // Search: hits open their session at the record, when the endpoint exists.
-    if report["search_status"] == 200 && report["search_hits"].as_u64().unwrap_or(0) > 0 {
-        assert!(report["search_opened_record"].is_u64());
-    } else {
-        eprintln!(
-            "NOTE: /api/search answered {} with {} hits; the hit-opening check did not run",
-            report["search_status"], report["search_hits"]
-        );
-    }
+    check_optional_endpoints(&report);
     assert!(shots.join("overview.png").is_file());
     assert!(shots.join("session.png").is_file());
 }
