@@ -15,6 +15,7 @@
 //!   progress commits, and [`serve`] returns.
 
 mod api;
+mod assets;
 mod cast;
 mod error;
 mod hook;
@@ -146,6 +147,8 @@ fn router(state: AppState) -> Router {
         .route("/api/cost", get(api::cost))
         .route("/api/stream", get(stream::stream))
         .route("/api/openapi.json", get(api::openapi))
+        .route("/", get(assets::index))
+        .route("/assets/{*path}", get(assets::asset))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(

@@ -1,0 +1,175 @@
+// End-to-end check of the `ctrace serve` dashboard in headless Chromium (playwright-core).
+//
+//   node tests/e2e/dashboard.mjs <base-url> <config.json>
+//
+// config.json: {"session": ID with a tree, "cast_session": ID with a terminal recording or
+// null, "search": a word to search for, "screenshots": DIR}. Prints one JSON object on stdout
+// with what the page showed (tests/serve_dashboard.rs asserts on it) and exits 0, or exits 1
+// with {"fatal": message} when the browser could not be driven at all.
+// Environment: CTRACE_CHROMIUM (default /usr/bin/chromium); playwright-core is resolved
+// through NODE_PATH.
+
+import { createRequire } from 'node:module';
+import { mkdtempSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const require = createRequire(import.meta.url);
+const [base, configPath] = process.argv.slice(2);
+const config = JSON.parse(readFileSync(configPath, 'utf8'));
+const TIMEOUT = 90_000;
+const out = { console_errors: [], page_errors: [], failed_requests: [], http_errors: [] };
+
+function fatal(message) {
+  process.stdout.write(`${JSON.stringify({ ...out, fatal: String(message) })}\n`);
+  process.exit(1);
+}
+
+let chromium;
+try {
+  ({ chromium } = require('playwright-core'));
+} catch (e) {
+  fatal(`playwright-core not found through NODE_PATH: ${e.message}`);
+}
+
+const profile = mkdtempSync(join(tmpdir(), 'ctrace-e2e-'));
+mkdirSync(config.screenshots, { recursive: true });
+let context;
+try {
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CTRACE_CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 1400, height: 1000 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+} catch (e) {
+  rmSync(profile, { recursive: true, force: true });
+  fatal(`launching chromium: ${e.message}`);
+}
+
+const page = context.pages()[0] || await context.newPage();
+page.setDefaultTimeout(TIMEOUT);
+page.on('console', (m) => { if (m.type() === 'error') out.console_errors.push(m.text()); });
+page.on('pageerror', (e) => out.page_errors.push(String(e)));
+page.on('response', (r) => { if (r.status() >= 400) out.http_errors.push(`${r.status()} ${new URL(r.url()).pathname}`); });
+page.on('requestfailed', (r) => {
+  // The event stream is cut when the page navigates or closes: not a failure.
+  if (!r.url().includes('/api/stream')) out.failed_requests.push(`${r.url()} ${r.failure()?.errorText}`);
+});
+// Anything outside the service is a defect: the page must work with no network.
+const outside = [];
+await page.route((url) => !url.href.startsWith(base), (route) => {
+  outside.push(route.request().url());
+  route.abort();
+});
+
+async function step(name, work) {
+  try {
+    await work();
+  } catch (e) {
+    out[`${name}_error`] = String(e.message || e).split('\n')[0];
+  }
+}
+
+await step('overview', async () => {
+  await page.goto(`${base}/`);
+  await page.waitForSelector('#total-cost[data-value]');
+  out.total_cost = Number(await page.getAttribute('#total-cost', 'data-value'));
+  out.total_cost_text = await page.textContent('#total-cost');
+  out.total_sessions = Number(await page.getAttribute('#total-sessions', 'data-value'));
+  await page.waitForSelector('#sessions-table tbody tr[data-session]');
+  out.table_rows = await page.locator('#sessions-table tbody tr[data-session]').count();
+  out.chart_canvas = await page.locator('#cost-chart canvas').count();
+  out.live_state = await page.textContent('#live-state');
+  await page.waitForSelector('#error-rate[data-done]');
+  out.error_rate_text = await page.textContent('#error-rate');
+  await page.screenshot({ path: join(config.screenshots, 'overview.png'), fullPage: true });
+});
+
+await step('sort', async () => {
+  // Keyboard: focus the Cost header button and press Enter (twice: descending then ascending).
+  const button = page.locator('#sessions-table th button[data-key="cost"]');
+  await button.focus();
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#sessions-table th[aria-sort="descending"] button[data-key="cost"]');
+  const values = await page.$$eval('#sessions-table tbody td[data-value]:last-child',
+    (cells) => cells.map((c) => Number(c.dataset.value)));
+  out.sorted_costs = values;
+  out.sort_descending = values.every((v, i) => i === 0 || values[i - 1] >= v);
+  out.focus_after_sort = await page.evaluate(() => document.activeElement?.dataset?.key || null);
+});
+
+await step('live', async () => {
+  await page.waitForSelector('#live-state[data-state="open"]', { state: 'attached' });
+  const session = `e2e-live-${Date.now()}`;
+  out.live_session = session;
+  const payload = { hook_event_name: 'UserPromptSubmit', session_id: session, cwd: '/tmp/e2e-live', prompt: 'hello from the e2e test' };
+  const response = await fetch(`${base}/ingest/hook`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) });
+  out.live_post_status = response.status;
+  const urlBefore = page.url();
+  await page.waitForSelector(`#activity-list li[data-session="${session}"]`);
+  out.live_in_activity = true;
+  await page.waitForSelector(`#sessions-table tr[data-session="${session}"]`);
+  out.live_in_table = true;
+  out.live_no_reload = page.url() === urlBefore && (await page.evaluate(() => performance.getEntriesByType('navigation').length)) === 1;
+  await page.screenshot({ path: join(config.screenshots, 'live.png') });
+});
+
+await step('session', async () => {
+  await page.goto(`${base}/#/session/${encodeURIComponent(config.session)}`);
+  await page.waitForSelector('#waterfall li');
+  out.waterfall_rows = await page.locator('#waterfall > li').count();
+  out.waterfall_nested = await page.locator('#waterfall details').count();
+  out.tree_nodes = await page.locator('#tree-html li').count();
+  out.tree_cost_text = await page.textContent('#tree-html .node .meta');
+  await page.waitForSelector('#mermaid svg, #mermaid .error');
+  out.mermaid_svg = await page.locator('#mermaid svg').count();
+  out.mermaid_nodes = await page.locator('#mermaid svg g.node').count();
+  await page.waitForSelector('#records li.rec');
+  out.records_shown = await page.locator('#records li.rec').count();
+  await page.waitForSelector('#terminal-box #no-recording, #terminal-box #player, #terminal-box .error');
+  out.session_no_recording = await page.locator('#no-recording').count();
+  await page.screenshot({ path: join(config.screenshots, 'session.png'), fullPage: false });
+  await page.locator('#tree').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(config.screenshots, 'session-tree.png'), fullPage: false });
+});
+
+if (config.cast_session) {
+  await step('cast', async () => {
+    const response = await fetch(`${base}/api/sessions/${encodeURIComponent(config.cast_session)}/cast`);
+    out.cast_status = response.status;
+    await page.goto(`${base}/#/session/${encodeURIComponent(config.cast_session)}`);
+    await page.waitForSelector('#terminal-box #no-recording, #terminal-box .ap-wrapper, #terminal-box .error');
+    out.player = await page.locator('#terminal-box .ap-wrapper').count();
+    out.cast_no_recording = await page.locator('#terminal-box #no-recording').count();
+    await page.locator('#terminal').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(config.screenshots, 'terminal.png') });
+  });
+}
+
+if (config.search) {
+  await step('search', async () => {
+    const response = await fetch(`${base}/api/search?q=${encodeURIComponent(config.search)}&limit=5`);
+    out.search_status = response.status;
+    await page.goto(`${base}/#/`);
+    await page.fill('#search-q', config.search);
+    await page.press('#search-q', 'Enter');
+    await page.waitForSelector('#search-hits li a, #main .error, #main .empty');
+    out.search_hits = await page.locator('#search-hits li').count();
+    if (out.search_hits > 0) {
+      await page.screenshot({ path: join(config.screenshots, 'search.png') });
+      const href = await page.getAttribute('#search-hits li a', 'href');
+      out.search_href = href;
+      await page.click('#search-hits li a');
+      const at = new URLSearchParams(href.split('?')[1]).get('at');
+      await page.waitForSelector(`#record-${at}.at`);
+      out.search_opened_record = Number(at);
+    }
+  });
+}
+
+out.outside_requests = outside;
+await context.close();
+rmSync(profile, { recursive: true, force: true });
+process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -1,0 +1,571 @@
+//! The dashboard of `ctrace serve` (issue 16, "The dashboard"): the page and its assets as the
+//! built binary serves them, and the page itself in headless Chromium (tests/e2e/dashboard.mjs,
+//! driven by playwright-core) on a store built from the corpus. Every wait polls with a
+//! deadline; no test sleeps for a fixed time.
+#![expect(
+    clippy::unwrap_used,
+    reason = "clippy's allow-unwrap-in-tests covers #[test] functions only, not these helpers; \
+              a failed setup step should fail the test"
+)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::Sandbox;
+use serde_json::Value;
+
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// The dashboard's sources, embedded into the binary.
+fn web() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("web")
+}
+
+/// A running `ctrace serve --no-watch`; dropping it kills the process.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(sandbox: &Sandbox) -> Self {
+        let mut child = sandbox
+            .command(&["serve", "--bind", "127.0.0.1:0", "--no-watch"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx
+            .recv_timeout(DEADLINE)
+            .unwrap_or_else(|e| panic!("serve printed no `listening on` line: {e}"));
+        let addr = line
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .parse()
+            .unwrap();
+        Self { child, addr }
+    }
+
+    fn get(&self, path: &str) -> Response {
+        request(self.addr, path, &[])
+    }
+
+    fn json(&self, path: &str) -> Value {
+        let response = self.get(path);
+        assert_eq!(response.status, 200, "GET {path}: {}", response.text());
+        serde_json::from_slice(&response.body).unwrap()
+    }
+
+    /// Polls `/api/health` until every record is sealed and folded into the views.
+    fn wait_caught_up(&self) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let health = self.json("/api/health");
+            let next = health["next_offset"].as_u64().unwrap();
+            if health["unsealed_records"] == 0 && health["views_checkpoint"].as_u64() == Some(next)
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not caught up: {health}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Response {
+    status: u16,
+    /// Header lines, names lower-cased.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Response {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 GET with `Connection: close`; the response read to its end.
+fn request(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap(), 16).unwrap();
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+/// The media type a browser needs for a file of the dashboard (module scripts are refused
+/// with any other type than JavaScript's).
+fn expected_type(path: &str) -> &'static str {
+    match path.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("js") => "text/javascript",
+        Some("css") => "text/css",
+        Some("html") => "text/html",
+        Some("md") => "text/plain",
+        _ => "text/plain",
+    }
+}
+
+/// `/assets/...` paths referenced by `src=` and `href=` in `html`.
+fn referenced_assets(html: &str) -> BTreeSet<String> {
+    let re = regex::Regex::new(r#"(?:src|href)="(/assets/[^"]+)""#).unwrap();
+    re.captures_iter(html).map(|c| c[1].to_owned()).collect()
+}
+
+/// Checks one embedded file: 200, its media type, caching headers, and the bytes of `web/`.
+fn assert_asset(server: &Server, url: &str) {
+    let response = server.get(url);
+    assert_eq!(response.status, 200, "GET {url}: {}", response.text());
+    let rel = url.strip_prefix("/assets/").unwrap();
+    let content_type = response.header("content-type").unwrap_or("");
+    assert!(
+        content_type.starts_with(expected_type(rel)),
+        "{url}: Content-Type {content_type:?}, expected {}",
+        expected_type(rel)
+    );
+    assert!(response.header("etag").is_some(), "{url}: no ETag");
+    assert!(
+        response.header("cache-control").is_some(),
+        "{url}: no Cache-Control"
+    );
+    let on_disk = std::fs::read(web().join(rel)).unwrap();
+    assert!(
+        response.body == on_disk,
+        "{url}: served bytes differ from web/{rel}"
+    );
+}
+
+/// Issue 16, "The dashboard": `/` is the page with a same-origin Content-Security-Policy;
+/// every file the page references (its scripts, its styles, the vendored libraries), every
+/// module its scripts import, and every vendored licence is served from the binary with the
+/// right media type and an ETag that answers 304; an unknown asset is a JSON 404.
+#[test]
+fn page_and_assets_are_served_from_the_binary() {
+    let sandbox = Sandbox::new();
+    let server = Server::start(&sandbox);
+
+    let page = server.get("/");
+    assert_eq!(page.status, 200, "GET /: {}", page.text());
+    assert!(
+        page.header("content-type")
+            .unwrap_or("")
+            .starts_with("text/html"),
+        "GET /: {:?}",
+        page.header("content-type")
+    );
+    let csp = page
+        .header("content-security-policy")
+        .expect("GET / has a Content-Security-Policy");
+    assert!(csp.contains("default-src 'self'"), "CSP: {csp}");
+    assert!(
+        !csp.contains("http") && !csp.contains('*'),
+        "CSP allows another origin: {csp}"
+    );
+    let html = page.text();
+    assert_eq!(
+        html.as_bytes(),
+        std::fs::read(web().join("index.html")).unwrap()
+    );
+
+    let assets = referenced_assets(&html);
+    for lib in ["uplot", "mermaid", "asciinema-player"] {
+        assert!(
+            assets
+                .iter()
+                .any(|a| a.starts_with(&format!("/assets/vendor/{lib}/"))),
+            "index.html references no file of {lib}: {assets:?}"
+        );
+    }
+    assert!(assets.contains("/assets/app.js") && assets.contains("/assets/style.css"));
+    for url in &assets {
+        assert_asset(&server, url);
+    }
+
+    // The ES modules app.js imports (and they import), by relative path.
+    let import = regex::Regex::new(r#"from '\./([a-z]+\.js)'"#).unwrap();
+    let mut modules = BTreeSet::new();
+    for entry in std::fs::read_dir(web()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "js") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            modules.extend(import.captures_iter(&text).map(|c| c[1].to_owned()));
+        }
+    }
+    assert!(modules.len() >= 3, "imports found: {modules:?}");
+    for module in &modules {
+        assert_asset(&server, &format!("/assets/{module}"));
+    }
+
+    // Each vendored library keeps its licence, served and listed in the README.
+    let readme = std::fs::read_to_string(web().join("vendor/README.md")).unwrap();
+    assert_asset(&server, "/assets/vendor/README.md");
+    for entry in std::fs::read_dir(web().join("vendor")).unwrap() {
+        let entry = entry.unwrap();
+        if !entry.file_type().unwrap().is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        assert!(
+            readme.contains(&format!("`{name}/LICENSE`")),
+            "README lacks {name}"
+        );
+        assert_asset(&server, &format!("/assets/vendor/{name}/LICENSE"));
+    }
+
+    // Revalidation: the ETag answers 304 with no body.
+    let app = server.get("/assets/app.js");
+    let etag = app.header("etag").unwrap().to_owned();
+    let again = request(server.addr, "/assets/app.js", &[("If-None-Match", &etag)]);
+    assert_eq!(again.status, 304);
+    assert!(again.body.is_empty());
+    let stale = request(server.addr, "/assets/app.js", &[("If-None-Match", "\"x\"")]);
+    assert_eq!(stale.status, 200);
+
+    for missing in [
+        "/assets/nope.js",
+        "/assets/vendor",
+        "/assets/../Cargo.toml",
+        "/assets/%2e%2e/Cargo.toml",
+        "/assets/vendor/mermaid/",
+    ] {
+        let response = server.get(missing);
+        assert_eq!(response.status, 404, "GET {missing}: {}", response.text());
+        let body: Value = serde_json::from_slice(&response.body)
+            .unwrap_or_else(|e| panic!("GET {missing}: not JSON ({e}): {}", response.text()));
+        assert!(body["error"].is_string(), "GET {missing}: {body}");
+    }
+}
+
+/// What the browser test needs: node, playwright-core's directory, Chromium. `None` (after a
+/// visible SKIP line) when one is missing, except under `CI=true`, where that fails.
+fn browser_tools() -> Option<(PathBuf, PathBuf)> {
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let playwright = std::env::var_os("CTRACE_PLAYWRIGHT")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("ctrace-ci-playwright/node_modules"));
+    let chromium = std::env::var_os("CTRACE_CHROMIUM")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    let missing = if !node_ok {
+        Some("node".to_owned())
+    } else if !playwright.join("playwright-core/package.json").is_file() {
+        Some(format!(
+            "playwright-core under {} (set CTRACE_PLAYWRIGHT; .ci/setup-playwright.sh installs it)",
+            playwright.display()
+        ))
+    } else if !chromium.is_file() {
+        Some(format!(
+            "chromium at {} (set CTRACE_CHROMIUM)",
+            chromium.display()
+        ))
+    } else {
+        None
+    };
+    match missing {
+        None => Some((playwright, chromium)),
+        Some(what) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{what} not found (CI=true: the dashboard browser test is required)")
+        }
+        Some(what) => {
+            eprintln!("SKIP: {what} not found; the dashboard browser test did not run");
+            None
+        }
+    }
+}
+
+/// Records a terminal session with `ctrace record` and returns its session id.
+fn record_terminal(sandbox: &Sandbox) -> String {
+    let output = sandbox
+        .command(&[
+            "record",
+            "-q",
+            "--",
+            "bash",
+            "-c",
+            "printf 'hello from the dashboard test\\n'; echo \"session=$CTRACE_PTY_SESSION\"",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    common::assert_success(&["record"], &output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .split("session=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no session id in: {stdout}"))
+        .to_owned()
+}
+
+/** Runs tests/e2e/dashboard.mjs against `server` and returns its report. */
+fn run_browser(
+    sandbox: &Sandbox,
+    server: &Server,
+    config: &Value,
+    playwright: &Path,
+    chromium: &Path,
+) -> Value {
+    let config_path = sandbox.path("e2e.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/dashboard.mjs");
+    let output = Command::new("node")
+        .arg(&script)
+        .arg(format!("http://{}", server.addr))
+        .arg(&config_path)
+        .env("NODE_PATH", playwright)
+        .env("CTRACE_CHROMIUM", chromium)
+        .env("TMPDIR", sandbox.tmp())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "the browser script printed no JSON ({e}); stdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    eprintln!("browser report: {report:#}");
+    assert!(output.status.success(), "browser script failed: {report}");
+    for key in ["overview", "sort", "live", "session", "cast", "search"] {
+        assert!(
+            report[format!("{key}_error")].is_null(),
+            "{key}: {}",
+            report[format!("{key}_error")]
+        );
+    }
+    report
+}
+
+/// No script error, nothing fetched from outside, no failed request; the only 404s the page
+/// may see are the optional endpoints (a session without a recording, search while the index
+/// does not exist).
+fn check_page_health(report: &Value) {
+    assert_eq!(report["page_errors"], serde_json::json!([]));
+    assert_eq!(report["outside_requests"], serde_json::json!([]));
+    assert_eq!(report["failed_requests"], serde_json::json!([]));
+    let http_errors = report["http_errors"].as_array().unwrap();
+    for error in http_errors {
+        let error = error.as_str().unwrap();
+        assert!(
+            error.starts_with("404 ") && (error.ends_with("/cast") || error == "404 /api/search"),
+            "unexpected HTTP error on the page: {error}"
+        );
+    }
+    for message in report["console_errors"].as_array().unwrap() {
+        assert!(
+            message
+                .as_str()
+                .unwrap()
+                .starts_with("Failed to load resource"),
+            "console error: {message}"
+        );
+    }
+    assert!(report["console_errors"].as_array().unwrap().len() <= http_errors.len());
+}
+
+/// The terminal player when `/cast` serves the recording (else the "no terminal recording"
+/// message), and search hits opening their record when `/api/search` answers: both endpoints
+/// are newer than the page.
+fn check_optional_endpoints(report: &Value) {
+    // The terminal recording: the player when the endpoint serves it, else the message.
+    match report["cast_status"].as_u64() {
+        Some(200) => assert_eq!(report["player"], 1, "no asciinema player on the page"),
+        Some(404) => {
+            eprintln!("NOTE: /api/sessions/{{id}}/cast answered 404; checked the message only");
+            assert_eq!(report["cast_no_recording"], 1);
+        }
+        other => panic!("/cast answered {other:?}"),
+    }
+    // Search: hits open their session at the record, when the endpoint exists.
+    if report["search_status"] == 200 && report["search_hits"].as_u64().unwrap_or(0) > 0 {
+        assert!(report["search_opened_record"].is_u64());
+    } else {
+        eprintln!(
+            "NOTE: /api/search answered {} with {} hits; the hit-opening check did not run",
+            report["search_status"], report["search_hits"]
+        );
+    }
+}
+
+/// Issue 16, "The dashboard" and its Chromium tests: on a store built from the corpus (plus a
+/// terminal recording), the overview shows the totals `ctrace cost --json` and `ctrace
+/// sessions --json` give, the sessions table sorts from the keyboard, a hook posted while the
+/// page is open shows up in the activity strip and the table without a reload, a session page
+/// shows its waterfall, its HTML tree and its Mermaid tree as an `<svg>`, and its records; the
+/// terminal player appears for the recorded session when `/api/sessions/{id}/cast` answers
+/// 200. Nothing outside the service is requested and the page logs no script error.
+/// Screenshots are written to `target/e2e-screenshots/`.
+#[test]
+fn dashboard_in_chromium() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let Some((playwright, chromium)) = browser_tools() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let projects = corpus.join("claude-home/projects");
+    sandbox.ok(&["ingest", "-q", projects.to_str().unwrap()]);
+    let recorded = record_terminal(&sandbox);
+
+    let cost: Vec<Value> = serde_json::from_slice(&sandbox.ok(&["cost", "--json"]).stdout).unwrap();
+    let expected_cost: f64 = cost.iter().map(|r| r["cost_usd"].as_f64().unwrap()).sum();
+    assert!(expected_cost > 1.0, "corpus cost: {expected_cost}");
+    let sessions = sandbox.sessions();
+    let busiest = sessions
+        .iter()
+        .max_by_key(|s| s["tool_calls"].as_u64().unwrap_or(0))
+        .unwrap()["session"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let server = Server::start(&sandbox);
+    server.wait_caught_up();
+    let timeline = server.json(&format!("/api/sessions/{busiest}/timeline"));
+    let timeline = timeline.as_array().unwrap();
+    let records = server.json(&format!("/api/sessions/{busiest}/records?limit=200"));
+    let records = records["records"].as_array().unwrap().len();
+
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("e2e-screenshots");
+    let config = serde_json::json!({
+        "session": busiest,
+        "cast_session": recorded,
+        "search": "README",
+        "screenshots": shots,
+    });
+    let report = run_browser(&sandbox, &server, &config, &playwright, &chromium);
+    check_page_health(&report);
+
+    // The overview agrees with the command line.
+    let shown_cost = report["total_cost"].as_f64().unwrap();
+    assert!(
+        (shown_cost - expected_cost).abs() < 1e-6,
+        "overview total cost {shown_cost}, `ctrace cost --json` {expected_cost}"
+    );
+    assert_eq!(
+        report["total_cost_text"],
+        format!("${expected_cost:.2}"),
+        "the cost as shown"
+    );
+    assert_eq!(report["total_sessions"], sessions.len());
+    assert_eq!(report["table_rows"], sessions.len().min(50));
+    assert!(report["chart_canvas"].as_u64().unwrap() >= 1);
+    assert!(report["error_rate_text"].as_str().unwrap().contains('%'));
+
+    // Sorting from the keyboard keeps the focus on the header button.
+    assert_eq!(
+        report["sort_descending"], true,
+        "{}",
+        report["sorted_costs"]
+    );
+    assert_eq!(report["focus_after_sort"], "cost");
+
+    // Live: the hook shows up without a reload.
+    assert_eq!(report["live_post_status"], 200);
+    assert_eq!(report["live_in_activity"], true);
+    assert_eq!(report["live_in_table"], true);
+    assert_eq!(report["live_no_reload"], true);
+
+    // The session page.
+    assert_eq!(report["waterfall_rows"], timeline.len().min(300));
+    if timeline.iter().any(|i| i["children"].is_array()) {
+        assert!(report["waterfall_nested"].as_u64().unwrap() >= 1);
+    }
+    assert!(report["tree_nodes"].as_u64().unwrap() > 1);
+    assert_eq!(report["mermaid_svg"], 1, "the Mermaid tree is not an <svg>");
+    assert!(report["mermaid_nodes"].as_u64().unwrap() > 1);
+    assert_eq!(report["records_shown"], records);
+
+    check_optional_endpoints(&report);
+    assert!(shots.join("overview.png").is_file());
+    assert!(shots.join("session.png").is_file());
+}

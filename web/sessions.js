@@ -1,0 +1,133 @@
+// The sessions table: pages from /api/sessions through its cursor, sortable by header
+// buttons, filtered by the overview's filters (project, status and dates by the API; model and
+// cost threshold on the page), refreshed live.
+
+import { h, fill, api, query, errorBox, usd, tokens, duration, when, shortId, projectName,
+  badge, untilParam } from './util.js';
+
+const PAGE = 50;
+
+const COLUMNS = [
+  { key: 'session', label: 'Session', value: (r) => r.session },
+  { key: 'project', label: 'Project', value: (r) => r.project || '' },
+  { key: 'first', label: 'Started', value: (r) => r.first_ns || 0 },
+  { key: 'duration', label: 'Duration', value: (r) => r.duration_ns || 0, num: true },
+  { key: 'models', label: 'Models', value: (r) => (r.models || []).join(', ') },
+  { key: 'status', label: 'Status', value: (r) => r.status || '' },
+  { key: 'tools', label: 'Tool calls', value: (r) => r.tool_calls || 0, num: true },
+  { key: 'tokens', label: 'Tokens', value: (r) => r.tokens || 0, num: true },
+  { key: 'cost', label: 'Cost', value: (r) => r.cost || 0, num: true },
+];
+
+/** Per table box: the cursor stack, the sort, the rows of the page. */
+const tables = new WeakMap();
+
+function cell(column, row) {
+  switch (column.key) {
+    case 'session':
+      return h('td', {}, h('a', { href: `#/session/${encodeURIComponent(row.session)}`, title: row.session },
+        h('code', {}, shortId(row.session))));
+    case 'project': return h('td', { title: row.project || '' }, projectName(row.project));
+    case 'first': return h('td', {}, h('time', { datetime: row.first || '' }, when(row.first)));
+    case 'duration': return h('td', { class: 'num' }, duration(row.duration_ns));
+    case 'models': return h('td', { class: 'models' }, (row.models || []).join(', ') || '–');
+    case 'status': return h('td', {}, badge(row.status));
+    case 'tools': return h('td', { class: 'num' }, String(row.tool_calls ?? 0));
+    case 'tokens': return h('td', { class: 'num', dataset: { value: row.tokens } }, tokens(row.tokens));
+    default: return h('td', { class: 'num', dataset: { value: row.cost } }, usd(row.cost));
+  }
+}
+
+function draw(box) {
+  const t = tables.get(box);
+  const column = COLUMNS.find((c) => c.key === t.sort.key) || COLUMNS[2];
+  const dir = t.sort.dir === 'asc' ? 1 : -1;
+  const rows = t.rows.slice().sort((a, b) => {
+    const x = column.value(a);
+    const y = column.value(b);
+    return (x < y ? -1 : x > y ? 1 : 0) * dir;
+  });
+  const head = h('tr', {}, COLUMNS.map((c) => {
+    const sorted = c.key === t.sort.key;
+    const aria = sorted ? (t.sort.dir === 'asc' ? 'ascending' : 'descending') : 'none';
+    return h('th', { scope: 'col', 'aria-sort': aria, class: c.num ? 'num' : '' },
+      h('button', {
+        type: 'button',
+        class: 'sort',
+        onclick: () => {
+          t.sort = { key: c.key, dir: sorted && t.sort.dir === 'desc' ? 'asc' : 'desc' };
+          draw(box);
+          box.querySelector(`th button[data-key="${c.key}"]`)?.focus();
+        },
+        dataset: { key: c.key },
+      }, c.label, h('span', { 'aria-hidden': 'true', class: 'arrow' }, sorted ? (t.sort.dir === 'asc' ? ' ▲' : ' ▼') : '')));
+  }));
+  const body = rows.length
+    ? rows.map((r) => h('tr', { dataset: { session: r.session }, class: t.fresh.has(r.session) ? 'new' : '' },
+      COLUMNS.map((c) => cell(c, r))))
+    : [h('tr', {}, h('td', { colspan: COLUMNS.length, class: 'empty' }, 'No sessions match.'))];
+  const table = h('table', { class: 'sessions', id: 'sessions-table' },
+    h('caption', {}, `Sessions, page ${t.cursors.length} (${rows.length} shown${t.hidden ? `, ${t.hidden} hidden by the model or cost filter` : ''})`),
+    h('thead', {}, head), h('tbody', {}, body));
+  const pager = h('nav', { class: 'pager', 'aria-label': 'Sessions pages' },
+    h('button', { type: 'button', disabled: t.cursors.length <= 1, onclick: () => page(box, -1) }, '← Newer'),
+    h('button', { type: 'button', disabled: !t.next, onclick: () => page(box, +1) }, 'Older →'));
+  fill(t.slot, h('div', { class: 'table-scroll' }, table), pager);
+}
+
+async function fetchPage(box) {
+  const t = tables.get(box);
+  const f = t.filters;
+  const cursor = t.cursors[t.cursors.length - 1];
+  const answer = await api(`/api/sessions${query({
+    since: f.since, until: untilParam(f.until), project: f.project, status: f.status, limit: PAGE, cursor,
+  })}`);
+  const minCost = parseFloat(f.min_cost);
+  const rows = answer.sessions.map((s) => ({
+    ...s,
+    cost: t.cost.get(s.session)?.cost ?? 0,
+    tokens: t.cost.get(s.session)?.tokens ?? 0,
+  }));
+  const kept = rows.filter((r) => (!f.model || (r.models || []).includes(f.model))
+    && (Number.isNaN(minCost) || r.cost >= minCost));
+  t.hidden = rows.length - kept.length;
+  t.rows = kept;
+  t.next = answer.next_cursor;
+}
+
+async function page(box, step) {
+  const t = tables.get(box);
+  if (step > 0 && t.next) t.cursors.push(t.next);
+  if (step < 0 && t.cursors.length > 1) t.cursors.pop();
+  t.fresh = new Set();
+  try {
+    await fetchPage(box);
+    draw(box);
+  } catch (e) {
+    fill(t.slot, errorBox('Loading sessions', e));
+  }
+}
+
+/**
+ * Renders (or, with `live`, refreshes) the table in `box`. A live refresh keeps the page and
+ * the sort, and marks rows that were not there before.
+ */
+export async function renderSessionsTable(box, filters, cost, { live = false } = {}) {
+  let t = tables.get(box);
+  if (!t || !live) {
+    const slot = h('div', { class: 'table-slot', 'aria-live': 'polite' });
+    box.append(slot);
+    t = { filters, cost, cursors: [''], sort: { key: 'first', dir: 'desc' }, rows: [], next: null, fresh: new Set(), slot, hidden: 0 };
+    tables.set(box, t);
+  }
+  t.cost = cost;
+  const before = new Set(t.rows.map((r) => r.session));
+  try {
+    await fetchPage(box);
+  } catch (e) {
+    fill(t.slot, errorBox('Loading sessions', e));
+    return;
+  }
+  if (live) t.fresh = new Set(t.rows.map((r) => r.session).filter((s) => !before.has(s)));
+  draw(box);
+}
