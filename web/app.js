@@ -29,17 +29,21 @@ async function show() {
   const r = route();
   current = r;
   document.body.dataset.view = r.view;
+  // Each navigation renders into its own element: a slower render of the previous route
+  // (still awaiting its requests) fills its detached element, never the page.
+  const view = document.createElement('div');
+  main.replaceChildren(view);
   main.setAttribute('aria-busy', 'true');
   try {
-    if (r.view === 'session') await renderSession(main, r.id, r.params);
-    else if (r.view === 'search') await renderSearch(main, r.params);
-    else await renderOverview(main, r.params);
+    if (r.view === 'session') await renderSession(view, r.id, r.params);
+    else if (r.view === 'search') await renderSearch(view, r.params);
+    else await renderOverview(view, r.params);
   } catch (e) {
-    fill(main, errorBox('Loading the page', e));
+    fill(view, errorBox('Loading the page', e));
   } finally {
-    main.setAttribute('aria-busy', 'false');
+    if (current === r) main.setAttribute('aria-busy', 'false');
   }
-  main.focus({ preventScroll: true });
+  if (current === r) main.focus({ preventScroll: true });
 }
 
 // The skip link must not change the hash (the hash is the route).

@@ -259,6 +259,13 @@ fn spawn_compactor(
     std::thread::Builder::new()
         .name("ctrace-compactor".into())
         .spawn(move || {
+            // The service keeps the full-text index: create it when missing, so the compactor
+            // maintains it (the first pass indexes what the log holds).
+            if !crate::index::exists(store.paths())
+                && let Err(error) = crate::index::catch_up(&store, Some(Duration::ZERO))
+            {
+                tracing::warn!(%error, "cannot create the index; search answers nothing");
+            }
             let compactor = Compactor::new(&store, &CONSUMERS)
                 .with_tailer(&crate::ingest::tail::TranscriptTailer);
             service::run(&compactor, &trigger, &service_options, &mut |pass| {
