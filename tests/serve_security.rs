@@ -3,11 +3,6 @@
 //! address (bearer header, or the cookie the login link sets), kept private in
 //! `<store>/serve.token`. The built binary on a temp store, driven with a plain `TcpStream`
 //! client; no test sleeps for a fixed time.
-#![expect(
-    clippy::unwrap_used,
-    reason = "clippy's allow-unwrap-in-tests covers #[test] functions only, not these helpers; \
-              a failed setup step should fail the test"
-)]
 
 mod common;
 

@@ -241,7 +241,7 @@ mod tests {
             Arc::clone(&trigger),
         )
         .unwrap();
-        assert_eq!(watcher.dirs(), [projects.clone()]);
+        assert_eq!(watcher.dirs(), std::slice::from_ref(&projects));
         let project = projects.join("-work-p");
         std::fs::create_dir(&project).unwrap();
         let transcript = project.join("s.jsonl");
