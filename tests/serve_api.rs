@@ -521,17 +521,6 @@ fn sigterm_exits_zero_and_the_store_verifies() {
     assert_eq!(sandbox.cat(&[]).len(), 5);
 }
 
-/// Issue 16 item 1 (loopback by default): without the API tokens, an address that is not
-/// loopback is refused at start (exit 1, the address named), and nothing is listening.
-#[test]
-fn non_loopback_bind_is_refused() {
-    let sandbox = Sandbox::new();
-    let output = sandbox.run(&["serve", "--bind", "0.0.0.0:0"]);
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("0.0.0.0:0"), "{stderr}");
-}
-
 /// Issue 16 item 4 (SSE `session` events): after a session's records, a `session` event
 /// carries its row as `/api/sessions/{id}` gives it, without an id.
 #[test]

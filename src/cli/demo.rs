@@ -557,8 +557,11 @@ pub fn run(root: &Path, config: Config, args: &DemoArgs) -> anyhow::Result<i32> 
             bind: args.bind,
             ..crate::serve::ServeOptions::default()
         };
-        crate::serve::serve(store.clone(), options, |addr| {
-            println!("\ndashboard: http://{addr}/   (Ctrl-C stops the service)");
+        crate::serve::serve(store.clone(), options, |bound| {
+            let url = bound
+                .login_url
+                .unwrap_or_else(|| format!("http://{}/", bound.addr));
+            println!("\ndashboard: {url}   (Ctrl-C stops the service)");
             let _ = std::io::stdout().flush();
         })?;
     }

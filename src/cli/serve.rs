@@ -19,6 +19,10 @@ pub struct ServeArgs {
     /// Largest request body accepted (bytes, or 64MiB, 1MB, ...)
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub max_body: usize,
+    /// Require the access token on loopback too (always required on other addresses); it is
+    /// kept in <store>/serve.token and a login link for the page is printed at start
+    #[arg(long)]
+    pub token: bool,
 }
 
 fn parse_size(text: &str) -> Result<usize, String> {
@@ -27,7 +31,8 @@ fn parse_size(text: &str) -> Result<usize, String> {
         .and_then(|n| usize::try_from(n).map_err(|e| e.to_string()))
 }
 
-/// Runs `ctrace serve`; prints `listening on http://ADDR:PORT` on stderr once bound.
+/// Runs `ctrace serve`; prints `listening on http://ADDR:PORT` on stderr once bound (then the
+/// login link when the token is required).
 ///
 /// # Errors
 /// When the address cannot be bound, the watcher or the runtime cannot start.
@@ -36,10 +41,14 @@ pub fn run(store: &Store, args: &ServeArgs) -> anyhow::Result<i32> {
         bind: args.bind,
         watch: !args.no_watch,
         max_body_bytes: args.max_body,
+        token: args.token,
         ..ServeOptions::default()
     };
-    crate::serve::serve(store.clone(), options, |addr| {
-        eprintln!("listening on http://{addr}");
+    crate::serve::serve(store.clone(), options, |bound| {
+        eprintln!("listening on http://{}", bound.addr);
+        if let Some(url) = bound.login_url {
+            eprintln!("open the page with: {url}");
+        }
     })?;
     Ok(0)
 }

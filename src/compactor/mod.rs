@@ -3,7 +3,8 @@
 //! One pass ([`Compactor::run_once`]) does, in order:
 //! 1. **refresh**: seal the inbox and spools into segments (when nobody else holds the store
 //!    lock), then tail the transcripts that Stop, SubagentStop, SessionEnd and PreCompact hooks
-//!    named and seal those lines too;
+//!    named (and those the tailer's file watcher saw change, [`Tailer::take_changed`]) and seal
+//!    those lines too;
 //! 2. **consumers**: bring each [`Consumer`] it was given (the views, then the full-text
 //!    index, from the layer above) up to the end of the log, or rebuild it;
 //! 3. **retention**: apply the `[retention]` policy, bounded by the consumers' checkpoints,
@@ -113,6 +114,12 @@ pub trait Tailer: Sync {
         lock: &mut StoreLock<'_>,
         transcripts: &BTreeSet<std::path::PathBuf>,
     ) -> Result<(u64, Vec<SealReport>), ConsumerError>;
+
+    /// Transcripts to tail in this refresh besides those hooks named (a file watcher's
+    /// changed files), taken: a second call returns only what changed since. None by default.
+    fn take_changed(&self) -> BTreeSet<std::path::PathBuf> {
+        BTreeSet::new()
+    }
 }
 
 /// What [`Compactor::refresh`] did.
@@ -244,7 +251,8 @@ impl<'s> Compactor<'s> {
     }
 
     /// Seals pending inbox data if nobody else holds the lock, tails the transcripts that
-    /// Stop, SubagentStop, SessionEnd and PreCompact hooks named, and seals those too.
+    /// Stop, SubagentStop, SessionEnd and PreCompact hooks named (and the tailer's changed
+    /// files), and seals those too.
     ///
     /// # Errors
     /// [`CompactError::Lock`], [`CompactError::Seal`] or [`CompactError::Tail`];
@@ -255,7 +263,10 @@ impl<'s> Compactor<'s> {
             return Ok(RefreshReport::default());
         };
         let seal = lock.seal().map_err(CompactError::Seal)?;
-        let to_tail = seal.transcripts_to_tail.clone();
+        let mut to_tail = seal.transcripts_to_tail.clone();
+        if let Some(tailer) = self.tailer {
+            to_tail.extend(tailer.take_changed());
+        }
         let mut report = RefreshReport {
             locked: true,
             seals: vec![seal],

@@ -11,5 +11,6 @@ pub mod json_array;
 pub mod json_file;
 pub mod redact;
 pub mod tail;
+pub mod watch;
 
 pub use bulk::{FileKind, IngestError, IngestSummary, Ingester, SkippedFile};

@@ -20,6 +20,7 @@ mod cast;
 mod error;
 mod hook;
 mod search;
+pub mod security;
 mod stream;
 mod tasks;
 
@@ -53,7 +54,9 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:7317";
 pub struct ServeOptions {
     /// Address to listen on (port 0: any free port, reported to `on_bound`).
     pub bind: SocketAddr,
-    /// Watch the inbox with inotify (otherwise passes run on HTTP hooks and the idle timer).
+    /// Watch the inbox with inotify (otherwise passes run on HTTP hooks and the idle timer),
+    /// and Claude Code's transcript directories ([`crate::ingest::watch::projects_dirs`]):
+    /// transcripts written there are tailed into the store without hooks.
     pub watch: bool,
     /// Largest request body accepted, bytes (default 64 MiB); larger ones get 413. Hook
     /// payloads above `storage.max_record_bytes` but within this are stored truncated, as
@@ -67,6 +70,9 @@ pub struct ServeOptions {
     pub stream_batch: usize,
     /// Timing of the compactor loop.
     pub service: ServiceOptions,
+    /// Require the token (`<store>/serve.token`) on a loopback address too; a non-loopback
+    /// address always requires it.
+    pub token: bool,
 }
 
 impl Default for ServeOptions {
@@ -79,6 +85,7 @@ impl Default for ServeOptions {
             stream_send_timeout: Duration::from_secs(10),
             stream_batch: 256,
             service: ServiceOptions::default(),
+            token: false,
         }
     }
 }
@@ -100,14 +107,9 @@ pub enum ServeError {
     /// server failed while accepting.
     #[error("running the HTTP server")]
     Runtime(#[source] std::io::Error),
-    /// The address is not a loopback address: the API has no authentication yet.
-    #[error(
-        "refusing to listen on {addr}: only loopback addresses are allowed until the API has tokens"
-    )]
-    NotLoopback {
-        /// The address.
-        addr: SocketAddr,
-    },
+    /// The access token could not be read or made (a non-loopback address, or `token`).
+    #[error("the access token")]
+    Token(#[from] security::TokenError),
     /// The inbox watcher could not start.
     #[error("starting the inbox watcher")]
     Watch(#[from] service::WatchError),
@@ -125,8 +127,18 @@ pub(crate) struct AppState {
     pub(crate) options: Arc<ServeOptions>,
 }
 
-/// The router of the service over `state`.
-fn router(state: AppState) -> Router {
+/// Where the service listens, told to `on_bound` of [`serve`].
+#[derive(Debug, Clone)]
+pub struct Bound {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The one-time login link of the page (`http://HOST:PORT/login?token=...`) when the
+    /// token is required.
+    pub login_url: Option<String>,
+}
+
+/// The router of the service over `state`, behind the checks of `security`.
+fn router(state: AppState, security: Arc<security::Security>) -> Router {
     use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
     let limit = state.options.max_body_bytes;
     Router::new()
@@ -151,6 +163,10 @@ fn router(state: AppState) -> Router {
         .route("/assets/{*path}", get(assets::asset))
         .fallback(api::not_found)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            security,
+            security::guard,
+        ))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
@@ -160,28 +176,36 @@ fn router(state: AppState) -> Router {
 }
 
 /// Runs the service on `store` until SIGINT or SIGTERM: binds `options.bind`, calls
-/// `on_bound` with the bound address, starts the compactor thread and answers requests. On a
+/// `on_bound` with the bound address (and the login link when a token is required: on a
+/// non-loopback address or with `options.token`), starts the compactor thread and answers requests. On a
 /// signal, stream clients are ended, the server stops, the compactor finishes (and commits)
 /// the pass in progress, and this returns `Ok`.
 ///
 /// # Errors
-/// [`ServeError::NotLoopback`] for an address other than loopback; [`ServeError::Bind`] when
+/// [`ServeError::Token`] when the token file is unsafe or cannot be made; [`ServeError::Bind`] when
 /// the address is taken or not allowed; [`ServeError::Watch`] when
 /// inotify refuses the watch; [`ServeError::Runtime`] when the runtime or a thread cannot
 /// start.
 pub fn serve(
     store: Store,
     options: ServeOptions,
-    on_bound: impl FnOnce(SocketAddr),
+    on_bound: impl FnOnce(Bound),
 ) -> Result<(), ServeError> {
-    if !options.bind.ip().is_loopback() {
-        return Err(ServeError::NotLoopback { addr: options.bind });
-    }
+    let token = if options.token || !options.bind.ip().is_loopback() {
+        Some(security::load_or_create_token(&store.paths().root)?)
+    } else {
+        None
+    };
     let listener = TcpListener::bind(options.bind).map_err(|source| ServeError::Bind {
         addr: options.bind,
         source,
     })?;
     let addr = listener.local_addr().map_err(ServeError::Runtime)?;
+    let bound = Bound {
+        addr,
+        login_url: token.as_deref().map(|t| security::login_url(addr, t)),
+    };
+    let security = Arc::new(security::Security::new(addr, token));
     listener
         .set_nonblocking(true)
         .map_err(ServeError::Runtime)?;
@@ -193,7 +217,19 @@ pub fn serve(
     };
     let (passes_tx, passes) = watch::channel(0u64);
     let (shutdown_tx, shutdown) = watch::channel(false);
-    let compactor = spawn_compactor(store.clone(), Arc::clone(&trigger), &options, passes_tx)?;
+    let changed = crate::ingest::watch::ChangedFiles::new();
+    let _transcripts = if options.watch {
+        watch_transcripts(changed.clone(), &trigger)
+    } else {
+        None
+    };
+    let compactor = spawn_compactor(
+        store.clone(),
+        Arc::clone(&trigger),
+        &options,
+        passes_tx,
+        changed,
+    )?;
     let state = AppState {
         store,
         trigger: Arc::clone(&trigger),
@@ -210,7 +246,7 @@ pub fn serve(
     let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         tracing::info!(%addr, "listening");
-        on_bound(addr);
+        on_bound(bound);
         let signal = async move {
             wait_for_signal().await;
             tracing::info!("stopping: closing streams, finishing the compaction pass");
@@ -218,7 +254,7 @@ pub fn serve(
             let _ = shutdown_tx.send(true);
             stop.stop();
         };
-        axum::serve(listener, router(state))
+        axum::serve(listener, router(state, security))
             .with_graceful_shutdown(signal)
             .await
     });
@@ -248,12 +284,30 @@ async fn wait_for_signal() {
     }
 }
 
-/// Starts the compactor loop on its own thread; each successful pass bumps `passes`.
+/// Watches Claude Code's transcript directories; a failure (no inotify watches left) is
+/// logged and the service goes on with hooks only.
+fn watch_transcripts(
+    changed: crate::ingest::watch::ChangedFiles,
+    trigger: &Arc<Trigger>,
+) -> Option<crate::ingest::watch::TranscriptWatcher> {
+    let dirs = crate::ingest::watch::projects_dirs();
+    match crate::ingest::watch::watch_transcripts(&dirs, changed, Arc::clone(trigger)) {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            tracing::warn!(error = %error, cause = %error.source, "transcripts are not watched");
+            None
+        }
+    }
+}
+
+/// Starts the compactor loop on its own thread; each successful pass bumps `passes`; it tails
+/// the transcripts hooks name and those in `changed`.
 fn spawn_compactor(
     store: Store,
     trigger: Arc<Trigger>,
     options: &ServeOptions,
     passes: watch::Sender<u64>,
+    changed: crate::ingest::watch::ChangedFiles,
 ) -> Result<std::thread::JoinHandle<()>, ServeError> {
     let service_options = options.service.clone();
     std::thread::Builder::new()
@@ -266,8 +320,8 @@ fn spawn_compactor(
             {
                 tracing::warn!(%error, "cannot create the index; search answers nothing");
             }
-            let compactor = Compactor::new(&store, &CONSUMERS)
-                .with_tailer(&crate::ingest::tail::TranscriptTailer);
+            let tailer = crate::ingest::watch::WatchedTailer::new(changed);
+            let compactor = Compactor::new(&store, &CONSUMERS).with_tailer(&tailer);
             service::run(&compactor, &trigger, &service_options, &mut |pass| {
                 // A failed pass is logged and retried by `service::run`.
                 if let Ok(report) = pass {

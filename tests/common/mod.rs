@@ -26,6 +26,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tempfile::TempDir;
 
+pub mod http;
 pub mod tmux;
 
 /// The `ctrace` binary under test.

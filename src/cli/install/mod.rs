@@ -44,6 +44,7 @@ use settings::{parse_settings, print_diff, read_settings, render, write_settings
 
 mod events;
 mod hooks;
+mod service;
 mod settings;
 
 pub use events::{ClaudeVersion, HOOK_EVENTS, NOT_INSTALLED, ParseVersionError, accepted_since};
@@ -67,6 +68,15 @@ pub struct InstallArgs {
     /// `claude --version` prints; every event when it cannot be run]. Ignored by uninstall
     #[arg(long, value_name = "X.Y.Z")]
     pub claude_version: Option<ClaudeVersion>,
+    /// Instead of hooks: write (uninstall: remove) the systemd user unit that runs
+    /// `ctrace serve` for this store, ~/.config/systemd/user/ctrace.service (honours
+    /// XDG_CONFIG_HOME); prints the systemctl commands to start it
+    #[arg(long, conflicts_with_all = ["project", "user", "claude_version"])]
+    pub service: bool,
+    /// With --service: replace (uninstall: remove) a unit that ctrace did not write or that
+    /// differs
+    #[arg(long, requires = "service")]
+    pub force: bool,
 }
 
 /// Runs `install` (or `uninstall` when `remove`). `store` is the global `--store`, written into
@@ -78,6 +88,10 @@ pub struct InstallArgs {
 /// is not a directory ([`UsageError`]), or when the path of the running binary or of the user
 /// settings cannot be determined.
 pub fn run(args: &InstallArgs, remove: bool, store: Option<&Path>) -> anyhow::Result<i32> {
+    if args.service {
+        let store = crate::cli::store_dir(store)?;
+        return service::run(&store, remove, args.force, args.dry_run);
+    }
     let path = settings_path(args)?;
     let old_text = read_settings(&path)?;
     let before = parse_settings(&path, old_text.as_deref())?;
