@@ -621,7 +621,18 @@ fn renamed_binary_recognises_its_own_entries() {
             .env("CTRACE_HOME", sandbox.path("store"))
             .env("PATH", sandbox.path("bin"))
             .env_remove("CLAUDE_CONFIG_DIR");
-        let output = command.output().unwrap();
+        // A child another test thread forks while the copy is open holds its write descriptor
+        // until that child execs: the kernel answers ETXTBSY for a moment.
+        let mut tries = 0;
+        let output = loop {
+            match command.output() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other.unwrap(),
+            }
+        };
         assert!(
             output.status.success(),
             "{}",
