@@ -20,7 +20,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub max_body: usize,
     /// Require the access token on loopback too (always required on other addresses); it is
-    /// kept in <store>/serve.token and a login link for the page is printed at start
+    /// kept in `<store>/serve.token` and a login link for the page is printed at start
     #[arg(long)]
     pub token: bool,
 }

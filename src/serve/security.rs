@@ -1,9 +1,9 @@
 //! Who may talk to `ctrace serve`: the access token, the `Host` allow-list against DNS
 //! rebinding, the `Origin` check on writes and the hook's content type (`docs/api.md`,
-//! "Security"). One axum middleware, [`guard`], layered over every route.
+//! "Security"). One axum middleware, `guard`, layered over every route.
 //!
 //! Invariants:
-//! - a request whose `Host` is not one of [`Security::allowed_hosts`] (or, on an unspecified
+//! - a request whose `Host` is not one of the allowed hosts (or, on an unspecified
 //!   bind address, an IP literal with the bound port) is answered 403 before anything else;
 //! - a request with a method other than GET/HEAD/OPTIONS and an `Origin` header that does not
 //!   name an allowed host is answered 403 (no `Origin`, as curl and Claude Code's HTTP hooks
