@@ -31,8 +31,11 @@ impl Server {
     fn start(sandbox: &Sandbox, store: &Path, extra: &[&str]) -> Self {
         let mut args = vec!["serve", "--bind", "127.0.0.1:0"];
         args.extend_from_slice(extra);
-        let mut child = sandbox
-            .command_in(store, &args)
+        Self::start_command(sandbox.command_in(store, &args))
+    }
+
+    fn start_command(mut command: std::process::Command) -> Self {
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -752,4 +755,36 @@ fn one_task_equals_its_node_in_the_forest() {
         .sum();
     assert_eq!(detail["tool_calls"].as_u64(), Some(usage_sum));
     assert!(detail["errors"].as_u64().unwrap() <= usage_sum);
+}
+
+/// Issue 16 item 1 (`--open`): once listening, the dashboard's URL is handed to `$BROWSER`.
+#[test]
+fn open_hands_the_dashboard_url_to_the_browser() {
+    let sandbox = Sandbox::new();
+    let store = sandbox.store();
+    let seen = sandbox.path("opened.txt");
+    let browser = sandbox.path("browser.sh");
+    std::fs::write(
+        &browser,
+        format!("#!/bin/sh\nprintf '%s' \"$1\" > '{}'\n", seen.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &browser,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let mut command = sandbox.command_in(&store, &["serve", "--bind", "127.0.0.1:0", "--open"]);
+    command.env("BROWSER", &browser);
+    let server = Server::start_command(command);
+    let deadline = Instant::now() + DEADLINE;
+    while !seen.exists() {
+        assert!(Instant::now() < deadline, "the browser was not started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut url = String::new();
+    while url.is_empty() {
+        url = std::fs::read_to_string(&seen).unwrap();
+    }
+    assert_eq!(url, format!("http://{}/", server.addr));
 }

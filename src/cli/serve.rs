@@ -23,6 +23,9 @@ pub struct ServeArgs {
     /// kept in `<store>/serve.token` and a login link for the page is printed at start
     #[arg(long)]
     pub token: bool,
+    /// Open the dashboard in a browser once listening (`$BROWSER`, else `xdg-open`)
+    #[arg(long)]
+    pub open: bool,
 }
 
 fn parse_size(text: &str) -> Result<usize, String> {
@@ -46,9 +49,47 @@ pub fn run(store: &Store, args: &ServeArgs) -> anyhow::Result<i32> {
     };
     crate::serve::serve(store.clone(), options, |bound| {
         eprintln!("listening on http://{}", bound.addr);
-        if let Some(url) = bound.login_url {
-            eprintln!("open the page with: {url}");
+        let url = match bound.login_url {
+            Some(url) => {
+                eprintln!("open the page with: {url}");
+                url
+            }
+            None => format!("http://{}/", bound.addr),
+        };
+        if args.open {
+            open_browser(&url);
         }
     })?;
     Ok(0)
+}
+
+/// Starts `$BROWSER URL` (the first word of `$BROWSER` as the program), else `xdg-open URL`,
+/// without waiting; a failure is a note on stderr (the service keeps running).
+fn open_browser(url: &str) {
+    let browser = std::env::var("BROWSER")
+        .ok()
+        .filter(|b| !b.trim().is_empty());
+    let words = browser
+        .as_deref()
+        .and_then(shlex::split)
+        .unwrap_or_else(|| vec!["xdg-open".to_owned()]);
+    let Some((program, args)) = words.split_first() else {
+        return;
+    };
+    let started = std::process::Command::new(program)
+        .args(args)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    match started {
+        // Reaped on a thread of its own: the browser may outlive the service.
+        Ok(mut child) => {
+            std::thread::spawn(move || child.wait());
+        }
+        Err(error) => {
+            eprintln!("ctrace: could not open a browser with `{program}` ({error}); open {url}");
+        }
+    }
 }
