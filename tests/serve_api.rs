@@ -788,3 +788,32 @@ fn open_hands_the_dashboard_url_to_the_browser() {
     }
     assert_eq!(url, format!("http://{}/", server.addr));
 }
+
+/// Issue 16 item 3 (`/api/sessions` keeps the views' rows between requests): a change another
+/// process makes to the views (`ctrace forget`, with the service running) shows on the next
+/// request, not a cached list.
+#[test]
+fn session_rows_follow_changes_made_by_other_processes() {
+    let sandbox = Sandbox::new();
+    let store = sandbox.store();
+    let server = Server::start(&sandbox, &store, &[]);
+    for session in ["keep-me", "forget-me"] {
+        assert_eq!(server.post_hook(&hook_payload(session, 0)).status, 200);
+    }
+    server.wait_caught_up(2);
+    let ids = |server: &Server| -> Vec<String> {
+        server.json("/api/sessions")["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["session"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut before = ids(&server);
+    before.sort();
+    assert_eq!(before, ["forget-me", "keep-me"]);
+    assert_eq!(ids(&server).len(), 2, "a second read of the same views");
+    sandbox.ok(&["forget", "forget-me"]);
+    assert_eq!(ids(&server), ["keep-me"]);
+    assert_eq!(server.get("/api/sessions/forget-me").status, 404);
+}

@@ -19,6 +19,7 @@ mod assets;
 mod cast;
 mod error;
 mod hook;
+mod rows_cache;
 mod search;
 pub mod security;
 mod stream;
@@ -68,6 +69,11 @@ pub struct ServeOptions {
     pub stream_send_timeout: Duration,
     /// Records read from the log per step of a stream client (default 256).
     pub stream_batch: usize,
+    /// Threads that read the store for requests and stream clients (default 8). Each reading
+    /// thread keeps its own decompression context and buffers, so this bounds the memory that
+    /// many concurrent requests or stream clients can make the service hold; more requests
+    /// queue for a thread.
+    pub blocking_threads: usize,
     /// Timing of the compactor loop.
     pub service: ServiceOptions,
     /// Require the token (`<store>/serve.token`) on a loopback address too; a non-loopback
@@ -84,6 +90,7 @@ impl Default for ServeOptions {
             stream_queue: 256,
             stream_send_timeout: Duration::from_secs(10),
             stream_batch: 256,
+            blocking_threads: 8,
             service: ServiceOptions::default(),
             token: false,
         }
@@ -125,6 +132,8 @@ pub(crate) struct AppState {
     /// Set to `true` when the service stops (stream clients end).
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) options: Arc<ServeOptions>,
+    /// The views' session rows between requests (`/api/sessions`).
+    pub(crate) session_rows: Arc<rows_cache::SessionRowsCache>,
 }
 
 /// Where the service listens, told to `on_bound` of [`serve`].
@@ -236,9 +245,12 @@ pub fn serve(
         passes,
         shutdown,
         options: Arc::new(options),
+        session_rows: Arc::default(),
     };
+    let blocking_threads = state.options.blocking_threads.max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(blocking_threads)
         .thread_name("ctrace-serve")
         .build()
         .map_err(ServeError::Runtime)?;

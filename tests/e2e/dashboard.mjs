@@ -73,8 +73,12 @@ async function step(name, work) {
 }
 
 await step('overview', async () => {
+  // First render: from navigation to the totals and the first sessions table rows on screen.
+  const started = Date.now();
   await page.goto(`${base}/`);
   await page.waitForSelector('#total-cost[data-value]');
+  await page.waitForSelector('#sessions-table tbody tr[data-session]');
+  out.first_render_ms = Date.now() - started;
   out.total_cost = Number(await page.getAttribute('#total-cost', 'data-value'));
   out.total_cost_text = await page.textContent('#total-cost');
   out.total_sessions = Number(await page.getAttribute('#total-sessions', 'data-value'));
