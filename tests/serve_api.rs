@@ -789,9 +789,9 @@ fn open_hands_the_dashboard_url_to_the_browser() {
     assert_eq!(url, format!("http://{}/", server.addr));
 }
 
-/// Issue 16 item 3 (`/api/sessions` keeps the views' rows between requests): a change another
-/// process makes to the views (`ctrace forget`, with the service running) shows on the next
-/// request, not a cached list.
+/// Issue 16 item 3 (`/api/sessions` follows the views): a change another process makes to the
+/// views (`ctrace forget`, with the service running) shows on the next request (a guard for any
+/// cache of the session rows).
 #[test]
 fn session_rows_follow_changes_made_by_other_processes() {
     let sandbox = Sandbox::new();

@@ -3,7 +3,6 @@
 //! `export::record_json`), read on the blocking pool from a views database opened per request.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -129,31 +128,19 @@ pub(super) fn resolve(
     }
 }
 
-/// Every session row (as `ctrace sessions --json`), most recent first; the views' rows come
-/// from `cache` while the views have not changed.
-fn all_sessions(
-    cache: &super::rows_cache::SessionRowsCache,
-    store: &Store,
-) -> Result<Vec<SessionSummary>, ApiError> {
-    let now = crate::now_ns();
-    let Some(db) = views(store)? else {
-        let snapshot = store.snapshot()?;
-        return Ok(crate::views::listing::summaries(
-            &ViewsDb::in_memory()?,
-            &snapshot,
-            now,
-        )?);
-    };
-    let rows = cache.rows(store.paths(), &db)?;
-    // The snapshot after the rows: every record they miss is sealed after the views' read, or
-    // unsealed, and laid over them (a record both folded and unsealed cannot be: sealing
-    // moves it out of the inbox).
+/// Every session row (as `ctrace sessions --json`), most recent first.
+fn all_sessions(store: &Store) -> Result<Vec<SessionSummary>, ApiError> {
+    // The snapshot first: the views then hold at least every record it has sealed.
     let snapshot = store.snapshot()?;
-    Ok(crate::views::listing::summaries_from(
-        (*rows).clone(),
+    let db = match views(store)? {
+        Some(db) => db,
+        None => ViewsDb::in_memory()?,
+    };
+    Ok(crate::views::listing::summaries(
+        &db,
         &snapshot,
-        now,
-    ))
+        crate::now_ns(),
+    )?)
 }
 
 /// `GET /api/health`: the service answers; how far the consumers are.
@@ -260,9 +247,8 @@ pub(crate) async fn sessions(
                 })?,
         ),
     };
-    let cache = Arc::clone(&state.session_rows);
     blocking(&state, move |store| {
-        let rows = all_sessions(&cache, store)?;
+        let rows = all_sessions(store)?;
         let keep = |s: &SessionSummary| {
             query
                 .project

@@ -19,7 +19,6 @@ mod assets;
 mod cast;
 mod error;
 mod hook;
-mod rows_cache;
 mod search;
 pub mod security;
 mod stream;
@@ -132,8 +131,6 @@ pub(crate) struct AppState {
     /// Set to `true` when the service stops (stream clients end).
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) options: Arc<ServeOptions>,
-    /// The views' session rows between requests (`/api/sessions`).
-    pub(crate) session_rows: Arc<rows_cache::SessionRowsCache>,
 }
 
 /// Where the service listens, told to `on_bound` of [`serve`].
@@ -245,7 +242,6 @@ pub fn serve(
         passes,
         shutdown,
         options: Arc::new(options),
-        session_rows: Arc::default(),
     };
     let blocking_threads = state.options.blocking_threads.max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()

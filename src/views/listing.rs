@@ -190,21 +190,7 @@ pub fn summaries(
     snapshot: &Snapshot,
     now_ns: u64,
 ) -> Result<Vec<SessionSummary>, ViewsError> {
-    Ok(summaries_from(
-        super::summary::sessions(db, None)?,
-        snapshot,
-        now_ns,
-    ))
-}
-
-/// [`summaries`] from views rows read earlier with [`super::summary::sessions`] (a reader that
-/// keeps them while the views do not change); `snapshot` must be taken after they were read.
-pub fn summaries_from(
-    views: Vec<SessionRow>,
-    snapshot: &Snapshot,
-    now_ns: u64,
-) -> Vec<SessionSummary> {
-    let mut rows: BTreeMap<String, Row> = views
+    let mut rows: BTreeMap<String, Row> = super::summary::sessions(db, None)?
         .into_iter()
         .map(|view| {
             (
@@ -219,7 +205,7 @@ pub fn summaries_from(
     overlay(&mut rows, snapshot);
     let mut out: Vec<SessionSummary> = rows.into_values().map(|r| summarize(r, now_ns)).collect();
     out.sort_by(|a, b| b.last_ns.cmp(&a.last_ns).then(a.session.cmp(&b.session)));
-    out
+    Ok(out)
 }
 
 /// The row of one session (as in [`summaries`]), reading only that session's views rows and
