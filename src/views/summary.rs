@@ -50,12 +50,19 @@ pub fn sessions(db: &ViewsDb, only: Option<&str>) -> Result<Vec<SessionRow>, Vie
     let path = db.path();
     let conn = db.conn();
     let what = "reading sessions";
+    // One session: `session = ?1`, which the primary keys and `usage_by_session` answer (SQLite
+    // cannot use them for `?1 IS NULL OR session = ?1`); all: `?1 IS NULL`, always true.
+    let filter = if only.is_some() {
+        "session = ?1"
+    } else {
+        "?1 IS NULL"
+    };
     let mut out: BTreeMap<String, SessionRow> = BTreeMap::new();
     let mut stmt = conn
-        .prepare(
+        .prepare(&format!(
             "SELECT session, project, first_ns, last_ns, malformed, ended_ns, turn_finished,
-                pty_exited FROM sessions WHERE ?1 IS NULL OR session = ?1",
-        )
+                pty_exited FROM sessions WHERE {filter}"
+        ))
         .sql(path, what)?;
     let rows = stmt
         .query_map([only], |row| {
@@ -96,19 +103,23 @@ pub fn sessions(db: &ViewsDb, only: Option<&str>) -> Result<Vec<SessionRow>, Vie
         Ok::<(), ViewsError>(())
     };
     pairs(
-        "SELECT session, source, records FROM session_sources WHERE ?1 IS NULL OR session = ?1",
+        &format!("SELECT session, source, records FROM session_sources WHERE {filter}"),
         &mut |s, source, n| {
             s.records.insert(source, u(n));
         },
     )?;
     pairs(
-        "SELECT session, kind, count(*) FROM spans WHERE (?1 IS NULL OR session = ?1)
-            AND kind = 'tool' GROUP BY session",
+        &format!(
+            "SELECT session, kind, count(*) FROM spans WHERE ({filter})
+                AND kind = 'tool' GROUP BY session"
+        ),
         &mut |s, _, n| s.tool_calls = u(n),
     )?;
     pairs(
-        "SELECT session, model, 0 FROM usage WHERE (?1 IS NULL OR session = ?1)
-            AND session IS NOT NULL AND model NOT LIKE '<%' GROUP BY session, model",
+        &format!(
+            "SELECT session, model, 0 FROM usage WHERE ({filter})
+                AND session IS NOT NULL AND model NOT LIKE '<%' GROUP BY session, model"
+        ),
         &mut |s, model, _| {
             s.models.insert(model);
         },
