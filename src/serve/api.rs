@@ -38,6 +38,14 @@ pub(super) fn views(store: &Store) -> Result<Option<ViewsDb>, ApiError> {
     Ok(ViewsDb::open_existing(store.paths())?)
 }
 
+/// The views database, or an empty one in memory before the first pass built it.
+pub(super) fn views_or_memory(store: &Store) -> Result<ViewsDb, ApiError> {
+    match views(store)? {
+        Some(db) => Ok(db),
+        None => Ok(ViewsDb::in_memory()?),
+    }
+}
+
 /// A time parameter: ns since the epoch, an RFC 3339 timestamp, or a UTC date `YYYY-MM-DD`.
 pub(super) fn parse_time(
     param: &'static str,
@@ -132,10 +140,7 @@ pub(super) fn resolve(
 fn all_sessions(store: &Store) -> Result<Vec<SessionSummary>, ApiError> {
     // The snapshot first: the views then hold at least every record it has sealed.
     let snapshot = store.snapshot()?;
-    let db = match views(store)? {
-        Some(db) => db,
-        None => ViewsDb::in_memory()?,
-    };
+    let db = views_or_memory(store)?;
     Ok(crate::views::listing::summaries(
         &db,
         &snapshot,
@@ -286,10 +291,7 @@ pub(crate) async fn session(
 ) -> Result<Json<SessionSummary>, ApiError> {
     blocking(&state, move |store| {
         let snapshot = store.snapshot()?;
-        let db = match views(store)? {
-            Some(db) => db,
-            None => ViewsDb::in_memory()?,
-        };
+        let db = views_or_memory(store)?;
         let id = resolve(Some(&db), store, &wanted)?;
         crate::views::listing::summary(&db, &snapshot, &id, crate::now_ns())?
             .map(Json)
@@ -305,10 +307,7 @@ pub(crate) async fn timeline(
 ) -> Result<Json<Vec<crate::views::items::Item>>, ApiError> {
     blocking(&state, move |store| {
         let snapshot = store.snapshot()?;
-        let db = match views(store)? {
-            Some(db) => db,
-            None => ViewsDb::in_memory()?,
-        };
+        let db = views_or_memory(store)?;
         let id = resolve(Some(&db), store, &wanted)?;
         let records: Vec<_> = crate::views::listing::session_records(&db, &snapshot, &id)?
             .into_iter()

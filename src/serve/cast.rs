@@ -8,7 +8,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::api::{blocking, resolve, views};
+use super::api::{blocking, resolve, views_or_memory};
 use super::{ApiError, AppState};
 use crate::model::{Record, Source};
 use crate::views::ViewsDb;
@@ -39,10 +39,7 @@ pub(crate) async fn cast(
     };
     blocking(&state, move |store| {
         let snapshot = store.snapshot()?;
-        let db = match views(store)? {
-            Some(db) => db,
-            None => ViewsDb::in_memory()?,
-        };
+        let db = views_or_memory(store)?;
         let id = resolve(Some(&db), store, &wanted)?;
         let mut records = pty_records(&db, &snapshot, &id)?;
         if records.is_empty() {

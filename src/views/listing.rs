@@ -178,6 +178,22 @@ fn summarize(row: Row, now_ns: u64) -> SessionSummary {
     }
 }
 
+/// Views rows by session id, before the unsealed records are laid over them.
+fn by_session(views: impl IntoIterator<Item = SessionRow>) -> BTreeMap<String, Row> {
+    views
+        .into_iter()
+        .map(|view| {
+            (
+                view.session.clone(),
+                Row {
+                    view,
+                    unsealed_pty: false,
+                },
+            )
+        })
+        .collect()
+}
+
 /// Every session, most recent first: the views' rows with the unsealed records of `snapshot`
 /// laid over them; `now_ns` (ns since the epoch) decides which sessions are still `active`. No
 /// sealed record is decoded. Take the snapshot before opening `db`, so the views hold at least
@@ -190,18 +206,7 @@ pub fn summaries(
     snapshot: &Snapshot,
     now_ns: u64,
 ) -> Result<Vec<SessionSummary>, ViewsError> {
-    let mut rows: BTreeMap<String, Row> = super::summary::sessions(db, None)?
-        .into_iter()
-        .map(|view| {
-            (
-                view.session.clone(),
-                Row {
-                    view,
-                    unsealed_pty: false,
-                },
-            )
-        })
-        .collect();
+    let mut rows = by_session(super::summary::sessions(db, None)?);
     overlay(&mut rows, snapshot);
     let mut out: Vec<SessionSummary> = rows.into_values().map(|r| summarize(r, now_ns)).collect();
     out.sort_by(|a, b| b.last_ns.cmp(&a.last_ns).then(a.session.cmp(&b.session)));
@@ -219,19 +224,11 @@ pub fn summary(
     session: &str,
     now_ns: u64,
 ) -> Result<Option<SessionSummary>, ViewsError> {
-    let mut rows: BTreeMap<String, Row> = super::summary::sessions(db, Some(session))?
-        .into_iter()
-        .filter(|view| view.session == session)
-        .map(|view| {
-            (
-                view.session.clone(),
-                Row {
-                    view,
-                    unsealed_pty: false,
-                },
-            )
-        })
-        .collect();
+    let mut rows = by_session(
+        super::summary::sessions(db, Some(session))?
+            .into_iter()
+            .filter(|view| view.session == session),
+    );
     overlay(&mut rows, snapshot);
     Ok(rows.remove(session).map(|r| summarize(r, now_ns)))
 }
