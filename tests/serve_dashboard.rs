@@ -396,10 +396,13 @@ fn dashboard_in_chromium() {
     });
     let mut report = run_browser(&sandbox, &server, &config, &playwright, &chromium);
     // The search step times out now and then (about 1 run in 5 here; cause not found yet):
-    // one more run of the whole script, and the note says so.
+    // one more run of the whole script, and the note says so. The first run's live hook made
+    // one more session.
+    let mut extra_sessions = 0;
     if step_errors(&report) == ["search: \"page.waitForSelector: Timeout 90000ms exceeded.\""] {
         eprintln!("NOTE: the search step timed out; running the browser script once more");
         report = run_browser(&sandbox, &server, &config, &playwright, &chromium);
+        extra_sessions = 1;
     }
     assert_eq!(step_errors(&report), Vec::<String>::new());
     check_page_health(&report);
@@ -415,8 +418,11 @@ fn dashboard_in_chromium() {
         format!("${expected_cost:.2}"),
         "the cost as shown"
     );
-    assert_eq!(report["total_sessions"], sessions.len());
-    assert_eq!(report["table_rows"], sessions.len().min(50));
+    assert_eq!(report["total_sessions"], sessions.len() + extra_sessions);
+    assert_eq!(
+        report["table_rows"],
+        (sessions.len() + extra_sessions).min(50)
+    );
     assert!(report["chart_canvas"].as_u64().unwrap() >= 1);
     assert!(report["error_rate_text"].as_str().unwrap().contains('%'));
 
