@@ -507,6 +507,77 @@ fn stream_delivers_and_resumes_without_gaps() {
     assert_eq!(data["body"]["payload"]["prompt"], "prompt 5");
 }
 
+/// Issue 16 item 4 (SSE with many clients): clients at the live edge share one read per
+/// pass; each still gets exactly the records its filter keeps, in offset order, none twice,
+/// across several batches (more records than `stream_batch`, 256, per pass).
+#[test]
+fn many_stream_clients_get_their_records_once_in_order() {
+    let sandbox = Sandbox::new();
+    let store = sandbox.store();
+    let server = Server::start(&sandbox, &store, &[]);
+    let queries = ["", "?session=a", "?session=b&source=hook", "?source=pty"];
+    let mut clients: Vec<(&str, Events)> = queries
+        .iter()
+        .cycle()
+        .take(12)
+        .map(|q| (*q, Events::open(server.addr, q, None)))
+        .collect();
+    let total = 600;
+    let bodies: Vec<Vec<u8>> = (0..total)
+        .map(|n| hook_payload(if n % 3 == 0 { "b" } else { "a" }, n))
+        .collect();
+    let expected = |query: &str| match query {
+        "" => total,
+        "?session=a" => total - total.div_ceil(3),
+        "?session=b&source=hook" => total.div_ceil(3),
+        _ => 0,
+    };
+    // Every client reads on its own thread while the hooks arrive: a client that leaves its
+    // queue full for 10 s is dropped as too slow.
+    let everything: Vec<Vec<u64>> = std::thread::scope(|scope| {
+        let readers: Vec<_> = clients
+            .iter_mut()
+            .map(|(query, events)| {
+                scope.spawn(move || {
+                    let mut ids = Vec::new();
+                    for _ in 0..expected(query) {
+                        let (id, data) = events.next_record();
+                        match *query {
+                            "?session=a" => assert_eq!(data["session"], "a"),
+                            "?session=b&source=hook" => assert_eq!(data["session"], "b"),
+                            _ => {}
+                        }
+                        ids.push(id);
+                    }
+                    assert!(
+                        ids.windows(2).all(|w| w[0] < w[1]),
+                        "{query}: ids out of order or repeated"
+                    );
+                    (query.is_empty(), ids)
+                })
+            })
+            .collect();
+        for body in &bodies {
+            assert_eq!(server.post_hook(body).status, 200);
+        }
+        readers
+            .into_iter()
+            .map(|r| r.join().unwrap())
+            .filter(|(all, _)| *all)
+            .map(|(_, ids)| ids)
+            .collect()
+    });
+    assert!(everything.windows(2).all(|w| w[0] == w[1]));
+    assert_eq!(everything[0], (0..total).collect::<Vec<u64>>());
+    // Nothing more for anyone: one more hook is the next record of every unfiltered client.
+    assert_eq!(server.post_hook(&hook_payload("c", 0)).status, 200);
+    for (query, events) in &mut clients {
+        if query.is_empty() {
+            assert_eq!(events.next_record().0, total);
+        }
+    }
+}
+
 /// Issue 16 item 1 (graceful shutdown): SIGTERM with a stream client connected exits 0 and
 /// leaves a store that verifies.
 #[test]

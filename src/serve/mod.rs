@@ -126,8 +126,9 @@ pub enum ServeError {
 pub(crate) struct AppState {
     pub(crate) store: Store,
     pub(crate) trigger: Arc<Trigger>,
-    /// Bumped after every compaction pass that succeeded (stream clients re-read the log).
-    pub(crate) passes: watch::Receiver<u64>,
+    /// The records of each compaction pass, read once for every stream client
+    /// ([`stream::hub`]).
+    pub(crate) live: tokio::sync::broadcast::Sender<Arc<stream::LiveBatch>>,
     /// Set to `true` when the service stops (stream clients end).
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) options: Arc<ServeOptions>,
@@ -236,10 +237,12 @@ pub fn serve(
         passes_tx,
         changed,
     )?;
+    // A client that falls this many batches behind reads the log itself.
+    let (live, _) = tokio::sync::broadcast::channel(64);
     let state = AppState {
         store,
         trigger: Arc::clone(&trigger),
-        passes,
+        live,
         shutdown,
         options: Arc::new(options),
     };
@@ -253,6 +256,13 @@ pub fn serve(
     let stop = Arc::clone(&trigger);
     let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
+        tokio::spawn(stream::hub(
+            state.store.clone(),
+            passes,
+            state.shutdown.clone(),
+            state.live.clone(),
+            state.options.stream_batch,
+        ));
         tracing::info!(%addr, "listening");
         on_bound(bound);
         let signal = async move {

@@ -3,19 +3,29 @@
 //! session those records changed (data: its row as in `/api/sessions`; no id, so it does not
 //! move the resume point), with keep-alive comments.
 //!
-//! Each client has its own task that reads the log from the client's cursor (the offset after
-//! `Last-Event-ID`, or after `?after=`, else the end of the log) and is woken after every
-//! compaction pass, so a reconnecting client loses nothing and receives nothing twice. Events
-//! go through a queue of [`super::ServeOptions::stream_queue`] events; a client that leaves
-//! it full for [`super::ServeOptions::stream_send_timeout`] is dropped.
+//! Each client has a cursor: the offset after `Last-Event-ID`, or after `?after=`, else the end
+//! of the log. A client behind the live edge (a resume) reads the log itself from its cursor.
+//! At the live edge, clients share one reader: after every compaction pass the [`hub`] reads
+//! the new records once, renders them and the rows of the sessions they touch, and broadcasts
+//! the batch; each client sends the part its filter keeps and whose offsets are at or after its
+//! cursor. A client that missed batches (it lagged behind the broadcast queue, or connected
+//! between a pass and its batch) reads the gap itself, so nobody loses or repeats a record.
+//! Events go through a queue of [`super::ServeOptions::stream_queue`] events; a client that
+//! leaves it full for [`super::ServeOptions::stream_send_timeout`] is dropped.
+//!
+//! One reader per pass, rather than one per client, is what keeps memory flat with many
+//! clients: every read opens the views database (SQLite page cache) and decodes segments
+//! (zstd contexts), and the allocator keeps each thread's high-water mark.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_stream::Stream;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
@@ -88,56 +98,262 @@ pub(crate) async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-/// Sends the client every record from `cursor` on, then waits for the next pass; returns when
-/// the client goes away, is too slow, or the service stops.
-async fn feed(state: AppState, mut cursor: u64, filter: Filter, tx: mpsc::Sender<Event>) {
-    let mut passes = state.passes.clone();
-    let mut shutdown = state.shutdown.clone();
-    let options = &state.options;
+/// What the [`hub`] broadcasts after a pass: the records it read, rendered once for every
+/// client.
+#[derive(Debug)]
+pub(crate) struct LiveBatch {
+    /// Offset of the first record read.
+    from: u64,
+    /// The offset after the last record read.
+    next: u64,
+    records: Vec<LiveRecord>,
+    /// Each session the records touch: its row as JSON (as in `/api/sessions`).
+    sessions: BTreeMap<String, String>,
+}
+
+/// One record of a [`LiveBatch`].
+#[derive(Debug)]
+struct LiveRecord {
+    offset: u64,
+    source: Source,
+    session: Option<String>,
+    /// As `ctrace cat --json` prints it.
+    json: String,
+}
+
+impl Filter {
+    fn keeps(&self, source: Source, session: Option<&str>) -> bool {
+        self.source.is_none_or(|s| s == source)
+            && self.session.as_deref().is_none_or(|s| session == Some(s))
+    }
+}
+
+/// The shared reader: after every compaction pass, while any client listens, reads the records
+/// sealed since its last read (batches of [`super::ServeOptions::stream_batch`]) and sends
+/// them to `live`. Without listeners it only moves its cursor to the end of the log. Returns
+/// when the service stops.
+pub(crate) async fn hub(
+    store: crate::log::Store,
+    mut passes: tokio::sync::watch::Receiver<u64>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    live: broadcast::Sender<Arc<LiveBatch>>,
+    batch_size: usize,
+) {
+    let mut cursor: Option<u64> = None;
     loop {
-        if *shutdown.borrow_and_update() {
-            return;
-        }
-        passes.borrow_and_update();
         loop {
-            let (store, f, batch_size) =
-                (state.store.clone(), filter.clone(), options.stream_batch);
-            let read =
-                tokio::task::spawn_blocking(move || read_batch(&store, cursor, batch_size, &f));
-            let batch = match read.await {
-                Ok(Ok(batch)) => batch,
+            let listening = live.receiver_count() > 0;
+            let (store, start) = (store.clone(), cursor);
+            let read = tokio::task::spawn_blocking(move || {
+                let end = store.snapshot()?.manifest().next_offset.0;
+                match start {
+                    Some(start) if listening && start < end => {
+                        read_live(&store, start, batch_size).map(|b| (Some(b), end))
+                    }
+                    _ => Ok((None, end)),
+                }
+            });
+            let (batch, end) = match read.await {
+                Ok(Ok(read)) => read,
                 Ok(Err(error)) => {
-                    tracing::warn!(error = %error, cursor, "stream: reading the log failed");
+                    tracing::warn!(%error, "stream: reading the log failed");
                     break;
                 }
                 Err(_) => return,
             };
-            for event in batch.events {
-                tokio::select! {
-                    sent = tokio::time::timeout(options.stream_send_timeout, tx.send(event)) => {
-                        match sent {
-                            Ok(Ok(())) => {}
-                            Ok(Err(_)) => return,
-                            Err(_) => {
-                                tracing::warn!(cursor, "stream: client too slow, dropped");
-                                return;
-                            }
-                        }
-                    }
-                    _ = shutdown.changed() => return,
-                }
-            }
-            cursor = batch.next;
-            if !batch.more {
+            let Some(batch) = batch else {
+                cursor = Some(end);
+                break;
+            };
+            cursor = Some(batch.next);
+            let more = batch.next < end;
+            // No receiver left is not an error: the next pass starts from the end.
+            let _ = live.send(Arc::new(batch));
+            if !more {
                 break;
             }
         }
         tokio::select! {
             changed = passes.changed() => if changed.is_err() { return },
             _ = shutdown.changed() => return,
-            () = tx.closed() => return,
         }
     }
+}
+
+/// Reads up to `batch_size` sealed records from `cursor`, unfiltered, for the [`hub`].
+fn read_live(
+    store: &Store,
+    cursor: u64,
+    batch_size: usize,
+) -> Result<LiveBatch, crate::log::LogError> {
+    let snapshot = store.snapshot()?;
+    let mut records = Vec::new();
+    let mut touched = BTreeSet::new();
+    let mut next = cursor;
+    for stored in snapshot
+        .scan(Offset(cursor), TimeRange::default(), false)
+        .take(batch_size.max(1))
+    {
+        let stored = stored?;
+        let Some(offset) = stored.offset else { break };
+        next = offset.0 + 1;
+        match crate::export::record_json::record_json(&stored) {
+            Ok(json) => {
+                let record = &stored.record;
+                if let Some(session) = &record.session {
+                    touched.insert(session.clone());
+                }
+                records.push(LiveRecord {
+                    offset: offset.0,
+                    source: record.source,
+                    session: record.session.clone(),
+                    json,
+                });
+            }
+            Err(error) => tracing::warn!(%error, offset = offset.0, "stream: record skipped"),
+        }
+    }
+    let sessions = session_rows(store, &snapshot, &touched);
+    Ok(LiveBatch {
+        from: cursor,
+        next,
+        records,
+        sessions,
+    })
+}
+
+/// Sends the client every record from `cursor` on: first what it is behind by, read from the
+/// log, then the [`hub`]'s batches (reading any gap between them itself). Returns when the
+/// client goes away, is too slow, or the service stops.
+async fn feed(state: AppState, mut cursor: u64, filter: Filter, tx: mpsc::Sender<Event>) {
+    // Subscribed before catching up: a batch broadcast meanwhile is queued, not missed.
+    let mut live = state.live.subscribe();
+    let mut shutdown = state.shutdown.clone();
+    if *shutdown.borrow_and_update() {
+        return;
+    }
+    let Some(next) = catch_up(&state, cursor, &filter, &tx, &mut shutdown).await else {
+        return;
+    };
+    cursor = next;
+    loop {
+        let batch = tokio::select! {
+            batch = live.recv() => batch,
+            _ = shutdown.changed() => return,
+            () = tx.closed() => return,
+        };
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, cursor, "stream: client lagged; reading the log");
+                let Some(next) = catch_up(&state, cursor, &filter, &tx, &mut shutdown).await
+                else {
+                    return;
+                };
+                cursor = next;
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if batch.next <= cursor {
+            continue;
+        }
+        if batch.from > cursor {
+            let Some(next) = catch_up(&state, cursor, &filter, &tx, &mut shutdown).await else {
+                return;
+            };
+            cursor = next;
+            if batch.next <= cursor {
+                continue;
+            }
+        }
+        let mut sessions = BTreeSet::new();
+        let mut events = Vec::new();
+        for record in batch.records.iter().filter(|r| r.offset >= cursor) {
+            if !filter.keeps(record.source, record.session.as_deref()) {
+                continue;
+            }
+            if let Some(session) = &record.session {
+                sessions.insert(session.as_str());
+            }
+            events.push(
+                Event::default()
+                    .event("record")
+                    .id(record.offset.to_string())
+                    .data(&record.json),
+            );
+        }
+        for session in sessions {
+            if let Some(row) = batch.sessions.get(session) {
+                events.push(Event::default().event("session").data(row));
+            }
+        }
+        if !send_all(&state, events, cursor, &tx, &mut shutdown).await {
+            return;
+        }
+        cursor = batch.next;
+    }
+}
+
+/// Reads and sends the client everything from `cursor` to the end of the log; the cursor after
+/// it, or `None` when the client is gone (or the service stops).
+async fn catch_up(
+    state: &AppState,
+    mut cursor: u64,
+    filter: &Filter,
+    tx: &mpsc::Sender<Event>,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<u64> {
+    loop {
+        let (store, f, batch_size) = (
+            state.store.clone(),
+            filter.clone(),
+            state.options.stream_batch,
+        );
+        let read = tokio::task::spawn_blocking(move || read_batch(&store, cursor, batch_size, &f));
+        let batch = match read.await {
+            Ok(Ok(batch)) => batch,
+            Ok(Err(error)) => {
+                tracing::warn!(error = %error, cursor, "stream: reading the log failed");
+                return Some(cursor);
+            }
+            Err(_) => return None,
+        };
+        if !send_all(state, batch.events, cursor, tx, shutdown).await {
+            return None;
+        }
+        cursor = batch.next;
+        if !batch.more {
+            return Some(cursor);
+        }
+    }
+}
+
+/// Queues `events` for the client; `false` when it went away, stayed too slow for
+/// [`super::ServeOptions::stream_send_timeout`], or the service stops.
+async fn send_all(
+    state: &AppState,
+    events: Vec<Event>,
+    cursor: u64,
+    tx: &mpsc::Sender<Event>,
+    shutdown: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    for event in events {
+        tokio::select! {
+            sent = tokio::time::timeout(state.options.stream_send_timeout, tx.send(event)) => {
+                match sent {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return false,
+                    Err(_) => {
+                        tracing::warn!(cursor, "stream: client too slow, dropped");
+                        return false;
+                    }
+                }
+            }
+            _ = shutdown.changed() => return false,
+        }
+    }
+    true
 }
 
 /// Reads up to `batch_size` sealed records from `cursor` and turns those `filter` keeps into
@@ -150,7 +366,7 @@ fn read_batch(
 ) -> Result<Batch, crate::log::LogError> {
     let snapshot = store.snapshot()?;
     let mut events = Vec::new();
-    let mut sessions = std::collections::BTreeSet::new();
+    let mut sessions = BTreeSet::new();
     let mut next = cursor;
     let mut scanned = 0;
     for stored in snapshot.scan(Offset(cursor), TimeRange::default(), false) {
@@ -159,12 +375,7 @@ fn read_batch(
         scanned += 1;
         next = offset.0 + 1;
         let record = &stored.record;
-        let wanted = filter.source.is_none_or(|s| s == record.source)
-            && filter
-                .session
-                .as_deref()
-                .is_none_or(|s| record.session.as_deref() == Some(s));
-        if wanted {
+        if filter.keeps(record.source, record.session.as_deref()) {
             if let Some(session) = &record.session {
                 sessions.insert(session.clone());
             }
@@ -182,8 +393,8 @@ fn read_batch(
             break;
         }
     }
-    if !sessions.is_empty() {
-        session_events(store, &snapshot, &sessions, &mut events);
+    for row in session_rows(store, &snapshot, &sessions).into_values() {
+        events.push(Event::default().event("session").data(row));
     }
     Ok(Batch {
         events,
@@ -192,31 +403,37 @@ fn read_batch(
     })
 }
 
-/// Appends a `session` event with the current row of each of `sessions` (a session whose row
-/// cannot be read is logged and left out: its records were sent).
-fn session_events(
+/// The current row (as JSON) of each of `sessions`; a session whose row cannot be read is
+/// logged and left out (its records are sent all the same).
+fn session_rows(
     store: &Store,
     snapshot: &crate::log::Snapshot,
-    sessions: &std::collections::BTreeSet<String>,
-    events: &mut Vec<Event>,
-) {
+    sessions: &BTreeSet<String>,
+) -> BTreeMap<String, String> {
+    let mut rows = BTreeMap::new();
+    if sessions.is_empty() {
+        return rows;
+    }
     let db = match crate::views::ViewsDb::open_existing(store.paths()) {
         Ok(Some(db)) => db,
-        Ok(None) => return,
+        Ok(None) => return rows,
         Err(error) => {
             tracing::warn!(%error, "stream: views not readable, no session events");
-            return;
+            return rows;
         }
     };
     let now = crate::now_ns();
     for session in sessions {
         match crate::views::listing::summary(&db, snapshot, session, now) {
             Ok(Some(row)) => match serde_json::to_string(&row) {
-                Ok(json) => events.push(Event::default().event("session").data(json)),
+                Ok(json) => {
+                    rows.insert(session.clone(), json);
+                }
                 Err(error) => tracing::warn!(%error, session, "stream: session row skipped"),
             },
             Ok(None) => {}
             Err(error) => tracing::warn!(%error, session, "stream: session row skipped"),
         }
     }
+    rows
 }
