@@ -123,3 +123,125 @@ fn a_foreign_unit_is_kept_without_force() {
         .unwrap();
     common::assert_success(&["uninstall", "--service"], &again);
 }
+
+/// Issue 16, HTTP hook target: `install --http` against a running `ctrace serve`, then every
+/// payload of the corpus's official hook input examples delivered the way Claude Code would:
+/// POSTed to the handler's `url` with its headers where the handler is `"type": "http"`,
+/// piped into the handler's command otherwise. Every payload is stored, once; `SessionStart`
+/// (whose HTTP hooks never fire) kept the command; `install` without `--http` brings the
+/// commands back and `uninstall` removes everything.
+#[test]
+#[cfg_attr(
+    corpus_missing,
+    ignore = "needs the corpus: ../shared/corpus or CTRACE_CORPUS"
+)]
+fn http_handlers_deliver_to_the_running_service() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let sandbox = Sandbox::new();
+    let server = common::http::Server::spawn(sandbox.command(&[
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--no-watch",
+    ]));
+    let url = format!("http://{}/ingest/hook", server.addr);
+    let claude = sandbox.path("claude");
+    std::fs::create_dir_all(&claude).unwrap();
+    let install = |extra: &[&str]| {
+        let mut args = vec!["install", "--claude-version", "2.1.200"];
+        args.extend_from_slice(extra);
+        let output = command(&sandbox, &args)
+            .env("CLAUDE_CONFIG_DIR", &claude)
+            .output()
+            .unwrap();
+        common::assert_success(&args, &output);
+        output
+    };
+    let output = install(&["--http", "--url", &url]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("events POST to"), "{stderr}");
+    let settings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(claude.join("settings.json")).unwrap()).unwrap();
+    let handler = |event: &str| settings["hooks"][event][0]["hooks"][0].clone();
+    assert_eq!(handler("PreToolUse")["type"], "http");
+    assert_eq!(handler("PreToolUse")["url"], url.as_str());
+    assert_eq!(handler("SessionStart")["type"], "command");
+
+    let examples = std::fs::read_to_string(
+        corpus.join("hooks/official-docs--hook-input-examples.derived.ndjson"),
+    )
+    .unwrap();
+    let payloads: Vec<&str> = examples.lines().filter(|l| !l.trim().is_empty()).collect();
+    let (mut posted, mut piped) = (0, 0);
+    for payload in &payloads {
+        let value: serde_json::Value = serde_json::from_str(payload).unwrap();
+        let event = value["hook_event_name"].as_str().unwrap();
+        let handler = handler(event);
+        match handler["type"].as_str() {
+            Some("http") => {
+                let path = handler["url"]
+                    .as_str()
+                    .unwrap()
+                    .strip_prefix(&format!("http://{}", server.addr))
+                    .unwrap()
+                    .to_owned();
+                let response = server.request(
+                    "POST",
+                    &path,
+                    &[("Content-Type", "application/json")],
+                    payload.as_bytes(),
+                );
+                assert_eq!(response.status, 200, "{event}: {}", response.text());
+                assert!(response.body.is_empty(), "{event}: a body is a decision");
+                posted += 1;
+            }
+            Some("command") => {
+                let mut child = Command::new("sh")
+                    .arg("-c")
+                    .arg(handler["command"].as_str().unwrap())
+                    .env("TMPDIR", sandbox.tmp())
+                    .stdin(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(payload.as_bytes())
+                    .unwrap();
+                assert!(
+                    child.wait().unwrap().success(),
+                    "{event}: the command failed"
+                );
+                piped += 1;
+            }
+            other => panic!("{event}: no ctrace handler ({other:?})"),
+        }
+    }
+    assert!(posted >= 6 && piped >= 4, "posted {posted}, piped {piped}");
+    let total = payloads.len() as u64;
+    server.wait_for("/api/health", |health| {
+        health["next_offset"].as_u64() == Some(total)
+    });
+    let records = sandbox.cat(&[]);
+    assert_eq!(records.len(), payloads.len(), "every payload stored once");
+
+    install(&[]);
+    let settings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(claude.join("settings.json")).unwrap()).unwrap();
+    assert_eq!(
+        settings["hooks"]["PreToolUse"][0]["hooks"][0]["type"],
+        "command"
+    );
+    let output = command(&sandbox, &["uninstall"])
+        .env("CLAUDE_CONFIG_DIR", &claude)
+        .output()
+        .unwrap();
+    common::assert_success(&["uninstall"], &output);
+    let settings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(claude.join("settings.json")).unwrap()).unwrap();
+    assert!(settings.get("hooks").is_none(), "{settings}");
+}

@@ -3,6 +3,8 @@
 //! after a first fold, after incremental passes in tiny batches (a response's better line
 //! replacing an earlier one in a later batch), after `forget` and after a rebuild; and the
 //! unfiltered cost tables equal the same query over every usage row (`--since` forces that path).
+//! `session_tools`, the tool calls per session that the session list reads, is checked the same
+//! way against `spans`.
 
 #![expect(
     clippy::unwrap_used,
@@ -23,14 +25,20 @@ const SUMS: &str = "SELECT day, model, input_tokens, output_tokens, cache_creati
 const GROUPED: &str = "SELECT day, model, sum(input_tokens), sum(output_tokens),
     sum(cache_creation_tokens), sum(cache_creation_1h_tokens), sum(cache_read_tokens), count(*),
     min(ts_ns), max(ts_ns) FROM usage GROUP BY day, model ORDER BY day, model";
+const TOOLS: &str = "SELECT session, tool_calls FROM session_tools ORDER BY session";
+const TOOLS_COUNTED: &str = "SELECT session, count(*) FROM spans WHERE kind = 'tool'
+    GROUP BY session ORDER BY session";
 
 fn rows(db: &Path, sql: &str) -> Vec<Vec<Value>> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let mut stmt = conn.prepare(sql).unwrap();
-    stmt.query_map([], |row| (0..10).map(|i| row.get::<_, Value>(i)).collect())
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    let columns = stmt.column_count();
+    stmt.query_map([], |row| {
+        (0..columns).map(|i| row.get::<_, Value>(i)).collect()
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
 }
 
 fn assert_sums_match(sandbox: &Sandbox, when: &str) {
@@ -38,6 +46,9 @@ fn assert_sums_match(sandbox: &Sandbox, when: &str) {
     let sums = rows(&db, SUMS);
     assert!(!sums.is_empty(), "{when}: no usage");
     assert_eq!(sums, rows(&db, GROUPED), "{when}");
+    let tools = rows(&db, TOOLS);
+    assert!(!tools.is_empty(), "{when}: no tool calls");
+    assert_eq!(tools, rows(&db, TOOLS_COUNTED), "{when}: session_tools");
 }
 
 fn cost_tables(sandbox: &Sandbox) -> Vec<String> {

@@ -49,6 +49,27 @@ pub const HOOK_EVENTS: &[&str] = &[
 /// `--worktree` session and every `isolation: "worktree"` subagent fail.
 pub const NOT_INSTALLED: &[&str] = &["WorktreeCreate"];
 
+/// The hook events `ctrace install --http` gives an `"type": "http"` handler; every other
+/// event keeps the command handler.
+///
+/// These are the events the hooks reference ("Prompt-based hooks") lists as accepting every
+/// handler type; it lists the others (`SessionStart`, `SessionEnd`, `Notification`,
+/// `PreCompact`, `SubagentStart`, `ConfigChange`, `TeammateIdle`, `WorktreeCreate`,
+/// `WorktreeRemove`) as `"type": "command"` only, and events it added later are not listed.
+/// Claude Code enforces that at least for `SessionStart`, whose HTTP hooks never fire
+/// (anthropics/claude-code#30170, #30171). Conservative by design: an event left out here is
+/// still recorded, by the command handler.
+pub const HTTP_EVENTS: &[&str] = &[
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PermissionRequest",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "SubagentStop",
+    "TaskCompleted",
+    "Stop",
+];
+
 /// The tool events, whose `matcher` filters on the tool name; install gives them `"*"`. The
 /// reference's "What the matcher filters" table. Every other event gets no `matcher`, which
 /// matches every occurrence (and is the only form events without matcher support accept).

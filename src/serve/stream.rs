@@ -246,8 +246,7 @@ async fn feed(state: AppState, mut cursor: u64, filter: Filter, tx: mpsc::Sender
             Ok(batch) => batch,
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::debug!(missed, cursor, "stream: client lagged; reading the log");
-                let Some(next) = catch_up(&state, cursor, &filter, &tx, &mut shutdown).await
-                else {
+                let Some(next) = catch_up(&state, cursor, &filter, &tx, &mut shutdown).await else {
                     return;
                 };
                 cursor = next;

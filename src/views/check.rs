@@ -12,11 +12,12 @@ use super::{SqlContext, ViewsDb, ViewsError, ViewsReport, batch_records, db_path
 use crate::log::Store;
 
 /// Tables compared by the re-fold (every table but `meta`).
-const TABLES: [&str; 12] = [
+const TABLES: [&str; 13] = [
     "sessions",
     "session_sources",
     "session_links",
     "session_ranges",
+    "session_tools",
     "turns",
     "spans",
     "usage",

@@ -185,13 +185,13 @@ fn build(store: &Store, path: &Path) -> Result<ViewsReport, ViewsError> {
         .sql(path, "creating the indexes")?;
     let indexed = started.elapsed();
     db.conn
-        .execute_batch(schema::FILL_USAGE_DAYS)
-        .sql(path, "summing usage per day")?;
+        .execute_batch(schema::FILL_AGGREGATES)
+        .sql(path, "summing usage per day and tool calls per session")?;
     tracing::debug!(
         records = report.applied_records,
         fold_ms = folded.as_millis(),
         indexes_ms = (indexed - folded).as_millis(),
-        usage_days_ms = (started.elapsed() - indexed).as_millis(),
+        aggregates_ms = (started.elapsed() - indexed).as_millis(),
         "views rebuilt"
     );
     db.conn

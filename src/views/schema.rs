@@ -4,7 +4,7 @@
 
 /// Schema version stored in `meta.schema_version`; a different stored version makes
 /// `catch_up` rebuild the views.
-pub(crate) const SCHEMA_VERSION: &str = "7";
+pub(crate) const SCHEMA_VERSION: &str = "8";
 
 /// Connection settings applied on every open.
 pub(crate) const PRAGMAS: &str = "
@@ -120,6 +120,12 @@ CREATE TABLE IF NOT EXISTS usage_days (
     last_ns                  INTEGER NOT NULL,
     PRIMARY KEY (day, model)
 ) WITHOUT ROWID;
+-- Tool calls (`spans` of kind 'tool') per session, kept by the triggers in `TRIGGERS` (the
+-- session list reads it instead of counting every span).
+CREATE TABLE IF NOT EXISTS session_tools (
+    session    TEXT PRIMARY KEY,
+    tool_calls INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tasks (
     session    TEXT NOT NULL,
     kind       TEXT NOT NULL,
@@ -170,8 +176,28 @@ CREATE INDEX IF NOT EXISTS usage_by_session ON usage (session, model, ts_ns, inp
 /// adds the row; an update of its day, model, time or tokens (a better line of the same
 /// response) subtracts the old values and adds the new; a delete (`forget`) subtracts. First and
 /// last times of a group a row left are re-read from `usage_by_day` (an index seek), so they
-/// stay exact. A rebuild fills `usage_days` with [`FILL_USAGE_DAYS`] before creating them.
+/// stay exact. The `session_tools` triggers keep the count of tool spans per session the same
+/// way. A rebuild fills both tables with [`FILL_AGGREGATES`] before creating the triggers.
 pub(crate) const TRIGGERS: &str = "
+CREATE TRIGGER IF NOT EXISTS session_tools_insert AFTER INSERT ON spans
+    WHEN new.kind = 'tool' BEGIN
+    INSERT INTO session_tools (session, tool_calls) VALUES (new.session, 1)
+    ON CONFLICT (session) DO UPDATE SET tool_calls = tool_calls + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS session_tools_update AFTER UPDATE OF session, kind ON spans
+    WHEN old.kind = 'tool' OR new.kind = 'tool' BEGIN
+    UPDATE session_tools SET tool_calls = tool_calls - 1
+        WHERE old.kind = 'tool' AND session = old.session;
+    DELETE FROM session_tools
+        WHERE old.kind = 'tool' AND session = old.session AND tool_calls <= 0;
+    INSERT INTO session_tools (session, tool_calls) SELECT new.session, 1 WHERE new.kind = 'tool'
+    ON CONFLICT (session) DO UPDATE SET tool_calls = tool_calls + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS session_tools_delete AFTER DELETE ON spans
+    WHEN old.kind = 'tool' BEGIN
+    UPDATE session_tools SET tool_calls = tool_calls - 1 WHERE session = old.session;
+    DELETE FROM session_tools WHERE session = old.session AND tool_calls <= 0;
+END;
 CREATE TRIGGER IF NOT EXISTS usage_days_insert AFTER INSERT ON usage BEGIN
     INSERT INTO usage_days (day, model, input_tokens, output_tokens, cache_creation_tokens,
         cache_creation_1h_tokens, cache_read_tokens, responses, first_ns, last_ns)
@@ -238,8 +264,12 @@ CREATE TRIGGER IF NOT EXISTS usage_days_delete AFTER DELETE ON usage BEGIN
 END;
 ";
 
-/// Fills `usage_days` from `usage` (a rebuild, before [`TRIGGERS`] exist).
-pub(crate) const FILL_USAGE_DAYS: &str = "
+/// Fills `usage_days` from `usage` and `session_tools` from `spans` (a rebuild, before
+/// [`TRIGGERS`] exist).
+pub(crate) const FILL_AGGREGATES: &str = "
+DELETE FROM session_tools;
+INSERT INTO session_tools (session, tool_calls)
+SELECT session, count(*) FROM spans WHERE kind = 'tool' GROUP BY session;
 DELETE FROM usage_days;
 INSERT INTO usage_days (day, model, input_tokens, output_tokens, cache_creation_tokens,
     cache_creation_1h_tokens, cache_read_tokens, responses, first_ns, last_ns)
@@ -271,6 +301,7 @@ pub(crate) const SESSION_TABLES: &[&str] = &[
     "session_sources",
     "session_links",
     "session_ranges",
+    "session_tools",
     "turns",
     "spans",
     "usage",

@@ -109,16 +109,25 @@ pub fn sessions(db: &ViewsDb, only: Option<&str>) -> Result<Vec<SessionRow>, Vie
         },
     )?;
     pairs(
-        &format!(
-            "SELECT session, kind, count(*) FROM spans WHERE ({filter})
-                AND kind = 'tool' GROUP BY session"
-        ),
+        &format!("SELECT session, '', tool_calls FROM session_tools WHERE {filter}"),
         &mut |s, _, n| s.tool_calls = u(n),
     )?;
+    // The distinct models of each session by seeks in `usage_by_session` (a loose index scan:
+    // one seek per session and model), not a scan of every usage row.
     pairs(
         &format!(
-            "SELECT session, model, 0 FROM usage WHERE ({filter})
-                AND session IS NOT NULL AND model NOT LIKE '<%' GROUP BY session, model"
+            "WITH RECURSIVE m(session, model) AS (
+                SELECT s.session,
+                    (SELECT min(u.model) FROM usage u WHERE u.session = s.session)
+                FROM sessions s WHERE {}
+                UNION ALL
+                SELECT m.session,
+                    (SELECT min(u.model) FROM usage u
+                     WHERE u.session = m.session AND u.model > m.model)
+                FROM m WHERE m.model IS NOT NULL
+            )
+            SELECT session, model, 0 FROM m WHERE model IS NOT NULL AND model NOT LIKE '<%'",
+            filter.replace("session", "s.session")
         ),
         &mut |s, model, _| {
             s.models.insert(model);

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub use crate::claude::events::{
-    ClaudeVersion, HOOK_EVENTS, NOT_INSTALLED, ParseVersionError, TOOL_EVENTS,
+    ClaudeVersion, HOOK_EVENTS, HTTP_EVENTS, NOT_INSTALLED, ParseVersionError, TOOL_EVENTS,
     UNKNOWN_EVENTS_IGNORED_SINCE, accepted_since,
 };
 

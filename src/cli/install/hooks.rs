@@ -10,13 +10,99 @@ use serde_json::{Map, Value};
 use super::events::TOOL_EVENTS;
 use super::settings::{SettingsError, pointer_escape, type_name};
 
-/// Adds ctrace's handler to each of `events` (updating an existing one in place) and removes
-/// ctrace's handlers from every other event.
+/// The path of `ctrace serve`'s hook endpoint; an `"type": "http"` handler whose URL ends with
+/// it is ctrace's.
+pub(super) const INGEST_PATH: &str = "/ingest/hook";
+
+/// The environment variable an HTTP handler for a non-loopback service takes its bearer token
+/// from (Claude Code expands `$NAME` in `headers` for the names in `allowedEnvVars`).
+pub(super) const TOKEN_ENV: &str = "CTRACE_TOKEN";
+
+/// Seconds Claude Code waits for `ctrace serve` to answer an HTTP hook (it answers after the
+/// append, in milliseconds; a service that does not answer costs a turn at most this long).
+pub(super) const HTTP_TIMEOUT_S: u64 = 10;
+
+/// What ctrace's handler of one event runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Handler {
+    /// `"type": "command"`: this shell command (`/abs/ctrace hook [--store DIR]`).
+    Command(String),
+    /// `"type": "http"`: Claude Code POSTs the payload to `url` (`ctrace serve`'s
+    /// [`INGEST_PATH`]); with `token`, an `Authorization: Bearer $CTRACE_TOKEN` header.
+    Http {
+        /// The endpoint.
+        url: String,
+        /// Whether the service requires its token (a non-loopback host).
+        token: bool,
+    },
+}
+
+impl Handler {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Command(_) => "command",
+            Self::Http { .. } => "http",
+        }
+    }
+
+    /// Makes `handler` (an existing ctrace handler, or an empty map) this handler: a handler of
+    /// another type is replaced whole; one of the same type keeps the keys ctrace does not own
+    /// (a `timeout` the user set, say).
+    fn apply(&self, handler: &mut Map<String, Value>) {
+        if handler.get("type").and_then(Value::as_str) != Some(self.kind()) {
+            handler.clear();
+            handler.insert("type".to_owned(), Value::String(self.kind().to_owned()));
+        }
+        match self {
+            Self::Command(command) => {
+                handler.insert("command".to_owned(), Value::String(command.clone()));
+            }
+            Self::Http { url, token } => {
+                handler.insert("url".to_owned(), Value::String(url.clone()));
+                if !handler.contains_key("timeout") {
+                    handler.insert("timeout".to_owned(), Value::from(HTTP_TIMEOUT_S));
+                }
+                if *token {
+                    let mut headers = Map::new();
+                    headers.insert(
+                        "Authorization".to_owned(),
+                        Value::String(format!("Bearer ${TOKEN_ENV}")),
+                    );
+                    handler.insert("headers".to_owned(), Value::Object(headers));
+                    handler.insert(
+                        "allowedEnvVars".to_owned(),
+                        Value::Array(vec![Value::String(TOKEN_ENV.to_owned())]),
+                    );
+                } else {
+                    remove_key(handler, "headers");
+                    remove_key(handler, "allowedEnvVars");
+                }
+            }
+        }
+    }
+}
+
+/// Adds ctrace's handler running `command` to each of `events` (updating an existing one in
+/// place) and removes ctrace's handlers from every other event.
+#[cfg(test)]
 pub(super) fn install_hooks(
     settings: &mut Map<String, Value>,
     path: &Path,
     events: &[&str],
     command: &str,
+) -> Result<(), SettingsError> {
+    install_handlers(settings, path, events, |_| {
+        Handler::Command(command.to_owned())
+    })
+}
+
+/// Adds ctrace's handler `handler(event)` to each of `events` (updating an existing one in
+/// place, whatever its type) and removes ctrace's handlers from every other event.
+pub(super) fn install_handlers(
+    settings: &mut Map<String, Value>,
+    path: &Path,
+    events: &[&str],
+    handler: impl Fn(&str) -> Handler,
 ) -> Result<(), SettingsError> {
     remove_hooks(settings, |event| !events.contains(&event));
     if events.is_empty() {
@@ -45,16 +131,17 @@ pub(super) fn install_hooks(
                 found,
             });
         };
-        upsert_handler(groups, event, command);
+        upsert_handler(groups, event, &handler(event));
     }
     Ok(())
 }
 
-/// Makes `groups` (one event's matcher groups) hold exactly one ctrace handler running
-/// `command`: the first existing one is rewritten in place, later ones are removed, and a new
-/// group is appended when there was none. A group holding only ctrace handlers is ctrace's, and
-/// gets the canonical matcher.
-pub(super) fn upsert_handler(groups: &mut Vec<Value>, event: &str, command: &str) {
+/// Makes `groups` (one event's matcher groups) hold exactly one ctrace handler, `handler`: the
+/// first existing one is rewritten in place, later ones are removed, and a new group is
+/// appended when there was none. A group holding only ctrace handlers is ctrace's, and gets the
+/// canonical matcher.
+pub(super) fn upsert_handler(groups: &mut Vec<Value>, event: &str, handler: &Handler) {
+    let wanted = handler;
     let mut placed = false;
     let mut emptied = vec![false; groups.len()];
     for (index, group) in groups.iter_mut().enumerate() {
@@ -77,7 +164,7 @@ pub(super) fn upsert_handler(groups: &mut Vec<Value>, event: &str, command: &str
             placed = true;
             kept_here = true;
             if let Some(handler) = handler.as_object_mut() {
-                handler.insert("command".to_owned(), Value::String(command.to_owned()));
+                wanted.apply(handler);
             }
             true
         });
@@ -91,7 +178,7 @@ pub(super) fn upsert_handler(groups: &mut Vec<Value>, event: &str, command: &str
     let mut emptied = emptied.into_iter();
     groups.retain(|_| !emptied.next().unwrap_or(false));
     if !placed {
-        groups.push(new_group(event, command));
+        groups.push(new_group(event, wanted));
     }
 }
 
@@ -104,11 +191,10 @@ pub(super) fn set_matcher(group: &mut Map<String, Value>, event: &str) {
     }
 }
 
-/// A new matcher group running `command` for `event`.
-pub(super) fn new_group(event: &str, command: &str) -> Value {
+/// A new matcher group holding `handler` for `event`.
+pub(super) fn new_group(event: &str, wanted: &Handler) -> Value {
     let mut handler = Map::new();
-    handler.insert("type".to_owned(), Value::String("command".to_owned()));
-    handler.insert("command".to_owned(), Value::String(command.to_owned()));
+    wanted.apply(&mut handler);
     let mut group = Map::new();
     set_matcher(&mut group, event);
     group.insert(
@@ -180,13 +266,21 @@ pub(super) fn remove_from_groups(groups: &mut Vec<Value>) -> usize {
 }
 
 /// Whether a hook handler is ctrace's: `"type": "command"` and a [`is_ctrace_command`] command
-/// (its `args`, when present, continue the command's words).
+/// (its `args`, when present, continue the command's words), or `"type": "http"` with a `url`
+/// whose path is [`INGEST_PATH`].
 pub(super) fn is_ctrace_handler(handler: &Value) -> bool {
     let Some(handler) = handler.as_object() else {
         return false;
     };
-    if handler.get("type").and_then(Value::as_str) != Some("command") {
-        return false;
+    match handler.get("type").and_then(Value::as_str) {
+        Some("command") => {}
+        Some("http") => {
+            return handler
+                .get("url")
+                .and_then(Value::as_str)
+                .is_some_and(is_ingest_url);
+        }
+        _ => return false,
     }
     let Some(command) = handler.get("command").and_then(Value::as_str) else {
         return false;
@@ -200,6 +294,20 @@ pub(super) fn is_ctrace_handler(handler: &Value) -> bool {
         _ => Vec::new(),
     };
     is_ctrace_command_with_args(command, &args)
+}
+
+/// Whether `url` is an `http(s)` URL whose path is [`INGEST_PATH`] (query and fragment
+/// ignored).
+pub(super) fn is_ingest_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let path = rest.find('/').map_or("", |i| &rest[i..]);
+    let path = path.split(['?', '#']).next().unwrap_or(path);
+    path == INGEST_PATH
 }
 
 /// Whether a shell command runs ctrace's hook: after optional `NAME=value` assignments, a

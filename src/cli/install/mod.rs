@@ -27,6 +27,14 @@
 //! - **Invalid input is refused.** Settings that are not valid JSON, or whose `hooks` (or an
 //!   event being installed) has the wrong shape, give an error naming the file (and the line
 //!   and column) and leave the file untouched.
+//! - **HTTP, opt-in.** `--http [--url URL]` gives the events in [`HTTP_EVENTS`] an
+//!   `"type": "http"` handler that POSTs the payload to `ctrace serve` (default
+//!   `http://127.0.0.1:7317/ingest/hook`): no process per event, but nothing is recorded for
+//!   those events while the service is down (Claude Code treats a failed HTTP hook as a
+//!   non-blocking error). The other events keep the command handler. An HTTP handler is
+//!   ctrace's when its URL's path is `/ingest/hook`; installing without `--http` turns it back
+//!   into a command handler. A non-loopback URL gets `Authorization: Bearer $CTRACE_TOKEN`
+//!   (`allowedEnvVars`), so the token stays out of settings.json.
 //! - **Version-aware.** Claude Code before 2.1.101 skips a whole settings file that names a hook
 //!   event it does not know, so install writes only the events the installed Claude Code accepts
 //!   (`claude --version`, or `--claude-version`), and removes ctrace's entries from the others.
@@ -39,7 +47,7 @@ use clap::Args;
 
 use super::UsageError;
 use events::selected_events;
-use hooks::{install_hooks, remove_hooks, shell_quote};
+use hooks::{Handler, install_handlers, remove_hooks, shell_quote};
 use settings::{parse_settings, print_diff, read_settings, render, write_settings};
 
 mod events;
@@ -47,7 +55,9 @@ mod hooks;
 mod service;
 mod settings;
 
-pub use events::{ClaudeVersion, HOOK_EVENTS, NOT_INSTALLED, ParseVersionError, accepted_since};
+pub use events::{
+    ClaudeVersion, HOOK_EVENTS, HTTP_EVENTS, NOT_INSTALLED, ParseVersionError, accepted_since,
+};
 pub use hooks::is_ctrace_command;
 pub use settings::SettingsError;
 
@@ -77,6 +87,58 @@ pub struct InstallArgs {
     /// differs
     #[arg(long, requires = "service")]
     pub force: bool,
+    /// Give the events that accept it an HTTP handler that POSTs to `ctrace serve` instead of
+    /// running `ctrace hook` (the others keep the command). Those events are not recorded
+    /// while the service is down. Ignored by uninstall, which removes both kinds
+    #[arg(long, conflicts_with = "service")]
+    pub http: bool,
+    /// With --http: the service's hook endpoint
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "http",
+        default_value = DEFAULT_HOOK_URL,
+        value_parser = parse_hook_url
+    )]
+    pub url: String,
+}
+
+/// Where `install --http` points the HTTP handlers: `ctrace serve`'s default bind.
+pub const DEFAULT_HOOK_URL: &str = "http://127.0.0.1:7317/ingest/hook";
+
+/// Checks a `--url`: `http://` or `https://`, a host, and the path `/ingest/hook`.
+fn parse_hook_url(url: &str) -> Result<String, String> {
+    if !hooks::is_ingest_url(url) {
+        return Err(format!(
+            "expected http://HOST:PORT{} (the hook endpoint of `ctrace serve`)",
+            hooks::INGEST_PATH
+        ));
+    }
+    if url_host(url).is_empty() {
+        return Err("the URL has no host".to_owned());
+    }
+    Ok(url.to_owned())
+}
+
+/// The host of an `http(s)://HOST[:PORT]/...` URL (brackets kept for IPv6).
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    if authority.starts_with('[') {
+        return authority.split_inclusive(']').next().unwrap_or(authority);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
+/// Whether the service at `url` is on this machine (it then takes hooks without the token).
+fn is_loopback_url(url: &str) -> bool {
+    let host = url_host(url);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Runs `install` (or `uninstall` when `remove`). `store` is the global `--store`, written into
@@ -103,7 +165,17 @@ pub fn run(args: &InstallArgs, remove: bool, store: Option<&Path>) -> anyhow::Re
     } else {
         let command = hook_command(store)?;
         let events = selected_events(args.claude_version.clone());
-        install_hooks(&mut after, &path, &events, &command)?;
+        let http = args.http.then(|| Handler::Http {
+            url: args.url.clone(),
+            token: !is_loopback_url(&args.url),
+        });
+        install_handlers(&mut after, &path, &events, |event| match &http {
+            Some(http) if HTTP_EVENTS.contains(&event) => http.clone(),
+            _ => Handler::Command(command.clone()),
+        })?;
+        if args.http {
+            http_note(&events, &args.url);
+        }
         let count = events.len();
         (events, count)
     };
@@ -155,6 +227,26 @@ pub fn run(args: &InstallArgs, remove: bool, store: Option<&Path>) -> anyhow::Re
     Ok(0)
 }
 
+/// Tells (stderr) what `--http` installed and its trade-off.
+fn http_note(events: &[&str], url: &str) {
+    let over_http = events.iter().filter(|e| HTTP_EVENTS.contains(e)).count();
+    eprintln!(
+        "ctrace: note: {over_http} of {} events POST to {url} (HTTP hooks); the other {} keep \
+         `ctrace hook`, which Claude Code accepts for every event. Nothing is recorded for the \
+         HTTP events while `ctrace serve` is not running there (`ctrace install --service` \
+         keeps it running).",
+        events.len(),
+        events.len() - over_http
+    );
+    if !is_loopback_url(url) {
+        eprintln!(
+            "ctrace: note: {url} is not on this machine: the handlers send \
+             `Authorization: Bearer $CTRACE_TOKEN`; set CTRACE_TOKEN, in the environment Claude \
+             Code runs in, to the content of serve.token in the service's store"
+        );
+    }
+}
+
 /// The settings file `args` name: `DIR/.claude/settings.json` for `--project DIR`, else
 /// `$CLAUDE_CONFIG_DIR/settings.json`, else `$HOME/.claude/settings.json`.
 fn settings_path(args: &InstallArgs) -> anyhow::Result<PathBuf> {
@@ -197,7 +289,7 @@ fn hook_command(store: Option<&Path>) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::events::{TOOL_EVENTS, UNKNOWN_EVENTS_IGNORED_SINCE};
-    use super::hooks::is_ctrace_handler;
+    use super::hooks::{install_hooks, is_ctrace_handler};
     use super::*;
     use serde_json::{Map, Value, json};
 
@@ -421,5 +513,135 @@ mod tests {
             parse_settings(Path::new("s"), Some("\u{feff}{\"a\":1}")).unwrap()["a"],
             1
         );
+    }
+
+    fn install_http(settings: &mut Map<String, Value>, events: &[&str], url: &str) {
+        let http = Handler::Http {
+            url: url.to_owned(),
+            token: !is_loopback_url(url),
+        };
+        install_handlers(settings, Path::new("s.json"), events, |event| {
+            if HTTP_EVENTS.contains(&event) {
+                http.clone()
+            } else {
+                Handler::Command("/x/ctrace hook".to_owned())
+            }
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn http_events_are_known_events() {
+        for event in HTTP_EVENTS {
+            assert!(HOOK_EVENTS.contains(event), "{event} is not in HOOK_EVENTS");
+            assert!(!NOT_INSTALLED.contains(event), "{event} is never installed");
+        }
+        assert!(!HTTP_EVENTS.contains(&"SessionStart"));
+    }
+
+    #[test]
+    fn http_install_switches_handlers_both_ways_and_is_idempotent() {
+        let original = object(json!({"hooks": {"Stop": [
+            {"hooks": [{"type": "http", "url": "http://example.com/mine"}]}
+        ]}}));
+        let mut settings = original.clone();
+        let events = ["SessionStart", "PreToolUse", "Stop"];
+        install_hooks(
+            &mut settings,
+            Path::new("s.json"),
+            &events,
+            "/x/ctrace hook",
+        )
+        .unwrap();
+        let commands = settings.clone();
+        install_http(&mut settings, &events, DEFAULT_HOOK_URL);
+        let http = json!({"type": "http", "url": DEFAULT_HOOK_URL, "timeout": 10});
+        assert_eq!(
+            settings["hooks"]["PreToolUse"],
+            json!([{"matcher": "*", "hooks": [http]}])
+        );
+        assert_eq!(settings["hooks"]["Stop"][1], json!({"hooks": [http]}));
+        assert_eq!(
+            settings["hooks"]["SessionStart"],
+            json!([{"hooks": [{"type": "command", "command": "/x/ctrace hook"}]}]),
+            "SessionStart keeps the command"
+        );
+        assert_eq!(
+            settings["hooks"]["Stop"][0], original["hooks"]["Stop"][0],
+            "someone else's http hook is not ctrace's"
+        );
+        let once = settings.clone();
+        install_http(&mut settings, &events, DEFAULT_HOOK_URL);
+        assert_eq!(settings, once, "second --http install changed something");
+        // A timeout the user set survives a reinstall of the same type.
+        settings["hooks"]["Stop"][1]["hooks"][0]["timeout"] = json!(3);
+        install_http(&mut settings, &events, DEFAULT_HOOK_URL);
+        assert_eq!(settings["hooks"]["Stop"][1]["hooks"][0]["timeout"], 3);
+        // Without --http, the command handlers come back in place.
+        install_hooks(
+            &mut settings,
+            Path::new("s.json"),
+            &events,
+            "/x/ctrace hook",
+        )
+        .unwrap();
+        assert_eq!(settings, commands);
+        install_http(&mut settings, &events, DEFAULT_HOOK_URL);
+        assert_eq!(remove_hooks(&mut settings, |_| true), 3);
+        assert_eq!(settings, original);
+    }
+
+    #[test]
+    fn a_remote_url_sends_the_token_from_the_environment() {
+        let mut settings = Map::new();
+        let url = "http://10.0.0.5:7317/ingest/hook";
+        install_http(&mut settings, &["Stop"], url);
+        assert_eq!(
+            settings["hooks"]["Stop"][0]["hooks"][0],
+            json!({"type": "http", "url": url, "timeout": 10,
+                   "headers": {"Authorization": "Bearer $CTRACE_TOKEN"},
+                   "allowedEnvVars": ["CTRACE_TOKEN"]})
+        );
+        install_http(&mut settings, &["Stop"], DEFAULT_HOOK_URL);
+        assert_eq!(
+            settings["hooks"]["Stop"][0]["hooks"][0],
+            json!({"type": "http", "url": DEFAULT_HOOK_URL, "timeout": 10})
+        );
+    }
+
+    #[test]
+    fn hook_urls_are_checked() {
+        for good in [
+            DEFAULT_HOOK_URL,
+            "https://ctrace.internal/ingest/hook",
+            "http://[::1]:7317/ingest/hook",
+        ] {
+            assert_eq!(parse_hook_url(good).as_deref(), Ok(good));
+        }
+        for bad in [
+            "127.0.0.1:7317/ingest/hook",
+            "http://127.0.0.1:7317/",
+            "http://127.0.0.1:7317/ingest/hooks",
+            "ftp://h/ingest/hook",
+            "http:///ingest/hook",
+        ] {
+            assert!(parse_hook_url(bad).is_err(), "{bad} accepted");
+        }
+        for (url, loopback) in [
+            (DEFAULT_HOOK_URL, true),
+            ("http://localhost:1/ingest/hook", true),
+            ("http://[::1]:1/ingest/hook", true),
+            ("http://127.9.9.9/ingest/hook", true),
+            ("http://10.0.0.5:7317/ingest/hook", false),
+            ("http://ctrace.example/ingest/hook", false),
+        ] {
+            assert_eq!(is_loopback_url(url), loopback, "{url}");
+        }
+        assert!(is_ctrace_handler(
+            &json!({"type": "http", "url": "http://h:1/ingest/hook?x=1"})
+        ));
+        assert!(!is_ctrace_handler(
+            &json!({"type": "http", "url": "http://h:1/other"})
+        ));
     }
 }
