@@ -7,7 +7,8 @@
                  processes per second
   big store      on a generated store (scripts/gen_corpus.py, --records, default 1,000,000):
                  p50 of /api/sessions (first page), the largest session's /tree,
-                 /api/cost?by=day, /api/search?q=error
+                 /api/cost?by=day, /api/search?q=error; the dashboard's first render in
+                 headless Chromium (with node and CTRACE_PLAYWRIGHT)
   SSE clients    100 stream clients at once: every one gets a new record; server RSS
   idle CPU       CPU time of an idle `serve` over 30 s (after the fan-out settled)
   ccusage        with --ccusage and --claude-home: /api/cost?by=session against
@@ -274,9 +275,35 @@ def big_store(binary, work, records):
         server.get(path)  # warm
         ms = server.timed(path, runs)
         print(f"    {label:<50} {pct(ms, 50):8.1f} ms  (target <= {target})")
+    first_render(server)
     print(f"  RSS after catching up and answering: {server.rss_kib() / 1024:.0f} MiB")
     server.stop()
     return store
+
+
+def first_render(server):
+    """The dashboard's first render in headless Chromium (scripts/first_render.mjs)."""
+    modules = os.environ.get("CTRACE_PLAYWRIGHT")
+    node = shutil.which("node")
+    if not modules or not node:
+        print("  dashboard first render: skipped (needs node and CTRACE_PLAYWRIGHT=<node_modules "
+              "with playwright-core>, as .ci/setup-playwright.sh installs)")
+        return
+    out = subprocess.run(
+        [node, os.path.join(HERE, "first_render.mjs"), f"http://{server.host}:{server.port}", "5"],
+        env={**os.environ, "NODE_PATH": modules},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if out.returncode != 0:
+        print(f"  dashboard first render: failed: {out.stderr.strip()[-300:]}")
+        return
+    result = json.loads(out.stdout)
+    print(
+        f"  dashboard first render (headless Chromium, fresh context, 5 runs): "
+        f"p50 {result['p50_ms']} ms (target <= 1500); runs {result['runs_ms']}"
+    )
 
 
 def sse_clients(binary, work, store=None):

@@ -119,13 +119,22 @@ fn page_and_assets_are_served_from_the_binary() {
         std::fs::read(web().join("index.html")).unwrap()
     );
 
-    let assets = referenced_assets(&html);
+    // The page's own references, and the libraries the modules load when a view needs them.
+    let mut assets = referenced_assets(&html);
+    let lazy = regex::Regex::new(r#"loadScript\('(/assets/[^']+)'\)"#).unwrap();
+    for entry in std::fs::read_dir(web()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "js") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assets.extend(lazy.captures_iter(&text).map(|c| c[1].to_owned()));
+        }
+    }
     for lib in ["uplot", "mermaid", "asciinema-player"] {
         assert!(
             assets
                 .iter()
                 .any(|a| a.starts_with(&format!("/assets/vendor/{lib}/"))),
-            "index.html references no file of {lib}: {assets:?}"
+            "neither index.html nor a module loads a file of {lib}: {assets:?}"
         );
     }
     assert!(assets.contains("/assets/app.js") && assets.contains("/assets/style.css"));
@@ -425,6 +434,14 @@ fn dashboard_in_chromium() {
     );
     assert!(report["chart_canvas"].as_u64().unwrap() >= 1);
     assert!(report["error_rate_text"].as_str().unwrap().contains('%'));
+    assert!(report["top_tools"].as_u64().unwrap() >= 1, "no tool bars");
+    assert!(
+        !report["task_status_text"]
+            .as_str()
+            .unwrap()
+            .contains("Loading"),
+        "task counts never arrived"
+    );
 
     // Sorting from the keyboard keeps the focus on the header button.
     assert_eq!(

@@ -33,15 +33,25 @@ async function allSessions(f) {
   return rows;
 }
 
+/**
+ * What the overview shows. The totals, the cost chart and the sessions table wait for the
+ * sessions and the cost rows; the tool bars and the task counts (the slow queries on a big
+ * store: cost by tool joins usage to spans, the task forest is every to-do) arrive later and
+ * fill their panels when they do (`byTool` and `tasks` are promises).
+ */
 async function load(f) {
   const range = { since: f.since, until: untilParam(f.until) };
-  const [sessions, costRows, byDay, byTool, tasks] = await Promise.all([
+  const primary = Promise.all([
     allSessions(f),
     api(`/api/cost${query({ ...range, by: 'session', breakdown: 'true' })}`),
     api(`/api/cost${query({ ...range, by: 'day', breakdown: 'true' })}`),
-    api(`/api/cost${query({ ...range, by: 'tool' })}`),
-    api('/api/tasks').catch((e) => ({ error: e })),
   ]);
+  // Asked for once the first numbers are in, so they do not compete with them for the server.
+  const settled = primary.catch(() => null);
+  const byTool = settled.then(() => api(`/api/cost${query({ ...range, by: 'tool' })}`))
+    .catch((e) => ({ error: e }));
+  const tasks = settled.then(() => api('/api/tasks')).catch((e) => ({ error: e }));
+  const [sessions, costRows, byDay] = await primary;
   const costBySession = new Map();
   for (const row of costRows) {
     const c = costBySession.get(row.session) || { cost: 0, tokens: 0 };
@@ -111,7 +121,32 @@ function bars(title, rows, label, value, format, id) {
         h('span', { class: 'bar-value' }, format(value(r)))))));
 }
 
-function taskCounts(data, view) {
+/**
+ * A panel that shows "Loading…" until `promise` settles, then what `render(value)` returns
+ * (an element with the same id), marked `data-done` for tests and screen readers.
+ */
+function later(id, title, promise, render) {
+  const box = h('section', { class: 'panel', id, 'aria-labelledby': `${id}-h`, 'aria-busy': 'true' },
+    h('h3', { id: `${id}-h` }, title), h('p', { class: 'loading' }, 'Loading…'));
+  promise.then((value) => {
+    let next;
+    if (value && value.error) {
+      next = h('section', { class: 'panel', id, 'aria-labelledby': `${id}-h` },
+        h('h3', { id: `${id}-h` }, title), errorBox(`Loading ${title.toLowerCase()}`, value.error));
+    } else {
+      next = render(value);
+    }
+    next.dataset.done = 'true';
+    // After a live refresh the placeholder may have been swapped for the previous panel.
+    const current = box.isConnected ? box : document.getElementById(id);
+    if (current) current.replaceWith(next);
+  });
+  return box;
+}
+
+const LATER_PANELS = ['tokens-by-tool', 'top-tools', 'task-status'];
+
+function taskCounts(tasks, view) {
   const counts = new Map();
   const walk = (node) => {
     if (node.kind !== 'session' && node.status) counts.set(node.status, (counts.get(node.status) || 0) + 1);
@@ -119,11 +154,7 @@ function taskCounts(data, view) {
   };
   const box = h('section', { class: 'panel', id: 'task-status', 'aria-labelledby': 'task-status-h' },
     h('h3', { id: 'task-status-h' }, 'Tasks by status'));
-  if (data.tasks.error) {
-    box.append(errorBox('Loading tasks', data.tasks.error));
-    return box;
-  }
-  for (const root of data.tasks.roots || []) {
+  for (const root of tasks.roots || []) {
     if (view.sessionFilter && root.kind === 'session' && !view.keep.has(root.id)) continue;
     walk(root);
   }
@@ -242,7 +273,7 @@ async function errorRate(view) {
 
 function body(data) {
   const view = apply(data);
-  const toolRows = data.byTool.filter((r) => r.tool !== '(no tool)');
+  const toolRows = data.byTool.then((rows) => (rows.error ? rows : rows.filter((r) => r.tool !== '(no tool)')));
   const projectOf = new Map(data.sessions.map((s) => [s.session, s.project]));
   const projectRows = new Map();
   for (const r of view.costRows) {
@@ -260,9 +291,11 @@ function body(data) {
       costChart(data),
       bars('Cost by model', [...modelRows].map(([k, v]) => ({ k, v })), (r) => r.k, (r) => r.v, usd, 'cost-by-model'),
       bars('Cost by project', [...projectRows].map(([k, v]) => ({ k, v })), (r) => projectName(r.k), (r) => r.v, usd, 'cost-by-project'),
-      bars('Tokens by tool (date range only)', toolRows, (r) => r.tool, (r) => r.total_tokens, tokens, 'tokens-by-tool'),
-      bars('Most used tools (responses calling them; date range only)', toolRows, (r) => r.tool, (r) => r.responses, String, 'top-tools'),
-      taskCounts(data, view)));
+      later('tokens-by-tool', 'Tokens by tool (date range only)', toolRows,
+        (rows) => bars('Tokens by tool (date range only)', rows, (r) => r.tool, (r) => r.total_tokens, tokens, 'tokens-by-tool')),
+      later('top-tools', 'Most used tools (responses calling them; date range only)', toolRows,
+        (rows) => bars('Most used tools (responses calling them; date range only)', rows, (r) => r.tool, (r) => r.responses, String, 'top-tools')),
+      later('task-status', 'Tasks by status', data.tasks, (tasks) => taskCounts(tasks, view))));
   return { content, view };
 }
 
@@ -296,6 +329,12 @@ export async function refreshOverview(main) {
     const data = await load(state.data.f);
     const { content } = body(data);
     const rate = box.querySelector('#error-rate');
+    // The previous panels stay on screen until the new numbers arrive (no "Loading…" flash).
+    for (const id of LATER_PANELS) {
+      const old = box.querySelector(`#${id}`);
+      const placeholder = content.querySelector(`#${id}`);
+      if (old && placeholder && !placeholder.dataset.done) placeholder.replaceWith(old);
+    }
     box.replaceWith(content);
     const newRate = content.querySelector('#error-rate');
     if (rate && newRate) newRate.replaceWith(rate);

@@ -1,7 +1,7 @@
 // One session (#/session/<id>?at=<offset>): summary, waterfall timeline, the task tree (HTML
 // and Mermaid), the conversation (records, paginated), and the terminal recording.
 
-import { h, fill, api, query, errorBox, usd, tokens, duration, when, projectName, badge } from './util.js';
+import { h, fill, api, query, errorBox, usd, tokens, duration, when, projectName, badge, loadScript } from './util.js';
 
 const TIMELINE_PAGE = 300;
 const RECORDS_PAGE = 200;
@@ -109,6 +109,11 @@ function treeNode(node, depth) {
 }
 
 async function mermaidInto(box, id) {
+  try {
+    await loadScript('/assets/vendor/mermaid/mermaid.min.js');
+  } catch (e) {
+    // The HTML tree above has the same content.
+  }
   if (!window.mermaid) {
     fill(box, h('p', { class: 'empty' }, 'Mermaid is not loaded.'));
     return;
@@ -234,6 +239,11 @@ async function terminal(box, id) {
   } catch (e) {
     fill(box, errorBox('Loading the terminal recording', e));
     return;
+  }
+  try {
+    await loadScript('/assets/vendor/asciinema-player/asciinema-player.min.js');
+  } catch (e) {
+    // Reported just below.
   }
   if (!window.AsciinemaPlayer) {
     fill(box, h('p', { class: 'empty' }, 'The terminal player is not loaded.'));

@@ -15,6 +15,30 @@ export function h(tag, attrs, ...children) {
   return el;
 }
 
+const scripts = new Map();
+
+/**
+ * Loads a classic script of this origin once (later calls get the same promise). The big
+ * vendored libraries (Mermaid, the asciinema player) load this way when a session page needs
+ * them, so the overview's first render does not wait for them to be parsed.
+ */
+export function loadScript(src) {
+  if (!scripts.has(src)) {
+    scripts.set(src, new Promise((resolve, reject) => {
+      const el = document.createElement('script');
+      el.src = src;
+      el.async = true;
+      el.onload = () => resolve();
+      el.onerror = () => {
+        scripts.delete(src);
+        reject(new Error(`could not load ${src}`));
+      };
+      document.head.append(el);
+    }));
+  }
+  return scripts.get(src);
+}
+
 function append(el, children) {
   for (const child of children) {
     if (child === null || child === undefined || child === false) continue;

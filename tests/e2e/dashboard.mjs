@@ -88,6 +88,11 @@ await step('overview', async () => {
   out.live_state = await page.textContent('#live-state');
   await page.waitForSelector('#error-rate[data-done]');
   out.error_rate_text = await page.textContent('#error-rate');
+  // The panels filled after the first render.
+  await page.waitForSelector('#top-tools[data-done]');
+  out.top_tools = await page.locator('#top-tools li').count();
+  await page.waitForSelector('#task-status[data-done]');
+  out.task_status_text = await page.textContent('#task-status');
   await page.screenshot({ path: join(config.screenshots, 'overview.png'), fullPage: true });
 });
 
