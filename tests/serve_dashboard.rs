@@ -403,16 +403,10 @@ fn dashboard_in_chromium() {
         "search": "README",
         "screenshots": shots,
     });
-    let mut report = run_browser(&sandbox, &server, &config, &playwright, &chromium);
-    // The search step times out now and then (about 1 run in 5 here; cause not found yet):
-    // one more run of the whole script, and the note says so. The first run's live hook made
-    // one more session.
-    let mut extra_sessions = 0;
-    if step_errors(&report) == ["search: \"page.waitForSelector: Timeout 90000ms exceeded.\""] {
-        eprintln!("NOTE: the search step timed out; running the browser script once more");
-        report = run_browser(&sandbox, &server, &config, &playwright, &chromium);
-        extra_sessions = 1;
-    }
+    // No retry: the search step's intermittent timeout (about 1 run in 5 until session 12) was
+    // the page moving focus from the search box to the new view when a slow render finished
+    // between the click into the box and the key press; app.js no longer steals focus.
+    let report = run_browser(&sandbox, &server, &config, &playwright, &chromium);
     assert_eq!(step_errors(&report), Vec::<String>::new());
     check_page_health(&report);
 
@@ -427,11 +421,8 @@ fn dashboard_in_chromium() {
         format!("${expected_cost:.2}"),
         "the cost as shown"
     );
-    assert_eq!(report["total_sessions"], sessions.len() + extra_sessions);
-    assert_eq!(
-        report["table_rows"],
-        (sessions.len() + extra_sessions).min(50)
-    );
+    assert_eq!(report["total_sessions"], sessions.len());
+    assert_eq!(report["table_rows"], sessions.len().min(50));
     assert!(report["chart_canvas"].as_u64().unwrap() >= 1);
     assert!(report["error_rate_text"].as_str().unwrap().contains('%'));
     assert!(report["top_tools"].as_u64().unwrap() >= 1, "no tool bars");

@@ -43,7 +43,13 @@ async function show() {
   } finally {
     if (current === r) main.setAttribute('aria-busy', 'false');
   }
-  if (current === r) main.focus({ preventScroll: true });
+  // Move focus to the new content for keyboard and screen-reader users, but never away from
+  // something the user is typing in or working with outside it (the search box in the header,
+  // say, while a slow page is still loading).
+  const active = document.activeElement;
+  if (current === r && (!active || active === document.body || main.contains(active))) {
+    main.focus({ preventScroll: true });
+  }
 }
 
 // The skip link must not change the hash (the hash is the route).

@@ -69,6 +69,16 @@ async function step(name, work) {
     await work();
   } catch (e) {
     out[`${name}_error`] = String(e.message || e).split('\n')[0];
+    // Where the page was when the step failed, for the report.
+    try {
+      out[`${name}_error_page`] = await page.evaluate(() => ({
+        hash: location.hash,
+        main: (document.getElementById('main')?.innerText || '').slice(0, 400),
+      }));
+      await page.screenshot({ path: join(config.screenshots, `${name}-failed.png`) });
+    } catch (ignored) {
+      // The page itself is gone; the error above says why.
+    }
   }
 }
 
@@ -164,13 +174,16 @@ if (config.search) {
     await page.goto(`${base}/#/`);
     await page.fill('#search-q', config.search);
     await page.press('#search-q', 'Enter');
+    out.search_stage = 'submitted';
     await page.waitForSelector('#search-hits li a, #main .error, #main .empty');
+    out.search_stage = 'answered';
     out.search_hits = await page.locator('#search-hits li').count();
     if (out.search_hits > 0) {
       await page.screenshot({ path: join(config.screenshots, 'search.png') });
       const href = await page.getAttribute('#search-hits li a', 'href');
       out.search_href = href;
       await page.click('#search-hits li a');
+      out.search_stage = 'opened';
       const at = new URLSearchParams(href.split('?')[1]).get('at');
       await page.waitForSelector(`#record-${at}.at`);
       out.search_opened_record = Number(at);
