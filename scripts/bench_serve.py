@@ -53,7 +53,7 @@ class Server:
 
     def __init__(self, binary, store, extra=()):
         self.proc = subprocess.Popen(
-            [binary, "--store", store, "serve", "--bind", "127.0.0.1:0", *extra],
+            [binary, "--store", store, "serve", "--bind", "127.0.0.1:0", "--no-transcripts", *extra],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

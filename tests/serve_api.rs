@@ -29,7 +29,8 @@ struct Server {
 
 impl Server {
     fn start(sandbox: &Sandbox, store: &Path, extra: &[&str]) -> Self {
-        let mut args = vec!["serve", "--bind", "127.0.0.1:0"];
+        // Hermetic: never this machine's own Claude Code transcripts.
+        let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--no-transcripts"];
         args.extend_from_slice(extra);
         Self::start_command(sandbox.command_in(store, &args))
     }
@@ -845,7 +846,16 @@ fn open_hands_the_dashboard_url_to_the_browser() {
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
     )
     .unwrap();
-    let mut command = sandbox.command_in(&store, &["serve", "--bind", "127.0.0.1:0", "--open"]);
+    let mut command = sandbox.command_in(
+        &store,
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-transcripts",
+            "--open",
+        ],
+    );
     command.env("BROWSER", &browser);
     let server = Server::start_command(command);
     let deadline = Instant::now() + DEADLINE;

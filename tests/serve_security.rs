@@ -14,7 +14,7 @@ use common::http::Server;
 const HOOK: &[u8] = br#"{"hook_event_name":"UserPromptSubmit","session_id":"sec-1","prompt":"hi"}"#;
 
 fn serve(sandbox: &Sandbox, bind: &str, extra: &[&str]) -> Server {
-    let mut args = vec!["serve", "--bind", bind];
+    let mut args = vec!["serve", "--bind", bind, "--no-transcripts"];
     args.extend_from_slice(extra);
     Server::spawn(sandbox.command(&args))
 }

@@ -108,3 +108,71 @@ fn no_watch_leaves_transcripts_alone() {
     let rows = server.json("/api/sessions", &[]);
     assert_eq!(transcript_records(&rows, "nw-1"), 0, "{rows}");
 }
+
+/// Issue 16, transcript watcher item (startup scan): a transcript written while no service ran
+/// is read in by the service's first pass; a restart reads nothing twice; and a transcript
+/// directory made after the start is found and scanned.
+#[test]
+fn transcripts_from_before_the_start_are_captured_once() {
+    let Some(corpus) = common::corpus() else {
+        return;
+    };
+    let session = "1af7fc5e-8455-4414-9ccd-011d40f70b2a";
+    let source = corpus.join(format!(
+        "claude-home/projects/claude-code-viewer-sample/{session}.jsonl"
+    ));
+    let lines = std::fs::read_to_string(&source).unwrap().lines().count() as u64;
+
+    let sandbox = Sandbox::without_redaction();
+    let claude = sandbox.path("claude");
+    let project = claude.join("projects/-work-sample");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::copy(&source, project.join(format!("{session}.jsonl"))).unwrap();
+    // HOME's transcript directory does not exist yet.
+    let home = sandbox.path("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let spawn = || {
+        let mut command = sandbox.command(&["serve", "--bind", "127.0.0.1:0"]);
+        command.env("CLAUDE_CONFIG_DIR", &claude).env("HOME", &home);
+        Server::spawn(command)
+    };
+    let server = spawn();
+    server.wait_for("/api/sessions", |rows| {
+        transcript_records(rows, session) == lines
+    });
+
+    let late = home.join(".claude/projects/-work-late");
+    std::fs::create_dir_all(&late).unwrap();
+    let other = "4d5611e5-241a-462a-8d15-5122611a9569";
+    let other_source = corpus.join(format!("claude-home/projects/spotter/{other}.jsonl"));
+    let other_lines = std::fs::read_to_string(&other_source)
+        .unwrap()
+        .lines()
+        .count() as u64;
+    std::fs::copy(&other_source, late.join(format!("{other}.jsonl"))).unwrap();
+    server.wait_for("/api/sessions", |rows| {
+        transcript_records(rows, other) == other_lines
+    });
+    drop(server);
+
+    let before = sandbox.cat(&[]).len() as u64;
+    let server = spawn();
+    // A hook after the restart: once it is folded, the pass that took the startup scan's
+    // files (noted before the compactor started) is over too.
+    let hook =
+        br#"{"hook_event_name":"UserPromptSubmit","session_id":"after-restart","prompt":"p"}"#;
+    let response = server.request(
+        "POST",
+        "/ingest/hook",
+        &[("Content-Type", "application/json")],
+        hook,
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    server.wait_for("/api/health", |health| {
+        health["views_checkpoint"].as_u64() == Some(before + 1)
+            && health["next_offset"].as_u64() == Some(before + 1)
+    });
+    let rows = server.json("/api/sessions", &[]);
+    assert_eq!(transcript_records(&rows, session), lines, "read twice");
+    assert_eq!(transcript_records(&rows, other), other_lines, "read twice");
+}

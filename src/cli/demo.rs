@@ -555,6 +555,8 @@ pub fn run(root: &Path, config: Config, args: &DemoArgs) -> anyhow::Result<i32> 
     if args.serve {
         let options = crate::serve::ServeOptions {
             bind: args.bind,
+            // The demo store holds the demo only, not this user's own transcripts.
+            transcripts: false,
             ..crate::serve::ServeOptions::default()
         };
         crate::serve::serve(store.clone(), options, |bound| {

@@ -13,9 +13,13 @@ pub struct ServeArgs {
     /// Address and port to listen on (port 0: any free port)
     #[arg(long, value_name = "ADDR:PORT", default_value = DEFAULT_BIND)]
     pub bind: SocketAddr,
-    /// Do not watch the inbox; compact on HTTP hooks and once a minute only
+    /// Do not watch the inbox or the transcripts; compact on HTTP hooks and once a minute only
     #[arg(long)]
     pub no_watch: bool,
+    /// Do not watch Claude Code's transcript directories (by default transcripts already
+    /// there at start, and lines written later, are read into the store without hooks)
+    #[arg(long)]
+    pub no_transcripts: bool,
     /// Largest request body accepted (bytes, or 64MiB, 1MB, ...)
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub max_body: usize,
@@ -43,6 +47,7 @@ pub fn run(store: &Store, args: &ServeArgs) -> anyhow::Result<i32> {
     let options = ServeOptions {
         bind: args.bind,
         watch: !args.no_watch,
+        transcripts: !args.no_transcripts,
         max_body_bytes: args.max_body,
         token: args.token,
         ..ServeOptions::default()

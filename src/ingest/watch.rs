@@ -4,6 +4,12 @@
 //! compactor, which tails it (from its MANIFEST cursor) in its next refresh through
 //! [`WatchedTailer`].
 //!
+//! At start every `*.jsonl` already below the directories is noted too (the startup scan), so
+//! what was written while the service was down, or before it ever ran, is tailed in the first
+//! pass; files already in the store are read from their cursors, so nothing is stored twice. A
+//! directory that does not exist yet (Claude Code never ran as this user) is looked for every
+//! [`MISSING_DIR_POLL`] and watched, and scanned, once it appears.
+//!
 //! Invariants:
 //! - the watcher thread only notes paths and wakes the compactor; the compactor thread is the
 //!   only writer of the store;
@@ -14,7 +20,8 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use super::tail::TranscriptTailer;
 use crate::compactor::service::Trigger;
@@ -109,31 +116,83 @@ pub struct TranscriptWatchError {
     pub source: notify::Error,
 }
 
-/// Watches transcript directories; dropping it stops watching.
+/// How often a transcript directory that does not exist yet is looked for.
+pub const MISSING_DIR_POLL: Duration = Duration::from_secs(2);
+
+/// What the watcher and the thread looking for missing directories share.
+struct Shared {
+    watcher: Mutex<notify::RecommendedWatcher>,
+    /// The directories watched so far.
+    dirs: Mutex<Vec<PathBuf>>,
+    changed: ChangedFiles,
+    trigger: Arc<Trigger>,
+}
+
+impl Shared {
+    /// Watches `dir` recursively, then notes every transcript already below it (after the
+    /// watch, so a file written in between is noted either way) and wakes the compactor.
+    fn watch(&self, dir: &Path) -> Result<(), TranscriptWatchError> {
+        use notify::{RecursiveMode, Watcher};
+        self.watcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .watch(dir, RecursiveMode::Recursive)
+            .map_err(|source| TranscriptWatchError {
+                path: dir.to_owned(),
+                source,
+            })?;
+        let existing = transcripts_below(dir);
+        tracing::info!(
+            dir = %dir.display(),
+            transcripts = existing.len(),
+            "watching transcripts"
+        );
+        let noted = !existing.is_empty();
+        for path in existing {
+            self.changed.insert(path);
+        }
+        if noted {
+            self.trigger.wake();
+        }
+        self.dirs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(dir.to_owned());
+        Ok(())
+    }
+}
+
+/// Watches transcript directories; dropping it stops watching (and stops looking for the
+/// directories that did not exist).
 pub struct TranscriptWatcher {
-    _watcher: notify::RecommendedWatcher,
-    dirs: Vec<PathBuf>,
+    shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for TranscriptWatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TranscriptWatcher")
-            .field("dirs", &self.dirs)
+            .field("dirs", &self.dirs())
             .finish_non_exhaustive()
     }
 }
 
 impl TranscriptWatcher {
-    /// The directories being watched.
-    pub fn dirs(&self) -> &[PathBuf] {
-        &self.dirs
+    /// The directories being watched (a directory that appears later is added when found).
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.shared
+            .dirs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
 /// Starts watching `dirs` recursively: a `*.jsonl` file created or written below them is
 /// added to `changed` and wakes `trigger`; a directory created below them has its `*.jsonl`
-/// files added too (they may have been written before the watch reached it). A directory that
-/// does not exist is skipped with a log line.
+/// files added too (they may have been written before the watch reached it). Every `*.jsonl`
+/// already below a directory is added when its watch starts (the startup scan). A directory
+/// that does not exist is looked for every [`MISSING_DIR_POLL`] on a thread of its own and
+/// watched once it appears; a watch that then fails is logged.
 ///
 /// # Errors
 /// [`TranscriptWatchError`] when inotify refuses the watch (e.g. the
@@ -143,7 +202,9 @@ pub fn watch_transcripts(
     changed: ChangedFiles,
     trigger: Arc<Trigger>,
 ) -> Result<TranscriptWatcher, TranscriptWatchError> {
-    use notify::{EventKind, RecursiveMode, Watcher, event::CreateKind, event::ModifyKind};
+    use notify::{EventKind, event::CreateKind, event::ModifyKind};
+    let shared_changed = changed.clone();
+    let shared_trigger = Arc::clone(&trigger);
     let handler = move |event: notify::Result<notify::Event>| {
         let event = match event {
             Ok(event) => event,
@@ -177,30 +238,55 @@ pub fn watch_transcripts(
             trigger.wake();
         }
     };
-    let mut watcher =
-        notify::recommended_watcher(handler).map_err(|source| TranscriptWatchError {
-            path: dirs.first().cloned().unwrap_or_default(),
-            source,
-        })?;
-    let mut watched = Vec::new();
+    let watcher = notify::recommended_watcher(handler).map_err(|source| TranscriptWatchError {
+        path: dirs.first().cloned().unwrap_or_default(),
+        source,
+    })?;
+    let shared = Arc::new(Shared {
+        watcher: Mutex::new(watcher),
+        dirs: Mutex::new(Vec::new()),
+        changed: shared_changed,
+        trigger: shared_trigger,
+    });
+    let mut missing = Vec::new();
     for dir in dirs {
-        if !dir.is_dir() {
-            tracing::info!(dir = %dir.display(), "no transcript directory here; not watched");
-            continue;
+        if dir.is_dir() {
+            shared.watch(dir)?;
+        } else {
+            tracing::info!(dir = %dir.display(), "no transcript directory yet; watched once it appears");
+            missing.push(dir.clone());
         }
-        watcher
-            .watch(dir, RecursiveMode::Recursive)
-            .map_err(|source| TranscriptWatchError {
-                path: dir.clone(),
-                source,
-            })?;
-        tracing::info!(dir = %dir.display(), "watching transcripts");
-        watched.push(dir.clone());
     }
-    Ok(TranscriptWatcher {
-        _watcher: watcher,
-        dirs: watched,
-    })
+    if !missing.is_empty() {
+        let weak = Arc::downgrade(&shared);
+        let spawned = std::thread::Builder::new()
+            .name("ctrace-transcript-dirs".into())
+            .spawn(move || look_for(&weak, missing));
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot look for the missing transcript directories");
+        }
+    }
+    Ok(TranscriptWatcher { shared })
+}
+
+/// Until the watcher is dropped or every directory of `missing` is watched: every
+/// [`MISSING_DIR_POLL`], watches (and scans) those that exist now.
+fn look_for(shared: &Weak<Shared>, mut missing: Vec<PathBuf>) {
+    while !missing.is_empty() {
+        std::thread::sleep(MISSING_DIR_POLL);
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        missing.retain(|dir| {
+            if !dir.is_dir() {
+                return true;
+            }
+            if let Err(error) = shared.watch(dir) {
+                tracing::warn!(error = %error, cause = %error.source, "transcripts are not watched");
+            }
+            false
+        });
+    }
 }
 
 /// Whether `path` names a transcript (`*.jsonl`).
@@ -241,7 +327,7 @@ mod tests {
             Arc::clone(&trigger),
         )
         .unwrap();
-        assert_eq!(watcher.dirs(), std::slice::from_ref(&projects));
+        assert_eq!(watcher.dirs(), vec![projects.clone()]);
         let project = projects.join("-work-p");
         std::fs::create_dir(&project).unwrap();
         let transcript = project.join("s.jsonl");
@@ -255,5 +341,44 @@ mod tests {
             seen.extend(changed.take());
         }
         assert!(seen.iter().all(|p| is_transcript(p)), "{seen:?}");
+    }
+
+    /// Issue 16, transcript watcher item: transcripts written before the watch started are
+    /// noted at once (the startup scan), and a transcript directory that did not exist at
+    /// start is watched, and scanned, once it appears.
+    #[test]
+    fn existing_and_late_directories_are_scanned() {
+        let dir = tempfile::tempdir().unwrap();
+        let early = dir.path().join("early/projects");
+        std::fs::create_dir_all(early.join("-p")).unwrap();
+        let old = early.join("-p/old.jsonl");
+        std::fs::write(&old, b"{}\n").unwrap();
+        let late = dir.path().join("late/projects");
+        let changed = ChangedFiles::new();
+        let trigger = Arc::new(Trigger::new());
+        let watcher =
+            watch_transcripts(&[early.clone(), late.clone()], changed.clone(), trigger).unwrap();
+        assert_eq!(changed.take(), BTreeSet::from([old]));
+        assert_eq!(watcher.dirs(), vec![early.clone()]);
+
+        std::fs::create_dir_all(late.join("-q")).unwrap();
+        let first = late.join("-q/first.jsonl");
+        std::fs::write(&first, b"{}\n").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = BTreeSet::new();
+        while !seen.contains(&first) {
+            assert!(Instant::now() < deadline, "never noted: {seen:?}");
+            std::thread::sleep(Duration::from_millis(50));
+            seen.extend(changed.take());
+        }
+        assert_eq!(watcher.dirs(), vec![early, late.clone()]);
+        // And it is watched from then on.
+        let second = late.join("-q/second.jsonl");
+        std::fs::write(&second, b"{}\n").unwrap();
+        while !seen.contains(&second) {
+            assert!(Instant::now() < deadline, "never noted: {seen:?}");
+            std::thread::sleep(Duration::from_millis(50));
+            seen.extend(changed.take());
+        }
     }
 }

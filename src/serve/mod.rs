@@ -55,9 +55,13 @@ pub struct ServeOptions {
     /// Address to listen on (port 0: any free port, reported to `on_bound`).
     pub bind: SocketAddr,
     /// Watch the inbox with inotify (otherwise passes run on HTTP hooks and the idle timer),
-    /// and Claude Code's transcript directories ([`crate::ingest::watch::projects_dirs`]):
-    /// transcripts written there are tailed into the store without hooks.
+    /// and, with `transcripts`, Claude Code's transcript directories.
     pub watch: bool,
+    /// With `watch`: watch Claude Code's transcript directories
+    /// ([`crate::ingest::watch::projects_dirs`]): transcripts already there when the service
+    /// starts, and lines written later, are tailed into the store without hooks (default
+    /// true; the demo turns it off so its store holds only the demo).
+    pub transcripts: bool,
     /// Largest request body accepted, bytes (default 64 MiB); larger ones get 413. Hook
     /// payloads above `storage.max_record_bytes` but within this are stored truncated, as
     /// `ctrace hook` stores them.
@@ -85,6 +89,7 @@ impl Default for ServeOptions {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 7317)),
             watch: true,
+            transcripts: true,
             max_body_bytes: 64 << 20,
             stream_queue: 256,
             stream_send_timeout: Duration::from_secs(10),
@@ -225,7 +230,7 @@ pub fn serve(
     let (passes_tx, passes) = watch::channel(0u64);
     let (shutdown_tx, shutdown) = watch::channel(false);
     let changed = crate::ingest::watch::ChangedFiles::new();
-    let _transcripts = if options.watch {
+    let _transcripts = if options.watch && options.transcripts {
         watch_transcripts(changed.clone(), &trigger)
     } else {
         None

@@ -59,6 +59,10 @@ fn systemd_quote(text: &str) -> anyhow::Result<String> {
 
 /// The unit running `exe --store store serve`; `claude_config` (the `CLAUDE_CONFIG_DIR` at
 /// install time) is passed on so the transcript watcher watches the same directory.
+///
+/// No `PrivateTmp=`: when the store cannot take a payload, `ctrace hook` (run by Claude Code,
+/// outside the unit) spools it under `$TMPDIR/ctrace-spool-<euid>/`, and the service must see
+/// that directory to drain it.
 pub fn unit_text(exe: &Path, store: &Path, claude_config: Option<&Path>) -> anyhow::Result<String> {
     let word = |path: &Path| -> anyhow::Result<String> {
         let text = path
@@ -82,7 +86,6 @@ ExecStart={exe} --store {store} serve
 RestartSec=2
 UMask=0077
 NoNewPrivileges=yes
-PrivateTmp=yes
 LockPersonality=yes
 RestrictRealtime=yes
 RestrictSUIDSGID=yes
