@@ -369,8 +369,96 @@ fn rows_equal_the_cli() {
         }
     }
     assert_eq!(seen, cli_sessions);
+
+    // The model and cost filters, against the rows and `cost --by session`.
+    let costs = cli_json(&sandbox, &store, &["cost", "--by", "session", "--json"]);
+    let cost_of = |session: &str| -> f64 {
+        costs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["session"] == session)
+            .map(|r| r["cost_usd"].as_f64().unwrap_or(0.0))
+            .sum()
+    };
+    let claude = cli_sessions
+        .iter()
+        .find(|s| !s["models"].as_array().unwrap().is_empty())
+        .expect("the demo has a Claude session");
+    let claude_id = claude["session"].as_str().unwrap();
+    let model = claude["models"][0].as_str().unwrap().to_owned();
+    let with_model: Vec<&Value> = cli_sessions
+        .iter()
+        .filter(|s| {
+            s["models"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m == model.as_str())
+        })
+        .collect();
+    assert!(!with_model.is_empty());
+    let api = server.json(&format!("/api/sessions?model={model}"));
+    assert_eq!(
+        api["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .collect::<Vec<_>>(),
+        with_model
+    );
+    assert_eq!(
+        server.json("/api/sessions?model=no-such-model")["sessions"],
+        serde_json::json!([])
+    );
+    let top = cost_of(claude_id);
+    assert!(top > 0.0, "the demo session costs something");
+    let api = server.json(&format!("/api/sessions?min_cost={top}"));
+    let kept: Vec<&str> = api["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session"].as_str().unwrap())
+        .collect();
+    assert!(kept.contains(&claude_id), "{kept:?}");
+    assert!(kept.iter().all(|s| cost_of(s) >= top), "{kept:?}");
+    assert_eq!(
+        server.json(&format!("/api/sessions?min_cost={}", top * 2.0 + 1.0))["sessions"],
+        serde_json::json!([])
+    );
+
+    // The API description: 3.1, every reference resolves, the token and its refusals told.
     let openapi = server.json("/api/openapi.json");
     assert!(openapi["openapi"].as_str().unwrap().starts_with("3.1"));
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    out.push(target);
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut targets = Vec::new();
+    refs(&openapi, &mut targets);
+    for target in targets {
+        let pointer = target.strip_prefix('#').unwrap();
+        assert!(openapi.pointer(pointer).is_some(), "dangling $ref {target}");
+    }
+    assert_eq!(
+        openapi["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let hook = &openapi["paths"]["/ingest/hook"]["post"]["responses"];
+    for status in ["401", "403", "413", "415"] {
+        assert!(
+            hook.get(status).is_some(),
+            "POST /ingest/hook lacks {status}"
+        );
+    }
 }
 
 /// Issue 16 item 3 (errors): unknown session 404, ambiguous prefix 400, bad parameters 400,
@@ -397,6 +485,8 @@ fn bad_requests_get_json_errors() {
         ("/api/sessions?since=yesterdayish", 400),
         ("/api/sessions?limit=0", 400),
         ("/api/sessions?cursor=zzz", 400),
+        ("/api/sessions?min_cost=-1", 400),
+        ("/api/sessions?min_cost=lots", 400),
         ("/api/cost?by=planet", 400),
         ("/api/cost?until=2026-13-45", 400),
         ("/api/stream?source=martian", 400),

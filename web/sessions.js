@@ -67,7 +67,7 @@ function draw(box) {
       COLUMNS.map((c) => cell(c, r))))
     : [h('tr', {}, h('td', { colspan: COLUMNS.length, class: 'empty' }, 'No sessions match.'))];
   const table = h('table', { class: 'sessions', id: 'sessions-table' },
-    h('caption', {}, `Sessions, page ${t.cursors.length} (${rows.length} shown${t.hidden ? `, ${t.hidden} hidden by the model or cost filter` : ''})`),
+    h('caption', {}, `Sessions, page ${t.cursors.length} (${rows.length} shown)`),
     h('thead', {}, head), h('tbody', {}, body));
   const pager = h('nav', { class: 'pager', 'aria-label': 'Sessions pages' },
     h('button', { type: 'button', disabled: t.cursors.length <= 1, onclick: () => page(box, -1) }, '← Newer'),
@@ -79,19 +79,16 @@ async function fetchPage(box) {
   const t = tables.get(box);
   const f = t.filters;
   const cursor = t.cursors[t.cursors.length - 1];
+  // Every filter is the server's, so each page holds PAGE matching rows.
   const answer = await api(`/api/sessions${query({
-    since: f.since, until: untilParam(f.until), project: f.project, status: f.status, limit: PAGE, cursor,
+    since: f.since, until: untilParam(f.until), project: f.project, status: f.status,
+    model: f.model, min_cost: f.min_cost, limit: PAGE, cursor,
   })}`);
-  const minCost = parseFloat(f.min_cost);
-  const rows = answer.sessions.map((s) => ({
+  t.rows = answer.sessions.map((s) => ({
     ...s,
     cost: t.cost.get(s.session)?.cost ?? 0,
     tokens: t.cost.get(s.session)?.tokens ?? 0,
   }));
-  const kept = rows.filter((r) => (!f.model || (r.models || []).includes(f.model))
-    && (Number.isNaN(minCost) || r.cost >= minCost));
-  t.hidden = rows.length - kept.length;
-  t.rows = kept;
   t.next = answer.next_cursor;
 }
 
@@ -117,7 +114,7 @@ export async function renderSessionsTable(box, filters, cost, { live = false } =
   if (!t || !live) {
     const slot = h('div', { class: 'table-slot', 'aria-live': 'polite' });
     box.append(slot);
-    t = { filters, cost, cursors: [''], sort: { key: 'first', dir: 'desc' }, rows: [], next: null, fresh: new Set(), slot, hidden: 0 };
+    t = { filters, cost, cursors: [''], sort: { key: 'first', dir: 'desc' }, rows: [], next: null, fresh: new Set(), slot };
     tables.set(box, t);
   }
   t.cost = cost;

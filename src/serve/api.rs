@@ -219,6 +219,10 @@ pub(crate) struct SessionsQuery {
     until: Option<String>,
     q: Option<String>,
     status: Option<String>,
+    /// Sessions that used this model (exact name, as in the rows' `models`).
+    model: Option<String>,
+    /// Sessions whose whole cost (USD, as `/api/cost?by=session`) is at least this.
+    min_cost: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
@@ -252,8 +256,25 @@ pub(crate) async fn sessions(
                 })?,
         ),
     };
+    let min_cost = match query.min_cost.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            text.parse::<f64>()
+                .ok()
+                .filter(|c| c.is_finite() && *c >= 0.0)
+                .ok_or_else(|| ApiError::BadParam {
+                    param: "min_cost",
+                    value: text.to_owned(),
+                    expected: "is not a non-negative number of USD",
+                })?,
+        ),
+    };
     blocking(&state, move |store| {
         let rows = all_sessions(store)?;
+        let costs = match min_cost {
+            Some(_) => session_costs(store)?,
+            None => std::collections::HashMap::new(),
+        };
         let keep = |s: &SessionSummary| {
             query
                 .project
@@ -262,6 +283,8 @@ pub(crate) async fn sessions(
                 && since.is_none_or(|t| s.last_ns >= t)
                 && until.is_none_or(|t| s.first_ns <= t)
                 && query.status.as_deref().is_none_or(|st| s.status == st)
+                && query.model.as_deref().is_none_or(|m| s.models.contains(m))
+                && min_cost.is_none_or(|c| costs.get(&s.session).copied().unwrap_or(0.0) >= c)
                 && query.q.as_deref().is_none_or(|q| {
                     s.session.contains(q) || s.project.as_deref().is_some_and(|p| p.contains(q))
                 })
@@ -282,6 +305,30 @@ pub(crate) async fn sessions(
         }))
     })
     .await
+}
+
+/// Each session's whole cost (USD; responses of unknown price count 0), as
+/// `/api/cost?by=session` sums it.
+fn session_costs(store: &Store) -> Result<std::collections::HashMap<String, f64>, ApiError> {
+    let mut costs = std::collections::HashMap::new();
+    let Some(db) = views(store)? else {
+        return Ok(costs);
+    };
+    let prices = PriceTable::new(&store.config().pricing);
+    let report = crate::views::cost::query(
+        &db,
+        &prices,
+        &CostQuery {
+            by: GroupBy::Session,
+            since: None,
+            until: None,
+            session: None,
+        },
+    )?;
+    for row in report.rows {
+        *costs.entry(row.key).or_insert(0.0) += row.cost_usd.unwrap_or(0.0);
+    }
+    Ok(costs)
 }
 
 /// `GET /api/sessions/{id}`: the session's row, as in `/api/sessions`.
