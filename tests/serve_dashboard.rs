@@ -447,6 +447,9 @@ fn dashboard_in_chromium() {
     assert_eq!(report["live_in_activity"], true);
     assert_eq!(report["live_in_table"], true);
     assert_eq!(report["live_no_reload"], true);
+    // The session page follows its session live: the second hook is appended.
+    assert_eq!(report["live_session_records"], serde_json::json!([1, 2]));
+    assert!(report["live_session_timeline"].as_u64().unwrap() >= 2);
 
     // The session page.
     assert_eq!(report["waterfall_rows"], timeline.len().min(300));

@@ -4,7 +4,7 @@
 
 import { h, fill, api, query, errorBox, when, shortId } from './util.js';
 import { renderOverview, refreshOverview } from './overview.js';
-import { renderSession } from './session.js';
+import { renderSession, refreshSession } from './session.js';
 import { renderSearch } from './search.js';
 
 const main = document.getElementById('main');
@@ -94,6 +94,7 @@ function onRecord(record) {
   activity.prepend(item);
   while (activity.children.length > ACTIVITY_MAX) activity.lastElementChild.remove();
   document.getElementById('activity-empty').hidden = true;
+  if (record.session) sessionChanged(record.session);
   // Coalesce bursts: one refresh of the visible view every two seconds at most.
   if (!refreshTimer) {
     refreshTimer = setTimeout(() => {
@@ -101,6 +102,17 @@ function onRecord(record) {
       if (current && current.view === 'overview') refreshOverview(main, record);
     }, 2000);
   }
+}
+
+let sessionTimer = null;
+
+/** A record of `session` arrived (or its row changed): refresh its page if it is shown. */
+function sessionChanged(session) {
+  if (!current || current.view !== 'session' || current.id !== session || sessionTimer) return;
+  sessionTimer = setTimeout(() => {
+    sessionTimer = null;
+    if (current && current.view === 'session' && current.id === session) refreshSession(session);
+  }, 1000);
 }
 
 function connect() {
@@ -120,6 +132,14 @@ function connect() {
   source.addEventListener('record', (event) => {
     try {
       onRecord(JSON.parse(event.data));
+    } catch (e) {
+      console.warn('bad stream event', e);
+    }
+  });
+  // A session's row changed (its records were sealed and folded).
+  source.addEventListener('session', (event) => {
+    try {
+      sessionChanged(JSON.parse(event.data).session);
     } catch (e) {
       console.warn('bad stream event', e);
     }

@@ -57,7 +57,7 @@ function waterfallRow(item, start, span, depth) {
     h('ol', { class: 'waterfall nested' }, item.children.map((c) => waterfallRow(c, start, span, depth + 1)))));
 }
 
-function waterfall(items, row) {
+function waterfall(items, row, { shownAtLeast = 0, open = new Set() } = {}) {
   const list = h('ol', { class: 'waterfall', id: 'waterfall' });
   const start = row.first_ns || (items[0] && items[0].ts) || 0;
   const end = Math.max(row.last_ns || 0, ...items.map((i) => (i.ts || 0) + (i.duration_ns || 0)));
@@ -71,7 +71,11 @@ function waterfall(items, row) {
     more.textContent = `Show ${Math.min(TIMELINE_PAGE, items.length - shown)} more (${items.length - shown} left)`;
   };
   more.addEventListener('click', step);
-  step();
+  do step(); while (shown < Math.min(shownAtLeast, items.length));
+  // Subagents the reader had opened stay open across a live refresh.
+  for (const details of list.querySelectorAll('details')) {
+    if (open.has(details.querySelector('.wf-row')?.dataset.offset)) details.open = true;
+  }
   const errors = items.filter((i) => i.status === 'error').length;
   return [h('p', {}, `${items.length} items, ${errors} failed tool calls. Subagents are nested under the call that started them (collapsed).`),
     items.length ? list : h('p', { class: 'empty' }, 'No timeline items.'), more];
@@ -189,17 +193,22 @@ function recordItem(record, at) {
     long ? h('button', { type: 'button', class: 'more', onclick: (e) => { pre.textContent = text; e.target.remove(); } }, `Show all ${text.length} characters`) : null);
 }
 
-async function conversation(box, id, at) {
+async function conversation(box, id, at, handle = {}) {
   const list = h('ol', { class: 'records', id: 'records' });
   const more = h('button', { type: 'button', class: 'more', hidden: true }, 'Load more records');
   const earlier = h('button', { type: 'button', class: 'more', hidden: true }, 'Start from the beginning');
   fill(box, earlier, list, more);
   let after = at ? Math.max(Number(at) - 1, -1) : null;
+  let last = null;
   const load = async () => {
     more.disabled = true;
     try {
       const answer = await api(`/api/sessions/${encodeURIComponent(id)}/records${query({ after: after === null || after < 0 ? '' : after, limit: RECORDS_PAGE })}`);
-      answer.records.forEach((r) => list.append(recordItem(r, at)));
+      if (answer.records.length) list.querySelector(':scope > li.empty')?.remove();
+      answer.records.forEach((r) => {
+        list.append(recordItem(r, at));
+        last = r.offset;
+      });
       after = answer.next_after;
       more.hidden = answer.next_after === null || answer.next_after === undefined;
       if (list.children.length === 0) list.append(h('li', { class: 'empty' }, 'No records.'));
@@ -210,6 +219,13 @@ async function conversation(box, id, at) {
     }
   };
   more.addEventListener('click', load);
+  // Live: records that arrived after the last one shown, once the list has reached the end
+  // (a list still paging shows them when "Load more" gets there).
+  handle.appendNew = async () => {
+    if (!more.hidden || more.disabled) return;
+    after = last;
+    await load();
+  };
   if (at) {
     earlier.hidden = false;
     earlier.addEventListener('click', () => { location.hash = `#/session/${encodeURIComponent(id)}`; });
@@ -297,5 +313,42 @@ export async function renderSession(main, id, params) {
     ...(timeline.error ? [errorBox('Loading the timeline', timeline.error)] : waterfall(timeline, row)));
   if (tree.error) fill(treeHtml, errorBox('Loading the tree', tree.error));
   else fill(treeHtml, h('ul', { class: 'tree-root' }, treeNode(tree, 0)));
-  await Promise.all([mermaidInto(mermaidBox, sid), conversation(recordsBox, sid, at), terminal(termBox, sid)]);
+  const conv = {};
+  live = { id: sid, summaryBox, timelineBox, treeHtml, conv };
+  await Promise.all([mermaidInto(mermaidBox, sid), conversation(recordsBox, sid, at, conv), terminal(termBox, sid)]);
+}
+
+/** The session page on screen, for live refreshes. */
+let live = null;
+
+/**
+ * Brings the session page up to date after live records of session `id` arrived: its row,
+ * timeline and HTML tree are read again (the subagents the reader opened stay open, and as
+ * many timeline items stay shown), and new records are appended to the conversation. The
+ * Mermaid diagram and the terminal recording are left as they are (reload the page for them).
+ */
+export async function refreshSession(id) {
+  if (!live || live.id !== id || !live.timelineBox.isConnected) return;
+  const { summaryBox, timelineBox, treeHtml, conv } = live;
+  const enc = encodeURIComponent(id);
+  let row;
+  let timeline;
+  let tree;
+  try {
+    [row, timeline, tree] = await Promise.all([
+      api(`/api/sessions/${enc}`),
+      api(`/api/sessions/${enc}/timeline`),
+      api(`/api/sessions/${enc}/tree`),
+    ]);
+  } catch (e) {
+    return; // The next live event tries again; the page keeps what it shows.
+  }
+  if (!timelineBox.isConnected) return;
+  const open = new Set([...timelineBox.querySelectorAll('details[open] .wf-row')].map((r) => r.dataset.offset));
+  const shownAtLeast = timelineBox.querySelectorAll('#waterfall > li').length;
+  fill(summaryBox, summary(row, null, tree));
+  fill(timelineBox, timelineBox.firstChild, ...waterfall(timeline, row, { shownAtLeast, open }));
+  timelineBox.dataset.refreshed = String(Number(timelineBox.dataset.refreshed || 0) + 1);
+  fill(treeHtml, h('ul', { class: 'tree-root' }, treeNode(tree, 0)));
+  if (conv.appendNew) await conv.appendNew();
 }

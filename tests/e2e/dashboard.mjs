@@ -135,6 +135,21 @@ await step('live', async () => {
   await page.screenshot({ path: join(config.screenshots, 'live.png') });
 });
 
+await step('live_session', async () => {
+  // The live session's page: a second hook of it shows up without a reload.
+  if (!out.live_session) throw new Error('no live session (the live step failed)');
+  await page.goto(`${base}/#/session/${encodeURIComponent(out.live_session)}`);
+  await page.waitForSelector('#records li.rec');
+  const before = await page.locator('#records li.rec').count();
+  const payload = { hook_event_name: 'Stop', session_id: out.live_session, cwd: '/tmp/e2e-live' };
+  await fetch(`${base}/ingest/hook`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) });
+  // (Locators, not waitForFunction: the page's CSP forbids evaluating strings.)
+  await page.locator('#records li.rec').nth(before).waitFor();
+  await page.waitForSelector('#timeline[data-refreshed]');
+  out.live_session_records = [before, await page.locator('#records li.rec').count()];
+  out.live_session_timeline = await page.locator('#waterfall > li').count();
+});
+
 await step('session', async () => {
   await page.goto(`${base}/#/session/${encodeURIComponent(config.session)}`);
   await page.waitForSelector('#waterfall li');
