@@ -15,6 +15,48 @@ pub fn one_line(text: &str, max: usize) -> String {
     out
 }
 
+/// A prompt as a title for people (turn names in `tree`, the dashboard and Mermaid): terminal
+/// escape sequences removed (`<local-command-stdout>` holds raw terminal output), and the
+/// markup Claude Code wraps slash commands and their output in unwrapped:
+/// `<command-name>/compact</command-name><command-args>x</command-args>` → `/compact x`,
+/// `<local-command-stdout>text</local-command-stdout>` → `text` (a `<command-message>` next to
+/// a command name is dropped: it repeats the name). Other text is returned trimmed.
+pub fn prompt_title(prompt: &str) -> String {
+    use std::sync::LazyLock;
+    static TAG: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"(?s)<(command-name|command-args|command-message|local-command-stdout|local-command-stderr)>(.*?)</(?:command-name|command-args|command-message|local-command-stdout|local-command-stderr)>")
+            .unwrap_or_else(|e| unreachable!("a valid regex: {e}"))
+    });
+    let text = String::from_utf8_lossy(&strip_ansi_escapes::strip(prompt.as_bytes())).into_owned();
+    if !TAG.is_match(&text) {
+        return text.trim().to_owned();
+    }
+    let has_name = TAG.captures_iter(&text).any(|c| &c[1] == "command-name");
+    let mut parts: Vec<&str> = Vec::new();
+    let mut rest = String::new();
+    let mut at = 0;
+    for caps in TAG.captures_iter(&text) {
+        let (Some(whole), Some(inner)) = (caps.get(0), caps.get(2)) else {
+            continue;
+        };
+        rest.push_str(&text[at..whole.start()]);
+        at = whole.end();
+        if &caps[1] == "command-message" && has_name {
+            continue;
+        }
+        let inner = inner.as_str().trim();
+        if !inner.is_empty() {
+            parts.push(inner);
+        }
+    }
+    rest.push_str(&text[at..]);
+    let rest = rest.trim();
+    if !rest.is_empty() {
+        parts.push(rest);
+    }
+    parts.join(" ")
+}
+
 /// What a hook payload was about: `<tool> <input>` for tool events, `agent <id> <type>` for
 /// subagent events, else the first line of its prompt, message, reason, source, trigger or last
 /// assistant message; empty when none (or not a JSON object).
@@ -109,4 +151,31 @@ pub fn transcript_summary(raw: &[u8]) -> String {
         }
     }
     String::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prompt_title;
+
+    #[test]
+    fn prompt_titles_lose_command_markup_and_escapes() {
+        assert_eq!(
+            prompt_title("<command-name>/compact</command-name>"),
+            "/compact"
+        );
+        assert_eq!(
+            prompt_title(
+                "<command-message>review</command-message>\n<command-name>/review</command-name>\n<command-args>src/</command-args>"
+            ),
+            "/review src/"
+        );
+        assert_eq!(
+            prompt_title(
+                "<local-command-stdout>\u{1b}[2mCompacted (ctrl+o to see full summary)\u{1b}[22m</local-command-stdout>"
+            ),
+            "Compacted (ctrl+o to see full summary)"
+        );
+        assert_eq!(prompt_title("  fix the <b>bug</b> "), "fix the <b>bug</b>");
+        assert_eq!(prompt_title(""), "");
+    }
 }

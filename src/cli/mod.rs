@@ -329,12 +329,7 @@ fn logs_hold_a_symlink(dir: &Path) -> bool {
         .any(|entry| entry.file_type().map_or(true, |t| !t.is_file()))
 }
 
-/// The consumers of the log that the compactor keeps in step, in the order a pass updates
-/// them: the views, then the full-text index.
-pub static CONSUMERS: [&dyn crate::compactor::Consumer; 2] = [
-    &crate::views::consumer::Views,
-    &crate::index::consumer::Index,
-];
+pub use crate::serve::CONSUMERS;
 
 /// The compactor of `store` with [`CONSUMERS`], tailing the transcripts hooks name.
 pub fn compactor(store: &Store) -> crate::compactor::Compactor<'_> {

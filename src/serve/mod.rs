@@ -38,9 +38,10 @@ use crate::compactor::service::{self, ServiceOptions, Trigger};
 use crate::compactor::{Compactor, Consumer};
 use crate::log::Store;
 
-/// The consumers the service's compactor keeps in step: the views, then the index (the same
-/// list as the command line's).
-static CONSUMERS: [&dyn Consumer; 2] = [
+/// The consumers of the log that every compactor of ctrace keeps in step, in the order a pass
+/// updates them: the views, then the full-text index. The service's compactor and the command
+/// line's ([`crate::cli::compactor`]) use this one list.
+pub static CONSUMERS: [&dyn Consumer; 2] = [
     &crate::views::consumer::Views,
     &crate::index::consumer::Index,
 ];

@@ -548,7 +548,11 @@ fn turn_node(
         Node {
             kind: NodeKind::Turn,
             id: turn.turn_id.clone(),
-            name: turn.prompt.clone().unwrap_or_default(),
+            name: turn
+                .prompt
+                .as_deref()
+                .map(crate::claude::summary::prompt_title)
+                .unwrap_or_default(),
             start_ns: turn.start_ns,
             end_ns: turn.end_ns.or(activity_end.or(next_start)),
             status,
