@@ -1,5 +1,5 @@
 //! `ctrace serve` (issue 16): the built binary on a temp store, driven over loopback HTTP with
-//! a plain `TcpStream` client. Every wait polls with a deadline; no test sleeps for a fixed
+//! the plain `TcpStream` client of `tests/common/http.rs`. Every wait polls with a deadline; no test sleeps for a fixed
 //! time.
 #![expect(
     clippy::unwrap_used,
@@ -9,195 +9,21 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::Sandbox;
+use common::http::{DEADLINE, Server};
 use serde_json::Value;
 
-const DEADLINE: Duration = Duration::from_secs(120);
-
-/// A running `ctrace serve`; dropping it kills the process.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(sandbox: &Sandbox, store: &Path, extra: &[&str]) -> Self {
-        // Hermetic: never this machine's own Claude Code transcripts.
-        let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--no-transcripts"];
-        args.extend_from_slice(extra);
-        Self::start_command(sandbox.command_in(store, &args))
-    }
-
-    fn start_command(mut command: std::process::Command) -> Self {
-        let mut child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx
-            .recv_timeout(DEADLINE)
-            .unwrap_or_else(|e| panic!("serve printed no `listening on` line: {e}"));
-        let addr = line
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .parse()
-            .unwrap();
-        Self { child, addr }
-    }
-
-    /// Sends SIGTERM and returns the exit code (waits with a deadline).
-    fn terminate(mut self) -> Option<i32> {
-        // `kill(1)`: the crate forbids `unsafe`, which `libc::kill` needs.
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "serve did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn get(&self, path: &str) -> Response {
-        request(self.addr, "GET", path, &[], b"")
-    }
-
-    fn json(&self, path: &str) -> Value {
-        let response = self.get(path);
-        assert_eq!(response.status, 200, "GET {path}: {}", response.text());
-        serde_json::from_slice(&response.body).unwrap()
-    }
-
-    fn post_hook(&self, body: &[u8]) -> Response {
-        request(
-            self.addr,
-            "POST",
-            "/ingest/hook",
-            &[("Content-Type", "application/json")],
-            body,
-        )
-    }
-
-    /// Polls `/api/health` until every record is sealed, folded and indexed (the index only
-    /// once it exists: `search` or `reindex` creates it).
-    fn wait_caught_up(&self, at_least: u64) {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            let health = self.json("/api/health");
-            let next = health["next_offset"].as_u64().unwrap();
-            if next >= at_least
-                && health["unsealed_records"] == 0
-                && health["views_checkpoint"].as_u64() == Some(next)
-                && (health["index_checkpoint"].is_null()
-                    || health["index_checkpoint"].as_u64() == Some(next))
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "not caught up: {health}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Response {
-    status: u16,
-    body: Vec<u8>,
-}
-
-impl Response {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    fn error(&self) -> String {
-        let value: Value = serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("error body is not JSON ({e}): {}", self.text()));
-        value["error"].as_str().unwrap().to_owned()
-    }
-}
-
-/// One HTTP/1.1 request with `Connection: close`; the response read to its end.
-fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Response {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    // A server that answers before reading everything (413) may reset the rest.
-    let _ = stream.write_all(body);
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response head: {}", String::from_utf8_lossy(&raw)));
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut body = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body);
-    }
-    Response { status, body }
-}
-
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap(), 16).unwrap();
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return out;
-        }
-        out.extend_from_slice(&data[..size]);
-        data = &data[size + 2..];
-    }
+/// `ctrace serve` on `store` (any free port), hermetic: never this machine's own Claude Code
+/// transcripts.
+fn start(sandbox: &Sandbox, store: &Path, extra: &[&str]) -> Server {
+    let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--no-transcripts"];
+    args.extend_from_slice(extra);
+    Server::spawn(sandbox.command_in(store, &args))
 }
 
 fn hook_payload(session: &str, n: u64) -> Vec<u8> {
@@ -247,7 +73,7 @@ fn hooks_posted_over_http_are_stored() {
     )
     .unwrap();
     let store = sandbox.store();
-    let server = Server::start(&sandbox, &store, &["--max-body", "1MiB"]);
+    let server = start(&sandbox, &store, &["--max-body", "1MiB"]);
     let valid = hook_payload("http-session", 1);
     let malformed = br#"{"hook_event_name":"UserPromptSubmit","session_id":"http-session", oops"#;
     let mut oversized =
@@ -297,7 +123,7 @@ fn hooks_posted_over_http_are_stored() {
 fn rows_equal_the_cli() {
     let sandbox = Sandbox::new();
     let store = demo_store(&sandbox);
-    let server = Server::start(&sandbox, &store, &[]);
+    let server = start(&sandbox, &store, &[]);
     server.wait_caught_up(1);
 
     let cli_sessions = cli_lines(&sandbox, &store, &["sessions", "--json"]);
@@ -467,7 +293,7 @@ fn rows_equal_the_cli() {
 fn bad_requests_get_json_errors() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = Server::start(&sandbox, &store, &[]);
+    let server = start(&sandbox, &store, &[]);
     for session in ["dup-a", "dup-b"] {
         assert_eq!(server.post_hook(&hook_payload(session, 0)).status, 200);
     }
@@ -573,7 +399,7 @@ impl Events {
 fn stream_delivers_and_resumes_without_gaps() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = Server::start(&sandbox, &store, &[]);
+    let server = start(&sandbox, &store, &[]);
     assert_eq!(server.post_hook(&hook_payload("before", 0)).status, 200);
     server.wait_caught_up(1);
 
@@ -605,7 +431,7 @@ fn stream_delivers_and_resumes_without_gaps() {
 fn many_stream_clients_get_their_records_once_in_order() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = Server::start(&sandbox, &store, &[]);
+    let server = start(&sandbox, &store, &[]);
     let queries = ["", "?session=a", "?session=b&source=hook", "?source=pty"];
     let mut clients: Vec<(&str, Events)> = queries
         .iter()
@@ -675,7 +501,7 @@ fn many_stream_clients_get_their_records_once_in_order() {
 fn sigterm_exits_zero_and_the_store_verifies() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = Server::start(&sandbox, &store, &[]);
+    let server = start(&sandbox, &store, &[]);
     for n in 0..5 {
         assert_eq!(server.post_hook(&hook_payload("bye", n)).status, 200);
     }
@@ -692,7 +518,7 @@ fn sigterm_exits_zero_and_the_store_verifies() {
 fn stream_sends_session_rows_after_records() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = Server::start(&sandbox, &store, &[]);
+    let server = start(&sandbox, &store, &[]);
     let mut events = Events::open(server.addr, "", None);
     for n in 0..3 {
         assert_eq!(server.post_hook(&hook_payload("rows", n)).status, 200);
@@ -727,7 +553,7 @@ fn stream_sends_session_rows_after_records() {
 fn stream_resumes_across_a_restart_with_command_hooks() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = Server::start(&sandbox, &store, &[]);
+    let server = start(&sandbox, &store, &[]);
     let mut events = Events::open(server.addr, "?source=hook", None);
     sandbox.hook(&hook_payload("cli", 0));
     let (first, data) = events.next_record();
@@ -738,7 +564,7 @@ fn stream_resumes_across_a_restart_with_command_hooks() {
     for n in 1..4 {
         sandbox.hook(&hook_payload("cli", n));
     }
-    let server = Server::start(&sandbox, &store, &[]);
+    let server = start(&sandbox, &store, &[]);
     let mut resumed = Events::open(server.addr, "?source=hook", Some(first));
     let prompts: Vec<(u64, Value)> = (0..3).map(|_| resumed.next_record()).collect();
     assert_eq!(
@@ -765,7 +591,7 @@ fn search_sources_and_cast_equal_the_cli() {
     // The CLI's search builds the index; the service then keeps it current.
     let cli_hits = cli_lines(&sandbox, &store, &["search", "error", "--json", "-n", "20"]);
     assert!(!cli_hits.is_empty(), "the demo has an error to find");
-    let server = Server::start(&sandbox, &store, &[]);
+    let server = start(&sandbox, &store, &[]);
     server.wait_caught_up(1);
     let page = server.json("/api/search?q=error&limit=20");
     assert_eq!(page["hits"].as_array().unwrap(), &cli_hits);
@@ -886,7 +712,7 @@ fn one_task_equals_its_node_in_the_forest() {
         .expect("the corpus has tasks");
     let (root, node) = unique;
     let id = node["id"].as_str().unwrap();
-    let server = Server::start(&sandbox, &store, &[]);
+    let server = start(&sandbox, &store, &[]);
     server.wait_caught_up(1);
     let path_id: String = id
         .bytes()
@@ -947,11 +773,11 @@ fn open_hands_the_dashboard_url_to_the_browser() {
         ],
     );
     command.env("BROWSER", &browser);
-    let server = Server::start_command(command);
+    let server = Server::spawn(command);
     let deadline = Instant::now() + DEADLINE;
     while !seen.exists() {
         assert!(Instant::now() < deadline, "the browser was not started");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let mut url = String::new();
     while url.is_empty() {
@@ -967,7 +793,7 @@ fn open_hands_the_dashboard_url_to_the_browser() {
 fn session_rows_follow_changes_made_by_other_processes() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = Server::start(&sandbox, &store, &[]);
+    let server = start(&sandbox, &store, &[]);
     for session in ["keep-me", "forget-me"] {
         assert_eq!(server.post_hook(&hook_payload(session, 0)).status, 200);
     }

@@ -388,9 +388,9 @@ fn dashboard_in_chromium() {
 
     let server = start(&sandbox);
     wait_caught_up(&server);
-    let timeline = server.json(&format!("/api/sessions/{busiest}/timeline"), &[]);
+    let timeline = server.json(&format!("/api/sessions/{busiest}/timeline"));
     let timeline = timeline.as_array().unwrap();
-    let records = server.json(&format!("/api/sessions/{busiest}/records?limit=200"), &[]);
+    let records = server.json(&format!("/api/sessions/{busiest}/records?limit=200"));
     let records = records["records"].as_array().unwrap().len();
 
     let shots = Path::new(env!("CARGO_TARGET_TMPDIR"))

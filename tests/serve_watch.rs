@@ -105,7 +105,7 @@ fn no_watch_leaves_transcripts_alone() {
             .iter()
             .any(|row| row["session"] == "nw-2")
     });
-    let rows = server.json("/api/sessions", &[]);
+    let rows = server.json("/api/sessions");
     assert_eq!(transcript_records(&rows, "nw-1"), 0, "{rows}");
 }
 
@@ -172,7 +172,7 @@ fn transcripts_from_before_the_start_are_captured_once() {
         health["views_checkpoint"].as_u64() == Some(before + 1)
             && health["next_offset"].as_u64() == Some(before + 1)
     });
-    let rows = server.json("/api/sessions", &[]);
+    let rows = server.json("/api/sessions");
     assert_eq!(transcript_records(&rows, session), lines, "read twice");
     assert_eq!(transcript_records(&rows, other), other_lines, "read twice");
 }

@@ -71,11 +71,73 @@ impl Server {
         request(self.addr, method, path, headers, body)
     }
 
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", path, &[], b"")
+    }
+
     /// `GET path` as JSON, asserting 200.
-    pub fn json(&self, path: &str, headers: &[(&str, &str)]) -> serde_json::Value {
+    pub fn json(&self, path: &str) -> serde_json::Value {
+        self.json_with(path, &[])
+    }
+
+    /// `GET path` with `headers`, as JSON, asserting 200.
+    pub fn json_with(&self, path: &str, headers: &[(&str, &str)]) -> serde_json::Value {
         let response = self.request("GET", path, headers, b"");
         assert_eq!(response.status, 200, "GET {path}: {}", response.text());
         serde_json::from_slice(&response.body).unwrap()
+    }
+
+    /// `POST /ingest/hook` with `body` as JSON.
+    pub fn post_hook(&self, body: &[u8]) -> Response {
+        self.request(
+            "POST",
+            "/ingest/hook",
+            &[("Content-Type", "application/json")],
+            body,
+        )
+    }
+
+    /// Polls `/api/health` until at least `at_least` records are sealed and every one is
+    /// folded and indexed (the index only once it exists: `search`, `reindex` or the service
+    /// create it).
+    pub fn wait_caught_up(&self, at_least: u64) {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let health = self.json("/api/health");
+            let next = health["next_offset"].as_u64().unwrap();
+            if next >= at_least
+                && health["unsealed_records"] == 0
+                && health["views_checkpoint"].as_u64() == Some(next)
+                && (health["index_checkpoint"].is_null()
+                    || health["index_checkpoint"].as_u64() == Some(next))
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not caught up: {health}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit code (waits with a deadline).
+    pub fn terminate(mut self) -> Option<i32> {
+        // `kill(1)`: the crate forbids `unsafe`, which `libc::kill` needs.
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Polls `check` on `GET path` until it returns true; fails after the deadline with the
@@ -83,7 +145,7 @@ impl Server {
     pub fn wait_for(&self, path: &str, mut check: impl FnMut(&serde_json::Value) -> bool) {
         let deadline = Instant::now() + DEADLINE;
         loop {
-            let value = self.json(path, &[]);
+            let value = self.json(path);
             if check(&value) {
                 return;
             }
