@@ -416,21 +416,9 @@ mod tests {
         }));
         let mut settings = original.clone();
         let events = ["PreToolUse", "Stop"];
-        install_hooks(
-            &mut settings,
-            Path::new("s.json"),
-            &events,
-            "/x/ctrace hook",
-        )
-        .unwrap();
+        install_commands(&mut settings, &events);
         let once = settings.clone();
-        install_hooks(
-            &mut settings,
-            Path::new("s.json"),
-            &events,
-            "/x/ctrace hook",
-        )
-        .unwrap();
+        install_commands(&mut settings, &events);
         assert_eq!(settings, once, "second install changed something");
         assert_eq!(
             settings["hooks"]["PreToolUse"][1],
@@ -515,6 +503,10 @@ mod tests {
         );
     }
 
+    fn install_commands(settings: &mut Map<String, Value>, events: &[&str]) {
+        install_hooks(settings, Path::new("s.json"), events, "/x/ctrace hook").unwrap();
+    }
+
     fn install_http(settings: &mut Map<String, Value>, events: &[&str], url: &str) {
         let http = Handler::Http {
             url: url.to_owned(),
@@ -546,13 +538,7 @@ mod tests {
         ]}}));
         let mut settings = original.clone();
         let events = ["SessionStart", "PreToolUse", "Stop"];
-        install_hooks(
-            &mut settings,
-            Path::new("s.json"),
-            &events,
-            "/x/ctrace hook",
-        )
-        .unwrap();
+        install_commands(&mut settings, &events);
         let commands = settings.clone();
         install_http(&mut settings, &events, DEFAULT_HOOK_URL);
         let http = json!({"type": "http", "url": DEFAULT_HOOK_URL, "timeout": 10});
@@ -578,13 +564,7 @@ mod tests {
         install_http(&mut settings, &events, DEFAULT_HOOK_URL);
         assert_eq!(settings["hooks"]["Stop"][1]["hooks"][0]["timeout"], 3);
         // Without --http, the command handlers come back in place.
-        install_hooks(
-            &mut settings,
-            Path::new("s.json"),
-            &events,
-            "/x/ctrace hook",
-        )
-        .unwrap();
+        install_commands(&mut settings, &events);
         assert_eq!(settings, commands);
         install_http(&mut settings, &events, DEFAULT_HOOK_URL);
         assert_eq!(remove_hooks(&mut settings, |_| true), 3);
