@@ -135,6 +135,46 @@ mod digest_bytes {
     }
 }
 
+/// A payload's bytes: msgpack `bin` in the record encoding, and only `bin` (or `str`) when
+/// decoding it, so [`Record::decode`] accepts exactly what [`RecordRef::decode`] can borrow (an array of
+/// small integers would decode to the same bytes owned but not borrowed, and the two readers
+/// would disagree about what is a record). Human-readable formats (JSON) keep serde_bytes'
+/// lenient forms.
+mod payload_bytes {
+    use std::fmt;
+
+    use serde::de::{Error, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serde_bytes::serialize(bytes, serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        if deserializer.is_human_readable() {
+            return serde_bytes::deserialize(deserializer);
+        }
+        struct Bin;
+        impl Visitor<'_> for Bin {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("payload bytes (msgpack bin)")
+            }
+            fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+            // A msgpack `str` borrows as bytes too (serde's `&[u8]` accepts it).
+            fn visit_str<E: Error>(self, v: &str) -> Result<Vec<u8>, E> {
+                Ok(v.as_bytes().to_vec())
+            }
+        }
+        deserializer.deserialize_byte_buf(Bin)
+    }
+}
+
 impl Truncated {
     /// The SHA-256 in lowercase hex.
     pub fn sha256_hex(&self) -> String {
@@ -239,7 +279,7 @@ pub struct HookBody {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub arrival_time: bool,
     /// The payload bytes exactly as received (the first bytes of them when `truncated`).
-    #[serde(with = "serde_bytes")]
+    #[serde(with = "payload_bytes")]
     pub raw: Vec<u8>,
 }
 
@@ -287,7 +327,7 @@ pub struct TranscriptBody {
     pub truncated: Option<Truncated>,
     /// The line's bytes exactly as in the file (without the line terminator; the first bytes
     /// of them when `truncated`).
-    #[serde(with = "serde_bytes")]
+    #[serde(with = "payload_bytes")]
     pub raw: Vec<u8>,
 }
 
@@ -315,7 +355,7 @@ pub struct PtyBody {
     /// What happened.
     pub kind: PtyKind,
     /// Output or input bytes, marker label; not necessarily UTF-8.
-    #[serde(with = "serde_bytes", default)]
+    #[serde(with = "payload_bytes", default)]
     pub data: Vec<u8>,
     /// Command line (`start`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -347,7 +387,7 @@ pub struct InternalBody {
     pub detail: String,
     /// Bytes the event is about: for `undecodable_record`, the inbox record's bytes that did
     /// not decode, kept so nothing is lost (`docs/format.md`, "Sealing").
-    #[serde(with = "serde_bytes", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(with = "payload_bytes", default, skip_serializing_if = "Vec::is_empty")]
     pub data: Vec<u8>,
 }
 
@@ -491,6 +531,32 @@ pub struct StoredRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A payload stored as a msgpack array of integers is not a record for either reader
+    /// (found by `record_decoder_never_panics`: the owned reader used to accept it).
+    #[test]
+    fn payload_as_an_integer_array_is_rejected_by_both_readers() {
+        let mut bytes = vec![0x83];
+        for (key, value) in [
+            (&b"ts"[..], &[0x05][..]),
+            (b"source", b"\xa4hook"),
+            (b"body", b""),
+        ] {
+            bytes.push(0xa0 | key.len() as u8);
+            bytes.extend_from_slice(key);
+            bytes.extend_from_slice(value);
+        }
+        bytes.extend_from_slice(b"\x81\xa4hook\x81\xa3raw\x93\x01\x02\x03");
+        assert!(Record::decode(&bytes).is_err());
+        assert!(RecordRef::decode(&bytes).is_err());
+        // The same payload as `bin` and as `str` decodes in both.
+        for form in [&b"\xc4\x03\x01\x02\x03"[..], b"\xa3\x01\x02\x03"] {
+            let mut good = bytes[..bytes.len() - 4].to_vec();
+            good.extend_from_slice(form);
+            assert_eq!(Record::decode(&good).unwrap().raw(), [1, 2, 3]);
+            assert_eq!(RecordRef::decode(&good).unwrap().body.raw(), [1, 2, 3]);
+        }
+    }
 
     #[test]
     fn named_encoding_round_trip() {
