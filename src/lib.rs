@@ -38,6 +38,7 @@ pub mod index;
 pub mod ingest;
 pub mod log;
 pub mod model;
+pub mod otlp;
 pub mod pty;
 pub mod segments;
 pub mod serve;

@@ -78,7 +78,7 @@ fn check_segments(store: &Path) -> Walked {
                                 walked.lines += 1;
                                 line.malformed.is_some()
                             }
-                            BodyRef::Pty(_) | BodyRef::Internal(_) => {
+                            BodyRef::Pty(_) | BodyRef::Internal(_) | BodyRef::Otlp(_) => {
                                 panic!("{at}: a compact record is a hook or a transcript line")
                             }
                         };

@@ -487,7 +487,7 @@ fn record_cwd(record: &Record) -> Option<String> {
             }
             serde_json::from_slice::<Cwd>(&line.raw).ok()?.cwd
         }
-        Body::Internal(_) => None,
+        Body::Internal(_) | Body::Otlp(_) => None,
     }
 }
 

@@ -82,6 +82,10 @@ fn event_of<'a>(record: &RecordRef<'a>) -> Option<std::borrow::Cow<'a, str>> {
         BodyRef::Hook(b) => b.event.map(Into::into),
         BodyRef::Transcript(b) => b.line_type.map(Into::into),
         BodyRef::Internal(b) => Some(b.event.into()),
+        BodyRef::Otlp(b) => Some(match b.name {
+            Some(name) => format!("{}/{name}", b.signal.as_str()).into(),
+            None => b.signal.as_str().into(),
+        }),
         BodyRef::Pty(b) => Some(format!("pty/{:?}", b.kind).to_lowercase().into()),
     }
 }

@@ -91,6 +91,7 @@ pub fn write_record_json(out: &mut impl Write, stored: &StoredRecord) -> std::io
         Body::Transcript(b) => serde_json::to_value(b),
         Body::Pty(b) => serde_json::to_value(b),
         Body::Internal(b) => serde_json::to_value(b),
+        Body::Otlp(b) => serde_json::to_value(b),
     };
     let mut fields = match fields {
         Ok(Value::Object(map)) => map,
@@ -98,6 +99,13 @@ pub fn write_record_json(out: &mut impl Write, stored: &StoredRecord) -> std::io
     };
     fields.remove("raw");
     fields.remove("data");
+    // The OTLP item, decoded, beside its protobuf bytes (the payload).
+    if let Body::Otlp(otlp) = &record.body
+        && let Ok(request) = crate::otlp::Request::from_raw(otlp.signal, &otlp.raw)
+        && let Ok(json) = request.to_json()
+    {
+        fields.insert("otlp".into(), json);
+    }
     let raw: &[u8] = match &record.body {
         Body::Internal(internal) => &internal.data,
         _ => record.raw(),

@@ -181,6 +181,15 @@ pub(crate) fn extract_prepared(record: &Record, joined: Option<&[u8]>) -> Extrac
                 PtyKind::Resize | PtyKind::Exit => {}
             }
         }
+        Body::Otlp(otlp) => {
+            let signal = otlp.signal.as_str();
+            out.event = Some(match &otlp.name {
+                Some(name) => format!("{signal}/{name}"),
+                None => signal.to_owned(),
+            });
+            out.types.push(signal.to_owned());
+            out.text = crate::otlp::text(otlp.signal, &otlp.raw);
+        }
         Body::Internal(internal) => {
             out.event = Some(internal.event.clone());
             out.text.push_str(&internal.event);

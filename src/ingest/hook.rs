@@ -103,12 +103,26 @@ pub fn store_payload(root: &Path, config: Config, payload: Payload) -> Stored {
             };
         }
     };
+    let mut stored = store_encoded(root, config, &[bytes]);
+    problems.append(&mut stored.problems);
+    stored.problems = problems;
+    stored
+}
+
+/// Stores encoded records (each a [`crate::model::Record::encode`]) together, in order, by the
+/// policy of [`store_payload`]: one inbox append (one write, one sync) for all of them, else
+/// one spool file. The records go to one place or none: never some here and some there.
+pub fn store_encoded(root: &Path, config: Config, records: &[Vec<u8>]) -> Stored {
+    let mut problems = Vec::new();
     let store = Store::at(root, config);
     let frame_limit = store.config().frame_limit();
-    let appended = inbox::append_shared(
+    let mut frames = Vec::with_capacity(records.iter().map(|r| r.len() + 16).sum::<usize>() + 64);
+    for record in records {
+        crate::segments::frame::encode_record(&mut frames, record, frame_limit);
+    }
+    let appended = inbox::append_shared_frames(
         &store.paths().inbox,
-        &bytes,
-        frame_limit,
+        &frames,
         store.config().storage.durability,
     );
     let placement = match appended {
@@ -119,7 +133,7 @@ pub fn store_payload(root: &Path, config: Config, payload: Payload) -> Stored {
         }
         Err(error) => {
             problems.push(HookProblem::Inbox(error));
-            spool(store.paths(), &bytes, frame_limit, &mut problems)
+            spool(store.paths(), &frames, &mut problems)
         }
     };
     Stored {
@@ -128,15 +142,10 @@ pub fn store_payload(root: &Path, config: Config, payload: Payload) -> Stored {
     }
 }
 
-/// Writes the encoded record to the first spool that takes it.
-fn spool(
-    paths: &StorePaths,
-    bytes: &[u8],
-    frame_limit: u32,
-    problems: &mut Vec<HookProblem>,
-) -> Placement {
+/// Writes the framed records to the first spool that takes them.
+fn spool(paths: &StorePaths, frames: &[u8], problems: &mut Vec<HookProblem>) -> Placement {
     for dir in [store_spool(paths), fallback_spool(paths)] {
-        match dir.and_then(|dir| inbox::spool(&dir, bytes, frame_limit)) {
+        match dir.and_then(|dir| inbox::spool_frames(&dir, frames)) {
             Ok(path) => return Placement::Spooled(path),
             Err(e) => problems.push(HookProblem::Spool(e)),
         }

@@ -231,7 +231,8 @@ impl Redactor {
         }
     }
 
-    fn redact_value(&self, value: &mut serde_json::Value) -> u32 {
+    /// Redacts every string of a JSON value in place; returns the number of replacements.
+    pub fn redact_value(&self, value: &mut serde_json::Value) -> u32 {
         use serde_json::Value;
         match value {
             Value::String(text) => match self.redact(text.as_bytes()) {

@@ -61,6 +61,20 @@ pub fn append_shared(
 ) -> Result<(), LogError> {
     let mut frames = Vec::with_capacity(record.len() + 64);
     frame::encode_record(&mut frames, record, frame_limit);
+    append_shared_frames(inbox_dir, &frames, durability)
+}
+
+/// [`append_shared`] for records already framed ([`frame::encode_record`] of each, in
+/// order): one write and one sync for all of them (a batch of OTLP items). The errors are
+/// those of [`append_shared`], for the batch as a whole.
+///
+/// # Errors
+/// As [`append_shared`].
+pub fn append_shared_frames(
+    inbox_dir: &Path,
+    frames: &[u8],
+    durability: Durability,
+) -> Result<(), LogError> {
     let path = inbox_dir.join(ACTIVE_FILE);
     let io = |source| private::io_error(&path, source);
     if !private::check_dir(inbox_dir, DirRule::OwnedPrivate)? {
@@ -83,7 +97,7 @@ pub fn append_shared(
                 )));
             }
         }
-        crate::fault::write_all("inbox-append-write", &mut file, &frames).map_err(io)?;
+        crate::fault::write_all("inbox-append-write", &mut file, frames).map_err(io)?;
         if durability == Durability::Fsync {
             (crate::fault::point("inbox-append-sync").and_then(|()| file.sync_data())).map_err(
                 |source| LogError::Poisoned {
@@ -218,6 +232,14 @@ impl ProducerInbox {
 pub fn spool(dir: &Path, record: &[u8], frame_limit: u32) -> Result<PathBuf, LogError> {
     let mut frames = Vec::with_capacity(record.len() + 64);
     frame::encode_record(&mut frames, record, frame_limit);
+    spool_frames(dir, &frames)
+}
+
+/// [`spool`] for records already framed, all in one spool file.
+///
+/// # Errors
+/// [`LogError::Io`].
+pub fn spool_frames(dir: &Path, frames: &[u8]) -> Result<PathBuf, LogError> {
     let path = dir.join(format!(
         "spool-{}-{}.{WAL_EXTENSION}",
         std::process::id(),
@@ -230,7 +252,7 @@ pub fn spool(dir: &Path, record: &[u8], frame_limit: u32) -> Result<PathBuf, Log
         .custom_flags(private::NOFOLLOW)
         .open(&path)
         .map_err(|source| private::io_error(&path, source))?;
-    let written = crate::fault::write_all("spool-write", &mut file, &frames)
+    let written = crate::fault::write_all("spool-write", &mut file, frames)
         .and_then(|()| crate::fault::point("spool-sync"))
         .and_then(|()| file.sync_all());
     if let Err(source) = written {

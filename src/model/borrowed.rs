@@ -12,8 +12,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Body, DecodeError, HookBody, InternalBody, Malformed, Origin, PtyBody, PtyKind, Record, Source,
-    TranscriptBody, Truncated, Usage,
+    Body, DecodeError, HookBody, InternalBody, Malformed, Origin, OtlpBody, PtyBody, PtyKind,
+    Record, Signal, Source, TranscriptBody, Truncated, Usage,
 };
 
 fn is_zero(n: &u32) -> bool {
@@ -54,6 +54,9 @@ pub enum BodyRef<'a> {
     /// A bookkeeping event ([`InternalBody`]).
     #[serde(borrow)]
     Internal(InternalRef<'a>),
+    /// An OpenTelemetry item ([`OtlpBody`]).
+    #[serde(borrow)]
+    Otlp(OtlpRef<'a>),
 }
 
 /// Where a payload was read from ([`Origin`]).
@@ -175,6 +178,25 @@ pub struct InternalRef<'a> {
     pub data: &'a [u8],
 }
 
+/// An OpenTelemetry item's fields ([`OtlpBody`]; the field meanings are documented there).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct OtlpRef<'a> {
+    pub signal: Signal,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub prompt_id: Option<&'a str>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<&'a str>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    pub tool_use_id: Option<&'a str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Truncated>,
+    #[serde(borrow, with = "serde_bytes")]
+    pub raw: &'a [u8],
+}
+
 impl<'a> RecordRef<'a> {
     /// Decodes a record from its encoded bytes (rmp-serde named encoding), borrowing strings
     /// and payloads from `bytes`.
@@ -216,6 +238,7 @@ impl<'a> BodyRef<'a> {
             BodyRef::Transcript(line) => line.raw,
             BodyRef::Pty(pty) => pty.data,
             BodyRef::Internal(internal) => internal.detail.as_bytes(),
+            BodyRef::Otlp(otlp) => otlp.raw,
         }
     }
 
@@ -224,7 +247,7 @@ impl<'a> BodyRef<'a> {
         match self {
             BodyRef::Hook(hook) => hook.origin.as_ref(),
             BodyRef::Transcript(line) => Some(&line.origin),
-            BodyRef::Pty(_) | BodyRef::Internal(_) => None,
+            BodyRef::Pty(_) | BodyRef::Internal(_) | BodyRef::Otlp(_) => None,
         }
     }
 
@@ -278,6 +301,15 @@ impl<'a> BodyRef<'a> {
                 event: i.event.to_owned(),
                 detail: i.detail.to_owned(),
                 data: i.data.to_vec(),
+            }),
+            BodyRef::Otlp(o) => Body::Otlp(OtlpBody {
+                signal: o.signal,
+                name: own(o.name),
+                prompt_id: own(o.prompt_id),
+                request_id: own(o.request_id),
+                tool_use_id: own(o.tool_use_id),
+                truncated: o.truncated.clone(),
+                raw: o.raw.to_vec(),
             }),
         }
     }
@@ -354,6 +386,15 @@ impl Record {
                 event: &i.event,
                 detail: &i.detail,
                 data: &i.data,
+            }),
+            Body::Otlp(o) => BodyRef::Otlp(OtlpRef {
+                signal: o.signal,
+                name: s(&o.name),
+                prompt_id: s(&o.prompt_id),
+                request_id: s(&o.request_id),
+                tool_use_id: s(&o.tool_use_id),
+                truncated: o.truncated.clone(),
+                raw: &o.raw,
             }),
         };
         RecordRef {
@@ -464,6 +505,27 @@ mod tests {
                 detail: String::new(),
                 data: Vec::new(),
             }),
+            Body::Otlp(OtlpBody {
+                signal: Signal::Logs,
+                name: some("api_request"),
+                prompt_id: some("p1"),
+                request_id: some("req_1"),
+                tool_use_id: some("toolu_1"),
+                truncated: Some(Truncated {
+                    total_bytes: 9_000,
+                    sha256: vec![7; 32],
+                }),
+                raw: vec![0x0a, 0x00],
+            }),
+            Body::Otlp(OtlpBody {
+                signal: Signal::Metrics,
+                name: None,
+                prompt_id: None,
+                request_id: None,
+                tool_use_id: None,
+                truncated: None,
+                raw: Vec::new(),
+            }),
         ];
         bodies
             .into_iter()
@@ -475,6 +537,7 @@ mod tests {
                     Body::Transcript(_) => Source::Transcript,
                     Body::Pty(_) => Source::Pty,
                     Body::Internal(_) => Source::Internal,
+                    Body::Otlp(_) => Source::Otlp,
                 },
                 session: (i % 2 == 0).then(|| format!("s{i}")),
                 body,

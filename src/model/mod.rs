@@ -10,7 +10,9 @@ use crate::segments::Offset;
 
 mod borrowed;
 
-pub use borrowed::{BodyRef, HookRef, InternalRef, OriginRef, PtyRef, RecordRef, TranscriptRef};
+pub use borrowed::{
+    BodyRef, HookRef, InternalRef, OriginRef, OtlpRef, PtyRef, RecordRef, TranscriptRef,
+};
 
 /// Where a record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -403,6 +405,66 @@ pub enum Body {
     Pty(PtyBody),
     /// A bookkeeping event.
     Internal(InternalBody),
+    /// An OpenTelemetry log record, metric data point or span.
+    Otlp(OtlpBody),
+}
+
+/// The OpenTelemetry signal an `otlp` record carries (OTLP 1.x: the three
+/// `Export*ServiceRequest` messages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Signal {
+    /// A log record (Claude Code's events: `claude_code.api_request`, ...).
+    Logs,
+    /// One data point of a metric (`claude_code.token.usage`, ...).
+    Metrics,
+    /// A span.
+    Traces,
+}
+
+impl Signal {
+    /// The lowercase name, as in the OTLP/HTTP paths (`/v1/logs`, `/v1/metrics`, `/v1/traces`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Logs => "logs",
+            Signal::Metrics => "metrics",
+            Signal::Traces => "traces",
+        }
+    }
+}
+
+/// One OpenTelemetry item (`source = otlp`): a log record, a metric data point or a span,
+/// received over OTLP/HTTP (`ctrace serve`, `docs/api.md`).
+///
+/// `raw` is an OTLP protobuf `Export{Logs,Metrics,Trace}ServiceRequest` holding this one item
+/// with its resource and scope, so one record decodes on its own with any OTLP library and
+/// nothing of the request is lost (the request, split per item and re-encoded). The other
+/// fields are extracted for the views and may be absent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtlpBody {
+    /// Which signal `raw` is a request of.
+    pub signal: Signal,
+    /// The event name without the `claude_code.` prefix for log records (`api_request`; from
+    /// the record's `event_name`, its `event.name` attribute or its body), the metric's name,
+    /// or the span's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The `prompt.id` attribute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_id: Option<String>,
+    /// The `request_id` attribute (the Anthropic API request id, `req_...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The `tool_use_id` attribute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_use_id: Option<String>,
+    /// Set when the encoded item was larger than `storage.max_record_bytes`: `raw` holds its
+    /// first bytes (and no longer decodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<Truncated>,
+    /// The item as a one-item OTLP protobuf request (see above).
+    #[serde(with = "payload_bytes")]
+    pub raw: Vec<u8>,
 }
 
 /// One event of the log.
@@ -467,6 +529,7 @@ impl Record {
         let (raw, truncated) = match &mut self.body {
             Body::Hook(body) => (&mut body.raw, &mut body.truncated),
             Body::Transcript(body) => (&mut body.raw, &mut body.truncated),
+            Body::Otlp(body) => (&mut body.raw, &mut body.truncated),
             Body::Pty(_) | Body::Internal(_) => return false,
         };
         if raw.len() <= limit {
@@ -488,6 +551,7 @@ impl Record {
         match &self.body {
             Body::Hook(body) => body.truncated.as_ref(),
             Body::Transcript(body) => body.truncated.as_ref(),
+            Body::Otlp(body) => body.truncated.as_ref(),
             Body::Pty(_) | Body::Internal(_) => None,
         }
     }
@@ -515,6 +579,7 @@ impl Record {
             Body::Transcript(line) => &line.raw,
             Body::Pty(pty) => &pty.data,
             Body::Internal(internal) => internal.detail.as_bytes(),
+            Body::Otlp(otlp) => &otlp.raw,
         }
     }
 }

@@ -64,7 +64,7 @@ pub(crate) async fn ingest(
 }
 
 /// Whether a body error is the router's length limit.
-fn is_length_limit(error: &axum::Error) -> bool {
+pub(crate) fn is_length_limit(error: &axum::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(inner) = cause {
         if inner.is::<http_body_util::LengthLimitError>() {

@@ -19,6 +19,7 @@ mod assets;
 mod cast;
 mod error;
 mod hook;
+mod otlp;
 mod search;
 pub mod security;
 mod stream;
@@ -67,6 +68,10 @@ pub struct ServeOptions {
     /// payloads above `storage.max_record_bytes` but within this are stored truncated, as
     /// `ctrace hook` stores them.
     pub max_body_bytes: usize,
+    /// OTLP requests are answered 429 (with `Retry-After`) while the unsealed inbox holds more
+    /// than this many bytes (default 256 MiB): the compactor is behind, and the exporter
+    /// retries later rather than the inbox growing without bound.
+    pub max_inbox_bytes: u64,
     /// Events a stream client may have queued (default 256).
     pub stream_queue: usize,
     /// How long a stream client may leave its queue full before it is dropped (default 10 s).
@@ -92,6 +97,7 @@ impl Default for ServeOptions {
             watch: true,
             transcripts: true,
             max_body_bytes: 64 << 20,
+            max_inbox_bytes: 256 << 20,
             stream_queue: 256,
             stream_send_timeout: Duration::from_secs(10),
             stream_batch: 256,
@@ -156,6 +162,9 @@ fn router(state: AppState, security: Arc<security::Security>) -> Router {
     let limit = state.options.max_body_bytes;
     Router::new()
         .route("/ingest/hook", post(hook::ingest))
+        .route("/v1/logs", post(otlp::logs))
+        .route("/v1/metrics", post(otlp::metrics))
+        .route("/v1/traces", post(otlp::traces))
         .route("/api/health", get(api::health))
         .route("/api/stats", get(api::stats))
         .route("/api/sources", get(search::sources))

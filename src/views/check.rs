@@ -12,7 +12,7 @@ use super::{SqlContext, ViewsDb, ViewsError, ViewsReport, batch_records, db_path
 use crate::log::Store;
 
 /// Tables compared by the re-fold (every table but `meta`).
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 14] = [
     "sessions",
     "session_sources",
     "session_links",
@@ -26,6 +26,7 @@ const TABLES: [&str; 13] = [
     "task_events",
     "chains",
     "problems",
+    "telemetry",
 ];
 
 /// What [`check`] found.

@@ -105,7 +105,7 @@ impl SessionFacts {
                 _ => {}
             },
             BodyRef::Pty(pty) => facts.pty_exited |= pty.kind == PtyKind::Exit,
-            BodyRef::Transcript(_) | BodyRef::Internal(_) => {}
+            BodyRef::Transcript(_) | BodyRef::Internal(_) | BodyRef::Otlp(_) => {}
         }
     }
 

@@ -113,7 +113,7 @@ fn overlay(rows: &mut BTreeMap<String, Row>, snapshot: &Snapshot) {
                     s.project = pty.cwd.clone();
                 }
             }
-            Body::Internal(_) => {}
+            Body::Internal(_) | Body::Otlp(_) => {}
         }
     }
     // Links seen only in unsealed hooks: the recording's side.

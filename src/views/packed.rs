@@ -15,8 +15,10 @@
 use std::ops::Range;
 
 use super::fold;
-use crate::model::{BodyRef, HookRef, InternalRef, OriginRef, PtyRef, RecordRef, TranscriptRef};
-use crate::model::{Malformed, PtyKind, Source, Usage};
+use crate::model::{
+    BodyRef, HookRef, InternalRef, OriginRef, OtlpRef, PtyRef, RecordRef, TranscriptRef,
+};
+use crate::model::{Malformed, PtyKind, Signal, Source, Usage};
 use crate::segments::Offset;
 use crate::segments::columnar::BlockRecord;
 
@@ -61,6 +63,8 @@ enum PackedBody {
     Transcript(PackedTranscript),
     /// A PTY record's kind and working directory.
     Pty(PtyKind, Str),
+    /// An OTLP record's signal (the fold reads what `fold::extract` took from its payload).
+    Otlp(Signal),
     /// Internal records (the fold reads only their session and time).
     Other,
 }
@@ -158,6 +162,15 @@ impl Text {
                 height: None,
                 status: None,
             }),
+            PackedBody::Otlp(signal) => BodyRef::Otlp(OtlpRef {
+                signal: *signal,
+                name: None,
+                prompt_id: None,
+                request_id: None,
+                tool_use_id: None,
+                truncated: None,
+                raw: &[],
+            }),
             PackedBody::Other => BodyRef::Internal(InternalRef {
                 event: "",
                 detail: "",
@@ -236,6 +249,7 @@ impl PackedBlock {
                 file: self.put(Some(line.origin.file)).unwrap_or_default(),
             }),
             BodyRef::Pty(pty) => PackedBody::Pty(pty.kind, self.put(pty.cwd)),
+            BodyRef::Otlp(otlp) => PackedBody::Otlp(otlp.signal),
             BodyRef::Internal(_) => PackedBody::Other,
         };
         self.items.push(Item::Record(
@@ -367,6 +381,12 @@ mod tests {
             }
             BodyRef::Internal(internal) => {
                 (internal.event, internal.detail, internal.data) = ("", "", &[]);
+            }
+            BodyRef::Otlp(otlp) => {
+                otlp.raw = &[];
+                (otlp.name, otlp.prompt_id, otlp.request_id, otlp.tool_use_id) =
+                    (None, None, None, None);
+                otlp.truncated = None;
             }
         }
         view

@@ -29,5 +29,12 @@ pub fn summary(record: &Record) -> (String, String) {
         }
         Body::Pty(pty) => (format!("pty/{:?}", pty.kind).to_lowercase(), String::new()),
         Body::Internal(internal) => (internal.event.clone(), internal.detail.clone()),
+        Body::Otlp(otlp) => (
+            match &otlp.name {
+                Some(name) => format!("{}/{name}", otlp.signal.as_str()),
+                None => otlp.signal.as_str().to_owned(),
+            },
+            crate::otlp::summary(otlp.signal, &otlp.raw),
+        ),
     }
 }

@@ -4,7 +4,7 @@
 
 /// Schema version stored in `meta.schema_version`; a different stored version makes
 /// `catch_up` rebuild the views.
-pub(crate) const SCHEMA_VERSION: &str = "8";
+pub(crate) const SCHEMA_VERSION: &str = "9";
 
 /// Connection settings applied on every open.
 pub(crate) const PRAGMAS: &str = "
@@ -159,12 +159,39 @@ CREATE TABLE IF NOT EXISTS problems (
     kind    TEXT NOT NULL,
     detail  TEXT
 );
+-- Claude Code's own telemetry: one row per OTLP log event (`otlp` records of signal logs),
+-- with the attributes of its Monitoring documentation. `cost --reconcile` joins
+-- `api_request` rows to `usage` by request id.
+CREATE TABLE IF NOT EXISTS telemetry (
+    offset                INTEGER PRIMARY KEY,
+    session               TEXT NOT NULL,
+    ts_ns                 INTEGER NOT NULL,
+    event                 TEXT NOT NULL,
+    sequence              INTEGER,
+    prompt_id             TEXT,
+    request_id            TEXT,
+    tool_use_id           TEXT,
+    tool_name             TEXT,
+    model                 TEXT,
+    cost_usd              REAL,
+    duration_ms           INTEGER,
+    input_tokens          INTEGER,
+    output_tokens         INTEGER,
+    cache_read_tokens     INTEGER,
+    cache_creation_tokens INTEGER,
+    success               INTEGER,
+    status_code           INTEGER,
+    attempt               INTEGER,
+    error                 TEXT
+);
 ";
 
 /// The secondary indexes, created if missing. A rebuild creates them after the bulk load,
 /// except `turns_by_start`, which the fold itself reads (ending turns).
 pub(crate) const INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS turns_by_start ON turns (session, start_ns);
+CREATE INDEX IF NOT EXISTS telemetry_by_session ON telemetry (session, event, ts_ns);
+CREATE INDEX IF NOT EXISTS telemetry_by_request ON telemetry (request_id) WHERE request_id IS NOT NULL;
 -- Covering indexes: `cost --by day` and `--by session` read them in group order, no sort.
 CREATE INDEX IF NOT EXISTS usage_by_day ON usage (day, model, ts_ns, input_tokens,
     output_tokens, cache_creation_tokens, cache_creation_1h_tokens, cache_read_tokens);
@@ -309,4 +336,5 @@ pub(crate) const SESSION_TABLES: &[&str] = &[
     "task_events",
     "chains",
     "problems",
+    "telemetry",
 ];

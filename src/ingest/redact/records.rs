@@ -87,6 +87,40 @@ impl Redactor {
                 }
                 n
             }
+            Body::Otlp(otlp) => {
+                // Strings inside the protobuf request: decoded, redacted, encoded again (a
+                // truncated record's bytes do not decode and are redacted as bytes).
+                let mut n = 0;
+                match crate::otlp::Request::from_raw(otlp.signal, &otlp.raw) {
+                    Ok(mut request) => {
+                        request.strings(&mut |s| {
+                            if let Some((bytes, k)) = self.redact(s.as_bytes()) {
+                                *s = String::from_utf8_lossy(&bytes).into_owned();
+                                n += k;
+                            }
+                        });
+                        if n > 0 {
+                            otlp.raw = request.encode_protobuf();
+                        }
+                    }
+                    Err(_) => {
+                        if let Some((bytes, k)) = self.redact(&otlp.raw) {
+                            otlp.raw = bytes;
+                            n = k;
+                        }
+                    }
+                }
+                let mut in_fields = 0;
+                for value in [
+                    &mut otlp.name,
+                    &mut otlp.prompt_id,
+                    &mut otlp.request_id,
+                    &mut otlp.tool_use_id,
+                ] {
+                    in_fields += field(value);
+                }
+                if n == 0 { in_fields } else { n }
+            }
             Body::Internal(internal) => match self.redact(internal.detail.as_bytes()) {
                 Some((bytes, n)) => {
                     internal.detail = String::from_utf8_lossy(&bytes).into_owned();

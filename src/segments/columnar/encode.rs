@@ -101,8 +101,8 @@ impl EncodeState {
     }
 }
 
-/// Writes the compact envelope of `record`, one [`has_envelope`] accepts (PTY and internal
-/// records write nothing: the caller stores those opaque).
+/// Writes the compact envelope of `record`, one [`has_envelope`] accepts (PTY, internal and
+/// OTLP records write nothing: the caller stores those opaque).
 fn encode_compact(state: &mut EncodeState, out: &mut Vec<u8>, record: &RecordRef<'_>) {
     match &record.body {
         BodyRef::Hook(hook) => {
@@ -170,7 +170,7 @@ fn encode_compact(state: &mut EncodeState, out: &mut Vec<u8>, record: &RecordRef
             out.push(malformed_code(line.malformed));
             state.origin(out, Some(&line.origin), raw);
         }
-        BodyRef::Pty(_) | BodyRef::Internal(_) => {}
+        BodyRef::Pty(_) | BodyRef::Internal(_) | BodyRef::Otlp(_) => {}
     }
 }
 
@@ -178,7 +178,8 @@ fn encode_compact(state: &mut EncodeState, out: &mut Vec<u8>, record: &RecordRef
 /// patterns on purpose: a field added to the record model does not compile here until it is
 /// either given a place in the envelope (`_` below) or checked to be absent, in which case a
 /// record that has it is stored opaque rather than losing it. Today the fields without a place
-/// are `truncated` and a hook's `arrival_time`; PTY and internal records are always opaque.
+/// are `truncated` and a hook's `arrival_time`; PTY, internal and OTLP records are always
+/// opaque.
 fn has_envelope(record: &RecordRef<'_>) -> bool {
     let RecordRef {
         ts: _,
@@ -226,7 +227,7 @@ fn has_envelope(record: &RecordRef<'_>) -> bool {
             truncated,
             raw: _,
         }) => truncated.is_none(),
-        BodyRef::Pty(_) | BodyRef::Internal(_) => false,
+        BodyRef::Pty(_) | BodyRef::Internal(_) | BodyRef::Otlp(_) => false,
     }
 }
 

@@ -78,6 +78,8 @@ pub(in crate::views) struct Extracted {
     pub(super) progress: Option<(String, String)>,
     /// Assistant lines: `message.stop_reason` is `end_turn`.
     pub(super) end_turn: bool,
+    /// OTLP log records: the Claude Code telemetry event.
+    pub(super) telemetry: Option<crate::otlp::telemetry::Event>,
 }
 
 impl Extracted {
@@ -126,6 +128,9 @@ pub(in crate::views) fn extract(record: &RecordRef<'_>) -> Extracted {
                 }
                 _ => {}
             }
+        }
+        BodyRef::Otlp(otlp) if otlp.signal == crate::model::Signal::Logs => {
+            out.telemetry = crate::otlp::telemetry::Event::from_raw(otlp.raw);
         }
         _ => {}
     }

@@ -53,6 +53,7 @@ pub(super) struct Folder<'t> {
     task_event: Statement<'t>,
     upsert_task: Statement<'t>,
     span_detail: Statement<'t>,
+    telemetry: Statement<'t>,
     facts: SessionFacts,
 }
 
@@ -97,6 +98,7 @@ impl<'t> Folder<'t> {
             task_event: prep(sql::TASK_EVENT)?,
             upsert_task: prep(sql::UPSERT_TASK)?,
             span_detail: prep(sql::SPAN_DETAIL)?,
+            telemetry: prep(sql::TELEMETRY)?,
             facts: SessionFacts::default(),
         })
     }
@@ -178,9 +180,49 @@ impl<'t> Folder<'t> {
                     agg.project = pty.cwd.map(str::to_owned);
                 }
             }
+            BodyRef::Otlp(_) => {
+                if let Some(event) = &extracted.telemetry {
+                    self.telemetry(offset.0, record.ts, session, event)?;
+                }
+            }
             BodyRef::Internal(_) => {}
         }
         Ok(())
+    }
+
+    /// One `telemetry` row: a Claude Code telemetry event.
+    fn telemetry(
+        &mut self,
+        offset: u64,
+        ts: u64,
+        session: &str,
+        event: &crate::otlp::telemetry::Event,
+    ) -> Result<(), ViewsError> {
+        self.telemetry
+            .execute(params![
+                to_i64(offset),
+                session,
+                to_i64(ts),
+                event.name,
+                opt_i64(event.sequence),
+                event.prompt_id,
+                event.request_id,
+                event.tool_use_id,
+                event.tool_name,
+                event.model,
+                event.cost_usd,
+                opt_i64(event.duration_ms),
+                opt_i64(event.input_tokens),
+                opt_i64(event.output_tokens),
+                opt_i64(event.cache_read_tokens),
+                opt_i64(event.cache_creation_tokens),
+                event.success,
+                opt_i64(event.status_code),
+                opt_i64(event.attempt),
+                event.error.as_deref().map(clip),
+            ])
+            .sql(self.path, "recording a telemetry event")
+            .map(|_| ())
     }
 
     fn span(&mut self, u: SpanUpdate<'_>) -> Result<(), ViewsError> {

@@ -102,6 +102,15 @@ pub(super) const UPSERT_TASK: &str =
                     created_ns = min(tasks.created_ns, excluded.created_ns),
                     updated_ns = max(tasks.updated_ns, excluded.updated_ns)";
 
+/// Prepared as `Folder::telemetry`.
+pub(super) const TELEMETRY: &str =
+    "INSERT OR REPLACE INTO telemetry (offset, session, ts_ns, event, sequence, prompt_id,
+                    request_id, tool_use_id, tool_name, model, cost_usd, duration_ms,
+                    input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens,
+                    success, status_code, attempt, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    ?17, ?18, ?19, ?20)";
+
 /// Prepared as `Folder::span_detail`.
 pub(super) const SPAN_DETAIL: &str =
     "SELECT name, detail FROM spans WHERE session = ?1 AND span_id = ?2";
