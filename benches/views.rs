@@ -121,6 +121,7 @@ fn benches(c: &mut Criterion) {
                     since: None,
                     until: None,
                     session: None,
+                    source: Default::default(),
                 };
                 black_box(ctrace::views::cost::query(&db, &prices, &q).or_exit("query"))
             });

@@ -16,20 +16,16 @@ use std::path::Path;
 
 use common::Sandbox;
 use common::http::Server;
+use common::otlp::{event, gzip, key_value, logs_request, post, resource, scope};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
 };
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-
-use ctrace::otlp::key_value;
 
 fn start(sandbox: &Sandbox, store: &Path) -> Server {
     Server::spawn(sandbox.command_in(
@@ -38,83 +34,30 @@ fn start(sandbox: &Sandbox, store: &Path) -> Server {
     ))
 }
 
-fn resource() -> Option<Resource> {
-    Some(Resource {
-        attributes: vec![
-            key_value("service.name", Any::StringValue("claude-code".into())),
-            key_value("service.version", Any::StringValue("2.1.0".into())),
-        ],
-        ..Resource::default()
-    })
-}
-
-fn scope() -> Option<InstrumentationScope> {
-    Some(InstrumentationScope {
-        name: "com.anthropic.claude_code.events".into(),
-        version: "2.1.0".into(),
-        ..InstrumentationScope::default()
-    })
-}
-
 /// `n` `api_request` events of `session`, shaped like Claude Code's.
 fn api_requests(session: &str, n: usize) -> ExportLogsServiceRequest {
     let records = (0..n)
-        .map(|i| LogRecord {
-            time_unix_nano: 1_780_000_000_000_000_000 + i as u64 * 1_000_000,
-            body: Some(AnyValue {
-                value: Some(Any::StringValue("claude_code.api_request".into())),
-            }),
-            attributes: vec![
-                key_value("event.name", Any::StringValue("api_request".into())),
-                key_value("session.id", Any::StringValue(session.into())),
-                key_value("prompt.id", Any::StringValue(format!("prompt-{}", i / 3))),
-                key_value("event.sequence", Any::IntValue(i as i64)),
-                key_value("model", Any::StringValue("claude-sonnet-4-5".into())),
-                key_value("cost_usd", Any::DoubleValue(0.001 * (i + 1) as f64)),
-                key_value("duration_ms", Any::IntValue(800 + i as i64)),
-                key_value("input_tokens", Any::IntValue(10 + i as i64)),
-                key_value("output_tokens", Any::IntValue(100 + i as i64)),
-                key_value("cache_read_tokens", Any::IntValue(1000)),
-                key_value("cache_creation_tokens", Any::IntValue(0)),
-                key_value("request_id", Any::StringValue(format!("req_{session}_{i}"))),
-            ],
-            ..LogRecord::default()
+        .map(|i| {
+            event(
+                "api_request",
+                session,
+                1_780_000_000_000_000_000 + i as u64 * 1_000_000,
+                vec![
+                    key_value("prompt.id", Any::StringValue(format!("prompt-{}", i / 3))),
+                    key_value("event.sequence", Any::IntValue(i as i64)),
+                    key_value("model", Any::StringValue("claude-sonnet-4-5".into())),
+                    key_value("cost_usd", Any::DoubleValue(0.001 * (i + 1) as f64)),
+                    key_value("duration_ms", Any::IntValue(800 + i as i64)),
+                    key_value("input_tokens", Any::IntValue(10 + i as i64)),
+                    key_value("output_tokens", Any::IntValue(100 + i as i64)),
+                    key_value("cache_read_tokens", Any::IntValue(1000)),
+                    key_value("cache_creation_tokens", Any::IntValue(0)),
+                    key_value("request_id", Any::StringValue(format!("req_{session}_{i}"))),
+                ],
+            )
         })
         .collect();
-    ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            resource: resource(),
-            scope_logs: vec![ScopeLogs {
-                scope: scope(),
-                log_records: records,
-                schema_url: String::new(),
-            }],
-            schema_url: String::new(),
-        }],
-    }
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
-}
-
-fn post(
-    server: &Server,
-    path: &str,
-    content_type: &str,
-    gzipped: bool,
-    body: &[u8],
-) -> common::http::Response {
-    let mut headers = vec![("Content-Type", content_type)];
-    let body = if gzipped {
-        headers.push(("Content-Encoding", "gzip"));
-        gzip(body)
-    } else {
-        body.to_vec()
-    };
-    server.request("POST", path, &headers, &body)
+    logs_request(records)
 }
 
 fn otlp_records(sandbox: &Sandbox, store: &Path) -> Vec<serde_json::Value> {

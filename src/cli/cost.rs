@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use super::UsageError;
 use super::time::{now_ns, parse_time};
 use crate::log::Store;
-use crate::views::cost::{CostQuery, CostReport, GroupBy};
+use crate::views::cost::{CostQuery, CostReport, CostSource, GroupBy};
 use crate::views::cost_rows::merge;
 use crate::views::pricing::{PriceTable, TokenCounts};
 
@@ -54,6 +54,28 @@ impl From<By> for GroupBy {
     }
 }
 
+/// `ctrace cost --source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Source {
+    /// Transcript tokens times the price table (ccusage's method)
+    Transcript,
+    /// What Claude Code's telemetry reported per request (`api_request` events); requests
+    /// without an event are left out of USD
+    Telemetry,
+    /// Telemetry where a request has it, the transcript's figure elsewhere
+    Best,
+}
+
+impl From<Source> for CostSource {
+    fn from(source: Source) -> Self {
+        match source {
+            Source::Transcript => CostSource::Transcript,
+            Source::Telemetry => CostSource::Telemetry,
+            Source::Best => CostSource::Best,
+        }
+    }
+}
+
 /// Arguments of `ctrace cost`.
 #[derive(Debug, Args)]
 pub struct CostArgs {
@@ -75,10 +97,23 @@ pub struct CostArgs {
     /// Print a JSON array of rows
     #[arg(long)]
     pub json: bool,
+    /// Where USD comes from (telemetry needs `ctrace serve` receiving Claude Code's OTLP:
+    /// `ctrace install --telemetry`)
+    #[arg(long, value_enum, default_value = "transcript")]
+    pub source: Source,
+    /// Per session and model: transcript figures next to telemetry's, the difference, and
+    /// the requests present in one and missing in the other (sessions with telemetry, or
+    /// --session)
+    #[arg(long, conflicts_with_all = ["by", "breakdown", "since", "until", "source"])]
+    pub reconcile: bool,
 }
 
-fn usd(cost: Option<f64>) -> String {
-    cost.map_or_else(|| "unpriced".to_owned(), |c| format!("${c:.2}"))
+fn usd(cost: Option<f64>, source: CostSource) -> String {
+    let none = match source {
+        CostSource::Telemetry => "no telemetry",
+        CostSource::Transcript | CostSource::Best => "unpriced",
+    };
+    cost.map_or_else(|| none.to_owned(), |c| format!("${c:.2}"))
 }
 
 /// Runs `ctrace cost`; returns the exit code.
@@ -117,6 +152,17 @@ pub fn run(store: &Store, args: &CostArgs) -> anyhow::Result<i32> {
         None => None,
     };
     let prices = PriceTable::new(&store.config().pricing);
+    if args.reconcile {
+        let report = crate::views::reconcile::reconcile(&db, &prices, session.as_deref())?;
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            serde_json::to_writer_pretty(&mut out, &report.rows)?;
+            writeln!(out)?;
+        } else {
+            write_reconciliation(&mut out, &report)?;
+        }
+        return Ok(0);
+    }
     let by = GroupBy::from(args.by);
     let report = crate::views::cost::query(
         &db,
@@ -126,6 +172,7 @@ pub fn run(store: &Store, args: &CostArgs) -> anyhow::Result<i32> {
             since,
             until,
             session,
+            source: args.source.into(),
         },
     )?;
     let mut out = std::io::stdout().lock();
@@ -135,6 +182,101 @@ pub fn run(store: &Store, args: &CostArgs) -> anyhow::Result<i32> {
         write_table(&mut out, by, &report, args.breakdown)?;
     }
     Ok(0)
+}
+
+/// `--reconcile` as a table, then the requests each row names.
+fn write_reconciliation(
+    out: &mut impl Write,
+    report: &crate::views::reconcile::Reconciliation,
+) -> anyhow::Result<()> {
+    if report.rows.is_empty() {
+        writeln!(
+            out,
+            "no telemetry in the store: run `ctrace serve` and `ctrace install --telemetry`, \
+             then use Claude Code"
+        )?;
+        return Ok(());
+    }
+    let columns = [
+        "SESSION",
+        "MODEL",
+        "REQUESTS (TX/OTEL)",
+        "TOKENS TX",
+        "TOKENS OTEL",
+        "USD TX",
+        "USD OTEL",
+        "DIFF",
+        "ONLY TX",
+        "ONLY OTEL",
+        "DIFFER",
+    ];
+    let right: Vec<usize> = (2..columns.len()).collect();
+    let mut table = super::table::plain(&columns, &right);
+    let tokens = |s: &crate::views::reconcile::Side| {
+        s.input_tokens + s.output_tokens + s.cache_creation_tokens + s.cache_read_tokens
+    };
+    let money = |usd: Option<f64>| usd.map_or_else(|| "-".to_owned(), |c| format!("${c:.4}"));
+    for r in &report.rows {
+        table.add_row(vec![
+            r.session.clone(),
+            r.model.clone(),
+            format!("{}/{}", r.transcript.requests, r.telemetry.requests),
+            tokens(&r.transcript).to_string(),
+            tokens(&r.telemetry).to_string(),
+            money(r.transcript.cost_usd),
+            money(r.telemetry.cost_usd),
+            r.difference_usd
+                .map_or_else(|| "-".to_owned(), |d| format!("{d:+.4}")),
+            r.missing_in_telemetry.to_string(),
+            r.missing_in_transcript.to_string(),
+            r.mismatched.to_string(),
+        ]);
+    }
+    writeln!(out, "{}", super::table::render(&table))?;
+    writeln!(out, "prices (transcript side): {}", report.price_table)?;
+    for r in &report.rows {
+        let name = format!("{} {}", r.session, r.model);
+        if r.missing_in_telemetry > 0 {
+            writeln!(
+                out,
+                "{name}: {} requests not in telemetry: {}",
+                r.missing_in_telemetry,
+                listed(&r.missing_in_telemetry_ids, r.missing_in_telemetry)
+            )?;
+        }
+        if r.missing_in_transcript > 0 {
+            writeln!(
+                out,
+                "{name}: {} requests not in transcripts: {}",
+                r.missing_in_transcript,
+                listed(&r.missing_in_transcript_ids, r.missing_in_transcript)
+            )?;
+        }
+        for m in &r.mismatched_requests {
+            writeln!(
+                out,
+                "{name}: {} differs: transcript {} telemetry {}{}",
+                m.request_id,
+                money(m.transcript_usd),
+                money(m.telemetry_usd),
+                if m.tokens_differ {
+                    " (tokens differ)"
+                } else {
+                    ""
+                }
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn listed(ids: &[String], count: u64) -> String {
+    let more = count.saturating_sub(ids.len() as u64);
+    if more > 0 {
+        format!("{} and {more} more", ids.join(", "))
+    } else {
+        ids.join(", ")
+    }
 }
 
 fn write_json(
@@ -190,10 +332,10 @@ fn write_table(
             [] => String::new(),
         };
         let model = if breakdown { "" } else { models.as_str() };
-        table.add_row(row(&m.key, model, &m.tokens, usd(m.cost)));
+        table.add_row(row(&m.key, model, &m.tokens, usd(m.cost, report.source)));
         if breakdown {
             for r in report.rows.iter().filter(|r| r.key == m.key) {
-                table.add_row(row("", &r.model, &r.tokens, usd(r.cost_usd)));
+                table.add_row(row("", &r.model, &r.tokens, usd(r.cost_usd, report.source)));
             }
         }
         total.add(&m.tokens);
@@ -203,13 +345,26 @@ fn write_table(
         }
     }
     let total_usd = if any_unpriced {
-        format!("${priced:.2}+unpriced")
+        let none = usd(None, report.source);
+        format!("${priced:.2}+{none}")
     } else {
-        usd(Some(priced))
+        usd(Some(priced), report.source)
     };
     table.add_row(row("TOTAL", "", &total, total_usd));
     writeln!(out, "{}", super::table::render(&table))?;
-    writeln!(out, "prices: {}", report.price_table)?;
+    match report.source {
+        CostSource::Transcript => writeln!(out, "prices: {}", report.price_table)?,
+        CostSource::Telemetry => writeln!(
+            out,
+            "USD as Claude Code's telemetry reported it; {} responses without telemetry are not counted",
+            report.without_telemetry
+        )?,
+        CostSource::Best => writeln!(
+            out,
+            "USD as telemetry reported it where it has the response, else computed with prices: {}",
+            report.price_table
+        )?,
+    }
     if !report.unpriced.is_empty() {
         let list: Vec<String> = report
             .unpriced

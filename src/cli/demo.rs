@@ -409,6 +409,8 @@ fn show_recorded(
             session: None,
             breakdown: false,
             json: false,
+            source: super::cost::Source::Transcript,
+            reconcile: false,
         },
     )?;
     step(&format!("tree {id}"));

@@ -14,7 +14,7 @@ use serde_json::value::RawValue;
 use super::{ApiError, AppState};
 use crate::log::Store;
 use crate::views::ViewsDb;
-use crate::views::cost::{CostQuery, GroupBy};
+use crate::views::cost::{CostQuery, CostSource, GroupBy};
 use crate::views::listing::SessionSummary;
 use crate::views::pricing::PriceTable;
 
@@ -323,6 +323,7 @@ fn session_costs(store: &Store) -> Result<std::collections::HashMap<String, f64>
             since: None,
             until: None,
             session: None,
+            source: CostSource::default(),
         },
     )?;
     for row in report.rows {
@@ -516,6 +517,7 @@ pub(crate) struct CostParams {
     until: Option<String>,
     session: Option<String>,
     breakdown: Option<bool>,
+    source: Option<String>,
 }
 
 /// The grouping named `by`.
@@ -547,6 +549,14 @@ pub(crate) async fn cost(
     Query(params): Query<CostParams>,
 ) -> Result<Response, ApiError> {
     let by = group_by(params.by.as_deref())?;
+    let source = match params.source.as_deref() {
+        None => CostSource::default(),
+        Some(name) => name.parse().map_err(|_| ApiError::BadParam {
+            param: "source",
+            value: name.to_owned(),
+            expected: "is not one of transcript, telemetry, best",
+        })?,
+    };
     let since = parse_time("since", params.since.as_deref())?;
     let until = parse_time("until", params.until.as_deref())?;
     blocking(&state, move |store| {
@@ -566,6 +576,7 @@ pub(crate) async fn cost(
                 since,
                 until,
                 session,
+                source,
             },
         )?;
         let rows =

@@ -51,6 +51,42 @@ impl GroupBy {
     }
 }
 
+/// Where the USD of a response comes from (`cost --source`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CostSource {
+    /// Computed: the transcript's token counts times the price table (ccusage's method).
+    #[default]
+    Transcript,
+    /// Reported: the `cost_usd` of Claude Code's `api_request` telemetry event for the
+    /// response (joined by request id); responses without one are not counted in USD and
+    /// are reported as [`CostReport::without_telemetry`].
+    Telemetry,
+    /// Reported where telemetry has the response, computed elsewhere.
+    Best,
+}
+
+impl CostSource {
+    /// The name on the command line and in the API (`transcript`, `telemetry`, `best`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transcript => "transcript",
+            Self::Telemetry => "telemetry",
+            Self::Best => "best",
+        }
+    }
+}
+
+impl std::str::FromStr for CostSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Transcript, Self::Telemetry, Self::Best]
+            .into_iter()
+            .find(|source| source.as_str() == s)
+            .ok_or_else(|| format!("unknown cost source `{s}` (transcript, telemetry or best)"))
+    }
+}
+
 /// A cost query.
 #[derive(Debug, Clone)]
 pub struct CostQuery {
@@ -62,6 +98,8 @@ pub struct CostQuery {
     pub until: Option<u64>,
     /// Only this session (an exact id or a unique prefix).
     pub session: Option<String>,
+    /// Where USD comes from.
+    pub source: CostSource,
 }
 
 /// One row: a group and (with breakdown) one model.
@@ -75,8 +113,12 @@ pub struct CostRow {
     pub tokens: TokenCounts,
     /// Deduplicated API responses counted.
     pub responses: u64,
-    /// USD; `None` when the model is unpriced.
+    /// USD; `None` when the model is unpriced (or, with [`CostSource::Telemetry`], when no
+    /// response of the row has a telemetry event).
     pub cost_usd: Option<f64>,
+    /// Responses whose USD is what Claude Code's telemetry reported (0 with
+    /// [`CostSource::Transcript`]).
+    pub reported_responses: u64,
     /// Earliest response, ns since the epoch.
     pub first_ns: u64,
     /// Latest response, ns since the epoch.
@@ -94,6 +136,10 @@ pub struct CostReport {
     pub price_table: String,
     /// Input problems recorded while folding (kind → count), over the whole store.
     pub problems: BTreeMap<String, u64>,
+    /// Where USD came from.
+    pub source: CostSource,
+    /// With [`CostSource::Telemetry`]: responses without a telemetry event, not counted in USD.
+    pub without_telemetry: u64,
 }
 
 const HOUR_NS: u64 = 3_600_000_000_000;
@@ -123,20 +169,40 @@ fn sql_key(by: GroupBy) -> &'static str {
 /// [`ViewsError::Sqlite`].
 pub fn query(db: &ViewsDb, prices: &PriceTable, q: &CostQuery) -> Result<CostReport, ViewsError> {
     let (filter, args) = filters(q);
-    let sql = group_sql(q.by, &filter);
+    let sql = group_sql(q.by, &filter, q.source != CostSource::Transcript);
     let groups = read_groups(db, &sql, args)?;
     let groups = match q.by {
         GroupBy::Block => key_by_block(groups),
         GroupBy::Task => key_by_task(db, groups)?,
         _ => groups,
     };
-    let (rows, unpriced) = merge_groups(groups, prices);
+    let without_telemetry = match q.source {
+        CostSource::Telemetry => groups
+            .iter()
+            .map(|g| g.responses.saturating_sub(g.reported.responses))
+            .sum(),
+        _ => 0,
+    };
+    let (rows, unpriced) = merge_groups(groups, prices, q.source);
     Ok(CostReport {
         rows,
         unpriced,
         price_table: prices.version(),
         problems: read_problems(db)?,
+        source: q.source,
+        without_telemetry,
     })
+}
+
+/// What telemetry reported for the responses of a group that have an `api_request` event.
+#[derive(Debug, Default, Clone, Copy)]
+struct Reported {
+    /// Sum of their `cost_usd`.
+    usd: f64,
+    /// How many.
+    responses: u64,
+    /// Their transcript tokens (what is not computed when the reported USD is used).
+    tokens: TokenCounts,
 }
 
 /// Usage summed for one key and model (or one response, for per-response groupings).
@@ -149,6 +215,8 @@ struct UsageGroup {
     /// First and last response time, ns since the Unix epoch.
     first_ns: u64,
     last_ns: u64,
+    /// Zero unless the query joins telemetry.
+    reported: Reported,
 }
 
 /// The query's `WHERE` clause (empty without filters) and its arguments.
@@ -176,8 +244,27 @@ fn filters(q: &CostQuery) -> (String, Vec<SqlValue>) {
     (filter, args)
 }
 
-/// The SQL of a grouping: columns key, model, five token sums, responses, first and last time.
-fn group_sql(by: GroupBy, filter: &str) -> String {
+/// The join of each usage row to the USD its request's `api_request` telemetry reported.
+const TELEMETRY_JOIN: &str = "LEFT JOIN (SELECT request_id, sum(cost_usd) AS usd FROM telemetry
+        WHERE event = 'api_request' AND request_id IS NOT NULL AND cost_usd IS NOT NULL
+        GROUP BY request_id) r ON r.request_id = u.request_id";
+
+/// The columns of [`Reported`], over the usage rows of a group joined by [`TELEMETRY_JOIN`].
+const REPORTED_COLUMNS: &str = ", coalesce(sum(r.usd), 0.0), count(r.usd),
+        sum(CASE WHEN r.usd IS NULL THEN 0 ELSE u.input_tokens END),
+        sum(CASE WHEN r.usd IS NULL THEN 0 ELSE u.output_tokens END),
+        sum(CASE WHEN r.usd IS NULL THEN 0 ELSE u.cache_creation_tokens END),
+        sum(CASE WHEN r.usd IS NULL THEN 0 ELSE u.cache_creation_1h_tokens END),
+        sum(CASE WHEN r.usd IS NULL THEN 0 ELSE u.cache_read_tokens END)";
+
+/// The SQL of a grouping: columns key, model, five token sums, responses, first and last time,
+/// and with `reported` the seven columns of [`REPORTED_COLUMNS`].
+fn group_sql(by: GroupBy, filter: &str, reported: bool) -> String {
+    let (reported_join, reported_columns) = if reported {
+        (TELEMETRY_JOIN, REPORTED_COLUMNS)
+    } else {
+        ("", "")
+    };
     // Join only what the key needs.
     let joins = match by {
         GroupBy::Project => "LEFT JOIN sessions s ON s.session = u.session",
@@ -198,7 +285,7 @@ fn group_sql(by: GroupBy, filter: &str) -> String {
         GroupBy::Model => Some("d.model"),
         _ => None,
     };
-    if let Some(key) = day_key.filter(|_| filter.is_empty()) {
+    if let Some(key) = day_key.filter(|_| filter.is_empty() && !reported) {
         format!(
             "SELECT {key} AS k, d.model, sum(d.input_tokens), sum(d.output_tokens),
                 sum(d.cache_creation_tokens), sum(d.cache_creation_1h_tokens),
@@ -206,18 +293,26 @@ fn group_sql(by: GroupBy, filter: &str) -> String {
              FROM usage_days d GROUP BY k, d.model"
         )
     } else if per_response {
+        // One group per row: the sums are of one row.
         format!(
             "SELECT u.session, u.model, u.input_tokens, u.output_tokens,
                 u.cache_creation_tokens, u.cache_creation_1h_tokens, u.cache_read_tokens, 1,
-                u.ts_ns, u.ts_ns
-             FROM usage u {filter} ORDER BY u.ts_ns"
+                u.ts_ns, u.ts_ns {reported_columns}
+             FROM usage u {reported_join} {filter}
+             {group} ORDER BY u.ts_ns",
+            group = if reported {
+                "GROUP BY u.message_id, u.request_id"
+            } else {
+                ""
+            }
         )
     } else {
         format!(
             "SELECT {key} AS k, u.model, sum(u.input_tokens), sum(u.output_tokens),
                 sum(u.cache_creation_tokens), sum(u.cache_creation_1h_tokens),
                 sum(u.cache_read_tokens), count(*), min(u.ts_ns), max(u.ts_ns)
-             FROM usage u {joins} {filter} GROUP BY {group}, u.model",
+                {reported_columns}
+             FROM usage u {joins} {reported_join} {filter} GROUP BY {group}, u.model",
             key = sql_key(by),
             group = match by {
                 GroupBy::Day => "u.day",
@@ -255,6 +350,21 @@ fn read_groups(
             responses: n(7)?,
             first_ns: n(8)?,
             last_ns: n(9)?,
+            reported: if row.as_ref().column_count() > 10 {
+                Reported {
+                    usd: row.get::<_, f64>(10)?,
+                    responses: n(11)?,
+                    tokens: TokenCounts {
+                        input: n(12)?,
+                        output: n(13)?,
+                        cache_creation: n(14)?,
+                        cache_creation_1h: n(15)?,
+                        cache_read: n(16)?,
+                    },
+                }
+            } else {
+                Reported::default()
+            },
         })
     })
     .sql(path, "running the cost query")?
@@ -302,9 +412,17 @@ fn key_by_task(db: &ViewsDb, groups: Vec<UsageGroup>) -> Result<Vec<UsageGroup>,
 fn merge_groups(
     groups: Vec<UsageGroup>,
     prices: &PriceTable,
+    source: CostSource,
 ) -> (Vec<CostRow>, BTreeMap<String, u64>) {
     let mut merged: BTreeMap<(String, String), CostRow> = BTreeMap::new();
+    let mut reported: BTreeMap<(String, String), Reported> = BTreeMap::new();
     for group in groups {
+        let sum = reported
+            .entry((group.key.clone(), group.model.clone()))
+            .or_default();
+        sum.usd += group.reported.usd;
+        sum.responses += group.reported.responses;
+        sum.tokens.add(&group.reported.tokens);
         let row = merged
             .entry((group.key.clone(), group.model.clone()))
             .or_insert_with(|| CostRow {
@@ -313,6 +431,7 @@ fn merge_groups(
                 tokens: TokenCounts::default(),
                 responses: 0,
                 cost_usd: None,
+                reported_responses: 0,
                 first_ns: u64::MAX,
                 last_ns: 0,
             });
@@ -325,8 +444,24 @@ fn merge_groups(
     let mut rows: Vec<CostRow> = merged
         .into_values()
         .map(|mut row| {
-            row.cost_usd = prices.cost(&row.model, &row.tokens);
-            if row.cost_usd.is_none() {
+            let r = reported
+                .get(&(row.key.clone(), row.model.clone()))
+                .copied()
+                .unwrap_or_default();
+            // Prices are linear in tokens: the computed USD of the responses without a
+            // reported figure is the price of the row's tokens minus theirs.
+            let rest = row.tokens.minus(&r.tokens);
+            row.cost_usd = match source {
+                CostSource::Transcript => prices.cost(&row.model, &row.tokens),
+                CostSource::Telemetry => (r.responses > 0).then_some(r.usd),
+                CostSource::Best if rest.total() == 0 => Some(r.usd),
+                CostSource::Best => prices.cost(&row.model, &rest).map(|c| c + r.usd),
+            };
+            row.reported_responses = match source {
+                CostSource::Transcript => 0,
+                CostSource::Telemetry | CostSource::Best => r.responses,
+            };
+            if row.cost_usd.is_none() && source != CostSource::Telemetry {
                 *unpriced.entry(row.model.clone()).or_insert(0) += row.tokens.total();
             }
             row

@@ -46,6 +46,14 @@ pub struct CostJsonRow {
     pub last: String,
     /// `price_table` of the JSON row.
     pub price_table: String,
+    /// Responses whose USD is what Claude Code's telemetry reported (`--source telemetry` or
+    /// `best`; omitted when 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub reported_responses: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A group's rows merged (all models).
@@ -67,6 +75,8 @@ pub struct Merged {
     pub first_ns: u64,
     /// Last response, ns since the epoch.
     pub last_ns: u64,
+    /// Responses whose USD came from telemetry.
+    pub reported_responses: u64,
 }
 
 /// Merges consecutive rows of the same key (the query orders them by key) into one per group.
@@ -83,12 +93,14 @@ pub fn merge(rows: &[CostRow]) -> Vec<Merged> {
                 unpriced: Vec::new(),
                 first_ns: u64::MAX,
                 last_ns: 0,
+                reported_responses: 0,
             });
         }
         if let Some(m) = out.last_mut() {
             m.models.push(row.model.clone());
             m.tokens.add(&row.tokens);
             m.responses += row.responses;
+            m.reported_responses += row.reported_responses;
             m.first_ns = m.first_ns.min(row.first_ns);
             m.last_ns = m.last_ns.max(row.last_ns);
             match row.cost_usd {
@@ -132,6 +144,7 @@ pub fn json_rows(by: GroupBy, report: &CostReport, breakdown: bool) -> Vec<CostJ
                 first: ts(r.first_ns),
                 last: ts(r.last_ns),
                 price_table: report.price_table.clone(),
+                reported_responses: r.reported_responses,
             })
             .collect()
     } else {
@@ -153,6 +166,7 @@ pub fn json_rows(by: GroupBy, report: &CostReport, breakdown: bool) -> Vec<CostJ
                 first: ts(m.first_ns),
                 last: ts(m.last_ns),
                 price_table: report.price_table.clone(),
+                reported_responses: m.reported_responses,
             })
             .collect()
     };

@@ -24,6 +24,7 @@ pub mod listing;
 mod packed;
 pub mod pricing;
 mod rebuild;
+pub mod reconcile;
 pub mod record_text;
 pub mod schema;
 pub mod shape;

@@ -91,6 +91,19 @@ impl TokenCounts {
         self.cache_read += other.cache_read;
     }
 
+    /// This count minus `other`, each field at least 0.
+    pub fn minus(&self, other: &TokenCounts) -> TokenCounts {
+        TokenCounts {
+            input: self.input.saturating_sub(other.input),
+            output: self.output.saturating_sub(other.output),
+            cache_creation: self.cache_creation.saturating_sub(other.cache_creation),
+            cache_creation_1h: self
+                .cache_creation_1h
+                .saturating_sub(other.cache_creation_1h),
+            cache_read: self.cache_read.saturating_sub(other.cache_read),
+        }
+    }
+
     /// All tokens.
     pub fn total(&self) -> u64 {
         self.input + self.output + self.cache_creation + self.cache_read

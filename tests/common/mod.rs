@@ -27,6 +27,7 @@ use serde_json::value::RawValue;
 use tempfile::TempDir;
 
 pub mod http;
+pub mod otlp;
 pub mod tmux;
 
 /// The `ctrace` binary under test.

@@ -22,7 +22,8 @@ official OTLP/HTTP exporters, so tests of `ctrace serve` receive what a real exp
 CLI:
   claude_telemetry.py --endpoint http://127.0.0.1:PORT [--protocol http/protobuf|http/json]
       [--gzip] [--header K=V]... [--batch K] [--timeout S]
-      (--events FILE.jsonl | --synthetic N --session ID [--seed S] [--dump-events FILE])
+      (--events FILE.jsonl | --synthetic N --session ID [--seed S] [--start ISO])
+      [--dump-events FILE]
       [--value-style claude|typed] [--temporality delta|cumulative] [--no-metrics]
 
 --endpoint is a base URL; /v1/logs and /v1/metrics are appended. --events reads JSONL, one event
@@ -49,7 +50,6 @@ import argparse
 import datetime as dt
 import json
 import math
-import os
 import platform
 import random
 import sys
@@ -219,11 +219,11 @@ def read_events(path: str) -> list[dict]:
                 continue
             event = json.loads(line)
             if not isinstance(event, dict) or not isinstance(event.get("event"), str):
-                sys.exit(f"{path}:{number}: not an event object with an \"event\" name")
+                sys.exit(f'{path}:{number}: not an event object with an "event" name')
             if not isinstance(event.get("session_id"), str):
-                sys.exit(f"{path}:{number}: no \"session_id\"")
+                sys.exit(f'{path}:{number}: no "session_id"')
             if not isinstance(event.get("attributes", {}), dict):
-                sys.exit(f"{path}:{number}: \"attributes\" is not an object")
+                sys.exit(f'{path}:{number}: "attributes" is not an object')
             events.append(event)
     return events
 
@@ -249,7 +249,9 @@ def synthetic_events(n: int, session: str, seed: int, style: str, start: dt.date
         if prompt_id is None or rng.random() < 0.2:
             prompt_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             model = rng.choice(MODELS)
-            text = rng.choice(["fix the failing test", "explain this module", "add a --json flag", "why is CI red?"])
+            text = rng.choice(
+                ["fix the failing test", "explain this module", "add a --json flag", "why is CI red?"]
+            )
             kind, attrs = "user_prompt", {"prompt_length": value(len(text)), "prompt": text}
         else:
             kind = rng.choices(
@@ -276,7 +278,9 @@ def synthetic_events(n: int, session: str, seed: int, style: str, start: dt.date
                     **{k: value(v) for k, v in tokens.items()},
                     "request_id": rid("req_011", 21),
                     "speed": "normal",
-                    "query_source": rng.choice(["repl_main_thread", "repl_main_thread", "compact", "Explore"]),
+                    "query_source": rng.choice(
+                        ["repl_main_thread", "repl_main_thread", "compact", "Explore"]
+                    ),
                 }
                 if attrs["query_source"] == "Explore":
                     attrs["agent.name"] = "Explore"
@@ -325,7 +329,13 @@ def synthetic_events(n: int, session: str, seed: int, style: str, start: dt.date
                         )
         t = t + dt.timedelta(milliseconds=rng.randint(5, 20000))
         events.append(
-            {"event": kind, "session_id": session, "prompt_id": prompt_id, "timestamp": iso_ms(t), "attributes": attrs}
+            {
+                "event": kind,
+                "session_id": session,
+                "prompt_id": prompt_id,
+                "timestamp": iso_ms(t),
+                "attributes": attrs,
+            }
         )
     return events
 
@@ -374,11 +384,15 @@ def main() -> int:
     parser.add_argument("--dump-events", metavar="FILE", help="also write the events sent, as --events JSONL")
     parser.add_argument("--value-style", choices=["claude", "typed"], default="claude")
     parser.add_argument("--batch", type=int, default=512, help="max log records per export (default 512)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="per-export timeout, seconds, retries included")
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, help="per-export timeout, seconds, retries included"
+    )
     parser.add_argument("--temporality", choices=["delta", "cumulative"], default="delta")
     parser.add_argument("--no-metrics", action="store_true", help="send logs only")
     parser.add_argument("--service-version", default=DEFAULT_VERSION)
-    parser.add_argument("--user-id", default="0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0")
+    parser.add_argument(
+        "--user-id", default="0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+    )
     parser.add_argument("--organization-id", default="5b0f8a52-3c9e-4f27-9d1a-6c2e8b7a4d10")
     parser.add_argument("--account-uuid", default="8e1d6c4a-0b2f-4a7e-b3c5-9f6d2e1a7c84")
     parser.add_argument("--terminal-type", default="tmux")
@@ -389,7 +403,9 @@ def main() -> int:
     if args.synthetic is not None:
         if not args.session:
             parser.error("--synthetic needs --session")
-        events = synthetic_events(args.synthetic, args.session, args.seed, args.value_style, parse_iso(args.start))
+        events = synthetic_events(
+            args.synthetic, args.session, args.seed, args.value_style, parse_iso(args.start)
+        )
     else:
         events = read_events(args.events)
     if args.dump_events:
@@ -429,7 +445,9 @@ def main() -> int:
         reader = PeriodicExportingMetricReader(metric_exporter, export_interval_millis=math.inf)
         meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
         meter = meter_provider.get_meter(METER_NAME, args.service_version)
-        session_count = meter.create_counter("claude_code.session.count", description="Count of CLI sessions started")
+        session_count = meter.create_counter(
+            "claude_code.session.count", description="Count of CLI sessions started"
+        )
         token_usage = meter.create_counter(
             "claude_code.token.usage", unit="tokens", description="Number of tokens used"
         )

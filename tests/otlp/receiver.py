@@ -10,14 +10,15 @@ any other Content-Type is 415. A 200 answer carries the empty serialized Export*
 the request's signal, so a client that parses the response succeeds.
 
 CLI:
-  receiver.py (--port-file FILE | --port P) [--port P] [--out FILE] [--fail-first N]
+  receiver.py [--port P] [--port-file FILE] [--out FILE] [--fail-first N]
       [--require-header K=V]... [--requests-out FILE]
 
 --port 0 (default) binds a free port on 127.0.0.1; the chosen port is written to --port-file
-(atomically, once listening). Per request, in order: unknown path 404, wrong method 405, missing
---require-header 401, one of the first --fail-first N (otherwise valid) requests 503 with
-Retry-After: 1 and nothing recorded, undecodable body 400, else 200. --out lines are flushed
-before the answer is sent, so once a client has its 200 the lines are in the file:
+(atomically, once listening), or to stdout without one. Each request, checked in this order:
+unknown path 404; wrong method 405; a --require-header missing 401; one of the first
+--fail-first N otherwise valid requests 503 with Retry-After: 1, nothing recorded; an unknown
+Content-Encoding or Content-Type 415; a body that does not decode 400; else 200. --out lines
+are flushed before the answer is sent, so once a client has its 200 the lines are in the file:
 
   {"signal":"traces","trace_id":hex,"span_id":hex,"parent_span_id":hex or "","name":...,
    "kind":int,"start_ns":int,"end_ns":int,"attributes":{k: value},"resource":{k: value},
@@ -58,7 +59,11 @@ SIGNALS = {
         trace_service_pb2.ExportTraceServiceRequest,
         trace_service_pb2.ExportTraceServiceResponse,
     ),
-    "/v1/logs": ("logs", logs_service_pb2.ExportLogsServiceRequest, logs_service_pb2.ExportLogsServiceResponse),
+    "/v1/logs": (
+        "logs",
+        logs_service_pb2.ExportLogsServiceRequest,
+        logs_service_pb2.ExportLogsServiceResponse,
+    ),
     "/v1/metrics": (
         "metrics",
         metrics_service_pb2.ExportMetricsServiceRequest,
@@ -176,7 +181,9 @@ def metrics_items(req) -> list[dict]:
                     item["start_ns"] = point.start_time_unix_nano
                     item["time_ns"] = point.time_unix_nano
                     if kind in ("sum", "gauge"):
-                        item["value"] = point.as_int if point.WhichOneof("value") == "as_int" else point.as_double
+                        item["value"] = (
+                            point.as_int if point.WhichOneof("value") == "as_int" else point.as_double
+                        )
                     else:  # histogram, exponential_histogram, summary
                         item["value"] = point.sum
                         item["count"] = point.count
@@ -310,7 +317,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.finish_request(503, 0, body=b"try again\n", extra={"Retry-After": "1"})
 
         encoding = self.headers.get("Content-Encoding", "").strip().lower()
-        content_type = self.headers.get("Content-Type", "application/x-protobuf").split(";")[0].strip().lower()
+        content_type = (
+            self.headers.get("Content-Type", "application/x-protobuf").split(";")[0].strip().lower()
+        )
         try:
             if encoding == "gzip":
                 body = gzip.decompress(body)
