@@ -105,7 +105,11 @@ fn telemetry_generated_from_a_transcript_reconciles_exactly_and_differences_are_
     sandbox.ok(&["compact"]);
     let session = "fe5e1c67-53e7-4862-81ae-d0e013e3270b";
     let usage = usage_rows(&store, session);
-    assert!(usage.len() >= 5, "the transcript has {} usage rows", usage.len());
+    assert!(
+        usage.len() >= 5,
+        "the transcript has {} usage rows",
+        usage.len()
+    );
     let prices = PriceTable::new(&Default::default());
     // One event per request, as Claude Code would have sent it; the second request's event is
     // left out and the third's cost changed.
@@ -177,8 +181,8 @@ fn telemetry_generated_from_a_transcript_reconciles_exactly_and_differences_are_
         .unwrap();
     assert_eq!(mismatch["request_id"], changed.as_str());
     assert_eq!(mismatch["tokens_differ"], false);
-    let delta = mismatch["telemetry_usd"].as_f64().unwrap()
-        - mismatch["transcript_usd"].as_f64().unwrap();
+    let delta =
+        mismatch["telemetry_usd"].as_f64().unwrap() - mismatch["transcript_usd"].as_f64().unwrap();
     assert!((delta - 0.5).abs() < 1e-9, "{mismatch}");
     // Tokens: telemetry has every request but one, with the transcript's own counts.
     for r in &mine {

@@ -1,7 +1,7 @@
 // The overview (#/): filters, totals, charts, and the sessions table. Filters live in the
 // hash (#/?since=&until=&project=&model=&status=&min_cost=), so a view can be bookmarked.
 
-import { h, fill, api, query, errorBox, usd, tokens, duration, projectName, badge, pool, untilParam } from './util.js';
+import { h, fill, api, query, errorBox, usd, tokens, duration, projectName, badge, pool, untilParam, later } from './util.js';
 import { renderSessionsTable } from './sessions.js';
 
 const ERROR_RATE_SESSIONS = 30;
@@ -119,29 +119,6 @@ function bars(title, rows, label, value, format, id) {
         h('span', { class: 'bar-track', 'aria-hidden': 'true' },
           h('span', { class: 'bar', style: `width:${(100 * value(r)) / max}%` })),
         h('span', { class: 'bar-value' }, format(value(r)))))));
-}
-
-/**
- * A panel that shows "Loading…" until `promise` settles, then what `render(value)` returns
- * (an element with the same id), marked `data-done` for tests and screen readers.
- */
-function later(id, title, promise, render) {
-  const box = h('section', { class: 'panel', id, 'aria-labelledby': `${id}-h`, 'aria-busy': 'true' },
-    h('h3', { id: `${id}-h` }, title), h('p', { class: 'loading' }, 'Loading…'));
-  promise.then((value) => {
-    let next;
-    if (value && value.error) {
-      next = h('section', { class: 'panel', id, 'aria-labelledby': `${id}-h` },
-        h('h3', { id: `${id}-h` }, title), errorBox(`Loading ${title.toLowerCase()}`, value.error));
-    } else {
-      next = render(value);
-    }
-    next.dataset.done = 'true';
-    // After a live refresh the placeholder may have been swapped for the previous panel.
-    const current = box.isConnected ? box : document.getElementById(id);
-    if (current) current.replaceWith(next);
-  });
-  return box;
 }
 
 const LATER_PANELS = ['tokens-by-tool', 'top-tools', 'task-status'];

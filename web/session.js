@@ -1,7 +1,10 @@
-// One session (#/session/<id>?at=<offset>): summary, waterfall timeline, the task tree (HTML
-// and Mermaid), the conversation (records, paginated), and the terminal recording.
+// One session (#/session/<id>?at=<offset>): summary, waterfall timeline (with Claude Code's
+// API errors and retries marked when it sent telemetry), the Telemetry panel (only with
+// telemetry), the task tree (HTML and Mermaid), the conversation (records, paginated), and the
+// terminal recording.
 
-import { h, fill, api, query, errorBox, usd, tokens, duration, when, projectName, badge, loadScript } from './util.js';
+import { h, fill, api, query, errorBox, usd, tokens, duration, when, projectName, badge, loadScript, later } from './util.js';
+import { telemetryPanel, timelineMarkers, hasTelemetry } from './telemetry.js';
 
 const TIMELINE_PAGE = 300;
 const RECORDS_PAGE = 200;
@@ -36,7 +39,33 @@ function clock(time) {
   return Number.isNaN(date.getTime()) ? String(time) : date.toLocaleTimeString(undefined, { hour12: false });
 }
 
+/** A marker of Claude Code's telemetry (an API error or a failed retry) among the items. */
+function markerRow(item, start, span) {
+  const left = span > 0 ? Math.min((100 * (item.ts - start)) / span, 99.5) : 0;
+  const retry = item.event === 'api_retry';
+  return h('li', { class: 'wf-marker-item' }, h('div', { class: `wf-row wf-marker ev-${item.event} is-error`, dataset: { offset: item.offset, marker: item.event } },
+    h('span', { class: 'wf-time' }, h('time', { datetime: item.time, title: when(item.time) }, clock(item.time))),
+    h('span', { class: 'wf-label', title: item.summary }, item.summary),
+    h('span', { class: 'wf-status' }, badge(retry ? 'retry' : 'error')),
+    h('span', { class: 'wf-dur num' }, item.duration_ms != null ? duration(item.duration_ms * 1e6) : ''),
+    h('span', { class: 'wf-track', 'aria-hidden': 'true' },
+      h('span', { class: 'wf-tick', style: `left:${left}%` }))));
+}
+
+/** `items` with `markers` sorted in by time (a marker after the items of its time). */
+function withMarkers(items, markers) {
+  if (!markers.length) return items;
+  const out = [];
+  let m = 0;
+  for (const item of items) {
+    while (m < markers.length && markers[m].ts < item.ts) out.push(markers[m++]);
+    out.push(item);
+  }
+  return out.concat(markers.slice(m));
+}
+
 function waterfallRow(item, start, span, depth) {
+  if (item.marker) return markerRow(item, start, span);
   const left = span > 0 ? (100 * (item.ts - start)) / span : 0;
   const width = span > 0 ? Math.max((100 * (item.duration_ns || 0)) / span, 0.2) : 0.2;
   const status = item.status || '';
@@ -57,8 +86,9 @@ function waterfallRow(item, start, span, depth) {
     h('ol', { class: 'waterfall nested' }, item.children.map((c) => waterfallRow(c, start, span, depth + 1)))));
 }
 
-function waterfall(items, row, { shownAtLeast = 0, open = new Set() } = {}) {
+function waterfall(timeline, row, { shownAtLeast = 0, open = new Set(), markers = [] } = {}) {
   const list = h('ol', { class: 'waterfall', id: 'waterfall' });
+  const items = withMarkers(timeline, markers);
   const start = row.first_ns || (items[0] && items[0].ts) || 0;
   const end = Math.max(row.last_ns || 0, ...items.map((i) => (i.ts || 0) + (i.duration_ns || 0)));
   const span = Math.max(end - start, 1);
@@ -76,9 +106,36 @@ function waterfall(items, row, { shownAtLeast = 0, open = new Set() } = {}) {
   for (const details of list.querySelectorAll('details')) {
     if (open.has(details.querySelector('.wf-row')?.dataset.offset)) details.open = true;
   }
-  const errors = items.filter((i) => i.status === 'error').length;
-  return [h('p', {}, `${items.length} items, ${errors} failed tool calls. Subagents are nested under the call that started them (collapsed).`),
+  const errors = timeline.filter((i) => i.status === 'error').length;
+  const retries = markers.filter((m) => m.event === 'api_retry').length;
+  const api = markers.length ? ` ${markers.length} API errors from telemetry (${retries} failed retries) are marked.` : '';
+  return [h('p', {}, `${timeline.length} items, ${errors} failed tool calls. Subagents are nested under the call that started them (collapsed).${api}`),
     items.length ? list : h('p', { class: 'empty' }, 'No timeline items.'), more];
+}
+
+/**
+ * Draws the page's timeline again from `page.items` and the markers of `page.telemetry`,
+ * keeping the subagents the reader opened open and as many items shown.
+ */
+function drawTimeline(page) {
+  const box = page.timelineBox;
+  if (!box.isConnected || !page.items) return;
+  const open = new Set([...box.querySelectorAll('details[open] .wf-row')].map((r) => r.dataset.offset));
+  const shownAtLeast = box.querySelectorAll('#waterfall > li').length;
+  fill(box, box.firstChild, ...waterfall(page.items, page.row, { shownAtLeast, open, markers: timelineMarkers(page.telemetry) }));
+}
+
+/**
+ * Takes `data` (an answer of /telemetry) as the page's telemetry: the jump link to the panel
+ * shows when there is telemetry, and the timeline is drawn again when its markers change
+ * (with `redraw`).
+ */
+function showTelemetry(page, data, { redraw = true } = {}) {
+  const before = page.telemetry;
+  page.telemetry = data;
+  const link = document.getElementById('jump-telemetry');
+  if (link) link.hidden = !hasTelemetry(data);
+  if (redraw && (timelineMarkers(before).length || timelineMarkers(data).length)) drawTimeline(page);
 }
 
 // ---- tree ----
@@ -297,25 +354,38 @@ export async function renderSession(main, id, params) {
   const termBox = h('div', { id: 'terminal-box' }, h('p', { class: 'loading' }, 'Loading…'));
   const castBox = section('terminal', 'Terminal recording', termBox);
   const summaryBox = h('div', {});
+  const page = { id: sid, row, items: null, telemetry: null, timelineBox };
+  // Asked for once the timeline and the tree are in, so it does not compete with them.
+  let primaryDone;
+  const primarySettled = new Promise((resolve) => { primaryDone = resolve; });
+  const telemetry = primarySettled.then(() => api(`/api/sessions/${enc}/telemetry`)).catch((e) => ({ error: e }));
+  const telemetryBox = later('telemetry', 'Telemetry', telemetry, (data) => {
+    showTelemetry(page, data);
+    return telemetryPanel(data);
+  }, { wide: true, quiet: true });
   fill(main,
     h('p', {}, h('a', { href: '#/' }, '← Overview')),
     h('h2', {}, 'Session ', h('code', {}, sid)),
     summaryBox,
     h('nav', { class: 'jump', 'aria-label': 'Sections' },
-      ['timeline', 'tree', 'conversation', 'terminal'].map((s) => h('a', { href: `#/session/${enc}${query({ at })}`, onclick: (e) => { e.preventDefault(); document.getElementById(s).scrollIntoView(); document.getElementById(`${s}-h`).focus?.(); } }, s))),
-    timelineBox, treeBox, convBox, castBox);
+      ['timeline', 'telemetry', 'tree', 'conversation', 'terminal'].map((s) => h('a', { href: `#/session/${enc}${query({ at })}`, id: `jump-${s}`, hidden: s === 'telemetry', onclick: (e) => { e.preventDefault(); document.getElementById(s).scrollIntoView(); document.getElementById(`${s}-h`)?.focus?.(); } }, s))),
+    timelineBox, telemetryBox, treeBox, convBox, castBox);
   const [timeline, tree] = await Promise.all([
     api(`/api/sessions/${enc}/timeline`).catch((e) => ({ error: e })),
     api(`/api/sessions/${enc}/tree`).catch((e) => ({ error: e })),
   ]);
   fill(summaryBox, summary(row, null, tree.error ? null : tree));
-  fill(timelineBox, timelineBox.firstChild,
-    ...(timeline.error ? [errorBox('Loading the timeline', timeline.error)] : waterfall(timeline, row)));
+  if (timeline.error) fill(timelineBox, timelineBox.firstChild, errorBox('Loading the timeline', timeline.error));
+  else {
+    page.items = timeline;
+    fill(timelineBox, timelineBox.firstChild, ...waterfall(timeline, row, { markers: timelineMarkers(page.telemetry) }));
+  }
+  primaryDone();
   if (tree.error) fill(treeHtml, errorBox('Loading the tree', tree.error));
   else fill(treeHtml, h('ul', { class: 'tree-root' }, treeNode(tree, 0)));
   const conv = {};
-  live = { id: sid, summaryBox, timelineBox, treeHtml, conv };
-  await Promise.all([mermaidInto(mermaidBox, sid), conversation(recordsBox, sid, at, conv), terminal(termBox, sid)]);
+  live = Object.assign(page, { summaryBox, treeHtml, conv });
+  await Promise.all([mermaidInto(mermaidBox, sid), conversation(recordsBox, sid, at, conv), terminal(termBox, sid), telemetry]);
 }
 
 /** The session page on screen, for live refreshes. */
@@ -323,31 +393,44 @@ let live = null;
 
 /**
  * Brings the session page up to date after live records of session `id` arrived: its row,
- * timeline and HTML tree are read again (the subagents the reader opened stay open, and as
- * many timeline items stay shown), and new records are appended to the conversation. The
- * Mermaid diagram and the terminal recording are left as they are (reload the page for them).
+ * timeline, HTML tree and telemetry are read again (the subagents the reader opened stay open,
+ * and as many timeline items stay shown; the Telemetry panel appears once the session has
+ * telemetry), and new records are appended to the conversation. The Mermaid diagram and the
+ * terminal recording are left as they are (reload the page for them).
  */
 export async function refreshSession(id) {
   if (!live || live.id !== id || !live.timelineBox.isConnected) return;
-  const { summaryBox, timelineBox, treeHtml, conv } = live;
+  const page = live;
+  const { summaryBox, timelineBox, treeHtml, conv } = page;
   const enc = encodeURIComponent(id);
   let row;
   let timeline;
   let tree;
+  let telemetry;
   try {
-    [row, timeline, tree] = await Promise.all([
+    [row, timeline, tree, telemetry] = await Promise.all([
       api(`/api/sessions/${enc}`),
       api(`/api/sessions/${enc}/timeline`),
       api(`/api/sessions/${enc}/tree`),
+      // A failure here keeps the panel as it is.
+      api(`/api/sessions/${enc}/telemetry`).catch(() => null),
     ]);
   } catch (e) {
     return; // The next live event tries again; the page keeps what it shows.
   }
   if (!timelineBox.isConnected) return;
-  const open = new Set([...timelineBox.querySelectorAll('details[open] .wf-row')].map((r) => r.dataset.offset));
-  const shownAtLeast = timelineBox.querySelectorAll('#waterfall > li').length;
   fill(summaryBox, summary(row, null, tree));
-  fill(timelineBox, timelineBox.firstChild, ...waterfall(timeline, row, { shownAtLeast, open }));
+  page.row = row;
+  page.items = timeline;
+  if (telemetry) {
+    showTelemetry(page, telemetry, { redraw: false });
+    const panel = document.getElementById('telemetry');
+    const next = telemetryPanel(telemetry);
+    next.dataset.done = 'true';
+    next.dataset.refreshed = String(Number(panel?.dataset.refreshed || 0) + 1);
+    if (panel) panel.replaceWith(next);
+  }
+  drawTimeline(page);
   timelineBox.dataset.refreshed = String(Number(timelineBox.dataset.refreshed || 0) + 1);
   fill(treeHtml, h('ul', { class: 'tree-root' }, treeNode(tree, 0)));
   if (conv.appendNew) await conv.appendNew();

@@ -106,6 +106,32 @@ export function errorBox(what, error) {
   return h('p', { class: 'error', role: 'alert' }, `${what} failed: ${error.message || error}`);
 }
 
+/**
+ * A panel that shows "Loading…" until `promise` settles, then what `render(value)` returns
+ * (an element with the same id), marked `data-done` for tests and screen readers. `wide`
+ * spans the page's grid; `quiet` keeps the placeholder hidden (a panel that only appears when
+ * there is something to show: `render` returns a hidden element otherwise).
+ */
+export function later(id, title, promise, render, { wide = false, quiet = false } = {}) {
+  const cls = wide ? 'panel wide' : 'panel';
+  const box = h('section', { class: cls, id, 'aria-labelledby': `${id}-h`, 'aria-busy': 'true', hidden: quiet },
+    h('h3', { id: `${id}-h` }, title), h('p', { class: 'loading' }, 'Loading…'));
+  promise.then((value) => {
+    let next;
+    if (value && value.error) {
+      next = h('section', { class: cls, id, 'aria-labelledby': `${id}-h` },
+        h('h3', { id: `${id}-h` }, title), errorBox(`Loading ${title.toLowerCase()}`, value.error));
+    } else {
+      next = render(value);
+    }
+    next.dataset.done = 'true';
+    // After a live refresh the placeholder may have been swapped for the previous panel.
+    const current = box.isConnected ? box : document.getElementById(id);
+    if (current) current.replaceWith(next);
+  });
+  return box;
+}
+
 export function usd(value) {
   if (value === null || value === undefined) return '–';
   if (value !== 0 && Math.abs(value) < 0.01) return `$${value.toFixed(4)}`;

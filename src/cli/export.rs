@@ -7,7 +7,10 @@
 //! - `jsonl`: one record per line, exactly as `ctrace cat --json` prints it;
 //! - `asciicast`: one PTY session as asciicast v2, or v3 with `--v3`;
 //! - `otlp-json`: each Claude session as one OTLP/JSON `ExportTraceServiceRequest` per line, the
-//!   layout of the OpenTelemetry Collector's file exporter (`crate::export::otlp`).
+//!   layout of the OpenTelemetry Collector's file exporter (`crate::export::otlp`);
+//! - `otlp`: pushed to a collector's OTLP/HTTP receiver (`--endpoint`): each Claude session's
+//!   spans (as `otlp-json` has them) as protobuf traces, and the records as logs
+//!   (`crate::otlp::batch`), with retries and backoff (`crate::otlp::push`).
 //!
 //! Without `--format`, the format comes from `--v3` (asciicast), else from the output's extension
 //! (`.tar.zst`/`.tzst`, `.jsonl`/`.ndjson`, `.cast`), else a single `--session` naming a PTY
@@ -45,6 +48,8 @@ pub enum ExportFormat {
     Asciicast,
     /// OpenTelemetry OTLP/JSON traces, one ExportTraceServiceRequest per Claude session per line
     OtlpJson,
+    /// OTLP/HTTP protobuf pushed to a collector (--endpoint): sessions as traces, records as logs
+    Otlp,
 }
 
 /// Arguments of `export`.
@@ -82,6 +87,17 @@ pub struct ExportArgs {
     /// the terminal (never given on the command line)
     #[arg(long)]
     pub passphrase: bool,
+    /// With --format otlp: the collector's OTLP/HTTP base URL (http://collector:4318);
+    /// /v1/traces and /v1/logs are appended
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// With --format otlp: a header of every request, NAME=VALUE (repeatable)
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub header: Vec<String>,
+    /// With --format otlp: records per logs request (1 to 10000)
+    #[arg(long, value_name = "N", default_value_t = 512,
+        value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub batch: u64,
 }
 
 /// A session named by `--session`, resolved to its full id.
@@ -152,6 +168,7 @@ pub fn run(store: &Store, args: &ExportArgs) -> anyhow::Result<i32> {
             Ok(0)
         }
         ExportFormat::OtlpJson => otlp_export(store, output, selected),
+        ExportFormat::Otlp => otlp_push(store, args, time, selected),
     }
 }
 
@@ -198,6 +215,28 @@ fn choose_format(
     if args.v3 && format != ExportFormat::Asciicast {
         return Err(UsageError("--v3 applies to --format asciicast only".into()).into());
     }
+    match (format, &args.endpoint) {
+        (ExportFormat::Otlp, None) => {
+            return Err(UsageError(
+                "--format otlp needs --endpoint URL (the collector's OTLP/HTTP receiver)".into(),
+            )
+            .into());
+        }
+        (ExportFormat::Otlp, Some(_)) if output.is_some() => {
+            return Err(UsageError(
+                "--format otlp sends to --endpoint; -o applies to the file formats".into(),
+            )
+            .into());
+        }
+        (ExportFormat::Otlp, Some(_)) => {}
+        (_, Some(_)) => {
+            return Err(UsageError("--endpoint applies to --format otlp only".into()).into());
+        }
+        (_, None) if !args.header.is_empty() => {
+            return Err(UsageError("--header applies to --format otlp only".into()).into());
+        }
+        (_, None) => {}
+    }
     Ok(format)
 }
 
@@ -242,6 +281,130 @@ fn otlp_export(
         );
     }
     Ok(0)
+}
+
+/// Pushes each selected Claude session's spans (all sessions without a selection) as OTLP
+/// traces and the selected records as OTLP logs to `--endpoint`. Exit status 0 when every
+/// request was delivered, 1 when some were not (each named on stderr).
+fn otlp_push(
+    store: &Store,
+    args: &ExportArgs,
+    time: TimeRange,
+    selected: Option<BTreeSet<String>>,
+) -> anyhow::Result<i32> {
+    use crate::otlp::push::{Backoff, Endpoint, Pusher, parse_header};
+    use crate::otlp::{Signal, batch::Batch};
+    use prost::Message;
+    let url = args.endpoint.as_deref().unwrap_or_default();
+    let mut endpoint = Endpoint::new(url).map_err(|e| UsageError(e.to_string()))?;
+    for header in &args.header {
+        endpoint
+            .headers
+            .push(parse_header(header).map_err(|e| UsageError(e.to_string()))?);
+    }
+    let pusher = Pusher::new(endpoint);
+    let backoff = Backoff::default();
+    let never = || false;
+    super::refresh(store)?;
+    let mut failures: Vec<String> = Vec::new();
+    let mut send = |signal: Signal, body: &[u8], what: &str| -> bool {
+        match pusher.send(signal, body, &backoff, &never) {
+            Ok(_) => true,
+            Err(error) => {
+                eprintln!("ctrace: {what} not delivered: {error}");
+                failures.push(what.to_owned());
+                false
+            }
+        }
+    };
+    // Traces: one request per Claude session.
+    let claude: Vec<String> = match &selected {
+        Some(selected) => selected.iter().cloned().collect(),
+        None => claude_sessions(store)?,
+    };
+    let (mut traces, mut spans) = (0u64, 0u64);
+    for session in &claude {
+        let tree = crate::views::tree::session_tree(store, session)
+            .with_context(|| format!("building the span tree of session {session}"))?;
+        let Some(tree) = tree else { continue };
+        let json = crate::export::otlp::request(&tree, session);
+        let request: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest =
+            serde_json::from_value(json)
+                .with_context(|| format!("encoding the spans of session {session}"))?;
+        if send(
+            Signal::Traces,
+            &request.encode_to_vec(),
+            &format!("the spans of session {session}"),
+        ) {
+            traces += 1;
+            spans += crate::export::otlp::span_count(&tree);
+        }
+    }
+    // Logs: the records, in offset order, `--batch` per request.
+    let store_name = store
+        .paths()
+        .root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let signals = [Signal::Logs, Signal::Metrics, Signal::Traces];
+    let snapshot = store.snapshot()?;
+    let mut batch = Batch::new(&store_name);
+    let (mut records, mut first) = (0u64, None::<u64>);
+    let mut flush = |batch: Batch, first: Option<u64>, last: u64| -> u64 {
+        let n = batch.records;
+        let mut ok = true;
+        for (signal, body) in batch.into_requests() {
+            let what = format!(
+                "{} of records {}..={last}",
+                signal.as_str(),
+                first.unwrap_or(last)
+            );
+            ok &= send(signal, &body, &what);
+        }
+        if ok { n } else { 0 }
+    };
+    let mut last = 0;
+    for stored in snapshot.scan(Offset(0), time, false) {
+        let stored = stored?;
+        let Some(offset) = stored.offset else { break };
+        let record = &stored.record;
+        let wanted = match (&selected, &record.session) {
+            (None, _) => true,
+            (Some(selected), Some(session)) => selected.contains(session),
+            (Some(_), None) => false,
+        };
+        if !wanted || !time.contains(record.ts) {
+            continue;
+        }
+        first.get_or_insert(offset.0);
+        last = offset.0;
+        batch.push(offset.0, record, &signals);
+        if batch.records >= args.batch {
+            records += flush(
+                std::mem::replace(&mut batch, Batch::new(&store_name)),
+                first,
+                last,
+            );
+            first = None;
+        }
+    }
+    if !batch.is_empty() {
+        records += flush(batch, first, last);
+    }
+    eprintln!(
+        "ctrace: delivered {traces} traces ({spans} spans) and {records} records to {}",
+        pusher.endpoint().url
+    );
+    if failures.is_empty() {
+        Ok(0)
+    } else {
+        eprintln!(
+            "ctrace: {} requests were not delivered (see above)",
+            failures.len()
+        );
+        Ok(1)
+    }
 }
 
 fn infer_format(

@@ -72,9 +72,10 @@ pub(crate) struct Cli {
 pub enum Command {
     /// Record one hook payload from stdin (what Claude Code runs; always exits 0, prints nothing)
     Hook,
-    /// Add ctrace to Claude Code's settings.json for every hook event
+    /// Add ctrace to Claude Code's settings.json for every hook event (with --telemetry, also
+    /// the OpenTelemetry export to `ctrace serve`)
     Install(install::InstallArgs),
-    /// Remove ctrace from Claude Code's settings.json
+    /// Remove ctrace from Claude Code's settings.json (hooks and telemetry variables)
     Uninstall(install::InstallArgs),
     /// Ingest transcripts and hook payloads from files or directories (e.g. ~/.claude/projects)
     Ingest(ingest::IngestArgs),

@@ -4,6 +4,7 @@
 //! values are errors that name the key. Sizes accept integers (bytes) or strings with a unit
 //! (`"64MiB"`, `"256 KiB"`, `"1GB"`); durations use humantime (`"1h"`, `"30m"`).
 
+pub mod forward;
 pub mod pricing;
 pub mod redaction;
 pub mod retention;
@@ -159,6 +160,8 @@ pub struct Config {
     pub redaction: redaction::RedactionConfig,
     /// Price overrides.
     pub pricing: pricing::PricingConfig,
+    /// Forwarding to an OpenTelemetry Collector (`ctrace serve`).
+    pub forward: forward::ForwardConfig,
 }
 
 impl Config {
@@ -200,6 +203,7 @@ impl Config {
         self.retention.validate(path)?;
         self.redaction.validate(path)?;
         self.pricing.validate(path)?;
+        self.forward.validate(path)?;
         let s = &self.storage;
         let invalid = |key, value: String, reason| ConfigError::Invalid {
             path: path.to_path_buf(),

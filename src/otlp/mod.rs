@@ -12,6 +12,9 @@
 //! the request is dropped, and one record decodes on its own); decoding never panics and is
 //! bounded by the caller's byte limit, gzip included.
 
+pub mod batch;
+pub mod forward;
+pub mod push;
 pub mod receive;
 pub mod telemetry;
 

@@ -3,13 +3,17 @@
 //! signal with its resource, scope and schema URLs, redacted, then protobuf-encoded into the
 //! record's `raw`.
 //!
+//! Log records that another ctrace exported or forwarded (scope `ctrace`) are stored as the
+//! hook payloads and transcript lines they carry (see [`rebuild`]).
+//!
 //! The record's time is the item's own (a log record's `time_unix_nano`, else its
 //! `observed_time_unix_nano`; a data point's `time_unix_nano`; a span's start), else the
 //! arrival time. Its session is the item's `session.id` attribute, else the resource's.
 
-use super::{Request, attribute, event_name, value_text};
+use super::{Request, attribute, batch, event_name, value_text};
+use crate::claude::{hook_record, transcript_record};
 use crate::ingest::redact::Redactor;
-use crate::model::{Body, OtlpBody, Record, Signal, Source};
+use crate::model::{Body, Origin, OtlpBody, Record, Signal, Source};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -105,6 +109,33 @@ fn push(
     out.push(record);
 }
 
+/// The hook payload or transcript line a log record of another ctrace's export or forwarding
+/// carries (scope [`batch::SCOPE_NAME`], `ctrace.source` hook or transcript), rebuilt as that
+/// record: a store fed by another ctrace gets the same sessions, views and costs.
+fn rebuild(log: &LogRecord, session: Option<&str>) -> Option<Record> {
+    let source = text(&log.attributes, batch::SOURCE_ATTRIBUTE)?;
+    let raw = match log.body.as_ref()?.value.as_ref()? {
+        any_value::Value::StringValue(s) => s.clone().into_bytes(),
+        any_value::Value::BytesValue(b) => b.clone(),
+        _ => return None,
+    };
+    let number = |key| attribute(&log.attributes, key).and_then(super::value_u64);
+    let origin = text(&log.attributes, batch::ORIGIN_FILE_ATTRIBUTE).map(|file| Origin {
+        file,
+        position: number(batch::ORIGIN_POSITION_ATTRIBUTE).unwrap_or(0),
+        len: number(batch::ORIGIN_LEN_ATTRIBUTE).unwrap_or(raw.len() as u64),
+    });
+    let ts = log.time_unix_nano;
+    match source.as_str() {
+        "hook" => {
+            let pty = text(&log.attributes, batch::PTY_SESSION_ATTRIBUTE);
+            Some(hook_record(raw, ts, pty, origin))
+        }
+        "transcript" => Some(transcript_record(raw, origin?, ts, session)),
+        _ => None,
+    }
+}
+
 fn split_logs(
     request: ExportLogsServiceRequest,
     arrival_ns: u64,
@@ -113,6 +144,10 @@ fn split_logs(
 ) {
     for rl in request.resource_logs {
         for sl in &rl.scope_logs {
+            let from_ctrace = sl
+                .scope
+                .as_ref()
+                .is_some_and(|scope| scope.name == batch::SCOPE_NAME);
             let common = Common {
                 resource: &rl.resource,
                 resource_schema: &rl.schema_url,
@@ -120,6 +155,14 @@ fn split_logs(
                 scope_schema: &sl.schema_url,
             };
             for log in &sl.log_records {
+                if from_ctrace
+                    && let Some(mut record) =
+                        rebuild(log, common.session(&log.attributes).as_deref())
+                {
+                    redactor.redact_record(&mut record);
+                    out.push(record);
+                    continue;
+                }
                 let ts = [log.time_unix_nano, log.observed_time_unix_nano, arrival_ns]
                     .into_iter()
                     .find(|t| *t != 0)

@@ -24,6 +24,7 @@ mod search;
 pub mod security;
 mod stream;
 mod tasks;
+mod telemetry;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -131,6 +132,9 @@ pub enum ServeError {
     /// The inbox watcher could not start.
     #[error("starting the inbox watcher")]
     Watch(#[from] service::WatchError),
+    /// `[forward]` names an unusable endpoint, or its checkpoint is unreadable.
+    #[error("forwarding")]
+    Forward(#[from] crate::otlp::forward::ForwardError),
 }
 
 /// What every request handler shares.
@@ -175,6 +179,7 @@ fn router(state: AppState, security: Arc<security::Security>) -> Router {
         .route("/api/sessions/{id}/tree", get(api::tree))
         .route("/api/sessions/{id}/records", get(api::records))
         .route("/api/sessions/{id}/cast", get(cast::cast))
+        .route("/api/sessions/{id}/telemetry", get(telemetry::telemetry))
         .route("/api/tasks", get(api::tasks))
         .route("/api/tasks/{id}", get(tasks::task))
         .route("/api/tasks/{id}/tree", get(tasks::task_tree))
@@ -228,6 +233,8 @@ pub fn serve(
         login_url: token.as_deref().map(|t| security::login_url(addr, t)),
     };
     let security = Arc::new(security::Security::new(addr, token));
+    let forwarder =
+        crate::otlp::forward::Forwarder::new(store.clone(), store.config().forward.clone())?;
     listener
         .set_nonblocking(true)
         .map_err(ServeError::Runtime)?;
@@ -271,6 +278,13 @@ pub fn serve(
     let stop = Arc::clone(&trigger);
     let served = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
+        if let Some(forwarder) = forwarder {
+            tokio::spawn(forward_loop(
+                forwarder,
+                passes.clone(),
+                state.shutdown.clone(),
+            ));
+        }
         tokio::spawn(stream::hub(
             state.store.clone(),
             passes,
@@ -298,6 +312,68 @@ pub fn serve(
     }
     runtime.shutdown_timeout(Duration::from_secs(5));
     served.map_err(ServeError::Runtime)
+}
+
+/// Forwards new records (`[forward]`): a step after every compaction pass (and every 5 s),
+/// batches back to back while there is a backlog, until the service stops.
+async fn forward_loop(
+    mut forwarder: crate::otlp::forward::Forwarder,
+    mut passes: watch::Receiver<u64>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    use crate::otlp::forward::Step;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stopping = Arc::new(AtomicBool::new(false));
+    {
+        let stopping = Arc::clone(&stopping);
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+            stopping.store(true, Ordering::Relaxed);
+        });
+    }
+    tracing::info!(
+        endpoint = %forwarder.checkpoint().endpoint,
+        from = forwarder.checkpoint().next_offset,
+        "forwarding records"
+    );
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let stop = Arc::clone(&stopping);
+        let stepped = tokio::task::spawn_blocking(move || {
+            let step = forwarder.step(&|| stop.load(Ordering::Relaxed));
+            (forwarder, step)
+        })
+        .await;
+        let Ok((back, step)) = stepped else {
+            tracing::error!("forward: the forwarding task failed; forwarding stops");
+            return;
+        };
+        forwarder = back;
+        let wait = match step {
+            Ok(Step::Forwarded {
+                records,
+                dropped,
+                next_offset,
+            }) => {
+                tracing::debug!(records, dropped, next_offset, "forwarded");
+                continue;
+            }
+            Ok(Step::Stopped) => return,
+            Ok(Step::Idle) => Duration::from_secs(5),
+            Err(error) => {
+                tracing::warn!(error = %error, "forward: step failed; retrying");
+                Duration::from_secs(5)
+            }
+        };
+        tokio::select! {
+            _ = passes.changed() => {}
+            _ = shutdown.changed() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
 }
 
 /// Waits for SIGINT or SIGTERM (only SIGINT where SIGTERM cannot be handled).

@@ -32,6 +32,7 @@ mod shell;
 pub mod summary;
 pub mod task_detail;
 pub mod tasks;
+pub mod telemetry;
 pub mod tree;
 pub mod tree_mermaid;
 

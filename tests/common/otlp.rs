@@ -91,3 +91,99 @@ pub fn post(
     };
     server.request("POST", path, &headers, &body)
 }
+
+/// The Python with the OpenTelemetry packages (`CTRACE_OTLP_PYTHON`, made by
+/// `.ci/setup-otlp.sh`); `None` with a visible SKIP line when unset, except under `CI=true`,
+/// where it is a failure.
+pub fn python() -> Option<std::path::PathBuf> {
+    if let Some(python) = std::env::var_os("CTRACE_OTLP_PYTHON").filter(|v| !v.is_empty()) {
+        return Some(python.into());
+    }
+    assert!(
+        !std::env::var("CI").is_ok_and(|v| v == "true"),
+        "CTRACE_OTLP_PYTHON is not set (CI=true: source .ci/setup-otlp.sh)"
+    );
+    eprintln!(
+        "SKIP: CTRACE_OTLP_PYTHON is not set (source .ci/setup-otlp.sh for the OpenTelemetry Python tests)"
+    );
+    None
+}
+
+/// A script of `tests/otlp/`.
+pub fn script(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/otlp")
+        .join(name)
+}
+
+/// `tests/otlp/receiver.py` running; dropping it kills it.
+pub struct Receiver {
+    child: std::process::Child,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// The JSON Lines file of what it received.
+    pub out: std::path::PathBuf,
+}
+
+impl Receiver {
+    /// Starts the receiver in `dir` with `extra` arguments (`--port P` to choose the port),
+    /// appending to `dir/received.jsonl`; waits until it listens.
+    pub fn start(python: &std::path::Path, dir: &std::path::Path, extra: &[&str]) -> Self {
+        let port_file = dir.join(format!("port-{}", std::process::id()));
+        let _ = std::fs::remove_file(&port_file);
+        let out = dir.join("received.jsonl");
+        let child = std::process::Command::new(python)
+            .arg(script("receiver.py"))
+            .arg("--port-file")
+            .arg(&port_file)
+            .arg("--out")
+            .arg(&out)
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + super::http::DEADLINE;
+        let port = loop {
+            if let Ok(text) = std::fs::read_to_string(&port_file)
+                && let Ok(port) = text.trim().parse()
+            {
+                break port;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "receiver.py did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        Self { child, port, out }
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every item received so far.
+    pub fn items(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// Stops it (SIGTERM) and waits.
+    pub fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -3,7 +3,9 @@
 //   node tests/e2e/dashboard.mjs <base-url> <config.json>
 //
 // config.json: {"session": ID with a tree, "cast_session": ID with a terminal recording or
-// null, "search": a word to search for, "screenshots": DIR}. Prints one JSON object on stdout
+// null, "search": a word to search for, "telemetry_session": ID with Claude Code telemetry
+// (API errors among it) or null, "plain_session": ID without telemetry or null, "steps": the
+// names of the steps to run (default: all), "screenshots": DIR}. Prints one JSON object on stdout
 // with what the page showed (tests/serve_dashboard.rs asserts on it) and exits 0, or exits 1
 // with {"fatal": message} when the browser could not be driven at all.
 // Environment: CTRACE_CHROMIUM (default /usr/bin/chromium); playwright-core is resolved
@@ -65,6 +67,7 @@ await page.route((url) => !url.href.startsWith(base), (route) => {
 });
 
 async function step(name, work) {
+  if (Array.isArray(config.steps) && !config.steps.includes(name)) return;
   try {
     await work();
   } catch (e) {
@@ -202,6 +205,36 @@ if (config.search) {
       const at = new URLSearchParams(href.split('?')[1]).get('at');
       await page.waitForSelector(`#record-${at}.at`);
       out.search_opened_record = Number(at);
+    }
+  });
+}
+
+if (config.telemetry_session) {
+  await step('telemetry', async () => {
+    // The Telemetry panel appears (it is hidden until the session's telemetry arrives), and
+    // the API errors are marked on the timeline.
+    await page.goto(`${base}/#/session/${encodeURIComponent(config.telemetry_session)}`);
+    await page.waitForSelector('#telemetry[data-done]:not([hidden])');
+    out.telemetry_requests = await page.locator('#telemetry-requests tbody tr').count();
+    out.telemetry_request_diffs = await page.locator('#telemetry-requests tbody tr.has-diff').count();
+    out.telemetry_latency_bars = await page.locator('#telemetry-latency rect').count();
+    out.telemetry_errors = await page.locator('#telemetry-errors tbody tr').count();
+    out.telemetry_retries = await page.locator('#telemetry-errors tbody tr.retry').count();
+    out.telemetry_reconcile_rows = await page.locator('#telemetry-reconcile tbody tr').count();
+    out.telemetry_diff_cells = await page.locator('#telemetry td.diff').count();
+    out.telemetry_counts_text = await page.textContent('#telemetry-counts');
+    await page.waitForSelector('#waterfall .wf-marker');
+    out.timeline_markers = await page.locator('#waterfall .wf-marker').count();
+    out.timeline_retry_markers = await page.locator('#waterfall .wf-marker.ev-api_retry').count();
+    out.jump_telemetry_visible = await page.locator('#jump-telemetry').isVisible();
+    await page.locator('#telemetry').scrollIntoViewIfNeeded();
+    await page.screenshot({ path: join(config.screenshots, 'telemetry.png'), fullPage: true });
+    if (config.plain_session) {
+      await page.goto(`${base}/#/session/${encodeURIComponent(config.plain_session)}`);
+      // The new page, not the previous one's panel.
+      await page.locator('#main h2 code', { hasText: config.plain_session }).waitFor();
+      await page.waitForSelector('#telemetry[data-done]', { state: 'attached' });
+      out.plain_telemetry_hidden = await page.locator('#telemetry').isHidden();
     }
   });
 }

@@ -38,6 +38,11 @@
 //! - **Version-aware.** Claude Code before 2.1.101 skips a whole settings file that names a hook
 //!   event it does not know, so install writes only the events the installed Claude Code accepts
 //!   (`claude --version`, or `--claude-version`), and removes ctrace's entries from the others.
+//! - **Telemetry, opt-in.** `--telemetry [--endpoint URL]` also sets, in the top-level `env`
+//!   object, the variables that make Claude Code export its OpenTelemetry logs and metrics to
+//!   `ctrace serve` (`telemetry.rs`: which variables, how ctrace marks its own, and what happens
+//!   to a value the user set). Plain `uninstall` removes them with the hooks;
+//!   `uninstall --telemetry` removes only them. Install without `--telemetry` leaves them.
 
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -48,21 +53,29 @@ use clap::Args;
 use super::UsageError;
 use events::selected_events;
 use hooks::{Handler, install_handlers, remove_hooks, shell_quote};
+use serde_json::{Map, Value};
 use settings::{parse_settings, print_diff, read_settings, render, write_settings};
 
 mod events;
 mod hooks;
 mod service;
 mod settings;
+mod telemetry;
 
 pub use events::{
     ClaudeVersion, HOOK_EVENTS, HTTP_EVENTS, NOT_INSTALLED, ParseVersionError, accepted_since,
 };
 pub use hooks::is_ctrace_command;
 pub use settings::SettingsError;
+pub use telemetry::{DEFAULT_ENDPOINT, MARKER as TELEMETRY_MARKER};
 
 /// Arguments of `install` and `uninstall`.
 #[derive(Debug, Args)]
+#[command(group(
+    clap::ArgGroup::new("forceable")
+        .args(["service", "telemetry"])
+        .multiple(true)
+))]
 pub struct InstallArgs {
     /// Edit the user settings, the default: $CLAUDE_CONFIG_DIR/settings.json, else
     /// ~/.claude/settings.json
@@ -84,8 +97,9 @@ pub struct InstallArgs {
     #[arg(long, conflicts_with_all = ["project", "user", "claude_version"])]
     pub service: bool,
     /// With --service: replace (uninstall: remove) a unit that ctrace did not write or that
-    /// differs
-    #[arg(long, requires = "service")]
+    /// differs. With --telemetry: overwrite variables of `env` set outside ctrace to other
+    /// values (uninstall: remove the variables ctrace set even if their values changed since)
+    #[arg(long, requires = "forceable")]
     pub force: bool,
     /// Give the events that accept it an HTTP handler that POSTs to `ctrace serve` instead of
     /// running `ctrace hook` (the others keep the command). Those events are not recorded
@@ -101,6 +115,23 @@ pub struct InstallArgs {
         value_parser = parse_hook_url
     )]
     pub url: String,
+    /// Also set, in settings.json's `env`, the variables that make Claude Code export its
+    /// OpenTelemetry logs and metrics (OTLP/HTTP, protobuf) to `ctrace serve`, as
+    /// <https://code.claude.com/docs/en/monitoring-usage> describes; a value set outside ctrace
+    /// is not overwritten without --force. Uninstall: remove only those variables, not the hooks
+    #[arg(long, conflicts_with = "service")]
+    pub telemetry: bool,
+    /// With --telemetry: the service's base URL (the exporters append /v1/logs, /v1/metrics).
+    /// A non-loopback host also gets `OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer
+    /// <token>`, the token taken from CTRACE_TOKEN, else from the store's serve.token
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "telemetry",
+        default_value = DEFAULT_ENDPOINT,
+        value_parser = telemetry::parse_endpoint
+    )]
+    pub endpoint: String,
 }
 
 /// Where `install --http` points the HTTP handlers: `ctrace serve`'s default bind.
@@ -146,9 +177,10 @@ fn is_loopback_url(url: &str) -> bool {
 /// on stdout; returns exit code 0.
 ///
 /// # Errors
-/// When settings.json cannot be read, parsed or written ([`SettingsError`]), when `--project`
-/// is not a directory ([`UsageError`]), or when the path of the running binary or of the user
-/// settings cannot be determined.
+/// When settings.json cannot be read, parsed or written, or holds a value install would have
+/// to overwrite ([`SettingsError`]), when `--project` is not a directory or a needed token is
+/// missing ([`UsageError`]), or when the path of the running binary or of the user settings
+/// cannot be determined.
 pub fn run(args: &InstallArgs, remove: bool, store: Option<&Path>) -> anyhow::Result<i32> {
     if args.service {
         let store = crate::cli::store_dir(store)?;
@@ -158,26 +190,10 @@ pub fn run(args: &InstallArgs, remove: bool, store: Option<&Path>) -> anyhow::Re
     let old_text = read_settings(&path)?;
     let before = parse_settings(&path, old_text.as_deref())?;
     let mut after = before.clone();
-
-    let (events, changed_events) = if remove {
-        let removed = remove_hooks(&mut after, |_| true);
-        (Vec::new(), removed)
+    let change = if remove {
+        uninstall_from(&mut after, &path, args)
     } else {
-        let command = hook_command(store)?;
-        let events = selected_events(args.claude_version.clone());
-        let http = args.http.then(|| Handler::Http {
-            url: args.url.clone(),
-            token: !is_loopback_url(&args.url),
-        });
-        install_handlers(&mut after, &path, &events, |event| match &http {
-            Some(http) if HTTP_EVENTS.contains(&event) => http.clone(),
-            _ => Handler::Command(command.clone()),
-        })?;
-        if args.http {
-            http_note(&events, &args.url);
-        }
-        let count = events.len();
-        (events, count)
+        install_into(&mut after, &path, args, store)?
     };
 
     let new_text = render(&after)?;
@@ -202,8 +218,8 @@ pub fn run(args: &InstallArgs, remove: bool, store: Option<&Path>) -> anyhow::Re
         } else {
             writeln!(
                 out,
-                "ctrace is already installed for {} hook events in {} (unchanged)",
-                events.len(),
+                "ctrace is already installed for {} in {} (unchanged)",
+                change.what(),
                 path.display()
             )?;
         }
@@ -214,17 +230,90 @@ pub fn run(args: &InstallArgs, remove: bool, store: Option<&Path>) -> anyhow::Re
         Some(backup) => format!("backup: {}", backup.display()),
         None => "new file".to_owned(),
     };
-    let verb = if remove {
-        "removed ctrace from"
-    } else {
-        "installed ctrace for"
+    let done = match (remove, change.hooks) {
+        (false, _) => format!("installed ctrace for {} in", change.what()),
+        (true, Some(_)) => format!("removed ctrace from {} in", change.what()),
+        (true, None) => format!("removed ctrace's {} from", change.what()),
     };
-    writeln!(
-        out,
-        "{verb} {changed_events} hook events in {} ({note})",
-        path.display()
-    )?;
+    writeln!(out, "{done} {} ({note})", path.display())?;
     Ok(0)
+}
+
+/// What install or uninstall did to the settings, for the summary line.
+struct Change {
+    /// Hook events installed (uninstall: events ctrace was removed from); `None`: hooks left
+    /// alone (`uninstall --telemetry`).
+    hooks: Option<usize>,
+    /// Telemetry variables ctrace owns after install (uninstall: removed); `None`: telemetry
+    /// left alone (install without `--telemetry`).
+    telemetry: Option<usize>,
+}
+
+impl Change {
+    /// "N hook events", "N hook events and M telemetry variables" or "M telemetry variables"
+    /// (the telemetry part only with `--telemetry`, or when uninstall removed some).
+    fn what(&self) -> String {
+        let telemetry = self
+            .telemetry
+            .filter(|&n| n > 0 || self.hooks.is_none())
+            .map(|n| format!("{n} telemetry variables"));
+        match (self.hooks, telemetry) {
+            (Some(hooks), Some(telemetry)) => format!("{hooks} hook events and {telemetry}"),
+            (Some(hooks), None) => format!("{hooks} hook events"),
+            (None, Some(telemetry)) => telemetry,
+            (None, None) => "nothing".to_owned(),
+        }
+    }
+}
+
+/// Install: ctrace's hook handlers for the selected events (HTTP ones with `--http`) and, with
+/// `--telemetry`, the telemetry variables.
+fn install_into(
+    settings: &mut Map<String, Value>,
+    path: &Path,
+    args: &InstallArgs,
+    store: Option<&Path>,
+) -> anyhow::Result<Change> {
+    let command = hook_command(store)?;
+    let events = selected_events(args.claude_version.clone());
+    let http = args.http.then(|| Handler::Http {
+        url: args.url.clone(),
+        token: !is_loopback_url(&args.url),
+    });
+    install_handlers(settings, path, &events, |event| match &http {
+        Some(http) if HTTP_EVENTS.contains(&event) => http.clone(),
+        _ => Handler::Command(command.clone()),
+    })?;
+    if args.http {
+        http_note(&events, &args.url);
+    }
+    let telemetry = if args.telemetry {
+        Some(telemetry::install_into(settings, path, args, store)?)
+    } else {
+        None
+    };
+    Ok(Change {
+        hooks: Some(events.len()),
+        telemetry,
+    })
+}
+
+/// Uninstall: ctrace's hook handlers (not with `--telemetry`) and its telemetry variables.
+fn uninstall_from(settings: &mut Map<String, Value>, path: &Path, args: &InstallArgs) -> Change {
+    let hooks = (!args.telemetry).then(|| remove_hooks(settings, |_| true));
+    let removed = telemetry::remove_telemetry(settings, args.force);
+    if !removed.kept.is_empty() {
+        eprintln!(
+            "ctrace: note: left {} in {}: the values changed since ctrace set them \
+             (`uninstall --telemetry --force` removes them)",
+            removed.kept.join(", "),
+            path.display()
+        );
+    }
+    Change {
+        hooks,
+        telemetry: Some(removed.names.len()),
+    }
 }
 
 /// Tells (stderr) what `--http` installed and its trade-off.

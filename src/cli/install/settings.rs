@@ -46,6 +46,24 @@ pub enum SettingsError {
         /// The JSON type found there.
         found: &'static str,
     },
+    /// A variable of `env` that install would set holds a value that ctrace did not write
+    /// (`install --force` overwrites it). Values of a headers list are shown as `key=…`.
+    #[error(
+        "{}: {} is {found}, set outside ctrace (ctrace would set {wanted}); change or remove \
+         it, or use --force to overwrite it",
+        path.display(),
+        place(pointer)
+    )]
+    EnvConflict {
+        /// The settings file.
+        path: PathBuf,
+        /// The variable, as a JSON Pointer (`/env/NAME`).
+        pointer: String,
+        /// Its value, as JSON.
+        found: String,
+        /// The value install would write, as JSON.
+        wanted: String,
+    },
     /// Reading or writing the file (or its backup) failed.
     #[error("i/o on {}", path.display())]
     Io {

@@ -1,0 +1,355 @@
+//! Sending OTLP/HTTP protobuf requests to a collector (`export --format otlp --endpoint`,
+//! the service's `[forward]`), with the retry rules of the OTLP specification
+//! (<https://opentelemetry.io/docs/specs/otlp/#retryable-response-codes>): 429, 502, 503 and
+//! 504 and connection failures are retried with exponential backoff (honouring
+//! `Retry-After`), any other non-2xx answer is final. Bodies are gzip-compressed.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use prost::Message;
+
+use super::Signal;
+
+/// A collector's OTLP/HTTP endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// Base URL (`http://collector:4318`): the signal's path (`/v1/logs`, ...) is appended, as
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is used by OpenTelemetry SDKs.
+    pub url: String,
+    /// Headers sent with every request (`Authorization`, tenant ids, ...).
+    pub headers: Vec<(String, String)>,
+    /// Time limit of one attempt (connect, send, answer).
+    pub timeout: Duration,
+}
+
+impl Endpoint {
+    /// An endpoint at `url` (checked: `http://` or `https://` and a host), without headers,
+    /// with a 10 s attempt timeout.
+    ///
+    /// # Errors
+    /// [`PushError::BadEndpoint`].
+    pub fn new(url: &str) -> Result<Self, PushError> {
+        let bad = |why: &str| PushError::BadEndpoint {
+            url: url.to_owned(),
+            why: why.to_owned(),
+        };
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))
+            .ok_or_else(|| bad("expected an http:// or https:// URL"))?;
+        let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        if url.contains(char::is_whitespace) {
+            return Err(bad("contains whitespace"));
+        }
+        Ok(Self {
+            url: url.trim_end_matches('/').to_owned(),
+            headers: Vec::new(),
+            timeout: Duration::from_secs(10),
+        })
+    }
+
+    /// The URL of `signal`'s requests.
+    pub fn signal_url(&self, signal: Signal) -> String {
+        format!("{}/v1/{}", self.url, signal.as_str())
+    }
+}
+
+/// Parses `K=V` header arguments.
+///
+/// # Errors
+/// [`PushError::BadHeader`] for an argument without `=` or with an empty name.
+pub fn parse_header(arg: &str) -> Result<(String, String), PushError> {
+    match arg.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_owned(), value.trim().to_owned()))
+        }
+        _ => Err(PushError::BadHeader(arg.to_owned())),
+    }
+}
+
+/// How long to keep retrying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// First wait.
+    pub initial: Duration,
+    /// Longest wait between attempts.
+    pub max: Duration,
+    /// Give up once this much time has passed since the first attempt (`None`: never).
+    pub max_elapsed: Option<Duration>,
+}
+
+impl Default for Backoff {
+    /// 0.5 s doubling up to 30 s, for at most 5 minutes.
+    fn default() -> Self {
+        Self {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            max_elapsed: Some(Duration::from_secs(300)),
+        }
+    }
+}
+
+/// Why a push failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PushError {
+    /// The endpoint is not a usable URL.
+    #[error("endpoint `{url}`: {why}")]
+    BadEndpoint {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A `--header` argument is not `K=V`.
+    #[error("header `{0}` is not NAME=VALUE")]
+    BadHeader(String),
+    /// The collector refused the request for good (a non-retryable status).
+    #[error("{url} answered {status}: {message}")]
+    Rejected {
+        /// The request URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The answer's body (its `google.rpc.Status` message when it is one), shortened.
+        message: String,
+    },
+    /// Retries ran out (or the caller stopped them) without a successful answer.
+    #[error("{url}: gave up after {attempts} attempts: {last}")]
+    GaveUp {
+        /// The request URL.
+        url: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
+}
+
+/// The outcome of a delivered request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Items the collector reported rejecting (`partial_success`), 0 when none.
+    pub rejected: i64,
+    /// Attempts it took (1 when the first one succeeded).
+    pub attempts: u32,
+}
+
+/// A client for one endpoint.
+#[derive(Debug)]
+pub struct Pusher {
+    agent: ureq::Agent,
+    endpoint: Endpoint,
+}
+
+/// `google.rpc.Status` (fields 1 and 2), to read error answers.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Status {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// The `partial_success` of any `Export*ServiceResponse`: field 1, a message whose field 1 is
+/// the rejected count and field 2 the error message (the same layout for the three signals).
+#[derive(Clone, PartialEq, prost::Message)]
+struct Response {
+    #[prost(message, optional, tag = "1")]
+    partial_success: Option<PartialSuccess>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct PartialSuccess {
+    #[prost(int64, tag = "1")]
+    rejected: i64,
+    #[prost(string, tag = "2")]
+    error_message: String,
+}
+
+impl Pusher {
+    /// A client of `endpoint`.
+    pub fn new(endpoint: Endpoint) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(endpoint.timeout))
+            .http_status_as_error(false)
+            .user_agent(concat!("ctrace/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Self { agent, endpoint }
+    }
+
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Sends `request` (an `Export*ServiceRequest` of `signal`, protobuf-encoded) and retries
+    /// as the module docs say; `stop` is polled between attempts and ends the retries when it
+    /// returns `true`.
+    ///
+    /// # Errors
+    /// [`PushError::Rejected`] for a final refusal, [`PushError::GaveUp`] when retries ran out
+    /// or were stopped.
+    pub fn send(
+        &self,
+        signal: Signal,
+        request: &[u8],
+        backoff: &Backoff,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Delivered, PushError> {
+        let url = self.endpoint.signal_url(signal);
+        let body = gzip(request);
+        let started = Instant::now();
+        let mut wait = backoff.initial;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            let (last, retry_after) = match self.attempt(&url, &body) {
+                Ok(Attempt::Delivered(rejected)) => {
+                    return Ok(Delivered { rejected, attempts });
+                }
+                Ok(Attempt::Retry { why, retry_after }) => (why, retry_after),
+                Err(error) => return Err(error),
+            };
+            let pause = retry_after.unwrap_or(wait).min(backoff.max.max(wait));
+            let out_of_time = backoff
+                .max_elapsed
+                .is_some_and(|limit| started.elapsed() + pause > limit);
+            if out_of_time || stop() {
+                return Err(PushError::GaveUp {
+                    url,
+                    attempts,
+                    last,
+                });
+            }
+            tracing::debug!(%url, attempts, error = %last, ?pause, "OTLP push: retrying");
+            // Sleep in slices so `stop` is noticed.
+            let until = Instant::now() + pause;
+            while Instant::now() < until {
+                if stop() {
+                    return Err(PushError::GaveUp {
+                        url,
+                        attempts,
+                        last,
+                    });
+                }
+                std::thread::sleep((until - Instant::now()).min(Duration::from_millis(100)));
+            }
+            wait = (wait * 2).min(backoff.max);
+        }
+    }
+
+    fn attempt(&self, url: &str, body: &[u8]) -> Result<Attempt, PushError> {
+        let mut request = self
+            .agent
+            .post(url)
+            .header("Content-Type", "application/x-protobuf")
+            .header("Content-Encoding", "gzip");
+        for (name, value) in &self.endpoint.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let mut response = match request.send(body) {
+            Ok(response) => response,
+            Err(error) => {
+                return Ok(Attempt::Retry {
+                    why: error.to_string(),
+                    retry_after: None,
+                });
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let answer = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_vec()
+            .unwrap_or_default();
+        if (200..300).contains(&status) {
+            let rejected = Response::decode(&answer[..])
+                .ok()
+                .and_then(|r| r.partial_success)
+                .map_or(0, |p| {
+                    if p.rejected > 0 {
+                        tracing::warn!(url, rejected = p.rejected, message = %p.error_message,
+                            "OTLP push: the collector rejected items");
+                    }
+                    p.rejected
+                });
+            return Ok(Attempt::Delivered(rejected));
+        }
+        let message = Status::decode(&answer[..])
+            .ok()
+            .map(|s| s.message)
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| {
+                let text = String::from_utf8_lossy(&answer);
+                text.chars().take(300).collect()
+            });
+        if matches!(status, 429 | 502 | 503 | 504) {
+            Ok(Attempt::Retry {
+                why: format!("HTTP {status}: {message}"),
+                retry_after,
+            })
+        } else {
+            Err(PushError::Rejected {
+                url: url.to_owned(),
+                status,
+                message,
+            })
+        }
+    }
+}
+
+enum Attempt {
+    Delivered(i64),
+    Retry {
+        why: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 4 + 64),
+        flate2::Compression::fast(),
+    );
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(bytes);
+    encoder.finish().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_and_headers_are_checked() {
+        assert!(Endpoint::new("http://localhost:4318").is_ok());
+        assert_eq!(
+            Endpoint::new("https://otel.example.com/")
+                .unwrap()
+                .signal_url(Signal::Traces),
+            "https://otel.example.com/v1/traces"
+        );
+        for bad in ["localhost:4318", "ftp://x", "http://", "http:// x"] {
+            assert!(Endpoint::new(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_header("Authorization=Bearer a=b").unwrap(),
+            ("Authorization".into(), "Bearer a=b".into())
+        );
+        assert!(parse_header("novalue").is_err());
+        assert!(parse_header("=x").is_err());
+    }
+}
