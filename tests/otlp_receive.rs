@@ -364,3 +364,92 @@ fn secrets_in_attributes_are_redacted_before_storage() {
     );
     assert_eq!(server.terminate(), Some(0));
 }
+
+mod hostile {
+    //! Any bytes as a request body: decoding never panics; what decodes splits into records
+    //! that encode, decode, and read back as one-item requests (the fuzz target
+    //! `fuzz/fuzz_targets/otlp_request.rs` runs the same check under libFuzzer).
+    use ctrace::ingest::redact::Redactor;
+    use ctrace::log::Record;
+    use ctrace::otlp::{Encoding, Request, Signal, decompress, receive};
+    use proptest::prelude::*;
+
+    use super::api_requests;
+    use prost::Message;
+
+    fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+        let redactor = Redactor::new(&Default::default());
+        let _ = decompress(Some("gzip"), bytes.to_vec(), 1 << 16);
+        for signal in [Signal::Logs, Signal::Metrics, Signal::Traces] {
+            for encoding in [Encoding::Protobuf, Encoding::Json] {
+                let Ok(request) = Request::decode(signal, encoding, bytes) else {
+                    continue;
+                };
+                let items = receive::item_count(&request);
+                let records = receive::records(request, 7, &redactor);
+                prop_assert_eq!(records.len(), items);
+                for record in &records {
+                    let encoded = record.encode().unwrap();
+                    prop_assert_eq!(&Record::decode(&encoded).unwrap(), record);
+                    let one = Request::from_raw(signal, record.raw()).unwrap();
+                    prop_assert_eq!(receive::item_count(&one), 1);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Nesting far deeper than any real request is refused, not a stack overflow.
+    #[test]
+    fn deep_nesting_is_an_error() {
+        let depth = 100_000;
+        let mut json = String::from(r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":"#);
+        json.push_str(&r#"{"arrayValue":{"values":["#.repeat(depth));
+        json.push_str(&"]}}".repeat(depth));
+        json.push_str("}]}]}]}");
+        assert!(Request::decode(Signal::Logs, Encoding::Json, json.as_bytes()).is_err());
+        // The protobuf equivalent: AnyValue.array_value (field 5) → ArrayValue.values (1), in a
+        // log record's body (5), in ScopeLogs (2), ResourceLogs (2), the request (1).
+        fn field(tag: u8, payload: &[u8]) -> Vec<u8> {
+            let mut out = vec![tag << 3 | 2];
+            prost::encoding::encode_varint(payload.len() as u64, &mut out);
+            out.extend_from_slice(payload);
+            out
+        }
+        let mut inner: Vec<u8> = Vec::new();
+        for _ in 0..2_000 {
+            inner = field(5, &field(1, &inner));
+        }
+        for tag in [5, 2, 2, 1] {
+            inner = field(tag, &inner);
+        }
+        assert!(Request::decode(Signal::Logs, Encoding::Protobuf, &inner).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+            check(&bytes)?;
+        }
+
+        #[test]
+        fn damaged_requests(
+            flips in prop::collection::vec((any::<prop::sample::Index>(), 1..=255u8), 1..6),
+            json in any::<bool>(),
+        ) {
+            let request = api_requests("s", 3);
+            let mut bytes = if json {
+                serde_json::to_vec(&request).unwrap()
+            } else {
+                request.encode_to_vec()
+            };
+            for (at, mask) in flips {
+                let at = at.index(bytes.len());
+                bytes[at] ^= mask;
+            }
+            check(&bytes)?;
+        }
+    }
+}
