@@ -380,11 +380,17 @@ fn a_remote_endpoint_sends_the_token() {
 
     let token = "0123456789abcdef".repeat(4);
     let token_file = write_token(&sandbox, &token);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     let output = ok(project(&sandbox, "install", &remote));
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains(token_file.to_str().unwrap()),
-        "the note does not say where the token came from"
+        stderr.contains(token_file.to_str().unwrap()),
+        "the note does not say where the token came from: {stderr}"
     );
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "the file's mode changed");
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
     let env = read_json(&path)["env"].clone();
     assert_eq!(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://10.0.0.5:7317");
     assert_eq!(env[HEADERS], format!("Authorization=Bearer {token}"));
@@ -393,7 +399,13 @@ fn a_remote_endpoint_sends_the_token() {
     let other = "f".repeat(64);
     let mut with_env = project(&sandbox, "install", &remote);
     with_env.env("CTRACE_TOKEN", &other);
-    ok(with_env);
+    let output = with_env.output().unwrap();
+    assert!(output.status.success());
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("chmod 600"));
+    assert_eq!(
+        fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert_eq!(
         read_json(&path)["env"][HEADERS],
         format!("Authorization=Bearer {other}")
