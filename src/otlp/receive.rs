@@ -4,7 +4,7 @@
 //! record's `raw`.
 //!
 //! Log records that another ctrace exported or forwarded (scope `ctrace`) are stored as the
-//! hook payloads and transcript lines they carry (see [`rebuild`]).
+//! hook payloads and transcript lines they carry (`rebuild`).
 //!
 //! The record's time is the item's own (a log record's `time_unix_nano`, else its
 //! `observed_time_unix_nano`; a data point's `time_unix_nano`; a span's start), else the
