@@ -316,6 +316,23 @@ fn bad_bodies_are_refused_and_store_nothing() {
         &bomb,
     );
     assert_eq!(response.status, 413, "{}", response.text());
+    // Amplification: a 1 MB resource shared by 2000 small log records would be copied into
+    // every record (2 GB): refused before the split.
+    let mut amplifier = api_requests("amp", 2000);
+    amplifier.resource_logs[0]
+        .resource
+        .as_mut()
+        .unwrap()
+        .attributes
+        .push(key_value("padding", Any::StringValue("x".repeat(1 << 20))));
+    let response = post(
+        &server,
+        "/v1/logs",
+        "application/x-protobuf",
+        true,
+        &amplifier.encode_to_vec(),
+    );
+    assert_eq!(response.status, 413, "{}", response.text());
     // The other paths answer too (an exporter that gets 404 retries forever).
     for path in ["/v1/metrics", "/v1/traces"] {
         let response = post(&server, path, "application/x-protobuf", false, b"");

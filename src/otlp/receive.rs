@@ -64,6 +64,58 @@ pub fn item_count(request: &Request) -> usize {
     }
 }
 
+/// The bytes the records of `request` will take, about (each item with a copy of its
+/// resource and scope): a request with a large resource shared by many small items multiplies
+/// in the split, and callers bound this before splitting.
+pub fn split_bytes(request: &Request) -> u64 {
+    use prost::Message;
+    fn shared(resource: &Option<Resource>, scope: &Option<InstrumentationScope>) -> u64 {
+        let r = resource.as_ref().map_or(0, Message::encoded_len);
+        let s = scope.as_ref().map_or(0, Message::encoded_len);
+        (r + s + 32) as u64
+    }
+    let mut total = 0u64;
+    match request {
+        Request::Logs(r) => {
+            for rl in &r.resource_logs {
+                for sl in &rl.scope_logs {
+                    let each = shared(&rl.resource, &sl.scope);
+                    for log in &sl.log_records {
+                        total = total.saturating_add(each + log.encoded_len() as u64);
+                    }
+                }
+            }
+        }
+        Request::Metrics(r) => {
+            for rm in &r.resource_metrics {
+                for sm in &rm.scope_metrics {
+                    let each = shared(&rm.resource, &sm.scope);
+                    for metric in &sm.metrics {
+                        let points = point_count(metric).max(1) as u64;
+                        // Each point's record holds the metric without the other points: at
+                        // most the whole metric.
+                        let size = metric.encoded_len() as u64;
+                        total = total.saturating_add(points.saturating_mul(
+                            each + size.min(size / points + metric.name.len() as u64 + 64),
+                        ));
+                    }
+                }
+            }
+        }
+        Request::Traces(r) => {
+            for rs in &r.resource_spans {
+                for ss in &rs.scope_spans {
+                    let each = shared(&rs.resource, &ss.scope);
+                    for span in &ss.spans {
+                        total = total.saturating_add(each + span.encoded_len() as u64);
+                    }
+                }
+            }
+        }
+    }
+    total
+}
+
 struct Common<'a> {
     resource: &'a Option<Resource>,
     resource_schema: &'a str,

@@ -9,7 +9,9 @@
 //! encoding:
 //! - 415 for another `Content-Type`, 400 for an unknown `Content-Encoding`, a damaged gzip
 //!   stream or a body that is not a request of the path's signal (nothing is stored);
-//! - 413 for a body, compressed or not, above [`super::ServeOptions::max_body_bytes`];
+//! - 413 for a body, compressed or not, above [`super::ServeOptions::max_body_bytes`], or
+//!   one whose records would take more than 4 times that (a large resource shared by many
+//!   small items is copied into each record);
 //! - 429 with `Retry-After` while the unsealed inbox holds more than
 //!   [`super::ServeOptions::max_inbox_bytes`] (the compactor is behind: the exporter retries
 //!   later and nothing is lost); 503 with `Retry-After` when no place could store the items.
@@ -26,6 +28,14 @@ use crate::otlp::{Encoding, OtlpError, Request, Signal, decompress, receive, res
 
 /// Seconds a client is told to wait (`Retry-After`) when the service is over its limits.
 const RETRY_AFTER_SECS: u64 = 2;
+
+/// The records of one request may take at most this many times the body limit (their
+/// resources and scopes are copied per item).
+const SPLIT_FACTOR: u64 = 4;
+
+/// Requests decoded and split at once; more wait for a turn (each may hold several times its
+/// body in memory while it is split).
+static DECODING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// `POST /v1/logs`.
 pub(crate) async fn logs(state: State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -159,12 +169,27 @@ async fn export(
         );
     }
     let content_encoding = header_str(&headers, header::CONTENT_ENCODING).map(str::to_owned);
+    let Ok(_permit) = DECODING.acquire().await else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            encoding,
+            code::UNAVAILABLE,
+            "the service is stopping".to_owned(),
+        );
+    };
     let config = state.store.config().clone();
     let root = state.store.paths().root.clone();
     let stored = tokio::task::spawn_blocking(move || {
         let body = decompress(content_encoding.as_deref(), compressed, limit)?;
         let request = Request::decode(signal, encoding, &body)?;
         drop(body);
+        // A large resource shared by many small items is copied into every record: bound the
+        // split, not only the body.
+        if receive::split_bytes(&request) > SPLIT_FACTOR.saturating_mul(limit as u64) {
+            return Err(OtlpError::TooLarge {
+                limit_bytes: limit.saturating_mul(SPLIT_FACTOR as usize),
+            });
+        }
         let redactor = Redactor::new(&config.redaction);
         let mut records = receive::records(request, arrival, &redactor);
         let max = config.max_record_bytes();
