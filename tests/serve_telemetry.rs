@@ -468,7 +468,7 @@ fn browser_tools() -> Option<(PathBuf, PathBuf)> {
 /// Issue 17 ("Fold"), the dashboard: the session page of a session with telemetry shows the
 /// Telemetry panel (a latency bar per request, reported vs computed cost with the difference
 /// marked, the API errors with the retry marked) and marks the API errors on the timeline;
-/// a session without telemetry shows no panel. Runs `tests/e2e/dashboard.mjs` with its
+/// a session without telemetry shows no panel until its first telemetry arrives, live. Runs `tests/e2e/dashboard.mjs` with its
 /// `telemetry` step only; the screenshot is `target/e2e-screenshots/telemetry.png`.
 #[test]
 fn telemetry_panel_in_chromium() {
@@ -541,5 +541,10 @@ fn telemetry_panel_in_chromium() {
     assert_eq!(report["timeline_retry_markers"], 1);
     assert_eq!(report["jump_telemetry_visible"], true);
     assert_eq!(report["plain_telemetry_hidden"], true);
+    // Live: the session's first telemetry shows the panel and the marker without a reload.
+    assert_eq!(report["plain_live_post_status"], 200);
+    assert_eq!(report["plain_live_errors"], 1);
+    assert_eq!(report["plain_live_markers"], 1);
+    assert_eq!(report["plain_live_jump_visible"], true);
     assert!(shots.join("telemetry.png").is_file());
 }

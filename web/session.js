@@ -39,7 +39,10 @@ function clock(time) {
   return Number.isNaN(date.getTime()) ? String(time) : date.toLocaleTimeString(undefined, { hour12: false });
 }
 
-/** A marker of Claude Code's telemetry (an API error or a failed retry) among the items. */
+/**
+ * An API error or a failed retry of Claude Code's telemetry on the timeline: a tick, not a bar
+ * (the timeline's own item of the `otlp` record, drawn as a marker).
+ */
 function markerRow(item, start, span) {
   const left = span > 0 ? Math.min((100 * (item.ts - start)) / span, 99.5) : 0;
   const retry = item.event === 'api_retry';
@@ -52,16 +55,28 @@ function markerRow(item, start, span) {
       h('span', { class: 'wf-tick', style: `left:${left}%` }))));
 }
 
-/** `items` with `markers` sorted in by time (a marker after the items of its time). */
+/**
+ * `items` with the API errors of `markers` drawn as markers: the item of a marker's record
+ * (same offset) becomes the marker; a marker whose record is not among the items is sorted in
+ * by time.
+ */
 function withMarkers(items, markers) {
   if (!markers.length) return items;
+  const byOffset = new Map(markers.map((m) => [String(m.offset), m]));
+  const marked = items.map((item) => {
+    const marker = byOffset.get(String(item.offset));
+    if (!marker) return item;
+    byOffset.delete(String(item.offset));
+    return { ...marker, ts: item.ts, time: item.time };
+  });
+  const rest = [...byOffset.values()];
   const out = [];
   let m = 0;
-  for (const item of items) {
-    while (m < markers.length && markers[m].ts < item.ts) out.push(markers[m++]);
+  for (const item of marked) {
+    while (m < rest.length && rest[m].ts < item.ts) out.push(rest[m++]);
     out.push(item);
   }
-  return out.concat(markers.slice(m));
+  return out.concat(rest.slice(m));
 }
 
 function waterfallRow(item, start, span, depth) {
@@ -224,8 +239,27 @@ function blockText(block) {
   }
 }
 
+/** An OTLP attribute's value as text. */
+function attributeText(value) {
+  if (!value || typeof value !== 'object') return '';
+  const [kind, v] = Object.entries(value)[0] || [];
+  return kind === 'arrayValue' || kind === 'kvlistValue' ? JSON.stringify(v) : String(v ?? '');
+}
+
+/** An `otlp` record of a log event: its name and attributes as `key=value`, one a line. */
+function otlpText(body) {
+  const log = body.otlp?.resourceLogs?.[0]?.scopeLogs?.[0]?.logRecords?.[0];
+  if (!log) return null;
+  const attributes = (log.attributes || []).map((a) => `${a.key}=${attributeText(a.value)}`);
+  return { role: `otlp ${body.name || body.signal || ''}`.trim(), text: attributes.join('\n') };
+}
+
 function recordText(record) {
   const body = record.body || {};
+  if (record.source === 'otlp') {
+    const text = otlpText(body);
+    if (text) return text;
+  }
   const payload = body.payload || {};
   const message = payload.message;
   if (message && message.content !== undefined) {

@@ -11,6 +11,7 @@ const REQUESTS_PAGE = 200;
 const EPSILON_USD = 1e-6;
 const SVG = 'http://www.w3.org/2000/svg';
 const CHART_HEIGHT = 60;
+const CHART_SLOTS = 60;
 
 /** An SVG element (h() makes HTML ones). */
 function svg(tag, attrs, ...children) {
@@ -82,7 +83,8 @@ function latencyChart(requests) {
   const max = Math.max(...timed.map((r) => r.duration_ms), 1);
   const sorted = timed.map((r) => r.duration_ms).sort((a, b) => a - b);
   const median = sorted[Math.floor((sorted.length - 1) / 2)];
-  const width = requests.length * 4;
+  // A slot of 4 per request, at least CHART_SLOTS of them: a few requests stay thin bars.
+  const width = Math.max(requests.length, CHART_SLOTS) * 4;
   const chart = svg('svg', {
     class: 'lat-chart', id: 'telemetry-latency', viewBox: `0 0 ${width} ${CHART_HEIGHT}`,
     preserveAspectRatio: 'none', role: 'img',

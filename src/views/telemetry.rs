@@ -374,3 +374,71 @@ fn usage_by_request(
     }
     Ok(usage)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn insert(db: &ViewsDb, offset: i64, ts: i64, event: &str, request_id: Option<&str>) {
+        db.conn()
+            .execute(
+                "INSERT INTO telemetry (offset, session, ts_ns, event, request_id, model,
+                    cost_usd, duration_ms, input_tokens)
+                 VALUES (?1, 's', ?2, ?3, ?4, 'claude-opus-4-6', 0.5, 1200, -1)",
+                params![offset, ts, event, request_id],
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn lists_keep_the_newest_oldest_first_and_price_from_usage() {
+        let db = ViewsDb::in_memory().unwrap();
+        // Out of offset order, and two events at the same time (log order breaks the tie).
+        insert(&db, 5, 300, "api_request", Some("r3"));
+        insert(&db, 2, 100, "api_request", Some("r1"));
+        insert(&db, 3, 200, "api_request", Some("r2a"));
+        insert(&db, 4, 200, "api_request", None);
+        insert(&db, 6, 250, "api_error", None);
+        insert(&db, 7, 260, "user_prompt", None);
+        db.conn()
+            .execute(
+                "INSERT INTO usage (message_id, request_id, session, ts_ns, day, model,
+                    input_tokens, output_tokens, cache_creation_tokens, cache_creation_1h_tokens,
+                    cache_read_tokens, total_tokens, sidechain, offset)
+                 VALUES ('m', 'r3', 's', 290, 0, 'claude-opus-4-6', 1000000, 0, 0, 0, 0,
+                    1000000, 0, 1)",
+                [],
+            )
+            .unwrap();
+        let prices = PriceTable::new(&Default::default());
+
+        let all = session_telemetry(&db, &prices, "s", 10).unwrap();
+        let offsets: Vec<u64> = all.requests.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [2, 3, 4, 5]);
+        assert_eq!(
+            all.counts,
+            Counts {
+                requests: 4,
+                errors: 1,
+                tool_results: 0
+            }
+        );
+        assert!(!all.truncated);
+        let last = &all.requests[3];
+        assert_eq!(last.duration_ms, Some(1200));
+        assert_eq!(last.input_tokens, None, "a negative count reads as absent");
+        assert_eq!(last.computed_usd, Some(5.0), "1M input tokens of Opus 4.6");
+        assert_eq!(all.requests[0].computed_usd, None, "no usage row");
+        assert_eq!(all.requests[0].ts, "1970-01-01T00:00:00.000Z");
+        assert_eq!(all.reconcile.len(), 1);
+
+        let two = session_telemetry(&db, &prices, "s", 2).unwrap();
+        let offsets: Vec<u64> = two.requests.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [4, 5], "the newest two, newest last");
+        assert!(two.truncated);
+        assert_eq!(two.errors.len(), 1);
+
+        let none = session_telemetry(&db, &prices, "other", 10).unwrap();
+        assert!(none.requests.is_empty() && none.reconcile.is_empty() && !none.truncated);
+    }
+}

@@ -235,6 +235,28 @@ if (config.telemetry_session) {
       await page.locator('#main h2 code', { hasText: config.plain_session }).waitFor();
       await page.waitForSelector('#telemetry[data-done]', { state: 'attached' });
       out.plain_telemetry_hidden = await page.locator('#telemetry').isHidden();
+      // Live: an API error of this session posted over OTLP/JSON shows the panel and marks
+      // the timeline without a reload.
+      await page.waitForSelector('#live-state[data-state="open"]', { state: 'attached' });
+      const attr = (key, value) => ({ key, value });
+      const request = { resourceLogs: [{ scopeLogs: [{ logRecords: [{
+        timeUnixNano: String(BigInt(Date.now()) * 1000000n),
+        body: { stringValue: 'claude_code.api_error' },
+        attributes: [
+          attr('event.name', { stringValue: 'api_error' }),
+          attr('session.id', { stringValue: config.plain_session }),
+          attr('status_code', { stringValue: '500' }),
+          attr('attempt', { intValue: '3' }),
+          attr('error', { stringValue: 'Internal server error' }),
+        ],
+      }] }] }] };
+      const response = await fetch(`${base}/v1/logs`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(request) });
+      out.plain_live_post_status = response.status;
+      await page.waitForSelector('#telemetry[data-refreshed]:not([hidden])');
+      out.plain_live_errors = await page.locator('#telemetry-errors tbody tr.retry').count();
+      await page.waitForSelector('#waterfall .wf-marker');
+      out.plain_live_markers = await page.locator('#waterfall .wf-marker.ev-api_retry').count();
+      out.plain_live_jump_visible = await page.locator('#jump-telemetry').isVisible();
     }
   });
 }
