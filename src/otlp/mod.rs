@@ -487,3 +487,38 @@ pub fn text(signal: Signal, raw: &[u8]) -> String {
     });
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// OTLP/JSON as JavaScript and Python exporters write it: ints as numbers or strings,
+    /// whole doubles without a fraction, enums as integers.
+    #[test]
+    fn otlp_json_variants_decode() {
+        let logs = br#"{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"claude-code"}}]},
+            "scopeLogs":[{"scope":{"name":"com.anthropic.claude_code.events"},"logRecords":[
+              {"timeUnixNano":"1767225600123000000","severityNumber":9,"body":{"stringValue":"claude_code.api_request"},
+               "attributes":[{"key":"a","value":{"intValue":42}},{"key":"b","value":{"intValue":"43"}},
+                 {"key":"c","value":{"doubleValue":1}},{"key":"d","value":{"doubleValue":0.25}},
+                 {"key":"session.id","value":{"stringValue":"s"}}],
+               "traceId":"fce9e9505416365333209d7bf72f44c2","spanId":"efebac8e921ea65a"},
+              {"timeUnixNano":1767225600123000001,"body":{"stringValue":"x"}}]}]}]}"#;
+        let Request::Logs(request) = Request::decode(Signal::Logs, Encoding::Json, logs).unwrap()
+        else {
+            panic!("not logs")
+        };
+        let records = &request.resource_logs[0].scope_logs[0].log_records;
+        assert_eq!(records[0].time_unix_nano, 1_767_225_600_123_000_000);
+        assert_eq!(records[1].time_unix_nano, 1_767_225_600_123_000_001);
+        let attrs = &records[0].attributes;
+        assert_eq!(attribute(attrs, "a").and_then(value_u64), Some(42));
+        assert_eq!(attribute(attrs, "b").and_then(value_u64), Some(43));
+        assert_eq!(attribute(attrs, "c").and_then(value_f64), Some(1.0));
+        assert_eq!(records[0].trace_id.len(), 16);
+        let metrics = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"claude_code.cost.usage","unit":"USD",
+            "sum":{"aggregationTemporality":1,"isMonotonic":true,"dataPoints":[
+              {"asDouble":5,"timeUnixNano":"1"},{"asInt":"7","timeUnixNano":2}]}}]}]}]}"#;
+        assert!(Request::decode(Signal::Metrics, Encoding::Json, metrics).is_ok());
+    }
+}
