@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::Sandbox;
+use common::browser::browser_tools;
 use common::http::{Response, Server};
 use serde_json::Value;
 
@@ -194,49 +195,6 @@ fn page_and_assets_are_served_from_the_binary() {
         let body: Value = serde_json::from_slice(&response.body)
             .unwrap_or_else(|e| panic!("GET {missing}: not JSON ({e}): {}", response.text()));
         assert!(body["error"].is_string(), "GET {missing}: {body}");
-    }
-}
-
-/// What the browser test needs: node, playwright-core's directory, Chromium. `None` (after a
-/// visible SKIP line) when one is missing, except under `CI=true`, where that fails.
-fn browser_tools() -> Option<(PathBuf, PathBuf)> {
-    let node_ok = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let playwright = std::env::var_os("CTRACE_PLAYWRIGHT")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("ctrace-ci-playwright/node_modules"));
-    let chromium = std::env::var_os("CTRACE_CHROMIUM")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    let missing = if !node_ok {
-        Some("node".to_owned())
-    } else if !playwright.join("playwright-core/package.json").is_file() {
-        Some(format!(
-            "playwright-core under {} (set CTRACE_PLAYWRIGHT; .ci/setup-playwright.sh installs it)",
-            playwright.display()
-        ))
-    } else if !chromium.is_file() {
-        Some(format!(
-            "chromium at {} (set CTRACE_CHROMIUM)",
-            chromium.display()
-        ))
-    } else {
-        None
-    };
-    match missing {
-        None => Some((playwright, chromium)),
-        Some(what) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("{what} not found (CI=true: the dashboard browser test is required)")
-        }
-        Some(what) => {
-            eprintln!("SKIP: {what} not found; the dashboard browser test did not run");
-            None
-        }
     }
 }
 

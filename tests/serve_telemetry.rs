@@ -12,9 +12,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::Sandbox;
+use common::browser::browser_tools;
 use common::http::Server;
 use common::otlp::{event, key_value, logs_request, post};
 use ctrace::views::pricing::{PriceTable, TokenCounts};
@@ -422,47 +423,6 @@ fn computed_cost_comes_from_the_transcript_of_the_same_request() {
     assert_eq!(row["missing_in_transcript_ids"], json!(["req_c"]));
     assert_eq!(row["mismatched"], 1);
     assert_eq!(row["mismatched_requests"][0]["request_id"], "req_a");
-}
-
-/// What the browser test needs: node, playwright-core's directory, Chromium (as
-/// `tests/serve_dashboard.rs` finds them). `None` (after a visible SKIP line) when one is
-/// missing, except under `CI=true`, where that fails.
-fn browser_tools() -> Option<(PathBuf, PathBuf)> {
-    let node_ok = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let playwright = std::env::var_os("CTRACE_PLAYWRIGHT")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("ctrace-ci-playwright/node_modules"));
-    let chromium = std::env::var_os("CTRACE_CHROMIUM")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    let missing = if !node_ok {
-        Some("node".to_owned())
-    } else if !playwright.join("playwright-core/package.json").is_file() {
-        Some(format!(
-            "playwright-core under {} (set CTRACE_PLAYWRIGHT)",
-            playwright.display()
-        ))
-    } else if !chromium.is_file() {
-        Some(format!("chromium at {}", chromium.display()))
-    } else {
-        None
-    };
-    match missing {
-        None => Some((playwright, chromium)),
-        Some(what) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("{what} not found (CI=true: the dashboard browser test is required)")
-        }
-        Some(what) => {
-            eprintln!("SKIP: {what} not found; the telemetry panel browser test did not run");
-            None
-        }
-    }
 }
 
 /// Issue 17 ("Fold"), the dashboard: the session page of a session with telemetry shows the

@@ -26,6 +26,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tempfile::TempDir;
 
+pub mod browser;
 pub mod http;
 pub mod otlp;
 pub mod tmux;
