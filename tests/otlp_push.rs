@@ -310,5 +310,17 @@ fn forwarding_survives_the_receiver_being_down_and_delivers_each_record_once() {
     let checkpoint: Value =
         serde_json::from_slice(&std::fs::read(store.join("forward.checkpoint")).unwrap()).unwrap();
     assert_eq!(checkpoint["next_offset"], 50);
+    let deadline = Instant::now() + DEADLINE;
+    while server.json("/api/health")["forward"]["next_offset"] != 50 {
+        assert!(
+            Instant::now() < deadline,
+            "health does not show the checkpoint"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        server.json("/api/health")["forward"]["endpoint"],
+        format!("http://127.0.0.1:{port}").as_str()
+    );
     assert_eq!(server.terminate(), Some(0));
 }

@@ -218,6 +218,23 @@ impl Forwarder {
     }
 }
 
+/// The forwarding of `store` as its `[forward]` table and checkpoint say (`next_offset` 0
+/// before the first acknowledged batch, or when the checkpoint is for another endpoint);
+/// `None` when nothing is forwarded.
+pub fn status(store: &Store) -> Option<Checkpoint> {
+    let url = store.config().forward.endpoint.as_deref()?;
+    let endpoint = url.trim_end_matches('/').to_owned();
+    let next_offset = read_checkpoint(&checkpoint_path(store))
+        .ok()
+        .flatten()
+        .filter(|c| c.endpoint == endpoint)
+        .map_or(0, |c| c.next_offset);
+    Some(Checkpoint {
+        endpoint,
+        next_offset,
+    })
+}
+
 fn read_checkpoint(path: &Path) -> Result<Option<Checkpoint>, ForwardError> {
     let err = |source| ForwardError::Checkpoint {
         path: path.to_path_buf(),

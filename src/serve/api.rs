@@ -160,6 +160,10 @@ pub(crate) struct Health {
     views_checkpoint: Option<u64>,
     /// The index's checkpoint.
     index_checkpoint: Option<u64>,
+    /// `[forward]`: the endpoint and the checkpoint (every record below `next_offset` was
+    /// acknowledged); absent when nothing is forwarded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    forward: Option<crate::otlp::forward::Checkpoint>,
 }
 
 /// `GET /api/health`.
@@ -174,6 +178,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Result<Json<Health>
             index_checkpoint: crate::index::applied_offset(store.paths())
                 .map_err(ApiError::Index)?
                 .map(|o| o.0),
+            forward: crate::otlp::forward::status(store),
         }))
     })
     .await
