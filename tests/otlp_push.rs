@@ -13,33 +13,13 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::Sandbox;
 use common::http::{DEADLINE, Server};
 use common::otlp::{Receiver, python};
 use serde_json::Value;
-
-/// A store written by `ctrace demo`: its path.
-fn demo_store(sandbox: &Sandbox) -> PathBuf {
-    let stdout = sandbox.ok_stdout(&["demo"]);
-    stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("store:"))
-        .map(|s| PathBuf::from(s.trim()))
-        .unwrap_or_else(|| panic!("no store line:\n{stdout}"))
-}
-
-fn lines(sandbox: &Sandbox, store: &Path, args: &[&str]) -> Vec<Value> {
-    let output = sandbox.command_in(store, args).output().unwrap();
-    common::assert_success(args, &output);
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
 
 fn cost_by_session(sandbox: &Sandbox, store: &Path) -> BTreeMap<String, (u64, f64)> {
     let output = sandbox
@@ -73,7 +53,7 @@ fn offsets_of(items: &[Value]) -> Vec<u64> {
 fn export_pushes_spans_and_records_that_the_reference_decoder_reads() {
     let Some(python) = python() else { return };
     let sandbox = Sandbox::new();
-    let store = demo_store(&sandbox);
+    let store = sandbox.demo_store();
     let receiver = Receiver::start(&python, &sandbox.tmp(), &[]);
     let output = sandbox
         .command_in(
@@ -85,7 +65,7 @@ fn export_pushes_spans_and_records_that_the_reference_decoder_reads() {
     common::assert_success(&["export", "--format", "otlp"], &output);
     let items = receiver.items();
     // Spans: as many per trace as the otlp-json export has, every parent in the same trace.
-    let expected = lines(&sandbox, &store, &["export", "--format", "otlp-json"]);
+    let expected = sandbox.json_lines_in(&store, &["export", "--format", "otlp-json"]);
     let mut by_trace: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for span in items.iter().filter(|i| i["signal"] == "traces") {
         by_trace
@@ -120,7 +100,7 @@ fn export_pushes_spans_and_records_that_the_reference_decoder_reads() {
         assert_eq!(root["resource"]["service.name"], "claude-code");
     }
     // Logs: every sealed record once, with its offset and source.
-    let records = lines(&sandbox, &store, &["cat", "--json"]);
+    let records = sandbox.json_lines_in(&store, &["cat", "--json"]);
     let offsets = offsets_of(&items);
     let unique: BTreeSet<u64> = offsets.iter().copied().collect();
     assert_eq!(offsets.len(), records.len());
@@ -192,7 +172,7 @@ fn export_pushes_spans_and_records_that_the_reference_decoder_reads() {
 #[test]
 fn a_second_ctrace_fed_by_export_has_the_same_sessions_and_cost() {
     let sandbox = Sandbox::new();
-    let store = demo_store(&sandbox);
+    let store = sandbox.demo_store();
     let second = sandbox.path("second");
     let server = Server::spawn(sandbox.command_in(
         &second,
@@ -204,7 +184,7 @@ fn a_second_ctrace_fed_by_export_has_the_same_sessions_and_cost() {
         .output()
         .unwrap();
     common::assert_success(&["export", "--format", "otlp"], &output);
-    let records = lines(&sandbox, &store, &["cat", "--json"]).len() as u64;
+    let records = sandbox.json_lines_in(&store, &["cat", "--json"]).len() as u64;
     server.wait_caught_up(records);
     assert_eq!(server.terminate(), Some(0));
     let (a, b) = (
@@ -218,7 +198,11 @@ fn a_second_ctrace_fed_by_export_has_the_same_sessions_and_cost() {
         assert!((usd_b - usd).abs() < 1e-9, "{session}: {usd} vs {usd_b}");
     }
     // The hook and transcript records came back as themselves.
-    let hooks = |s: &Path| lines(&sandbox, s, &["cat", "--json", "--source", "hook"]).len();
+    let hooks = |s: &Path| {
+        sandbox
+            .json_lines_in(s, &["cat", "--json", "--source", "hook"])
+            .len()
+    };
     assert_eq!(hooks(&store), hooks(&second));
 }
 

@@ -61,16 +61,7 @@ fn api_requests(session: &str, n: usize) -> ExportLogsServiceRequest {
 }
 
 fn otlp_records(sandbox: &Sandbox, store: &Path) -> Vec<serde_json::Value> {
-    let output = sandbox
-        .command_in(store, &["cat", "--json", "--source", "otlp"])
-        .output()
-        .unwrap();
-    common::assert_success(&["cat"], &output);
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
+    sandbox.json_lines_in(store, &["cat", "--json", "--source", "otlp"])
 }
 
 #[test]

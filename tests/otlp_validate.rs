@@ -19,9 +19,10 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
+use common::otlp::python;
 use common::{Sandbox, assert_success, corpus};
 use ctrace::export::otlp;
 use ctrace::views::tree::{Node, NodeKind, Status, Tokens};
@@ -134,20 +135,6 @@ struct Checked {
     operations: BTreeMap<String, u64>,
     node_kinds: BTreeMap<String, u64>,
     tool_call_ids: Vec<String>,
-}
-
-fn python() -> Option<PathBuf> {
-    if let Some(python) = std::env::var_os("CTRACE_OTLP_PYTHON").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(python));
-    }
-    assert!(
-        !std::env::var("CI").is_ok_and(|v| v == "true"),
-        "CTRACE_OTLP_PYTHON is not set (CI=true: source .ci/setup-otlp.sh)"
-    );
-    eprintln!(
-        "SKIP: CTRACE_OTLP_PYTHON is not set (source .ci/setup-otlp.sh for the opentelemetry-proto check)"
-    );
-    None
 }
 
 fn check(python: &Path, file: &Path) -> Vec<Checked> {

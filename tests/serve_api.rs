@@ -11,7 +11,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use common::Sandbox;
@@ -33,31 +33,10 @@ fn hook_payload(session: &str, n: u64) -> Vec<u8> {
     .into_bytes()
 }
 
-/// A store written by `ctrace demo` (an agent session through the hook path, with its
-/// transcript): its path.
-fn demo_store(sandbox: &Sandbox) -> PathBuf {
-    let stdout = sandbox.ok_stdout(&["demo"]);
-    stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("store:"))
-        .map(|s| PathBuf::from(s.trim()))
-        .unwrap_or_else(|| panic!("no store line:\n{stdout}"))
-}
-
 fn cli_json(sandbox: &Sandbox, store: &Path, args: &[&str]) -> Value {
     let output = sandbox.command_in(store, args).output().unwrap();
     common::assert_success(args, &output);
     serde_json::from_slice(&output.stdout).unwrap()
-}
-
-fn cli_lines(sandbox: &Sandbox, store: &Path, args: &[&str]) -> Vec<Value> {
-    let output = sandbox.command_in(store, args).output().unwrap();
-    common::assert_success(args, &output);
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// Issue 16 item 2 (HTTP hook target): valid, malformed and oversized payloads are answered
@@ -109,7 +88,7 @@ fn hooks_posted_over_http_are_stored() {
 
     let page = server.json("/api/sessions/http-session/records");
     let api: Vec<&Value> = page["records"].as_array().unwrap().iter().collect();
-    let cli = cli_lines(&sandbox, &store, &["cat", "--json"]);
+    let cli = sandbox.json_lines_in(&store, &["cat", "--json"]);
     assert_eq!(api.len(), 3);
     for (api, cli) in api.iter().zip(&cli) {
         assert_eq!(*api, cli);
@@ -122,11 +101,11 @@ fn hooks_posted_over_http_are_stored() {
 #[test]
 fn rows_equal_the_cli() {
     let sandbox = Sandbox::new();
-    let store = demo_store(&sandbox);
+    let store = sandbox.demo_store();
     let server = start(&sandbox, &store, &[]);
     server.wait_caught_up(1);
 
-    let cli_sessions = cli_lines(&sandbox, &store, &["sessions", "--json"]);
+    let cli_sessions = sandbox.json_lines_in(&store, &["sessions", "--json"]);
     let api = server.json("/api/sessions");
     assert_eq!(api["sessions"].as_array().unwrap(), &cli_sessions);
     assert_eq!(api["next_cursor"], Value::Null);
@@ -148,7 +127,7 @@ fn rows_equal_the_cli() {
         server.json(&format!("/api/sessions/{id}/records"))["records"]
             .as_array()
             .unwrap(),
-        &cli_lines(&sandbox, &store, &["cat", "--json", "--session", id])
+        &sandbox.json_lines_in(&store, &["cat", "--json", "--session", id])
     );
     // Paging the records: three at a time, `next_after` walks them all once.
     let all = server.json(&format!("/api/sessions/{id}/records"))["records"].clone();
@@ -587,9 +566,9 @@ fn stream_resumes_across_a_restart_with_command_hooks() {
 #[test]
 fn search_sources_and_cast_equal_the_cli() {
     let sandbox = Sandbox::new();
-    let store = demo_store(&sandbox);
+    let store = sandbox.demo_store();
     // The CLI's search builds the index; the service then keeps it current.
-    let cli_hits = cli_lines(&sandbox, &store, &["search", "error", "--json", "-n", "20"]);
+    let cli_hits = sandbox.json_lines_in(&store, &["search", "error", "--json", "-n", "20"]);
     assert!(!cli_hits.is_empty(), "the demo has an error to find");
     let server = start(&sandbox, &store, &[]);
     server.wait_caught_up(1);
@@ -605,7 +584,7 @@ fn search_sources_and_cast_equal_the_cli() {
             .all(|h| h["source"] == "hook")
     );
 
-    let sessions = cli_lines(&sandbox, &store, &["sessions", "--json"]);
+    let sessions = sandbox.json_lines_in(&store, &["sessions", "--json"]);
     let sources = server.json("/api/sources");
     for source in ["hook", "transcript", "pty"] {
         let expected: u64 = sessions

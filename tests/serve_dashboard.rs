@@ -13,10 +13,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::Sandbox;
-use common::browser::browser_tools;
+use common::browser::{browser_tools, run_browser};
 use common::http::{Response, Server};
 use serde_json::Value;
 
@@ -220,38 +220,6 @@ fn record_terminal(sandbox: &Sandbox) -> String {
         .and_then(|rest| rest.split_whitespace().next())
         .unwrap_or_else(|| panic!("no session id in: {stdout}"))
         .to_owned()
-}
-
-/** Runs tests/e2e/dashboard.mjs against `server` and returns its report. */
-fn run_browser(
-    sandbox: &Sandbox,
-    server: &Server,
-    config: &Value,
-    playwright: &Path,
-    chromium: &Path,
-) -> Value {
-    let config_path = sandbox.path("e2e.json");
-    std::fs::write(&config_path, config.to_string()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/dashboard.mjs");
-    let output = Command::new("node")
-        .arg(&script)
-        .arg(format!("http://{}", server.addr))
-        .arg(&config_path)
-        .env("NODE_PATH", playwright)
-        .env("CTRACE_CHROMIUM", chromium)
-        .env("TMPDIR", sandbox.tmp())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "the browser script printed no JSON ({e}); stdout: {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    eprintln!("browser report: {report:#}");
-    assert!(output.status.success(), "browser script failed: {report}");
-    report
 }
 
 /// The steps of the browser script that failed, as `step: message`.

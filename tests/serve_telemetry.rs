@@ -12,10 +12,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::Sandbox;
-use common::browser::browser_tools;
+use common::browser::{browser_tools, run_browser};
 use common::http::Server;
 use common::otlp::{event, key_value, logs_request, post};
 use ctrace::views::pricing::{PriceTable, TokenCounts};
@@ -453,27 +452,7 @@ fn telemetry_panel_in_chromium() {
         "plain_session": "plain-session",
         "screenshots": shots,
     });
-    let config_path = sandbox.path("e2e.json");
-    std::fs::write(&config_path, config.to_string()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/dashboard.mjs");
-    let output = Command::new("node")
-        .arg(&script)
-        .arg(format!("http://{}", server.addr))
-        .arg(&config_path)
-        .env("NODE_PATH", &playwright)
-        .env("CTRACE_CHROMIUM", &chromium)
-        .env("TMPDIR", sandbox.tmp())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "the browser script printed no JSON ({e}); stdout: {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    eprintln!("browser report: {report:#}");
-    assert!(output.status.success(), "browser script failed: {report}");
+    let report = run_browser(&sandbox, &server, &config, &playwright, &chromium);
     assert_eq!(report["telemetry_error"], Value::Null, "{report:#}");
     assert_eq!(report["page_errors"], json!([]));
     assert_eq!(report["outside_requests"], json!([]));

@@ -341,15 +341,9 @@ fn otlp_push(
         }
     }
     // Logs: the records, in offset order, `--batch` per request.
-    let store_name = store
-        .paths()
-        .root
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let signals = [Signal::Logs, Signal::Metrics, Signal::Traces];
     let snapshot = store.snapshot()?;
-    let mut batch = Batch::new(&store_name);
+    let mut batch = Batch::for_store(store);
     let (mut records, mut first) = (0u64, None::<u64>);
     let mut flush = |batch: Batch, first: Option<u64>, last: u64| -> u64 {
         let n = batch.records;
@@ -382,7 +376,7 @@ fn otlp_push(
         batch.push(offset.0, record, &signals);
         if batch.records >= args.batch {
             records += flush(
-                std::mem::replace(&mut batch, Batch::new(&store_name)),
+                std::mem::replace(&mut batch, Batch::for_store(store)),
                 first,
                 last,
             );

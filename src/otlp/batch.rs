@@ -71,6 +71,17 @@ impl Batch {
         }
     }
 
+    /// An empty batch for the records of `store` (`ctrace.store` = its directory's name).
+    pub fn for_store(store: &crate::log::Store) -> Self {
+        let name = store
+            .paths()
+            .root
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Self::new(&name)
+    }
+
     /// Adds the record at `offset`, if its signal is among `signals` (ctrace's own records
     /// are logs).
     pub fn push(&mut self, offset: u64, record: &Record, signals: &[Signal]) {

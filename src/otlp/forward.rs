@@ -77,7 +77,6 @@ pub struct Forwarder {
     store: Store,
     config: ForwardConfig,
     pusher: Pusher,
-    store_name: String,
     checkpoint: Checkpoint,
     backoff: Backoff,
 }
@@ -124,17 +123,10 @@ impl Forwarder {
                 next_offset: 0,
             },
         };
-        let store_name = store
-            .paths()
-            .root
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         Ok(Some(Self {
             store,
             config,
             pusher: Pusher::new(endpoint),
-            store_name,
             checkpoint,
             backoff: Backoff {
                 max_elapsed: None,
@@ -172,7 +164,7 @@ impl Forwarder {
             );
             from = first.0;
         }
-        let mut batch = Batch::new(&self.store_name);
+        let mut batch = Batch::for_store(&self.store);
         let mut next = from;
         for stored in snapshot.scan(Offset(from), TimeRange::default(), false) {
             let stored = stored?;

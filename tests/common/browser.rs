@@ -1,7 +1,12 @@
 //! The browser tests' tools: node, playwright-core (`.ci/setup-playwright.sh`) and Chromium.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use super::Sandbox;
+use super::http::Server;
 
 /// What the browser test needs: node, playwright-core's directory, Chromium. `None` (after a
 /// visible SKIP line) when one is missing, except under `CI=true`, where that fails.
@@ -44,4 +49,37 @@ pub fn browser_tools() -> Option<(PathBuf, PathBuf)> {
             None
         }
     }
+}
+
+/// Runs `tests/e2e/dashboard.mjs` against `server` with `config` (written to a file of the
+/// sandbox) and returns its JSON report, asserting the script succeeded.
+pub fn run_browser(
+    sandbox: &Sandbox,
+    server: &Server,
+    config: &Value,
+    playwright: &Path,
+    chromium: &Path,
+) -> Value {
+    let config_path = sandbox.path("e2e.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/dashboard.mjs");
+    let output = Command::new("node")
+        .arg(&script)
+        .arg(format!("http://{}", server.addr))
+        .arg(&config_path)
+        .env("NODE_PATH", playwright)
+        .env("CTRACE_CHROMIUM", chromium)
+        .env("TMPDIR", sandbox.tmp())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "the browser script printed no JSON ({e}); stdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    eprintln!("browser report: {report:#}");
+    assert!(output.status.success(), "browser script failed: {report}");
+    report
 }

@@ -136,6 +136,28 @@ impl Sandbox {
         command
     }
 
+    /// A store written by `ctrace demo` (an agent session through the hook path, with its
+    /// transcript and terminal recording): its path.
+    pub fn demo_store(&self) -> PathBuf {
+        let stdout = self.ok_stdout(&["demo"]);
+        stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("store:"))
+            .map(|s| PathBuf::from(s.trim()))
+            .unwrap_or_else(|| panic!("no store line:\n{stdout}"))
+    }
+
+    /// `ctrace --store STORE ARGS`, asserting success, its stdout read as JSON Lines.
+    pub fn json_lines_in(&self, store: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+        let output = self.command_in(store, args).output().unwrap();
+        assert_success(args, &output);
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     /// Runs `ctrace ARGS` with empty stdin.
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
