@@ -88,6 +88,14 @@ fn every_log_record_arrives_in_both_encodings_gzip_on_and_off() {
         };
         let response = post(&server, "/v1/logs", content_type, gzipped, &body);
         assert_eq!(response.status, 200, "{content_type}: {}", response.text());
+        if content_type.starts_with("application/json") {
+            assert_eq!(response.body, b"{}", "the empty ExportLogsServiceResponse");
+        } else {
+            assert!(
+                response.body.is_empty(),
+                "the empty ExportLogsServiceResponse"
+            );
+        }
         let media = content_type.split(';').next().unwrap();
         assert_eq!(
             response.header("content-type").as_deref(),

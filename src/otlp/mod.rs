@@ -237,6 +237,10 @@ pub fn decompress(
 /// The answer to an export request (OTLP/HTTP: the `Export*ServiceResponse` of the signal in
 /// the request's encoding; `partial_success` set only when items were rejected).
 pub fn response_body(signal: Signal, encoding: Encoding, rejected: i64, message: &str) -> Vec<u8> {
+    if encoding == Encoding::Json && rejected <= 0 && message.is_empty() {
+        // The empty response (`{"partialSuccess":null}` is what serde would write).
+        return b"{}".to_vec();
+    }
     let message = message.to_owned();
     macro_rules! respond {
         ($response:ident, $partial:ident, $field:ident) => {{
