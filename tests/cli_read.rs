@@ -514,6 +514,26 @@ fn config_prints_effective_toml_and_names_bad_keys() {
         assert!(bad.stdout.is_empty());
     }
 
+    // Forwarding credentials are not printed.
+    fs::write(
+        &file,
+        "[forward]\nendpoint = \"http://c:4318\"\nheaders = { Authorization = \"Bearer s3cret\" }\n",
+    )
+    .unwrap();
+    let printed = sandbox.ok_stdout(&["config"]);
+    assert!(!printed.contains("s3cret"), "{printed}");
+    let table: toml::Table = toml::from_str(&printed).unwrap();
+    assert_eq!(
+        table["forward"]["headers"]["Authorization"].as_str(),
+        Some("<hidden: 13 bytes>")
+    );
+    assert_eq!(table["forward"]["endpoint"].as_str(), Some("http://c:4318"));
+    // A bad [forward] table is an error naming the key.
+    fs::write(&file, "[forward]\nendpoint = \"localhost:4318\"\n").unwrap();
+    let bad = sandbox.run(&["config"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("forward.endpoint"));
+
     // --config names another file; a missing one is an error naming it.
     let other = sandbox.path("other.toml");
     fs::write(&other, "[storage]\nzstd_level = 5\n").unwrap();

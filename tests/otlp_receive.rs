@@ -469,3 +469,59 @@ mod hostile {
         }
     }
 }
+
+/// While the inbox holds more unsealed bytes than `--max-inbox` (the compactor cannot keep
+/// up; here: another process holds the store lock, so nothing seals), OTLP requests get 429
+/// with `Retry-After` and store nothing; once the backlog is sealed they are taken again.
+#[test]
+fn a_backlog_above_the_inbox_limit_is_answered_429_with_retry_after() {
+    let sandbox = Sandbox::new();
+    let store = sandbox.store();
+    let hook = |n: usize| {
+        format!(
+            r#"{{"hook_event_name":"UserPromptSubmit","session_id":"backlog","prompt":"{}"}}"#,
+            format!("{n} ").repeat(300)
+        )
+    };
+    sandbox.hook(hook(0).as_bytes());
+    sandbox.ok(&["compact"]);
+    for n in 1..4 {
+        sandbox.hook(hook(n).as_bytes());
+    }
+    let lock = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(store.join("ctrace.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let server = Server::spawn(sandbox.command_in(
+        &store,
+        &[
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--no-transcripts",
+            "--max-inbox",
+            "1KiB",
+        ],
+    ));
+    let body = api_requests("s", 2).encode_to_vec();
+    let response = post(&server, "/v1/logs", "application/x-protobuf", false, &body);
+    assert_eq!(response.status, 429, "{}", response.text());
+    assert!(
+        response.header("retry-after").is_some(),
+        "{}",
+        response.head
+    );
+    assert!(!response.body.is_empty(), "a google.rpc.Status body");
+    assert_eq!(server.json("/api/health")["unsealed_records"], 3);
+    // The lock goes; the next wake (a hook) seals the backlog and requests are taken again.
+    drop(lock);
+    assert_eq!(server.post_hook(hook(4).as_bytes()).status, 200);
+    server.wait_caught_up(5);
+    let response = post(&server, "/v1/logs", "application/x-protobuf", false, &body);
+    assert_eq!(response.status, 200, "{}", response.text());
+    server.wait_caught_up(7);
+    assert_eq!(otlp_records(&sandbox, &store).len(), 2);
+    assert_eq!(server.terminate(), Some(0));
+}

@@ -23,6 +23,10 @@ pub struct ServeArgs {
     /// Largest request body accepted (bytes, or 64MiB, 1MB, ...)
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub max_body: usize,
+    /// Answer OTLP requests 429 (Retry-After) while the unsealed inbox holds more than this
+    /// (bytes, or 256MiB, ...): the compactor is behind, the exporters retry later
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub max_inbox: usize,
     /// Require the access token on loopback too (always required on other addresses); it is
     /// kept in `<store>/serve.token` and a login link for the page is printed at start
     #[arg(long)]
@@ -49,6 +53,7 @@ pub fn run(store: &Store, args: &ServeArgs) -> anyhow::Result<i32> {
         watch: !args.no_watch,
         transcripts: !args.no_transcripts,
         max_body_bytes: args.max_body,
+        max_inbox_bytes: args.max_inbox as u64,
         token: args.token,
         ..ServeOptions::default()
     };
