@@ -18,29 +18,8 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
-/// Exits with a message on error: a bench has nobody to return an error to, and the crate's
-/// lints forbid `unwrap`.
-trait OrExit<T> {
-    fn or_exit(self, what: &str) -> T;
-}
-
-impl<T, E: std::fmt::Display> OrExit<T> for Result<T, E> {
-    fn or_exit(self, what: &str) -> T {
-        match self {
-            Ok(value) => value,
-            Err(error) => {
-                eprintln!("bench setup failed: {what}: {error}");
-                std::process::exit(1);
-            }
-        }
-    }
-}
-
-const MODELS: [&str; 3] = [
-    "claude-opus-4-6",
-    "claude-sonnet-4-5-20250929",
-    "claude-haiku-4-5-20251001",
-];
+mod common;
+use common::{MODELS, OrExit};
 
 fn text(key: &str, value: String) -> opentelemetry_proto::tonic::common::v1::KeyValue {
     key_value(key, Value::StringValue(value))

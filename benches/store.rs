@@ -47,23 +47,8 @@ use ctrace::segments::frame::{Decoded, MAX_FRAME_LIMIT_BYTES, ScanItem, Scanner,
 use ctrace::segments::segment::{DEFAULT_BLOCK_BYTES, SegmentReader, SegmentWriter};
 use serde_json::{Value, json};
 
-/// Exits with a message on error: a bench has nobody to return an error to, and the crate's
-/// lints forbid `unwrap`.
-trait OrExit<T> {
-    fn or_exit(self, what: &str) -> T;
-}
-
-impl<T, E: std::fmt::Display> OrExit<T> for Result<T, E> {
-    fn or_exit(self, what: &str) -> T {
-        match self {
-            Ok(value) => value,
-            Err(error) => {
-                eprintln!("bench store: {what}: {error}");
-                std::process::exit(1);
-            }
-        }
-    }
-}
+mod common;
+use common::OrExit;
 
 impl<T> OrExit<T> for Option<T> {
     fn or_exit(self, what: &str) -> T {

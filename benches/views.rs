@@ -16,29 +16,8 @@ use ctrace::views::cost::{CostQuery, GroupBy};
 use ctrace::views::pricing::PriceTable;
 use serde_json::json;
 
-/// Exits with a message on error: a bench has nobody to return an error to, and the crate's
-/// lints forbid `unwrap`.
-trait OrExit<T> {
-    fn or_exit(self, what: &str) -> T;
-}
-
-impl<T, E: std::fmt::Display> OrExit<T> for Result<T, E> {
-    fn or_exit(self, what: &str) -> T {
-        match self {
-            Ok(value) => value,
-            Err(error) => {
-                eprintln!("bench setup failed: {what}: {error}");
-                std::process::exit(1);
-            }
-        }
-    }
-}
-
-const MODELS: [&str; 3] = [
-    "claude-opus-4-6",
-    "claude-sonnet-4-5-20250929",
-    "claude-haiku-4-5-20251001",
-];
+mod common;
+use common::{MODELS, OrExit};
 
 /// A store with about `records` synthetic records, sealed.
 fn make_store(dir: &std::path::Path, records: usize) -> Store {
