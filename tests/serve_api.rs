@@ -216,6 +216,44 @@ fn rows_equal_the_cli() {
         server.json("/api/sessions?model=no-such-model")["sessions"],
         serde_json::json!([])
     );
+    // `tool`: the sessions whose `tools` name it; the rows' tallies add up.
+    for s in &cli_sessions {
+        let tools = s["tools"].as_object().unwrap();
+        let calls: u64 = tools.values().map(|t| t["calls"].as_u64().unwrap()).sum();
+        let errors: u64 = tools.values().map(|t| t["errors"].as_u64().unwrap()).sum();
+        assert_eq!(
+            (s["tool_calls"].as_u64(), s["tool_errors"].as_u64()),
+            (Some(calls), Some(errors))
+        );
+    }
+    assert!(
+        claude["tool_errors"].as_u64().unwrap() >= 1,
+        "the demo's failing command: {claude}"
+    );
+    let tool = claude["tools"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .expect("the demo session calls tools")
+        .clone();
+    let with_tool: Vec<&Value> = cli_sessions
+        .iter()
+        .filter(|s| s["tools"].as_object().unwrap().contains_key(&tool))
+        .collect();
+    let api = server.json(&format!("/api/sessions?tool={tool}"));
+    assert_eq!(
+        api["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .collect::<Vec<_>>(),
+        with_tool
+    );
+    assert_eq!(
+        server.json("/api/sessions?tool=NoSuchTool")["sessions"],
+        serde_json::json!([])
+    );
     let top = cost_of(claude_id);
     assert!(top > 0.0, "the demo session costs something");
     let api = server.json(&format!("/api/sessions?min_cost={top}"));
@@ -295,11 +333,25 @@ fn bad_requests_get_json_errors() {
         ("/api/cost?by=planet", 400),
         ("/api/cost?until=2026-13-45", 400),
         ("/api/stream?source=martian", 400),
+        ("/api/stream?session=dup-", 400),
         ("/api/nothing-here", 404),
+        // Rejections of the query extractor (a bool that is not one, a repeated parameter).
+        ("/api/cost?breakdown=yes", 400),
+        ("/api/sessions?project=a&project=b", 400),
     ] {
         let response = server.get(path);
         assert_eq!(response.status, status, "GET {path}: {}", response.text());
         assert!(!response.error().is_empty(), "GET {path}");
+    }
+    // A method a route does not take: 405 with `Allow` and a JSON error.
+    for (method, path) in [("POST", "/api/health"), ("GET", "/ingest/hook")] {
+        let response = server.request(method, path, &[("Content-Type", "application/json")], b"{}");
+        assert_eq!(response.status, 405, "{method} {path}: {}", response.text());
+        assert!(response.error().contains("not allowed"), "{method} {path}");
+        assert!(
+            response.header("allow").is_some(),
+            "{method} {path}: no Allow"
+        );
     }
     assert_eq!(
         server.json("/api/sessions/dup-a")["session"],

@@ -224,11 +224,19 @@ fn record_terminal(sandbox: &Sandbox) -> String {
 
 /// The steps of the browser script that failed, as `step: message`.
 fn step_errors(report: &Value) -> Vec<String> {
-    ["overview", "sort", "live", "session", "cast", "search"]
-        .iter()
-        .filter(|key| !report[format!("{key}_error")].is_null())
-        .map(|key| format!("{key}: {}", report[format!("{key}_error")]))
-        .collect()
+    [
+        "overview",
+        "filter_tool",
+        "sort",
+        "live",
+        "session",
+        "cast",
+        "search",
+    ]
+    .iter()
+    .filter(|key| !report[format!("{key}_error")].is_null())
+    .map(|key| format!("{key}: {}", report[format!("{key}_error")]))
+    .collect()
 }
 
 /// No script error, nothing fetched from outside, no failed request; the only 404s the page
@@ -279,6 +287,43 @@ fn check_optional_endpoints(report: &Value) {
     );
 }
 
+/// The tool the e2e filters the overview by: one that some but not all sessions called (the
+/// filter must drop sessions), with what the overview must show for it.
+struct FilterTool {
+    name: String,
+    /// Sessions that called it.
+    sessions: usize,
+    /// Tool calls (every tool) of those sessions.
+    calls: u64,
+}
+
+fn filter_tool(sessions: &[Value]) -> FilterTool {
+    let called = |s: &Value, tool: &str| s["tools"].as_object().unwrap().contains_key(tool);
+    let mut names: Vec<String> = sessions
+        .iter()
+        .flat_map(|s| s["tools"].as_object().unwrap().keys().cloned())
+        .filter(|t| !t.is_empty())
+        .collect();
+    names.sort();
+    names.dedup();
+    let name = names
+        .into_iter()
+        .find(|t| {
+            let n = sessions.iter().filter(|s| called(s, t)).count();
+            n > 0 && n < sessions.len()
+        })
+        .expect("a tool some but not all corpus sessions called");
+    let using: Vec<&Value> = sessions.iter().filter(|s| called(s, &name)).collect();
+    FilterTool {
+        sessions: using.len(),
+        calls: using
+            .iter()
+            .map(|s| s["tool_calls"].as_u64().unwrap())
+            .sum(),
+        name,
+    }
+}
+
 /// Issue 16, "The dashboard" and its Chromium tests: on a store built from the corpus (plus a
 /// terminal recording), the overview shows the totals `ctrace cost --json` and `ctrace
 /// sessions --json` give, the sessions table sorts from the keyboard, a hook posted while the
@@ -312,8 +357,12 @@ fn dashboard_in_chromium() {
         .unwrap()
         .to_owned();
 
+    let filter_tool = filter_tool(&sessions);
+
     let server = start(&sandbox);
     wait_caught_up(&server);
+    let tree = server.json(&format!("/api/sessions/{busiest}/tree"));
+    let by_tool = server.json(&format!("/api/cost?by=tool&session={busiest}"));
     let timeline = server.json(&format!("/api/sessions/{busiest}/timeline"));
     let timeline = timeline.as_array().unwrap();
     let records = server.json(&format!("/api/sessions/{busiest}/records?limit=200"));
@@ -327,6 +376,7 @@ fn dashboard_in_chromium() {
         "session": busiest,
         "cast_session": recorded,
         "search": "README",
+        "filter_tool": filter_tool.name,
         "screenshots": shots,
     });
     // No retry: the search step's intermittent timeout (about 1 run in 5 until session 12) was
@@ -350,7 +400,31 @@ fn dashboard_in_chromium() {
     assert_eq!(report["total_sessions"], sessions.len());
     assert_eq!(report["table_rows"], sessions.len().min(50));
     assert!(report["chart_canvas"].as_u64().unwrap() >= 1);
+    // The tool error rate counts every session's tool calls, as `sessions --json` does.
+    let (errors, calls) = sessions.iter().fold((0, 0), |(e, c), s| {
+        (
+            e + s["tool_errors"].as_u64().unwrap(),
+            c + s["tool_calls"].as_u64().unwrap(),
+        )
+    });
+    assert!(
+        calls > 0 && errors > 0,
+        "corpus tool calls {calls}, errors {errors}"
+    );
+    assert_eq!(report["error_rate_errors"], errors);
+    assert_eq!(report["error_rate_calls"], calls);
     assert!(report["error_rate_text"].as_str().unwrap().contains('%'));
+    assert!(
+        report["tool_options"].as_u64().unwrap() > 2,
+        "tool filter options"
+    );
+    // The Tool filter keeps the sessions that called the tool.
+    assert_eq!(report["filter_tool_sessions"], filter_tool.sessions);
+    assert_eq!(report["filter_tool_calls"], filter_tool.calls);
+    assert_eq!(
+        report["filter_tool_table_rows"],
+        filter_tool.sessions.min(50)
+    );
     assert!(report["top_tools"].as_u64().unwrap() >= 1, "no tool bars");
     assert!(
         !report["task_status_text"]
@@ -386,6 +460,24 @@ fn dashboard_in_chromium() {
     assert_eq!(report["mermaid_svg"], 1, "the Mermaid tree is not an <svg>");
     assert!(report["mermaid_nodes"].as_u64().unwrap() > 1);
     assert_eq!(report["records_shown"], records);
+    // The Cost panel: the turns add up to the session's cost, the tools to its cost rows.
+    let close = |a: &Value, b: f64| (a.as_f64().unwrap() - b).abs() < 1e-6;
+    let tree_cost = tree["cost_usd"].as_f64().unwrap();
+    assert!(tree_cost > 0.0);
+    assert!(
+        close(&report["cost_turns_total"], tree_cost),
+        "turns {} vs tree {tree_cost}",
+        report["cost_turns_total"]
+    );
+    assert!(report["cost_turn_rows"].as_u64().unwrap() >= 1);
+    let tools: Vec<f64> = by_tool
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["cost_usd"].as_f64().unwrap_or(0.0))
+        .collect();
+    assert!(close(&report["cost_tools_total"], tools.iter().sum()));
+    assert_eq!(report["cost_tools_rows"], tools.len());
 
     check_optional_endpoints(&report);
     assert!(shots.join("overview.png").is_file());

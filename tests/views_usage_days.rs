@@ -3,8 +3,8 @@
 //! after a first fold, after incremental passes in tiny batches (a response's better line
 //! replacing an earlier one in a later batch), after `forget` and after a rebuild; and the
 //! unfiltered cost tables equal the same query over every usage row (`--since` forces that path).
-//! `session_tools`, the tool calls per session that the session list reads, is checked the same
-//! way against `spans`.
+//! `session_tools`, the tool calls and failures per session and tool that the session list
+//! reads, is checked the same way against `spans`.
 
 #![expect(
     clippy::unwrap_used,
@@ -25,9 +25,11 @@ const SUMS: &str = "SELECT day, model, input_tokens, output_tokens, cache_creati
 const GROUPED: &str = "SELECT day, model, sum(input_tokens), sum(output_tokens),
     sum(cache_creation_tokens), sum(cache_creation_1h_tokens), sum(cache_read_tokens), count(*),
     min(ts_ns), max(ts_ns) FROM usage GROUP BY day, model ORDER BY day, model";
-const TOOLS: &str = "SELECT session, tool_calls FROM session_tools ORDER BY session";
-const TOOLS_COUNTED: &str = "SELECT session, count(*) FROM spans WHERE kind = 'tool'
-    GROUP BY session ORDER BY session";
+const TOOLS: &str = "SELECT session, tool, calls, errors FROM session_tools
+    ORDER BY session, tool";
+const TOOLS_COUNTED: &str = "SELECT session, coalesce(name, ''), count(*), sum(error != 0)
+    FROM spans WHERE kind = 'tool' GROUP BY session, coalesce(name, '')
+    ORDER BY session, coalesce(name, '')";
 
 fn rows(db: &Path, sql: &str) -> Vec<Vec<Value>> {
     let conn = rusqlite::Connection::open(db).unwrap();

@@ -1,10 +1,9 @@
 // The overview (#/): filters, totals, charts, and the sessions table. Filters live in the
-// hash (#/?since=&until=&project=&model=&status=&min_cost=), so a view can be bookmarked.
+// hash (#/?since=&until=&project=&model=&tool=&status=&min_cost=), so a view can be bookmarked.
 
-import { h, fill, api, query, errorBox, usd, tokens, duration, projectName, badge, pool, untilParam, later } from './util.js';
+import { h, fill, api, query, errorBox, usd, tokens, duration, projectName, badge, untilParam, later } from './util.js';
 import { renderSessionsTable } from './sessions.js';
 
-const ERROR_RATE_SESSIONS = 30;
 const STATUSES = ['ended', 'active', 'interrupted', 'recording', 'unfinished'];
 
 let state = null;
@@ -15,6 +14,7 @@ function filtersFrom(params) {
     until: params.get('until') || '',
     project: params.get('project') || '',
     model: params.get('model') || '',
+    tool: params.get('tool') || '',
     status: params.get('status') || '',
     min_cost: params.get('min_cost') || '',
   };
@@ -66,10 +66,11 @@ async function load(f) {
 function apply(data) {
   const { f } = data;
   const minCost = parseFloat(f.min_cost);
-  const sessionFilter = f.project || f.status || f.model || !Number.isNaN(minCost);
+  const sessionFilter = f.project || f.status || f.model || f.tool || !Number.isNaN(minCost);
   const ok = (s) => (!f.project || s.project === f.project)
     && (!f.status || s.status === f.status)
     && (!f.model || (s.models || []).includes(f.model))
+    && (!f.tool || Object.hasOwn(s.tools || {}, f.tool))
     && (Number.isNaN(minCost) || (data.costBySession.get(s.session)?.cost || 0) >= minCost);
   const sessions = data.sessions.filter(ok);
   const keep = new Set(sessions.map((s) => s.session));
@@ -103,12 +104,40 @@ function totals(data, view) {
     card('Output tokens', tokens(t.output), 'tokens-output', t.output),
     card('Cache write tokens', tokens(t.cache_creation), 'tokens-cache-creation', t.cache_creation),
     card('Cache read tokens', tokens(t.cache_read), 'tokens-cache-read', t.cache_read),
-    h('div', { class: 'card' }, h('dt', {}, 'Tool error rate'),
-      h('dd', { id: 'error-rate', 'aria-live': 'polite' }, 'computing…')));
+    errorRateCard(view));
+}
+
+/** Failed tool calls over all tool calls of the sessions shown (the views count both). */
+function errorRateCard(view) {
+  let calls = 0;
+  let errors = 0;
+  for (const s of view.sessions) {
+    calls += s.tool_calls || 0;
+    errors += s.tool_errors || 0;
+  }
+  const rate = calls ? (100 * errors) / calls : null;
+  const text = rate === null ? '–' : `${rate.toFixed(1)}% (${errors} of ${calls} calls)`;
+  return h('div', { class: 'card' }, h('dt', {}, 'Tool error rate'),
+    h('dd', { id: 'error-rate', dataset: { done: 'true', value: rate ?? '', errors, calls } }, text));
+}
+
+/** Tool calls and failures per tool, summed over the sessions shown. */
+function toolTally(view) {
+  const tally = new Map();
+  for (const s of view.sessions) {
+    for (const [tool, t] of Object.entries(s.tools || {})) {
+      if (!tool) continue;
+      const sum = tally.get(tool) || { tool, calls: 0, errors: 0 };
+      sum.calls += t.calls || 0;
+      sum.errors += t.errors || 0;
+      tally.set(tool, sum);
+    }
+  }
+  return [...tally.values()];
 }
 
 /** A list of labelled horizontal bars (the numbers are text; the bar is decoration). */
-function bars(title, rows, label, value, format, id) {
+function bars(title, rows, label, value, format, id, note = () => '') {
   const top = rows.slice().sort((a, b) => value(b) - value(a)).slice(0, 10);
   const max = Math.max(...top.map(value), 0) || 1;
   return h('section', { class: 'panel', id, 'aria-labelledby': `${id}-h` },
@@ -118,10 +147,10 @@ function bars(title, rows, label, value, format, id) {
         h('span', { class: 'bar-label', title: label(r) }, label(r)),
         h('span', { class: 'bar-track', 'aria-hidden': 'true' },
           h('span', { class: 'bar', style: `width:${(100 * value(r)) / max}%` })),
-        h('span', { class: 'bar-value' }, format(value(r)))))));
+        h('span', { class: 'bar-value' }, format(value(r)), note(r) ? h('span', { class: 'bar-note' }, ` (${note(r)})`) : null)))));
 }
 
-const LATER_PANELS = ['tokens-by-tool', 'top-tools', 'task-status'];
+const LATER_PANELS = ['tokens-by-tool', 'task-status'];
 
 function taskCounts(tasks, view) {
   const counts = new Map();
@@ -140,6 +169,16 @@ function taskCounts(tasks, view) {
     box.append(h('ul', { class: 'counts' }, [...counts].sort((a, b) => b[1] - a[1])
       .map(([status, n]) => h('li', {}, badge(status), ' ', h('strong', {}, String(n))))));
   }
+  return box;
+}
+
+/** The most called tools of the sessions shown, with how many calls failed. */
+function topTools(view) {
+  const title = 'Most used tools (calls)';
+  const rows = toolTally(view);
+  const box = bars(title, rows, (r) => r.tool, (r) => r.calls,
+    String, 'top-tools', (r) => (r.errors ? `${r.errors} failed` : ''));
+  box.dataset.done = 'true';
   return box;
 }
 
@@ -198,6 +237,7 @@ function filtersForm(data) {
   const f = data.f;
   const projects = [...new Set(data.sessions.map((s) => s.project).filter(Boolean))].sort();
   const models = [...new Set(data.sessions.flatMap((s) => s.models || []))].sort();
+  const tools = [...new Set(data.sessions.flatMap((s) => Object.keys(s.tools || {})))].filter(Boolean).sort();
   const select = (name, label, values, current, show = (v) => v) => h('label', {}, label,
     h('select', { name }, h('option', { value: '' }, 'all'),
       values.map((v) => h('option', { value: v, selected: v === current }, show(v)))));
@@ -206,6 +246,7 @@ function filtersForm(data) {
     h('label', {}, 'To', h('input', { type: 'date', name: 'until', value: f.until })),
     select('project', 'Project', projects, f.project, projectName),
     select('model', 'Model', models, f.model),
+    select('tool', 'Tool', tools, f.tool),
     select('status', 'Status', STATUSES, f.status),
     h('label', {}, 'Cost at least ($)', h('input', { type: 'number', name: 'min_cost', min: 0, step: '0.01', value: f.min_cost, inputmode: 'decimal' })),
     h('button', { type: 'submit' }, 'Apply'),
@@ -216,36 +257,6 @@ function filtersForm(data) {
     location.hash = `#/${query(values)}`;
   });
   return form;
-}
-
-async function errorRate(view) {
-  const el = document.getElementById('error-rate');
-  const recent = view.sessions.slice(0, ERROR_RATE_SESSIONS);
-  if (!el) return;
-  if (recent.length === 0) {
-    el.textContent = '–';
-    el.dataset.done = 'true';
-    return;
-  }
-  let calls = 0;
-  let errors = 0;
-  const walk = (items) => items.forEach((item) => {
-    if (item.event === 'tool_use') {
-      calls += 1;
-      if (item.status === 'error') errors += 1;
-    }
-    if (item.children) walk(item.children);
-  });
-  try {
-    await pool(recent, 3, async (s) => walk(await api(`/api/sessions/${encodeURIComponent(s.session)}/timeline`)));
-    const rate = calls ? (100 * errors) / calls : 0;
-    el.textContent = `${rate.toFixed(1)}% (${errors} of ${calls} calls)`;
-    el.dataset.value = String(rate);
-    el.title = `over the ${recent.length} most recent sessions shown`;
-  } catch (e) {
-    el.textContent = `unavailable: ${e.message}`;
-  }
-  el.dataset.done = 'true';
 }
 
 function body(data) {
@@ -270,8 +281,7 @@ function body(data) {
       bars('Cost by project', [...projectRows].map(([k, v]) => ({ k, v })), (r) => projectName(r.k), (r) => r.v, usd, 'cost-by-project'),
       later('tokens-by-tool', 'Tokens by tool (date range only)', toolRows,
         (rows) => bars('Tokens by tool (date range only)', rows, (r) => r.tool, (r) => r.total_tokens, tokens, 'tokens-by-tool')),
-      later('top-tools', 'Most used tools (responses calling them; date range only)', toolRows,
-        (rows) => bars('Most used tools (responses calling them; date range only)', rows, (r) => r.tool, (r) => r.responses, String, 'top-tools')),
+      topTools(view),
       later('task-status', 'Tasks by status', data.tasks, (tasks) => taskCounts(tasks, view))));
   return { content, view };
 }
@@ -288,12 +298,11 @@ export async function renderOverview(main, params) {
     return;
   }
   state = { data, params };
-  const { content, view } = body(data);
+  const { content } = body(data);
   const tableBox = h('section', { id: 'sessions', 'aria-labelledby': 'sessions-h' },
     h('h2', { id: 'sessions-h' }, 'Sessions'));
   fill(main, h('h2', {}, 'Overview'), filtersForm(data), content, tableBox);
   await renderSessionsTable(tableBox, f, data.costBySession);
-  errorRate(view);
 }
 
 /** Re-reads the totals and the first page of sessions after live records arrived. */
@@ -305,7 +314,6 @@ export async function refreshOverview(main) {
   try {
     const data = await load(state.data.f);
     const { content } = body(data);
-    const rate = box.querySelector('#error-rate');
     // The previous panels stay on screen until the new numbers arrive (no "Loading…" flash).
     for (const id of LATER_PANELS) {
       const old = box.querySelector(`#${id}`);
@@ -313,8 +321,6 @@ export async function refreshOverview(main) {
       if (old && placeholder && !placeholder.dataset.done) placeholder.replaceWith(old);
     }
     box.replaceWith(content);
-    const newRate = content.querySelector('#error-rate');
-    if (rate && newRate) newRate.replaceWith(rate);
     state.data = data;
     await renderSessionsTable(tableBox, data.f, data.costBySession, { live: true });
   } catch (e) {

@@ -1,10 +1,11 @@
 // One session (#/session/<id>?at=<offset>): summary, waterfall timeline (with Claude Code's
 // API errors and retries marked when it sent telemetry), the Telemetry panel (only with
-// telemetry), the task tree (HTML and Mermaid), the conversation (records, paginated), and the
+// telemetry), the cost per turn, subagent and tool, the task tree (HTML and Mermaid), the conversation (records, paginated), and the
 // terminal recording.
 
 import { h, fill, api, query, errorBox, usd, tokens, duration, when, projectName, badge, loadScript, later } from './util.js';
 import { telemetryPanel, timelineMarkers, hasTelemetry } from './telemetry.js';
+import { treeCost, toolCost } from './cost.js';
 
 const TIMELINE_PAGE = 300;
 const RECORDS_PAGE = 200;
@@ -387,8 +388,11 @@ export async function renderSession(main, id, params) {
   const convBox = section('conversation', 'Conversation', recordsBox);
   const termBox = h('div', { id: 'terminal-box' }, h('p', { class: 'loading' }, 'Loading…'));
   const castBox = section('terminal', 'Terminal recording', termBox);
+  const costTree = h('div', { id: 'cost-tree' }, h('p', { class: 'loading' }, 'Loading…'));
+  const costTools = h('div', { id: 'cost-tools-box' }, h('p', { class: 'loading' }, 'Loading…'));
+  const costBox = section('cost', 'Cost', costTree, h('h4', {}, 'By tool'), costTools);
   const summaryBox = h('div', {});
-  const page = { id: sid, row, items: null, telemetry: null, timelineBox };
+  const page = { id: sid, row, items: null, telemetry: null, timelineBox, costTree, costTools };
   // Asked for once the timeline and the tree are in, so it does not compete with them.
   let primaryDone;
   const primarySettled = new Promise((resolve) => { primaryDone = resolve; });
@@ -397,13 +401,14 @@ export async function renderSession(main, id, params) {
     showTelemetry(page, data);
     return telemetryPanel(data);
   }, { wide: true, quiet: true });
+  const byTool = primarySettled.then(() => fillToolCost(page));
   fill(main,
     h('p', {}, h('a', { href: '#/' }, '← Overview')),
     h('h2', {}, 'Session ', h('code', {}, sid)),
     summaryBox,
     h('nav', { class: 'jump', 'aria-label': 'Sections' },
-      ['timeline', 'telemetry', 'tree', 'conversation', 'terminal'].map((s) => h('a', { href: `#/session/${enc}${query({ at })}`, id: `jump-${s}`, hidden: s === 'telemetry', onclick: (e) => { e.preventDefault(); document.getElementById(s).scrollIntoView(); document.getElementById(`${s}-h`)?.focus?.(); } }, s))),
-    timelineBox, telemetryBox, treeBox, convBox, castBox);
+      ['timeline', 'telemetry', 'cost', 'tree', 'conversation', 'terminal'].map((s) => h('a', { href: `#/session/${enc}${query({ at })}`, id: `jump-${s}`, hidden: s === 'telemetry', onclick: (e) => { e.preventDefault(); document.getElementById(s).scrollIntoView(); document.getElementById(`${s}-h`)?.focus?.(); } }, s))),
+    timelineBox, telemetryBox, costBox, treeBox, convBox, castBox);
   const [timeline, tree] = await Promise.all([
     api(`/api/sessions/${enc}/timeline`).catch((e) => ({ error: e })),
     api(`/api/sessions/${enc}/tree`).catch((e) => ({ error: e })),
@@ -415,11 +420,30 @@ export async function renderSession(main, id, params) {
     fill(timelineBox, timelineBox.firstChild, ...waterfall(timeline, row, { markers: timelineMarkers(page.telemetry) }));
   }
   primaryDone();
-  if (tree.error) fill(treeHtml, errorBox('Loading the tree', tree.error));
-  else fill(treeHtml, h('ul', { class: 'tree-root' }, treeNode(tree, 0)));
+  if (tree.error) {
+    fill(treeHtml, errorBox('Loading the tree', tree.error));
+    fill(costTree, errorBox('Loading the tree', tree.error));
+  } else {
+    fill(treeHtml, h('ul', { class: 'tree-root' }, treeNode(tree, 0)));
+    page.costTree = treeCost(sid, tree);
+    costTree.replaceWith(page.costTree);
+  }
   const conv = {};
   live = Object.assign(page, { summaryBox, treeHtml, conv });
-  await Promise.all([mermaidInto(mermaidBox, sid), conversation(recordsBox, sid, at, conv), terminal(termBox, sid), telemetry]);
+  await Promise.all([mermaidInto(mermaidBox, sid), conversation(recordsBox, sid, at, conv), terminal(termBox, sid), telemetry, byTool]);
+}
+
+/** Reads the session's cost by tool into the Cost panel. */
+async function fillToolCost(page) {
+  let rows;
+  try {
+    rows = await api(`/api/cost${query({ by: 'tool', session: page.id })}`);
+  } catch (e) {
+    fill(page.costTools, errorBox('Loading the cost by tool', e));
+    return;
+  }
+  fill(page.costTools, toolCost(rows));
+  page.costTools.dataset.done = 'true';
 }
 
 /** The session page on screen, for live refreshes. */
@@ -467,5 +491,11 @@ export async function refreshSession(id) {
   drawTimeline(page);
   timelineBox.dataset.refreshed = String(Number(timelineBox.dataset.refreshed || 0) + 1);
   fill(treeHtml, h('ul', { class: 'tree-root' }, treeNode(tree, 0)));
+  if (page.costTree.isConnected) {
+    const next = treeCost(id, tree);
+    page.costTree.replaceWith(next);
+    page.costTree = next;
+  }
+  await fillToolCost(page);
   if (conv.appendNew) await conv.appendNew();
 }

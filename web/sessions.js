@@ -82,7 +82,7 @@ async function fetchPage(box) {
   // Every filter is the server's, so each page holds PAGE matching rows.
   const answer = await api(`/api/sessions${query({
     since: f.since, until: untilParam(f.until), project: f.project, status: f.status,
-    model: f.model, min_cost: f.min_cost, limit: PAGE, cursor,
+    model: f.model, tool: f.tool, min_cost: f.min_cost, limit: PAGE, cursor,
   })}`);
   t.rows = answer.sessions.map((s) => ({
     ...s,

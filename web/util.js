@@ -186,17 +186,3 @@ export function badge(status) {
   const s = status || 'unknown';
   return h('span', { class: `badge status-${s.replace(/[^a-z_-]/gi, '')}` }, s);
 }
-
-/** Runs `work` over `items` with at most `limit` at once. */
-export async function pool(items, limit, work) {
-  const out = new Array(items.length);
-  let next = 0;
-  async function worker() {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await work(items[i], i);
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}

@@ -53,10 +53,10 @@ pub fn run(store: &Store, args: &SessionsArgs) -> anyhow::Result<i32> {
     }
     let mut table = super::table::plain(
         &[
-            "SESSION", "LAST", "DURATION", "HOOKS", "LINES", "TOOLS", "STATUS", "LINKED",
+            "SESSION", "LAST", "DURATION", "HOOKS", "LINES", "TOOLS", "FAILED", "STATUS", "LINKED",
             "PROJECT", "MODELS",
         ],
-        &[2, 3, 4, 5],
+        &[2, 3, 4, 5, 6],
     );
     for s in &sessions {
         let project = s.project.clone().unwrap_or_default();
@@ -95,6 +95,7 @@ pub fn run(store: &Store, args: &SessionsArgs) -> anyhow::Result<i32> {
                 .unwrap_or(0)
                 .to_string(),
             s.tool_calls.to_string(),
+            s.tool_errors.to_string(),
             s.status.to_string(),
             linked,
             project,

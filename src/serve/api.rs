@@ -226,7 +226,10 @@ pub(crate) struct SessionsQuery {
     status: Option<String>,
     /// Sessions that used this model (exact name, as in the rows' `models`).
     model: Option<String>,
-    /// Sessions whose whole cost (USD, as `/api/cost?by=session`) is at least this.
+    /// Sessions that called this tool (exact name, as in the rows' `tools`).
+    tool: Option<String>,
+    /// Sessions whose cost in the `since`/`until` range (USD, as
+    /// `/api/cost?by=session&since=&until=`; the whole session without a range) is at least this.
     min_cost: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
@@ -277,7 +280,7 @@ pub(crate) async fn sessions(
     blocking(&state, move |store| {
         let rows = all_sessions(store)?;
         let costs = match min_cost {
-            Some(_) => session_costs(store)?,
+            Some(_) => session_costs(store, since, until)?,
             None => std::collections::HashMap::new(),
         };
         let keep = |s: &SessionSummary| {
@@ -289,6 +292,10 @@ pub(crate) async fn sessions(
                 && until.is_none_or(|t| s.first_ns <= t)
                 && query.status.as_deref().is_none_or(|st| s.status == st)
                 && query.model.as_deref().is_none_or(|m| s.models.contains(m))
+                && query
+                    .tool
+                    .as_deref()
+                    .is_none_or(|t| s.tools.contains_key(t))
                 && min_cost.is_none_or(|c| costs.get(&s.session).copied().unwrap_or(0.0) >= c)
                 && query.q.as_deref().is_none_or(|q| {
                     s.session.contains(q) || s.project.as_deref().is_some_and(|p| p.contains(q))
@@ -312,9 +319,13 @@ pub(crate) async fn sessions(
     .await
 }
 
-/// Each session's whole cost (USD; responses of unknown price count 0), as
-/// `/api/cost?by=session` sums it.
-fn session_costs(store: &Store) -> Result<std::collections::HashMap<String, f64>, ApiError> {
+/// Each session's cost in the range (USD; responses of unknown price count 0), as
+/// `/api/cost?by=session&since=&until=` sums it.
+fn session_costs(
+    store: &Store,
+    since: Option<u64>,
+    until: Option<u64>,
+) -> Result<std::collections::HashMap<String, f64>, ApiError> {
     let mut costs = std::collections::HashMap::new();
     let Some(db) = views(store)? else {
         return Ok(costs);
@@ -325,8 +336,8 @@ fn session_costs(store: &Store) -> Result<std::collections::HashMap<String, f64>
         &prices,
         &CostQuery {
             by: GroupBy::Session,
-            since: None,
-            until: None,
+            since,
+            until,
             session: None,
             source: CostSource::default(),
         },

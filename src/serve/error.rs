@@ -156,3 +156,53 @@ impl IntoResponse for ApiError {
         (status, Json(serde_json::json!({ "error": message }))).into_response()
     }
 }
+
+/// Largest error body of a route's own (axum's extractor rejections are one line) that
+/// [`json_errors`] reads to wrap it, bytes.
+const PLAIN_ERROR_MAX_BYTES: usize = 64 * 1024;
+
+/// Middleware: an error answer that is not JSON already (axum's extractor rejections, such as a
+/// query string that does not parse or a repeated parameter, are `text/plain`; a method the
+/// route does not take is 405 without a body) is answered as `{"error": "<message>"}` with the
+/// same status and headers (`Allow`, `Retry-After`, ...). Answers with a body type of their own
+/// (JSON, the OTLP receiver's protobuf `Status`) pass unchanged.
+pub(crate) async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::http::header;
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|value| value.as_bytes().starts_with(b"text/plain"));
+    if !plain {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, PLAIN_ERROR_MAX_BYTES)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let message = match (text.is_empty(), status) {
+        (false, _) => text,
+        (true, StatusCode::METHOD_NOT_ALLOWED) => format!("{method} is not allowed on {path}"),
+        (true, _) => status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_owned(),
+    };
+    let mut answer = (status, Json(serde_json::json!({ "error": message }))).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            answer.headers_mut().append(name, value.clone());
+        }
+    }
+    answer
+}

@@ -189,6 +189,7 @@ fn router(state: AppState, security: Arc<security::Security>) -> Router {
         .route("/", get(assets::index))
         .route("/assets/{*path}", get(assets::asset))
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(error::json_errors))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
             security,

@@ -88,10 +88,24 @@ pub(crate) async fn stream(
             .await??
         }
     };
-    let filter = Filter {
-        session: query.session,
-        source,
+    // A unique prefix of a known session follows that session; an id not seen yet is followed
+    // as given (a client may subscribe before the session's first record).
+    let session = match query.session {
+        None => None,
+        Some(wanted) => {
+            let store = state.store.clone();
+            let found = tokio::task::spawn_blocking(move || {
+                let db = super::api::views(&store)?;
+                match super::api::resolve(db.as_ref(), &store, &wanted) {
+                    Err(ApiError::UnknownSession { .. }) => Ok(wanted),
+                    other => other,
+                }
+            })
+            .await??;
+            Some(found)
+        }
     };
+    let filter = Filter { session, source };
     let (tx, rx) = mpsc::channel(state.options.stream_queue.max(1));
     tokio::spawn(feed(state, cursor, filter, tx));
     let events = ReceiverStream::new(rx).map(Ok::<Event, Infallible>);

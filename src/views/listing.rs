@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use super::summary::SessionRow;
+use super::summary::{SessionRow, ToolTally};
 use super::{ViewsDb, ViewsError};
 use crate::log::Snapshot;
 use crate::log::read::TimeRange;
@@ -37,6 +37,11 @@ pub struct SessionSummary {
     pub records: BTreeMap<String, u64>,
     /// Tool calls (the views' tool spans, plus unsealed `PreToolUse` hooks).
     pub tool_calls: u64,
+    /// Tool calls that failed (the views' tool spans with an error; a failure still unsealed
+    /// counts once sealed and folded).
+    pub tool_errors: u64,
+    /// `tool_calls` and `tool_errors` per tool name (`""`: a call whose name was never seen).
+    pub tools: BTreeMap<String, ToolTally>,
     /// Models of the session's API responses.
     pub models: BTreeSet<String>,
     /// Records flagged malformed.
@@ -97,6 +102,8 @@ fn overlay(rows: &mut BTreeMap<String, Row>, snapshot: &Snapshot) {
                 match hook.event.as_deref() {
                     Some("PreToolUse") => {
                         s.tool_calls += 1;
+                        let name = hook.tool_name.clone().unwrap_or_default();
+                        s.tools.entry(name).or_default().calls += 1;
                         s.turn_finished = Some(false);
                     }
                     Some("UserPromptSubmit") => s.turn_finished = Some(false),
@@ -172,6 +179,8 @@ fn summarize(row: Row, now_ns: u64) -> SessionSummary {
         last_ns: s.last_ns,
         records: s.records,
         tool_calls: s.tool_calls,
+        tool_errors: s.tool_errors,
+        tools: s.tools,
         models: s.models,
         malformed: s.malformed,
         status,

@@ -4,7 +4,7 @@
 
 /// Schema version stored in `meta.schema_version`; a different stored version makes
 /// `catch_up` rebuild the views.
-pub(crate) const SCHEMA_VERSION: &str = "9";
+pub(crate) const SCHEMA_VERSION: &str = "10";
 
 /// Connection settings applied on every open.
 pub(crate) const PRAGMAS: &str = "
@@ -120,11 +120,15 @@ CREATE TABLE IF NOT EXISTS usage_days (
     last_ns                  INTEGER NOT NULL,
     PRIMARY KEY (day, model)
 ) WITHOUT ROWID;
--- Tool calls (`spans` of kind 'tool') per session, kept by the triggers in `TRIGGERS` (the
--- session list reads it instead of counting every span).
+-- Tool calls (`spans` of kind 'tool') and the failed ones per session and tool name ('' when
+-- unnamed), kept by the triggers in `TRIGGERS` (the session list reads it instead of counting
+-- every span).
 CREATE TABLE IF NOT EXISTS session_tools (
-    session    TEXT PRIMARY KEY,
-    tool_calls INTEGER NOT NULL
+    session TEXT NOT NULL,
+    tool    TEXT NOT NULL,
+    calls   INTEGER NOT NULL,
+    errors  INTEGER NOT NULL,
+    PRIMARY KEY (session, tool)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tasks (
     session    TEXT NOT NULL,
@@ -203,27 +207,38 @@ CREATE INDEX IF NOT EXISTS usage_by_session ON usage (session, model, ts_ns, inp
 /// adds the row; an update of its day, model, time or tokens (a better line of the same
 /// response) subtracts the old values and adds the new; a delete (`forget`) subtracts. First and
 /// last times of a group a row left are re-read from `usage_by_day` (an index seek), so they
-/// stay exact. The `session_tools` triggers keep the count of tool spans per session the same
-/// way. A rebuild fills both tables with [`FILL_AGGREGATES`] before creating the triggers.
+/// stay exact. The `session_tools` triggers keep the count of tool spans (and of failed ones)
+/// per session and tool name the same way. A rebuild fills both tables with
+/// [`FILL_AGGREGATES`] before creating the triggers.
 pub(crate) const TRIGGERS: &str = "
 CREATE TRIGGER IF NOT EXISTS session_tools_insert AFTER INSERT ON spans
     WHEN new.kind = 'tool' BEGIN
-    INSERT INTO session_tools (session, tool_calls) VALUES (new.session, 1)
-    ON CONFLICT (session) DO UPDATE SET tool_calls = tool_calls + 1;
+    INSERT INTO session_tools (session, tool, calls, errors)
+    VALUES (new.session, coalesce(new.name, ''), 1, new.error != 0)
+    ON CONFLICT (session, tool) DO UPDATE SET calls = calls + 1,
+        errors = errors + excluded.errors;
 END;
-CREATE TRIGGER IF NOT EXISTS session_tools_update AFTER UPDATE OF session, kind ON spans
-    WHEN old.kind = 'tool' OR new.kind = 'tool' BEGIN
-    UPDATE session_tools SET tool_calls = tool_calls - 1
-        WHERE old.kind = 'tool' AND session = old.session;
+CREATE TRIGGER IF NOT EXISTS session_tools_update AFTER UPDATE OF session, kind, name, error
+    ON spans
+    WHEN (old.kind = 'tool' OR new.kind = 'tool')
+        AND (old.session IS NOT new.session OR old.kind IS NOT new.kind
+            OR old.name IS NOT new.name OR (old.error != 0) IS NOT (new.error != 0)) BEGIN
+    UPDATE session_tools SET calls = calls - 1, errors = errors - (old.error != 0)
+        WHERE old.kind = 'tool' AND session = old.session AND tool = coalesce(old.name, '');
     DELETE FROM session_tools
-        WHERE old.kind = 'tool' AND session = old.session AND tool_calls <= 0;
-    INSERT INTO session_tools (session, tool_calls) SELECT new.session, 1 WHERE new.kind = 'tool'
-    ON CONFLICT (session) DO UPDATE SET tool_calls = tool_calls + 1;
+        WHERE old.kind = 'tool' AND session = old.session AND tool = coalesce(old.name, '')
+            AND calls <= 0;
+    INSERT INTO session_tools (session, tool, calls, errors)
+    SELECT new.session, coalesce(new.name, ''), 1, new.error != 0 WHERE new.kind = 'tool'
+    ON CONFLICT (session, tool) DO UPDATE SET calls = calls + 1,
+        errors = errors + excluded.errors;
 END;
 CREATE TRIGGER IF NOT EXISTS session_tools_delete AFTER DELETE ON spans
     WHEN old.kind = 'tool' BEGIN
-    UPDATE session_tools SET tool_calls = tool_calls - 1 WHERE session = old.session;
-    DELETE FROM session_tools WHERE session = old.session AND tool_calls <= 0;
+    UPDATE session_tools SET calls = calls - 1, errors = errors - (old.error != 0)
+        WHERE session = old.session AND tool = coalesce(old.name, '');
+    DELETE FROM session_tools
+        WHERE session = old.session AND tool = coalesce(old.name, '') AND calls <= 0;
 END;
 CREATE TRIGGER IF NOT EXISTS usage_days_insert AFTER INSERT ON usage BEGIN
     INSERT INTO usage_days (day, model, input_tokens, output_tokens, cache_creation_tokens,
@@ -295,8 +310,9 @@ END;
 /// [`TRIGGERS`] exist).
 pub(crate) const FILL_AGGREGATES: &str = "
 DELETE FROM session_tools;
-INSERT INTO session_tools (session, tool_calls)
-SELECT session, count(*) FROM spans WHERE kind = 'tool' GROUP BY session;
+INSERT INTO session_tools (session, tool, calls, errors)
+SELECT session, coalesce(name, ''), count(*), sum(error != 0) FROM spans WHERE kind = 'tool'
+GROUP BY session, coalesce(name, '');
 DELETE FROM usage_days;
 INSERT INTO usage_days (day, model, input_tokens, output_tokens, cache_creation_tokens,
     cache_creation_1h_tokens, cache_read_tokens, responses, first_ns, last_ns)

@@ -24,6 +24,10 @@ pub struct SessionRow {
     pub malformed: u64,
     /// Tool calls (rows of `spans` of kind `tool`).
     pub tool_calls: u64,
+    /// Tool calls that failed (`spans.error`).
+    pub tool_errors: u64,
+    /// Tool calls and failures per tool name (`""` for calls whose name was never seen).
+    pub tools: BTreeMap<String, ToolTally>,
     /// Models of the session's API responses (`<synthetic>` and the like left out).
     pub models: BTreeSet<String>,
     /// Time of the `SessionEnd` hook, ns since the Unix epoch.
@@ -36,6 +40,15 @@ pub struct SessionRow {
     pub recordings: BTreeSet<String>,
     /// The Claude sessions whose hooks ran inside this PTY recording.
     pub claude_sessions: BTreeSet<String>,
+}
+
+/// Calls of one tool in one session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ToolTally {
+    /// Tool calls (spans).
+    pub calls: u64,
+    /// Of them, the failed ones.
+    pub errors: u64,
 }
 
 fn u(n: i64) -> u64 {
@@ -108,10 +121,6 @@ pub fn sessions(db: &ViewsDb, only: Option<&str>) -> Result<Vec<SessionRow>, Vie
             s.records.insert(source, u(n));
         },
     )?;
-    pairs(
-        &format!("SELECT session, '', tool_calls FROM session_tools WHERE {filter}"),
-        &mut |s, _, n| s.tool_calls = u(n),
-    )?;
     // The distinct models of each session by seeks in `usage_by_session` (a loose index scan:
     // one seek per session and model), not a scan of every usage row.
     pairs(
@@ -133,6 +142,31 @@ pub fn sessions(db: &ViewsDb, only: Option<&str>) -> Result<Vec<SessionRow>, Vie
             s.models.insert(model);
         },
     )?;
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT session, tool, calls, errors FROM session_tools WHERE {filter}"
+        ))
+        .sql(path, what)?;
+    let rows = stmt
+        .query_map([only], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                ToolTally {
+                    calls: u(row.get(2)?),
+                    errors: u(row.get(3)?),
+                },
+            ))
+        })
+        .sql(path, what)?;
+    for row in rows {
+        let (session, tool, tally) = row.sql(path, what)?;
+        if let Some(s) = out.get_mut(&session) {
+            s.tool_calls += tally.calls;
+            s.tool_errors += tally.errors;
+            s.tools.insert(tool, tally);
+        }
+    }
     let mut stmt = conn
         .prepare(
             "SELECT session, pty_session FROM session_links

@@ -3,7 +3,8 @@
 //   node tests/e2e/dashboard.mjs <base-url> <config.json>
 //
 // config.json: {"session": ID with a tree, "cast_session": ID with a terminal recording or
-// null, "search": a word to search for, "telemetry_session": ID with Claude Code telemetry
+// null, "search": a word to search for, "filter_tool": a tool name for the overview's Tool
+// filter or null, "telemetry_session": ID with Claude Code telemetry
 // (API errors among it) or null, "plain_session": ID without telemetry or null, "steps": the
 // names of the steps to run (default: all), "screenshots": DIR}. Prints one JSON object on stdout
 // with what the page showed (tests/serve_dashboard.rs asserts on it) and exits 0, or exits 1
@@ -101,15 +102,38 @@ await step('overview', async () => {
   out.live_state = await page.textContent('#live-state');
   await page.waitForSelector('#error-rate[data-done]');
   out.error_rate_text = await page.textContent('#error-rate');
+  out.error_rate_errors = Number(await page.getAttribute('#error-rate', 'data-errors'));
+  out.error_rate_calls = Number(await page.getAttribute('#error-rate', 'data-calls'));
   // The panels filled after the first render.
   await page.waitForSelector('#top-tools[data-done]');
   out.top_tools = await page.locator('#top-tools li').count();
+  out.tool_options = await page.locator('#filters select[name="tool"] option').count();
   await page.waitForSelector('#task-status[data-done]');
   out.task_status_text = await page.textContent('#task-status');
   await page.screenshot({ path: join(config.screenshots, 'overview.png'), fullPage: true });
 });
 
+if (config.filter_tool) {
+  await step('filter_tool', async () => {
+    // The Tool filter, chosen in the form: totals, error rate and the table follow it.
+    await page.goto(`${base}/#/`);
+    await page.waitForSelector('#filters select[name="tool"]');
+    await page.selectOption('#filters select[name="tool"]', config.filter_tool);
+    await page.click('#filters button[type="submit"]');
+    await page.waitForURL((url) => url.hash.includes('tool='));
+    await page.waitForSelector('#total-sessions[data-value]');
+    await page.waitForSelector('#sessions-table tbody tr[data-session], #sessions-table .empty');
+    out.filter_tool_sessions = Number(await page.getAttribute('#total-sessions', 'data-value'));
+    out.filter_tool_calls = Number(await page.getAttribute('#error-rate', 'data-calls'));
+    out.filter_tool_table_rows = await page.locator('#sessions-table tbody tr[data-session]').count();
+    out.filter_tool_top = await page.locator('#top-tools li .bar-label').first().textContent();
+    await page.screenshot({ path: join(config.screenshots, 'filter-tool.png'), fullPage: true });
+  });
+}
+
 await step('sort', async () => {
+  await page.goto(`${base}/#/`);
+  await page.waitForSelector('#sessions-table tbody tr[data-session]');
   // Keyboard: focus the Cost header button and press Enter (twice: descending then ascending).
   const button = page.locator('#sessions-table th button[data-key="cost"]');
   await button.focus();
@@ -160,6 +184,18 @@ await step('session', async () => {
   out.waterfall_nested = await page.locator('#waterfall details').count();
   out.tree_nodes = await page.locator('#tree-html li').count();
   out.tree_cost_text = await page.textContent('#tree-html .node .meta');
+  // The Cost panel: turns and subagents from the tree, tools from /api/cost.
+  await page.waitForSelector('#cost-turns');
+  out.cost_turns_total = Number(await page.getAttribute('#cost-turns', 'data-total'));
+  out.cost_turns_count = Number(await page.getAttribute('#cost-turns', 'data-count'));
+  out.cost_turn_rows = await page.locator('#cost-turns tbody tr').count();
+  out.cost_subagents = await page.locator('#cost-subagents').count()
+    ? Number(await page.getAttribute('#cost-subagents', 'data-count')) : 0;
+  await page.waitForSelector('#cost-tools-box[data-done]');
+  out.cost_tools_total = Number(await page.getAttribute('#cost-tools', 'data-total'));
+  out.cost_tools_rows = await page.locator('#cost-tools tbody tr').count();
+  await page.locator('#cost').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: join(config.screenshots, 'session-cost.png'), fullPage: false });
   await page.waitForSelector('#mermaid svg, #mermaid .error');
   out.mermaid_svg = await page.locator('#mermaid svg').count();
   out.mermaid_nodes = await page.locator('#mermaid svg g.node').count();
