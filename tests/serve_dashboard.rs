@@ -161,6 +161,7 @@ fn page_and_assets_are_served_from_the_binary() {
     // Each vendored library keeps its licence, served and listed in the README.
     let readme = std::fs::read_to_string(web().join("vendor/README.md")).unwrap();
     assert_asset(&server, "/assets/vendor/README.md");
+    assert_asset(&server, "/assets/vendor/mermaid/THIRD-PARTY.md");
     for entry in std::fs::read_dir(web().join("vendor")).unwrap() {
         let entry = entry.unwrap();
         if !entry.file_type().unwrap().is_dir() {
@@ -270,6 +271,10 @@ fn check_page_health(report: &Value) {
 fn check_optional_endpoints(report: &Value) {
     assert_eq!(report["cast_status"], 200, "/cast of the recorded session");
     assert_eq!(report["player"], 1, "no asciinema player on the page");
+    assert_eq!(
+        report["player_played"], true,
+        "the player did not show the recording's output"
+    );
     assert_eq!(report["search_status"], 200);
     assert!(
         report["search_hits"].as_u64().unwrap_or(0) > 0,
@@ -398,6 +403,18 @@ fn dashboard_in_chromium() {
         "the cost as shown"
     );
     assert_eq!(report["total_sessions"], sessions.len());
+    for (kind, field) in [
+        ("input", "input_tokens"),
+        ("output", "output_tokens"),
+        ("cache-creation", "cache_creation_tokens"),
+        ("cache-read", "cache_read_tokens"),
+    ] {
+        let expected: u64 = cost.iter().map(|r| r[field].as_u64().unwrap()).sum();
+        assert_eq!(
+            report["tokens_by_type"][kind], expected,
+            "{kind} tokens on the overview vs `ctrace cost --json`"
+        );
+    }
     assert_eq!(report["table_rows"], sessions.len().min(50));
     assert!(report["chart_canvas"].as_u64().unwrap() >= 1);
     // The tool error rate counts every session's tool calls, as `sessions --json` does.
@@ -449,6 +466,11 @@ fn dashboard_in_chromium() {
     assert_eq!(report["live_no_reload"], true);
     // The session page follows its session live: the second hook is appended.
     assert_eq!(report["live_session_records"], serde_json::json!([1, 2]));
+    let tool_text = report["live_session_tool_text"].as_str().unwrap();
+    assert!(
+        tool_text.contains("→ Bash") && tool_text.contains("← e2e-tool-output"),
+        "the PostToolUse hook as shown: {tool_text:?}"
+    );
     assert!(report["live_session_timeline"].as_u64().unwrap() >= 2);
 
     // The session page.

@@ -20,14 +20,21 @@ function filtersFrom(params) {
   };
 }
 
-/** Every session in the date range (following the cursor). */
+/** Sessions the overview reads at most (the most recent first); `truncated` tells when more exist. */
+const MAX_SESSIONS = 200000;
+
+/** Every session in the date range (following the cursor), at most `MAX_SESSIONS`. */
 async function allSessions(f) {
   const rows = [];
   let cursor = '';
-  for (let page = 0; page < 20; page++) {
+  for (;;) {
     const answer = await api(`/api/sessions${query({ since: f.since, until: untilParam(f.until), limit: 10000, cursor })}`);
     rows.push(...answer.sessions);
     if (!answer.next_cursor) break;
+    if (rows.length >= MAX_SESSIONS) {
+      rows.truncated = true;
+      break;
+    }
     cursor = answer.next_cursor;
   }
   return rows;
@@ -62,6 +69,11 @@ async function load(f) {
   return { f, sessions, costRows, byDay, byTool, tasks, costBySession };
 }
 
+/** Whether a filter other than the date range and the model picks sessions. */
+function sessionFiltered(f) {
+  return Boolean(f.project || f.status || f.tool || f.min_cost);
+}
+
 /** The sessions passing the filters, and the cost rows that belong to them. */
 function apply(data) {
   const { f } = data;
@@ -76,7 +88,7 @@ function apply(data) {
   const keep = new Set(sessions.map((s) => s.session));
   const costRows = data.costRows.filter((r) => (!sessionFilter || keep.has(r.session))
     && (!f.model || r.model === f.model));
-  return { sessions, costRows, keep, sessionFilter };
+  return { f, sessions, costRows, keep, sessionFilter };
 }
 
 function card(label, value, id, raw) {
@@ -97,7 +109,7 @@ function totals(data, view) {
   const durations = view.sessions.map((s) => s.duration_ns).filter((d) => typeof d === 'number');
   const avg = durations.length ? durations.reduce((a, b) => a + b, 0) / durations.length : null;
   return h('dl', { class: 'cards', id: 'totals' },
-    card('Sessions', String(view.sessions.length), 'total-sessions', view.sessions.length),
+    card('Sessions', data.sessions.truncated ? `${view.sessions.length}+` : String(view.sessions.length), 'total-sessions', view.sessions.length),
     card('Average duration', duration(avg), 'avg-duration', avg ?? ''),
     card('Total cost', usd(cost), 'total-cost', cost),
     card('Input tokens', tokens(t.input), 'tokens-input', t.input),
@@ -160,8 +172,15 @@ function taskCounts(tasks, view) {
   };
   const box = h('section', { class: 'panel', id: 'task-status', 'aria-labelledby': 'task-status-h' },
     h('h3', { id: 'task-status-h' }, 'Tasks by status'));
+  // To-dos belong to a session: those of the sessions shown (every filter, the date range too).
+  // Beads issues belong to a project: those of the project filter's project, at any time.
+  let projectIssues = false;
   for (const root of tasks.roots || []) {
-    if (view.sessionFilter && root.kind === 'session' && !view.keep.has(root.id)) continue;
+    if (root.kind === 'session' && !view.keep.has(root.id)) continue;
+    if (root.kind === 'project') {
+      if (view.f.project && root.id !== view.f.project) continue;
+      projectIssues = true;
+    }
     walk(root);
   }
   if (counts.size === 0) box.append(h('p', { class: 'empty' }, 'No to-dos or issues recorded.'));
@@ -169,6 +188,7 @@ function taskCounts(tasks, view) {
     box.append(h('ul', { class: 'counts' }, [...counts].sort((a, b) => b[1] - a[1])
       .map(([status, n]) => h('li', {}, badge(status), ' ', h('strong', {}, String(n))))));
   }
+  if (projectIssues) box.append(h('p', { class: 'note' }, 'Beads issues are counted whatever their dates.'));
   return box;
 }
 
@@ -189,7 +209,9 @@ function costChart(data) {
   const days = [...new Set(rows.map((r) => r.day))].sort();
   const models = [...new Set(rows.map((r) => r.model || '(all)'))].sort();
   const section = h('section', { class: 'panel wide', id: 'cost-chart', 'aria-labelledby': 'cost-chart-h' },
-    h('h3', { id: 'cost-chart-h' }, 'Cost per day by model'));
+    h('h3', { id: 'cost-chart-h' }, 'Cost per day by model'),
+    sessionFiltered(f) ? h('p', { class: 'note', id: 'cost-chart-note' },
+      'Every session in the date range (and the model filter); the project, tool, status and cost filters apply to the totals and tables, not to this chart.') : null);
   if (days.length === 0) {
     section.append(h('p', { class: 'empty' }, 'No cost in this range.'));
     return section;
@@ -272,6 +294,8 @@ function body(data) {
   for (const r of view.costRows) modelRows.set(r.model || '(unknown)', (modelRows.get(r.model || '(unknown)') || 0) + r.cost_usd);
   const empty = data.sessions.length === 0;
   const content = h('div', { id: 'overview-body' },
+    data.sessions.truncated ? h('p', { class: 'note', id: 'truncated-note' },
+      `Only the ${MAX_SESSIONS.toLocaleString('en-US')} most recent sessions of the range are counted here; narrow the date range to see the rest.`) : null,
     empty ? h('p', { class: 'empty', id: 'empty-store' },
       'No sessions recorded yet. Hooks sent to this service (or recorded by `ctrace hook`) show up here live.') : null,
     totals(data, view),

@@ -255,6 +255,29 @@ function otlpText(body) {
   return { role: `otlp ${body.name || body.signal || ''}`.trim(), text: attributes.join('\n') };
 }
 
+/** A tool's response in a PostToolUse payload as text (Bash: stdout, then stderr). */
+function toolResponseText(response) {
+  if (response === undefined || response === null) return '';
+  if (typeof response === 'string') return response;
+  if (typeof response === 'object' && ('stdout' in response || 'stderr' in response)) {
+    return [response.stdout, response.stderr].filter((t) => typeof t === 'string' && t).join('\n');
+  }
+  return JSON.stringify(response, null, 1);
+}
+
+/** What a hook payload says: the prompt, the tool call with its input and response or error, the message. */
+function hookText(payload) {
+  const lines = [];
+  if (payload.prompt) lines.push(String(payload.prompt));
+  if (payload.tool_name) lines.push(`→ ${payload.tool_name} ${JSON.stringify(payload.tool_input ?? '')}`);
+  const response = toolResponseText(payload.tool_response);
+  if (response) lines.push(`← ${response}`);
+  if (payload.error) lines.push(`✗ error ${typeof payload.error === 'string' ? payload.error : JSON.stringify(payload.error)}`);
+  if (payload.message) lines.push(String(payload.message));
+  if (lines.length === 0 && payload.source) lines.push(`(${payload.source})`);
+  return lines.join('\n');
+}
+
 function recordText(record) {
   const body = record.body || {};
   if (record.source === 'otlp') {
@@ -267,10 +290,7 @@ function recordText(record) {
     const content = Array.isArray(message.content) ? message.content.map(blockText).join('\n') : blockText(message.content);
     return { role: message.role || body.line_type || record.source, text: content };
   }
-  if (payload.hook_event_name) {
-    const detail = payload.prompt || (payload.tool_name ? `${payload.tool_name} ${JSON.stringify(payload.tool_input ?? '')}` : '') || payload.message || '';
-    return { role: `hook ${payload.hook_event_name}`, text: String(detail) };
-  }
+  if (payload.hook_event_name) return { role: `hook ${payload.hook_event_name}`, text: hookText(payload) };
   return { role: body.line_type || body.kind || record.source, text: JSON.stringify(body.payload ?? body) };
 }
 

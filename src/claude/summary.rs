@@ -20,16 +20,23 @@ pub fn one_line(text: &str, max: usize) -> String {
 /// markup Claude Code wraps slash commands and their output in unwrapped:
 /// `<command-name>/compact</command-name><command-args>x</command-args>` → `/compact x`,
 /// `<local-command-stdout>text</local-command-stdout>` → `text` (a `<command-message>` next to
-/// a command name is dropped: it repeats the name). Other text is returned trimmed.
+/// a command name is dropped: it repeats the name); a tag without its other half is removed.
+/// Other text is returned trimmed.
 pub fn prompt_title(prompt: &str) -> String {
     use std::sync::LazyLock;
     static TAG: LazyLock<regex::Regex> = LazyLock::new(|| {
         regex::Regex::new(r"(?s)<(command-name|command-args|command-message|local-command-stdout|local-command-stderr)>(.*?)</(?:command-name|command-args|command-message|local-command-stdout|local-command-stderr)>")
             .unwrap_or_else(|e| unreachable!("a valid regex: {e}"))
     });
+    // A tag whose other half is not in the text (a prompt cut at its first line keeps
+    // `<local-command-stdout>` without its closing tag) is dropped.
+    static STRAY: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"</?(?:command-name|command-args|command-message|local-command-stdout|local-command-stderr)>")
+            .unwrap_or_else(|e| unreachable!("a valid regex: {e}"))
+    });
     let text = String::from_utf8_lossy(&strip_ansi_escapes::strip(prompt.as_bytes())).into_owned();
     if !TAG.is_match(&text) {
-        return text.trim().to_owned();
+        return STRAY.replace_all(&text, "").trim().to_owned();
     }
     let has_name = TAG.captures_iter(&text).any(|c| &c[1] == "command-name");
     let mut parts: Vec<&str> = Vec::new();
@@ -50,6 +57,7 @@ pub fn prompt_title(prompt: &str) -> String {
         }
     }
     rest.push_str(&text[at..]);
+    let rest = STRAY.replace_all(&rest, "");
     let rest = rest.trim();
     if !rest.is_empty() {
         parts.push(rest);
@@ -174,6 +182,15 @@ mod tests {
                 "<local-command-stdout>\u{1b}[2mCompacted (ctrl+o to see full summary)\u{1b}[22m</local-command-stdout>"
             ),
             "Compacted (ctrl+o to see full summary)"
+        );
+        // Cut at the first line: the closing tag is gone.
+        assert_eq!(
+            prompt_title("<local-command-stdout>Compacted (ctrl+o to see full summary)"),
+            "Compacted (ctrl+o to see full summary)"
+        );
+        assert_eq!(
+            prompt_title("<command-name>/compact</command-name> then <command-args>x"),
+            "/compact then x"
         );
         assert_eq!(prompt_title("  fix the <b>bug</b> "), "fix the <b>bug</b>");
         assert_eq!(prompt_title(""), "");

@@ -96,6 +96,10 @@ await step('overview', async () => {
   out.total_cost = Number(await page.getAttribute('#total-cost', 'data-value'));
   out.total_cost_text = await page.textContent('#total-cost');
   out.total_sessions = Number(await page.getAttribute('#total-sessions', 'data-value'));
+  out.tokens_by_type = {};
+  for (const kind of ['input', 'output', 'cache-creation', 'cache-read']) {
+    out.tokens_by_type[kind] = Number(await page.getAttribute(`#tokens-${kind}`, 'data-value'));
+  }
   await page.waitForSelector('#sessions-table tbody tr[data-session]');
   out.table_rows = await page.locator('#sessions-table tbody tr[data-session]').count();
   out.chart_canvas = await page.locator('#cost-chart canvas').count();
@@ -168,10 +172,16 @@ await step('live_session', async () => {
   await page.goto(`${base}/#/session/${encodeURIComponent(out.live_session)}`);
   await page.waitForSelector('#records li.rec');
   const before = await page.locator('#records li.rec').count();
-  const payload = { hook_event_name: 'Stop', session_id: out.live_session, cwd: '/tmp/e2e-live' };
+  const payload = {
+    hook_event_name: 'PostToolUse', session_id: out.live_session, cwd: '/tmp/e2e-live',
+    tool_name: 'Bash', tool_use_id: 'toolu_e2e', tool_input: { command: 'echo e2e' },
+    tool_response: { stdout: 'e2e-tool-output', stderr: '', interrupted: false },
+  };
   await fetch(`${base}/ingest/hook`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(payload) });
   // (Locators, not waitForFunction: the page's CSP forbids evaluating strings.)
   await page.locator('#records li.rec').nth(before).waitFor();
+  // A hook's tool call is shown with its response.
+  out.live_session_tool_text = await page.locator('#records li.rec').nth(before).locator('pre').textContent();
   await page.waitForSelector('#timeline[data-refreshed]');
   out.live_session_records = [before, await page.locator('#records li.rec').count()];
   out.live_session_timeline = await page.locator('#waterfall > li').count();
@@ -216,6 +226,13 @@ if (config.cast_session) {
     await page.waitForSelector('#terminal-box #no-recording, #terminal-box .ap-wrapper, #terminal-box .error');
     out.player = await page.locator('#terminal-box .ap-wrapper').count();
     out.cast_no_recording = await page.locator('#terminal-box #no-recording').count();
+    if (out.player) {
+      // Plays: start it, and the recording's output appears on the player's terminal.
+      await page.locator('#terminal').scrollIntoViewIfNeeded();
+      await page.locator('#terminal-box .ap-overlay-start, #terminal-box .ap-playback-button').first().click();
+      await page.locator('#terminal-box .ap-term', { hasText: 'hello from the dashboard test' }).waitFor({ timeout: 30_000 });
+      out.player_played = true;
+    }
     await page.locator('#terminal').scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(config.screenshots, 'terminal.png') });
   });
