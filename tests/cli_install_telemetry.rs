@@ -387,10 +387,11 @@ fn a_remote_endpoint_sends_the_token() {
         stderr.contains(token_file.to_str().unwrap()),
         "the note does not say where the token came from: {stderr}"
     );
-    assert!(stderr.contains("chmod 600"), "{stderr}");
+    assert!(stderr.contains("readable by you only"), "{stderr}");
+    assert!(stderr.contains("do not commit"), "{stderr}");
+    // The file and its backup hold the token (now or before): owner only.
     let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o644, "the file's mode changed");
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(mode, 0o600, "a settings file holding the token is private");
     let env = read_json(&path)["env"].clone();
     assert_eq!(env["OTEL_EXPORTER_OTLP_ENDPOINT"], "http://10.0.0.5:7317");
     assert_eq!(env[HEADERS], format!("Authorization=Bearer {token}"));
@@ -401,11 +402,20 @@ fn a_remote_endpoint_sends_the_token() {
     with_env.env("CTRACE_TOKEN", &other);
     let output = with_env.output().unwrap();
     assert!(output.status.success());
-    assert!(!String::from_utf8_lossy(&output.stderr).contains("chmod 600"));
     assert_eq!(
         fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
+    for entry in fs::read_dir(path.parent().unwrap()).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("settings.json.bak-")
+            && fs::read_to_string(entry.path()).unwrap().contains("Bearer")
+        {
+            let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name} holds a token and is not private");
+        }
+    }
     assert_eq!(
         read_json(&path)["env"][HEADERS],
         format!("Authorization=Bearer {other}")

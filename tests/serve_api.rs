@@ -774,6 +774,17 @@ fn one_task_equals_its_node_in_the_forest() {
         .sum();
     assert_eq!(detail["tool_calls"].as_u64(), Some(usage_sum));
     assert!(detail["errors"].as_u64().unwrap() <= usage_sum);
+    // The tree answers what the task answers, with the descendants.
+    for key in [
+        "root_kind",
+        "root_id",
+        "tool_usage",
+        "tool_calls",
+        "errors",
+        "children_summary",
+    ] {
+        assert_eq!(tree[key], detail[key], "/tree {key}");
+    }
 }
 
 /// Issue 16 item 1 (`--open`): once listening, the dashboard's URL is handed to `$BROWSER`.

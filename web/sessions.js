@@ -1,22 +1,23 @@
-// The sessions table: pages from /api/sessions through its cursor, sortable by header
-// buttons, filtered by the overview's filters (project, status and dates by the API; model and
-// cost threshold on the page), refreshed live.
+// The sessions table: pages from /api/sessions through its cursor, sorted and filtered by the
+// API (header buttons choose `sort` and `order`; the overview's filters are the API's), so a
+// sort orders every matching session, not the page on screen; refreshed live.
 
 import { h, fill, api, query, errorBox, usd, tokens, duration, when, shortId, projectName,
   badge, untilParam } from './util.js';
 
 const PAGE = 50;
 
+// `sort`: the API's name of the order (`/api/sessions?sort=`).
 const COLUMNS = [
-  { key: 'session', label: 'Session', value: (r) => r.session },
-  { key: 'project', label: 'Project', value: (r) => r.project || '' },
-  { key: 'first', label: 'Started', value: (r) => r.first_ns || 0 },
-  { key: 'duration', label: 'Duration', value: (r) => r.duration_ns || 0, num: true },
-  { key: 'models', label: 'Models', value: (r) => (r.models || []).join(', ') },
-  { key: 'status', label: 'Status', value: (r) => r.status || '' },
-  { key: 'tools', label: 'Tool calls', value: (r) => r.tool_calls || 0, num: true },
-  { key: 'tokens', label: 'Tokens', value: (r) => r.tokens || 0, num: true },
-  { key: 'cost', label: 'Cost', value: (r) => r.cost || 0, num: true },
+  { key: 'session', label: 'Session', sort: 'session' },
+  { key: 'project', label: 'Project', sort: 'project' },
+  { key: 'first', label: 'Started', sort: 'first' },
+  { key: 'duration', label: 'Duration', sort: 'duration', num: true },
+  { key: 'models', label: 'Models', sort: 'models' },
+  { key: 'status', label: 'Status', sort: 'status' },
+  { key: 'tools', label: 'Tool calls', sort: 'tool_calls', num: true },
+  { key: 'tokens', label: 'Tokens', sort: 'tokens', num: true },
+  { key: 'cost', label: 'Cost', sort: 'cost', num: true },
 ];
 
 /** Per table box: the cursor stack, the sort, the rows of the page. */
@@ -40,13 +41,7 @@ function cell(column, row) {
 
 function draw(box) {
   const t = tables.get(box);
-  const column = COLUMNS.find((c) => c.key === t.sort.key) || COLUMNS[2];
-  const dir = t.sort.dir === 'asc' ? 1 : -1;
-  const rows = t.rows.slice().sort((a, b) => {
-    const x = column.value(a);
-    const y = column.value(b);
-    return (x < y ? -1 : x > y ? 1 : 0) * dir;
-  });
+  const { rows } = t;
   const head = h('tr', {}, COLUMNS.map((c) => {
     const sorted = c.key === t.sort.key;
     const aria = sorted ? (t.sort.dir === 'asc' ? 'ascending' : 'descending') : 'none';
@@ -54,9 +49,16 @@ function draw(box) {
       h('button', {
         type: 'button',
         class: 'sort',
-        onclick: () => {
+        onclick: async () => {
           t.sort = { key: c.key, dir: sorted && t.sort.dir === 'desc' ? 'asc' : 'desc' };
-          draw(box);
+          t.cursors = [''];
+          t.fresh = new Set();
+          try {
+            await fetchPage(box);
+            draw(box);
+          } catch (e) {
+            fill(t.slot, errorBox('Loading sessions', e));
+          }
           box.querySelector(`th button[data-key="${c.key}"]`)?.focus();
         },
         dataset: { key: c.key },
@@ -70,8 +72,8 @@ function draw(box) {
     h('caption', {}, `Sessions, page ${t.cursors.length} (${rows.length} shown)`),
     h('thead', {}, head), h('tbody', {}, body));
   const pager = h('nav', { class: 'pager', 'aria-label': 'Sessions pages' },
-    h('button', { type: 'button', disabled: t.cursors.length <= 1, onclick: () => page(box, -1) }, '← Newer'),
-    h('button', { type: 'button', disabled: !t.next, onclick: () => page(box, +1) }, 'Older →'));
+    h('button', { type: 'button', disabled: t.cursors.length <= 1, onclick: () => page(box, -1) }, '← Previous'),
+    h('button', { type: 'button', disabled: !t.next, onclick: () => page(box, +1) }, 'Next →'));
   fill(t.slot, h('div', { class: 'table-scroll' }, table), pager);
 }
 
@@ -83,6 +85,7 @@ async function fetchPage(box) {
   const answer = await api(`/api/sessions${query({
     since: f.since, until: untilParam(f.until), project: f.project, status: f.status,
     model: f.model, tool: f.tool, min_cost: f.min_cost, limit: PAGE, cursor,
+    sort: (COLUMNS.find((c) => c.key === t.sort.key) || COLUMNS[2]).sort, order: t.sort.dir,
   })}`);
   t.rows = answer.sessions.map((s) => ({
     ...s,

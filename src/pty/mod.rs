@@ -29,6 +29,10 @@ use crate::log::LogError;
 
 /// Environment variable the recorder sets for the child: the recording's session id.
 pub const PTY_SESSION_ENV: &str = "CTRACE_PTY_SESSION";
+/// The HTTP header that carries [`PTY_SESSION_ENV`] from Claude Code's `"type": "http"` hooks to
+/// `ctrace serve` (`install --http` writes `"X-Ctrace-Pty-Session": "$CTRACE_PTY_SESSION"`,
+/// which Claude Code expands from its environment; empty outside a recording).
+pub const PTY_SESSION_HEADER: &str = "x-ctrace-pty-session";
 /// Pending records are flushed this long after the oldest was captured (100 ms).
 pub const FLUSH_AFTER: Duration = Duration::from_millis(100);
 /// Pending records are flushed when they reach this many bytes (64 KiB).

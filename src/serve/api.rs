@@ -231,8 +231,82 @@ pub(crate) struct SessionsQuery {
     /// Sessions whose cost in the `since`/`until` range (USD, as
     /// `/api/cost?by=session&since=&until=`; the whole session without a range) is at least this.
     min_cost: Option<String>,
+    /// The order: `last` (default), `first`, `duration`, `session`, `project`, `status`,
+    /// `models`, `tool_calls`, `tool_errors`, `records`, `cost` or `tokens` (cost and tokens
+    /// in the `since`/`until` range, as `/api/cost?by=session`).
+    sort: Option<String>,
+    /// `desc` (default) or `asc`.
+    order: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+}
+
+/// What `GET /api/sessions` sorts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionSort {
+    Last,
+    First,
+    Duration,
+    Session,
+    Project,
+    Status,
+    Models,
+    ToolCalls,
+    ToolErrors,
+    Records,
+    Cost,
+    Tokens,
+}
+
+impl SessionSort {
+    fn parse(text: Option<&str>) -> Result<Self, ApiError> {
+        Ok(match text.unwrap_or("last") {
+            "" | "last" => Self::Last,
+            "first" => Self::First,
+            "duration" => Self::Duration,
+            "session" => Self::Session,
+            "project" => Self::Project,
+            "status" => Self::Status,
+            "models" => Self::Models,
+            "tool_calls" => Self::ToolCalls,
+            "tool_errors" => Self::ToolErrors,
+            "records" => Self::Records,
+            "cost" => Self::Cost,
+            "tokens" => Self::Tokens,
+            other => {
+                return Err(ApiError::BadParam {
+                    param: "sort",
+                    value: other.to_owned(),
+                    expected: "is not one of last, first, duration, session, project, status, models, tool_calls, tool_errors, records, cost, tokens",
+                });
+            }
+        })
+    }
+
+    /// Compares two rows by this key (`costs`: USD and tokens per session).
+    fn compare(
+        self,
+        a: &SessionSummary,
+        b: &SessionSummary,
+        costs: &std::collections::HashMap<String, (f64, u64)>,
+    ) -> std::cmp::Ordering {
+        let cost = |s: &SessionSummary| costs.get(&s.session).copied().unwrap_or((0.0, 0));
+        let records = |s: &SessionSummary| s.records.values().sum::<u64>();
+        match self {
+            Self::Last => a.last_ns.cmp(&b.last_ns),
+            Self::First => a.first_ns.cmp(&b.first_ns),
+            Self::Duration => a.duration_ns.cmp(&b.duration_ns),
+            Self::Session => std::cmp::Ordering::Equal,
+            Self::Project => a.project.cmp(&b.project),
+            Self::Status => a.status.cmp(b.status),
+            Self::Models => a.models.iter().cmp(b.models.iter()),
+            Self::ToolCalls => a.tool_calls.cmp(&b.tool_calls),
+            Self::ToolErrors => a.tool_errors.cmp(&b.tool_errors),
+            Self::Records => records(a).cmp(&records(b)),
+            Self::Cost => cost(a).0.total_cmp(&cost(b).0),
+            Self::Tokens => cost(a).1.cmp(&cost(b).1),
+        }
+    }
 }
 
 /// A page of sessions.
@@ -243,8 +317,19 @@ pub(crate) struct SessionsPage {
     next_cursor: Option<String>,
 }
 
-/// `GET /api/sessions`: rows as `ctrace sessions --json`, most recent first, filtered, a
-/// page at a time (keyset cursor `<last_ns>:<session>` of the page's last row).
+/// Where the next page of `GET /api/sessions` starts.
+#[derive(Debug)]
+enum SessionsCursor {
+    /// Most recent first (the default order): after the row `<last_ns>:<session>` (a keyset:
+    /// pages do not shift when new sessions arrive).
+    After(u64, String),
+    /// Any other order: after this many rows of the sorted list (`@<n>`).
+    Skip(usize),
+}
+
+/// `GET /api/sessions`: rows as `ctrace sessions --json`, filtered, sorted (most recent first
+/// by default), a page at a time (cursor `<last_ns>:<session>` of the page's last row in the
+/// default order, `@<rows before the page>` in the others).
 pub(crate) async fn sessions(
     State(state): State<AppState>,
     Query(query): Query<SessionsQuery>,
@@ -252,17 +337,40 @@ pub(crate) async fn sessions(
     let since = parse_time("since", query.since.as_deref())?;
     let until = parse_time("until", query.until.as_deref())?;
     let limit = parse_limit(query.limit.as_deref(), 100)?;
+    let sort = SessionSort::parse(query.sort.as_deref())?;
+    let ascending = match query.order.as_deref() {
+        None | Some("" | "desc") => false,
+        Some("asc") => true,
+        Some(other) => {
+            return Err(ApiError::BadParam {
+                param: "order",
+                value: other.to_owned(),
+                expected: "is not `asc` or `desc`",
+            });
+        }
+    };
+    let keyset = sort == SessionSort::Last && !ascending;
     let cursor = match query.cursor.as_deref() {
-        None => None,
-        Some(text) => Some(
-            text.split_once(':')
-                .and_then(|(ns, id)| Some((ns.parse::<u64>().ok()?, id.to_owned())))
-                .ok_or_else(|| ApiError::BadParam {
-                    param: "cursor",
-                    value: text.to_owned(),
-                    expected: "is not a cursor of this API (`<last_ns>:<session>`)",
-                })?,
-        ),
+        None | Some("") => None,
+        Some(text) => {
+            let parsed = if keyset {
+                text.split_once(':').and_then(|(ns, id)| {
+                    Some(SessionsCursor::After(
+                        ns.parse::<u64>().ok()?,
+                        id.to_owned(),
+                    ))
+                })
+            } else {
+                text.strip_prefix('@')
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .map(SessionsCursor::Skip)
+            };
+            Some(parsed.ok_or_else(|| ApiError::BadParam {
+                param: "cursor",
+                value: text.to_owned(),
+                expected: "is not a cursor of this API for this order (`<last_ns>:<session>` most recent first, `@<n>` otherwise): pass the `next_cursor` of the previous page",
+            })?)
+        }
     };
     let min_cost = match query.min_cost.as_deref() {
         None | Some("") => None,
@@ -279,9 +387,11 @@ pub(crate) async fn sessions(
     };
     blocking(&state, move |store| {
         let rows = all_sessions(store)?;
-        let costs = match min_cost {
-            Some(_) => session_costs(store, since, until)?,
-            None => std::collections::HashMap::new(),
+        let costs = if min_cost.is_some() || matches!(sort, SessionSort::Cost | SessionSort::Tokens)
+        {
+            session_costs(store, since, until)?
+        } else {
+            std::collections::HashMap::new()
         };
         let keep = |s: &SessionSummary| {
             query
@@ -296,21 +406,47 @@ pub(crate) async fn sessions(
                     .tool
                     .as_deref()
                     .is_none_or(|t| s.tools.contains_key(t))
-                && min_cost.is_none_or(|c| costs.get(&s.session).copied().unwrap_or(0.0) >= c)
+                && min_cost.is_none_or(|c| costs.get(&s.session).map_or(0.0, |c| c.0) >= c)
                 && query.q.as_deref().is_none_or(|q| {
                     s.session.contains(q) || s.project.as_deref().is_some_and(|p| p.contains(q))
                 })
-                && cursor.as_ref().is_none_or(|(ns, id)| {
+        };
+        let mut page: Vec<SessionSummary>;
+        let next_cursor;
+        if keyset {
+            // `all_sessions` is most recent first (ties by id).
+            let after = |s: &SessionSummary| match &cursor {
+                Some(SessionsCursor::After(ns, id)) => {
                     s.last_ns < *ns || (s.last_ns == *ns && s.session.as_str() > id.as_str())
-                })
-        };
-        let mut page: Vec<SessionSummary> = rows.into_iter().filter(keep).take(limit + 1).collect();
-        let next_cursor = if page.len() > limit {
-            page.truncate(limit);
-            page.last().map(|s| format!("{}:{}", s.last_ns, s.session))
+                }
+                _ => true,
+            };
+            page = rows
+                .into_iter()
+                .filter(|s| keep(s) && after(s))
+                .take(limit + 1)
+                .collect();
+            next_cursor = (page.len() > limit).then(|| {
+                page.truncate(limit);
+                page.last()
+                    .map(|s| format!("{}:{}", s.last_ns, s.session))
+                    .unwrap_or_default()
+            });
         } else {
-            None
-        };
+            let mut all: Vec<SessionSummary> = rows.into_iter().filter(|s| keep(s)).collect();
+            all.sort_by(|a, b| {
+                let order = sort.compare(a, b, &costs);
+                let order = if ascending { order } else { order.reverse() };
+                order.then_with(|| a.session.cmp(&b.session))
+            });
+            let skip = match cursor {
+                Some(SessionsCursor::Skip(n)) => n,
+                _ => 0,
+            };
+            let more = all.len() > skip.saturating_add(limit);
+            page = all.into_iter().skip(skip).take(limit).collect();
+            next_cursor = more.then(|| format!("@{}", skip + limit));
+        }
         Ok(Json(SessionsPage {
             sessions: page,
             next_cursor,
@@ -319,13 +455,13 @@ pub(crate) async fn sessions(
     .await
 }
 
-/// Each session's cost in the range (USD; responses of unknown price count 0), as
-/// `/api/cost?by=session&since=&until=` sums it.
+/// Each session's cost (USD; responses of unknown price count 0) and tokens in the range, as
+/// `/api/cost?by=session&since=&until=` sums them.
 fn session_costs(
     store: &Store,
     since: Option<u64>,
     until: Option<u64>,
-) -> Result<std::collections::HashMap<String, f64>, ApiError> {
+) -> Result<std::collections::HashMap<String, (f64, u64)>, ApiError> {
     let mut costs = std::collections::HashMap::new();
     let Some(db) = views(store)? else {
         return Ok(costs);
@@ -343,7 +479,9 @@ fn session_costs(
         },
     )?;
     for row in report.rows {
-        *costs.entry(row.key).or_insert(0.0) += row.cost_usd.unwrap_or(0.0);
+        let entry = costs.entry(row.key).or_insert((0.0, 0));
+        entry.0 += row.cost_usd.unwrap_or(0.0);
+        entry.1 += row.tokens.total();
     }
     Ok(costs)
 }

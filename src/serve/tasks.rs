@@ -65,14 +65,23 @@ pub(crate) async fn task(
     .await
 }
 
-/// `GET /api/tasks/{id}/tree`: the task with its descendants, as a node of `/api/tasks`.
+/// `GET /api/tasks/{id}/tree`: as `/api/tasks/{id}` (rolled-up tokens and cost, tool usage,
+/// errors, children summary), with the task's descendants under `task.children` as nodes of
+/// `/api/tasks`.
 pub(crate) async fn task_tree(
     State(state): State<AppState>,
     Path(wanted): Path<String>,
     Query(query): Query<TaskQuery>,
-) -> Result<Json<TaskPlace>, ApiError> {
+) -> Result<Json<TaskDetail>, ApiError> {
     blocking(&state, move |store| {
-        Ok(Json(find(store, &wanted, query.session.as_deref())?))
+        let place = find(store, &wanted, query.session.as_deref())?;
+        let Some(db) = views(store)? else {
+            return Err(ApiError::UnknownTask { wanted });
+        };
+        let children = place.task.children.clone();
+        let mut detail = crate::views::task_detail::task_detail(&db, place)?;
+        detail.task.children = children;
+        Ok(Json(detail))
     })
     .await
 }

@@ -43,7 +43,8 @@ pub struct TaskDetail {
     pub root_kind: String,
     /// The session id or project directory the task hangs under.
     pub root_id: String,
-    /// The task; `children` is left empty (see `children_summary` and `/tree`).
+    /// The task; `children` is empty from [`task_detail`] (see `children_summary`); the
+    /// service's `/api/tasks/{id}/tree` puts the descendants back.
     pub task: TaskNode,
     /// Tool calls started while the task was in progress, per tool name.
     pub tool_usage: BTreeMap<String, u64>,

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use super::events::TOOL_EVENTS;
 use super::settings::{SettingsError, pointer_escape, type_name};
+use crate::pty::PTY_SESSION_ENV;
 
 /// The path of `ctrace serve`'s hook endpoint; an `"type": "http"` handler whose URL ends with
 /// it is ctrace's.
@@ -17,6 +18,9 @@ pub(super) const INGEST_PATH: &str = "/ingest/hook";
 /// The environment variable an HTTP handler for a non-loopback service takes its bearer token
 /// from (Claude Code expands `$NAME` in `headers` for the names in `allowedEnvVars`).
 pub(super) const TOKEN_ENV: &str = "CTRACE_TOKEN";
+
+/// The header of [`crate::pty::PTY_SESSION_HEADER`] as written in settings.json.
+const PTY_SESSION_HEADER_NAME: &str = "X-Ctrace-Pty-Session";
 
 /// Seconds Claude Code waits for `ctrace serve` to answer an HTTP hook (it answers after the
 /// append, in milliseconds; a service that does not answer costs a turn at most this long).
@@ -28,7 +32,8 @@ pub(super) enum Handler {
     /// `"type": "command"`: this shell command (`/abs/ctrace hook [--store DIR]`).
     Command(String),
     /// `"type": "http"`: Claude Code POSTs the payload to `url` (`ctrace serve`'s
-    /// [`INGEST_PATH`]); with `token`, an `Authorization: Bearer $CTRACE_TOKEN` header.
+    /// [`INGEST_PATH`]) with an `X-Ctrace-Pty-Session: $CTRACE_PTY_SESSION` header; with
+    /// `token`, an `Authorization: Bearer $CTRACE_TOKEN` header too.
     Http {
         /// The endpoint.
         url: String,
@@ -62,21 +67,24 @@ impl Handler {
                 if !handler.contains_key("timeout") {
                     handler.insert("timeout".to_owned(), Value::from(HTTP_TIMEOUT_S));
                 }
+                // The recording the hook runs inside (as `ctrace hook` reads it from its
+                // environment), and the token for a service off loopback.
+                let mut headers = Map::new();
+                let mut names = Vec::new();
+                headers.insert(
+                    PTY_SESSION_HEADER_NAME.to_owned(),
+                    Value::String(format!("${PTY_SESSION_ENV}")),
+                );
+                names.push(Value::String(PTY_SESSION_ENV.to_owned()));
                 if *token {
-                    let mut headers = Map::new();
                     headers.insert(
                         "Authorization".to_owned(),
                         Value::String(format!("Bearer ${TOKEN_ENV}")),
                     );
-                    handler.insert("headers".to_owned(), Value::Object(headers));
-                    handler.insert(
-                        "allowedEnvVars".to_owned(),
-                        Value::Array(vec![Value::String(TOKEN_ENV.to_owned())]),
-                    );
-                } else {
-                    remove_key(handler, "headers");
-                    remove_key(handler, "allowedEnvVars");
+                    names.push(Value::String(TOKEN_ENV.to_owned()));
                 }
+                handler.insert("headers".to_owned(), Value::Object(headers));
+                handler.insert("allowedEnvVars".to_owned(), Value::Array(names));
             }
         }
     }

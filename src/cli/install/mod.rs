@@ -33,7 +33,9 @@
 //!   those events while the service is down (Claude Code treats a failed HTTP hook as a
 //!   non-blocking error). The other events keep the command handler. An HTTP handler is
 //!   ctrace's when its URL's path is `/ingest/hook`; installing without `--http` turns it back
-//!   into a command handler. A non-loopback URL gets `Authorization: Bearer $CTRACE_TOKEN`
+//!   into a command handler. Every HTTP handler sends `X-Ctrace-Pty-Session:
+//!   $CTRACE_PTY_SESSION` (the recording a session runs inside, as `ctrace hook` reads it from
+//!   its environment); a non-loopback URL also gets `Authorization: Bearer $CTRACE_TOKEN`
 //!   (`allowedEnvVars`), so the token stays out of settings.json.
 //! - **Version-aware.** Claude Code before 2.1.101 skips a whole settings file that names a hook
 //!   event it does not know, so install writes only the events the installed Claude Code accepts
@@ -225,7 +227,11 @@ pub fn run(args: &InstallArgs, remove: bool, store: Option<&Path>) -> anyhow::Re
         }
         return Ok(0);
     }
-    let backup = write_settings(&path, old_text.as_deref(), &new_text)?;
+    // The service's token written by `--telemetry` (before or now) keeps the file private.
+    let private = [old_text.as_deref().unwrap_or(""), new_text.as_str()]
+        .iter()
+        .any(|text| text.contains(telemetry::BEARER));
+    let backup = write_settings(&path, old_text.as_deref(), &new_text, private)?;
     let note = match &backup {
         Some(backup) => format!("backup: {}", backup.display()),
         None => "new file".to_owned(),
@@ -630,7 +636,9 @@ mod tests {
         install_commands(&mut settings, &events);
         let commands = settings.clone();
         install_http(&mut settings, &events, DEFAULT_HOOK_URL);
-        let http = json!({"type": "http", "url": DEFAULT_HOOK_URL, "timeout": 10});
+        let http = json!({"type": "http", "url": DEFAULT_HOOK_URL, "timeout": 10,
+                          "headers": {"X-Ctrace-Pty-Session": "$CTRACE_PTY_SESSION"},
+                          "allowedEnvVars": ["CTRACE_PTY_SESSION"]});
         assert_eq!(
             settings["hooks"]["PreToolUse"],
             json!([{"matcher": "*", "hooks": [http]}])
@@ -668,13 +676,16 @@ mod tests {
         assert_eq!(
             settings["hooks"]["Stop"][0]["hooks"][0],
             json!({"type": "http", "url": url, "timeout": 10,
-                   "headers": {"Authorization": "Bearer $CTRACE_TOKEN"},
-                   "allowedEnvVars": ["CTRACE_TOKEN"]})
+                   "headers": {"X-Ctrace-Pty-Session": "$CTRACE_PTY_SESSION",
+                               "Authorization": "Bearer $CTRACE_TOKEN"},
+                   "allowedEnvVars": ["CTRACE_PTY_SESSION", "CTRACE_TOKEN"]})
         );
         install_http(&mut settings, &["Stop"], DEFAULT_HOOK_URL);
         assert_eq!(
             settings["hooks"]["Stop"][0]["hooks"][0],
-            json!({"type": "http", "url": DEFAULT_HOOK_URL, "timeout": 10})
+            json!({"type": "http", "url": DEFAULT_HOOK_URL, "timeout": 10,
+                   "headers": {"X-Ctrace-Pty-Session": "$CTRACE_PTY_SESSION"},
+                   "allowedEnvVars": ["CTRACE_PTY_SESSION"]})
         );
     }
 

@@ -169,11 +169,14 @@ pub(super) fn print_diff(
 }
 
 /// Writes `new` to `path` atomically, after copying `old` (when the file exists) to a backup.
-/// Returns the backup's path.
+/// Returns the backup's path. With `private` (the old or new content holds a credential, such
+/// as the service's token in `OTEL_EXPORTER_OTLP_HEADERS`), the file and the backup are made
+/// readable by their owner only (0600) whatever the file's mode was.
 pub(super) fn write_settings(
     path: &Path,
     old: Option<&str>,
     new: &str,
+    private: bool,
 ) -> Result<Option<PathBuf>, SettingsError> {
     let io_error = |path: &Path| {
         let path = path.to_owned();
@@ -191,7 +194,12 @@ pub(super) fn write_settings(
         _ => PathBuf::from("."),
     };
     fs::create_dir_all(&dir).map_err(io_error(&dir))?;
-    let permissions = fs::metadata(&target).ok().map(|m| m.permissions());
+    let permissions = if private {
+        use std::os::unix::fs::PermissionsExt;
+        Some(fs::Permissions::from_mode(0o600))
+    } else {
+        fs::metadata(&target).ok().map(|m| m.permissions())
+    };
 
     let backup = match old {
         Some(old) => Some(write_backup(path, old, permissions.clone())?),

@@ -65,7 +65,7 @@ const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// Headers of every OTLP request, `key=value` pairs separated by commas.
 const HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
 /// What the bearer token follows in ctrace's [`HEADERS`] value.
-const BEARER: &str = "Authorization=Bearer ";
+pub(super) const BEARER: &str = "Authorization=Bearer ";
 
 /// The variables with one fixed value, in the order install writes them.
 const FIXED: [(&str, &str); 4] = [
@@ -342,16 +342,13 @@ pub(super) fn install_into(
         );
     }
     if let Some((_, source)) = &token {
-        let readable = std::fs::metadata(path).is_ok_and(|m| {
-            use std::os::unix::fs::PermissionsExt;
-            m.permissions().mode() & 0o044 != 0
-        });
         eprintln!(
             "ctrace: note: {} holds the service's token (from {source}) in \
-             OTEL_EXPORTER_OTLP_HEADERS: Claude Code does not expand variables in env values{}",
+             OTEL_EXPORTER_OTLP_HEADERS (Claude Code does not expand variables in env values): \
+             the file is written readable by you only{}",
             path.display(),
-            if readable {
-                "; other users can read the file (chmod 600 it)"
+            if args.project.is_some() {
+                "; do not commit it (a project's settings.json often is)"
             } else {
                 ""
             }
