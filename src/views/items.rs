@@ -45,10 +45,11 @@ pub struct Item {
     /// Tool call id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_use_id: Option<String>,
-    /// The tool call's duration as the views have it, ns.
+    /// The tool call's (or, on the prompt that starts a turn, the turn's) duration as the views
+    /// have it, ns.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ns: Option<u64>,
-    /// `ok`, `error` or `pending` for tool calls.
+    /// `ok`, `error` or `pending` for tool calls and the prompts that start turns.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<&'static str>,
     /// Subagent the item ran in.
@@ -87,7 +88,8 @@ impl Item {
         }
     }
 
-    /// Sets status and duration from the views' tool call (`pending` when they do not know it).
+    /// Sets status and duration from the views' tool call or turn (`pending` when they do not
+    /// know it).
     fn tool_call(&mut self, facts: Option<&ToolFacts>) {
         self.status = Some(match facts.map(|f| f.status) {
             Some(Status::Ok) => "ok",
@@ -218,6 +220,15 @@ pub fn build(records: &[StoredRecord], shape: &SessionShape) -> Vec<Item> {
             }
         }
     }
+    // The prompt (hook or transcript line) that starts a turn carries the turn's duration and
+    // status, so a timeline draws the turn as a bar like a tool call.
+    for item in &mut items {
+        if item.tool.is_none()
+            && let Some(turn) = item.offset.and_then(|o| shape.turns.get(&o))
+        {
+            item.tool_call(Some(turn));
+        }
+    }
     nest(items, shape)
 }
 
@@ -303,7 +314,7 @@ fn transcript_items(
             // seen through a hook is shown by its `UserPromptSubmit`).
             let turn = stored
                 .offset
-                .is_some_and(|o| shape.turn_offsets.contains(&o.0));
+                .is_some_and(|o| shape.turns.contains_key(&o.0));
             if let Some(prompt) = prompt
                 && !meta
                 && (agent.is_some() || turn)

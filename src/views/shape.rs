@@ -29,8 +29,9 @@ pub struct SessionShape {
     pub agent_parent: HashMap<String, String>,
     /// Subagents that are not nested under a tool call.
     pub agents: HashSet<String>,
-    /// Log offsets of the records that start the session's turns.
-    pub turn_offsets: HashSet<u64>,
+    /// The session's turns by the log offset of the record that starts each: their start,
+    /// end and status.
+    pub turns: HashMap<u64, ToolFacts>,
     /// Inline sidechain line uuid → its subagent id (`sidechain:<root uuid>`).
     pub sidechain_agent: HashMap<String, String>,
 }
@@ -55,7 +56,14 @@ fn walk(node: &Node, parent: Option<&Node>, shape: &mut SessionShape) {
         }
         NodeKind::Turn => {
             if let Some(offset) = node.offset {
-                shape.turn_offsets.insert(offset);
+                shape.turns.insert(
+                    offset,
+                    ToolFacts {
+                        start_ns: node.start_ns,
+                        end_ns: node.end_ns,
+                        status: node.status,
+                    },
+                );
             }
         }
         NodeKind::Session => {}
