@@ -206,4 +206,30 @@ fn hooks_inside_a_recording_link_the_sessions_and_replay_as_markers() {
         "{}",
         stderr(&from_stop)
     );
+    // A search hit in the Claude session (`replay s1 --at N`) plays the recording it ran in
+    // from that point; `--json` keeps the session's timeline.
+    let stop = stdout(&ctrace(&store, &["cat", "--json", "--session", "s1"]))
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r.to_string().contains("\"Stop\""))
+        .unwrap()["offset"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    let hit = ctrace(&store, &["replay", "s1", "--at", &stop, "--no-timing"]);
+    assert_eq!(hit.stdout, recorded.stdout);
+    assert!(
+        stderr(&hit).contains(&format!("replaying terminal recording {pty_id}")),
+        "{}",
+        stderr(&hit)
+    );
+    let timeline = stdout(&ctrace(&store, &["replay", "s1", "--at", &stop, "--json"]));
+    assert!(timeline.trim_start().starts_with('['), "{timeline}");
+    let elsewhere = Command::new(BIN)
+        .arg("--store")
+        .arg(&store)
+        .args(["replay", "s1", "--at", "999999", "--no-timing"])
+        .output()
+        .unwrap();
+    assert_eq!(elsewhere.status.code(), Some(2), "{}", stderr(&elsewhere));
 }

@@ -45,7 +45,8 @@ pub struct ReplayArgs {
     pub to: Option<String>,
     /// Start at the first record at or after this log offset; the output before it is written
     /// at once (for sessions without terminal data: the timeline from the item holding that
-    /// record on)
+    /// record on; a Claude session that ran inside one terminal recording plays that recording
+    /// from there, `--json` gives its timeline)
     #[arg(long, value_name = "OFFSET")]
     pub at: Option<u64>,
     /// Show the linked Claude session's hook events as markers
@@ -111,6 +112,8 @@ struct Marker {
 struct Catalog {
     ids: BTreeMap<String, bool>,
     linked_events: BTreeMap<String, Vec<Marker>>,
+    /// Claude session → the PTY sessions its hooks ran in.
+    recordings: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 fn catalog(store: &Store) -> anyhow::Result<Catalog> {
@@ -118,11 +121,20 @@ fn catalog(store: &Store) -> anyhow::Result<Catalog> {
     let snapshot = store.snapshot()?;
     let mut ids: BTreeMap<String, bool> = BTreeMap::new();
     let mut linked_events: BTreeMap<String, Vec<Marker>> = BTreeMap::new();
+    let mut recordings: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     for stored in snapshot.iter() {
         let stored = stored?;
         if let Body::Hook(hook) = &stored.record.body
             && let Some(pty) = &hook.pty_session
         {
+            if let Some(claude) = &stored.record.session
+                && claude != pty
+            {
+                recordings
+                    .entry(claude.clone())
+                    .or_default()
+                    .insert(pty.clone());
+            }
             let mut label = hook.event.clone().unwrap_or_else(|| "hook".into());
             if let Some(tool) = &hook.tool_name {
                 label.push(' ');
@@ -140,7 +152,11 @@ fn catalog(store: &Store) -> anyhow::Result<Catalog> {
     for events in linked_events.values_mut() {
         events.sort_by_key(|m| m.ts);
     }
-    Ok(Catalog { ids, linked_events })
+    Ok(Catalog {
+        ids,
+        linked_events,
+        recordings,
+    })
 }
 
 /// A `--from` / `--to` argument.
@@ -223,10 +239,32 @@ where
 pub fn run(store: &Store, args: &ReplayArgs) -> anyhow::Result<i32> {
     check_args(args)?;
     let Found {
-        session,
-        has_pty,
+        mut session,
+        mut has_pty,
         mut linked_events,
+        recordings,
     } = find_session(store, args)?;
+    // A Claude session that ran inside one terminal recording: `--at` (a search hit's record)
+    // plays that recording from the same point of the log (its records and the session's are
+    // appended to one log as they happen).
+    if !has_pty
+        && !args.json
+        && let (Some(at), [recording]) = (args.at, recordings.as_slice())
+    {
+        let record = store.snapshot()?.get(Offset(at))?;
+        if record.and_then(|r| r.session).as_deref() != Some(session.as_str()) {
+            return Err(UsageError(format!(
+                "session {session} has no record at offset {at} (see `ctrace search` or `ctrace cat`)"
+            ))
+            .into());
+        }
+        eprintln!(
+            "ctrace: replaying terminal recording {recording} (the one session {session} ran in) \
+             from offset {at}; `--json` gives the session's timeline"
+        );
+        session = recording.clone();
+        has_pty = true;
+    }
     if !has_pty {
         if let Some(at) = args.at {
             return timeline_from(store, &session, Offset(at), args.json);
@@ -296,6 +334,9 @@ struct Found {
     has_pty: bool,
     /// Hook events linked to PTY sessions, by PTY session (empty when not looked for).
     linked_events: BTreeMap<String, Vec<Marker>>,
+    /// For a Claude session: the recordings (PTY sessions with terminal data) its hooks ran
+    /// in.
+    recordings: Vec<String>,
 }
 
 /// Finds the session named by `args.session`. A full id (not a prefix) of a PTY session,
@@ -319,14 +360,24 @@ fn find_session(store: &Store, args: &ReplayArgs) -> anyhow::Result<Found> {
             session: args.session.clone(),
             has_pty: true,
             linked_events: BTreeMap::new(),
+            recordings: Vec::new(),
         });
     }
     let catalog = catalog(store)?;
     let (session, has_pty) = resolve(&catalog.ids, &args.session)?;
+    let recordings = catalog
+        .recordings
+        .get(session)
+        .into_iter()
+        .flatten()
+        .filter(|pty| catalog.ids.get(*pty).copied().unwrap_or(false))
+        .cloned()
+        .collect();
     Ok(Found {
         session: session.to_owned(),
         has_pty: *has_pty,
         linked_events: catalog.linked_events,
+        recordings,
     })
 }
 
