@@ -292,8 +292,11 @@ fn open(root: &Path, config: Config) -> anyhow::Result<Store> {
     Store::open(root, config).with_context(|| format!("opening store at {}", root.display()))
 }
 
-/// Starts the runtime log: `<store>/logs/ctrace.log.YYYY-MM-DD`, filter from `CTRACE_LOG`
-/// (EnvFilter syntax, default `info`). Returns `None` (and logs nothing) when the directory
+/// Daily runtime log files kept (the oldest is deleted when a new day's file starts).
+const LOG_DAYS: usize = 14;
+
+/// Starts the runtime log: `<store>/logs/ctrace.log.YYYY-MM-DD`, the last [`LOG_DAYS`] days,
+/// filter from `CTRACE_LOG` (EnvFilter syntax, default `info`). Returns `None` (and logs nothing) when the directory
 /// cannot be created, is not a directory of ours (a symlink, another user's), or holds a
 /// symlink where a log file would be: the log is never written outside the store. Write errors
 /// later (a full disk) are dropped silently: the runtime log never prints on stderr.
@@ -307,6 +310,7 @@ pub(crate) fn init_logging(root: &Path) -> Option<()> {
     let appender = tracing_appender::rolling::Builder::new()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
         .filename_prefix("ctrace.log")
+        .max_log_files(LOG_DAYS)
         .build(&dir)
         .ok()?;
     let filter = EnvFilter::try_from_env("CTRACE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
