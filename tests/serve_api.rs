@@ -203,18 +203,18 @@ fn rows_equal_the_cli() {
         })
         .collect();
     assert!(!with_model.is_empty());
-    let api = server.json(&format!("/api/sessions?model={model}"));
-    assert_eq!(
-        api["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .collect::<Vec<_>>(),
-        with_model
-    );
-    assert_eq!(
-        server.json("/api/sessions?model=no-such-model")["sessions"],
-        serde_json::json!([])
+    // The sessions `query` keeps are `want`, and `none` keeps none.
+    let filters = |query: &str, want: &[&Value], none: &str| {
+        let api = server.json(&format!("/api/sessions?{query}"));
+        let got: Vec<&Value> = api["sessions"].as_array().unwrap().iter().collect();
+        assert_eq!(got, want, "{query}");
+        let empty = &server.json(&format!("/api/sessions?{none}"))["sessions"];
+        assert_eq!(empty, &serde_json::json!([]), "{none}");
+    };
+    filters(
+        &format!("model={model}"),
+        &with_model,
+        "model=no-such-model",
     );
     // `tool`: the sessions whose `tools` name it; the rows' tallies add up.
     for s in &cli_sessions {
@@ -241,19 +241,7 @@ fn rows_equal_the_cli() {
         .iter()
         .filter(|s| s["tools"].as_object().unwrap().contains_key(&tool))
         .collect();
-    let api = server.json(&format!("/api/sessions?tool={tool}"));
-    assert_eq!(
-        api["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .collect::<Vec<_>>(),
-        with_tool
-    );
-    assert_eq!(
-        server.json("/api/sessions?tool=NoSuchTool")["sessions"],
-        serde_json::json!([])
-    );
+    filters(&format!("tool={tool}"), &with_tool, "tool=NoSuchTool");
     let top = cost_of(claude_id);
     assert!(top > 0.0, "the demo session costs something");
     let api = server.json(&format!("/api/sessions?min_cost={top}"));

@@ -52,13 +52,7 @@ function draw(box) {
         onclick: async () => {
           t.sort = { key: c.key, dir: sorted && t.sort.dir === 'desc' ? 'asc' : 'desc' };
           t.cursors = [''];
-          t.fresh = new Set();
-          try {
-            await fetchPage(box);
-            draw(box);
-          } catch (e) {
-            fill(t.slot, errorBox('Loading sessions', e));
-          }
+          await page(box, 0);
           box.querySelector(`th button[data-key="${c.key}"]`)?.focus();
         },
         dataset: { key: c.key },
@@ -95,6 +89,7 @@ async function fetchPage(box) {
   t.next = answer.next_cursor;
 }
 
+/** Shows the next (`step` 1), previous (-1) or first/current (0) page. */
 async function page(box, step) {
   const t = tables.get(box);
   if (step > 0 && t.next) t.cursors.push(t.next);
