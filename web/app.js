@@ -2,7 +2,7 @@
 // (#/session/<id>?at=<offset>), the live activity strip fed by /api/stream, and the search box.
 // See docs/dashboard.md.
 
-import { h, fill, api, query, errorBox, when, shortId } from './util.js';
+import { h, fill, api, query, errorBox, when, shortId, UNAUTHORIZED_EVENT } from './util.js';
 import { renderOverview, refreshOverview } from './overview.js';
 import { renderSession, refreshSession } from './session.js';
 import { renderSearch } from './search.js';
@@ -115,12 +115,14 @@ function sessionChanged(session) {
   }, 1000);
 }
 
+let source = null;
+
 function connect() {
   if (!window.EventSource) {
     liveState.textContent = 'live updates unavailable (no EventSource)';
     return;
   }
-  const source = new EventSource('/api/stream');
+  source = new EventSource('/api/stream');
   source.onopen = () => {
     liveState.textContent = 'live';
     liveState.dataset.state = 'open';
@@ -156,6 +158,23 @@ async function health() {
     el.textContent = `health: ${e.message}`;
   }
 }
+
+// ---- not logged in: the API answered 401 ----
+// The service asks for its token (off loopback, with --token, or where it cannot tell which
+// user a connection comes from) and this browser has no session: say so once, with the way in.
+function loginNeeded() {
+  if (document.getElementById('login-needed')) return;
+  const note = h('div', { id: 'login-needed', class: 'error', role: 'alert' },
+    h('p', null, 'This ctrace service asks you to log in before it shows any records. ',
+      h('a', { href: '/login' }, 'Log in'),
+      ' with its token (the file serve.token in its store directory), or open the login link ',
+      'ctrace serve printed at start.'));
+  document.querySelector('header.top').after(note);
+  if (source) source.close();
+  liveState.textContent = 'not logged in';
+  liveState.dataset.state = 'error';
+}
+window.addEventListener(UNAUTHORIZED_EVENT, loginNeeded);
 
 window.addEventListener('hashchange', show);
 show();

@@ -62,13 +62,24 @@ export class ApiError extends Error {
   }
 }
 
-/** GET `path` as JSON (or text with `{text: true}`); throws ApiError on a non-2xx answer. */
+/** The event `api()` dispatches on `window` when the service answers 401 (not logged in). */
+export const UNAUTHORIZED_EVENT = 'ctrace:unauthorized';
+
+/**
+ * GET `path` as JSON (or text with `{text: true}`); throws ApiError on a non-2xx answer. A 401
+ * (the service asks for its token and this browser has no session) also dispatches
+ * UNAUTHORIZED_EVENT, for the page to point at /login.
+ */
 export async function api(path, { text = false } = {}) {
   let response;
   try {
     response = await fetch(path, { headers: { Accept: text ? 'text/plain' : 'application/json' } });
   } catch (e) {
     throw new ApiError(0, `cannot reach the service (${e.message})`);
+  }
+  if (response.status === 401) {
+    window.dispatchEvent(new CustomEvent(UNAUTHORIZED_EVENT));
+    throw new ApiError(401, 'not logged in: log in at /login');
   }
   if (!response.ok) {
     let message = `${response.status} ${response.statusText}`;

@@ -27,13 +27,31 @@ pub struct ServeArgs {
     /// (bytes, or 256MiB, ...): the compactor is behind, the exporters retry later
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub max_inbox: usize,
-    /// Require the access token on loopback too (always required on other addresses); it is
-    /// kept in `<store>/serve.token` and a login link for the page is printed at start
+    /// Require the access token (or a login) of every connection on loopback too; without
+    /// it, on loopback, this user's connections need none and other users' are refused (see
+    /// docs/security.md). Always required on other addresses. The token is kept in
+    /// `<store>/serve.token`; a single-use login link for the page is printed at start
     #[arg(long)]
     pub token: bool,
+    /// Also accept this `Host` value (repeatable), as the browser sends it: `NAME[:PORT]`, no
+    /// scheme or path; e.g. `localhost:8000` behind `ssh -L 8000:localhost:7317`, or a reverse
+    /// proxy's name
+    #[arg(long = "allow-host", value_name = "NAME[:PORT]", value_parser = parse_allowed_host)]
+    pub allow_hosts: Vec<String>,
+    /// Close a connection that takes longer than this to send a request head, or idles this
+    /// long between requests (1s, 500ms, ...)
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// Connections served at once; more wait until one closes
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     /// Open the dashboard in a browser once listening (`$BROWSER`, else `xdg-open`)
     #[arg(long)]
     pub open: bool,
+}
+
+fn parse_allowed_host(text: &str) -> Result<String, String> {
+    crate::serve::security::parse_allowed_host(text).map_err(|e| e.to_string())
 }
 
 fn parse_size(text: &str) -> Result<usize, String> {
@@ -42,8 +60,8 @@ fn parse_size(text: &str) -> Result<usize, String> {
         .and_then(|n| usize::try_from(n).map_err(|e| e.to_string()))
 }
 
-/// Runs `ctrace serve`; prints `listening on http://ADDR:PORT` on stderr once bound (then the
-/// login link when the token is required).
+/// Runs `ctrace serve`; prints `listening on http://ADDR:PORT` on stderr once bound (then a
+/// single-use login link when the browser may need one).
 ///
 /// # Errors
 /// When the address cannot be bound, the watcher or the runtime cannot start.
@@ -55,18 +73,24 @@ pub fn run(store: &Store, args: &ServeArgs) -> anyhow::Result<i32> {
         max_body_bytes: args.max_body,
         max_inbox_bytes: args.max_inbox as u64,
         token: args.token,
+        header_read_timeout: args.header_timeout,
+        max_connections: args.max_connections as usize,
+        allow_hosts: args.allow_hosts.clone(),
         ..ServeOptions::default()
     };
     crate::serve::serve(store.clone(), options, |bound| {
         eprintln!("listening on http://{}", bound.addr);
-        let url = match bound.login_url {
-            Some(url) => {
-                eprintln!("open the page with: {url}");
-                url
-            }
-            None => format!("http://{}/", bound.addr),
-        };
+        if let Some(url) = &bound.login_url {
+            eprintln!(
+                "open the page with (once, within 10 minutes; then log in with the token in \
+                 serve.token): {url}"
+            );
+        }
         if args.open {
+            // A code of its own: the printed link stays usable.
+            let url = bound
+                .new_login_url()
+                .unwrap_or_else(|| format!("http://{}/", bound.addr));
             open_browser(&url);
         }
     })?;

@@ -12,14 +12,21 @@
 //! - a stream client is fed from the log by offset through a bounded queue: memory does not
 //!   grow with a slow client (it is dropped after [`ServeOptions::stream_send_timeout`]);
 //! - on SIGINT/SIGTERM the streams end, the server stops accepting, the compactor's pass in
-//!   progress commits, and [`serve`] returns.
+//!   progress commits, and [`serve`] returns;
+//! - connections are HTTP/1.1 (keep-alive), at most [`ServeOptions::max_connections`] at once
+//!   (more wait in the listen backlog); one that takes longer than
+//!   [`ServeOptions::header_read_timeout`] to send a request head, or idles that long between
+//!   requests, is closed; each is checked once, before any HTTP is read
+//!   (`security::Security::admit`).
 
 mod api;
 mod assets;
 mod cast;
 mod error;
 mod hook;
+mod login;
 mod otlp;
+mod peer;
 mod search;
 pub mod security;
 mod stream;
@@ -89,6 +96,16 @@ pub struct ServeOptions {
     /// Require the token (`<store>/serve.token`) on a loopback address too; a non-loopback
     /// address always requires it.
     pub token: bool,
+    /// How long a client may take to send a request's head, and may leave its connection idle
+    /// between requests, before it is closed (default 10 s; slowloris).
+    pub header_read_timeout: Duration,
+    /// Connections served at once (default 512); further ones wait in the listen backlog until
+    /// one closes.
+    pub max_connections: usize,
+    /// More `Host` values accepted, lowercase `NAME[:PORT]` as the browser sends them
+    /// (`--allow-host`: an SSH tunnel's `localhost:8000`, a reverse proxy's name); checked by
+    /// [`security::parse_allowed_host`].
+    pub allow_hosts: Vec<String>,
 }
 
 impl Default for ServeOptions {
@@ -105,6 +122,9 @@ impl Default for ServeOptions {
             blocking_threads: 8,
             service: ServiceOptions::default(),
             token: false,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 512,
+            allow_hosts: Vec::new(),
         }
     }
 }
@@ -155,14 +175,42 @@ pub(crate) struct AppState {
 pub struct Bound {
     /// The bound address.
     pub addr: SocketAddr,
-    /// The one-time login link of the page (`http://HOST:PORT/login?token=...`) when the
-    /// token is required.
+    /// A login link of the page (`http://HOST:PORT/login?code=...`, the code single-use and
+    /// valid for 10 minutes) when the browser may need one: the token is required of every
+    /// connection, or this system cannot tell which user a local connection comes from.
     pub login_url: Option<String>,
+    /// The checks, for more login links.
+    security: Arc<security::Security>,
+}
+
+impl Bound {
+    /// Another login link with a code of its own (for a browser started by the caller, so that
+    /// the printed [`Bound::login_url`] stays unused), under the same conditions as
+    /// `login_url`; `None` also when the system's random source fails (logged).
+    pub fn new_login_url(&self) -> Option<String> {
+        self.login_url.as_ref()?;
+        login_link(&self.security, self.addr)
+    }
+}
+
+/// A login link with a new code for `addr`; `None` when there is no token to log in with or
+/// the random source fails (logged).
+fn login_link(security: &security::Security, addr: SocketAddr) -> Option<String> {
+    if !security.has_token() {
+        return None;
+    }
+    match security.logins().new_code() {
+        Ok(code) => Some(security::login_url(addr, &code)),
+        Err(error) => {
+            tracing::error!(%error, "cannot make a login code");
+            None
+        }
+    }
 }
 
 /// The router of the service over `state`, behind the checks of `security`.
 fn router(state: AppState, security: Arc<security::Security>) -> Router {
-    use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+    use tower_http::trace::{DefaultOnResponse, TraceLayer};
     let limit = state.options.max_body_bytes;
     Router::new()
         .route("/ingest/hook", post(hook::ingest))
@@ -189,15 +237,28 @@ fn router(state: AppState, security: Arc<security::Security>) -> Router {
         .route("/", get(assets::index))
         .route("/assets/{*path}", get(assets::asset))
         .fallback(api::not_found)
+        .merge(
+            Router::new()
+                .route("/login", get(login::page).post(login::submit))
+                .with_state(Arc::clone(&security)),
+        )
         .layer(axum::middleware::from_fn(error::json_errors))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
             security,
             security::guard,
         ))
+        .layer(axum::middleware::from_fn(security::response_headers))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                // Method and path only: a query can hold a login code or a search.
+                .make_span_with(|request: &axum::extract::Request| {
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                    )
+                })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
         .with_state(state)
@@ -219,21 +280,35 @@ pub fn serve(
     options: ServeOptions,
     on_bound: impl FnOnce(Bound),
 ) -> Result<(), ServeError> {
-    let token = if options.token || !options.bind.ip().is_loopback() {
-        Some(security::load_or_create_token(&store.paths().root)?)
-    } else {
-        None
-    };
+    let every_connection = options.token || !options.bind.ip().is_loopback();
+    let token = load_token(&store, every_connection)?;
     let listener = TcpListener::bind(options.bind).map_err(|source| ServeError::Bind {
         addr: options.bind,
         source,
     })?;
     let addr = listener.local_addr().map_err(ServeError::Runtime)?;
+    let security = Arc::new(security::Security::new(
+        addr,
+        token,
+        every_connection,
+        &options.allow_hosts,
+    ));
+    let peers_known = peer::tables_readable();
+    if !security.every_connection() && !peers_known {
+        tracing::warn!(
+            "cannot read {}: local connections must show the token or log in",
+            peer::TABLES.join(" or ")
+        );
+    }
     let bound = Bound {
         addr,
-        login_url: token.as_deref().map(|t| security::login_url(addr, t)),
+        login_url: if security.every_connection() || !peers_known {
+            login_link(&security, addr)
+        } else {
+            None
+        },
+        security: Arc::clone(&security),
     };
-    let security = Arc::new(security::Security::new(addr, token));
     let forwarder =
         crate::otlp::forward::Forwarder::new(store.clone(), store.config().forward.clone())?;
     listener
@@ -302,9 +377,12 @@ pub fn serve(
             let _ = shutdown_tx.send(true);
             stop.stop();
         };
-        axum::serve(listener, router(state, security))
-            .with_graceful_shutdown(signal)
-            .await
+        let limits = Limits {
+            header_read_timeout: state.options.header_read_timeout,
+            max_connections: state.options.max_connections.max(1),
+        };
+        let router = router(state, Arc::clone(&security));
+        accept_loop(listener, router, security, limits, signal).await
     });
     // Whatever ended the server, the compactor stops after its pass and commits.
     trigger.stop();
@@ -313,6 +391,121 @@ pub fn serve(
     }
     runtime.shutdown_timeout(Duration::from_secs(5));
     served.map_err(ServeError::Runtime)
+}
+
+/// The token of `store`: required of every connection when `every_connection` (an error then
+/// stops the service); otherwise made too, for connections whose user cannot be told, but a
+/// failure (a read-only store, an unsafe file) is logged and the service answers only its own
+/// user's connections.
+///
+/// # Errors
+/// [`ServeError::Token`] when `every_connection` and the token cannot be read or made.
+fn load_token(store: &Store, every_connection: bool) -> Result<Option<String>, ServeError> {
+    match security::load_or_create_token(&store.paths().root) {
+        Ok(token) => Ok(Some(token)),
+        Err(error) if every_connection => Err(error.into()),
+        Err(error) => {
+            tracing::warn!(
+                error = %error,
+                "no serve token: only connections of this user are answered"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// The limits of the accept loop.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    header_read_timeout: Duration,
+    max_connections: usize,
+}
+
+/// Accepts connections on `listener` until `signal` completes, serving each with `router`
+/// over HTTP/1.1 once its peer check (`security::Security::admit`) lets it in; at most
+/// `limits.max_connections` at once. After the signal, waits for the open connections to end
+/// (each finishes its request in progress).
+///
+/// # Errors
+/// When the listener's address cannot be read.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    security: Arc<security::Security>,
+    limits: Limits,
+    signal: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+
+    let local = listener.local_addr()?;
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    tokio::pin!(signal);
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut signal => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut signal => break,
+        };
+        let watcher = graceful.watcher();
+        let security = Arc::clone(&security);
+        let router = router.clone();
+        let http = http.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let admission = tokio::task::spawn_blocking(move || security.admit(peer, local))
+                .await
+                .unwrap_or(security::Admission::Credential);
+            if let security::Admission::Refused { .. } = admission {
+                return;
+            }
+            let service = router.map_request(move |mut request: axum::extract::Request<_>| {
+                request.extensions_mut().insert(admission);
+                request
+            });
+            let connection =
+                http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            if let Err(error) = watcher.watch(connection).await {
+                tracing::debug!(%error, %peer, "connection ended");
+            }
+        });
+    }
+    drop(listener);
+    tracing::debug!("waiting for open connections");
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// After a failed `accept`: a connection that failed before it was accepted is skipped; on
+/// anything else (too many open files) the loop pauses for a second rather than spinning.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::warn!(%error, "accepting a connection failed; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Forwards new records (`[forward]`): a step after every compaction pass (and every 5 s),

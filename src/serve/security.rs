@@ -1,15 +1,21 @@
-//! Who may talk to `ctrace serve`: the access token, the `Host` allow-list against DNS
-//! rebinding, the `Origin` check on writes and the hook's content type (`docs/api.md`,
-//! "Security"). One axum middleware, `guard`, layered over every route.
+//! Who may talk to `ctrace serve`: the peer check of each connection, the access token and
+//! login sessions, the `Host` allow-list against DNS rebinding, the `Origin` check on writes,
+//! the hook's content type, and the headers of every answer (`docs/api.md`, "Security";
+//! `docs/security.md`, "The service"). `Security::admit` runs once per accepted connection;
+//! the middleware `guard` and `response_headers` are layered over every route.
 //!
 //! Invariants:
+//! - on a loopback bind without `--token`, a connection whose client socket belongs to another
+//!   user is closed before any HTTP is read; one whose owner cannot be told (no `/proc`, no
+//!   entry) must show a credential like any connection off loopback;
 //! - a request whose `Host` is not one of the allowed hosts (or, on an unspecified
 //!   bind address, an IP literal with the bound port) is answered 403 before anything else;
 //! - a request with a method other than GET/HEAD/OPTIONS and an `Origin` header that does not
 //!   name an allowed host is answered 403 (no `Origin`, as curl and Claude Code's HTTP hooks
 //!   send, is fine); no response carries `Access-Control-Allow-Origin`;
-//! - when a token is required, every path but `/`, `/assets/*` and `/login` needs
-//!   `Authorization: Bearer <token>` or the `ctrace_token` cookie, compared in constant time;
+//! - a connection that must show a credential gets every path but `/`, `/assets/*` and
+//!   `/login` only with `Authorization: Bearer <token>` (compared in constant time) or the
+//!   cookie of a live session (`src/serve/login.rs`); the cookie never holds the token;
 //! - the token file `<store>/serve.token` is created 0600 with `O_EXCL` and `O_NOFOLLOW`, and
 //!   an existing one is used only if it is a regular file of this user that group and others
 //!   cannot read.
@@ -19,20 +25,24 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Json;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
+use super::login::Logins;
 use crate::log::private::{FILE_MODE, NOFOLLOW, euid};
 
 /// Name of the token file in the store directory.
 pub const TOKEN_FILE: &str = "serve.token";
-/// Name of the cookie the login link sets.
-pub const COOKIE: &str = "ctrace_token";
+/// The session cookie's name, before the bound port (`ctrace_session_7317`).
+pub const COOKIE_PREFIX: &str = "ctrace_session_";
+/// Cookies of the session cookie's name looked at per request, at most.
+const MAX_COOKIES: usize = 8;
 /// Random bytes in a token (written as 64 hex digits).
 const TOKEN_BYTES: usize = 32;
 
@@ -201,23 +211,61 @@ fn read_token(path: &Path) -> Result<String, TokenError> {
     Ok(token.to_owned())
 }
 
+/// What one connection's peer check found (per accepted connection, before any HTTP is read;
+/// [`Security::admit`]). Every request of the connection carries it as an extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// The client's socket belongs to this service's user (loopback, no `--token`): no
+    /// credential needed.
+    Owner,
+    /// The client must show the token or a session (any connection with `--token` or off
+    /// loopback, or one whose owner could not be told).
+    Credential,
+    /// The client's socket belongs to another user: the connection is closed unanswered.
+    Refused {
+        /// The other user's uid.
+        uid: u32,
+    },
+}
+
 /// What the middleware checks, fixed once the address is bound.
 #[derive(Debug)]
 pub(crate) struct Security {
-    /// The token every request but the page's must carry; `None`: no token (loopback).
+    /// The token; `None` only on loopback without `--token` when it could not be made (then
+    /// only the service's own user is answered).
     token: Option<String>,
-    /// `Host` values accepted, lowercase, with the port (and without it on port 80).
+    /// Every connection must show a credential (a non-loopback address, or `--token`); else
+    /// a connection from this user (told by [`super::peer`]) needs none.
+    every_connection: bool,
+    /// `Host` values accepted, lowercase, with the port (and without it on port 80), and
+    /// the `--allow-host` values as given.
     allowed_hosts: Vec<String>,
     /// The bound port.
     port: u16,
     /// Bound to `0.0.0.0` or `::`: any IP-literal `Host` with the bound port is accepted too
     /// (DNS rebinding needs a name).
     any_ip: bool,
+    /// This process's effective uid.
+    euid: u32,
+    /// Login codes and sessions.
+    logins: Logins,
+    /// The session cookie's name (`ctrace_session_<port>`: cookies are not kept apart by
+    /// port, services on two ports would overwrite each other's).
+    cookie: String,
+    /// Whether the warning that a peer's owner could not be told was logged.
+    warned_unknown_peer: AtomicBool,
 }
 
 impl Security {
-    /// The checks for a service bound to `addr`, requiring `token` when given.
-    pub(crate) fn new(addr: SocketAddr, token: Option<String>) -> Self {
+    /// The checks for a service bound to `addr` with `token`; `every_connection`: every
+    /// connection must show a credential; `extra_hosts`: `--allow-host` values (checked by
+    /// [`parse_allowed_host`]).
+    pub(crate) fn new(
+        addr: SocketAddr,
+        token: Option<String>,
+        every_connection: bool,
+        extra_hosts: &[String],
+    ) -> Self {
         let port = addr.port();
         let mut names = vec![
             "localhost".to_owned(),
@@ -235,22 +283,80 @@ impl Security {
         if port == 80 {
             allowed_hosts.extend(names);
         }
+        for host in extra_hosts {
+            let host = host.to_ascii_lowercase();
+            if !allowed_hosts.contains(&host) {
+                allowed_hosts.push(host);
+            }
+        }
         Self {
             token,
+            every_connection: every_connection || !addr.ip().is_loopback(),
             allowed_hosts,
             port,
             any_ip: addr.ip().is_unspecified(),
+            euid: euid(),
+            logins: Logins::default(),
+            cookie: format!("{COOKIE_PREFIX}{port}"),
+            warned_unknown_peer: AtomicBool::new(false),
         }
     }
 
-    /// The `Host` values accepted (lowercase, `name:port`).
+    /// The `Host` values accepted (lowercase, `name:port`, and the `--allow-host` values).
     pub(crate) fn allowed_hosts(&self) -> &[String] {
         &self.allowed_hosts
     }
 
-    /// Whether a token is required.
-    pub(crate) fn token(&self) -> Option<&str> {
-        self.token.as_deref()
+    /// Whether every connection needs a credential.
+    pub(crate) fn every_connection(&self) -> bool {
+        self.every_connection
+    }
+
+    /// Whether there is a token (and so a way to log in).
+    pub(crate) fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// The login codes and sessions.
+    pub(crate) fn logins(&self) -> &Logins {
+        &self.logins
+    }
+
+    /// The session cookie's name.
+    pub(crate) fn cookie_name(&self) -> &str {
+        &self.cookie
+    }
+
+    /// The peer check of a connection from `peer` to `local` (this end): [`Admission::Owner`]
+    /// when the client's socket is this user's, [`Admission::Refused`] when it is another
+    /// user's, [`Admission::Credential`] when every connection needs one or the owner cannot be
+    /// told (logged once). Blocking: reads `/proc/net/tcp*` ([`super::peer`]).
+    pub(crate) fn admit(&self, peer: SocketAddr, local: SocketAddr) -> Admission {
+        if self.every_connection || !peer.ip().to_canonical().is_loopback() {
+            return Admission::Credential;
+        }
+        match super::peer::socket_owner(peer, local) {
+            Ok(uid) if uid == self.euid => Admission::Owner,
+            Ok(uid) => {
+                tracing::warn!(
+                    uid,
+                    %peer,
+                    "refused a connection from another user (ctrace serve on loopback answers \
+                     only its own user; a proxy running as another user needs --token)"
+                );
+                Admission::Refused { uid }
+            }
+            Err(error) => {
+                if !self.warned_unknown_peer.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        error = %error,
+                        "cannot tell which user a local connection comes from; such \
+                         connections must show the token or log in (logged once)"
+                    );
+                }
+                Admission::Credential
+            }
+        }
     }
 
     /// Whether `host` (a `Host` header value, or the authority of an `Origin`) is allowed.
@@ -270,13 +376,13 @@ impl Security {
     }
 
     /// Whether `candidate` is the token, in time independent of where they differ.
-    fn token_matches(&self, candidate: &[u8]) -> bool {
+    pub(crate) fn token_matches(&self, candidate: &[u8]) -> bool {
         self.token
             .as_deref()
             .is_some_and(|token| bool::from(token.as_bytes().ct_eq(candidate)))
     }
 
-    /// Whether the request carries the token (bearer header or cookie).
+    /// Whether the request carries the token (bearer header) or a live session (cookie).
     fn authorized(&self, headers: &HeaderMap) -> bool {
         let bearer = headers
             .get_all(header::AUTHORIZATION)
@@ -287,38 +393,119 @@ impl Security {
                 scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
             })
             .any(|token| self.token_matches(token.as_bytes()));
-        bearer || cookie_values(headers).any(|token| self.token_matches(token.as_bytes()))
+        bearer
+            || cookie_values(headers, &self.cookie)
+                .take(MAX_COOKIES)
+                .any(|id| self.logins.session(id))
     }
 }
 
-/// The values of the `ctrace_token` cookie in the request's `Cookie` headers.
-fn cookie_values(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+/// The values of the cookie `name` in the request's `Cookie` headers.
+fn cookie_values<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
-        .filter_map(|pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            (name == COOKIE).then_some(value)
+        .filter_map(move |pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name).then_some(value)
         })
+}
+
+/// Why `--allow-host` refused a value.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AllowHostError {
+    /// The value is empty.
+    #[error("an allowed host is a name, with a port if the browser sends one (NAME[:PORT])")]
+    Empty,
+    /// The value has a scheme, a path, a query, user info or spaces: it is a URL, not a `Host`.
+    #[error("{value:?} is not a Host value: give NAME[:PORT], without scheme, path or user")]
+    NotAHost {
+        /// The value.
+        value: String,
+    },
+    /// The port is not a number from 1 to 65535.
+    #[error("{value:?}: the port must be a number from 1 to 65535")]
+    Port {
+        /// The value.
+        value: String,
+    },
+}
+
+/// An `--allow-host` value, `NAME[:PORT]` (a DNS name, an IPv4 address or a bracketed IPv6
+/// address, with the port the browser sends, if any: none for 80 over http or 443 over
+/// https), lowercased.
+///
+/// # Errors
+/// [`AllowHostError`] for an empty value, one with a scheme, path, query, fragment, user info,
+/// spaces or characters a host name cannot have, or a bad port.
+pub fn parse_allowed_host(value: &str) -> Result<String, AllowHostError> {
+    let host = value.trim().to_ascii_lowercase();
+    if host.is_empty() {
+        return Err(AllowHostError::Empty);
+    }
+    let not_a_host = || AllowHostError::NotAHost {
+        value: value.to_owned(),
+    };
+    if host.contains(['/', '?', '#', '@']) || host.contains(char::is_whitespace) {
+        return Err(not_a_host());
+    }
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let (inner, after) = rest.split_once(']').ok_or_else(not_a_host)?;
+        inner
+            .parse::<std::net::Ipv6Addr>()
+            .map_err(|_| not_a_host())?;
+        let port = match after {
+            "" => None,
+            _ => Some(after.strip_prefix(':').ok_or_else(not_a_host)?),
+        };
+        (None, port)
+    } else {
+        match host.split_once(':') {
+            Some((name, port)) => (Some(name), Some(port)),
+            None => (Some(host.as_str()), None),
+        }
+    };
+    if let Some(name) = name {
+        let label_ok = |label: &str| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if !name.trim_end_matches('.').split('.').all(label_ok) {
+            return Err(not_a_host());
+        }
+    }
+    if let Some(port) = port {
+        let valid = !port.is_empty()
+            && port.bytes().all(|b| b.is_ascii_digit())
+            && port.parse::<u16>().is_ok_and(|p| p != 0);
+        if !valid {
+            return Err(AllowHostError::Port {
+                value: value.to_owned(),
+            });
+        }
+    }
+    Ok(host)
 }
 
 /// Why the middleware refused a request.
 #[derive(Debug, thiserror::Error)]
 enum Refusal {
-    #[error("Host header {host:?} is not allowed (use one of: {})", allowed.join(", "))]
+    #[error("Host header {host:?} is not allowed (use one of: {}; more with --allow-host)", allowed.join(", "))]
     Host { host: String, allowed: Vec<String> },
     #[error("Origin {origin:?} is not allowed for {method} requests")]
     Origin { origin: String, method: Method },
     #[error("POST /ingest/hook needs Content-Type: application/json, not {found:?}")]
     ContentType { found: String },
     #[error(
-        "this service requires its token: Authorization: Bearer <token> (in <store>/serve.token) or the login link it printed"
+        "this service requires a login: Authorization: Bearer <token> (the token is in \
+         <store>/serve.token), or log in at /login"
     )]
     Unauthorized,
-    #[error("wrong or missing token in the login link")]
-    BadLogin,
 }
 
 impl IntoResponse for Refusal {
@@ -326,7 +513,7 @@ impl IntoResponse for Refusal {
         let status = match self {
             Self::Host { .. } | Self::Origin { .. } => StatusCode::FORBIDDEN,
             Self::ContentType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Unauthorized | Self::BadLogin => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
         };
         tracing::warn!(error = %self, %status, "request refused");
         let mut response = (
@@ -344,8 +531,8 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// The middleware: `Host`, then `Origin`, then the hook's content type, then the token; the
-/// login link (`GET /login?token=...`) is answered here when a token is required.
+/// The middleware: `Host`, then `Origin`, then the hook's content type, then the credential
+/// (none for the page, its assets and `/login`, nor on a connection of the service's own user).
 pub(crate) async fn guard(
     State(security): State<Arc<Security>>,
     request: Request,
@@ -353,13 +540,12 @@ pub(crate) async fn guard(
 ) -> Response {
     match check(&security, &request) {
         Err(refusal) => refusal.into_response(),
-        Ok(Some(response)) => response,
-        Ok(None) => next.run(request).await,
+        Ok(()) => next.run(request).await,
     }
 }
 
-/// The checks of [`guard`]; `Ok(Some(_))` is the login link's answer.
-fn check(security: &Security, request: &Request) -> Result<Option<Response>, Refusal> {
+/// The checks of [`guard`].
+fn check(security: &Security, request: &Request) -> Result<(), Refusal> {
     let headers = request.headers();
     let host = headers
         .get(header::HOST)
@@ -400,49 +586,63 @@ fn check(security: &Security, request: &Request) -> Result<Option<Response>, Ref
             });
         }
     }
-    if security.token().is_none() || path == "/" || path.starts_with("/assets/") {
-        return Ok(None);
+    if is_page(path) || path == "/login" {
+        return Ok(());
     }
-    if path == "/login" {
-        return login(security, request).map(Some);
-    }
-    if security.authorized(headers) {
-        Ok(None)
+    // No extension: not a connection of the accept loop; treat it as a stranger's.
+    if request.extensions().get::<Admission>() == Some(&Admission::Owner)
+        || security.authorized(headers)
+    {
+        Ok(())
     } else {
         Err(Refusal::Unauthorized)
     }
 }
 
-/// `GET /login?token=T`: with the right token, sets the cookie (HttpOnly, SameSite=Strict)
-/// and redirects to `/`.
-fn login(security: &Security, request: &Request) -> Result<Response, Refusal> {
-    let token = request
-        .uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("token="))
-        .unwrap_or("");
-    if *request.method() != Method::GET || !security.token_matches(token.as_bytes()) {
-        return Err(Refusal::BadLogin);
-    }
-    let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
-    let mut response = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
-    if let Ok(value) = header::HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    Ok(response)
+/// Whether `path` is the dashboard's page or one of its files (no credential, their own
+/// caching).
+fn is_page(path: &str) -> bool {
+    path == "/" || path.starts_with("/assets/")
 }
 
-/// The login link of a service at `addr` with `token` (`localhost` for an unspecified
-/// address).
-pub fn login_url(addr: SocketAddr, token: &str) -> String {
+/// The policy of every answer that is not a page: nothing may load, nothing may frame it.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// Middleware: headers of every answer. All: `X-Content-Type-Options: nosniff`,
+/// `X-Frame-Options: DENY`. Outside the page and its assets (the API, the hook and OTLP
+/// targets, `/login`, refusals): `Cache-Control: no-store`, and
+/// `Content-Security-Policy: default-src 'none'; frame-ancestors 'none'` unless the answer
+/// brings its own (the login form).
+pub(crate) async fn response_headers(request: Request, next: Next) -> Response {
+    let page = is_page(request.uri().path());
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !page {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+            headers.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(API_CSP),
+            );
+        }
+    }
+    response
+}
+
+/// The login link of a service at `addr` with the single-use `code` (`127.0.0.1` for an
+/// unspecified address).
+pub fn login_url(addr: SocketAddr, code: &str) -> String {
     let host = match addr.ip() {
         ip if ip.is_unspecified() => "127.0.0.1".to_owned(),
         IpAddr::V4(ip) => ip.to_string(),
         IpAddr::V6(ip) => format!("[{ip}]"),
     };
-    format!("http://{host}:{}/login?token={token}", addr.port())
+    format!("http://{host}:{}/login?code={code}", addr.port())
 }
 
 #[cfg(test)]
@@ -450,7 +650,7 @@ mod tests {
     use super::*;
 
     fn security(addr: &str, token: Option<&str>) -> Security {
-        Security::new(addr.parse().unwrap(), token.map(str::to_owned))
+        Security::new(addr.parse().unwrap(), token.map(str::to_owned), false, &[])
     }
 
     #[test]
@@ -470,6 +670,109 @@ mod tests {
         let s = security("192.168.1.2:80", Some("t"));
         assert!(s.host_allowed("192.168.1.2"));
         assert!(s.host_allowed("192.168.1.2:80"));
+    }
+
+    #[test]
+    fn allowed_hosts_from_the_command_line() {
+        let extra = [
+            parse_allowed_host("LocalHost:8000").unwrap(),
+            parse_allowed_host("ctrace.example").unwrap(),
+        ];
+        let s = Security::new("127.0.0.1:7317".parse().unwrap(), None, false, &extra);
+        assert!(s.host_allowed("localhost:8000"));
+        assert!(s.host_allowed("ctrace.example"));
+        assert!(s.host_allowed("CTRACE.example"));
+        assert!(!s.host_allowed("ctrace.example:7317"));
+        assert!(!s.host_allowed("localhost:8001"));
+        assert!(s.host_allowed("localhost:7317"));
+    }
+
+    #[test]
+    fn allowed_host_values_are_checked() {
+        assert_eq!(
+            parse_allowed_host("Proxy.Example:8443").unwrap(),
+            "proxy.example:8443"
+        );
+        assert_eq!(parse_allowed_host("[::1]:8000").unwrap(), "[::1]:8000");
+        assert_eq!(parse_allowed_host("10.0.0.2").unwrap(), "10.0.0.2");
+        assert_eq!(parse_allowed_host(""), Err(AllowHostError::Empty));
+        for url in [
+            "http://proxy.example",
+            "proxy.example/",
+            "proxy.example/dash",
+            "user@proxy.example",
+            "proxy.example?x",
+            "proxy.example#x",
+            "proxy example",
+            "[::1",
+            "[nope]:80",
+            "a..b",
+        ] {
+            assert!(
+                matches!(
+                    parse_allowed_host(url),
+                    Err(AllowHostError::NotAHost { .. })
+                ),
+                "{url}"
+            );
+        }
+        for port in [
+            "proxy.example:",
+            "proxy.example:0",
+            "proxy.example:65536",
+            "x:8a",
+        ] {
+            assert!(
+                matches!(parse_allowed_host(port), Err(AllowHostError::Port { .. })),
+                "{port}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_connection_needs_a_credential_off_loopback_or_with_the_flag() {
+        let local: SocketAddr = "127.0.0.1:7317".parse().unwrap();
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let s = Security::new(local, Some("t".into()), true, &[]);
+        assert_eq!(s.admit(peer, local), Admission::Credential);
+        let s = Security::new(
+            "0.0.0.0:7317".parse().unwrap(),
+            Some("t".into()),
+            false,
+            &[],
+        );
+        assert!(s.every_connection());
+        assert_eq!(s.admit(peer, local), Admission::Credential);
+        // A peer that is not loopback is never taken for the owner.
+        let s = security("127.0.0.1:7317", Some("t"));
+        let remote: SocketAddr = "10.0.0.9:40000".parse().unwrap();
+        assert_eq!(s.admit(remote, local), Admission::Credential);
+        // No entry in the socket tables (nothing is connected from that port): fail closed.
+        assert_eq!(
+            s.admit("127.0.0.1:1".parse().unwrap(), local),
+            Admission::Credential
+        );
+        assert!(s.warned_unknown_peer.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn sessions_and_bearer_authorize_but_the_token_cookie_does_not() {
+        let s = security("127.0.0.1:7317", Some("abcd"));
+        let mut headers = HeaderMap::new();
+        assert!(!s.authorized(&headers));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer abcd"),
+        );
+        assert!(s.authorized(&headers));
+        let id = s.logins().new_session().unwrap();
+        let mut headers = HeaderMap::new();
+        let cookie = format!("ctrace_token=abcd; ctrace_session_7317=abcd; ctrace_session_1={id}");
+        headers.insert(header::COOKIE, HeaderValue::from_str(&cookie).unwrap());
+        assert!(!s.authorized(&headers));
+        let cookie = format!("theme=dark; ctrace_session_7317={id}");
+        headers.insert(header::COOKIE, HeaderValue::from_str(&cookie).unwrap());
+        assert!(s.authorized(&headers));
     }
 
     #[test]
