@@ -640,6 +640,45 @@ fn search_sources_and_cast_equal_the_cli() {
         assert_eq!(row["records"].as_u64(), Some(expected), "{source}");
         assert!(row["last_ns"].as_u64().unwrap() > 0);
     }
+    // Every source is listed; one without records has no latest time. A record without a
+    // session (an OTLP metric point without `session.id`) counts for its source.
+    let row = |sources: &Value, name: &str| {
+        sources["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["source"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {sources}"))
+            .clone()
+    };
+    assert_eq!(row(&sources, "otlp")["records"], 0);
+    assert_eq!(row(&sources, "otlp")["last_ns"], Value::Null);
+    let metric = serde_json::json!({"resourceMetrics": [{"scopeMetrics": [{"metrics": [{
+        "name": "claude_code.session.count",
+        "sum": {"dataPoints": [{"asInt": "1", "timeUnixNano": "1700000000000000000"}],
+                "aggregationTemporality": 1, "isMonotonic": true}
+    }]}]}]});
+    let before = server.json("/api/health")["next_offset"].as_u64().unwrap();
+    let posted = server.request(
+        "POST",
+        "/v1/metrics",
+        &[("Content-Type", "application/json")],
+        metric.to_string().as_bytes(),
+    );
+    assert_eq!(posted.status, 200, "{}", posted.text());
+    server.wait_caught_up(before + 1);
+    let after = server.json("/api/sources");
+    let otlp = row(&after, "otlp");
+    assert_eq!(
+        (
+            otlp["records"].as_u64(),
+            otlp["sessionless_records"].as_u64(),
+            otlp["sessions"].as_u64()
+        ),
+        (Some(1), Some(1), Some(0)),
+        "{otlp}"
+    );
+    assert_eq!(otlp["last_offset"].as_u64(), Some(before));
 
     let recording = sessions
         .iter()

@@ -130,14 +130,15 @@ pub(crate) async fn search(
 /// The answer of `GET /api/sources`.
 #[derive(Debug, Serialize)]
 pub(crate) struct Sources {
-    /// Per source seen in the views, by name: records, sessions, latest time and offset.
+    /// Every source by name: records (with and without a session), sessions, latest time and
+    /// offset.
     sources: Vec<SourceRow>,
     /// Records in the inbox not sealed yet (of any source).
     unsealed_records: u64,
 }
 
-/// `GET /api/sources`: per source (hooks, transcripts, pty, otlp, ...), how many records of
-/// sessions the views hold and when the latest arrived.
+/// `GET /api/sources`: every source (hooks, transcripts, pty, otlp, ...), how many records the
+/// views hold and when the latest arrived.
 pub(crate) async fn sources(State(state): State<AppState>) -> Result<Json<Sources>, ApiError> {
     blocking(&state, |store| {
         let snapshot = store.snapshot()?;

@@ -12,9 +12,10 @@ use super::{SqlContext, ViewsDb, ViewsError, ViewsReport, batch_records, db_path
 use crate::log::Store;
 
 /// Tables compared by the re-fold (every table but `meta`).
-const TABLES: [&str; 14] = [
+const TABLES: [&str; 15] = [
     "sessions",
     "session_sources",
+    "sessionless_sources",
     "session_links",
     "session_ranges",
     "session_tools",

@@ -1,7 +1,8 @@
 //! Per-session facts the session list and `ctrace show` read, folded beside the main fold
 //! (`fold.rs`) and written at the end of its batch:
 //!
-//! - `session_sources`: records per source, with the latest record time and offset;
+//! - `session_sources`: records per source, with the latest record time and offset (and
+//!   `sessionless_sources`, the same for records without a session);
 //! - `sessions.turn_finished`: whether the session's last turn-changing record finished a turn
 //!   (Stop, `end_turn`, `turn_duration`) or opened one (a prompt or a tool call);
 //! - `sessions.pty_exited`: a PTY `exit` record was seen;
@@ -54,6 +55,8 @@ struct Facts {
 #[derive(Debug, Default)]
 pub(super) struct SessionFacts {
     sessions: HashMap<String, Facts>,
+    /// Records without a session, per source: records, latest `ts` (ns), latest offset.
+    sessionless: BTreeMap<Source, (u64, u64, u64)>,
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -61,6 +64,14 @@ fn to_i64(n: u64) -> i64 {
 }
 
 impl SessionFacts {
+    /// Counts one record without a session at `offset` for its source.
+    pub(super) fn observe_sessionless(&mut self, offset: u64, record: &RecordRef<'_>) {
+        let seen = self.sessionless.entry(record.source).or_default();
+        seen.0 += 1;
+        seen.1 = seen.1.max(record.ts);
+        seen.2 = seen.2.max(offset);
+    }
+
     /// Folds one record of `session` at `offset`.
     pub(super) fn observe(
         &mut self,
@@ -139,6 +150,24 @@ impl SessionFacts {
         let mut range = prep(
             "INSERT INTO session_ranges (session, first_offset, last_offset) VALUES (?1, ?2, ?3)",
         )?;
+        let mut sessionless = prep(
+            "INSERT INTO sessionless_sources (source, records, last_ns, last_offset)
+                VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (source) DO UPDATE SET
+                records = sessionless_sources.records + excluded.records,
+                last_ns = max(sessionless_sources.last_ns, excluded.last_ns),
+                last_offset = max(sessionless_sources.last_offset, excluded.last_offset)",
+        )?;
+        for (src, (n, last_ns, last_offset)) in std::mem::take(&mut self.sessionless) {
+            sessionless
+                .execute(params![
+                    src.as_str(),
+                    to_i64(n),
+                    to_i64(last_ns),
+                    to_i64(last_offset)
+                ])
+                .sql(path, "writing sessionless sources")?;
+        }
         let mut sessions: Vec<(String, Facts)> = self.sessions.drain().collect();
         sessions.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (session, facts) in sessions {

@@ -44,6 +44,14 @@ CREATE TABLE IF NOT EXISTS session_sources (
     last_offset INTEGER NOT NULL,
     PRIMARY KEY (session, source)
 ) WITHOUT ROWID;
+-- Records without a session per source (OTLP metrics without `session.id`, internal
+-- records, ...): what `session_sources` holds for the records of sessions.
+CREATE TABLE IF NOT EXISTS sessionless_sources (
+    source      TEXT PRIMARY KEY,
+    records     INTEGER NOT NULL,
+    last_ns     INTEGER NOT NULL,
+    last_offset INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS session_links (
     session     TEXT NOT NULL,
     pty_session TEXT NOT NULL,

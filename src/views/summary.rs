@@ -217,20 +217,22 @@ pub(crate) fn record_ranges(
     rows.collect::<Result<_, _>>().sql(path, what)
 }
 
-/// What the views hold of one source (`hook`, `transcript`, `pty`, `otlp`, ...): records of
-/// sessions, and the latest of them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// What the views hold of one source (`hook`, `transcript`, `pty`, `otlp`, `import`, `internal`):
+/// its records and the latest of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SourceRow {
     /// Source name.
     pub source: String,
-    /// Records with a session, folded into the views.
+    /// Records folded into the views, with or without a session.
     pub records: u64,
+    /// Of them, the records without a session (OTLP metrics without `session.id`, ...).
+    pub sessionless_records: u64,
     /// Sessions with records of this source.
     pub sessions: u64,
-    /// The latest record time of this source, ns since the Unix epoch.
-    pub last_ns: u64,
-    /// The offset of the source's most recently appended record.
-    pub last_offset: u64,
+    /// The latest record time of this source, ns since the Unix epoch; `None` without records.
+    pub last_ns: Option<u64>,
+    /// The offset of the source's most recently appended record; `None` without records.
+    pub last_offset: Option<u64>,
 }
 
 /// Records per source, summed over sessions (records without a session are not counted), by
@@ -240,24 +242,61 @@ pub struct SourceRow {
 /// [`ViewsError::Sqlite`].
 pub fn sources(db: &ViewsDb) -> Result<Vec<SourceRow>, ViewsError> {
     let path = db.path();
-    let what = "reading session sources";
+    let what = "reading sources";
+    let mut out: BTreeMap<String, SourceRow> = crate::model::Source::ALL
+        .iter()
+        .map(|source| {
+            let name = source.as_str().to_owned();
+            let row = SourceRow {
+                source: name.clone(),
+                records: 0,
+                sessionless_records: 0,
+                sessions: 0,
+                last_ns: None,
+                last_offset: None,
+            };
+            (name, row)
+        })
+        .collect();
     let mut stmt = db
         .conn()
         .prepare(
-            "SELECT source, sum(records), count(*), max(last_ns), max(last_offset)
-             FROM session_sources GROUP BY source ORDER BY source",
+            "SELECT source, sum(records), count(*), max(last_ns), max(last_offset), 1
+             FROM session_sources GROUP BY source
+             UNION ALL
+             SELECT source, records, 0, last_ns, last_offset, 0 FROM sessionless_sources",
         )
         .sql(path, what)?;
     let rows = stmt
         .query_map([], |row| {
-            Ok(SourceRow {
-                source: row.get(0)?,
-                records: u(row.get(1)?),
-                sessions: u(row.get(2)?),
-                last_ns: u(row.get(3)?),
-                last_offset: u(row.get(4)?),
-            })
+            Ok((
+                row.get::<_, String>(0)?,
+                u(row.get(1)?),
+                u(row.get(2)?),
+                u(row.get(3)?),
+                u(row.get(4)?),
+                row.get::<_, i64>(5)? == 1,
+            ))
         })
         .sql(path, what)?;
-    rows.map(|row| row.sql(path, what)).collect()
+    for row in rows {
+        let (source, records, sessions, last_ns, last_offset, of_sessions) = row.sql(path, what)?;
+        let entry = out.entry(source.clone()).or_insert_with(|| SourceRow {
+            source,
+            ..SourceRow::default()
+        });
+        entry.records += records;
+        if of_sessions {
+            entry.sessions = sessions;
+        } else {
+            entry.sessionless_records = records;
+        }
+        entry.last_ns = Some(entry.last_ns.map_or(last_ns, |t| t.max(last_ns)));
+        entry.last_offset = Some(
+            entry
+                .last_offset
+                .map_or(last_offset, |o| o.max(last_offset)),
+        );
+    }
+    Ok(out.into_values().collect())
 }

@@ -126,6 +126,7 @@ impl<'t> Folder<'t> {
         extracted: &Extracted,
     ) -> Result<(), ViewsError> {
         let Some(session) = record.session else {
+            self.facts.observe_sessionless(offset.0, record);
             return Ok(());
         };
         self.facts
