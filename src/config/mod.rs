@@ -5,6 +5,7 @@
 //! (`"64MiB"`, `"256 KiB"`, `"1GB"`); durations use humantime (`"1h"`, `"30m"`).
 
 pub mod forward;
+pub mod ingest;
 pub mod pricing;
 pub mod redaction;
 pub mod retention;
@@ -162,6 +163,8 @@ pub struct Config {
     pub pricing: pricing::PricingConfig,
     /// Forwarding to an OpenTelemetry Collector (`ctrace serve`).
     pub forward: forward::ForwardConfig,
+    /// Where the transcripts hooks name may be read from.
+    pub ingest: ingest::IngestConfig,
 }
 
 impl Config {
@@ -204,6 +207,7 @@ impl Config {
         self.redaction.validate(path)?;
         self.pricing.validate(path)?;
         self.forward.validate(path)?;
+        self.ingest.validate(path)?;
         let s = &self.storage;
         let invalid = |key, value: String, reason| ConfigError::Invalid {
             path: path.to_path_buf(),

@@ -19,8 +19,13 @@
 //!
 //! The caller holds the store lock for the whole run: records go to a producer inbox file that
 //! is sealed every [`ROLL_BYTES`] and at the end.
+//!
+//! Files named on the command line are read whatever their path (the user chose them); the
+//! transcripts hooks name are read only when [`transcript_path`]'s rules admit them, and one
+//! that cannot be read is logged and skipped, never an error of the pass.
 
 mod files;
+pub mod transcript_path;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Seek, SeekFrom};
@@ -63,6 +68,16 @@ struct LineSource<'a> {
     /// Whether an unterminated last line is taken (the file has not changed for a while).
     settled: bool,
     mtime_ns: u64,
+}
+
+/// A file open for bulk ingest.
+struct OpenedFile<'a> {
+    /// The path it was named by (messages, and the session of a transcript).
+    path: &'a Path,
+    /// Its key in the MANIFEST cursors (its canonical path).
+    key: String,
+    file: std::fs::File,
+    meta: std::fs::Metadata,
 }
 
 /// A JSON hook log (an array of payloads, or one payload) that bulk ingest reads.
@@ -493,24 +508,6 @@ impl<'l, 's> Ingester<'l, 's> {
         Ok(self.pty_sessions.get_or_insert_default())
     }
 
-    /// Ingests the transcripts hooks pointed at (missing files are logged and skipped).
-    ///
-    /// # Errors
-    /// As [`Ingester::ingest_paths`].
-    pub(crate) fn tail_transcripts(
-        &mut self,
-        paths: &BTreeSet<PathBuf>,
-    ) -> Result<(), IngestError> {
-        for path in paths {
-            if !path.is_file() {
-                tracing::debug!(path = %path.display(), "transcript named by a hook is not here");
-                continue;
-            }
-            self.ingest_file(path, Some(FileKind::TranscriptLines), true)?;
-        }
-        Ok(())
-    }
-
     /// Ingests one file from its cursor. `kind` overrides detection; `named` means the user
     /// named this file (so `.json` files that do not look like payloads are still taken).
     ///
@@ -522,13 +519,36 @@ impl<'l, 's> Ingester<'l, 's> {
         kind: Option<FileKind>,
         named: bool,
     ) -> Result<(), IngestError> {
-        let canon = canonical(path);
-        let key = canon.to_string_lossy().into_owned();
+        let (file, meta) = open_regular(path).map_err(|source| IngestError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let opened = OpenedFile {
+            path,
+            key: canonical(path).to_string_lossy().into_owned(),
+            file,
+            meta,
+        };
+        self.ingest_opened(opened, kind, named)
+    }
+
+    /// [`Ingester::ingest_file`] of a file already open.
+    fn ingest_opened(
+        &mut self,
+        opened: OpenedFile<'_>,
+        kind: Option<FileKind>,
+        named: bool,
+    ) -> Result<(), IngestError> {
+        let OpenedFile {
+            path,
+            key,
+            mut file,
+            meta,
+        } = opened;
         let io = |source| IngestError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let (mut file, meta) = open_regular(path).map_err(io)?;
         let len = meta.len();
         let times = FileTimes::of(&meta);
         let cursor = self.cursor(&key);

@@ -16,7 +16,10 @@
 //! - a burst of writes to one file is one entry of the set, so one tail per pass; the
 //!   compactor loop's debounce merges the wakes;
 //! - renames, removals, reads and metadata changes are ignored, so a pass never wakes the
-//!   next one.
+//!   next one;
+//! - a noted file is read only if the rules of [`super::bulk::transcript_path`] admit it, as
+//!   for the transcripts hooks name (a symlink below the directories to a file elsewhere is
+//!   not read).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -71,8 +74,11 @@ impl ChangedFiles {
 }
 
 /// The transcript tailer of the service: the transcripts hooks name, plus the files a
-/// [`TranscriptWatcher`] saw change. When tailing fails, the watched files are noted again
-/// for the next pass (tailing is idempotent: it starts at each file's cursor).
+/// [`TranscriptWatcher`] saw change. A transcript that is refused or cannot be read is logged
+/// and skipped by the tailer, not an error, and not noted again: it is tried once more on its
+/// next change event (or the next hook naming it). When tailing fails for the store (a failed
+/// seal or append), every file of the pass is noted again for the next pass (tailing is
+/// idempotent: it starts at each file's cursor).
 #[derive(Debug, Clone, Default)]
 pub struct WatchedTailer {
     changed: ChangedFiles,
@@ -92,6 +98,8 @@ impl Tailer for WatchedTailer {
         transcripts: &BTreeSet<PathBuf>,
     ) -> Result<(u64, Vec<SealReport>), ConsumerError> {
         let tailed = TranscriptTailer.tail(lock, transcripts);
+        // Only a store error gets here (unreadable transcripts are skipped inside), so the
+        // files are not noted again forever because of one of them.
         if tailed.is_err() {
             for path in transcripts {
                 self.changed.insert(path.clone());

@@ -58,7 +58,9 @@ pub struct SealReport {
     pub first_offset: Offset,
     /// One past the last offset assigned.
     pub next_offset: Offset,
-    /// Transcripts named by Stop / SubagentStop / SessionEnd / PreCompact hooks in this seal.
+    /// Transcripts named by Stop / SubagentStop / SessionEnd / PreCompact hooks in this seal,
+    /// as the payloads name them: untrusted paths, which the tailer checks before it opens
+    /// anything (`ingest::bulk::transcript_path`).
     pub transcripts_to_tail: BTreeSet<PathBuf>,
     /// Wall time of the seal in ns.
     pub elapsed_ns: u64,
