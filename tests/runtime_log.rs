@@ -1,10 +1,5 @@
 //! The runtime log (`<store>/logs/ctrace.log.YYYY-MM-DD`) keeps the last 14 daily files: a
 //! service left running for months does not fill the disk with its own log.
-#![expect(
-    clippy::unwrap_used,
-    reason = "test code: a panic is the failure report"
-)]
-
 mod common;
 
 use common::Sandbox;

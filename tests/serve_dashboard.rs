@@ -317,7 +317,7 @@ fn filter_tool(sessions: &[Value]) -> FilterTool {
             let n = sessions.iter().filter(|s| called(s, t)).count();
             n > 0 && n < sessions.len()
         })
-        .expect("a tool some but not all corpus sessions called");
+        .unwrap_or_else(|| panic!("no tool that some but not all corpus sessions called"));
     let using: Vec<&Value> = sessions.iter().filter(|s| called(s, &name)).collect();
     FilterTool {
         sessions: using.len(),
