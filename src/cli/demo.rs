@@ -460,7 +460,10 @@ fn show_recorded(
 fn play(store_dir: &Path, id: &str) -> anyhow::Result<u64> {
     let project = store_dir.join("demo-project");
     write_project(&project)?;
-    let transcripts = store_dir.join("demo-claude/projects/demo-project");
+    // Under the directory the transcript tailer accepts for the demo's store.
+    let transcripts = store_dir
+        .join(crate::ingest::bulk::transcript_path::DEMO_PROJECTS_DIR)
+        .join("demo-project");
     std::fs::create_dir_all(transcripts.join(id).join("subagents"))?;
     let mut s = Session {
         exe: std::env::current_exe().context("finding the ctrace binary")?,
