@@ -32,6 +32,7 @@ pub mod security;
 mod stream;
 mod tasks;
 mod telemetry;
+mod token;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -184,6 +185,29 @@ pub struct Bound {
 }
 
 impl Bound {
+    /// Where a service with `security` listens on `addr`, with a login link when a browser may
+    /// need one (every connection needs a credential, or the socket tables cannot be read:
+    /// logged).
+    fn new(addr: SocketAddr, security: &Arc<security::Security>) -> Self {
+        let peers_known = peer::tables_readable();
+        if !security.every_connection() && !peers_known {
+            tracing::warn!(
+                "cannot read {}: local connections must show the token or log in",
+                peer::TABLES.join(" or ")
+            );
+        }
+        let login_url = if security.every_connection() || !peers_known {
+            login_link(security, addr)
+        } else {
+            None
+        };
+        Self {
+            addr,
+            login_url,
+            security: Arc::clone(security),
+        }
+    }
+
     /// Another login link with a code of its own (for a browser started by the caller, so that
     /// the printed [`Bound::login_url`] stays unused), under the same conditions as
     /// `login_url`; `None` also when the system's random source fails (logged).
@@ -264,14 +288,16 @@ fn router(state: AppState, security: Arc<security::Security>) -> Router {
         .with_state(state)
 }
 
-/// Runs the service on `store` until SIGINT or SIGTERM: binds `options.bind`, calls
-/// `on_bound` with the bound address (and the login link when a token is required: on a
-/// non-loopback address or with `options.token`), starts the compactor thread and answers requests. On a
-/// signal, stream clients are ended, the server stops, the compactor finishes (and commits)
-/// the pass in progress, and this returns `Ok`.
+/// Runs the service on `store` until SIGINT or SIGTERM: reads or makes the token, binds
+/// `options.bind`, calls `on_bound` with the bound address (and a single-use login link when a
+/// browser may need one: see [`Bound::login_url`]), starts the compactor thread and answers
+/// requests. On a signal, stream clients are ended, the server stops accepting and waits for
+/// open connections to finish their requests, the compactor finishes (and commits) the pass in
+/// progress, and this returns `Ok`.
 ///
 /// # Errors
-/// [`ServeError::Token`] when the token file is unsafe or cannot be made; [`ServeError::Bind`] when
+/// [`ServeError::Token`] when the token file is unsafe or cannot be made and every connection
+/// needs it (a non-loopback address, or `options.token`); [`ServeError::Bind`] when
 /// the address is taken or not allowed; [`ServeError::Watch`] when
 /// inotify refuses the watch; [`ServeError::Runtime`] when the runtime or a thread cannot
 /// start.
@@ -293,22 +319,7 @@ pub fn serve(
         every_connection,
         &options.allow_hosts,
     ));
-    let peers_known = peer::tables_readable();
-    if !security.every_connection() && !peers_known {
-        tracing::warn!(
-            "cannot read {}: local connections must show the token or log in",
-            peer::TABLES.join(" or ")
-        );
-    }
-    let bound = Bound {
-        addr,
-        login_url: if security.every_connection() || !peers_known {
-            login_link(&security, addr)
-        } else {
-            None
-        },
-        security: Arc::clone(&security),
-    };
+    let bound = Bound::new(addr, &security);
     let forwarder =
         crate::otlp::forward::Forwarder::new(store.clone(), store.config().forward.clone())?;
     listener
