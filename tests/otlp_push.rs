@@ -308,3 +308,206 @@ fn forwarding_survives_the_receiver_being_down_and_delivers_each_record_once() {
     );
     assert_eq!(server.terminate(), Some(0));
 }
+
+/// A collector that refuses requests above a size (413, as an OpenTelemetry Collector's
+/// receiver does past its body limit) and takes the others, keeping the `ctrace.offset` of
+/// every log record it took.
+struct SizeLimited {
+    addr: std::net::SocketAddr,
+    offsets: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SizeLimited {
+    /// Listens on a free port; bodies above `limit` bytes once decompressed get 413.
+    fn start(limit: usize) -> Self {
+        use std::sync::{Arc, Mutex, atomic::AtomicUsize};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let offsets = Arc::new(Mutex::new(Vec::new()));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (o, r) = (Arc::clone(&offsets), Arc::clone(&refused));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let (o, r) = (Arc::clone(&o), Arc::clone(&r));
+                std::thread::spawn(move || Self::serve(stream, limit, &o, &r));
+            }
+        });
+        Self {
+            addr,
+            offsets,
+            refused,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Answers the requests of one connection (keep-alive) until it closes.
+    fn serve(
+        stream: std::net::TcpStream,
+        limit: usize,
+        offsets: &std::sync::Mutex<Vec<u64>>,
+        refused: &std::sync::atomic::AtomicUsize,
+    ) {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+        use prost::Message;
+        use std::io::{BufRead, BufReader, Read, Write};
+        let mut writer = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let path = line.split(' ').nth(1).unwrap_or("").to_owned();
+            let (mut length, mut gzip) = (0, false);
+            loop {
+                line.clear();
+                reader.read_line(&mut line).unwrap();
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                gzip |= lower.starts_with("content-encoding:") && lower.contains("gzip");
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            if gzip {
+                let mut plain = Vec::new();
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_end(&mut plain)
+                    .unwrap();
+                body = plain;
+            }
+            let answer = if body.len() > limit {
+                refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n"
+            } else {
+                if path == "/v1/logs" {
+                    let request = ExportLogsServiceRequest::decode(&body[..]).unwrap();
+                    let mut taken = offsets.lock().unwrap();
+                    for log in request
+                        .resource_logs
+                        .iter()
+                        .flat_map(|rl| &rl.scope_logs)
+                        .flat_map(|sl| &sl.log_records)
+                    {
+                        let offset = log.attributes.iter().find_map(|kv| {
+                            match kv.value.as_ref()?.value.as_ref()? {
+                                Any::IntValue(n) if kv.key == "ctrace.offset" => Some(*n as u64),
+                                _ => None,
+                            }
+                        });
+                        taken.push(offset.unwrap());
+                    }
+                }
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n"
+            };
+            writer.write_all(answer.as_bytes()).unwrap();
+        }
+    }
+
+    fn offsets(&self) -> Vec<u64> {
+        self.offsets.lock().unwrap().clone()
+    }
+}
+
+/// A hook payload of `session` with a prompt of `size` bytes.
+fn sized_hook(session: &str, n: u64, size: usize) -> Vec<u8> {
+    let prompt: String = (0..size)
+        .map(|i| char::from(b'a' + ((i as u64 * 7 + n) % 26) as u8))
+        .collect();
+    format!(
+        r#"{{"hook_event_name":"UserPromptSubmit","session_id":"{session}","cwd":"/tmp/p","prompt":"{prompt}"}}"#
+    )
+    .into_bytes()
+}
+
+/// 25 hooks of 50 KB and one of 300 KB, sealed in the sandbox's store with `config`; the
+/// offset of the large one.
+fn large_records(sandbox: &Sandbox, config: &str) -> u64 {
+    std::fs::create_dir_all(sandbox.store()).unwrap();
+    std::fs::write(sandbox.store().join("config.toml"), config).unwrap();
+    for n in 0..26 {
+        let size = if n == 10 { 300_000 } else { 50_000 };
+        sandbox.hook(&sized_hook("big", n, size));
+    }
+    sandbox.ok(&["compact"]);
+    10
+}
+
+/// Review finding 4: `[forward]` cuts batches at `max_batch_bytes`, and a batch the collector
+/// refuses as too large (413) is halved until it is taken; a record refused on its own is
+/// dropped (logged with its offset) and every other record is delivered exactly once.
+#[test]
+fn forwarding_halves_batches_a_collector_refuses_as_too_large() {
+    let sandbox = Sandbox::new();
+    let store = sandbox.store();
+    let collector = SizeLimited::start(200_000);
+    let big = large_records(
+        &sandbox,
+        &format!(
+            "[forward]\nendpoint = \"{}\"\nmax_batch_bytes = \"1MiB\"\n",
+            collector.url()
+        ),
+    );
+    let server = Server::spawn(sandbox.command_in(
+        &store,
+        &["serve", "--bind", "127.0.0.1:0", "--no-transcripts"],
+    ));
+    let deadline = Instant::now() + DEADLINE;
+    while server.json("/api/health")["forward"]["next_offset"] != 26 {
+        assert!(Instant::now() < deadline, "forwarding did not get through");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut offsets = collector.offsets();
+    offsets.sort_unstable();
+    let expected: Vec<u64> = (0..26).filter(|o| *o != big).collect();
+    assert_eq!(offsets, expected, "each record but the refused one, once");
+    assert!(collector.refused.load(std::sync::atomic::Ordering::SeqCst) > 1);
+    assert_eq!(server.terminate(), Some(0));
+    let logs = std::fs::read_dir(store.join("logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("ERROR") && l.contains(&format!("first_offset={big}"))),
+        "{logs}"
+    );
+}
+
+/// Review finding 4, `ctrace export --format otlp`: the same halving; the record refused on its
+/// own is named on stderr by its offset and the exit status is 1.
+#[test]
+fn export_halves_requests_a_collector_refuses_as_too_large() {
+    let sandbox = Sandbox::new();
+    let store = sandbox.store();
+    let collector = SizeLimited::start(200_000);
+    let big = large_records(&sandbox, "[forward]\nmax_batch_bytes = \"1MiB\"\n");
+    let output = sandbox
+        .command_in(
+            &store,
+            &["export", "--format", "otlp", "--endpoint", &collector.url()],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("record {big} not delivered")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("and 25 records"), "{stderr}");
+    let mut offsets = collector.offsets();
+    offsets.sort_unstable();
+    let expected: Vec<u64> = (0..26).filter(|o| *o != big).collect();
+    assert_eq!(offsets, expected, "each record but the refused one, once");
+}

@@ -525,3 +525,114 @@ fn a_backlog_above_the_inbox_limit_is_answered_429_with_retry_after() {
     assert_eq!(otlp_records(&sandbox, &store).len(), 2);
     assert_eq!(server.terminate(), Some(0));
 }
+
+/// `google.rpc.Status` of an OTLP refusal (fields 1 and 2).
+#[derive(Clone, PartialEq, prost::Message)]
+struct Status {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// Decode amplification: 16 MB of empty log records (2 bytes each on the wire, 184 bytes
+/// each decoded: 1.5 GB) and its OTLP/JSON twin (`{}` per record) are refused with 413 and a
+/// `google.rpc.Status` before anything is decoded, and store nothing; so is a body above the
+/// 16 MiB decompressed limit. A large ordinary request (512 records) is still taken whole.
+#[test]
+fn amplifying_bodies_are_refused_before_decoding() {
+    let sandbox = Sandbox::new();
+    let store = sandbox.store();
+    let server = start(&sandbox, &store);
+    fn field(tag: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag << 3 | 2];
+        prost::encoding::encode_varint(payload.len() as u64, &mut out);
+        out.extend_from_slice(payload);
+        out
+    }
+    // ExportLogsServiceRequest { resource_logs: [{ scope_logs: [{ log_records: [{}; 8M] }] }] }
+    let hostile = field(1, &field(2, &b"\x12\x00".repeat(8_000_000)));
+    assert!(hostile.len() < 16 << 20);
+    let response = post(
+        &server,
+        "/v1/logs",
+        "application/x-protobuf",
+        false,
+        &hostile,
+    );
+    assert_eq!(response.status, 413, "{}", response.text());
+    let status = Status::decode(&response.body[..]).unwrap();
+    assert_eq!(status.code, 3, "INVALID_ARGUMENT");
+    // The same, gzip-compressed (a few kilobytes on the wire).
+    let response = post(
+        &server,
+        "/v1/logs",
+        "application/x-protobuf",
+        true,
+        &hostile,
+    );
+    assert_eq!(response.status, 413, "{}", response.text());
+    // OTLP/JSON: 5 million `{}`.
+    let mut json = String::from(r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":["#);
+    json.push_str(&vec!["{}"; 5_000_000].join(","));
+    json.push_str("]}]}]}");
+    let response = post(
+        &server,
+        "/v1/logs",
+        "application/json",
+        true,
+        json.as_bytes(),
+    );
+    assert_eq!(response.status, 413, "{}", response.text());
+    let status: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(status["code"], 3, "{status}");
+    // Empty attributes of one log record (`KeyValue` is 2 bytes on the wire too), and empty
+    // data points of one metric.
+    let attributes = field(1, &field(2, &field(2, &b"\x32\x00".repeat(8_000_000))));
+    let response = post(
+        &server,
+        "/v1/logs",
+        "application/x-protobuf",
+        true,
+        &attributes,
+    );
+    assert_eq!(response.status, 413, "{}", response.text());
+    let points = field(
+        1,
+        &field(2, &field(2, &field(5, &b"\x0a\x00".repeat(8_000_000)))),
+    );
+    let response = post(
+        &server,
+        "/v1/metrics",
+        "application/x-protobuf",
+        true,
+        &points,
+    );
+    assert_eq!(response.status, 413, "{}", response.text());
+    // Above the decompressed limit: 17 MiB of one string attribute.
+    let mut big = api_requests("big", 1);
+    big.resource_logs[0].scope_logs[0].log_records[0]
+        .attributes
+        .push(key_value("padding", Any::StringValue("x".repeat(17 << 20))));
+    let response = post(
+        &server,
+        "/v1/logs",
+        "application/x-protobuf",
+        true,
+        &big.encode_to_vec(),
+    );
+    assert_eq!(response.status, 413, "{}", response.text());
+    let health = server.json("/api/health");
+    assert_eq!(health["unsealed_records"], 0, "{health}");
+    assert_eq!(health["next_offset"], 0, "{health}");
+    // An ordinary large request is taken whole.
+    let body = api_requests("ordinary", 512).encode_to_vec();
+    let response = post(&server, "/v1/logs", "application/x-protobuf", false, &body);
+    assert_eq!(response.status, 200, "{}", response.text());
+    let json = serde_json::to_vec(&api_requests("ordinary-json", 512)).unwrap();
+    let response = post(&server, "/v1/logs", "application/json", false, &json);
+    assert_eq!(response.status, 200, "{}", response.text());
+    server.wait_caught_up(1024);
+    assert_eq!(otlp_records(&sandbox, &store).len(), 1024);
+    assert_eq!(server.terminate(), Some(0));
+}

@@ -883,3 +883,222 @@ fn session_rows_follow_changes_made_by_other_processes() {
     assert_eq!(ids(&server), ["keep-me"]);
     assert_eq!(server.get("/api/sessions/forget-me").status, 404);
 }
+
+/// A hook payload of `session` whose prompt is `size` bytes of text.
+fn sized_hook(session: &str, n: u64, size: usize) -> Vec<u8> {
+    let prompt: String = (0..size)
+        .map(|i| char::from(b'a' + ((i as u64 * 7 + n) % 26) as u8))
+        .collect();
+    format!(
+        r#"{{"hook_event_name":"UserPromptSubmit","session_id":"{session}","cwd":"/tmp/p","prompt":"{n} {prompt}"}}"#
+    )
+    .into_bytes()
+}
+
+/// Review finding 3 (memory per response): pages of `/api/sessions/{id}/records` end at
+/// `max_bytes` of rendered records as well as at `limit` (at least one record each), and
+/// following `next_after` walks every record of the session exactly once, in order, whatever
+/// the byte budget; a stream client resuming from the start over records larger than a read
+/// step (1 MiB) gets every one, in order.
+#[test]
+fn pages_and_stream_steps_are_cut_by_bytes() {
+    let sandbox = Sandbox::without_redaction();
+    let store = sandbox.store();
+    let server = start(&sandbox, &store, &[]);
+    let sizes = [
+        200, 30_000, 500, 300_000, 100, 450_000, 2_000, 700_000, 50, 10,
+    ];
+    for (n, size) in sizes.iter().enumerate() {
+        let other = hook_payload("other", n as u64);
+        assert_eq!(server.post_hook(&other).status, 200);
+        let body = sized_hook("paged", n as u64, *size);
+        assert_eq!(server.post_hook(&body).status, 200);
+    }
+    let total = 2 * sizes.len() as u64;
+    server.wait_caught_up(total);
+    let whole = server.json("/api/sessions/paged/records");
+    let expected: Vec<u64> = whole["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(expected.len(), sizes.len());
+    assert_eq!(whole["next_after"], Value::Null);
+    for (max_bytes, limit) in [(1, 1000), (40_000, 1000), (400_000, 3), (1 << 20, 1000)] {
+        let mut seen = Vec::new();
+        let mut after: Option<u64> = None;
+        let mut pages = 0;
+        loop {
+            let mut path =
+                format!("/api/sessions/paged/records?max_bytes={max_bytes}&limit={limit}");
+            if let Some(after) = after {
+                path.push_str(&format!("&after={after}"));
+            }
+            let response = server.get(&path);
+            assert_eq!(response.status, 200, "{path}: {}", response.text());
+            let page: Value = serde_json::from_slice(&response.body).unwrap();
+            let records = page["records"].as_array().unwrap();
+            assert!(!records.is_empty(), "{path}: an empty page");
+            assert!(records.len() <= limit, "{path}");
+            let rendered: usize = records.iter().map(|r| r.to_string().len()).sum();
+            assert!(
+                records.len() == 1 || rendered <= max_bytes,
+                "{path}: {} records, {rendered} bytes",
+                records.len()
+            );
+            seen.extend(records.iter().map(|r| r["offset"].as_u64().unwrap()));
+            pages += 1;
+            match page["next_after"].as_u64() {
+                Some(next) => {
+                    assert_eq!(Some(next), seen.last().copied(), "{path}");
+                    after = Some(next);
+                }
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "max_bytes={max_bytes} limit={limit}");
+        if max_bytes == 1 {
+            assert_eq!(pages, sizes.len(), "one record a page");
+        }
+    }
+    let response = server.get("/api/sessions/paged/records?max_bytes=0");
+    assert_eq!(response.status, 400);
+    assert!(
+        response.error().contains("max_bytes"),
+        "{}",
+        response.text()
+    );
+    // A stream client from the start: the reads are cut by bytes, nothing lost or repeated.
+    let mut events = Events::open(server.addr, "?session=paged", Some(0));
+    let mut ids = Vec::new();
+    while ids.len() < expected.len() {
+        let (id, data) = events.next_record();
+        assert_eq!(data["session"], "paged");
+        ids.push(id);
+    }
+    assert_eq!(ids, expected);
+    assert_eq!(server.terminate(), Some(0));
+}
+
+/// The status line and head of `GET /api/stream` (read up to the blank line).
+fn stream_head(addr: SocketAddr) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let request = format!("GET /api/stream HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            return (stream, head);
+        }
+        head.push_str(&line);
+    }
+}
+
+/// Review finding 3 (stream clients): at most 64 stream clients at once; the next one gets 503
+/// with `Retry-After` and a JSON error, and a place that frees up is taken again.
+#[test]
+fn stream_clients_are_capped() {
+    let sandbox = Sandbox::new();
+    let store = sandbox.store();
+    let server = start(&sandbox, &store, &[]);
+    let mut clients: Vec<Events> = (0..64)
+        .map(|_| Events::open(server.addr, "", None))
+        .collect();
+    let response = server.get("/api/stream");
+    assert_eq!(response.status, 503, "{}", response.text());
+    assert!(
+        response.header("retry-after").is_some(),
+        "{}",
+        response.head
+    );
+    assert!(response.error().contains("64"), "{}", response.text());
+    // Other endpoints still answer.
+    assert_eq!(server.get("/api/health").status, 200);
+    // One client leaves; the service notices when it next writes to it (a record, or the
+    // keep-alive comment), and the next client is taken.
+    drop(clients.pop());
+    let deadline = Instant::now() + DEADLINE;
+    let mut n = 0;
+    loop {
+        assert_eq!(server.post_hook(&hook_payload("cap", n)).status, 200);
+        n += 1;
+        let (_stream, head) = stream_head(server.addr);
+        if head.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+        assert!(Instant::now() < deadline, "the freed place was not taken");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    drop(clients);
+    assert_eq!(server.terminate(), Some(0));
+}
+
+/// Review finding 2 (hook backlog): while the unsealed inbox is over `--max-inbox` (here the
+/// store lock is held by another process, so nothing seals), hooks are still stored (Claude
+/// Code does not retry them), a large one cut to its first 64 KiB and flagged truncated with
+/// its full size; over 4 times the limit they are refused with 503 and `Retry-After` and not
+/// stored. Once the backlog is sealed, hooks are taken whole again.
+#[test]
+fn hooks_over_the_inbox_limit_are_kept_cut_then_refused() {
+    let sandbox = Sandbox::without_redaction();
+    let store = sandbox.store();
+    sandbox.hook(&hook_payload("backlog", 0));
+    sandbox.ok(&["compact"]);
+    for n in 1..4 {
+        sandbox.hook(&sized_hook("backlog", n, 300));
+    }
+    let lock = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open(store.join("ctrace.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let server = start(&sandbox, &store, &["--max-inbox", "1KiB"]);
+    let small = sized_hook("backlog", 4, 300);
+    let response = server.post_hook(&small);
+    assert_eq!(response.status, 200, "{}", response.text());
+    let large = sized_hook("backlog", 5, 200_000);
+    let response = server.post_hook(&large);
+    assert_eq!(response.status, 200, "{}", response.text());
+    // Now over 4 KiB: refused.
+    let refused = sized_hook("backlog", 6, 10);
+    let response = server.post_hook(&refused);
+    assert_eq!(response.status, 503, "{}", response.text());
+    assert!(
+        response.header("retry-after").is_some(),
+        "{}",
+        response.head
+    );
+    assert!(!response.error().is_empty());
+    assert_eq!(server.json("/api/health")["unsealed_records"], 5);
+    drop(lock);
+    let deadline = Instant::now() + DEADLINE;
+    while server.json("/api/health")["unsealed_records"] != 0 {
+        // The refusal woke the compactor; `--no-watch` is not set, so the inbox watcher does too.
+        assert!(Instant::now() < deadline, "the backlog was not sealed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let whole = sized_hook("backlog", 7, 200_000);
+    assert_eq!(server.post_hook(&whole).status, 200);
+    server.wait_caught_up(7);
+    let records = sandbox.cat(&[]);
+    assert_eq!(records.len(), 7, "the refused hook is not stored");
+    assert_eq!(records[4].raw, small);
+    assert_eq!(records[5].raw.len(), 64 << 10, "cut to 64 KiB");
+    assert_eq!(records[5].raw[..], large[..64 << 10]);
+    let line: Value = serde_json::from_str(&records[5].line).unwrap();
+    assert_eq!(
+        line["body"]["truncated"]["total_bytes"].as_u64(),
+        Some(large.len() as u64),
+        "{}",
+        records[5].line
+    );
+    assert_eq!(records[6].raw, whole, "taken whole once sealed");
+    assert_eq!(server.terminate(), Some(0));
+}

@@ -94,7 +94,8 @@ pub struct ExportArgs {
     /// With --format otlp: a header of every request, NAME=VALUE (repeatable)
     #[arg(long, value_name = "NAME=VALUE")]
     pub header: Vec<String>,
-    /// With --format otlp: records per logs request (1 to 10000)
+    /// With --format otlp: records per logs request (1 to 10000); a request also ends at
+    /// `[forward] max_batch_bytes` (4 MiB by default)
     #[arg(long, value_name = "N", default_value_t = 512,
         value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub batch: u64,
@@ -340,28 +341,53 @@ fn otlp_push(
             spans += crate::export::otlp::span_count(&tree);
         }
     }
-    // Logs: the records, in offset order, `--batch` per request.
+    // Logs: the records, in offset order, `--batch` per request and at most
+    // `[forward] max_batch_bytes` (a request refused as too large is halved).
     let signals = [Signal::Logs, Signal::Metrics, Signal::Traces];
+    let max_bytes = store.config().forward.max_batch_bytes;
+    let empty = Batch::for_store(store);
     let snapshot = store.snapshot()?;
-    let mut batch = Batch::for_store(store);
-    let (mut records, mut first) = (0u64, None::<u64>);
-    let mut flush = |batch: Batch, first: Option<u64>, last: u64| -> u64 {
-        let n = batch.records;
-        let mut ok = true;
-        for (signal, body) in batch.into_requests() {
-            let what = format!(
-                "{} of records {}..={last}",
-                signal.as_str(),
-                first.unwrap_or(last)
-            );
-            ok &= send(signal, &body, &what);
+    let mut records = 0u64;
+    let mut flush = |pending: &mut Vec<crate::model::StoredRecord>| {
+        let part: Vec<(u64, &crate::model::Record)> = pending
+            .iter()
+            .filter_map(|stored| Some((stored.offset?.0, &stored.record)))
+            .collect();
+        let (Some(first), Some(last)) = (part.first(), part.last()) else {
+            return;
+        };
+        let what = format!("records {}..={}", first.0, last.0);
+        match pusher.deliver(&empty, &part, &signals, &backoff, &never) {
+            Ok(delivery) => {
+                records += delivery.delivered;
+                for refused in &delivery.refused {
+                    let which = if refused.records == 1 {
+                        format!("record {}", refused.first)
+                    } else {
+                        format!("records {}..={}", refused.first, refused.last)
+                    };
+                    eprintln!(
+                        "ctrace: {} of {which} not delivered: {}",
+                        refused.signal.as_str(),
+                        refused.error
+                    );
+                    failures.push(which);
+                }
+            }
+            Err(error) => {
+                eprintln!("ctrace: {what} not delivered: {error}");
+                failures.push(what);
+            }
         }
-        if ok { n } else { 0 }
+        pending.clear();
     };
-    let mut last = 0;
+    let mut pending = Vec::new();
+    let mut bytes = 0;
     for stored in snapshot.scan(Offset(0), time, false) {
         let stored = stored?;
-        let Some(offset) = stored.offset else { break };
+        if stored.offset.is_none() {
+            break;
+        }
         let record = &stored.record;
         let wanted = match (&selected, &record.session) {
             (None, _) => true,
@@ -371,21 +397,14 @@ fn otlp_push(
         if !wanted || !time.contains(record.ts) {
             continue;
         }
-        first.get_or_insert(offset.0);
-        last = offset.0;
-        batch.push(offset.0, record, &signals);
-        if batch.records >= args.batch {
-            records += flush(
-                std::mem::replace(&mut batch, Batch::for_store(store)),
-                first,
-                last,
-            );
-            first = None;
+        bytes += crate::otlp::batch::approx_bytes(record);
+        pending.push(stored);
+        if pending.len() as u64 >= args.batch || bytes >= max_bytes {
+            flush(&mut pending);
+            bytes = 0;
         }
     }
-    if !batch.is_empty() {
-        records += flush(batch, first, last);
-    }
+    flush(&mut pending);
     eprintln!(
         "ctrace: delivered {traces} traces ({spans} spans) and {records} records to {}",
         pusher.endpoint().url

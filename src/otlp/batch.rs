@@ -187,6 +187,30 @@ impl Batch {
     }
 }
 
+/// The signal a record goes out as: an `otlp` record's own, logs for every other record.
+pub fn signal_of(record: &Record) -> Signal {
+    match &record.body {
+        Body::Otlp(otlp) => otlp.signal,
+        _ => Signal::Logs,
+    }
+}
+
+/// About how many bytes `record` adds to a request, protobuf before gzip: its payload, its
+/// session, and room for the attributes (`ctrace.offset`, `ctrace.source`, event name,
+/// origin). Batches are cut by this ([`crate::config::forward::ForwardConfig::max_batch_bytes`]).
+pub fn approx_bytes(record: &Record) -> u64 {
+    let origin = match &record.body {
+        Body::Hook(hook) => hook.origin.as_ref().map_or(0, |o| o.file.len()),
+        Body::Transcript(line) => line.origin.file.len(),
+        _ => 0,
+    };
+    let payload = match &record.body {
+        Body::Internal(internal) if !internal.data.is_empty() => internal.data.len(),
+        _ => record.raw().len(),
+    };
+    (payload + record.session.as_ref().map_or(0, String::len) + origin + 256) as u64
+}
+
 fn offset_i64(offset: u64) -> i64 {
     i64::try_from(offset).unwrap_or(i64::MAX)
 }

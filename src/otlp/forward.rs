@@ -8,16 +8,23 @@
 //! carries `ctrace.offset` for the receiver to deduplicate by. A checkpoint written for another
 //! endpoint is not used (the new endpoint gets the whole log). Records that retention removed
 //! before they were forwarded are skipped with a warning.
+//!
+//! A batch ends at `[forward] batch` records or `max_batch_bytes` bytes (at least one record),
+//! so a batch of large records (hook payloads with big tool outputs) stays under what a
+//! receiver takes; one the collector still refuses as too large (413) is halved and sent again
+//! ([`super::push::Pusher::deliver`]), and only a record refused on its own is dropped, with
+//! an error naming its offset.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::batch::Batch;
+use super::batch::{self, Batch};
 use super::push::{Backoff, Endpoint, PushError, Pusher};
 use crate::config::forward::ForwardConfig;
 use crate::log::read::TimeRange;
 use crate::log::{LogError, Store};
+use crate::model::StoredRecord;
 use crate::segments::Offset;
 
 /// File name of the checkpoint in the store.
@@ -60,9 +67,10 @@ pub enum Step {
     Idle,
     /// A batch was delivered (or refused for good and logged) and the checkpoint moved.
     Forwarded {
-        /// Records in the batch.
+        /// Records in the batch (delivered or dropped; not those of signals not forwarded).
         records: u64,
-        /// Records the collector refused for good (dropped, with an error in the log).
+        /// Records the collector refused for good, and items it reported rejecting (dropped,
+        /// with an error in the log).
         dropped: u64,
         /// The checkpoint now.
         next_offset: u64,
@@ -164,14 +172,22 @@ impl Forwarder {
             );
             from = first.0;
         }
-        let mut batch = Batch::for_store(&self.store);
-        let mut next = from;
+        // The batch: `batch` records, or `max_batch_bytes` of those forwarded (at least one).
+        let mut pending: Vec<StoredRecord> = Vec::new();
+        let (mut next, mut bytes) = (from, 0u64);
         for stored in snapshot.scan(Offset(from), TimeRange::default(), false) {
             let stored = stored?;
             let Some(offset) = stored.offset else { break };
-            batch.push(offset.0, &stored.record, &self.config.signals);
             next = offset.0 + 1;
-            if batch.records + batch.skipped >= self.config.batch as u64 {
+            if self
+                .config
+                .signals
+                .contains(&batch::signal_of(&stored.record))
+            {
+                bytes += batch::approx_bytes(&stored.record);
+            }
+            pending.push(stored);
+            if pending.len() >= self.config.batch || bytes >= self.config.max_batch_bytes {
                 break;
             }
         }
@@ -179,27 +195,35 @@ impl Forwarder {
         if next == self.checkpoint.next_offset {
             return Ok(Step::Idle);
         }
-        let records = batch.records;
-        let mut dropped = 0;
-        for (signal, body) in batch.into_requests() {
-            match self.pusher.send(signal, &body, &self.backoff, stop) {
-                Ok(delivered) => {
-                    dropped += u64::try_from(delivered.rejected).unwrap_or(0);
-                }
-                Err(PushError::Rejected {
-                    url,
-                    status,
-                    message,
-                }) => {
-                    // Refused for good: retrying would stop forwarding forever.
-                    tracing::error!(%url, status, %message, from, next,
-                        "forward: the collector refused a batch; dropped");
-                    dropped += records;
-                }
-                Err(PushError::GaveUp { .. }) => return Ok(Step::Stopped),
-                Err(other) => return Err(other.into()),
-            }
+        let records: Vec<(u64, &crate::model::Record)> = pending
+            .iter()
+            .filter_map(|stored| Some((stored.offset?.0, &stored.record)))
+            .collect();
+        let delivery = match self.pusher.deliver(
+            &Batch::for_store(&self.store),
+            &records,
+            &self.config.signals,
+            &self.backoff,
+            stop,
+        ) {
+            Ok(delivery) => delivery,
+            Err(PushError::GaveUp { .. }) => return Ok(Step::Stopped),
+            Err(other) => return Err(other.into()),
+        };
+        for refused in &delivery.refused {
+            // Refused for good: retrying would stop forwarding forever.
+            tracing::error!(
+                signal = refused.signal.as_str(),
+                first_offset = refused.first,
+                last_offset = refused.last,
+                records = refused.records,
+                error = %refused.error,
+                "forward: the collector refused records; dropped"
+            );
         }
+        let dropped =
+            delivery.refused_records() + u64::try_from(delivery.rejected_items).unwrap_or(0);
+        let records = delivery.delivered + delivery.refused_records();
         self.checkpoint.next_offset = next;
         write_checkpoint(&checkpoint_path(&self.store), &self.checkpoint)?;
         Ok(Step::Forwarded {

@@ -3,6 +3,11 @@
 //! (<https://opentelemetry.io/docs/specs/otlp/#retryable-response-codes>): 429, 502, 503 and
 //! 504 and connection failures are retried with exponential backoff (honouring
 //! `Retry-After`), any other non-2xx answer is final. Bodies are gzip-compressed.
+//!
+//! Records go out through [`Pusher::deliver`]: one request per signal, and a request the
+//! collector refuses as too large (413, final by the specification) is split in two and each
+//! half sent, down to single records; a record refused on its own is reported by offset, and
+//! every other record of the batch is delivered once.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -10,6 +15,8 @@ use std::time::{Duration, Instant};
 use prost::Message;
 
 use super::Signal;
+use super::batch::{self, Batch};
+use crate::model::Record;
 
 /// A collector's OTLP/HTTP endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +146,44 @@ pub struct Delivered {
     pub attempts: u32,
 }
 
+/// Records the collector refused for good (a final status; not sent again).
+#[derive(Debug)]
+pub struct Refused {
+    /// The signal of the refused request.
+    pub signal: Signal,
+    /// Offset of its first record.
+    pub first: u64,
+    /// Offset of its last record.
+    pub last: u64,
+    /// Records in it.
+    pub records: u64,
+    /// The refusal ([`PushError::Rejected`]).
+    pub error: PushError,
+}
+
+/// What [`Pusher::deliver`] did with a batch of records.
+#[derive(Debug, Default)]
+pub struct Delivery {
+    /// Records the collector took.
+    pub delivered: u64,
+    /// Records left out: an `otlp` record of a signal not asked for, or one that no longer
+    /// decodes (truncated).
+    pub skipped: u64,
+    /// Items the collector took but reported rejecting (`partial_success`).
+    pub rejected_items: i64,
+    /// Requests refused for good, with their records.
+    pub refused: Vec<Refused>,
+    /// Requests sent (a request split after a 413 counts each half).
+    pub requests: u32,
+}
+
+impl Delivery {
+    /// Records refused for good.
+    pub fn refused_records(&self) -> u64 {
+        self.refused.iter().map(|r| r.records).sum()
+    }
+}
+
 /// A client for one endpoint.
 #[derive(Debug)]
 pub struct Pusher {
@@ -241,6 +286,88 @@ impl Pusher {
                 std::thread::sleep((until - Instant::now()).min(Duration::from_millis(100)));
             }
             wait = (wait * 2).min(backoff.max);
+        }
+    }
+
+    /// Sends `records` (each with its offset, in offset order) as one request per signal
+    /// among `signals` (logs, then metrics, then traces), built on `empty` (a batch naming the
+    /// store). A request refused with 413 is split in two and both halves sent, down to single
+    /// records; any other final refusal, or a single record refused with 413, is reported in
+    /// [`Delivery::refused`] and the rest still sent.
+    ///
+    /// # Errors
+    /// [`PushError::GaveUp`] when retries ran out or `stop` ended them (requests answered
+    /// before stay delivered: the caller sends the batch again, at least once).
+    pub fn deliver(
+        &self,
+        empty: &Batch,
+        records: &[(u64, &Record)],
+        signals: &[Signal],
+        backoff: &Backoff,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Delivery, PushError> {
+        let mut delivery = Delivery::default();
+        for signal in [Signal::Logs, Signal::Metrics, Signal::Traces] {
+            let part: Vec<(u64, &Record)> = records
+                .iter()
+                .filter(|(_, record)| batch::signal_of(record) == signal)
+                .copied()
+                .collect();
+            if !signals.contains(&signal) {
+                delivery.skipped += part.len() as u64;
+            } else if !part.is_empty() {
+                self.deliver_part(empty, signal, &part, backoff, stop, &mut delivery)?;
+            }
+        }
+        Ok(delivery)
+    }
+
+    /// Sends `part` (records of `signal`) as one request, halving it on 413.
+    fn deliver_part(
+        &self,
+        empty: &Batch,
+        signal: Signal,
+        part: &[(u64, &Record)],
+        backoff: &Backoff,
+        stop: &dyn Fn() -> bool,
+        delivery: &mut Delivery,
+    ) -> Result<(), PushError> {
+        let mut batch = empty.clone();
+        for (offset, record) in part {
+            batch.push(*offset, record, &[signal]);
+        }
+        let (records, skipped) = (batch.records, batch.skipped);
+        let Some((_, body)) = batch.into_requests().into_iter().next() else {
+            delivery.skipped += skipped;
+            return Ok(());
+        };
+        delivery.requests += 1;
+        match self.send(signal, &body, backoff, stop) {
+            Ok(delivered) => {
+                delivery.delivered += records;
+                delivery.skipped += skipped;
+                delivery.rejected_items += delivered.rejected;
+                Ok(())
+            }
+            // Each half counts its own skipped records.
+            Err(PushError::Rejected { status: 413, .. }) if part.len() > 1 => {
+                drop(body);
+                let (first, second) = part.split_at(part.len() / 2);
+                self.deliver_part(empty, signal, first, backoff, stop, delivery)?;
+                self.deliver_part(empty, signal, second, backoff, stop, delivery)
+            }
+            Err(error @ PushError::Rejected { .. }) => {
+                delivery.skipped += skipped;
+                delivery.refused.push(Refused {
+                    signal,
+                    first: part.first().map_or(0, |(offset, _)| *offset),
+                    last: part.last().map_or(0, |(offset, _)| *offset),
+                    records,
+                    error,
+                });
+                Ok(())
+            }
+            Err(error) => Err(error),
         }
     }
 

@@ -81,6 +81,20 @@ pub struct ServeOptions {
     /// than this many bytes (default 256 MiB): the compactor is behind, and the exporter
     /// retries later rather than the inbox growing without bound.
     pub max_inbox_bytes: u64,
+    /// Largest OTLP request body once decompressed, bytes (default 16 MiB); a larger one, as
+    /// sent or decompressed, gets 413.
+    pub max_otlp_body_bytes: usize,
+    /// Most bytes of rendered records in one page of `/api/sessions/{id}/records` (default
+    /// 32 MiB; a page holds at least one record, however large).
+    pub max_page_bytes: usize,
+    /// Most stream clients at once (default 64); one more gets 503 with `Retry-After`.
+    pub max_stream_clients: usize,
+    /// Most bytes of rendered records read in one step of a stream client or of the shared
+    /// reader (default 1 MiB; a step reads at least one record).
+    pub stream_batch_bytes: usize,
+    /// Most bytes of events a stream client may have queued (default 4 MiB; a larger event is
+    /// queued alone).
+    pub stream_queue_bytes: usize,
     /// Events a stream client may have queued (default 256).
     pub stream_queue: usize,
     /// How long a stream client may leave its queue full before it is dropped (default 10 s).
@@ -117,6 +131,11 @@ impl Default for ServeOptions {
             transcripts: true,
             max_body_bytes: 64 << 20,
             max_inbox_bytes: 256 << 20,
+            max_otlp_body_bytes: 16 << 20,
+            max_page_bytes: 32 << 20,
+            max_stream_clients: 64,
+            stream_batch_bytes: 1 << 20,
+            stream_queue_bytes: 4 << 20,
             stream_queue: 256,
             stream_send_timeout: Duration::from_secs(10),
             stream_batch: 256,
@@ -378,6 +397,7 @@ pub fn serve(
             state.shutdown.clone(),
             state.live.clone(),
             state.options.stream_batch,
+            state.options.stream_batch_bytes,
         ));
         tracing::info!(%addr, "listening");
         on_bound(bound);

@@ -10,23 +10,30 @@
 //! the batch; each client sends the part its filter keeps and whose offsets are at or after its
 //! cursor. A client that missed batches (it lagged behind the broadcast queue, or connected
 //! between a pass and its batch) reads the gap itself, so nobody loses or repeats a record.
-//! Events go through a queue of [`super::ServeOptions::stream_queue`] events; a client that
-//! leaves it full for [`super::ServeOptions::stream_send_timeout`] is dropped.
+//! Events go through a queue of [`super::ServeOptions::stream_queue`] events and
+//! [`super::ServeOptions::stream_queue_bytes`] bytes (a larger event goes alone); a client
+//! that leaves it full for [`super::ServeOptions::stream_send_timeout`] is dropped.
 //!
-//! One reader per pass, rather than one per client, is what keeps memory flat with many
-//! clients: every read opens the views database (SQLite page cache) and decodes segments
-//! (zstd contexts), and the allocator keeps each thread's high-water mark.
+//! Memory. One reader per pass, rather than one per client, is what keeps memory flat with
+//! many clients: every read opens the views database (SQLite page cache) and decodes segments
+//! (zstd contexts), and the allocator keeps each thread's high-water mark. Invariants: at most
+//! [`super::ServeOptions::max_stream_clients`] clients at once (one more gets 503 with
+//! `Retry-After`); every read, the hub's or a client's, stops after
+//! [`super::ServeOptions::stream_batch`] records or [`super::ServeOptions::stream_batch_bytes`]
+//! bytes of rendered records, whichever comes first (at least one record); so a client holds
+//! at most one read and its queue, whatever the size of the records.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::Stream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -51,9 +58,61 @@ struct Filter {
     source: Option<Source>,
 }
 
+/// Seconds a client refused for the client limit is told to wait (`Retry-After`).
+const RETRY_AFTER_SECS: u64 = 5;
+
+/// Stream clients connected now, in this process.
+static CLIENTS: AtomicUsize = AtomicUsize::new(0);
+
+/// A stream client counted in [`CLIENTS`] until it is dropped (when its feed ends).
+#[derive(Debug)]
+struct Client;
+
+impl Client {
+    /// Counts one more client, unless `max` are connected already.
+    fn admit(max: usize) -> Option<Self> {
+        CLIENTS
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self)
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        CLIENTS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An event and its size, bytes (what it holds of the client's queue).
+struct Outgoing {
+    event: Event,
+    bytes: usize,
+}
+
+impl Outgoing {
+    fn new(event: Event, data_bytes: usize) -> Self {
+        Self {
+            event,
+            bytes: data_bytes + 64,
+        }
+    }
+}
+
+/// A client's queue: events, each with its share of the queue's bytes (given back once the
+/// event is taken to be sent).
+struct Queue {
+    tx: mpsc::Sender<(Event, OwnedSemaphorePermit)>,
+    bytes: Arc<Semaphore>,
+    /// [`super::ServeOptions::stream_queue_bytes`].
+    limit: usize,
+}
+
 /// One step of reading the log for a client.
 struct Batch {
-    events: Vec<Event>,
+    events: Vec<Outgoing>,
     /// The cursor after this batch.
     next: u64,
     /// Whether the log may hold more after `next`.
@@ -65,8 +124,17 @@ pub(crate) async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<StreamQuery>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     let source = super::search::parse_source(query.source.as_deref())?;
+    let max = state.options.max_stream_clients;
+    let Some(client) = Client::admit(max) else {
+        tracing::warn!(max, "stream client refused: too many clients");
+        return Ok(super::hook::retry_later(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("{max} stream clients are connected, the most this service serves"),
+            RETRY_AFTER_SECS,
+        ));
+    };
     let resume = match headers.get("last-event-id") {
         Some(value) => Some(("Last-Event-ID", value.to_str().unwrap_or("").to_owned())),
         None => query.after.map(|after| ("after", after)),
@@ -107,9 +175,24 @@ pub(crate) async fn stream(
     };
     let filter = Filter { session, source };
     let (tx, rx) = mpsc::channel(state.options.stream_queue.max(1));
-    tokio::spawn(feed(state, cursor, filter, tx));
-    let events = ReceiverStream::new(rx).map(Ok::<Event, Infallible>);
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+    let limit = state
+        .options
+        .stream_queue_bytes
+        .clamp(1, Semaphore::MAX_PERMITS);
+    let queue = Queue {
+        tx,
+        bytes: Arc::new(Semaphore::new(limit)),
+        limit,
+    };
+    tokio::spawn(async move {
+        feed(state, cursor, filter, queue).await;
+        drop(client);
+    });
+    // The event's bytes go back to the queue as it is taken to be written.
+    let events = ReceiverStream::new(rx).map(|(event, _permit)| Ok::<Event, Infallible>(event));
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 /// What the [`hub`] broadcasts after a pass: the records it read, rendered once for every
@@ -152,6 +235,7 @@ pub(crate) async fn hub(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
     live: broadcast::Sender<Arc<LiveBatch>>,
     batch_size: usize,
+    batch_bytes: usize,
 ) {
     let mut cursor: Option<u64> = None;
     loop {
@@ -162,7 +246,7 @@ pub(crate) async fn hub(
                 let end = store.snapshot()?.manifest().next_offset.0;
                 match start {
                     Some(start) if listening && start < end => {
-                        read_live(&store, start, batch_size).map(|b| (Some(b), end))
+                        read_live(&store, start, batch_size, batch_bytes).map(|b| (Some(b), end))
                     }
                     _ => Ok((None, end)),
                 }
@@ -194,20 +278,26 @@ pub(crate) async fn hub(
     }
 }
 
-/// Reads up to `batch_size` sealed records from `cursor`, unfiltered, for the [`hub`].
+/// Reads up to `batch_size` sealed records, or `batch_bytes` bytes of them rendered (at least
+/// one), from `cursor`, unfiltered, for the [`hub`].
 fn read_live(
     store: &Store,
     cursor: u64,
     batch_size: usize,
+    batch_bytes: usize,
 ) -> Result<LiveBatch, crate::log::LogError> {
     let snapshot = store.snapshot()?;
     let mut records = Vec::new();
     let mut touched = BTreeSet::new();
     let mut next = cursor;
+    let mut bytes = 0;
     for stored in snapshot
         .scan(Offset(cursor), TimeRange::default(), false)
         .take(batch_size.max(1))
     {
+        if bytes >= batch_bytes {
+            break;
+        }
         let stored = stored?;
         let Some(offset) = stored.offset else { break };
         next = offset.0 + 1;
@@ -217,6 +307,7 @@ fn read_live(
                 if let Some(session) = &record.session {
                     touched.insert(session.clone());
                 }
+                bytes += json.len();
                 records.push(LiveRecord {
                     offset: offset.0,
                     source: record.source,
@@ -239,14 +330,14 @@ fn read_live(
 /// Sends the client every record from `cursor` on: first what it is behind by, read from the
 /// log, then the [`hub`]'s batches (reading any gap between them itself). Returns when the
 /// client goes away, is too slow, or the service stops.
-async fn feed(state: AppState, mut cursor: u64, filter: Filter, tx: mpsc::Sender<Event>) {
+async fn feed(state: AppState, mut cursor: u64, filter: Filter, queue: Queue) {
     // Subscribed before catching up: a batch broadcast meanwhile is queued, not missed.
     let mut live = state.live.subscribe();
     let mut shutdown = state.shutdown.clone();
     if *shutdown.borrow_and_update() {
         return;
     }
-    let Some(next) = catch_up(&state, cursor, &filter, &tx, &mut shutdown).await else {
+    let Some(next) = catch_up(&state, cursor, &filter, &queue, &mut shutdown).await else {
         return;
     };
     cursor = next;
@@ -254,13 +345,14 @@ async fn feed(state: AppState, mut cursor: u64, filter: Filter, tx: mpsc::Sender
         let batch = tokio::select! {
             batch = live.recv() => batch,
             _ = shutdown.changed() => return,
-            () = tx.closed() => return,
+            () = queue.tx.closed() => return,
         };
         let batch = match batch {
             Ok(batch) => batch,
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 tracing::debug!(missed, cursor, "stream: client lagged; reading the log");
-                let Some(next) = catch_up(&state, cursor, &filter, &tx, &mut shutdown).await else {
+                let Some(next) = catch_up(&state, cursor, &filter, &queue, &mut shutdown).await
+                else {
                     return;
                 };
                 cursor = next;
@@ -272,7 +364,7 @@ async fn feed(state: AppState, mut cursor: u64, filter: Filter, tx: mpsc::Sender
             continue;
         }
         if batch.from > cursor {
-            let Some(next) = catch_up(&state, cursor, &filter, &tx, &mut shutdown).await else {
+            let Some(next) = catch_up(&state, cursor, &filter, &queue, &mut shutdown).await else {
                 return;
             };
             cursor = next;
@@ -289,19 +381,23 @@ async fn feed(state: AppState, mut cursor: u64, filter: Filter, tx: mpsc::Sender
             if let Some(session) = &record.session {
                 sessions.insert(session.as_str());
             }
-            events.push(
+            events.push(Outgoing::new(
                 Event::default()
                     .event("record")
                     .id(record.offset.to_string())
                     .data(&record.json),
-            );
+                record.json.len(),
+            ));
         }
         for session in sessions {
             if let Some(row) = batch.sessions.get(session) {
-                events.push(Event::default().event("session").data(row));
+                events.push(Outgoing::new(
+                    Event::default().event("session").data(row),
+                    row.len(),
+                ));
             }
         }
-        if !send_all(&state, events, cursor, &tx, &mut shutdown).await {
+        if !send_all(&state, events, cursor, &queue, &mut shutdown).await {
             return;
         }
         cursor = batch.next;
@@ -314,16 +410,16 @@ async fn catch_up(
     state: &AppState,
     mut cursor: u64,
     filter: &Filter,
-    tx: &mpsc::Sender<Event>,
+    queue: &Queue,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Option<u64> {
     loop {
-        let (store, f, batch_size) = (
-            state.store.clone(),
-            filter.clone(),
-            state.options.stream_batch,
-        );
-        let read = tokio::task::spawn_blocking(move || read_batch(&store, cursor, batch_size, &f));
+        let (store, f) = (state.store.clone(), filter.clone());
+        let (batch_size, batch_bytes) =
+            (state.options.stream_batch, state.options.stream_batch_bytes);
+        let read = tokio::task::spawn_blocking(move || {
+            read_batch(&store, cursor, batch_size, batch_bytes, &f)
+        });
         let batch = match read.await {
             Ok(Ok(batch)) => batch,
             Ok(Err(error)) => {
@@ -332,7 +428,7 @@ async fn catch_up(
             }
             Err(_) => return None,
         };
-        if !send_all(state, batch.events, cursor, tx, shutdown).await {
+        if !send_all(state, batch.events, cursor, queue, shutdown).await {
             return None;
         }
         cursor = batch.next;
@@ -346,14 +442,23 @@ async fn catch_up(
 /// [`super::ServeOptions::stream_send_timeout`], or the service stops.
 async fn send_all(
     state: &AppState,
-    events: Vec<Event>,
+    events: Vec<Outgoing>,
     cursor: u64,
-    tx: &mpsc::Sender<Event>,
+    queue: &Queue,
     shutdown: &mut tokio::sync::watch::Receiver<bool>,
 ) -> bool {
-    for event in events {
+    for Outgoing { event, bytes } in events {
+        // An event larger than the queue takes all of it: it is queued alone.
+        let share = u32::try_from(bytes.min(queue.limit)).unwrap_or(u32::MAX);
+        let send = async {
+            let permit = Arc::clone(&queue.bytes)
+                .acquire_many_owned(share)
+                .await
+                .map_err(|_| ())?;
+            queue.tx.send((event, permit)).await.map_err(|_| ())
+        };
         tokio::select! {
-            sent = tokio::time::timeout(state.options.stream_send_timeout, tx.send(event)) => {
+            sent = tokio::time::timeout(state.options.stream_send_timeout, send) => {
                 match sent {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return false,
@@ -369,12 +474,13 @@ async fn send_all(
     true
 }
 
-/// Reads up to `batch_size` sealed records from `cursor` and turns those `filter` keeps into
-/// events.
+/// Reads up to `batch_size` sealed records from `cursor`, or fewer once `batch_bytes` bytes of
+/// them are rendered (at least one), and turns those `filter` keeps into events.
 fn read_batch(
     store: &Store,
     cursor: u64,
     batch_size: usize,
+    batch_bytes: usize,
     filter: &Filter,
 ) -> Result<Batch, crate::log::LogError> {
     let snapshot = store.snapshot()?;
@@ -382,6 +488,8 @@ fn read_batch(
     let mut sessions = BTreeSet::new();
     let mut next = cursor;
     let mut scanned = 0;
+    let mut bytes = 0;
+    let mut more = false;
     for stored in snapshot.scan(Offset(cursor), TimeRange::default(), false) {
         let stored = stored?;
         let Some(offset) = stored.offset else { break };
@@ -393,27 +501,33 @@ fn read_batch(
                 sessions.insert(session.clone());
             }
             match crate::export::record_json::record_json(&stored) {
-                Ok(json) => events.push(
-                    Event::default()
-                        .event("record")
-                        .id(offset.0.to_string())
-                        .data(json),
-                ),
+                Ok(json) => {
+                    bytes += json.len();
+                    let len = json.len();
+                    events.push(Outgoing::new(
+                        Event::default()
+                            .event("record")
+                            .id(offset.0.to_string())
+                            .data(json),
+                        len,
+                    ));
+                }
                 Err(error) => tracing::warn!(%error, offset = offset.0, "stream: record skipped"),
             }
         }
-        if scanned == batch_size {
+        if scanned >= batch_size || bytes >= batch_bytes {
+            more = true;
             break;
         }
     }
     for row in session_rows(store, &snapshot, &sessions).into_values() {
-        events.push(Event::default().event("session").data(row));
+        let len = row.len();
+        events.push(Outgoing::new(
+            Event::default().event("session").data(row),
+            len,
+        ));
     }
-    Ok(Batch {
-        events,
-        next,
-        more: scanned == batch_size,
-    })
+    Ok(Batch { events, next, more })
 }
 
 /// The current row (as JSON) of each of `sessions`; a session whose row cannot be read is
