@@ -1077,6 +1077,22 @@ fn hooks_over_the_inbox_limit_are_kept_cut_then_refused() {
     );
     assert!(!response.error().is_empty());
     assert_eq!(server.json("/api/health")["unsealed_records"], 5);
+    // Paging meanwhile: the unsealed records (no offset to continue after) come together,
+    // after the sealed one.
+    let page = server.json("/api/sessions/backlog/records?limit=3");
+    assert_eq!(page["records"].as_array().unwrap().len(), 1, "{page}");
+    let first = page["records"][0]["offset"].as_u64().unwrap();
+    assert_eq!(page["next_after"].as_u64(), Some(first), "{page}");
+    let rest = server.json(&format!("/api/sessions/backlog/records?after={first}"));
+    assert_eq!(rest["records"].as_array().unwrap().len(), 5, "{rest}");
+    assert!(
+        rest["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["offset"].is_null())
+    );
+    assert_eq!(rest["next_after"], Value::Null);
     drop(lock);
     let deadline = Instant::now() + DEADLINE;
     while server.json("/api/health")["unsealed_records"] != 0 {

@@ -9,7 +9,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 
 use super::{ApiError, AppState};
 use crate::log::Store;
@@ -566,140 +565,9 @@ pub(crate) async fn tree(
     .await
 }
 
-/// Query of `GET /api/sessions/{id}/records`.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct RecordsQuery {
-    after: Option<String>,
-    limit: Option<String>,
-    /// Most bytes of rendered records in the page (at most, and by default,
-    /// [`super::ServeOptions::max_page_bytes`]).
-    max_bytes: Option<String>,
-}
-
-/// A page of records.
-#[derive(Debug, Serialize)]
-pub(crate) struct RecordsPage {
-    /// Records as `ctrace cat --json` prints them.
-    records: Vec<Box<RawValue>>,
-    /// Pass as `after` for the next page; `null` on the last page.
-    next_after: Option<u64>,
-}
-
-/// `GET /api/sessions/{id}/records`: the session's records as `ctrace cat --json`, in
-/// offset order (unsealed records, without an offset, last), a page at a time: at most
-/// `limit` records and `max_bytes` bytes of them (at least one record). Records are read and
-/// rendered one at a time, so a page costs its own size, not `limit` times the largest record.
-/// The unsealed records, which have no offset to continue after, end a page together: when
-/// they do not all fit, the page stops before them (unless it would be empty).
-pub(crate) async fn records(
-    State(state): State<AppState>,
-    Path(wanted): Path<String>,
-    Query(query): Query<RecordsQuery>,
-) -> Result<Json<RecordsPage>, ApiError> {
-    let limit = parse_limit(query.limit.as_deref(), 1000)?;
-    let after = match query.after.as_deref() {
-        None => None,
-        Some(text) => Some(text.parse::<u64>().map_err(|_| ApiError::BadParam {
-            param: "after",
-            value: text.to_owned(),
-            expected: "is not an offset",
-        })?),
-    };
-    let most = state.options.max_page_bytes.max(1);
-    let budget = match query.max_bytes.as_deref() {
-        None => most,
-        Some(text) => text
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| ApiError::BadParam {
-                param: "max_bytes",
-                value: text.to_owned(),
-                expected: "is not a number of bytes, 1 or more",
-            })?
-            .min(most),
-    };
-    blocking(&state, move |store| {
-        use crate::log::read::TimeRange;
-        use crate::segments::Offset;
-        let db = views(store)?;
-        let id = resolve(db.as_ref(), store, &wanted)?;
-        let snapshot = store.snapshot()?;
-        let render = |stored: &crate::model::StoredRecord| {
-            crate::export::record_json::record_json(stored)
-                .and_then(RawValue::from_string)
-                .map_err(|e| ApiError::Render {
-                    source: std::io::Error::other(e),
-                })
-        };
-        let mut page: Vec<Box<RawValue>> = Vec::new();
-        let mut bytes = 0;
-        let fits = |page: &[Box<RawValue>], bytes: usize, json: &RawValue| {
-            page.is_empty() || (page.len() < limit && bytes + json.get().len() <= budget)
-        };
-        // The sealed records: the offset ranges the views keep for the session, past `after`
-        // (only those are decoded), as `views::listing::session_records_page` reads them.
-        let ranges = match &db {
-            Some(db) => crate::views::summary::record_ranges(db, &id)?,
-            None => Vec::new(),
-        };
-        let mut last = None;
-        for (first, end) in ranges {
-            if after.is_some_and(|a| end.0 <= a) {
-                continue;
-            }
-            let start = match after {
-                Some(a) if a >= first.0 => Offset(a + 1),
-                _ => first,
-            };
-            for stored in snapshot.scan(start, TimeRange::default(), false) {
-                let stored = stored?;
-                if stored.offset.is_some_and(|o| o > end) {
-                    break;
-                }
-                if stored.record.session.as_deref() != Some(id.as_str()) {
-                    continue;
-                }
-                let json = render(&stored)?;
-                if !fits(&page, bytes, &json) {
-                    return Ok(Json(RecordsPage {
-                        records: page,
-                        next_after: last,
-                    }));
-                }
-                bytes += json.get().len() + 1;
-                page.push(json);
-                last = stored.offset.map(|o| o.0);
-            }
-        }
-        // The unsealed records: all of them, or none unless the page is empty.
-        let sealed = page.len();
-        let unsealed = snapshot
-            .scan(Offset(u64::MAX), TimeRange::default(), true)
-            .filter_map(Result::ok)
-            .filter(|r| r.record.session.as_deref() == Some(id.as_str()));
-        for stored in unsealed {
-            let json = render(&stored)?;
-            if !fits(&page, bytes, &json) {
-                if sealed > 0 {
-                    page.truncate(sealed);
-                    return Ok(Json(RecordsPage {
-                        records: page,
-                        next_after: last,
-                    }));
-                }
-                break;
-            }
-            bytes += json.get().len() + 1;
-            page.push(json);
-        }
-        Ok(Json(RecordsPage {
-            records: page,
-            next_after: None,
-        }))
-    })
-    .await
-}
+// `GET /api/sessions/{id}/records`: pages bounded in records and bytes.
+mod records;
+pub(crate) use self::records::records;
 
 /// Query of `GET /api/tasks`.
 #[derive(Debug, Default, Deserialize)]

@@ -230,109 +230,23 @@ async fn export(
         .options
         .max_body_bytes
         .min(state.options.max_otlp_body_bytes);
-    let size_hint = header_str(&headers, header::CONTENT_LENGTH)
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let compressed =
-        match tokio::time::timeout(BODY_TIMEOUT, read_body(body, limit, size_hint)).await {
-            Ok(Ok(Ok(bytes))) => bytes,
-            Ok(Ok(Err(()))) => {
-                return refuse(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    encoding,
-                    code::INVALID_ARGUMENT,
-                    format!("request body above the limit of {limit} bytes"),
-                );
-            }
-            Ok(Err(error)) => {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    encoding,
-                    code::INVALID_ARGUMENT,
-                    format!("reading the request body: {error}"),
-                );
-            }
-            Err(_) => {
-                return refuse(
-                    StatusCode::REQUEST_TIMEOUT,
-                    encoding,
-                    code::DEADLINE_EXCEEDED,
-                    format!(
-                        "the request body did not arrive within {} s",
-                        BODY_TIMEOUT.as_secs()
-                    ),
-                );
-            }
-        };
-    let content_encoding = header_str(&headers, header::CONTENT_ENCODING).map(str::to_owned);
-    let config = state.store.config().clone();
-    let root = state.store.paths().root.clone();
-    let stored = tokio::task::spawn_blocking(move || {
-        let body = decompress(content_encoding.as_deref(), compressed, limit)?;
-        let wire = |source| Refusal::Wire {
-            signal: signal.as_str(),
-            source,
-        };
-        let over = |estimate_bytes| Refusal::Memory {
-            estimate_bytes,
-            limit_bytes: MEMORY_BUDGET_BYTES,
-        };
-        let walked = match encoding {
-            Encoding::Protobuf => {
-                Some(protobuf_estimate(signal, &body, MEMORY_BUDGET_BYTES).map_err(wire)?)
-            }
-            Encoding::Json => None,
-        };
-        let decoded = match walked {
-            Some(walked) => walked.bytes,
-            None => json_estimate(&body, MEMORY_BUDGET_BYTES),
-        };
-        if decoded > MEMORY_BUDGET_BYTES {
-            return Err(over(decoded));
-        }
-        let request = Request::decode(signal, encoding, &body)?;
-        drop(body);
-        // The largest item of a JSON request, from its protobuf encoding (smaller than the
-        // JSON, and gone before the split); a request nested deeper than prost decodes is
-        // refused here, as its records could not be read back.
-        let walked = match walked {
-            Some(walked) => walked,
-            None => {
-                protobuf_estimate(signal, &request.encode_protobuf(), u64::MAX).map_err(wire)?
-            }
-        };
-        // A large resource shared by many small items is copied into every record, and each
-        // item is copied once more while its record is made: bound the split before it is.
-        let total = decoded
-            .saturating_add(walked.largest_item_bytes)
-            .saturating_add(split_estimate(&request));
-        tracing::debug!(decoded, total, "OTLP request estimated");
-        if total > MEMORY_BUDGET_BYTES {
-            return Err(over(total));
-        }
-        let redactor = Redactor::new(&config.redaction);
-        let records = receive::records(request, arrival, &redactor);
-        let max = config.max_record_bytes();
-        let count = records.len();
-        let mut encoded = Vec::with_capacity(count);
-        // Each record is dropped once encoded: its item is not held twice.
-        for mut record in records {
-            // An item above `storage.max_record_bytes` keeps its first bytes, flagged.
-            record.truncate_to(max);
-            match record.encode() {
-                Ok(bytes) => encoded.push(bytes),
-                Err(error) => tracing::error!(%error, "cannot encode an OTLP record"),
-            }
-        }
-        let rejected = count - encoded.len();
-        let stored = if encoded.is_empty() {
-            None
-        } else {
-            Some(crate::ingest::hook::store_encoded(&root, config, &encoded))
-        };
-        Ok::<_, Refusal>((encoded.len(), rejected, stored))
-    })
-    .await;
+    let body = match receive_body(&headers, body, limit, encoding).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
+    let received = Received {
+        signal,
+        encoding,
+        content_encoding: header_str(&headers, header::CONTENT_ENCODING).map(str::to_owned),
+        body,
+        limit,
+        arrival,
+    };
+    let (config, root) = (
+        state.store.config().clone(),
+        state.store.paths().root.clone(),
+    );
+    let stored = tokio::task::spawn_blocking(move || store_request(&root, config, received)).await;
     let (count, rejected, stored) = match stored {
         Ok(Ok(done)) => done,
         Ok(Err(refusal)) => {
@@ -379,6 +293,133 @@ async fn export(
         ),
     )
         .into_response()
+}
+
+/// The body as sent, at most `limit` bytes, within [`BODY_TIMEOUT`]; else the refusal.
+async fn receive_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    encoding: Encoding,
+) -> Result<Vec<u8>, Response> {
+    let size_hint = header_str(headers, header::CONTENT_LENGTH)
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    match tokio::time::timeout(BODY_TIMEOUT, read_body(body, limit, size_hint)).await {
+        Ok(Ok(Ok(bytes))) => Ok(bytes),
+        Ok(Ok(Err(()))) => Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            encoding,
+            code::INVALID_ARGUMENT,
+            format!("request body above the limit of {limit} bytes"),
+        )),
+        Ok(Err(error)) => Err(refuse(
+            StatusCode::BAD_REQUEST,
+            encoding,
+            code::INVALID_ARGUMENT,
+            format!("reading the request body: {error}"),
+        )),
+        Err(_) => Err(refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            encoding,
+            code::DEADLINE_EXCEEDED,
+            format!(
+                "the request body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        )),
+    }
+}
+
+/// A request body as received, and what it needs to be stored.
+struct Received {
+    signal: Signal,
+    encoding: Encoding,
+    content_encoding: Option<String>,
+    /// As sent (compressed or not).
+    body: Vec<u8>,
+    /// The decompressed limit, bytes.
+    limit: usize,
+    /// ns since the epoch, for items without a time.
+    arrival: u64,
+}
+
+/// Decompresses, checks the memory estimates, decodes, splits and stores `received` in the
+/// store at `root`: the records stored, those that could not be encoded, and where they went
+/// (`None` for a request without items).
+fn store_request(
+    root: &std::path::Path,
+    config: crate::config::Config,
+    received: Received,
+) -> Result<(usize, usize, Option<crate::ingest::hook::Stored>), Refusal> {
+    let Received {
+        signal, encoding, ..
+    } = received;
+    let body = decompress(
+        received.content_encoding.as_deref(),
+        received.body,
+        received.limit,
+    )?;
+    let wire = |source| Refusal::Wire {
+        signal: signal.as_str(),
+        source,
+    };
+    let over = |estimate_bytes| Refusal::Memory {
+        estimate_bytes,
+        limit_bytes: MEMORY_BUDGET_BYTES,
+    };
+    let walked = match encoding {
+        Encoding::Protobuf => {
+            Some(protobuf_estimate(signal, &body, MEMORY_BUDGET_BYTES).map_err(wire)?)
+        }
+        Encoding::Json => None,
+    };
+    let decoded = match walked {
+        Some(walked) => walked.bytes,
+        None => json_estimate(&body, MEMORY_BUDGET_BYTES),
+    };
+    if decoded > MEMORY_BUDGET_BYTES {
+        return Err(over(decoded));
+    }
+    let request = Request::decode(signal, encoding, &body)?;
+    drop(body);
+    // The largest item of a JSON request, from its protobuf encoding (smaller than the JSON,
+    // and gone before the split); a request nested deeper than prost decodes is refused here,
+    // as its records could not be read back.
+    let walked = match walked {
+        Some(walked) => walked,
+        None => protobuf_estimate(signal, &request.encode_protobuf(), u64::MAX).map_err(wire)?,
+    };
+    // A large resource shared by many small items is copied into every record, and each item
+    // is copied once more while its record is made: bound the split before it is made.
+    let total = decoded
+        .saturating_add(walked.largest_item_bytes)
+        .saturating_add(split_estimate(&request));
+    tracing::debug!(decoded, total, "OTLP request estimated");
+    if total > MEMORY_BUDGET_BYTES {
+        return Err(over(total));
+    }
+    let redactor = Redactor::new(&config.redaction);
+    let records = receive::records(request, received.arrival, &redactor);
+    let max = config.max_record_bytes();
+    let count = records.len();
+    let mut encoded = Vec::with_capacity(count);
+    // Each record is dropped once encoded: its item is not held twice.
+    for mut record in records {
+        // An item above `storage.max_record_bytes` keeps its first bytes, flagged.
+        record.truncate_to(max);
+        match record.encode() {
+            Ok(bytes) => encoded.push(bytes),
+            Err(error) => tracing::error!(%error, "cannot encode an OTLP record"),
+        }
+    }
+    let rejected = count - encoded.len();
+    let stored = if encoded.is_empty() {
+        None
+    } else {
+        Some(crate::ingest::hook::store_encoded(root, config, &encoded))
+    };
+    Ok((encoded.len(), rejected, stored))
 }
 
 /// Bytes in the inbox not yet sealed (`inbox/active.wal`; 0 when absent).
