@@ -85,8 +85,19 @@ struct RecordOut<'a> {
 /// I/O errors (a closed pipe included).
 pub fn write_record_json(out: &mut impl Write, stored: &StoredRecord) -> std::io::Result<()> {
     let record = &stored.record;
+    // The payload bytes are taken out of (a copy of) the body before its fields become JSON:
+    // serde_json would make each byte a number value (about 70 bytes of memory per payload
+    // byte) only for the field to be dropped.
+    let mut body = record.body.clone();
+    let raw: Vec<u8> = match &mut body {
+        Body::Hook(b) => std::mem::take(&mut b.raw),
+        Body::Transcript(b) => std::mem::take(&mut b.raw),
+        Body::Pty(b) => std::mem::take(&mut b.data),
+        Body::Internal(b) => std::mem::take(&mut b.data),
+        Body::Otlp(b) => std::mem::take(&mut b.raw),
+    };
     // The body's variant is the record's `source`; its fields follow directly.
-    let fields = match &record.body {
+    let fields = match &body {
         Body::Hook(b) => serde_json::to_value(b),
         Body::Transcript(b) => serde_json::to_value(b),
         Body::Pty(b) => serde_json::to_value(b),
@@ -100,16 +111,12 @@ pub fn write_record_json(out: &mut impl Write, stored: &StoredRecord) -> std::io
     fields.remove("raw");
     fields.remove("data");
     // The OTLP item, decoded, beside its protobuf bytes (the payload).
-    if let Body::Otlp(otlp) = &record.body
-        && let Ok(request) = crate::otlp::Request::from_raw(otlp.signal, &otlp.raw)
+    if let Body::Otlp(otlp) = &body
+        && let Ok(request) = crate::otlp::Request::from_raw(otlp.signal, &raw)
         && let Ok(json) = request.to_json()
     {
         fields.insert("otlp".into(), json);
     }
-    let raw: &[u8] = match &record.body {
-        Body::Internal(internal) => &internal.data,
-        _ => record.raw(),
-    };
     let value = RecordOut {
         offset: stored.offset.map(|o| o.0),
         ts: record.ts,
@@ -118,7 +125,7 @@ pub fn write_record_json(out: &mut impl Write, stored: &StoredRecord) -> std::io
         session: record.session.as_deref(),
         body: BodyOut {
             fields,
-            payload: Payload::new(raw),
+            payload: Payload::new(&raw),
         },
     };
     serde_json::to_writer(&mut *out, &value).map_err(std::io::Error::from)?;
