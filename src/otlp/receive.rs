@@ -19,7 +19,9 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
-use opentelemetry_proto::tonic::metrics::v1::{Metric, ResourceMetrics, ScopeMetrics, metric};
+use opentelemetry_proto::tonic::metrics::v1::{
+    self as metrics_v1, Metric, ResourceMetrics, ScopeMetrics, metric,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
@@ -260,15 +262,22 @@ fn point_count(metric: &Metric) -> usize {
 /// The metric with only its `i`-th data point, that point's time and attributes.
 fn one_point(metric: &Metric, i: usize) -> (Metric, u64, Vec<KeyValue>) {
     let mut one = Metric {
+        name: metric.name.clone(),
+        description: metric.description.clone(),
+        unit: metric.unit.clone(),
+        metadata: metric.metadata.clone(),
         data: None,
-        ..metric.clone()
     };
+    // Only the one point is cloned (the metric's other points are not: a metric of n points
+    // is split in O(n), not O(n²)); the data's other fields are plain values.
     macro_rules! pick {
         ($variant:ident, $d:expr) => {{
             let point = $d.data_points[i].clone();
             let (ts, attrs) = (point.time_unix_nano, point.attributes.clone());
-            let mut data = $d.clone();
-            data.data_points = vec![point];
+            let data = metrics_v1::$variant {
+                data_points: vec![point],
+                ..*$d
+            };
             one.data = Some(metric::Data::$variant(data));
             (ts, attrs)
         }};
