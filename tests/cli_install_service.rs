@@ -188,12 +188,26 @@ fn http_handlers_deliver_to_the_running_service() {
                     .strip_prefix(&format!("http://{}", server.addr))
                     .unwrap()
                     .to_owned();
-                let response = server.request(
-                    "POST",
-                    &path,
-                    &[("Content-Type", "application/json")],
-                    payload.as_bytes(),
-                );
+                // Claude Code expands `$NAME` in header values for the names the handler
+                // lists in `allowedEnvVars`, from its environment: here a session running
+                // inside the recording `rec-1234`.
+                let allowed: Vec<&str> = handler["allowedEnvVars"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+                    .unwrap_or_default();
+                let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
+                for (name, value) in handler["headers"].as_object().into_iter().flatten() {
+                    let mut value = value.as_str().unwrap().to_owned();
+                    if allowed.contains(&"CTRACE_PTY_SESSION") {
+                        value = value.replace("$CTRACE_PTY_SESSION", "rec-1234");
+                    }
+                    headers.push((name.clone(), value));
+                }
+                let headers: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let response = server.request("POST", &path, &headers, payload.as_bytes());
                 assert_eq!(response.status, 200, "{event}: {}", response.text());
                 assert!(response.body.is_empty(), "{event}: a body is a decision");
                 posted += 1;
@@ -229,6 +243,13 @@ fn http_handlers_deliver_to_the_running_service() {
     });
     let records = sandbox.cat(&[]);
     assert_eq!(records.len(), payloads.len(), "every payload stored once");
+    // The posted hooks carry the recording they ran in, as `ctrace hook` reads it from
+    // `CTRACE_PTY_SESSION`.
+    let linked = records
+        .iter()
+        .filter(|r| r.line.contains("\"pty_session\":\"rec-1234\""))
+        .count();
+    assert_eq!(linked, posted, "posted hooks linked to the recording");
 
     install(&[]);
     let settings: serde_json::Value =

@@ -43,9 +43,11 @@ const RETRY_AFTER_SECS: u64 = 2;
 /// spool), then wakes the compactor.
 pub(crate) async fn ingest(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let ts = crate::now_ns();
+    let pty_session = pty_session(&headers);
     let config = state.store.config().clone();
     let limit = state.options.max_body_bytes;
     let backlog = super::otlp::inbox_backlog(&state);
@@ -105,7 +107,7 @@ pub(crate) async fn ingest(
                 raw,
                 truncated,
                 ts,
-                pty_session: None,
+                pty_session,
             },
         )
     })
@@ -140,4 +142,67 @@ pub(crate) fn is_length_limit(error: &axum::Error) -> bool {
         cause = inner.source();
     }
     false
+}
+
+/// The recording the hook ran inside, from [`crate::pty::PTY_SESSION_HEADER`] (`install --http`
+/// fills it from `CTRACE_PTY_SESSION`; empty outside a recording): 1–128 bytes of letters,
+/// digits, `-`, `_`, `.`, `:`. Anything else is ignored (logged): the hook is stored without
+/// the link, as `ctrace hook` stores one run outside a recording.
+fn pty_session(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get(crate::pty::PTY_SESSION_HEADER)?;
+    let text = value.to_str().ok().map(str::trim).unwrap_or("");
+    if text.is_empty() && !value.is_empty() {
+        tracing::warn!(
+            "hook: {} is not text; ignored",
+            crate::pty::PTY_SESSION_HEADER
+        );
+        return None;
+    }
+    let ok = (1..=128).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if !ok && !text.is_empty() {
+        tracing::warn!(
+            value = %text.chars().take(64).collect::<String>(),
+            "hook: {} is not a session id; ignored",
+            crate::pty::PTY_SESSION_HEADER
+        );
+    }
+    ok.then(|| text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pty_session;
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn with(value: &[u8]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            crate::pty::PTY_SESSION_HEADER,
+            HeaderValue::from_bytes(value).unwrap(),
+        );
+        headers
+    }
+
+    #[test]
+    fn the_recording_header_takes_session_ids_only() {
+        assert_eq!(pty_session(&HeaderMap::new()), None);
+        assert_eq!(
+            pty_session(&with(b"0b8a7c2e-1f2a-4c7d-9e0f-123456789abc")).as_deref(),
+            Some("0b8a7c2e-1f2a-4c7d-9e0f-123456789abc")
+        );
+        // Outside a recording Claude Code sends the variable empty.
+        assert_eq!(pty_session(&with(b"")), None);
+        for bad in [
+            &b"two words"[..],
+            b"../../x/y",
+            b"a;b",
+            &[b'a'; 129],
+            b"\xff\xfe",
+        ] {
+            assert_eq!(pty_session(&with(bad)), None, "{bad:?}");
+        }
+    }
 }
