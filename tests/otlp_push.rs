@@ -316,6 +316,8 @@ struct SizeLimited {
     addr: std::net::SocketAddr,
     offsets: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
     refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The next this many requests are answered 401 (credentials refused).
+    deny: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl SizeLimited {
@@ -326,18 +328,24 @@ impl SizeLimited {
         let addr = listener.local_addr().unwrap();
         let offsets = Arc::new(Mutex::new(Vec::new()));
         let refused = Arc::new(AtomicUsize::new(0));
-        let (o, r) = (Arc::clone(&offsets), Arc::clone(&refused));
+        let deny = Arc::new(AtomicUsize::new(0));
+        let (o, r, d) = (
+            Arc::clone(&offsets),
+            Arc::clone(&refused),
+            Arc::clone(&deny),
+        );
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
-                let (o, r) = (Arc::clone(&o), Arc::clone(&r));
-                std::thread::spawn(move || Self::serve(stream, limit, &o, &r));
+                let (o, r, d) = (Arc::clone(&o), Arc::clone(&r), Arc::clone(&d));
+                std::thread::spawn(move || Self::serve(stream, limit, &o, &r, &d));
             }
         });
         Self {
             addr,
             offsets,
             refused,
+            deny,
         }
     }
 
@@ -351,6 +359,7 @@ impl SizeLimited {
         limit: usize,
         offsets: &std::sync::Mutex<Vec<u64>>,
         refused: &std::sync::atomic::AtomicUsize,
+        deny: &std::sync::atomic::AtomicUsize,
     ) {
         use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
         use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
@@ -386,7 +395,16 @@ impl SizeLimited {
                     .unwrap();
                 body = plain;
             }
-            let answer = if body.len() > limit {
+            let denied = deny
+                .fetch_update(
+                    std::sync::atomic::Ordering::SeqCst,
+                    std::sync::atomic::Ordering::SeqCst,
+                    |n| n.checked_sub(1),
+                )
+                .is_ok();
+            let answer = if denied {
+                "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"
+            } else if body.len() > limit {
                 refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n"
             } else {
@@ -480,6 +498,51 @@ fn forwarding_halves_batches_a_collector_refuses_as_too_large() {
     assert!(
         logs.lines()
             .any(|l| l.contains("ERROR") && l.contains(&format!("first_offset={big}"))),
+        "{logs}"
+    );
+}
+
+/// A collector refusing the credentials (401: a wrong or expired token in `[forward]
+/// headers`) refuses the destination, not the records: forwarding holds at its checkpoint and
+/// retries (1 s, doubling) until the collector takes them; nothing is dropped, each record
+/// arrives once.
+#[test]
+fn forwarding_holds_while_the_collector_refuses_the_credentials() {
+    let sandbox = Sandbox::new();
+    let store = sandbox.store();
+    let collector = SizeLimited::start(10 << 20);
+    collector.deny.store(3, std::sync::atomic::Ordering::SeqCst);
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(
+        store.join("config.toml"),
+        format!("[forward]\nendpoint = \"{}\"\n", collector.url()),
+    )
+    .unwrap();
+    for n in 0..10 {
+        sandbox.hook(&hook("auth", n));
+    }
+    sandbox.ok(&["compact"]);
+    let server = Server::spawn(sandbox.command_in(
+        &store,
+        &["serve", "--bind", "127.0.0.1:0", "--no-transcripts"],
+    ));
+    let deadline = Instant::now() + DEADLINE;
+    while server.json("/api/health")["forward"]["next_offset"] != 10 {
+        assert!(Instant::now() < deadline, "forwarding did not resume");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(collector.deny.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let mut offsets = collector.offsets();
+    offsets.sort_unstable();
+    assert_eq!(offsets, (0..10).collect::<Vec<u64>>(), "every record, once");
+    assert_eq!(server.terminate(), Some(0));
+    let logs = std::fs::read_dir(store.join("logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("ERROR") && l.contains("401") && l.contains("holds here")),
         "{logs}"
     );
 }

@@ -291,13 +291,16 @@ impl Pusher {
 
     /// Sends `records` (each with its offset, in offset order) as one request per signal
     /// among `signals` (logs, then metrics, then traces), built on `empty` (a batch naming the
-    /// store). A request refused with 413 is split in two and both halves sent, down to single
-    /// records; any other final refusal, or a single record refused with 413, is reported in
-    /// [`Delivery::refused`] and the rest still sent.
+    /// store). A request refused with 413 or 400 is split in two and both halves sent, down to
+    /// single records; a request whose records are refused ([`refuses_records`]: a single
+    /// record's 400/413, a 415, a 422) is reported in [`Delivery::refused`] and the rest still
+    /// sent.
     ///
     /// # Errors
-    /// [`PushError::GaveUp`] when retries ran out or `stop` ended them (requests answered
-    /// before stay delivered: the caller sends the batch again, at least once).
+    /// [`PushError::GaveUp`] when retries ran out or `stop` ended them; [`PushError::Rejected`]
+    /// for any other final status (401, 403, 404, 500, ...: the endpoint or its credentials
+    /// are wrong, not the records). Requests answered before stay delivered: the caller sends
+    /// the batch again, at least once.
     pub fn deliver(
         &self,
         empty: &Batch,
@@ -350,13 +353,19 @@ impl Pusher {
                 Ok(())
             }
             // Each half counts its own skipped records.
-            Err(PushError::Rejected { status: 413, .. }) if part.len() > 1 => {
+            Err(PushError::Rejected { status, .. })
+                if part.len() > 1 && matches!(status, 400 | 413) =>
+            {
                 drop(body);
                 let (first, second) = part.split_at(part.len() / 2);
                 self.deliver_part(empty, signal, first, backoff, stop, delivery)?;
                 self.deliver_part(empty, signal, second, backoff, stop, delivery)
             }
-            Err(error @ PushError::Rejected { .. }) => {
+            // The records themselves are refused (bad content, too large, a media type it
+            // does not take): drop them, named. Any other final status (401, 403, 404, 500,
+            // ...) says the endpoint or its credentials are wrong, not the records: the caller
+            // gets the error and keeps them.
+            Err(error @ PushError::Rejected { status, .. }) if refuses_records(status) => {
                 delivery.skipped += skipped;
                 delivery.refused.push(Refused {
                     signal,
@@ -436,6 +445,12 @@ impl Pusher {
             })
         }
     }
+}
+
+/// Whether a final status refuses the records of a request (so they can only be dropped),
+/// rather than the request's destination or credentials: 400, 413, 415, 422.
+pub fn refuses_records(status: u16) -> bool {
+    matches!(status, 400 | 413 | 415 | 422)
 }
 
 enum Attempt {

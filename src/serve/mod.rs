@@ -567,6 +567,9 @@ async fn forward_loop(
         from = forwarder.checkpoint().next_offset,
         "forwarding records"
     );
+    // After a failed step, the next waits 1 s, doubling to 5 minutes while steps keep failing
+    // (an endpoint refusing the credentials is retried until someone fixes them).
+    let mut failed_wait = Duration::from_secs(1);
     loop {
         if *shutdown.borrow() {
             return;
@@ -589,17 +592,31 @@ async fn forward_loop(
                 next_offset,
             }) => {
                 tracing::debug!(records, dropped, next_offset, "forwarded");
+                failed_wait = Duration::from_secs(1);
                 continue;
             }
             Ok(Step::Stopped) => return,
-            Ok(Step::Idle) => Duration::from_secs(5),
-            Err(error) => {
-                tracing::warn!(error = %error, "forward: step failed; retrying");
+            Ok(Step::Idle) => {
+                failed_wait = Duration::from_secs(1);
                 Duration::from_secs(5)
             }
+            Err(error) => {
+                let wait = failed_wait;
+                failed_wait = (failed_wait * 2).min(Duration::from_secs(300));
+                tracing::error!(
+                    error = %error,
+                    at_offset = forwarder.checkpoint().next_offset,
+                    retry_in_s = wait.as_secs(),
+                    "forward: not delivered (check [forward] endpoint and headers); \
+                     forwarding holds here and retries"
+                );
+                wait
+            }
         };
+        // A new pass wakes an idle forwarder; a failing one waits its time out.
+        let failing = failed_wait > Duration::from_secs(1);
         tokio::select! {
-            _ = passes.changed() => {}
+            _ = passes.changed(), if !failing => {}
             _ = shutdown.changed() => {}
             () = tokio::time::sleep(wait) => {}
         }
