@@ -260,6 +260,10 @@ fn point_count(metric: &Metric) -> usize {
 }
 
 /// The metric with only its `i`-th data point, that point's time and attributes.
+#[expect(
+    clippy::needless_update,
+    reason = "one macro for every kind of data: `Gauge` and `Summary` have no field but the points"
+)]
 fn one_point(metric: &Metric, i: usize) -> (Metric, u64, Vec<KeyValue>) {
     let mut one = Metric {
         name: metric.name.clone(),
