@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// Connections served at once; more wait until one closes
     #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// Live stream clients (`/api/stream`, each open dashboard is one) served at once; one
+    /// more is answered 503 with Retry-After
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_stream_clients: u32,
     /// Open the dashboard in a browser once listening (`$BROWSER`, else `xdg-open`)
     #[arg(long)]
     pub open: bool,
@@ -75,6 +79,7 @@ pub fn run(store: &Store, args: &ServeArgs) -> anyhow::Result<i32> {
         token: args.token,
         header_read_timeout: args.header_timeout,
         max_connections: args.max_connections as usize,
+        max_stream_clients: args.max_stream_clients as usize,
         allow_hosts: args.allow_hosts.clone(),
         ..ServeOptions::default()
     };

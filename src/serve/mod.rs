@@ -87,13 +87,13 @@ pub struct ServeOptions {
     /// Most bytes of rendered records in one page of `/api/sessions/{id}/records` (default
     /// 32 MiB; a page holds at least one record, however large).
     pub max_page_bytes: usize,
-    /// Most stream clients at once (default 64); one more gets 503 with `Retry-After`.
+    /// Most stream clients at once (default 256); one more gets 503 with `Retry-After`.
     pub max_stream_clients: usize,
     /// Most bytes of rendered records read in one step of a stream client or of the shared
     /// reader (default 1 MiB; a step reads at least one record).
     pub stream_batch_bytes: usize,
-    /// Most bytes of events a stream client may have queued (default 4 MiB; a larger event is
-    /// queued alone).
+    /// Most bytes of events a stream client may have queued (default 1 MiB; a larger event is
+    /// queued alone): with `max_stream_clients`, what slow clients can make the service hold.
     pub stream_queue_bytes: usize,
     /// Events a stream client may have queued (default 256).
     pub stream_queue: usize,
@@ -133,9 +133,9 @@ impl Default for ServeOptions {
             max_inbox_bytes: 256 << 20,
             max_otlp_body_bytes: 16 << 20,
             max_page_bytes: 32 << 20,
-            max_stream_clients: 64,
+            max_stream_clients: 256,
             stream_batch_bytes: 1 << 20,
-            stream_queue_bytes: 4 << 20,
+            stream_queue_bytes: 1 << 20,
             stream_queue: 256,
             stream_send_timeout: Duration::from_secs(10),
             stream_batch: 256,
