@@ -31,7 +31,6 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -285,17 +284,10 @@ impl Dir {
             "tool_response": {"stdout": seq},
             "seq": seq,
         });
-        let mut child = self
-            .command(&["hook".to_owned()], failpoints)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let _ = stdin.write_all(payload.to_string().as_bytes());
-        drop(stdin);
-        child.wait_with_output().unwrap()
+        common::run_with_stdin(
+            &mut self.command(&["hook".to_owned()], failpoints),
+            payload.to_string().as_bytes(),
+        )
     }
 
     /// Runs `step`; returns the output and, for a hook, its sequence id.

@@ -6,7 +6,6 @@
 mod common;
 
 use std::io::Write;
-use std::process::Stdio;
 
 use common::{Sandbox, assert_success};
 use ctrace::config::Config;
@@ -42,28 +41,17 @@ fn a_300_mib_hook_payload_is_truncated_and_the_store_stays_readable() {
     .unwrap();
     assert_success(&["hook"], &sandbox.hook(SMALL.as_bytes()));
     let len = 300 << 20;
-    let mut child = sandbox
-        .command(&["hook"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut hasher = Sha256::new();
-    for chunk in big_payload_chunks(len) {
-        hasher.update(&chunk);
-        stdin.write_all(&chunk).unwrap();
-    }
-    drop(stdin);
-    let output = child.wait_with_output().unwrap();
+    let (output, digest) = common::run_feeding(&mut sandbox.command(&["hook"]), |mut stdin| {
+        let mut hasher = Sha256::new();
+        for chunk in big_payload_chunks(len) {
+            hasher.update(&chunk);
+            stdin.write_all(&chunk).unwrap();
+        }
+        hasher.finalize()
+    });
     assert_success(&["hook"], &output);
     assert!(output.stdout.is_empty() && output.stderr.is_empty());
-    let digest: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     assert_success(&["hook"], &sandbox.hook(SMALL.as_bytes()));
     assert_success(&["compact"], &sandbox.run(&["compact"]));
 

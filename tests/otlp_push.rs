@@ -16,9 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Sandbox;
 use common::http::{DEADLINE, Server};
 use common::otlp::{Receiver, python};
+use common::{Sandbox, hook_payload, sized_hook};
 use serde_json::Value;
 
 fn cost_by_session(sandbox: &Sandbox, store: &Path) -> BTreeMap<String, (u64, f64)> {
@@ -174,10 +174,7 @@ fn a_second_ctrace_fed_by_export_has_the_same_sessions_and_cost() {
     let sandbox = Sandbox::new();
     let store = sandbox.demo_store();
     let second = sandbox.path("second");
-    let server = Server::spawn(sandbox.command_in(
-        &second,
-        &["serve", "--bind", "127.0.0.1:0", "--no-transcripts"],
-    ));
+    let server = Server::start(&sandbox, &second, &[]);
     let url = format!("http://{}", server.addr);
     let output = sandbox
         .command_in(&store, &["export", "--format", "otlp", "--endpoint", &url])
@@ -215,13 +212,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn hook(session: &str, n: u64) -> Vec<u8> {
-    format!(
-        r#"{{"hook_event_name":"UserPromptSubmit","session_id":"{session}","cwd":"/tmp/p","prompt":"prompt {n}"}}"#
-    )
-    .into_bytes()
-}
-
 /// Waits until the receiver holds every offset below `next` (deduplicated).
 fn wait_delivered(receiver: &Receiver, next: u64) -> Vec<u64> {
     let deadline = Instant::now() + DEADLINE;
@@ -252,16 +242,11 @@ fn forwarding_survives_the_receiver_being_down_and_delivers_each_record_once() {
         format!("[forward]\nendpoint = \"http://127.0.0.1:{port}\"\nbatch = 7\n"),
     )
     .unwrap();
-    let start = || {
-        Server::spawn(sandbox.command_in(
-            &store,
-            &["serve", "--bind", "127.0.0.1:0", "--no-transcripts"],
-        ))
-    };
+    let start = || Server::start(&sandbox, &store, &[]);
     let server = start();
     // The receiver is down: records pile up.
     for n in 0..20 {
-        assert_eq!(server.post_hook(&hook("fwd-a", n)).status, 200);
+        assert_eq!(server.post_hook(&hook_payload("fwd-a", n)).status, 200);
     }
     server.wait_caught_up(20);
     let receiver_dir = sandbox.path("receiver");
@@ -277,7 +262,7 @@ fn forwarding_survives_the_receiver_being_down_and_delivers_each_record_once() {
     receiver.stop();
     // Down again while more arrive; then back.
     for n in 20..45 {
-        assert_eq!(server.post_hook(&hook("fwd-b", n)).status, 200);
+        assert_eq!(server.post_hook(&hook_payload("fwd-b", n)).status, 200);
     }
     server.wait_caught_up(45);
     let receiver = Receiver::start(&python, &receiver_dir, &["--port", &port_arg]);
@@ -286,7 +271,7 @@ fn forwarding_survives_the_receiver_being_down_and_delivers_each_record_once() {
     assert_eq!(server.terminate(), Some(0));
     let server = start();
     for n in 45..50 {
-        assert_eq!(server.post_hook(&hook("fwd-c", n)).status, 200);
+        assert_eq!(server.post_hook(&hook_payload("fwd-c", n)).status, 200);
     }
     server.wait_caught_up(50);
     let offsets = wait_delivered(&receiver, 50);
@@ -294,14 +279,9 @@ fn forwarding_survives_the_receiver_being_down_and_delivers_each_record_once() {
     let checkpoint: Value =
         serde_json::from_slice(&std::fs::read(store.join("forward.checkpoint")).unwrap()).unwrap();
     assert_eq!(checkpoint["next_offset"], 50);
-    let deadline = Instant::now() + DEADLINE;
-    while server.json("/api/health")["forward"]["next_offset"] != 50 {
-        assert!(
-            Instant::now() < deadline,
-            "health does not show the checkpoint"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    server.wait_for("/api/health", |health| {
+        health["forward"]["next_offset"] == 50
+    });
     assert_eq!(
         server.json("/api/health")["forward"]["endpoint"],
         format!("http://127.0.0.1:{port}").as_str()
@@ -437,17 +417,6 @@ impl SizeLimited {
     }
 }
 
-/// A hook payload of `session` with a prompt of `size` bytes.
-fn sized_hook(session: &str, n: u64, size: usize) -> Vec<u8> {
-    let prompt: String = (0..size)
-        .map(|i| char::from(b'a' + ((i as u64 * 7 + n) % 26) as u8))
-        .collect();
-    format!(
-        r#"{{"hook_event_name":"UserPromptSubmit","session_id":"{session}","cwd":"/tmp/p","prompt":"{prompt}"}}"#
-    )
-    .into_bytes()
-}
-
 /// 25 hooks of 50 KB and one of 300 KB, sealed in the sandbox's store with `config`; the
 /// offset of the large one.
 fn large_records(sandbox: &Sandbox, config: &str) -> u64 {
@@ -476,25 +445,17 @@ fn forwarding_halves_batches_a_collector_refuses_as_too_large() {
             collector.url()
         ),
     );
-    let server = Server::spawn(sandbox.command_in(
-        &store,
-        &["serve", "--bind", "127.0.0.1:0", "--no-transcripts"],
-    ));
-    let deadline = Instant::now() + DEADLINE;
-    while server.json("/api/health")["forward"]["next_offset"] != 26 {
-        assert!(Instant::now() < deadline, "forwarding did not get through");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let server = Server::start(&sandbox, &store, &[]);
+    server.wait_for("/api/health", |health| {
+        health["forward"]["next_offset"] == 26
+    });
     let mut offsets = collector.offsets();
     offsets.sort_unstable();
     let expected: Vec<u64> = (0..26).filter(|o| *o != big).collect();
     assert_eq!(offsets, expected, "each record but the refused one, once");
     assert!(collector.refused.load(std::sync::atomic::Ordering::SeqCst) > 1);
     assert_eq!(server.terminate(), Some(0));
-    let logs = std::fs::read_dir(store.join("logs"))
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect::<String>();
+    let logs = sandbox.runtime_log();
     assert!(
         logs.lines()
             .any(|l| l.contains("ERROR") && l.contains(&format!("first_offset={big}"))),
@@ -519,27 +480,19 @@ fn forwarding_holds_while_the_collector_refuses_the_credentials() {
     )
     .unwrap();
     for n in 0..10 {
-        sandbox.hook(&hook("auth", n));
+        sandbox.hook(&hook_payload("auth", n));
     }
     sandbox.ok(&["compact"]);
-    let server = Server::spawn(sandbox.command_in(
-        &store,
-        &["serve", "--bind", "127.0.0.1:0", "--no-transcripts"],
-    ));
-    let deadline = Instant::now() + DEADLINE;
-    while server.json("/api/health")["forward"]["next_offset"] != 10 {
-        assert!(Instant::now() < deadline, "forwarding did not resume");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let server = Server::start(&sandbox, &store, &[]);
+    server.wait_for("/api/health", |health| {
+        health["forward"]["next_offset"] == 10
+    });
     assert_eq!(collector.deny.load(std::sync::atomic::Ordering::SeqCst), 0);
     let mut offsets = collector.offsets();
     offsets.sort_unstable();
     assert_eq!(offsets, (0..10).collect::<Vec<u64>>(), "every record, once");
     assert_eq!(server.terminate(), Some(0));
-    let logs = std::fs::read_dir(store.join("logs"))
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect::<String>();
+    let logs = sandbox.runtime_log();
     assert!(
         logs.lines()
             .any(|l| l.contains("ERROR") && l.contains("401") && l.contains("holds here")),

@@ -14,9 +14,9 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 
-use common::Sandbox;
 use common::http::Server;
 use common::otlp::{event, gzip, key_value, logs_request, post, resource, scope};
+use common::{Sandbox, sized_hook};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -26,13 +26,6 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message;
-
-fn start(sandbox: &Sandbox, store: &Path) -> Server {
-    Server::spawn(sandbox.command_in(
-        store,
-        &["serve", "--bind", "127.0.0.1:0", "--no-transcripts"],
-    ))
-}
 
 /// `n` `api_request` events of `session`, shaped like Claude Code's.
 fn api_requests(session: &str, n: usize) -> ExportLogsServiceRequest {
@@ -68,7 +61,7 @@ fn otlp_records(sandbox: &Sandbox, store: &Path) -> Vec<serde_json::Value> {
 fn every_log_record_arrives_in_both_encodings_gzip_on_and_off() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = start(&sandbox, &store);
+    let server = Server::start(&sandbox, &store, &[]);
     let mut expected = 0;
     for (i, (content_type, gzipped)) in [
         ("application/x-protobuf", false),
@@ -138,7 +131,7 @@ fn every_log_record_arrives_in_both_encodings_gzip_on_and_off() {
 fn metrics_and_traces_become_one_record_per_point_and_span() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = start(&sandbox, &store);
+    let server = Server::start(&sandbox, &store, &[]);
     let points = ["input", "output", "cacheRead", "cacheCreation"]
         .iter()
         .map(|kind| NumberDataPoint {
@@ -243,7 +236,7 @@ fn metrics_and_traces_become_one_record_per_point_and_span() {
 fn bad_bodies_are_refused_and_store_nothing() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = start(&sandbox, &store);
+    let server = Server::start(&sandbox, &store, &[]);
     let good = api_requests("s", 2).encode_to_vec();
     // Not protobuf of the path's signal.
     let response = post(
@@ -351,7 +344,7 @@ fn bad_bodies_are_refused_and_store_nothing() {
 fn secrets_in_attributes_are_redacted_before_storage() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = start(&sandbox, &store);
+    let server = Server::start(&sandbox, &store, &[]);
     let secret = format!("sk-ant-api03-{}", "A1b2C3d4".repeat(12));
     let mut request = api_requests("s", 1);
     request.resource_logs[0].scope_logs[0].log_records[0]
@@ -477,34 +470,13 @@ mod hostile {
 fn a_backlog_above_the_inbox_limit_is_answered_429_with_retry_after() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let hook = |n: usize| {
-        format!(
-            r#"{{"hook_event_name":"UserPromptSubmit","session_id":"backlog","prompt":"{}"}}"#,
-            format!("{n} ").repeat(300)
-        )
-    };
-    sandbox.hook(hook(0).as_bytes());
+    sandbox.hook(&sized_hook("backlog", 0, 600));
     sandbox.ok(&["compact"]);
     for n in 1..4 {
-        sandbox.hook(hook(n).as_bytes());
+        sandbox.hook(&sized_hook("backlog", n, 600));
     }
-    let lock = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open(store.join("ctrace.lock"))
-        .unwrap();
-    lock.lock().unwrap();
-    let server = Server::spawn(sandbox.command_in(
-        &store,
-        &[
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--no-transcripts",
-            "--max-inbox",
-            "1KiB",
-        ],
-    ));
+    let lock = sandbox.lock_store();
+    let server = Server::start(&sandbox, &store, &["--max-inbox", "1KiB"]);
     let body = api_requests("s", 2).encode_to_vec();
     let response = post(&server, "/v1/logs", "application/x-protobuf", false, &body);
     assert_eq!(response.status, 429, "{}", response.text());
@@ -517,7 +489,7 @@ fn a_backlog_above_the_inbox_limit_is_answered_429_with_retry_after() {
     assert_eq!(server.json("/api/health")["unsealed_records"], 3);
     // The lock goes; the next wake (a hook) seals the backlog and requests are taken again.
     drop(lock);
-    assert_eq!(server.post_hook(hook(4).as_bytes()).status, 200);
+    assert_eq!(server.post_hook(&sized_hook("backlog", 4, 600)).status, 200);
     server.wait_caught_up(5);
     let response = post(&server, "/v1/logs", "application/x-protobuf", false, &body);
     assert_eq!(response.status, 200, "{}", response.text());
@@ -543,7 +515,7 @@ struct Status {
 fn amplifying_bodies_are_refused_before_decoding() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = start(&sandbox, &store);
+    let server = Server::start(&sandbox, &store, &[]);
     fn field(tag: u8, payload: &[u8]) -> Vec<u8> {
         let mut out = vec![tag << 3 | 2];
         prost::encoding::encode_varint(payload.len() as u64, &mut out);

@@ -12,9 +12,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use common::Sandbox;
 use common::http::Server;
@@ -58,19 +57,7 @@ impl Claude {
 
     /// Pipes `payload` into `ctrace hook` (exit 0, nothing on stdout).
     fn hook(&self, payload: &Value) {
-        let mut child = self
-            .command(&["hook"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(payload.to_string().as_bytes()).unwrap();
-        drop(stdin);
-        let output: Output = child.wait_with_output().unwrap();
-        assert_eq!(output.status.code(), Some(0), "{output:?}");
-        assert!(output.stdout.is_empty(), "{output:?}");
+        common::run_hook(&mut self.command(&["hook"]), payload.to_string().as_bytes());
     }
 
     /// `ctrace sessions --json`, parsed.
@@ -79,18 +66,6 @@ impl Claude {
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect()
-    }
-
-    /// The runtime log's lines (all days).
-    fn runtime_log(&self) -> String {
-        let mut text = String::new();
-        let Ok(entries) = std::fs::read_dir(self.sandbox.store().join("logs")) else {
-            return text;
-        };
-        for entry in entries {
-            text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default());
-        }
-        text
     }
 }
 
@@ -212,7 +187,7 @@ fn hooks_naming_files_outside_the_projects_directories_are_stored_but_not_read()
     let good_row = row(&sessions, "good-1").unwrap();
     assert_eq!(good_row["records"]["transcript"], 1, "{good_row}");
 
-    let log = claude.runtime_log();
+    let log = claude.sandbox.runtime_log();
     for (name, path) in &refused {
         let warned = log
             .lines()

@@ -11,33 +11,11 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
 use std::time::Instant;
 
-use common::Sandbox;
 use common::http::{DEADLINE, Server};
+use common::{Sandbox, hook_payload, sized_hook};
 use serde_json::Value;
-
-/// `ctrace serve` on `store` (any free port), hermetic: never this machine's own Claude Code
-/// transcripts.
-fn start(sandbox: &Sandbox, store: &Path, extra: &[&str]) -> Server {
-    let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--no-transcripts"];
-    args.extend_from_slice(extra);
-    Server::spawn(sandbox.command_in(store, &args))
-}
-
-fn hook_payload(session: &str, n: u64) -> Vec<u8> {
-    format!(
-        r#"{{"hook_event_name":"UserPromptSubmit","session_id":"{session}","cwd":"/tmp/p","prompt":"prompt {n}"}}"#
-    )
-    .into_bytes()
-}
-
-fn cli_json(sandbox: &Sandbox, store: &Path, args: &[&str]) -> Value {
-    let output = sandbox.command_in(store, args).output().unwrap();
-    common::assert_success(args, &output);
-    serde_json::from_slice(&output.stdout).unwrap()
-}
 
 /// Issue 16 item 2 (HTTP hook target): valid, malformed and oversized payloads are answered
 /// 200 with an empty body, stored through the hook path (malformed kept byte for byte, the
@@ -52,7 +30,7 @@ fn hooks_posted_over_http_are_stored() {
     )
     .unwrap();
     let store = sandbox.store();
-    let server = start(&sandbox, &store, &["--max-body", "1MiB"]);
+    let server = Server::start(&sandbox, &store, &["--max-body", "1MiB"]);
     let valid = hook_payload("http-session", 1);
     let malformed = br#"{"hook_event_name":"UserPromptSubmit","session_id":"http-session", oops"#;
     let mut oversized =
@@ -102,7 +80,7 @@ fn hooks_posted_over_http_are_stored() {
 fn rows_equal_the_cli() {
     let sandbox = Sandbox::new();
     let store = sandbox.demo_store();
-    let server = start(&sandbox, &store, &[]);
+    let server = Server::start(&sandbox, &store, &[]);
     server.wait_caught_up(1);
 
     let cli_sessions = sandbox.json_lines_in(&store, &["sessions", "--json"]);
@@ -117,11 +95,11 @@ fn rows_equal_the_cli() {
     );
     assert_eq!(
         server.json(&format!("/api/sessions/{prefix}/timeline")),
-        cli_json(&sandbox, &store, &["show", id, "--json"])
+        sandbox.json_in(&store, &["show", id, "--json"])
     );
     assert_eq!(
         server.json(&format!("/api/sessions/{prefix}/tree")),
-        cli_json(&sandbox, &store, &["tree", id, "--json"])
+        sandbox.json_in(&store, &["tree", id, "--json"])
     );
     assert_eq!(
         server.json(&format!("/api/sessions/{id}/records"))["records"]
@@ -153,12 +131,12 @@ fn rows_equal_the_cli() {
     assert_eq!(mermaid.body, cli_mermaid.stdout);
     assert_eq!(
         server.json("/api/tasks"),
-        cli_json(&sandbox, &store, &["tasks", "--json"])
+        sandbox.json_in(&store, &["tasks", "--json"])
     );
     for by in ["session", "day", "model", "tool"] {
         assert_eq!(
             server.json(&format!("/api/cost?by={by}")),
-            cli_json(&sandbox, &store, &["cost", "--by", by, "--json"]),
+            sandbox.json_in(&store, &["cost", "--by", by, "--json"]),
             "cost by {by}"
         );
     }
@@ -176,7 +154,7 @@ fn rows_equal_the_cli() {
     assert_eq!(seen, cli_sessions);
 
     // The model and cost filters, against the rows and `cost --by session`.
-    let costs = cli_json(&sandbox, &store, &["cost", "--by", "session", "--json"]);
+    let costs = sandbox.json_in(&store, &["cost", "--by", "session", "--json"]);
     let cost_of = |session: &str| -> f64 {
         costs
             .as_array()
@@ -298,7 +276,7 @@ fn rows_equal_the_cli() {
 fn bad_requests_get_json_errors() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = start(&sandbox, &store, &[]);
+    let server = Server::start(&sandbox, &store, &[]);
     for session in ["dup-a", "dup-b"] {
         assert_eq!(server.post_hook(&hook_payload(session, 0)).status, 200);
     }
@@ -418,7 +396,7 @@ impl Events {
 fn stream_delivers_and_resumes_without_gaps() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = start(&sandbox, &store, &[]);
+    let server = Server::start(&sandbox, &store, &[]);
     assert_eq!(server.post_hook(&hook_payload("before", 0)).status, 200);
     server.wait_caught_up(1);
 
@@ -450,7 +428,7 @@ fn stream_delivers_and_resumes_without_gaps() {
 fn many_stream_clients_get_their_records_once_in_order() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = start(&sandbox, &store, &[]);
+    let server = Server::start(&sandbox, &store, &[]);
     let queries = ["", "?session=a", "?session=b&source=hook", "?source=pty"];
     let mut clients: Vec<(&str, Events)> = queries
         .iter()
@@ -520,7 +498,7 @@ fn many_stream_clients_get_their_records_once_in_order() {
 fn sigterm_exits_zero_and_the_store_verifies() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = start(&sandbox, &store, &[]);
+    let server = Server::start(&sandbox, &store, &[]);
     for n in 0..5 {
         assert_eq!(server.post_hook(&hook_payload("bye", n)).status, 200);
     }
@@ -537,7 +515,7 @@ fn sigterm_exits_zero_and_the_store_verifies() {
 fn stream_sends_session_rows_after_records() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = start(&sandbox, &store, &[]);
+    let server = Server::start(&sandbox, &store, &[]);
     let mut events = Events::open(server.addr, "", None);
     for n in 0..3 {
         assert_eq!(server.post_hook(&hook_payload("rows", n)).status, 200);
@@ -572,7 +550,7 @@ fn stream_sends_session_rows_after_records() {
 fn stream_resumes_across_a_restart_with_command_hooks() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = start(&sandbox, &store, &[]);
+    let server = Server::start(&sandbox, &store, &[]);
     let mut events = Events::open(server.addr, "?source=hook", None);
     sandbox.hook(&hook_payload("cli", 0));
     let (first, data) = events.next_record();
@@ -583,7 +561,7 @@ fn stream_resumes_across_a_restart_with_command_hooks() {
     for n in 1..4 {
         sandbox.hook(&hook_payload("cli", n));
     }
-    let server = start(&sandbox, &store, &[]);
+    let server = Server::start(&sandbox, &store, &[]);
     let mut resumed = Events::open(server.addr, "?source=hook", Some(first));
     let prompts: Vec<(u64, Value)> = (0..3).map(|_| resumed.next_record()).collect();
     assert_eq!(
@@ -610,7 +588,7 @@ fn search_sources_and_cast_equal_the_cli() {
     // The CLI's search builds the index; the service then keeps it current.
     let cli_hits = sandbox.json_lines_in(&store, &["search", "error", "--json", "-n", "20"]);
     assert!(!cli_hits.is_empty(), "the demo has an error to find");
-    let server = start(&sandbox, &store, &[]);
+    let server = Server::start(&sandbox, &store, &[]);
     server.wait_caught_up(1);
     let page = server.json("/api/search?q=error&limit=20");
     assert_eq!(page["hits"].as_array().unwrap(), &cli_hits);
@@ -743,7 +721,7 @@ fn one_task_equals_its_node_in_the_forest() {
     let sandbox = Sandbox::new();
     sandbox.ingest(&[&corpus.join("claude-home/projects")]);
     let store = sandbox.store();
-    let forest = cli_json(&sandbox, &store, &["tasks", "--json"]);
+    let forest = sandbox.json_in(&store, &["tasks", "--json"]);
     // The first to-do or task whose id is unique in the forest.
     let mut nodes = Vec::new();
     let mut stack: Vec<(Value, Value)> = forest["roots"]
@@ -770,7 +748,7 @@ fn one_task_equals_its_node_in_the_forest() {
         .expect("the corpus has tasks");
     let (root, node) = unique;
     let id = node["id"].as_str().unwrap();
-    let server = start(&sandbox, &store, &[]);
+    let server = Server::start(&sandbox, &store, &[]);
     server.wait_caught_up(1);
     let path_id: String = id
         .bytes()
@@ -862,7 +840,7 @@ fn open_hands_the_dashboard_url_to_the_browser() {
 fn session_rows_follow_changes_made_by_other_processes() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = start(&sandbox, &store, &[]);
+    let server = Server::start(&sandbox, &store, &[]);
     for session in ["keep-me", "forget-me"] {
         assert_eq!(server.post_hook(&hook_payload(session, 0)).status, 200);
     }
@@ -884,17 +862,6 @@ fn session_rows_follow_changes_made_by_other_processes() {
     assert_eq!(server.get("/api/sessions/forget-me").status, 404);
 }
 
-/// A hook payload of `session` whose prompt is `size` bytes of text.
-fn sized_hook(session: &str, n: u64, size: usize) -> Vec<u8> {
-    let prompt: String = (0..size)
-        .map(|i| char::from(b'a' + ((i as u64 * 7 + n) % 26) as u8))
-        .collect();
-    format!(
-        r#"{{"hook_event_name":"UserPromptSubmit","session_id":"{session}","cwd":"/tmp/p","prompt":"{n} {prompt}"}}"#
-    )
-    .into_bytes()
-}
-
 /// Review finding 3 (memory per response): pages of `/api/sessions/{id}/records` end at
 /// `max_bytes` of rendered records as well as at `limit` (at least one record each), and
 /// following `next_after` walks every record of the session exactly once, in order, whatever
@@ -904,7 +871,7 @@ fn sized_hook(session: &str, n: u64, size: usize) -> Vec<u8> {
 fn pages_and_stream_steps_are_cut_by_bytes() {
     let sandbox = Sandbox::without_redaction();
     let store = sandbox.store();
-    let server = start(&sandbox, &store, &[]);
+    let server = Server::start(&sandbox, &store, &[]);
     let sizes = [
         200, 30_000, 500, 300_000, 100, 450_000, 2_000, 700_000, 50, 10,
     ];
@@ -1006,7 +973,7 @@ fn stream_head(addr: SocketAddr) -> (TcpStream, String) {
 fn stream_clients_are_capped() {
     let sandbox = Sandbox::new();
     let store = sandbox.store();
-    let server = start(&sandbox, &store, &["--max-stream-clients", "8"]);
+    let server = Server::start(&sandbox, &store, &["--max-stream-clients", "8"]);
     let mut clients: Vec<Events> = (0..8)
         .map(|_| Events::open(server.addr, "", None))
         .collect();
@@ -1054,13 +1021,8 @@ fn hooks_over_the_inbox_limit_are_kept_cut_then_refused() {
     for n in 1..4 {
         sandbox.hook(&sized_hook("backlog", n, 300));
     }
-    let lock = std::fs::File::options()
-        .read(true)
-        .write(true)
-        .open(store.join("ctrace.lock"))
-        .unwrap();
-    lock.lock().unwrap();
-    let server = start(&sandbox, &store, &["--max-inbox", "1KiB"]);
+    let lock = sandbox.lock_store();
+    let server = Server::start(&sandbox, &store, &["--max-inbox", "1KiB"]);
     let small = sized_hook("backlog", 4, 300);
     let response = server.post_hook(&small);
     assert_eq!(response.status, 200, "{}", response.text());

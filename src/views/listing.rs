@@ -3,13 +3,14 @@
 //! waiting for the lock) laid over them, and each session's status.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::ControlFlow;
 
 use serde::Serialize;
 
 use super::summary::{SessionRow, ToolTally};
 use super::{ViewsDb, ViewsError};
-use crate::log::Snapshot;
 use crate::log::read::TimeRange;
+use crate::log::{LogError, Snapshot};
 use crate::model::{Body, PtyKind, StoredRecord};
 use crate::segments::Offset;
 
@@ -270,6 +271,44 @@ pub fn session_records_page(
     limit: usize,
 ) -> Result<Vec<StoredRecord>, ViewsError> {
     let mut records = Vec::new();
+    let walk = for_each_sealed_record::<ViewsError>(db, snapshot, session, after, |stored| {
+        if records.len() == limit {
+            return Ok(ControlFlow::Break(()));
+        }
+        records.push(stored);
+        Ok(ControlFlow::Continue(()))
+    })?;
+    if walk.is_break() {
+        return Ok(records);
+    }
+    records.extend(
+        snapshot
+            .scan(Offset(u64::MAX), TimeRange::default(), true)
+            .filter_map(Result::ok)
+            .filter(|r| r.record.session.as_deref() == Some(session))
+            .take(limit - records.len()),
+    );
+    Ok(records)
+}
+
+/// Calls `visit` with each sealed record of `session` after the offset `after` (all when
+/// `None`), in offset order, until it returns [`ControlFlow::Break`]; only the offset ranges
+/// the views keep for the session, from `after` on, are decoded. Returns `Break` when `visit`
+/// stopped the walk, `Continue` when every such record was visited.
+///
+/// # Errors
+/// A [`ViewsError`] when the views cannot be read and a [`LogError`] when a record cannot be
+/// read, each as `E`; or the first error of `visit`, which ends the walk.
+pub fn for_each_sealed_record<E>(
+    db: &ViewsDb,
+    snapshot: &Snapshot,
+    session: &str,
+    after: Option<u64>,
+    mut visit: impl FnMut(StoredRecord) -> Result<ControlFlow<()>, E>,
+) -> Result<ControlFlow<()>, E>
+where
+    E: From<ViewsError> + From<LogError>,
+{
     for (first, last) in super::summary::record_ranges(db, session)? {
         if after.is_some_and(|a| last.0 <= a) {
             continue;
@@ -283,20 +322,10 @@ pub fn session_records_page(
             if stored.offset.is_some_and(|o| o > last) {
                 break;
             }
-            if stored.record.session.as_deref() == Some(session) {
-                if records.len() == limit {
-                    return Ok(records);
-                }
-                records.push(stored);
+            if stored.record.session.as_deref() == Some(session) && visit(stored)?.is_break() {
+                return Ok(ControlFlow::Break(()));
             }
         }
     }
-    records.extend(
-        snapshot
-            .scan(Offset(u64::MAX), TimeRange::default(), true)
-            .filter_map(Result::ok)
-            .filter(|r| r.record.session.as_deref() == Some(session))
-            .take(limit - records.len()),
-    );
-    Ok(records)
+    Ok(ControlFlow::Continue(()))
 }

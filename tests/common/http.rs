@@ -3,9 +3,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use super::Sandbox;
 
 /// How long any wait on the service may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(120);
@@ -20,6 +23,14 @@ pub struct Server {
 }
 
 impl Server {
+    /// `ctrace serve EXTRA` on `store` (any free port) with `sandbox`'s environment, hermetic:
+    /// never this machine's own Claude Code transcripts.
+    pub fn start(sandbox: &Sandbox, store: &Path, extra: &[&str]) -> Self {
+        let mut args = vec!["serve", "--bind", "127.0.0.1:0", "--no-transcripts"];
+        args.extend_from_slice(extra);
+        Self::spawn(sandbox.command_in(store, &args))
+    }
+
     /// Spawns `command` (a `ctrace ... serve ...`) and waits for its `listening on` line.
     pub fn spawn(mut command: Command) -> Self {
         let mut child = command

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{ChildStdin, Command, Output, Stdio};
 
 use base64::Engine;
 use serde::Deserialize;
@@ -158,29 +158,21 @@ impl Sandbox {
             .collect()
     }
 
+    /// `ctrace --store STORE ARGS`, asserting success, its stdout read as one JSON document.
+    pub fn json_in(&self, store: &Path, args: &[&str]) -> serde_json::Value {
+        let output = self.command_in(store, args).output().unwrap();
+        assert_success(args, &output);
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
     /// Runs `ctrace ARGS` with empty stdin.
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }
 
-    /// Runs `ctrace ARGS` with `input` on stdin.
+    /// Runs `ctrace ARGS` with `input` on stdin (see [`run_with_stdin`]).
     pub fn run_stdin(&self, args: &[&str], input: &[u8]) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        // A writer thread, so a child that stops reading cannot deadlock the test.
-        let input = input.to_vec();
-        let writer = std::thread::spawn(move || {
-            let _ = stdin.write_all(&input);
-        });
-        let output = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        output
+        run_with_stdin(&mut self.command(args), input)
     }
 
     /// Runs `ctrace ARGS` and asserts exit 0.
@@ -195,21 +187,33 @@ impl Sandbox {
         String::from_utf8(self.ok(args).stdout).unwrap()
     }
 
-    /// Pipes `payload` into `ctrace hook` and asserts the hook contract: exit 0, empty stdout.
+    /// Pipes `payload` into `ctrace hook` and asserts the hook contract (see [`run_hook`]).
     pub fn hook(&self, payload: &[u8]) -> Output {
-        let output = self.run_stdin(&["hook"], payload);
-        assert_eq!(
-            output.status.code(),
-            Some(0),
-            "ctrace hook must exit 0; stderr: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(
-            output.stdout.is_empty(),
-            "ctrace hook must print nothing on stdout, printed {:?}",
-            String::from_utf8_lossy(&output.stdout)
-        );
-        output
+        run_hook(&mut self.command(&["hook"]), payload)
+    }
+
+    /// The text of every file of the store's runtime log (`logs/`, all days); empty when there
+    /// is none.
+    pub fn runtime_log(&self) -> String {
+        let mut text = String::new();
+        if let Ok(entries) = std::fs::read_dir(self.store().join("logs")) {
+            for entry in entries {
+                text.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default());
+            }
+        }
+        text
+    }
+
+    /// Takes the store's lock (`ctrace.lock`, which must exist) as another ctrace process
+    /// would hold it: nothing is sealed until the returned file is dropped.
+    pub fn lock_store(&self) -> std::fs::File {
+        let lock = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(self.store().join("ctrace.lock"))
+            .unwrap();
+        lock.lock().unwrap();
+        lock
     }
 
     /// `ctrace ingest PATHS --json`, parsed.
@@ -237,6 +241,77 @@ impl Sandbox {
             .map(|line| serde_json::from_str(line).unwrap())
             .collect()
     }
+}
+
+/// Runs `command` with stdout and stderr captured and `feed` writing its stdin from a thread
+/// of its own, so a child that stops reading cannot deadlock the test; stdin is closed when
+/// `feed` returns. Returns the output and what `feed` returned.
+pub fn run_feeding<T: Send>(
+    command: &mut Command,
+    feed: impl FnOnce(ChildStdin) -> T + Send,
+) -> (Output, T) {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || feed(stdin));
+        let output = child.wait_with_output().unwrap();
+        let fed = writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (output, fed)
+    })
+}
+
+/// Runs `command` with `input` on stdin (see [`run_feeding`]); what a child that stops reading
+/// leaves of `input` is dropped.
+pub fn run_with_stdin(command: &mut Command, input: &[u8]) -> Output {
+    run_feeding(command, |mut stdin| {
+        let _ = stdin.write_all(input);
+    })
+    .0
+}
+
+/// Runs `command` (a `ctrace hook`) with `payload` on stdin and asserts the hook contract:
+/// exit 0, empty stdout.
+pub fn run_hook(command: &mut Command, payload: &[u8]) -> Output {
+    let output = run_with_stdin(command, payload);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "ctrace hook must exit 0; stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.stdout.is_empty(),
+        "ctrace hook must print nothing on stdout, printed {:?}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    output
+}
+
+/// A `UserPromptSubmit` hook payload of `session` whose prompt is `prompt {n}`.
+pub fn hook_payload(session: &str, n: u64) -> Vec<u8> {
+    format!(
+        r#"{{"hook_event_name":"UserPromptSubmit","session_id":"{session}","cwd":"/tmp/p","prompt":"prompt {n}"}}"#
+    )
+    .into_bytes()
+}
+
+/// A `UserPromptSubmit` hook payload of `session` whose prompt is `n`, a space and `size`
+/// bytes of letters.
+pub fn sized_hook(session: &str, n: u64, size: usize) -> Vec<u8> {
+    let prompt: String = (0..size)
+        .map(|i| char::from(b'a' + ((i as u64 * 7 + n) % 26) as u8))
+        .collect();
+    format!(
+        r#"{{"hook_event_name":"UserPromptSubmit","session_id":"{session}","cwd":"/tmp/p","prompt":"{n} {prompt}"}}"#
+    )
+    .into_bytes()
 }
 
 /// Asserts exit 0, showing stderr otherwise.

@@ -9,6 +9,8 @@
 //! to continue after, end a page together (when they do not all fit, the page stops before
 //! them, unless it would be empty: then it holds those that fit and is the last).
 
+use std::ops::ControlFlow;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
@@ -20,6 +22,7 @@ use crate::log::read::TimeRange;
 use crate::model::StoredRecord;
 use crate::segments::Offset;
 use crate::serve::{ApiError, AppState};
+use crate::views::listing::for_each_sealed_record;
 
 /// Query of `GET /api/sessions/{id}/records`.
 #[derive(Debug, Default, Deserialize)]
@@ -94,28 +97,18 @@ impl RecordsPage {
         let mine = |stored: &StoredRecord| stored.record.session.as_deref() == Some(id.as_str());
         let mut page = Self::default();
         // The sealed records: the offset ranges the views keep for the session, past `after`
-        // (only those are decoded), as `views::listing::session_records_page` reads them.
-        let ranges = match &db {
-            Some(db) => crate::views::summary::record_ranges(db, &id)?,
-            None => Vec::new(),
-        };
-        for (first, end) in ranges {
-            if after.is_some_and(|a| end.0 <= a) {
-                continue;
-            }
-            let start = match after {
-                Some(a) if a >= first.0 => Offset(a + 1),
-                _ => first,
-            };
-            for stored in snapshot.scan(start, TimeRange::default(), false) {
-                let stored = stored?;
-                if stored.offset.is_some_and(|o| o > end) {
-                    break;
-                }
-                if mine(&stored) && !page.push(&stored, limit, budget)? {
+        // (only those are decoded).
+        if let Some(db) = &db {
+            let walk = for_each_sealed_record(db, &snapshot, &id, after, |stored| {
+                Ok::<_, ApiError>(if page.push(&stored, limit, budget)? {
+                    ControlFlow::Continue(())
+                } else {
                     // The page is full: the next one starts after its last record.
-                    return Ok(page);
-                }
+                    ControlFlow::Break(())
+                })
+            })?;
+            if walk.is_break() {
+                return Ok(page);
             }
         }
         // The unsealed records: all of them, or none unless the page is empty.
