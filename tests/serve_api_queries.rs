@@ -11,17 +11,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use common::Sandbox;
 use common::http::Server;
 use serde_json::Value;
-
-fn cli_json(sandbox: &Sandbox, store: &Path, args: &[&str]) -> Value {
-    let output = sandbox.command_in(store, args).output().unwrap();
-    common::assert_success(args, &output);
-    serde_json::from_slice(&output.stdout).unwrap()
-}
 
 /// The sessions of `path` (a `/api/sessions` query with `limit`), following `next_cursor` to
 /// the end.
@@ -69,7 +62,7 @@ fn sessions_sort_and_filter_like_the_rows() {
     let store = sandbox.store();
     let rows = sandbox.json_lines_in(&store, &["sessions", "--json"]);
     assert!(rows.len() >= 5, "corpus sessions: {}", rows.len());
-    let costs = cli_json(&sandbox, &store, &["cost", "--by", "session", "--json"]);
+    let costs = sandbox.json_in(&store, &["cost", "--by", "session", "--json"]);
     let mut usd: HashMap<String, (f64, u64)> = HashMap::new();
     for row in costs.as_array().unwrap() {
         let entry = usd
@@ -195,20 +188,16 @@ fn cost_groupings_stats_and_health_equal_the_cli() {
     ] {
         assert_eq!(
             server.json(&format!("/api/cost?by={by}")),
-            cli_json(&sandbox, &store, &["cost", "--by", by, "--json"]),
+            sandbox.json_in(&store, &["cost", "--by", by, "--json"]),
             "cost by {by}"
         );
         assert_eq!(
             server.json(&format!("/api/cost?by={by}&breakdown=true")),
-            cli_json(
-                &sandbox,
-                &store,
-                &["cost", "--by", by, "--breakdown", "--json"]
-            ),
+            sandbox.json_in(&store, &["cost", "--by", by, "--breakdown", "--json"]),
             "cost by {by} with the breakdown"
         );
     }
-    let days = cli_json(&sandbox, &store, &["cost", "--by", "day", "--json"]);
+    let days = sandbox.json_in(&store, &["cost", "--by", "day", "--json"]);
     let day = days.as_array().unwrap()[0]["day"]
         .as_str()
         .unwrap()
@@ -217,8 +206,7 @@ fn cost_groupings_stats_and_health_equal_the_cli() {
         server.json(&format!(
             "/api/cost?by=model&since={day}&until={day}T23:59:59Z"
         )),
-        cli_json(
-            &sandbox,
+        sandbox.json_in(
             &store,
             &[
                 "cost",
@@ -235,7 +223,7 @@ fn cost_groupings_stats_and_health_equal_the_cli() {
     );
 
     let stats = server.json("/api/stats");
-    let cli_stats = cli_json(&sandbox, &store, &["stats", "--json"]);
+    let cli_stats = sandbox.json_in(&store, &["stats", "--json"]);
     for key in ["records", "next_offset", "segments"] {
         assert_eq!(
             stats[key], cli_stats[key],
