@@ -232,6 +232,33 @@ fn configured_roots_and_named_files_are_read() {
     assert!(cat.contains("MARKER_NAMED"), "{cat}");
 }
 
+/// A transcript named by a Stop hook is tailed when `ctrace ingest` (of anything) is what
+/// seals that hook, as when a reading command's refresh does: before, the ingest sealed the
+/// hook and no later refresh saw it name the transcript again. The ingest's summary counts only
+/// what it was given.
+#[test]
+fn an_ingest_that_seals_a_hook_tails_its_transcript() {
+    let claude = Claude::new();
+    let transcript = claude.project().join("sealed-by-ingest.jsonl");
+    std::fs::write(&transcript, line("sealed-by-ingest", "MARKER_TAILED")).unwrap();
+    claude.hook(&payload(
+        "Stop",
+        "sealed-by-ingest",
+        json!({"transcript_path": transcript}),
+    ));
+    let named = claude.sandbox.path("named-2.jsonl");
+    std::fs::write(&named, line("named-2", "MARKER_NAMED_2")).unwrap();
+    let summary: Value =
+        serde_json::from_str(&claude.ok(&["ingest", "--json", named.to_str().unwrap()])).unwrap();
+    assert_eq!(summary["records"], 1, "{summary}");
+    let cat = claude.ok(&["cat", "--json"]);
+    assert!(cat.contains("MARKER_NAMED_2"), "{cat}");
+    assert!(
+        cat.contains("MARKER_TAILED"),
+        "the transcript the hook named: {cat}"
+    );
+}
+
 /// Transcript paths that cannot be read: `/proc/self/mem` (a regular file whose read at 0
 /// fails, for root too: what made every pass fail before the rules, now refused as outside the
 /// projects directories), a directory named like a transcript below `project`, and a file of

@@ -216,7 +216,8 @@ impl<'l, 's> Ingester<'l, 's> {
     /// # Errors
     /// [`IngestError::Log`] when sealing fails.
     pub fn new(lock: &'l mut StoreLock<'s>) -> Result<Self, IngestError> {
-        lock.seal()?;
+        // What waited in the inbox first (its hooks may name transcripts: see `finish`).
+        let first = lock.seal()?;
         let redactor = std::sync::Arc::new(Redactor::new(&lock.store().config().redaction));
         Ok(Self {
             redactor,
@@ -225,7 +226,7 @@ impl<'l, 's> Ingester<'l, 's> {
             cursors: BTreeMap::new(),
             summary: IngestSummary::default(),
             progress: Box::new(|_| {}),
-            seals: Vec::new(),
+            seals: vec![first],
             started: Instant::now(),
             pty_sessions: None,
         })
@@ -750,12 +751,36 @@ impl<'l, 's> Ingester<'l, 's> {
         Ok(end)
     }
 
-    /// Seals what was ingested and returns the summary and the seals done.
+    /// Seals what was ingested and returns the summary and the seals done. A seal also seals
+    /// the hook records other processes left in the inbox; the transcripts those name
+    /// (Stop-like hooks) are tailed here, as the compactor's refresh tails them, so a
+    /// transcript is not left behind because an ingest, rather than a reading command, sealed
+    /// its hook. The summary counts what was asked for, not those tails.
     ///
     /// # Errors
-    /// [`IngestError::Log`] when the final seal fails.
+    /// [`IngestError::Log`] when a seal fails.
     pub fn finish(mut self) -> Result<(IngestSummary, Vec<SealReport>), IngestError> {
         self.seal()?;
+        let asked = self.summary.clone();
+        let mut tailed: BTreeSet<PathBuf> = BTreeSet::new();
+        // Tailing seals again, and that seal may take more hooks (another process keeps
+        // writing): a few rounds, then the next refresh takes the rest.
+        for _ in 0..3 {
+            let named: BTreeSet<PathBuf> = self
+                .seals
+                .iter()
+                .flat_map(|seal| seal.transcripts_to_tail.iter())
+                .filter(|path| !tailed.contains(*path))
+                .cloned()
+                .collect();
+            if named.is_empty() {
+                break;
+            }
+            self.tail_transcripts(&named)?;
+            self.seal()?;
+            tailed.extend(named);
+        }
+        self.summary = asked;
         self.summary.elapsed_ns = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(0);
         Ok((self.summary, self.seals))
     }
