@@ -17,6 +17,7 @@ use std::path::Path;
 use common::http::Server;
 use common::otlp::{event, gzip, key_value, logs_request, post, resource, scope};
 use common::{Sandbox, sized_hook};
+use ctrace::otlp::Status;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -496,15 +497,6 @@ fn a_backlog_above_the_inbox_limit_is_answered_429_with_retry_after() {
     server.wait_caught_up(7);
     assert_eq!(otlp_records(&sandbox, &store).len(), 2);
     assert_eq!(server.terminate(), Some(0));
-}
-
-/// `google.rpc.Status` of an OTLP refusal (fields 1 and 2).
-#[derive(Clone, PartialEq, prost::Message)]
-struct Status {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
 }
 
 /// Decode amplification: 16 MB of empty log records (2 bytes each on the wire, 184 bytes

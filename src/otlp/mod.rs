@@ -492,6 +492,20 @@ pub fn text(signal: Signal, raw: &[u8]) -> String {
     out
 }
 
+/// `google.rpc.Status`, the body of OTLP/HTTP error responses (fields 1 and 2 of
+/// `google/rpc/status.proto`; `details` is neither written nor read): what `ctrace serve`
+/// answers a refused OTLP request with, and what the pusher reads from a collector's refusal.
+/// Source: <https://opentelemetry.io/docs/specs/otlp/#failures-1>.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+pub struct Status {
+    /// gRPC status code (`3` INVALID_ARGUMENT, `8` RESOURCE_EXHAUSTED, `14` UNAVAILABLE, ...).
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    /// What was wrong, for people.
+    #[prost(string, tag = "2")]
+    pub message: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

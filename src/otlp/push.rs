@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use prost::Message;
 
-use super::Signal;
 use super::batch::{self, Batch};
+use super::{Signal, Status};
 use crate::model::Record;
 
 /// A collector's OTLP/HTTP endpoint.
@@ -189,15 +189,6 @@ impl Delivery {
 pub struct Pusher {
     agent: ureq::Agent,
     endpoint: Endpoint,
-}
-
-/// `google.rpc.Status` (fields 1 and 2), to read error answers.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Status {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
 }
 
 /// The `partial_success` of any `Export*ServiceResponse`: field 1, a message whose field 1 is

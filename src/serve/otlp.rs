@@ -42,7 +42,9 @@ use tokio_stream::StreamExt;
 use self::estimate::{WireError, json_estimate, protobuf_estimate, split_estimate};
 use super::AppState;
 use crate::ingest::redact::Redactor;
-use crate::otlp::{Encoding, OtlpError, Request, Signal, decompress, receive, response_body};
+use crate::otlp::{
+    Encoding, OtlpError, Request, Signal, Status, decompress, receive, response_body,
+};
 
 /// Seconds a client is told to wait (`Retry-After`) when the service is over its limits.
 const RETRY_AFTER_SECS: u64 = 2;
@@ -73,16 +75,6 @@ pub(crate) async fn metrics(state: State<AppState>, headers: HeaderMap, body: Bo
 /// `POST /v1/traces`.
 pub(crate) async fn traces(state: State<AppState>, headers: HeaderMap, body: Body) -> Response {
     export(state, Signal::Traces, headers, body).await
-}
-
-/// `google.rpc.Status`, the body of OTLP/HTTP error responses (fields 1 and 2 of
-/// `google/rpc/status.proto`; no details).
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
-struct Status {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
 }
 
 /// gRPC status codes used in [`Status::code`].
