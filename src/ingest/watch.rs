@@ -140,6 +140,20 @@ impl Shared {
     /// Watches `dir` recursively, then notes every transcript already below it (after the
     /// watch, so a file written in between is noted either way) and wakes the compactor.
     fn watch(&self, dir: &Path) -> Result<(), TranscriptWatchError> {
+        self.watch_recursive(dir)?;
+        let noted = self.note_below(dir);
+        tracing::info!(dir = %dir.display(), transcripts = noted, "watching transcripts");
+        self.dirs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(dir.to_owned());
+        Ok(())
+    }
+
+    /// Adds a recursive watch on `dir` (again, for a directory notify already watches: adding
+    /// a watch twice is harmless, and it returns only after notify's event loop has handled
+    /// every inotify event read before it, including adding its own watch on `dir`).
+    fn watch_recursive(&self, dir: &Path) -> Result<(), TranscriptWatchError> {
         use notify::{RecursiveMode, Watcher};
         self.watcher
             .lock()
@@ -148,25 +162,21 @@ impl Shared {
             .map_err(|source| TranscriptWatchError {
                 path: dir.to_owned(),
                 source,
-            })?;
+            })
+    }
+
+    /// Notes every transcript below `dir` and wakes the compactor if there was one; returns
+    /// how many were noted.
+    fn note_below(&self, dir: &Path) -> usize {
         let existing = transcripts_below(dir);
-        tracing::info!(
-            dir = %dir.display(),
-            transcripts = existing.len(),
-            "watching transcripts"
-        );
-        let noted = !existing.is_empty();
+        let noted = existing.len();
         for path in existing {
             self.changed.insert(path);
         }
-        if noted {
+        if noted > 0 {
             self.trigger.wake();
         }
-        self.dirs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(dir.to_owned());
-        Ok(())
+        noted
     }
 }
 
@@ -211,6 +221,7 @@ pub fn watch_transcripts(
     trigger: Arc<Trigger>,
 ) -> Result<TranscriptWatcher, TranscriptWatchError> {
     use notify::{EventKind, event::CreateKind, event::ModifyKind};
+    let (new_dirs, new_dirs_rx) = std::sync::mpsc::channel::<PathBuf>();
     let shared_changed = changed.clone();
     let shared_trigger = Arc::clone(&trigger);
     let handler = move |event: notify::Result<notify::Event>| {
@@ -223,14 +234,14 @@ pub fn watch_transcripts(
         };
         let noted = match event.kind {
             EventKind::Create(CreateKind::Folder) => {
-                let mut noted = false;
+                // notify calls this handler before it watches the new directory, so a scan
+                // here would miss a file written between the scan and that watch: the scan
+                // is done by `scan_new_dirs` once the directory is watched.
                 for dir in &event.paths {
-                    for path in transcripts_below(dir) {
-                        changed.insert(path);
-                        noted = true;
-                    }
+                    // Fails only when that thread is gone (the watcher is being dropped).
+                    let _ = new_dirs.send(dir.clone());
                 }
-                noted
+                false
             }
             EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) => {
                 let mut noted = false;
@@ -256,6 +267,13 @@ pub fn watch_transcripts(
         changed: shared_changed,
         trigger: shared_trigger,
     });
+    let weak = Arc::downgrade(&shared);
+    let spawned = std::thread::Builder::new()
+        .name("ctrace-transcript-new-dirs".into())
+        .spawn(move || scan_new_dirs(&weak, &new_dirs_rx));
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot scan new transcript directories");
+    }
     let mut missing = Vec::new();
     for dir in dirs {
         if dir.is_dir() {
@@ -275,6 +293,31 @@ pub fn watch_transcripts(
         }
     }
     Ok(TranscriptWatcher { shared })
+}
+
+/// Until the watcher is dropped: for each directory created below a watched one (sent by the
+/// event handler), waits until notify watches it, then notes the transcripts already in it
+/// (written before the watch reached it: `mkdir -p` then a write, as Claude Code does for a
+/// new project). A directory removed in between is skipped.
+fn scan_new_dirs(shared: &Weak<Shared>, new_dirs: &std::sync::mpsc::Receiver<PathBuf>) {
+    while let Ok(dir) = new_dirs.recv() {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        match shared.watch_recursive(&dir) {
+            Ok(()) => {
+                shared.note_below(&dir);
+            }
+            Err(error) if !dir.is_dir() => {
+                tracing::debug!(error = %error, "a new transcript directory went away");
+            }
+            Err(error) => {
+                // notify watches what it can itself; note what is there now anyway.
+                tracing::warn!(error = %error, cause = %error.source, "transcripts are not watched");
+                shared.note_below(&dir);
+            }
+        }
+    }
 }
 
 /// Until the watcher is dropped or every directory of `missing` is watched: every
@@ -349,6 +392,59 @@ mod tests {
             seen.extend(changed.take());
         }
         assert!(seen.iter().all(|p| is_transcript(p)), "{seen:?}");
+    }
+
+    /// A file written into a new directory right after it is made (before notify's watch on
+    /// it exists) is noted: the new directory is scanned only once it is watched. Before,
+    /// the scan ran ahead of the watch and such a file was lost until its next write.
+    #[test]
+    fn files_in_directories_made_in_a_burst_are_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        let projects = dir.path().join("projects");
+        std::fs::create_dir(&projects).unwrap();
+        let changed = ChangedFiles::new();
+        let trigger = Arc::new(Trigger::new());
+        let _watcher =
+            watch_transcripts(std::slice::from_ref(&projects), changed.clone(), trigger).unwrap();
+        // Busy threads make the watcher thread lose the CPU between its steps, and the writes
+        // come 0 to 1 ms after each directory, so some land inside that window.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let busy: Vec<_> = (0..4)
+            .map(|_| {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        let mut expected = BTreeSet::new();
+        for i in 0..200 {
+            let project = projects.join(format!("-p{i}/sub"));
+            std::fs::create_dir_all(&project).unwrap();
+            let start = Instant::now();
+            for j in 0..8_u64 {
+                while start.elapsed() < Duration::from_micros(j * j * 20) {
+                    std::hint::spin_loop();
+                }
+                let transcript = project.join(format!("s{j}.jsonl"));
+                std::fs::write(&transcript, b"{}\n").unwrap();
+                expected.insert(transcript);
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for thread in busy {
+            thread.join().unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = BTreeSet::new();
+        while !expected.is_subset(&seen) {
+            let missed: Vec<_> = expected.difference(&seen).collect();
+            assert!(Instant::now() < deadline, "never noted: {missed:?}");
+            std::thread::sleep(Duration::from_millis(20));
+            seen.extend(changed.take());
+        }
     }
 
     /// Issue 16, transcript watcher item: transcripts written before the watch started are
