@@ -33,16 +33,16 @@ import http.client
 import json
 import os
 import queue
-import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from servebench import Server, pct
 
 try:
     from google.protobuf import json_format
@@ -58,14 +58,6 @@ except ImportError as error:  # pragma: no cover - a message, not a traceback
 MODELS = ["claude-opus-4-6", "claude-sonnet-4-5-20250929", "claude-haiku-4-5-20251001"]
 OFFSET_ATTRIBUTE = "ctrace.offset"
 SOURCE_ATTRIBUTE = "ctrace.source"
-
-
-def pct(values, q):
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = min(len(values) - 1, max(0, int(round(q / 100.0 * (len(values) - 1)))))
-    return values[k]
 
 
 # --------------------------------------------------------------------------- requests
@@ -180,74 +172,6 @@ def encode_all(count, batch, start_ns, encodings):
 
 
 # --------------------------------------------------------------------------- the service
-
-
-class Server:
-    """A running `ctrace --store STORE serve --bind 127.0.0.1:0 --no-transcripts`."""
-
-    def __init__(self, binary, store):
-        self.proc = subprocess.Popen(
-            [binary, "--store", store, "serve", "--bind", "127.0.0.1:0", "--no-transcripts"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        line = self.proc.stderr.readline()
-        m = re.search(r"listening on http://([\d.]+):(\d+)", line)
-        if not m:
-            raise SystemExit(f"serve did not start: {line!r}")
-        self.host, self.port = m.group(1), int(m.group(2))
-        self.warnings = []
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for line in self.proc.stderr:
-            if "WARN" in line or "ERROR" in line:
-                self.warnings.append(line.rstrip())
-
-    def connection(self):
-        return http.client.HTTPConnection(self.host, self.port, timeout=120)
-
-    def health(self):
-        conn = self.connection()
-        conn.request("GET", "/api/health")
-        resp = conn.getresponse()
-        body = resp.read()
-        conn.close()
-        if resp.status != 200:
-            raise SystemExit(f"GET /api/health: {resp.status} {body[:300]!r}")
-        return json.loads(body)
-
-    def wait_caught_up(self, at_least, deadline_s=600, or_none=False):
-        """Polls /api/health until `at_least` records are sealed, folded and indexed; at the
-        deadline exits, or returns None with `or_none`."""
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end:
-            h = self.health()
-            nxt = h["next_offset"]
-            if (
-                nxt >= at_least
-                and h["unsealed_records"] == 0
-                and h["views_checkpoint"] == nxt
-                and h["index_checkpoint"] in (None, nxt)
-            ):
-                return h
-            time.sleep(0.02)
-        if or_none:
-            return None
-        raise SystemExit(f"the service did not catch up: {self.health()}")
-
-    def cpu_s(self):
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def rejected_in(body, content_type):

@@ -34,97 +34,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
+from servebench import Server, pct
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def pct(values, q):
-    values = sorted(values)
-    if not values:
-        return float("nan")
-    k = min(len(values) - 1, max(0, int(round(q / 100.0 * (len(values) - 1)))))
-    return values[k]
-
-
-class Server:
-    """A running `ctrace --store STORE serve --bind 127.0.0.1:0`."""
-
-    def __init__(self, binary, store, extra=()):
-        self.proc = subprocess.Popen(
-            [binary, "--store", store, "serve", "--bind", "127.0.0.1:0", "--no-transcripts", *extra],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        line = self.proc.stderr.readline()
-        m = re.search(r"listening on http://([\d.]+):(\d+)", line)
-        if not m:
-            raise SystemExit(f"serve did not start: {line!r}")
-        self.host, self.port = m.group(1), int(m.group(2))
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self):
-        for _ in self.proc.stderr:
-            pass
-
-    def get(self, path, timeout=600):
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-        conn.request("GET", path)
-        resp = conn.getresponse()
-        body = resp.read()
-        conn.close()
-        if resp.status != 200:
-            raise SystemExit(f"GET {path}: {resp.status} {body[:300]!r}")
-        return body
-
-    def json(self, path):
-        return json.loads(self.get(path))
-
-    def timed(self, path, runs):
-        """Milliseconds of `runs` sequential GETs (one connection each)."""
-        out = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            self.get(path)
-            out.append((time.perf_counter() - t) * 1000)
-        return out
-
-    def wait_caught_up(self, at_least=0, deadline_s=3600):
-        end = time.time() + deadline_s
-        while time.time() < end:
-            h = self.json("/api/health")
-            nxt = h["next_offset"]
-            if (
-                nxt >= at_least
-                and h["unsealed_records"] == 0
-                and h["views_checkpoint"] == nxt
-                and h["index_checkpoint"] in (None, nxt)
-            ):
-                return h
-            time.sleep(0.1)
-        raise SystemExit("the service did not catch up")
-
-    def rss_kib(self):
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        return 0
-
-    def cpu_s(self):
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 class Stream:
