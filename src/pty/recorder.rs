@@ -137,6 +137,9 @@ pub fn record(store: &Store, options: &RecordOptions) -> Result<Recording, Recor
     };
     write_start(&mut writer, &session, start_ts, start)?;
 
+    // Registered before the child exists, so a SIGTERM that comes as soon as the child runs
+    // (its first output seen) is forwarded, not the recorder's death by the default action.
+    let signals = register_signals();
     let pair = open_pty(width, height)?;
     let spawned = spawn_child(
         pair.slave.as_ref(),
@@ -177,7 +180,13 @@ pub fn record(store: &Store, options: &RecordOptions) -> Result<Recording, Recor
     spawn_input(io.writer, events.clone(), options.input, clock);
 
     // Signals: window size changes and termination requests.
-    spawn_signals(pair.master, events.clone(), child.process_id(), clock);
+    spawn_signals(
+        signals,
+        pair.master,
+        events.clone(),
+        child.process_id(),
+        clock,
+    );
 
     let status = match child.wait() {
         Ok(status) => shell_status(&status),
@@ -381,18 +390,32 @@ fn spawn_input(
         });
 }
 
+/// The signals the recorder handles (SIGWINCH, SIGTERM, SIGHUP, SIGINT, SIGQUIT), caught from
+/// now on and queued until [`spawn_signals`] reads them; `None` (default actions) when they
+/// cannot be registered.
+fn register_signals() -> Option<signal_hook::iterator::Signals> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGWINCH};
+    match signal_hook::iterator::Signals::new([SIGWINCH, SIGTERM, SIGHUP, SIGINT, SIGQUIT]) {
+        Ok(signals) => Some(signals),
+        Err(error) => {
+            tracing::warn!(%error, "signals are not forwarded to the recorded command");
+            None
+        }
+    }
+}
+
 /// Starts the signal thread: SIGWINCH resizes the PTY (and is recorded); SIGTERM, SIGHUP,
-/// SIGINT and SIGQUIT are forwarded to the child. Without signal handling, nothing starts.
+/// SIGINT and SIGQUIT (also those caught before the child started) are forwarded to the
+/// child. Without signal handling, nothing starts.
 fn spawn_signals(
+    signals: Option<signal_hook::iterator::Signals>,
     master: Box<dyn MasterPty + Send>,
     events: SyncSender<Event>,
     child_pid: Option<u32>,
     clock: Clock,
 ) {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGWINCH};
-    let Ok(mut signals) =
-        signal_hook::iterator::Signals::new([SIGWINCH, SIGTERM, SIGHUP, SIGINT, SIGQUIT])
-    else {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGWINCH};
+    let Some(mut signals) = signals else {
         return;
     };
     let _ = std::thread::Builder::new()
