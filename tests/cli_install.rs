@@ -622,11 +622,12 @@ fn renamed_binary_recognises_its_own_entries() {
             .env("PATH", sandbox.path("bin"))
             .env_remove("CLAUDE_CONFIG_DIR");
         // A child another test thread forks while the copy is open holds its write descriptor
-        // until that child execs: the kernel answers ETXTBSY for a moment.
+        // until that child execs: the kernel answers ETXTBSY for a moment (up to 30 s here, as
+        // that child may wait for a CPU that long on a loaded machine).
         let mut tries = 0;
         let output = loop {
             match command.output() {
-                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 1500 => {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }

@@ -446,9 +446,12 @@ fn corpus_sessions_group_main_and_subagent_files() {
 /// Writes `bytes` to the end of `path`.
 /// Sets the mtime of `path` to now: the file was "just modified", so ctrace must not treat an
 /// unterminated last line as settled (it waits `SETTLED_AFTER`, 5 s), however slow the machine.
+/// Makes `path` look still written to: its mtime a day ahead, so it is not settled however
+/// long the next ingest takes to look at it.
 fn touch(path: &Path) {
     let file = fs::File::options().write(true).open(path).unwrap();
-    file.set_modified(SystemTime::now()).unwrap();
+    file.set_modified(SystemTime::now() + Duration::from_secs(86_400))
+        .unwrap();
 }
 
 fn append(path: &Path, bytes: &[u8]) {

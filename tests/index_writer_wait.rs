@@ -3,8 +3,9 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Sandbox, assert_success};
 
@@ -24,21 +25,28 @@ fn compact_and_reindex_wait_for_the_index_writer() {
         // Another writer: this test process holds tantivy's writer lock.
         let index = tantivy::Index::open_in_dir(sandbox.store().join("index")).unwrap();
         let writer: tantivy::IndexWriter = index.writer_with_num_threads(1, 15_000_000).unwrap();
-        let child = sandbox
+        let mut child = sandbox
             .command(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(2500));
+        // The lock is released only once the child says it waits for it (after a second of
+        // retries), however long it takes to get there on a loaded machine.
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !seen.contains("waiting for another process") {
+            assert!(Instant::now() < deadline, "{args:?} never waited: {seen}");
+            let mut line = String::new();
+            let read = stderr.read_line(&mut line).unwrap();
+            assert!(read > 0, "{args:?} ended without waiting: {seen}");
+            seen.push_str(&line);
+        }
         drop(writer);
+        stderr.read_to_string(&mut seen).unwrap();
         let output = child.wait_with_output().unwrap();
-        assert_success(args, &output);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            stderr.contains("waiting for another process"),
-            "{args:?}: {stderr}"
-        );
+        assert!(output.status.success(), "{args:?}: {seen}");
     }
     let found = sandbox.ok_stdout(&["search", "Stop", "--json"]);
     assert!(found.lines().count() >= 3, "{found}");

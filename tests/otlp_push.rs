@@ -203,13 +203,19 @@ fn a_second_ctrace_fed_by_export_has_the_same_sessions_and_cost() {
     assert_eq!(hooks(&store), hooks(&second));
 }
 
-/// A free port on 127.0.0.1 (bound and released).
+/// A free port on 127.0.0.1 (bound and released) below the kernel's ephemeral range
+/// (32768 and up by default), so that no client socket or `--bind :0` of another test takes
+/// it before the receiver binds it.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let seed = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos() as u64;
+    (0..2000_u64)
+        .map(|i| 20_000 + u16::try_from((seed + i * 7919) % 12_000).unwrap_or(0))
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .unwrap_or_else(|| panic!("no free port in 20000..32000"))
 }
 
 /// Waits until the receiver holds every offset below `next` (deduplicated).
@@ -259,6 +265,11 @@ fn forwarding_survives_the_receiver_being_down_and_delivers_each_record_once() {
         &["--port", &port_arg, "--fail-first", "2"],
     );
     wait_delivered(&receiver, 20);
+    // Stopped only once the service took the answers (a receiver stopped before answering
+    // gets that batch again, rightly).
+    server.wait_for("/api/health", |health| {
+        health["forward"]["next_offset"] == 20
+    });
     receiver.stop();
     // Down again while more arrive; then back.
     for n in 20..45 {
@@ -267,6 +278,9 @@ fn forwarding_survives_the_receiver_being_down_and_delivers_each_record_once() {
     server.wait_caught_up(45);
     let receiver = Receiver::start(&python, &receiver_dir, &["--port", &port_arg]);
     wait_delivered(&receiver, 45);
+    server.wait_for("/api/health", |health| {
+        health["forward"]["next_offset"] == 45
+    });
     // A restart of the service resends nothing and goes on from its checkpoint.
     assert_eq!(server.terminate(), Some(0));
     let server = start();
@@ -276,12 +290,13 @@ fn forwarding_survives_the_receiver_being_down_and_delivers_each_record_once() {
     server.wait_caught_up(50);
     let offsets = wait_delivered(&receiver, 50);
     assert_eq!(offsets.len(), 50, "each record delivered exactly once");
-    let checkpoint: Value =
-        serde_json::from_slice(&std::fs::read(store.join("forward.checkpoint")).unwrap()).unwrap();
-    assert_eq!(checkpoint["next_offset"], 50);
+    // The checkpoint is written after the receiver's answer, so after its lines: wait for it.
     server.wait_for("/api/health", |health| {
         health["forward"]["next_offset"] == 50
     });
+    let checkpoint: Value =
+        serde_json::from_slice(&std::fs::read(store.join("forward.checkpoint")).unwrap()).unwrap();
+    assert_eq!(checkpoint["next_offset"], 50);
     assert_eq!(
         server.json("/api/health")["forward"]["endpoint"],
         format!("http://127.0.0.1:{port}").as_str()

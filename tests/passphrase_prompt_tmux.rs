@@ -27,6 +27,31 @@ fn wait_lines(tmux: &Tmux, what: &str, count: usize) -> String {
     screen
 }
 
+/// Waits until the pane's terminal has echo off: the prompt is written before echo is turned
+/// off, so typing as soon as it shows could be echoed on a busy machine.
+fn wait_echo_off(tmux: &Tmux) {
+    let tty = String::from_utf8(
+        tmux.run(&["display", "-p", "-t", "t", "#{pane_tty}"])
+            .stdout,
+    )
+    .unwrap();
+    let tty = tty.trim().to_owned();
+    tmux.wait_for("echo off", || {
+        let out = Command::new("stty").args(["-F", &tty, "-a"]).output();
+        out.is_ok_and(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .any(|flag| flag == "-echo")
+        })
+    });
+}
+
+/// Types `text` (and Enter) at a passphrase prompt, once echo is off.
+fn type_secret(tmux: &Tmux, text: &str) {
+    wait_echo_off(tmux);
+    tmux.send("t", text);
+}
+
 fn quote(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }
@@ -101,9 +126,9 @@ fn passphrase_is_asked_twice_without_echo_and_imports_back() {
         ),
     );
     wait_lines(&tmux, "ctrace: passphrase:", 1);
-    tmux.send("t", SECRET);
+    type_secret(&tmux, SECRET);
     wait_lines(&tmux, "ctrace: passphrase (again):", 1);
-    tmux.send("t", "something else");
+    type_secret(&tmux, "something else");
     let screen = wait_lines(&tmux, "EXIT=", 1);
     assert!(screen.contains("the two passphrases differ"), "{screen}");
     assert!(!screen.contains("EXIT=0"), "{screen}");
@@ -120,9 +145,9 @@ fn passphrase_is_asked_twice_without_echo_and_imports_back() {
         ),
     );
     wait_lines(&tmux, "ctrace: passphrase:", 2);
-    tmux.send("t", SECRET);
+    type_secret(&tmux, SECRET);
     wait_lines(&tmux, "ctrace: passphrase (again):", 2);
-    tmux.send("t", SECRET);
+    type_secret(&tmux, SECRET);
     let screen = wait_lines(&tmux, "EXIT=0", 1);
     assert!(
         !screen.contains(SECRET),
@@ -142,7 +167,7 @@ fn passphrase_is_asked_twice_without_echo_and_imports_back() {
         ),
     );
     wait_lines(&tmux, "ctrace: passphrase:", 3);
-    tmux.send("t", SECRET);
+    type_secret(&tmux, SECRET);
     let screen = wait_lines(&tmux, "EXIT=", 3);
     assert_eq!(
         screen.lines().filter(|l| l.contains("EXIT=0")).count(),

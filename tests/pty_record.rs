@@ -152,8 +152,15 @@ fn sigkill_of_the_recorder_leaves_a_consistent_store_and_an_unfinished_session()
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let mut recorder = start_recorder(&store, "echo ready; sleep 30");
-    // Well past the 100 ms flush bound.
-    std::thread::sleep(Duration::from_millis(400));
+    // Killed once `ready` is in the inbox (flushed within 100 ms, unless the machine is busy).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !pty_records(&store)
+        .iter()
+        .any(|(kind, _, body)| kind == "output" && body.to_string().contains("ready"))
+    {
+        assert!(Instant::now() < deadline, "`ready` never recorded");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let [(session, status)] = sessions(&store).try_into().unwrap();
     assert_eq!(status, "recording");
     recorder.kill().unwrap();

@@ -103,7 +103,7 @@ fn from_writes_what_came_before_at_once_then_plays() {
     // Timed: everything before 90 s is written at once, `three` (95 s) is the start point.
     let started = Instant::now();
     let late = ctrace(&store, &["replay", "--from", "90", &session]);
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(started.elapsed() < Duration::from_secs(60));
     assert_eq!(stdout(&late), "one\r\ntwo\r\nthree\r\n");
     assert_eq!(
         stderr(&late),
@@ -123,7 +123,7 @@ fn from_writes_what_came_before_at_once_then_plays() {
             &session,
         ],
     );
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(started.elapsed() < Duration::from_secs(60));
     assert_eq!(stdout(&chapter), "one\r\ntwo\r\nthree\r\n");
     assert_eq!(stderr(&chapter), "ctrace: marker at 1.000s: chapter 2\n");
     // `--from` with `--to`.
@@ -148,7 +148,7 @@ fn at_starts_at_a_log_offset() {
     // Played with timing from `three`: nothing waits (a full replay would take 95 s).
     let started = Instant::now();
     let at = ctrace(&store, &["replay", "--at", &offset, &session]);
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(started.elapsed() < Duration::from_secs(60));
     assert_eq!(stdout(&at), "one\r\ntwo\r\nthree\r\n");
 }
 

@@ -52,7 +52,16 @@ fn replay_in_a_second_window_shows_the_same_screen() {
     // Resize first, then clear: the rest is drawn at the final size in both windows.
     tmux.run(&["resize-window", "-t", "rec", "-x", "100", "-y", "30"]);
     tmux.send("rec", "stty size");
-    tmux.wait_for("the new size", || tmux.capture("rec").contains("30 100"));
+    // The recorder resizes its PTY when its SIGWINCH is handled, which may come after this
+    // `stty` ran on a busy machine: asked again every 2 s.
+    let mut polls = 0;
+    tmux.wait_for("the new size", || {
+        polls += 1;
+        if polls % 20 == 0 {
+            tmux.send("rec", "stty size");
+        }
+        tmux.capture("rec").contains("30 100")
+    });
     tmux.send("rec", "clear");
     tmux.send(
         "rec",

@@ -402,9 +402,10 @@ fn a_slow_request_head_is_cut_off() {
         "127.0.0.1:0",
         &["--no-watch", "--header-timeout", "1s"],
     );
+    // Before the connect: the service's timer may start as soon as it accepts.
+    let started = Instant::now();
     let mut slow = TcpStream::connect(server.addr).unwrap();
     slow.set_read_timeout(Some(DEADLINE)).unwrap();
-    let started = Instant::now();
     slow.write_all(b"GET /api/hea").unwrap();
     assert_eq!(server.get("/api/health").status, 200);
     let mut rest = Vec::new();

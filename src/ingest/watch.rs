@@ -141,12 +141,12 @@ impl Shared {
     /// watch, so a file written in between is noted either way) and wakes the compactor.
     fn watch(&self, dir: &Path) -> Result<(), TranscriptWatchError> {
         self.watch_recursive(dir)?;
-        let noted = self.note_below(dir);
-        tracing::info!(dir = %dir.display(), transcripts = noted, "watching transcripts");
         self.dirs
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(dir.to_owned());
+        let noted = self.note_below(dir);
+        tracing::info!(dir = %dir.display(), transcripts = noted, "watching transcripts");
         Ok(())
     }
 

@@ -165,8 +165,10 @@ impl Receiver {
 
     /// Every item received so far.
     pub fn items(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        // A line the receiver is still writing (no newline yet) is left for the next look.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect()
