@@ -45,8 +45,11 @@ pub const ROLL_BYTES: u64 = 8 << 20;
 pub const CHUNK_BYTES: usize = 64 << 10;
 /// Chunks that may wait for the writer thread.
 pub const CHANNEL_CHUNKS: usize = 64;
-/// After the child exited, output still arriving is drained until the PTY is quiet this long.
-const DRAIN_QUIET: Duration = Duration::from_millis(300);
+/// After the child exited, output still arriving is drained until the PTY is quiet this long
+/// (1 s). Only a PTY a background process keeps open waits for it (otherwise the end of file
+/// comes at once); it is long enough that an output thread kept off the CPU on a busy machine
+/// is not taken for a quiet PTY (its last chunk would follow the `exit` record).
+const DRAIN_QUIET: Duration = Duration::from_secs(1);
 
 mod recorder;
 mod terminal;
