@@ -362,6 +362,20 @@ mod tests {
     use super::*;
     use crate::compactor::service::Wake;
 
+    /// Takes what `changed` notes into `seen` until every path of `expected` is in it (60 s).
+    fn wait_noted(changed: &ChangedFiles, seen: &mut BTreeSet<PathBuf>, expected: &[PathBuf]) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            seen.extend(changed.take());
+            let missed: Vec<_> = expected.iter().filter(|p| !seen.contains(*p)).collect();
+            if missed.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never noted: {missed:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Issue 16, transcript watcher item: a write to a `*.jsonl` below a watched directory
     /// (also in a directory made after the watch started) is noted and wakes the trigger;
     /// other files are not noted.
@@ -419,7 +433,7 @@ mod tests {
                 })
             })
             .collect();
-        let mut expected = BTreeSet::new();
+        let mut expected = Vec::new();
         for i in 0..200 {
             let project = projects.join(format!("-p{i}/sub"));
             std::fs::create_dir_all(&project).unwrap();
@@ -430,21 +444,14 @@ mod tests {
                 }
                 let transcript = project.join(format!("s{j}.jsonl"));
                 std::fs::write(&transcript, b"{}\n").unwrap();
-                expected.insert(transcript);
+                expected.push(transcript);
             }
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for thread in busy {
             thread.join().unwrap();
         }
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut seen = BTreeSet::new();
-        while !expected.is_subset(&seen) {
-            let missed: Vec<_> = expected.difference(&seen).collect();
-            assert!(Instant::now() < deadline, "never noted: {missed:?}");
-            std::thread::sleep(Duration::from_millis(20));
-            seen.extend(changed.take());
-        }
+        wait_noted(&changed, &mut BTreeSet::new(), &expected);
     }
 
     /// Issue 16, transcript watcher item: transcripts written before the watch started are
@@ -468,21 +475,17 @@ mod tests {
         std::fs::create_dir_all(late.join("-q")).unwrap();
         let first = late.join("-q/first.jsonl");
         std::fs::write(&first, b"{}\n").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
         let mut seen = BTreeSet::new();
-        while !seen.contains(&first) {
-            assert!(Instant::now() < deadline, "never noted: {seen:?}");
-            std::thread::sleep(Duration::from_millis(50));
-            seen.extend(changed.take());
+        wait_noted(&changed, &mut seen, std::slice::from_ref(&first));
+        // Listed right after its watch starts (a write just then may be noted a moment before).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while watcher.dirs() != [early.clone(), late.clone()] {
+            assert!(Instant::now() < deadline, "{:?}", watcher.dirs());
+            std::thread::sleep(Duration::from_millis(20));
         }
-        assert_eq!(watcher.dirs(), vec![early, late.clone()]);
         // And it is watched from then on.
         let second = late.join("-q/second.jsonl");
         std::fs::write(&second, b"{}\n").unwrap();
-        while !seen.contains(&second) {
-            assert!(Instant::now() < deadline, "never noted: {seen:?}");
-            std::thread::sleep(Duration::from_millis(50));
-            seen.extend(changed.take());
-        }
+        wait_noted(&changed, &mut seen, &[second]);
     }
 }
