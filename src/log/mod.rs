@@ -404,7 +404,9 @@ impl<'a> StoreLock<'a> {
         &self.recovered
     }
 
-    /// Deletes temp files, consumed inbox files, and segment files the MANIFEST does not name
+    /// Deletes temp files (in the store root only those of lock holders, the MANIFEST's and
+    /// the pin list's, and the others once [`STALE_TEMP_AFTER`] old: the forwarder writes its
+    /// checkpoint without the lock), consumed inbox files, and segment files the MANIFEST does not name
     /// *only* when they are provably not needed ([`recover::unlisted_segment`]): never
     /// committed, superseded by listed segments, or retired by the last commit. An unlisted
     /// segment holding committed offsets that no listed segment covers is kept and reported
@@ -422,6 +424,10 @@ impl<'a> StoreLock<'a> {
             for name in list_dir(dir)? {
                 let path = dir.join(&name);
                 if name.ends_with(".tmp") {
+                    if dir == &paths.root && !lock_holders_temp(&name) && !stale_temp(&path) {
+                        // Another writer's (the forwarder's checkpoint), maybe being written.
+                        continue;
+                    }
                     remove_file(&path)?;
                     report.temp_files_removed += 1;
                 } else if dir == &paths.segments
@@ -525,4 +531,25 @@ fn remove_file(path: &Path) -> Result<(), LogError> {
             path: path.to_path_buf(),
             source,
         })
+}
+
+/// A temp file in the store root of another writer than the lock holder (e.g. the
+/// forwarder's `forward.checkpoint.*.tmp`) is removed by recovery only once it is this old
+/// (1 hour): younger, it may be being written.
+pub const STALE_TEMP_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Whether `name` (a `*.tmp` file in the store root) is written only under the store lock:
+/// the MANIFEST's and the pin list's temp files, left over only by a holder that died.
+fn lock_holders_temp(name: &str) -> bool {
+    name.starts_with("MANIFEST.") || name.starts_with("PINS.")
+}
+
+/// Whether the file at `path` was last modified [`STALE_TEMP_AFTER`] ago or more (an
+/// unreadable time counts as stale: such a file is removed as before).
+fn stale_temp(path: &Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .and_then(|meta| meta.modified())
+        .ok()
+        .and_then(|modified| modified.elapsed().ok())
+        .is_none_or(|age| age >= STALE_TEMP_AFTER)
 }
