@@ -331,7 +331,14 @@ impl SizeLimited {
         );
         std::thread::spawn(move || {
             for stream in listener.incoming() {
-                let Ok(stream) = stream else { return };
+                // An aborted connection is no reason to stop listening.
+                let stream = match stream {
+                    Ok(stream) => stream,
+                    Err(error) => {
+                        eprintln!("collector: accept failed: {error}");
+                        continue;
+                    }
+                };
                 let (o, r, d) = (Arc::clone(&o), Arc::clone(&r), Arc::clone(&d));
                 std::thread::spawn(move || Self::serve(stream, limit, &o, &r, &d));
             }
@@ -461,9 +468,18 @@ fn forwarding_halves_batches_a_collector_refuses_as_too_large() {
         ),
     );
     let server = Server::start(&sandbox, &store, &[]);
-    server.wait_for("/api/health", |health| {
-        health["forward"]["next_offset"] == 26
-    });
+    server.wait_for_or(
+        "/api/health",
+        |health| health["forward"]["next_offset"] == 26,
+        || {
+            format!(
+                "collector took {:?}, refused {} requests\nruntime log:\n{}",
+                collector.offsets(),
+                collector.refused.load(std::sync::atomic::Ordering::SeqCst),
+                sandbox.runtime_log()
+            )
+        },
+    );
     let mut offsets = collector.offsets();
     offsets.sort_unstable();
     let expected: Vec<u64> = (0..26).filter(|o| *o != big).collect();

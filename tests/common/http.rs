@@ -152,18 +152,32 @@ impl Server {
     }
 
     /// Polls `check` on `GET path` until it returns true; fails after the deadline with the
-    /// last body.
-    pub fn wait_for(&self, path: &str, mut check: impl FnMut(&serde_json::Value) -> bool) {
+    /// last body and what the service printed.
+    pub fn wait_for(&self, path: &str, check: impl FnMut(&serde_json::Value) -> bool) {
+        self.wait_for_or(path, check, String::new);
+    }
+
+    /// As [`Server::wait_for`], and the failure also shows `context()` (e.g. the runtime log).
+    pub fn wait_for_or(
+        &self,
+        path: &str,
+        mut check: impl FnMut(&serde_json::Value) -> bool,
+        context: impl FnOnce() -> String,
+    ) {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let value = self.json(path);
             if check(&value) {
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "GET {path} never matched: {value}"
-            );
+            if Instant::now() >= deadline {
+                let printed: Vec<String> = self.stderr.try_iter().collect();
+                panic!(
+                    "GET {path} never matched: {value}\nthe service printed:\n{}\n{}",
+                    printed.join("\n"),
+                    context()
+                );
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
