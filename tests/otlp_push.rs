@@ -378,7 +378,10 @@ impl SizeLimited {
             let (mut length, mut gzip) = (0, false);
             loop {
                 line.clear();
-                reader.read_line(&mut line).unwrap();
+                // The client gave up mid-request (its timeout): this connection is done.
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
                 let lower = line.to_ascii_lowercase();
                 if let Some(v) = lower.strip_prefix("content-length:") {
                     length = v.trim().parse().unwrap();
@@ -389,7 +392,9 @@ impl SizeLimited {
                 }
             }
             let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
             if gzip {
                 let mut plain = Vec::new();
                 flate2::read::GzDecoder::new(&body[..])
@@ -430,7 +435,9 @@ impl SizeLimited {
                 }
                 "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 0\r\n\r\n"
             };
-            writer.write_all(answer.as_bytes()).unwrap();
+            if writer.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
         }
     }
 
